@@ -1,0 +1,23 @@
+package pluginhost
+
+// State is where a plugin process is in its life.
+type State string
+
+// The states a plugin goes through.
+const (
+	StateStarting   State = "starting"
+	StateUp         State = "up"
+	StateRestarting State = "restarting"
+	StateStopped    State = "stopped"
+)
+
+// Status is what GET /v1/plugins and /readyz report about one plugin.
+type Status struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"` // "backend" or "sink"
+	State    State  `json:"state"`
+	PID      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+	// LastError is why the plugin last failed, empty when it has not.
+	LastError string `json:"last_error,omitempty"`
+}

@@ -1,0 +1,55 @@
+package sdk
+
+import "context"
+
+// Backend is a message broker behind mqgate. Implementations must be safe
+// for concurrent use. Every method takes batches; callers never send one
+// record per call.
+type Backend interface {
+	// Configure applies the plugin's config, a JSON object taken from the
+	// cluster's `config:` in plugins.yaml. Unknown keys must be refused with
+	// a *ConfigError naming them. It is called once, before anything else,
+	// and again after every restart of the plugin process.
+	Configure(ctx context.Context, config []byte) error
+	// EnsureTopics creates the topics that do not exist. It is idempotent:
+	// existing topics are left as they are and are not an error.
+	EnsureTopics(ctx context.Context, topics []TopicSpec) error
+	// Produce writes a batch. It returns one result per record, in order;
+	// the error is for failures of the whole call.
+	Produce(ctx context.Context, records []Record) ([]ProduceResult, error)
+	// Consume joins sub.Group and starts consuming. The Consumer lives until
+	// Close or until ctx ends.
+	Consume(ctx context.Context, sub Subscription) (Consumer, error)
+	// Commit stores a group's offsets without a consumer session. It never
+	// moves a committed offset unless asked to.
+	Commit(ctx context.Context, group string, offsets []Offset) error
+	// Fetch reads records at explicit positions, outside any group.
+	Fetch(ctx context.Context, req FetchRequest) ([]FetchResult, error)
+	// ListOffsets gives, for every qid of the topics, the retained range and
+	// (when group is not empty) the group's committed offset.
+	ListOffsets(ctx context.Context, topics []string, group string) ([]QidOffsets, error)
+	// Close releases everything the backend holds.
+	Close() error
+}
+
+// Consumer is one member of a consumer group, fed by Backend.Consume.
+type Consumer interface {
+	// Poll waits until records or an assignment change are ready, or ctx
+	// ends. It returns at most maxRecords records.
+	Poll(ctx context.Context, maxRecords int) (ConsumeEvent, error)
+	// Commit stores offsets for the subscription's group.
+	Commit(ctx context.Context, offsets []Offset) error
+	// Close leaves the group.
+	Close() error
+}
+
+// Sink is a destination for consumed records (Redis, HBase, HDFS, ...).
+type Sink interface {
+	// Configure applies the sink's config, as Backend.Configure does.
+	Configure(ctx context.Context, config []byte) error
+	// Write stores a batch and returns one error per record (nil for
+	// success), in order; the error is for failures of the whole call.
+	Write(ctx context.Context, records []Record) ([]error, error)
+	// Close releases everything the sink holds.
+	Close() error
+}

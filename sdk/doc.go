@@ -1,0 +1,13 @@
+// Package sdk is everything a mqgate plugin author imports: the record and
+// offset types, the Backend and Sink interfaces, the error codes clients see,
+// and ServeBackend/ServeSink, which turn an implementation into a plugin
+// process the gateway can start.
+//
+// A backend plugin's main is a few lines:
+//
+//	func main() { sdk.ServeBackend(mybackend.New()) }
+//
+// sdk depends only on go-plugin, gRPC, protobuf and hclog; it never imports
+// the gateway's core, its frontends or a bundled plugin, so a third-party
+// plugin stays small.
+package sdk
