@@ -13,7 +13,10 @@ const (
 
 // Status is what GET /v1/plugins and /readyz report about one plugin.
 type Status struct {
-	Name     string `json:"name"`
+	// Name is the instance: the cluster or sink the process serves.
+	Name string `json:"name"`
+	// Plugin is the plugin's key under plugins: in plugins.yaml.
+	Plugin   string `json:"plugin"`
 	Kind     string `json:"kind"` // "backend" or "sink"
 	State    State  `json:"state"`
 	PID      int    `json:"pid"`

@@ -1,0 +1,249 @@
+package pluginhost
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// call runs fn against the live process. The call ends when its own
+// context does, when CallTimeout passes (for contexts without a deadline),
+// or when the process is declared dead, whichever comes first; in the last
+// case the error is code 17, so the caller may retry.
+func (i *instance) call(ctx context.Context, method string, fn func(context.Context, *generation) error) error {
+	start := time.Now()
+	gen, err := i.current()
+	if err == nil {
+		cctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(gen.ctx, cancel)
+		if _, ok := cctx.Deadline(); !ok {
+			var cancelT context.CancelFunc
+			cctx, cancelT = context.WithTimeout(cctx, i.host.opts.CallTimeout)
+			defer cancelT()
+		}
+		err = fn(cctx, gen)
+		stop()
+		cancel()
+		if err != nil && gen.ctx.Err() != nil && ctx.Err() == nil {
+			err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "plugin " + i.spec.Plugin + " for " + i.spec.Name + " died during the call"}
+		}
+	}
+	i.host.metrics.calls.WithLabelValues(i.spec.Name, method, strconv.Itoa(int(sdk.CodeOf(err)))).Inc()
+	i.host.metrics.latency.WithLabelValues(i.spec.Name, method).Observe(time.Since(start).Seconds())
+	return err
+}
+
+// backendHandle is the Backend the rest of the gateway holds: it always
+// talks to the instance's live process.
+type backendHandle struct{ inst *instance }
+
+var _ sdk.Backend = (*backendHandle)(nil)
+
+func backendOf(g *generation) sdk.Backend { return g.impl.(sdk.Backend) }
+
+func (b *backendHandle) Configure(ctx context.Context, config []byte) error {
+	return b.inst.call(ctx, "Configure", func(ctx context.Context, g *generation) error {
+		return backendOf(g).Configure(ctx, config)
+	})
+}
+
+func (b *backendHandle) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) error {
+	return b.inst.call(ctx, "EnsureTopics", func(ctx context.Context, g *generation) error {
+		return backendOf(g).EnsureTopics(ctx, topics)
+	})
+}
+
+func (b *backendHandle) Produce(ctx context.Context, records []sdk.Record) (res []sdk.ProduceResult, err error) {
+	err = b.inst.call(ctx, "Produce", func(ctx context.Context, g *generation) error {
+		res, err = backendOf(g).Produce(ctx, records)
+		return err
+	})
+	return res, err
+}
+
+func (b *backendHandle) Commit(ctx context.Context, group string, offsets []sdk.Offset) error {
+	return b.inst.call(ctx, "Commit", func(ctx context.Context, g *generation) error {
+		return backendOf(g).Commit(ctx, group, offsets)
+	})
+}
+
+func (b *backendHandle) Fetch(ctx context.Context, req sdk.FetchRequest) (res []sdk.FetchResult, err error) {
+	err = b.inst.call(ctx, "Fetch", func(ctx context.Context, g *generation) error {
+		res, err = backendOf(g).Fetch(ctx, req)
+		return err
+	})
+	return res, err
+}
+
+func (b *backendHandle) ListOffsets(ctx context.Context, topics []string, group string) (res []sdk.QidOffsets, err error) {
+	err = b.inst.call(ctx, "ListOffsets", func(ctx context.Context, g *generation) error {
+		res, err = backendOf(g).ListOffsets(ctx, topics, group)
+		return err
+	})
+	return res, err
+}
+
+// Close does nothing: the host owns the process and stops it in Host.Close.
+func (b *backendHandle) Close() error { return nil }
+
+// Consume returns a Consumer that outlives plugin restarts: when its stream
+// breaks it reports every qid it held as revoked (their uncommitted progress
+// is gone with the old process) and re-opens on the next live process.
+func (b *backendHandle) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consumer, error) {
+	c := &consumer{inst: b.inst, sub: sub, assigned: map[[2]string]sdk.Offset{}}
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	if err := c.open(ctx); err != nil {
+		c.cancel()
+		return nil, err
+	}
+	return c, nil
+}
+
+type consumer struct {
+	inst   *instance
+	sub    sdk.Subscription
+	ctx    context.Context // the subscription's life
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	inner   sdk.Consumer // nil between a broken stream and its re-open
+	release func()       // ends inner's context
+
+	assigned map[[2]string]sdk.Offset // owned by the polling goroutine
+}
+
+// open starts a stream on the live process; with a ctx that allows it, it
+// waits for the plugin to come back up.
+func (c *consumer) open(ctx context.Context) error {
+	gen, err := c.inst.waitUp(ctx)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(c.ctx)
+	stop := context.AfterFunc(gen.ctx, cancel)
+	inner, err := backendOf(gen).Consume(sctx, c.sub)
+	if err != nil {
+		stop()
+		cancel()
+		return err
+	}
+	c.mu.Lock()
+	c.inner = inner
+	c.release = func() { stop(); cancel() }
+	c.mu.Unlock()
+	return nil
+}
+
+// drop forgets the current stream and closes it.
+func (c *consumer) drop() error {
+	c.mu.Lock()
+	inner, release := c.inner, c.release
+	c.inner, c.release = nil, nil
+	c.mu.Unlock()
+	if inner == nil {
+		return nil
+	}
+	err := inner.Close()
+	release()
+	return err
+}
+
+func (c *consumer) current() sdk.Consumer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inner
+}
+
+func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		inner := c.current()
+		if inner == nil {
+			if err := c.open(ctx); err != nil {
+				if ctx.Err() != nil || sdk.CodeOf(err) != sdk.CodeUnavailable {
+					return sdk.ConsumeEvent{}, err
+				}
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return sdk.ConsumeEvent{}, ctx.Err()
+				}
+				backoff = min(2*backoff, time.Second)
+			}
+			continue
+		}
+		ev, err := inner.Poll(ctx, maxRecords)
+		if err == nil {
+			c.track(ev)
+			return ev, nil
+		}
+		if ctx.Err() != nil || c.ctx.Err() != nil || sdk.CodeOf(err) != sdk.CodeUnavailable {
+			return ev, err
+		}
+		c.inst.log.Warn("consume stream broke, re-opening", "group", c.sub.Group, "error", err)
+		_ = c.drop() // the stream is already broken; closing it only frees it
+		if lost := c.revokeAll(); len(lost.Revoked) > 0 {
+			return lost, nil
+		}
+	}
+}
+
+func (c *consumer) track(ev sdk.ConsumeEvent) {
+	for _, o := range ev.Assigned {
+		c.assigned[[2]string{o.Topic, o.Qid}] = o
+	}
+	for _, o := range ev.Revoked {
+		delete(c.assigned, [2]string{o.Topic, o.Qid})
+	}
+}
+
+func (c *consumer) revokeAll() sdk.ConsumeEvent {
+	var ev sdk.ConsumeEvent
+	for k, o := range c.assigned {
+		ev.Revoked = append(ev.Revoked, o)
+		delete(c.assigned, k)
+	}
+	return ev
+}
+
+func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
+	inner := c.current()
+	if inner == nil {
+		return &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after a plugin restart"}
+	}
+	return c.inst.call(ctx, "Consume.Commit", func(ctx context.Context, _ *generation) error {
+		return inner.Commit(ctx, offsets)
+	})
+}
+
+func (c *consumer) Close() error {
+	err := c.drop()
+	c.cancel()
+	return err
+}
+
+// sinkHandle is the Sink the gateway holds, as backendHandle is for
+// backends.
+type sinkHandle struct{ inst *instance }
+
+var _ sdk.Sink = (*sinkHandle)(nil)
+
+func (s *sinkHandle) Configure(ctx context.Context, config []byte) error {
+	return s.inst.call(ctx, "Configure", func(ctx context.Context, g *generation) error {
+		return g.impl.(sdk.Sink).Configure(ctx, config)
+	})
+}
+
+func (s *sinkHandle) Write(ctx context.Context, records []sdk.Record) (res []error, err error) {
+	err = s.inst.call(ctx, "Write", func(ctx context.Context, g *generation) error {
+		res, err = g.impl.(sdk.Sink).Write(ctx, records)
+		return err
+	})
+	return res, err
+}
+
+// Close does nothing: the host owns the process.
+func (s *sinkHandle) Close() error { return nil }

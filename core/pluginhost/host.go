@@ -1,0 +1,481 @@
+// Package pluginhost starts plugin processes, keeps them healthy and hands
+// the rest of the gateway an sdk.Backend or sdk.Sink that survives their
+// restarts.
+//
+// go-plugin never restarts a plugin that died, so the host does: it watches
+// each process (exit, and a gRPC health check with a deadline), and when one
+// dies or stops answering it kills it, starts a new one with backoff and
+// configures it again. Calls in flight on the dead process fail at once with
+// code 17 (retriable); calls made while it restarts fail the same way rather
+// than wait. Consume streams re-open on the new process by themselves.
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Spec says how to start one plugin instance. Each cluster (and each sink)
+// gets its own process, configured with its own Config.
+type Spec struct {
+	// Name is the instance's name: the cluster or sink it serves.
+	Name string
+	// Plugin is the plugin's key under plugins: in plugins.yaml.
+	Plugin string
+	// Kind is sdk.KindBackend or sdk.KindSink.
+	Kind string
+	// Builtin names a bundled plugin: the host runs `SelfPath plugin Builtin`.
+	Builtin string
+	// Path is a third-party plugin binary, used when Builtin is empty.
+	Path string
+	// SHA256 is the expected hex digest of Path's binary, checked at every
+	// start when set.
+	SHA256 string
+	// Config is the JSON object passed to Configure.
+	Config []byte
+}
+
+// Options tune the host. Zero values take the defaults.
+type Options struct {
+	// SelfPath is the mqgate binary bundled plugins run from; default
+	// os.Executable().
+	SelfPath string
+	// HealthInterval is how often a live plugin is health-checked (default
+	// 1s); HealthTimeout how long one check may take (default 2s). Two
+	// failed checks in a row restart the plugin.
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	// RestartBackoffMax caps the wait between restart attempts (default 2s).
+	RestartBackoffMax time.Duration
+	// CallTimeout bounds calls whose context has no deadline (default 10s).
+	CallTimeout time.Duration
+	// StartTimeout bounds one start: exec, handshake and Configure
+	// (default 30s).
+	StartTimeout time.Duration
+	Logger       *slog.Logger
+	// Registerer receives the host's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+}
+
+func (o *Options) setDefaults() error {
+	if o.SelfPath == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the mqgate binary: %w", err)
+		}
+		o.SelfPath = p
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.HealthInterval, time.Second)
+	def(&o.HealthTimeout, 2*time.Second)
+	def(&o.RestartBackoffMax, 2*time.Second)
+	def(&o.CallTimeout, 10*time.Second)
+	def(&o.StartTimeout, 30*time.Second)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Host owns every plugin process of a gateway.
+type Host struct {
+	opts    Options
+	metrics *metrics
+
+	mu        sync.Mutex
+	instances []*instance
+	closed    bool
+}
+
+// New returns a host with no plugins running.
+func New(opts Options) (*Host, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Host{opts: opts, metrics: newMetrics(opts.Registerer)}, nil
+}
+
+// StartBackend starts a backend plugin and configures it. It returns once
+// the first process is up, or the error that kept it from starting (a
+// *sdk.ConfigError when the plugin refused its config). The Backend it
+// returns stays valid across restarts until Close.
+func (h *Host) StartBackend(ctx context.Context, spec Spec) (sdk.Backend, error) {
+	spec.Kind = sdk.KindBackend
+	inst, err := h.start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &backendHandle{inst: inst}, nil
+}
+
+// StartSink starts a sink plugin, as StartBackend does a backend.
+func (h *Host) StartSink(ctx context.Context, spec Spec) (sdk.Sink, error) {
+	spec.Kind = sdk.KindSink
+	inst, err := h.start(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &sinkHandle{inst: inst}, nil
+}
+
+func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, errors.New("plugin host is closed")
+	}
+	h.mu.Unlock()
+	inst := newInstance(h, spec)
+	gen, err := inst.launch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inst.setUp(gen)
+	h.mu.Lock()
+	h.instances = append(h.instances, inst)
+	h.mu.Unlock()
+	go inst.supervise()
+	return inst, nil
+}
+
+// Statuses reports every plugin instance, in start order.
+func (h *Host) Statuses() []Status {
+	h.mu.Lock()
+	insts := append([]*instance(nil), h.instances...)
+	h.mu.Unlock()
+	out := make([]Status, len(insts))
+	for i, inst := range insts {
+		out[i] = inst.status()
+	}
+	return out
+}
+
+// Close stops every plugin: each is asked to shut down cleanly (closing its
+// broker clients and saving its state) and killed if it does not.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	insts := h.instances
+	h.instances = nil
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, inst := range insts {
+		wg.Go(inst.stop)
+	}
+	wg.Wait()
+	return nil
+}
+
+// generation is one running process of an instance. Its context ends when
+// the process is declared dead, which fails every call still using it.
+type generation struct {
+	client *plugin.Client
+	conn   *grpc.ClientConn
+	impl   any // sdk.Backend or sdk.Sink
+	pid    int
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+type instance struct {
+	host *Host
+	spec Spec
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	state    State
+	gen      *generation   // nil unless up
+	upCh     chan struct{} // closed while up; replaced when the plugin goes down
+	restarts int
+	lastErr  string
+
+	// life ends when the host stops the instance.
+	life context.Context
+	kill context.CancelFunc
+	done chan struct{} // closed when supervise returns
+}
+
+func newInstance(h *Host, spec Spec) *instance {
+	life, kill := context.WithCancel(context.Background())
+	return &instance{
+		life:  life,
+		kill:  kill,
+		host:  h,
+		spec:  spec,
+		log:   h.opts.Logger.With("plugin", spec.Plugin, "instance", spec.Name),
+		state: StateStarting,
+		upCh:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+}
+
+func (i *instance) command() (*exec.Cmd, *plugin.SecureConfig, error) {
+	var cmd *exec.Cmd
+	if i.spec.Builtin != "" {
+		cmd = exec.Command(i.host.opts.SelfPath, "plugin", i.spec.Builtin)
+	} else {
+		cmd = exec.Command(i.spec.Path)
+	}
+	// A gateway killed without a chance to stop its plugins must not leave
+	// them holding ports: the kernel tells each child when its parent dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if i.spec.SHA256 == "" || i.spec.Builtin != "" {
+		return cmd, nil, nil
+	}
+	sum, err := hex.DecodeString(i.spec.SHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return nil, nil, fmt.Errorf("plugin %s: sha256 must be %d hex digits", i.spec.Plugin, 2*sha256.Size)
+	}
+	return cmd, &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}, nil
+}
+
+// launch starts one process, dispenses the plugin and configures it.
+func (i *instance) launch(ctx context.Context) (*generation, error) {
+	cmd, secure, err := i.command()
+	if err != nil {
+		return nil, err
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.PluginSets(),
+		Cmd:              cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		Logger:           newHCLogAdapter(i.log),
+		GRPCDialOptions:  sdk.DialOptions(),
+		StartTimeout:     i.host.opts.StartTimeout,
+	})
+	gen, err := i.connect(ctx, client)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
+	return gen, nil
+}
+
+func (i *instance) connect(ctx context.Context, client *plugin.Client) (*generation, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, fmt.Errorf("starting plugin %s: %w", i.spec.Plugin, err)
+	}
+	raw, err := rpc.Dispense(i.spec.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s does not serve a %s: %w", i.spec.Plugin, i.spec.Kind, err)
+	}
+	grpcClient, ok := rpc.(*plugin.GRPCClient)
+	if !ok {
+		return nil, fmt.Errorf("plugin %s does not speak gRPC", i.spec.Plugin)
+	}
+	cctx, cancel := context.WithTimeout(ctx, i.host.opts.StartTimeout)
+	defer cancel()
+	var configure func(context.Context, []byte) error
+	switch impl := raw.(type) {
+	case sdk.Backend:
+		configure = impl.Configure
+	case sdk.Sink:
+		configure = impl.Configure
+	default:
+		return nil, fmt.Errorf("plugin %s dispensed an unexpected %T", i.spec.Plugin, raw)
+	}
+	if err := configure(cctx, i.spec.Config); err != nil {
+		return nil, fmt.Errorf("configuring plugin %s for %s: %w", i.spec.Plugin, i.spec.Name, err)
+	}
+	gctx, gcancel := context.WithCancel(context.Background())
+	gen := &generation{client: client, conn: grpcClient.Conn, impl: raw, ctx: gctx, cancel: gcancel}
+	if rc := client.ReattachConfig(); rc != nil {
+		gen.pid = rc.Pid
+	}
+	return gen, nil
+}
+
+func (i *instance) setUp(gen *generation) {
+	i.mu.Lock()
+	i.gen = gen
+	i.state = StateUp
+	close(i.upCh)
+	i.mu.Unlock()
+	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(1)
+	i.log.Info("plugin up", "pid", gen.pid)
+}
+
+// setDown declares gen dead: calls on it fail from now on.
+func (i *instance) setDown(gen *generation, why string) {
+	i.mu.Lock()
+	if i.gen == gen {
+		i.gen = nil
+		i.state = StateRestarting
+		i.lastErr = why
+		i.upCh = make(chan struct{})
+	}
+	i.mu.Unlock()
+	gen.cancel()
+	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(0)
+}
+
+// current returns the live generation, or a retriable error while the
+// plugin is down.
+func (i *instance) current() (*generation, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.gen == nil {
+		return nil, i.unavailable()
+	}
+	return i.gen, nil
+}
+
+// unavailable must be called with i.mu held.
+func (i *instance) unavailable() error {
+	msg := fmt.Sprintf("plugin %s for %s is %s", i.spec.Plugin, i.spec.Name, i.state)
+	if i.lastErr != "" {
+		msg += ": " + i.lastErr
+	}
+	return &sdk.Error{Code: sdk.CodeUnavailable, Msg: msg}
+}
+
+// waitUp waits until the plugin is up or ctx ends.
+func (i *instance) waitUp(ctx context.Context) (*generation, error) {
+	for {
+		i.mu.Lock()
+		gen, up := i.gen, i.upCh
+		i.mu.Unlock()
+		if gen != nil {
+			return gen, nil
+		}
+		select {
+		case <-up:
+		case <-i.life.Done():
+			return nil, &sdk.Error{Code: sdk.CodeUnavailable, Msg: "plugin host is stopping"}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (i *instance) status() Status {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	st := Status{Name: i.spec.Name, Plugin: i.spec.Plugin, Kind: i.spec.Kind, State: i.state, Restarts: i.restarts, LastError: i.lastErr}
+	if i.gen != nil {
+		st.PID = i.gen.pid
+	}
+	return st
+}
+
+// exitPoll is how often the host looks for an exited process; checking is a
+// cheap flag read, so a killed plugin is noticed almost at once.
+const exitPoll = 100 * time.Millisecond
+
+// supervise watches the live process and replaces it when it dies.
+func (i *instance) supervise() {
+	defer close(i.done)
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	var lastPing time.Time
+	failures := 0
+	for {
+		select {
+		case <-i.life.Done():
+			return
+		case <-tick.C:
+		}
+		gen, err := i.current()
+		if err != nil {
+			continue
+		}
+		why := ""
+		if gen.client.Exited() {
+			why = "plugin process exited"
+		} else if time.Since(lastPing) >= i.host.opts.HealthInterval {
+			lastPing = time.Now()
+			if err := i.ping(gen); err != nil {
+				failures++
+				i.log.Warn("plugin health check failed", "error", err, "failures", failures)
+				if failures >= 2 {
+					why = "plugin stopped answering health checks: " + err.Error()
+				}
+			} else {
+				failures = 0
+			}
+		}
+		if why == "" {
+			continue
+		}
+		failures = 0
+		i.log.Error("plugin down, restarting", "reason", why, "pid", gen.pid)
+		i.setDown(gen, why)
+		gen.client.Kill()
+		if !i.restart() {
+			return
+		}
+	}
+}
+
+func (i *instance) ping(gen *generation) error {
+	ctx, cancel := context.WithTimeout(gen.ctx, i.host.opts.HealthTimeout)
+	defer cancel()
+	_, err := healthpb.NewHealthClient(gen.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: plugin.GRPCServiceName})
+	return err
+}
+
+// restart starts new processes with growing backoff until one comes up. It
+// returns false when the host is stopping.
+func (i *instance) restart() bool {
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-i.life.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, i.host.opts.RestartBackoffMax)
+		gen, err := i.launch(i.life)
+		if err != nil {
+			i.mu.Lock()
+			i.lastErr = err.Error()
+			i.mu.Unlock()
+			i.log.Error("restarting plugin failed", "error", err, "next_attempt_in", backoff)
+			continue
+		}
+		i.mu.Lock()
+		i.restarts++
+		i.mu.Unlock()
+		i.host.metrics.restarts.WithLabelValues(i.spec.Name).Inc()
+		i.setUp(gen)
+		return true
+	}
+}
+
+func (i *instance) stop() {
+	i.kill()
+	<-i.done
+	i.mu.Lock()
+	gen := i.gen
+	i.gen = nil
+	i.state = StateStopped
+	i.mu.Unlock()
+	if gen != nil {
+		gen.cancel()
+		gen.client.Kill()
+	}
+	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(0)
+}

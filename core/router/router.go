@@ -1,0 +1,65 @@
+// Package router maps topics to clusters and is the one entry point the
+// frontends call: they hand it decoded messages, it finds the backend and
+// runs the produce pipeline.
+package router
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Router routes topics to the backends of their clusters.
+type Router struct {
+	clusters       map[string]sdk.Backend
+	topics         map[string]string // topic -> cluster, explicit entries
+	defaultCluster string
+}
+
+// New returns a router over clusters (name -> backend). routes holds the
+// explicit topic -> cluster entries; every other topic goes to
+// defaultCluster.
+func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string) (*Router, error) {
+	if _, ok := clusters[defaultCluster]; !ok && defaultCluster != "" {
+		return nil, fmt.Errorf("default cluster %q has no backend", defaultCluster)
+	}
+	for topic, cluster := range routes {
+		if _, ok := clusters[cluster]; !ok {
+			return nil, fmt.Errorf("topic %q routes to cluster %q, which has no backend", topic, cluster)
+		}
+	}
+	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster}, nil
+}
+
+// Cluster returns the name and backend of the cluster that serves topic.
+func (r *Router) Cluster(topic string) (string, sdk.Backend, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return "", nil, err
+	}
+	name, ok := r.topics[topic]
+	if !ok {
+		name = r.defaultCluster
+	}
+	b, ok := r.clusters[name]
+	if !ok {
+		return "", nil, sdk.Errorf(sdk.CodeNotAllowed, "topic %q is not routed to any cluster and there is no default_cluster", topic)
+	}
+	return name, b, nil
+}
+
+// Produce sends msgs to topic and returns one result per message, in
+// order. The error is for failures of the whole request (an invalid topic,
+// the backend down); per-message failures are in the results.
+func (r *Router) Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
+	_, b, err := r.Cluster(topic)
+	if err != nil {
+		return nil, err
+	}
+	results, err := b.Produce(ctx, produce.Records(topic, msgs))
+	if err != nil {
+		return nil, fmt.Errorf("producing to %s: %w", topic, err)
+	}
+	return results, nil
+}

@@ -1,0 +1,173 @@
+package sdk
+
+import (
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
+
+func recordToPB(r *Record) *pb.Record {
+	p := &pb.Record{
+		Topic:     r.Topic,
+		Qid:       r.Qid,
+		Partition: r.Partition,
+		Hash:      r.Hash,
+		Offset:    r.Offset,
+		HasKey:    r.Key != nil,
+		Key:       r.Key,
+		Value:     r.Value,
+		Tags:      r.Tags,
+	}
+	if !r.Timestamp.IsZero() {
+		p.TimestampMs = r.Timestamp.UnixMilli()
+	}
+	if len(r.Headers) > 0 {
+		p.Headers = make([]*pb.Header, len(r.Headers))
+		for i, h := range r.Headers {
+			p.Headers[i] = &pb.Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return p
+}
+
+func recordFromPB(p *pb.Record) Record {
+	r := Record{
+		Topic:     p.Topic,
+		Qid:       p.Qid,
+		Partition: p.Partition,
+		Hash:      p.Hash,
+		Offset:    p.Offset,
+		Value:     p.Value,
+		Tags:      p.Tags,
+	}
+	if p.HasKey {
+		r.Key = p.Key
+		if r.Key == nil {
+			r.Key = []byte{}
+		}
+	}
+	if r.Value == nil {
+		r.Value = []byte{}
+	}
+	if p.TimestampMs != 0 {
+		r.Timestamp = time.UnixMilli(p.TimestampMs)
+	}
+	if len(p.Headers) > 0 {
+		r.Headers = make([]Header, len(p.Headers))
+		for i, h := range p.Headers {
+			r.Headers[i] = Header{Key: h.Key, Value: h.Value}
+		}
+	}
+	return r
+}
+
+func recordsToPB(rs []Record) []*pb.Record {
+	out := make([]*pb.Record, len(rs))
+	for i := range rs {
+		out[i] = recordToPB(&rs[i])
+	}
+	return out
+}
+
+func recordsFromPB(ps []*pb.Record) []Record {
+	out := make([]Record, len(ps))
+	for i, p := range ps {
+		out[i] = recordFromPB(p)
+	}
+	return out
+}
+
+func offsetsToPB(os []Offset) []*pb.Offset {
+	out := make([]*pb.Offset, len(os))
+	for i, o := range os {
+		out[i] = &pb.Offset{Topic: o.Topic, Qid: o.Qid, Offset: o.Offset}
+	}
+	return out
+}
+
+func offsetsFromPB(ps []*pb.Offset) []Offset {
+	out := make([]Offset, len(ps))
+	for i, p := range ps {
+		out[i] = Offset{Topic: p.Topic, Qid: p.Qid, Offset: p.Offset}
+	}
+	return out
+}
+
+// errorToPB carries err's code and message; nil stays nil.
+func errorToPB(err error) *pb.Error {
+	if err == nil {
+		return nil
+	}
+	var ce *ConfigError
+	if errors.As(err, &ce) {
+		return &pb.Error{Code: int32(CodeIllegal), Message: ce.Msg, ConfigKey: ce.Key}
+	}
+	return &pb.Error{Code: int32(CodeOf(err)), Message: err.Error()}
+}
+
+func errorFromPB(e *pb.Error) error {
+	if e == nil {
+		return nil
+	}
+	if e.ConfigKey != "" {
+		return &ConfigError{Key: e.ConfigKey, Msg: e.Message}
+	}
+	return &Error{Code: Code(e.Code), Msg: e.Message}
+}
+
+// statusError turns a call's error into a gRPC status that carries the
+// mqgate error as a detail, so the other side gets the same code back.
+func statusError(err error) error {
+	if err == nil {
+		return nil
+	}
+	grpcCode := codes.Unknown
+	switch CodeOf(err) {
+	case CodeTimeout:
+		grpcCode = codes.DeadlineExceeded
+	case CodeUnavailable:
+		grpcCode = codes.Unavailable
+	case CodeIllegal:
+		grpcCode = codes.InvalidArgument
+	}
+	st := status.New(grpcCode, err.Error())
+	if withDetail, derr := st.WithDetails(protoadapt.MessageV1Of(errorToPB(err))); derr == nil {
+		st = withDetail
+	}
+	return st.Err()
+}
+
+// fromStatus turns an error from a gRPC call into an mqgate error: the
+// detail the plugin attached, or a code derived from the gRPC status. A
+// plugin that is gone or restarting gives CodeUnavailable, which callers may
+// retry.
+func fromStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		if e, ok := d.(*pb.Error); ok {
+			return errorFromPB(e)
+		}
+	}
+	switch st.Code() {
+	case codes.DeadlineExceeded:
+		return &Error{Code: CodeTimeout, Msg: "plugin call timed out: " + st.Message()}
+	case codes.Unavailable, codes.Canceled, codes.Aborted:
+		return &Error{Code: CodeUnavailable, Msg: "backend unavailable: " + st.Message()}
+	case codes.ResourceExhausted:
+		return &Error{Code: CodeTooLarge, Msg: st.Message()}
+	case codes.InvalidArgument:
+		return &Error{Code: CodeIllegal, Msg: st.Message()}
+	}
+	return &Error{Code: CodeInternal, Msg: st.Message()}
+}

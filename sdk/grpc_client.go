@@ -1,0 +1,257 @@
+package sdk
+
+import (
+	"context"
+	"sync"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
+
+// NewBackendClient returns a Backend that calls a plugin over conn's client.
+// Errors come back as *Error with the plugin's codes; a plugin that is gone
+// gives CodeUnavailable.
+func NewBackendClient(c pb.BackendClient) Backend { return &backendClient{c: c} }
+
+type backendClient struct{ c pb.BackendClient }
+
+var _ Backend = (*backendClient)(nil)
+
+func (b *backendClient) Configure(ctx context.Context, config []byte) error {
+	_, err := b.c.Configure(ctx, &pb.ConfigureRequest{ConfigJson: config})
+	return fromStatus(err)
+}
+
+func (b *backendClient) EnsureTopics(ctx context.Context, topics []TopicSpec) error {
+	req := &pb.EnsureTopicsRequest{Topics: make([]*pb.TopicSpec, len(topics))}
+	for i, t := range topics {
+		req.Topics[i] = &pb.TopicSpec{Name: t.Name, Partitions: t.Partitions, Configs: t.Configs}
+	}
+	_, err := b.c.EnsureTopics(ctx, req)
+	return fromStatus(err)
+}
+
+func (b *backendClient) Produce(ctx context.Context, records []Record) ([]ProduceResult, error) {
+	resp, err := b.c.Produce(ctx, &pb.ProduceRequest{Records: recordsToPB(records)})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	if len(resp.Results) != len(records) {
+		return nil, Errorf(CodeInternal, "plugin returned %d results for %d records", len(resp.Results), len(records))
+	}
+	out := make([]ProduceResult, len(resp.Results))
+	for i, r := range resp.Results {
+		out[i] = ProduceResult{Qid: r.Qid, Partition: r.Partition, Offset: r.Offset, MessageID: r.MessageId, Err: errorFromPB(r.Error)}
+	}
+	return out, nil
+}
+
+func (b *backendClient) Commit(ctx context.Context, group string, offsets []Offset) error {
+	_, err := b.c.Commit(ctx, &pb.CommitRequest{Group: group, Offsets: offsetsToPB(offsets)})
+	return fromStatus(err)
+}
+
+func (b *backendClient) Fetch(ctx context.Context, req FetchRequest) ([]FetchResult, error) {
+	preq := &pb.FetchRequest{MaxRecords: req.MaxRecords, MaxWaitMs: req.MaxWait.Milliseconds()}
+	for _, p := range req.Positions {
+		preq.Positions = append(preq.Positions, &pb.Offset{Topic: p.Topic, Qid: p.Qid, Offset: p.Offset})
+	}
+	resp, err := b.c.Fetch(ctx, preq)
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]FetchResult, len(resp.Results))
+	for i, r := range resp.Results {
+		out[i] = FetchResult{Topic: r.Topic, Qid: r.Qid, Records: recordsFromPB(r.Records), NextOffset: r.NextOffset, Err: errorFromPB(r.Error)}
+	}
+	return out, nil
+}
+
+func (b *backendClient) ListOffsets(ctx context.Context, topics []string, group string) ([]QidOffsets, error) {
+	resp, err := b.c.ListOffsets(ctx, &pb.ListOffsetsRequest{Topics: topics, Group: group})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]QidOffsets, len(resp.Offsets))
+	for i, o := range resp.Offsets {
+		out[i] = QidOffsets{Topic: o.Topic, Qid: o.Qid, Partition: o.Partition, Start: o.Start, End: o.End, Committed: o.Committed}
+	}
+	return out, nil
+}
+
+// Close does nothing: the process that serves the plugin owns its life.
+func (b *backendClient) Close() error { return nil }
+
+// Consume opens a Consume stream. The returned Consumer grants the plugin
+// credits only for what Poll asks, so the stream never buffers more than one
+// Poll's worth of records.
+func (b *backendClient) Consume(ctx context.Context, sub Subscription) (Consumer, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := b.c.Consume(sctx)
+	if err != nil {
+		cancel()
+		return nil, fromStatus(err)
+	}
+	subMsg := &pb.ConsumeRequest{Kind: &pb.ConsumeRequest_Subscribe{Subscribe: &pb.Subscription{
+		Group: sub.Group, Topics: sub.Topics, Start: int32(sub.Start)}}}
+	if err := stream.Send(subMsg); err != nil {
+		cancel()
+		return nil, fromStatus(err)
+	}
+	c := &streamConsumer{
+		stream:  stream,
+		cancel:  cancel,
+		events:  make(chan *pb.ConsumeResponse, 4),
+		done:    make(chan struct{}),
+		pending: make(map[uint64]chan error),
+	}
+	go c.receive()
+	return c, nil
+}
+
+// streamConsumer is the gateway's end of a Consume stream. Poll is meant for
+// one goroutine at a time; Commit and Close may be called from any.
+type streamConsumer struct {
+	stream pb.Backend_ConsumeClient
+	cancel context.CancelFunc
+	events chan *pb.ConsumeResponse
+	done   chan struct{} // closed when receive ends, after err is set
+
+	sendMu sync.Mutex // serializes stream.Send
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan error
+	err     error // why the stream ended; set once, under mu
+
+	// Owned by the polling goroutine.
+	granted  int      // credits sent and not yet used by the plugin
+	leftover []Record // records received beyond what the last Poll asked
+}
+
+func (c *streamConsumer) send(m *pb.ConsumeRequest) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.stream.Send(m)
+}
+
+func (c *streamConsumer) receive() {
+	var err error
+	for {
+		var m *pb.ConsumeResponse
+		m, err = c.stream.Recv()
+		if err != nil {
+			break
+		}
+		if cr := m.GetCommitResult(); cr != nil {
+			c.mu.Lock()
+			ch := c.pending[cr.Id]
+			delete(c.pending, cr.Id)
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- errorFromPB(cr.Error)
+			}
+			continue
+		}
+		select {
+		case c.events <- m:
+		case <-c.stream.Context().Done():
+		}
+	}
+	err = fromStatus(err)
+	if err == nil || c.stream.Context().Err() != nil {
+		err = Errorf(CodeUnavailable, "consume stream closed")
+	}
+	c.mu.Lock()
+	c.err = err
+	for id, ch := range c.pending {
+		ch <- c.err
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	close(c.done)
+}
+
+func (c *streamConsumer) Poll(ctx context.Context, maxRecords int) (ConsumeEvent, error) {
+	if maxRecords <= 0 {
+		maxRecords = 1
+	}
+	if len(c.leftover) > 0 {
+		return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
+	}
+	if want := maxRecords - c.granted; want > 0 {
+		if err := c.send(&pb.ConsumeRequest{Kind: &pb.ConsumeRequest_Credit_{Credit: &pb.ConsumeRequest_Credit{Records: int32(want)}}}); err != nil {
+			return ConsumeEvent{}, fromStatus(err)
+		}
+		c.granted = maxRecords
+	}
+	for {
+		select {
+		case m := <-c.events:
+			if b := m.GetBatch(); b != nil {
+				c.granted -= len(b.Records)
+				c.leftover = recordsFromPB(b.Records)
+				return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
+			}
+			if a := m.GetAssignment(); a != nil {
+				return ConsumeEvent{Assigned: offsetsFromPB(a.Assigned), Revoked: offsetsFromPB(a.Revoked)}, nil
+			}
+		case <-c.done:
+			return ConsumeEvent{}, c.streamErr()
+		case <-ctx.Done():
+			return ConsumeEvent{}, ctx.Err()
+		}
+	}
+}
+
+func (c *streamConsumer) takeLeftover(n int) []Record {
+	n = min(n, len(c.leftover))
+	out := c.leftover[:n:n]
+	c.leftover = c.leftover[n:]
+	return out
+}
+
+func (c *streamConsumer) Commit(ctx context.Context, offsets []Offset) error {
+	ch := make(chan error, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return err
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = ch
+	c.mu.Unlock()
+	msg := &pb.ConsumeRequest{Kind: &pb.ConsumeRequest_Commit_{Commit: &pb.ConsumeRequest_Commit{Id: id, Offsets: offsetsToPB(offsets)}}}
+	if err := c.send(msg); err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return fromStatus(err)
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// Close ends the stream; the plugin leaves the group.
+func (c *streamConsumer) Close() error {
+	c.sendMu.Lock()
+	_ = c.stream.CloseSend() // the cancel below ends the stream either way
+	c.sendMu.Unlock()
+	c.cancel()
+	<-c.done
+	return nil
+}
+
+func (c *streamConsumer) streamErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
