@@ -2,6 +2,8 @@ package sdk
 
 import (
 	"context"
+	"errors"
+	"io"
 	"sync"
 
 	pb "github.com/mqgate/mqgate/sdk/proto"
@@ -157,9 +159,10 @@ func (c *streamConsumer) receive() {
 		case <-c.stream.Context().Done():
 		}
 	}
-	err = fromStatus(err)
-	if err == nil || c.stream.Context().Err() != nil {
-		err = Errorf(CodeUnavailable, "consume stream closed")
+	if errors.Is(err, io.EOF) {
+		err = Errorf(CodeUnavailable, "consume stream closed by the plugin")
+	} else {
+		err = fromStatus(err)
 	}
 	c.mu.Lock()
 	c.err = err

@@ -1,0 +1,284 @@
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// memBackend is an in-memory Backend for exercising the gRPC adapters.
+type memBackend struct {
+	mu       sync.Mutex
+	produced []sdk.Record
+	commits  [][]sdk.Offset
+	feed     chan sdk.Record // what consumers hand out
+	polled   []int           // maxRecords of each Poll
+	failWith error
+}
+
+func (m *memBackend) Configure(_ context.Context, cfg []byte) error {
+	if bytes.Contains(cfg, []byte("bogus")) {
+		return &sdk.ConfigError{Key: "bogus", Msg: "unknown key"}
+	}
+	return nil
+}
+func (m *memBackend) EnsureTopics(context.Context, []sdk.TopicSpec) error { return nil }
+func (m *memBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.ProduceResult, error) {
+	if m.failWith != nil {
+		return nil, m.failWith
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]sdk.ProduceResult, len(rs))
+	for i, r := range rs {
+		if r.Partition > 9 {
+			out[i].Err = sdk.Errorf(sdk.CodeIllegal, "partition %d out of range", r.Partition)
+			continue
+		}
+		m.produced = append(m.produced, r)
+		out[i] = sdk.ProduceResult{Qid: "0", Offset: int64(len(m.produced) - 1)}
+	}
+	return out, nil
+}
+func (m *memBackend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consumer, error) {
+	if sub.Group == "" {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "group: must not be empty")
+	}
+	return &memConsumer{m: m}, nil
+}
+func (m *memBackend) Commit(context.Context, string, []sdk.Offset) error { return nil }
+func (m *memBackend) Fetch(context.Context, sdk.FetchRequest) ([]sdk.FetchResult, error) {
+	return nil, nil
+}
+func (m *memBackend) ListOffsets(context.Context, []string, string) ([]sdk.QidOffsets, error) {
+	return nil, sdk.Errorf(sdk.CodeTopicNotExist, "topic nope does not exist")
+}
+func (m *memBackend) Close() error { return nil }
+
+type memConsumer struct{ m *memBackend }
+
+func (c *memConsumer) Poll(ctx context.Context, max int) (sdk.ConsumeEvent, error) {
+	c.m.mu.Lock()
+	c.m.polled = append(c.m.polled, max)
+	c.m.mu.Unlock()
+	var ev sdk.ConsumeEvent
+	select {
+	case r := <-c.m.feed:
+		ev.Records = append(ev.Records, r)
+	case <-ctx.Done():
+		return ev, ctx.Err()
+	}
+	for len(ev.Records) < max {
+		select {
+		case r := <-c.m.feed:
+			ev.Records = append(ev.Records, r)
+		default:
+			return ev, nil
+		}
+	}
+	return ev, nil
+}
+func (c *memConsumer) Commit(_ context.Context, offs []sdk.Offset) error {
+	if len(offs) == 0 {
+		return sdk.Errorf(sdk.CodeIllegal, "nothing to commit")
+	}
+	c.m.mu.Lock()
+	c.m.commits = append(c.m.commits, offs)
+	c.m.mu.Unlock()
+	return nil
+}
+func (c *memConsumer) Close() error { return nil }
+
+// dial serves impl over an in-memory gRPC connection with the options the
+// gateway and plugins use, and returns the client side.
+func dial(t *testing.T, impl sdk.Backend) sdk.Backend {
+	t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxSendMsgSize(sdk.MaxMessageBytes))
+	if err := (&sdk.BackendPlugin{Impl: impl}).GRPCServer(nil, srv); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(lis) }()
+	opts := append(sdk.DialOptions(),
+		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return lis.Dial() }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("passthrough:///bufnet", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); srv.Stop() })
+	raw, err := (&sdk.BackendPlugin{}).GRPCClient(context.Background(), nil, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(sdk.Backend)
+}
+
+func TestProduceCrossesTheWireIntact(t *testing.T) {
+	mem := &memBackend{}
+	b := dial(t, mem)
+	binary := make([]byte, 256)
+	for i := range binary {
+		binary[i] = byte(i)
+	}
+	in := []sdk.Record{
+		{Topic: "t", Key: []byte("k"), Value: binary, Tags: "tagA", Partition: sdk.PartitionHash, Hash: 77,
+			Headers: []sdk.Header{{Key: "b", Value: []byte("2")}, {Key: "a", Value: []byte("1")}, {Key: "b", Value: nil}}},
+		{Topic: "t", Key: []byte{}, Value: []byte{}, Partition: 3},
+		{Topic: "t", Key: nil, Value: []byte("x"), Partition: sdk.PartitionRandom},
+		{Topic: "t", Value: []byte("bad"), Partition: 12},
+	}
+	res, err := b.Produce(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 || res[0].Err != nil || res[2].Offset != 2 {
+		t.Fatalf("results = %+v", res)
+	}
+	if sdk.CodeOf(res[3].Err) != sdk.CodeIllegal || !strings.Contains(res[3].Err.Error(), "partition 12") {
+		t.Fatalf("result 3 error = %v, want code 11 naming the partition", res[3].Err)
+	}
+	got := mem.produced
+	if !bytes.Equal(got[0].Value, binary) || string(got[0].Key) != "k" || got[0].Tags != "tagA" || got[0].Hash != 77 || got[0].Partition != sdk.PartitionHash {
+		t.Fatalf("record 0 arrived as %+v", got[0])
+	}
+	if len(got[0].Headers) != 3 || got[0].Headers[0].Key != "b" || got[0].Headers[1].Key != "a" || string(got[0].Headers[1].Value) != "1" {
+		t.Fatalf("headers lost order or content: %+v", got[0].Headers)
+	}
+	if got[1].Key == nil || len(got[1].Key) != 0 || got[1].Partition != 3 {
+		t.Fatalf("an empty key must stay an empty key, not become no key: %+v", got[1])
+	}
+	if got[2].Key != nil {
+		t.Fatalf("no key must stay no key: %+v", got[2])
+	}
+}
+
+func TestErrorsKeepTheirCodes(t *testing.T) {
+	mem := &memBackend{failWith: sdk.Errorf(sdk.CodeTopicNotExist, "topic gone does not exist")}
+	b := dial(t, mem)
+	_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "gone"}})
+	if sdk.CodeOf(err) != sdk.CodeTopicNotExist || err.Error() != "topic gone does not exist" {
+		t.Fatalf("Produce error = %v (code %d), want code 14 with the plugin's message", err, sdk.CodeOf(err))
+	}
+	err = b.Configure(context.Background(), []byte(`{"bogus": 1}`))
+	var ce *sdk.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "bogus" {
+		t.Fatalf("Configure error = %#v, want a ConfigError naming bogus", err)
+	}
+	if _, err := b.ListOffsets(context.Background(), []string{"nope"}, ""); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+		t.Fatalf("ListOffsets error = %v, want code 14", err)
+	}
+	if _, err := b.Consume(context.Background(), sdk.Subscription{}); err != nil {
+		// Consume errors arrive on the first Poll, as the stream opens lazily.
+		t.Fatalf("Consume: %v", err)
+	}
+}
+
+func TestBatchOverFourMiB(t *testing.T) {
+	mem := &memBackend{}
+	b := dial(t, mem)
+	var in []sdk.Record
+	for range 6 {
+		in = append(in, sdk.Record{Topic: "big", Value: bytes.Repeat([]byte("x"), 900<<10)})
+	}
+	res, err := b.Produce(context.Background(), in)
+	if err != nil {
+		t.Fatalf("a 5.3 MiB batch must pass: %v", err)
+	}
+	if len(res) != 6 || len(mem.produced) != 6 || len(mem.produced[5].Value) != 900<<10 {
+		t.Fatalf("got %d results, %d records", len(res), len(mem.produced))
+	}
+}
+
+func TestConsumeStreamRespectsCreditsAndCommits(t *testing.T) {
+	mem := &memBackend{feed: make(chan sdk.Record, 100)}
+	for i := range 10 {
+		mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: []byte{byte(i)}}
+	}
+	b := dial(t, mem)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var seen []int64
+	for len(seen) < 10 {
+		ev, err := c.Poll(ctx, 3)
+		if err != nil {
+			t.Fatalf("Poll: %v", err)
+		}
+		if len(ev.Records) > 3 {
+			t.Fatalf("Poll(3) returned %d records", len(ev.Records))
+		}
+		for _, r := range ev.Records {
+			seen = append(seen, r.Offset)
+		}
+	}
+	for i, o := range seen {
+		if o != int64(i) {
+			t.Fatalf("offsets out of order: %v", seen)
+		}
+	}
+	mem.mu.Lock()
+	for _, n := range mem.polled {
+		if n > 3 {
+			t.Errorf("the plugin was allowed to poll %d records with only 3 credits granted", n)
+		}
+	}
+	mem.mu.Unlock()
+	if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 10}}); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+	if err := c.Commit(ctx, nil); sdk.CodeOf(err) != sdk.CodeIllegal {
+		t.Fatalf("an empty commit must come back as the plugin's code 11, got %v", err)
+	}
+	mem.mu.Lock()
+	defer mem.mu.Unlock()
+	if len(mem.commits) != 1 || mem.commits[0][0].Offset != 10 {
+		t.Fatalf("commits = %+v", mem.commits)
+	}
+}
+
+func TestConsumeErrorsReachPoll(t *testing.T) {
+	b := dial(t, &memBackend{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, sdk.Subscription{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Poll(ctx, 1); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "group") {
+		t.Fatalf("Poll error = %v, want code 11 naming group", err)
+	}
+}
+
+// sdk is what third parties import: it must not drag in the gateway, the
+// bundled plugins, gin or thrift.
+func TestSDKDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/mqgate/mqgate/sdk").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		for _, banned := range []string{"github.com/mqgate/mqgate/core", "github.com/mqgate/mqgate/plugins", "github.com/mqgate/mqgate/frontends", "github.com/gin-gonic/", "github.com/apache/thrift", "github.com/twmb/franz-go"} {
+			if strings.HasPrefix(dep, banned) {
+				t.Errorf("sdk depends on %s", dep)
+			}
+		}
+	}
+}
