@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -76,24 +79,34 @@ func (p *SinkPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 }
 
 // ServeBackend runs impl as a plugin process and returns when the gateway
-// stops it. It closes impl before returning.
+// stops it. It closes impl before returning, and also on SIGTERM, which the
+// plugin gets when the gateway dies without stopping it.
 func ServeBackend(impl Backend) {
-	serve(plugin.PluginSet{KindBackend: &BackendPlugin{Impl: impl}})
-	if err := impl.Close(); err != nil {
-		Logger().Error("closing backend", "error", err)
-	}
+	serve(plugin.PluginSet{KindBackend: &BackendPlugin{Impl: impl}}, impl.Close)
 }
 
-// ServeSink runs impl as a plugin process and returns when the gateway
-// stops it. It closes impl before returning.
+// ServeSink runs impl as a plugin process, as ServeBackend does a backend.
 func ServeSink(impl Sink) {
-	serve(plugin.PluginSet{KindSink: &SinkPlugin{Impl: impl}})
-	if err := impl.Close(); err != nil {
-		Logger().Error("closing sink", "error", err)
-	}
+	serve(plugin.PluginSet{KindSink: &SinkPlugin{Impl: impl}}, impl.Close)
 }
 
-func serve(set plugin.PluginSet) {
+func serve(set plugin.PluginSet, closeImpl func() error) {
+	var once sync.Once
+	shutdown := func() {
+		once.Do(func() {
+			if err := closeImpl(); err != nil {
+				Logger().Error("closing plugin", "error", err)
+			}
+		})
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	go func() {
+		<-term
+		shutdown()
+		os.Exit(0)
+	}()
+	defer shutdown()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: set},

@@ -423,7 +423,7 @@ func (i *instance) supervise() {
 		failures = 0
 		i.log.Error("plugin down, restarting", "reason", why, "pid", gen.pid)
 		i.setDown(gen, why)
-		gen.client.Kill()
+		gen.destroy()
 		if !i.restart() {
 			return
 		}
@@ -475,7 +475,37 @@ func (i *instance) stop() {
 	i.mu.Unlock()
 	if gen != nil {
 		gen.cancel()
-		gen.client.Kill()
+		gen.shutdown(stopTimeout)
 	}
 	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(0)
+}
+
+// stopTimeout is how long a plugin gets to close its broker clients and save
+// its state when the gateway stops, before it is killed.
+const stopTimeout = 10 * time.Second
+
+// destroy ends a process declared dead or wedged. go-plugin's Kill first
+// asks the plugin to shut down over gRPC, with no deadline; a wedged plugin
+// would never answer, so it is killed outright first.
+func (g *generation) destroy() {
+	if g.pid > 0 {
+		_ = syscall.Kill(g.pid, syscall.SIGKILL) // it may already be gone
+	}
+	g.client.Kill()
+}
+
+// shutdown asks the plugin to stop cleanly and kills it if it has not
+// within timeout.
+func (g *generation) shutdown(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		g.client.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		g.destroy()
+		<-done
+	}
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/core/router"
+	httpapi "github.com/mqgate/mqgate/frontends/http"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// serve runs the gateway until SIGINT or SIGTERM, then lets in-flight
+// requests finish and stops the plugins. It returns the exit code.
+func serve(file string, log *slog.Logger) int {
+	cfg, err := config.Load(file)
+	if err != nil {
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error("invalid config", "error", e.String())
+			}
+		} else {
+			log.Error("loading config", "error", err)
+		}
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := runGateway(ctx, cfg, log); err != nil {
+		log.Error("gateway stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// runGateway starts every plugin and frontend of cfg and serves until ctx
+// ends.
+func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	host, err := pluginhost.New(pluginhost.Options{
+		HealthInterval:    cfg.PluginHost.HealthInterval,
+		RestartBackoffMax: cfg.PluginHost.RestartBackoffMax,
+		CallTimeout:       cfg.PluginHost.CallTimeout,
+		Logger:            log,
+		Registerer:        reg,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		log.Info("stopping plugins")
+		_ = host.Close() // Close reports nothing today; every plugin is stopped either way
+	}()
+
+	backends, err := startClusters(ctx, cfg, host, log)
+	if err != nil {
+		return err
+	}
+	routes := map[string]string{}
+	for name, t := range cfg.Topics {
+		if t.Cluster != "" {
+			routes[name] = t.Cluster
+		}
+	}
+	rt, err := router.New(backends, routes, cfg.DefaultCluster)
+	if err != nil {
+		return err
+	}
+
+	srv := httpapi.New(httpapi.Options{
+		Listen:          cfg.HTTP.Listen,
+		MaxMessageBytes: int(cfg.HTTP.MaxMessageBytes),
+		RequestTimeout:  cfg.HTTP.RequestTimeout,
+		Registry:        reg,
+		Logger:          log,
+	}, rt, host)
+	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	log.Info("http listening", "addr", lis.Addr().String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving http: %w", err)
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown did not finish every request", "error", err)
+	}
+	return nil
+}
+
+// startClusters starts one backend plugin process per cluster. A plugin that
+// refuses its config is reported at the key's line in the config file.
+func startClusters(ctx context.Context, cfg *config.Config, host *pluginhost.Host, log *slog.Logger) (map[string]sdk.Backend, error) {
+	names := make([]string, 0, len(cfg.Clusters))
+	for name := range cfg.Clusters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	backends := make(map[string]sdk.Backend, len(names))
+	for _, name := range names {
+		cl := cfg.Clusters[name]
+		p := cfg.Plugins[cl.Plugin]
+		js, err := cl.ConfigJSON()
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: %w", name, err)
+		}
+		log.Info("starting plugin", "plugin", p.Name, "cluster", name)
+		b, err := host.StartBackend(ctx, pluginhost.Spec{
+			Name: name, Plugin: p.Name, Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js,
+		})
+		if err != nil {
+			var ce *sdk.ConfigError
+			if errors.As(err, &ce) {
+				return nil, cfg.PluginError(name, ce.Key, ce.Msg)
+			}
+			return nil, fmt.Errorf("cluster %s: %w", name, err)
+		}
+		backends[name] = b
+	}
+	return backends, nil
+}

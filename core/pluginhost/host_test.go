@@ -1,0 +1,357 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// childEnv makes the test binary serve childBackend as a plugin instead of
+// running tests, so the host starts real plugin processes.
+const childEnv = "MQGATE_PLUGINHOST_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		sdk.ServeBackend(&childBackend{log: sdk.Logger()})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// childBackend runs in the plugin process. Producing to topic "hang" makes
+// the process stop itself (SIGSTOP), as a plugin wedged in a deadlock would.
+type childBackend struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	n   int64
+}
+
+func (c *childBackend) Configure(_ context.Context, cfg []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(cfg, &m); err != nil {
+		return err
+	}
+	for k := range m {
+		if k != "greeting" {
+			return &sdk.ConfigError{Key: k, Msg: "unknown key"}
+		}
+	}
+	c.log.Info("configured", "greeting", m["greeting"])
+	return nil
+}
+func (c *childBackend) EnsureTopics(context.Context, []sdk.TopicSpec) error { return nil }
+func (c *childBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.ProduceResult, error) {
+	out := make([]sdk.ProduceResult, len(rs))
+	for i, r := range rs {
+		if r.Topic == "hang" {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+		}
+		c.mu.Lock()
+		out[i] = sdk.ProduceResult{Qid: "0", Offset: c.n}
+		c.n++
+		c.mu.Unlock()
+	}
+	return out, nil
+}
+func (c *childBackend) Consume(context.Context, sdk.Subscription) (sdk.Consumer, error) {
+	return &childConsumer{}, nil
+}
+func (c *childBackend) Commit(context.Context, string, []sdk.Offset) error { return nil }
+func (c *childBackend) Fetch(context.Context, sdk.FetchRequest) ([]sdk.FetchResult, error) {
+	return nil, nil
+}
+func (c *childBackend) ListOffsets(context.Context, []string, string) ([]sdk.QidOffsets, error) {
+	return nil, nil
+}
+func (c *childBackend) Close() error { return nil }
+
+// childConsumer owns qid "0" and hands out one record per Poll, counting
+// from 0 in each process.
+type childConsumer struct {
+	assigned bool
+	next     int64
+}
+
+func (c *childConsumer) Poll(ctx context.Context, _ int) (sdk.ConsumeEvent, error) {
+	if !c.assigned {
+		c.assigned = true
+		return sdk.ConsumeEvent{Assigned: []sdk.Offset{{Topic: "t", Qid: "0", Offset: 0}}}, nil
+	}
+	select {
+	case <-ctx.Done():
+		return sdk.ConsumeEvent{}, ctx.Err()
+	case <-time.After(time.Millisecond):
+	}
+	r := sdk.Record{Topic: "t", Qid: "0", Offset: c.next, Value: []byte("v")}
+	c.next++
+	return sdk.ConsumeEvent{Records: []sdk.Record{r}}, nil
+}
+func (c *childConsumer) Commit(context.Context, []sdk.Offset) error { return nil }
+func (c *childConsumer) Close() error                               { return nil }
+
+// captureHandler keeps every log record for assertions.
+type captureHandler struct {
+	mu      sync.Mutex
+	records []slog.Record
+	attrs   []slog.Attr
+}
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(h.attrs...)
+	h.mu.Lock()
+	h.records = append(h.records, r)
+	h.mu.Unlock()
+	return nil
+}
+func (h *captureHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &shared{h, append(append([]slog.Attr{}, h.attrs...), as...)}
+}
+func (h *captureHandler) WithGroup(string) slog.Handler { return h }
+
+type shared struct {
+	root  *captureHandler
+	attrs []slog.Attr
+}
+
+func (s *shared) Enabled(context.Context, slog.Level) bool { return true }
+func (s *shared) Handle(ctx context.Context, r slog.Record) error {
+	r = r.Clone()
+	r.AddAttrs(s.attrs...)
+	s.root.mu.Lock()
+	s.root.records = append(s.root.records, r)
+	s.root.mu.Unlock()
+	return nil
+}
+func (s *shared) WithAttrs(as []slog.Attr) slog.Handler {
+	return &shared{s.root, append(append([]slog.Attr{}, s.attrs...), as...)}
+}
+func (s *shared) WithGroup(string) slog.Handler { return s }
+
+func (h *captureHandler) find(msg string) (slog.Record, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if r.Message == msg {
+			return r, true
+		}
+	}
+	return slog.Record{}, false
+}
+
+func attr(r slog.Record, key string) string {
+	var v string
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == key {
+			v = a.Value.String()
+			return false
+		}
+		return true
+	})
+	return v
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func newTestHost(t *testing.T) (*Host, *captureHandler) {
+	t.Helper()
+	t.Setenv(childEnv, "1")
+	logs := &captureHandler{}
+	h, err := New(Options{
+		SelfPath:          os.Args[0],
+		HealthInterval:    100 * time.Millisecond,
+		HealthTimeout:     300 * time.Millisecond,
+		RestartBackoffMax: 200 * time.Millisecond,
+		Logger:            slog.New(logs),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h, logs
+}
+
+func startChild(t *testing.T, h *Host) sdk.Backend {
+	t.Helper()
+	b, err := h.StartBackend(context.Background(), Spec{Name: "local", Plugin: "mem", Builtin: "mem", Config: []byte(`{"greeting":"hi"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func produceOne(b sdk.Backend, topic string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_, err := b.Produce(ctx, []sdk.Record{{Topic: topic, Value: []byte("x")}})
+	return err
+}
+
+func TestPluginLogsReachGatewayLogTagged(t *testing.T) {
+	h, logs := newTestHost(t)
+	startChild(t, h)
+	var r slog.Record
+	waitFor(t, "the plugin's log line", func() (ok bool) { r, ok = logs.find("configured"); return ok })
+	if attr(r, "plugin") != "mem" || attr(r, "instance") != "local" || attr(r, "greeting") != "hi" || r.Level != slog.LevelInfo {
+		t.Fatalf("plugin log line arrived as level %v with plugin=%q instance=%q greeting=%q", r.Level, attr(r, "plugin"), attr(r, "instance"), attr(r, "greeting"))
+	}
+}
+
+func TestKilledPluginIsRestartedAndCallsFailRetriably(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	if err := produceOne(b, "t", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st := h.Statuses()[0]
+	if st.State != StateUp || st.PID == 0 || st.Restarts != 0 || st.Kind != sdk.KindBackend {
+		t.Fatalf("status = %+v", st)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Until the new process is up, calls fail with the retriable code;
+	// none may hang.
+	waitFor(t, "the restart", func() bool {
+		err := produceOne(b, "t", 5*time.Second)
+		if err != nil && sdk.CodeOf(err) != sdk.CodeUnavailable {
+			t.Fatalf("a call during the restart failed with %v (code %d), want code 17", err, sdk.CodeOf(err))
+		}
+		s := h.Statuses()[0]
+		return err == nil && s.State == StateUp && s.Restarts == 1
+	})
+	if s := h.Statuses()[0]; s.PID == st.PID || s.LastError == "" {
+		t.Fatalf("after restart: %+v (old pid %d)", s, st.PID)
+	}
+}
+
+func TestWedgedPluginFailsInFlightCallsAndIsReplaced(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	old := h.Statuses()[0].PID
+	// The call's own deadline is far away: only the health check can end it.
+	err := produceOne(b, "hang", time.Minute)
+	if sdk.CodeOf(err) != sdk.CodeUnavailable {
+		t.Fatalf("in-flight call on a wedged plugin returned %v, want code 17", err)
+	}
+	waitFor(t, "a new process", func() bool {
+		s := h.Statuses()[0]
+		return s.State == StateUp && s.PID != old && produceOne(b, "t", 5*time.Second) == nil
+	})
+	if !strings.Contains(h.Statuses()[0].LastError, "health") {
+		t.Fatalf("last error %q does not say the health check failed", h.Statuses()[0].LastError)
+	}
+}
+
+func TestConsumeStreamReopensAfterRestart(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ev, err := c.Poll(ctx, 10)
+	if err != nil || len(ev.Assigned) != 1 {
+		t.Fatalf("first event = %+v, %v; want the assignment", ev, err)
+	}
+	if ev, err = c.Poll(ctx, 10); err != nil || len(ev.Records) != 1 {
+		t.Fatalf("second event = %+v, %v; want a record", ev, err)
+	}
+	if err := syscall.Kill(h.Statuses()[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Records already buffered may still come; then the loss of the old
+	// process must show as the revocation of what it owned, and the new
+	// process must assign again and deliver.
+	var revoked, reassigned bool
+	for !reassigned || !revoked {
+		ev, err := c.Poll(ctx, 10)
+		if err != nil {
+			t.Fatalf("Poll across a restart: %v", err)
+		}
+		if len(ev.Revoked) > 0 {
+			revoked = true
+		}
+		if len(ev.Assigned) > 0 {
+			if !revoked {
+				t.Fatal("reassigned before the old process's qids were revoked")
+			}
+			reassigned = true
+		}
+	}
+	if ev, err := c.Poll(ctx, 10); err != nil || len(ev.Records) != 1 || ev.Records[0].Offset != 0 {
+		t.Fatalf("after restart got %+v, %v; want the new process's first record", ev, err)
+	}
+}
+
+func TestConfigErrorIsReportedWithItsKey(t *testing.T) {
+	h, _ := newTestHost(t)
+	_, err := h.StartBackend(context.Background(), Spec{Name: "local", Plugin: "mem", Builtin: "mem", Config: []byte(`{"brokers":"x"}`)})
+	var ce *sdk.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "brokers" {
+		t.Fatalf("StartBackend error = %v, want a ConfigError naming brokers", err)
+	}
+	if len(h.Statuses()) != 0 {
+		t.Fatalf("a plugin that failed to start is listed: %+v", h.Statuses())
+	}
+}
+
+func TestPathPluginChecksum(t *testing.T) {
+	h, _ := newTestHost(t)
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(bin)
+	good := hex.EncodeToString(sum[:])
+	bad := strings.Repeat("0", 64)
+	if _, err := h.StartBackend(context.Background(), Spec{Name: "a", Plugin: "acme", Path: os.Args[0], SHA256: bad, Config: []byte(`{}`)}); err == nil || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("a binary that does not match sha256 started: err = %v", err)
+	}
+	b, err := h.StartBackend(context.Background(), Spec{Name: "b", Plugin: "acme", Path: os.Args[0], SHA256: good, Config: []byte(`{}`)})
+	if err != nil {
+		t.Fatalf("a binary matching sha256 did not start: %v", err)
+	}
+	if err := produceOne(b, "t", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseStopsPlugins(t *testing.T) {
+	h, _ := newTestHost(t)
+	startChild(t, h)
+	pid := h.Statuses()[0].PID
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the plugin process to exit", func() bool {
+		// Signal 0 checks existence; the host reaped the child, so it is gone.
+		return syscall.Kill(pid, 0) != nil
+	})
+}
+
