@@ -1,0 +1,226 @@
+// Package config loads and validates plugins.yaml, the one file that selects
+// a deployment's plugins and configures everything else.
+//
+// Every problem is reported with its file, line and dotted key, and a file is
+// checked whole: Load and Parse return all problems at once as Errors. A
+// Config they return has every default applied and every cross-reference
+// (cluster to plugin, topic to cluster, default cluster) resolved.
+//
+// To add a key, add a field to the struct of its section with a `yaml` tag
+// and, as needed, a `default` and a `check` tag (see schema.go), then
+// document it in docs/configuration.md.
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Plugin kinds.
+const (
+	KindBackend = "backend" // a message broker: Kafka, RocketMQ
+	KindSink    = "sink"    // a store consumed messages are written to: Redis, HBase, HDFS
+)
+
+// Builtins maps the name of each plugin bundled into the mqgate binary to
+// its kind (KindBackend or KindSink). A plugin with `builtin: NAME` must name
+// a key of Builtins. The binary adds its plugins here before loading a
+// config; it is not safe to change while Load or Parse runs.
+var Builtins = map[string]string{"kafka": KindBackend}
+
+// Config is a parsed, valid plugins.yaml with all defaults applied.
+type Config struct {
+	Version        int                 `yaml:"version" check:"required"`
+	Plugins        map[string]*Plugin  `yaml:"plugins" check:"required"`
+	Clusters       map[string]*Cluster `yaml:"clusters" check:"required"`
+	DefaultCluster string              `yaml:"default_cluster"`
+	Topics         map[string]*Topic   `yaml:"topics"`
+	HTTP           HTTP                `yaml:"http"`
+	Thrift         Thrift              `yaml:"thrift"`
+	PluginHost     PluginHost          `yaml:"plugin_host"`
+
+	// File is the path the config was read from, as given to Load or Parse.
+	File string `yaml:"-"`
+	// Dir is the directory of File; absolute when the config came from
+	// Load. Relative paths inside the config are left as written; callers
+	// resolve them against Dir where that is what they mean.
+	Dir string `yaml:"-"`
+}
+
+// Plugin is one entry of `plugins:`: exactly one of Builtin or Path is set.
+type Plugin struct {
+	Name    string `yaml:"-"`       // its key under plugins:
+	Builtin string `yaml:"builtin"` // a key of Builtins
+	Path    string `yaml:"path"`    // an executable, as written in the file
+	SHA256  string `yaml:"sha256"`  // lower-case hex; empty when not pinned
+	// Kind is KindBackend or KindSink: a builtin's kind from Builtins, a
+	// path plugin's from the file (default backend).
+	Kind string `yaml:"kind" check:"oneof=backend|sink"`
+}
+
+// Cluster is one broker cluster served through a backend plugin.
+type Cluster struct {
+	Name   string `yaml:"-"`                       // its key under clusters:
+	Plugin string `yaml:"plugin" check:"required"` // names a Plugin of kind backend
+	// Config is passed to the plugin as written; never nil. Its keys are
+	// the plugin's to check.
+	Config map[string]any `yaml:"config"`
+
+	config     *yaml.Node // the value of config:, nil when absent
+	configLine int        // the line of the config: key, else of the cluster's key
+}
+
+// Topic is per-topic routing and tuning under `topics:`.
+type Topic struct {
+	Name    string `yaml:"-"`       // its key under topics:
+	Cluster string `yaml:"cluster"` // the cluster serving the topic; the default cluster when not set
+}
+
+// HTTP configures the HTTP frontend.
+type HTTP struct {
+	Listen          string        `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
+	MaxMessageBytes int64         `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
+	RequestTimeout  time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
+}
+
+// Thrift configures the Thrift frontend.
+type Thrift struct {
+	ProducerListen string `yaml:"producer_listen" default:"127.0.0.1:9613" check:"hostport"`
+	ConsumerListen string `yaml:"consumer_listen" default:"127.0.0.1:9713" check:"hostport"`
+	Transport      string `yaml:"transport" default:"framed" check:"oneof=framed|buffered"`
+	Protocol       string `yaml:"protocol" default:"compact" check:"oneof=compact|binary"`
+}
+
+// PluginHost tunes how plugin processes are watched and restarted.
+type PluginHost struct {
+	HealthInterval    time.Duration `yaml:"health_interval" default:"1s" check:"positive"`
+	RestartBackoffMax time.Duration `yaml:"restart_backoff_max" default:"2s" check:"positive"`
+	CallTimeout       time.Duration `yaml:"call_timeout" default:"10s" check:"positive"`
+}
+
+// Load reads and parses the config file at path. A file that cannot be read
+// gives a plain error wrapping the os error; an invalid one gives Errors.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if abs, err := filepath.Abs(c.Dir); err == nil {
+		c.Dir = abs
+	} // else keep the relative Dir: Abs fails only when the working directory is gone
+	return c, nil
+}
+
+// Parse parses config data read from file, which names the file in errors
+// and sets Dir. When data is invalid it returns a nil Config and Errors
+// holding every problem found, sorted by line.
+func Parse(file string, data []byte) (*Config, error) {
+	d := newDecoder(file)
+	c := &Config{File: file, Dir: filepath.Dir(file)}
+	if root := d.document(data); root != nil {
+		d.decodeStruct(root, reflect.ValueOf(c).Elem(), "", root.Line)
+		d.validate(c)
+	}
+	if len(d.errs) > 0 {
+		d.errs.sortByLine()
+		return nil, d.errs
+	}
+	return c, nil
+}
+
+// ClusterFor returns the name of the cluster serving topic: its `topics:`
+// entry's cluster, else the default cluster.
+func (c *Config) ClusterFor(topic string) string {
+	if t, ok := c.Topics[topic]; ok && t.Cluster != "" {
+		return t.Cluster
+	}
+	return c.DefaultCluster
+}
+
+// PluginError locates a problem a plugin found in the config of cluster,
+// such as an *sdk.ConfigError: key is the dotted path inside the cluster's
+// `config:` map ("" for the map as a whole) and the line is found with
+// LineOf. For a cluster not in c the line is 0.
+func (c *Config) PluginError(cluster, key, msg string) *Error {
+	path := keyPath(keyPath("clusters", cluster), "config")
+	if key != "" {
+		path += "." + key
+	}
+	line := 0
+	if cl, ok := c.Clusters[cluster]; ok {
+		line = cl.LineOf(key)
+	}
+	return &Error{File: c.File, Line: line, Key: path, Msg: msg}
+}
+
+// ConfigJSON returns the cluster's Config map as a JSON object, the form it
+// is sent to the plugin in.
+func (cl *Cluster) ConfigJSON() ([]byte, error) {
+	if cl.Config == nil {
+		return []byte("{}"), nil
+	}
+	b, err := json.Marshal(cl.Config)
+	if err != nil {
+		return nil, fmt.Errorf("encoding config of cluster %s: %w", cl.Name, err)
+	}
+	return b, nil
+}
+
+// LineOf returns the line of a dotted key inside the cluster's config map,
+// like "listen" or "brokers.1" (or "brokers[1]") for a list element. When
+// the key is not in the file it returns the line of the deepest part of the
+// key that is, and when no part is, the line of the `config:` key itself (the
+// cluster's own line if it has no config:). It returns 0 for a Cluster not
+// made by Load or Parse.
+func (cl *Cluster) LineOf(key string) int {
+	line := cl.configLine
+	n := cl.config
+	for _, seg := range splitKey(key) {
+		n = resolve(n)
+		if n == nil {
+			break
+		}
+		var next *yaml.Node
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k := resolve(n.Content[i]); k != nil && k.Value == seg {
+					line, next = n.Content[i].Line, n.Content[i+1]
+					break
+				}
+			}
+		case yaml.SequenceNode:
+			if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < len(n.Content) {
+				next = n.Content[i]
+				line = next.Line
+			}
+		}
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return line
+}
+
+// splitKey splits "a.b[1].c" into a, b, 1, c.
+func splitKey(key string) []string {
+	key = strings.NewReplacer("[", ".", "]", "").Replace(key)
+	if key == "" {
+		return nil
+	}
+	return strings.Split(key, ".")
+}

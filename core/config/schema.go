@@ -1,0 +1,401 @@
+package config
+
+// The schema of plugins.yaml is the Config struct itself. decodeStruct walks
+// a yaml.Node tree against it and records every problem with its line and
+// key instead of stopping at the first. A field's tags say all there is:
+//
+//	yaml:"name"        the key; "-" for fields not read from the file
+//	default:"text"     YAML text used when the key is absent or null
+//	check:"a,b"        any of:
+//	    required       the key must be present and not null, a map not empty
+//	    positive       a number or duration must be > 0 (else >= 0)
+//	    size           an integer that also accepts sizes like 512KiB, 1MiB
+//	    hostport       a listen address, host:port with a numeric port
+//	    oneof=x|y      the value must be one of those listed
+//
+// Field types: string, int, int64, time.Duration, a nested struct (a mapping),
+// map[string]*T with T a struct (a mapping of named entries), and
+// map[string]any (a free-form mapping, passed on as written). A string, when
+// given, must not be empty, and numbers and durations must not be negative.
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+type decoder struct {
+	file   string
+	errs   Errors
+	lines  map[string]int        // key path -> line of the key
+	values map[string]*yaml.Node // key path -> its value node, aliases resolved
+	broken map[string]bool       // key paths whose value had the wrong shape
+	budget int                   // nodes free-form maps may still expand to
+}
+
+func newDecoder(file string) *decoder {
+	return &decoder{
+		file:   file,
+		lines:  map[string]int{},
+		values: map[string]*yaml.Node{},
+		broken: map[string]bool{},
+		budget: freeformBudget,
+	}
+}
+
+func (d *decoder) errorf(line int, key, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.file, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// describe names the YAML type of n for "want X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		v := n.Value
+		if r := []rune(v); len(r) > 40 {
+			v = string(r[:37]) + "..."
+		}
+		if n.ShortTag() == "!!str" || strings.ContainsFunc(v, func(r rune) bool { return !strconv.IsPrint(r) }) {
+			v = strconv.Quote(v)
+		}
+		switch n.ShortTag() {
+		case "!!str":
+			return "the string " + v
+		case "!!int":
+			return "the integer " + v
+		case "!!float":
+			return "the number " + v
+		case "!!bool":
+			return "the boolean " + v
+		case "!!null":
+			return "null"
+		case "!!timestamp":
+			return "the timestamp " + v
+		}
+		return "a value tagged " + strconv.Quote(n.ShortTag())
+	}
+	return "an empty value"
+}
+
+// pair is one key and its value in a mapping.
+type pair struct {
+	name  string
+	key   *yaml.Node
+	raw   *yaml.Node // the value as written, perhaps an alias
+	value *yaml.Node // the value, aliases resolved
+}
+
+// pairs returns the entries of mapping n, recording duplicate keys,
+// non-string keys and merge keys (which are not supported) and leaving them
+// out.
+func (d *decoder) pairs(n *yaml.Node, path string) []pair {
+	var ps []pair
+	first := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		line := n.Content[i].Line
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(line, path, "a key must be a string, got %s", describe(k))
+			continue
+		}
+		p := keyPath(path, k.Value)
+		if k.ShortTag() == "!!merge" {
+			d.errorf(line, path, "merge keys (<<) are not supported; write the keys out or alias the whole value")
+			continue
+		}
+		if l, dup := first[k.Value]; dup {
+			d.errorf(line, p, "duplicate key; first set on line %d", l)
+			continue
+		}
+		first[k.Value] = line
+		ps = append(ps, pair{name: k.Value, key: n.Content[i], raw: n.Content[i+1], value: v})
+	}
+	return ps
+}
+
+// field is a struct field and what its tags say.
+type field struct {
+	index    int
+	name     string
+	def      string
+	hasDef   bool
+	required bool
+	positive bool
+	size     bool
+	hostport bool
+	oneof    []string
+}
+
+func fieldsOf(t reflect.Type) []field {
+	var fs []field
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		name := sf.Tag.Get("yaml")
+		if !sf.IsExported() || name == "" || name == "-" {
+			continue
+		}
+		f := field{index: i, name: name}
+		f.def, f.hasDef = sf.Tag.Lookup("default")
+		for c := range strings.SplitSeq(sf.Tag.Get("check"), ",") {
+			switch {
+			case c == "":
+			case c == "required":
+				f.required = true
+			case c == "positive":
+				f.positive = true
+			case c == "size":
+				f.size = true
+			case c == "hostport":
+				f.hostport = true
+			case strings.HasPrefix(c, "oneof="):
+				f.oneof = strings.Split(strings.TrimPrefix(c, "oneof="), "|")
+			default:
+				panic(fmt.Sprintf("config: field %s.%s: unknown check %q", t.Name(), sf.Name, c))
+			}
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// decodeStruct fills struct v from mapping n, found at path on line at. A
+// nil n means the mapping is absent: every field takes its default.
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at int) {
+	fields := fieldsOf(v.Type())
+	given := map[string]pair{}
+	if n != nil {
+		for _, p := range d.pairs(n, path) {
+			i := slices.IndexFunc(fields, func(f field) bool { return f.name == p.name })
+			if i < 0 {
+				d.errorf(p.key.Line, keyPath(path, p.name), "unknown key; %s", suggest(p.name, fields))
+				continue
+			}
+			given[p.name] = p
+		}
+	}
+	for _, f := range fields {
+		fv := v.Field(f.index)
+		fp := keyPath(path, f.name)
+		p, ok := given[f.name]
+		if ok && !isNull(p.value) {
+			d.lines[fp] = p.key.Line
+			d.values[fp] = p.value
+			d.decodeValue(p.value, fv, f, fp, p.key.Line)
+			continue
+		}
+		line := at
+		if ok {
+			line = p.key.Line
+			d.lines[fp] = line
+		}
+		if f.required && !d.broken[path] {
+			d.errorf(line, fp, "required key is missing")
+			d.broken[fp] = true
+		}
+		d.applyDefault(fv, f, fp)
+	}
+}
+
+// suggest names the key the user probably meant, or lists the known keys.
+func suggest(name string, fields []field) string {
+	names := make([]string, len(fields))
+	best, bestDist := "", 3
+	for i, f := range fields {
+		names[i] = f.name
+		if dist := editDistance(name, f.name); dist < bestDist {
+			best, bestDist = f.name, dist
+		}
+	}
+	if best != "" {
+		return "did you mean " + best + "?"
+	}
+	return "known keys: " + strings.Join(names, ", ")
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// applyDefault sets fv to its default, or for structs and maps to their
+// empty form with defaults inside.
+func (d *decoder) applyDefault(fv reflect.Value, f field, path string) {
+	switch {
+	case f.hasDef:
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(f.def), &doc); err != nil || len(doc.Content) != 1 {
+			panic(fmt.Sprintf("config: bad default for %s: %q", path, f.def))
+		}
+		before := len(d.errs)
+		d.decodeValue(doc.Content[0], fv, f, path, 0)
+		if len(d.errs) != before {
+			panic(fmt.Sprintf("config: bad default for %s: %s", path, d.errs[before].Msg))
+		}
+	case fv.Kind() == reflect.Struct:
+		d.decodeStruct(nil, fv, path, 0)
+	case fv.Kind() == reflect.Map:
+		fv.Set(reflect.MakeMap(fv.Type()))
+	}
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// decodeValue decodes the non-null node n, the value of the key on line,
+// into fv, which field f describes, and checks it. A scalar that fails its
+// checks marks path broken and leaves fv unset.
+func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path string, line int) {
+	bad := func(format string, args ...any) {
+		d.errorf(line, path, format, args...)
+		d.broken[path] = true
+	}
+	wrong := func(want string) { bad("want %s, got %s", want, describe(n)) }
+	switch {
+	case fv.Type() == durationType:
+		if n.ShortTag() != "!!str" {
+			wrong("a duration like 10s or 1m30s")
+			return
+		}
+		dur, err := time.ParseDuration(n.Value)
+		if err != nil {
+			bad("invalid duration %q; want a number with a unit, like 500ms, 10s or 1m30s", n.Value)
+			return
+		}
+		if msg := checkSign(dur < 0, dur == 0, f); msg != "" {
+			bad("%s", msg)
+			return
+		}
+		fv.SetInt(int64(dur))
+
+	case fv.Kind() == reflect.String:
+		switch {
+		case n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str":
+			wrong("a string")
+		case n.Value == "":
+			bad("must not be empty")
+		case f.hostport && checkHostPort(n.Value) != nil:
+			bad("invalid address %q: %v", n.Value, checkHostPort(n.Value))
+		case f.oneof != nil && !slices.Contains(f.oneof, n.Value):
+			bad("invalid value %q; want %s", n.Value, orList(f.oneof))
+		default:
+			fv.SetString(n.Value)
+		}
+
+	case fv.Kind() == reflect.Int || fv.Kind() == reflect.Int64:
+		var i int64
+		switch {
+		case n.ShortTag() == "!!int":
+			if err := n.Decode(&i); err != nil {
+				bad("invalid integer %q", n.Value)
+				return
+			}
+		case f.size && n.ShortTag() == "!!str":
+			var err error
+			if i, err = parseSize(n.Value); err != nil {
+				bad("invalid size %q: %v", n.Value, err)
+				return
+			}
+		case f.size:
+			wrong("a number of bytes or a size like 512KiB")
+			return
+		default:
+			wrong("an integer")
+			return
+		}
+		if fv.OverflowInt(i) {
+			bad("%d is too large", i)
+			return
+		}
+		if msg := checkSign(i < 0, i == 0, f); msg != "" {
+			bad("%s", msg)
+			return
+		}
+		fv.SetInt(i)
+
+	case fv.Kind() == reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			wrong("a mapping")
+			d.decodeStruct(nil, fv, path, line)
+			return
+		}
+		d.decodeStruct(n, fv, path, line)
+
+	case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.Interface:
+		if n.Kind != yaml.MappingNode {
+			wrong("a mapping")
+			fv.Set(reflect.MakeMap(fv.Type()))
+			return
+		}
+		fv.Set(reflect.ValueOf(d.freeform(n, path, nil)))
+
+	case fv.Kind() == reflect.Map:
+		fv.Set(reflect.MakeMap(fv.Type()))
+		if n.Kind != yaml.MappingNode {
+			wrong("a mapping of names to entries")
+			return
+		}
+		ps := d.pairs(n, path)
+		if f.required && len(ps) == 0 {
+			d.errorf(line, path, "must have at least one entry")
+			d.broken[path] = true
+		}
+		elem := fv.Type().Elem().Elem()
+		for _, p := range ps {
+			ep := keyPath(path, p.name)
+			d.lines[ep] = p.key.Line
+			e := reflect.New(elem)
+			if isNull(p.value) {
+				d.decodeStruct(nil, e.Elem(), ep, p.key.Line)
+			} else {
+				d.values[ep] = p.value
+				d.decodeValue(p.value, e.Elem(), field{}, ep, p.key.Line)
+			}
+			fv.SetMapIndex(reflect.ValueOf(p.name), e)
+		}
+
+	default:
+		panic(fmt.Sprintf("config: %s: unsupported field type %s", path, fv.Type()))
+	}
+}
+
+// checkSign rejects negative numbers, and zero for positive fields.
+func checkSign(negative, zero bool, f field) string {
+	switch {
+	case negative:
+		return "must not be negative"
+	case zero && f.positive:
+		return "must be greater than zero"
+	}
+	return ""
+}
+
+func orList(xs []string) string {
+	if len(xs) == 1 {
+		return xs[0]
+	}
+	return strings.Join(xs[:len(xs)-1], ", ") + " or " + xs[len(xs)-1]
+}
