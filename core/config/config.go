@@ -86,10 +86,12 @@ type Topic struct {
 
 // HTTP configures the HTTP frontend.
 type HTTP struct {
-	Listen          string        `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
-	MaxMessageBytes int64         `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
-	RequestTimeout  time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
+	Listen           string        `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
+	MaxMessageBytes  int64         `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
+	MaxBodyBytes     int64         `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
+	MaxBatchMessages int           `yaml:"max_batch_messages" default:"10000" check:"positive"`
+	RequestTimeout   time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
+	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
 }
 
 // Thrift configures the Thrift frontend.

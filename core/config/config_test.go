@@ -89,7 +89,7 @@ func TestFullConfig(t *testing.T) {
 		{"topic orders", *c.Topics["orders"], Topic{Name: "orders", Cluster: "other"}},
 		{"topic with null value", *c.Topics["orders.v2-eu_1"], Topic{Name: "orders.v2-eu_1", Cluster: "local"}},
 		{"topic with empty mapping", *c.Topics["audit"], Topic{Name: "audit", Cluster: "local"}},
-		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10,
+		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10, MaxBodyBytes: 64 << 20, MaxBatchMessages: 10000,
 			RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
 			Transport: "buffered", Protocol: "binary"}},
@@ -111,7 +111,7 @@ func TestDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := HTTP{Listen: "127.0.0.1:8080", MaxMessageBytes: 1 << 20,
+			want := HTTP{Listen: "127.0.0.1:8080", MaxMessageBytes: 1 << 20, MaxBodyBytes: 64 << 20, MaxBatchMessages: 10000,
 				RequestTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second}
 			if c.HTTP != want {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)

@@ -1,0 +1,52 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// statusOK is the body of a healthy /healthz or /readyz.
+var statusOK = gin.H{"status": "ok"}
+
+// healthz serves GET /healthz: 200 while the process serves requests.
+func (s *Server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, statusOK)
+}
+
+// readyz serves GET /readyz: 200 when every plugin is up, else 503 (code
+// 17) naming the plugins that are not, in the order Plugins reports them.
+func (s *Server) readyz(c *gin.Context) {
+	var down []string
+	for _, st := range s.statuses() {
+		if st.State != pluginhost.StateUp {
+			down = append(down, st.Name)
+		}
+	}
+	if len(down) > 0 {
+		abortWithCode(c, sdk.CodeUnavailable, "plugins not ready: "+strings.Join(down, ", "))
+		return
+	}
+	c.JSON(http.StatusOK, statusOK)
+}
+
+// listPlugins serves GET /v1/plugins: a JSON array of plugin statuses,
+// empty (never null) when there are none.
+func (s *Server) listPlugins(c *gin.Context) {
+	c.JSON(http.StatusOK, s.statuses())
+}
+
+func (s *Server) statuses() []pluginhost.Status {
+	if s.plugins == nil {
+		return []pluginhost.Status{}
+	}
+	st := s.plugins.Statuses()
+	if st == nil {
+		return []pluginhost.Status{}
+	}
+	return st
+}

@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// statusOf is the one place that maps a code clients see to its HTTP status
+// (API.md's table). A code the table does not know is an internal error.
+func statusOf(code sdk.Code) int {
+	switch code {
+	case sdk.CodeOK:
+		return http.StatusOK
+	case sdk.CodeIllegal:
+		return http.StatusBadRequest
+	case sdk.CodeTimeout:
+		return http.StatusGatewayTimeout
+	case sdk.CodeNotAllowed:
+		return http.StatusForbidden
+	case sdk.CodeTopicNotExist, sdk.CodeNotFound:
+		return http.StatusNotFound
+	case sdk.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case sdk.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case sdk.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case sdk.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// errorBody is the body of every non-2xx answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    sdk.Code `json:"code"`
+	Message string   `json:"message"`
+}
+
+// clientError turns an error from the producer (or from this package) into
+// the code and message a client sees. An *sdk.Error keeps its own; a
+// deadline is a timeout naming http.request_timeout; anything else is an
+// internal error whose details go to the log, not to the client.
+func (s *Server) clientError(err error) (sdk.Code, string) {
+	var e *sdk.Error
+	switch code := sdk.CodeOf(err); {
+	case errors.As(err, &e) && code != sdk.CodeOK:
+		return code, e.Msg
+	case code == sdk.CodeTimeout:
+		return code, fmt.Sprintf("timed out after %s (http.request_timeout)", s.opts.RequestTimeout)
+	case errors.Is(err, context.Canceled):
+		return sdk.CodeUnavailable, "request cancelled"
+	default:
+		s.log.Error("internal error", "err", err)
+		return sdk.CodeInternal, "internal error"
+	}
+}
+
+// abortWithCode answers with code's HTTP status and the error body.
+func abortWithCode(c *gin.Context, code sdk.Code, msg string) {
+	c.AbortWithStatusJSON(statusOf(code), errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// abortWithError answers with the status and body err maps to.
+func (s *Server) abortWithError(c *gin.Context, err error) {
+	code, msg := s.clientError(err)
+	abortWithCode(c, code, msg)
+}

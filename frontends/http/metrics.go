@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// unmatchedRoute is the route label of requests no route matched, so that
+// arbitrary paths never become label values.
+const unmatchedRoute = "unmatched"
+
+// httpMetrics are the per-request metrics of the HTTP frontend.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// newHTTPMetrics registers the HTTP metrics in reg, reusing ones an earlier
+// Server registered there.
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	return &httpMetrics{
+		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqgate_http_requests_total",
+			Help: "HTTP requests answered, by route pattern, method and HTTP status.",
+		}, []string{"route", "method", "code"})),
+		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mqgate_http_request_duration_seconds",
+			Help:    "Time from receiving an HTTP request to answering it, by route pattern and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"})),
+	}
+}
+
+// register registers c in reg, or returns the equal collector already there.
+func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var dup prometheus.AlreadyRegisteredError
+	if errors.As(err, &dup) {
+		if existing, ok := dup.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	panic("httpapi: registering metrics: " + err.Error())
+}
+
+// observe counts and times every request, and logs it: server errors at
+// Warn, everything else at Debug.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	elapsed := time.Since(start)
+
+	route := c.FullPath()
+	if route == "" {
+		route = unmatchedRoute
+	}
+	method := methodLabel(c.Request.Method)
+	status := c.Writer.Status()
+	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	s.metrics.duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
+
+	level := slog.LevelDebug
+	if status >= http.StatusInternalServerError {
+		level = slog.LevelWarn
+	}
+	s.log.Log(c.Request.Context(), level, "http request",
+		"method", c.Request.Method, "path", c.Request.URL.Path, "route", route,
+		"status", status, "duration", elapsed, "remote", c.Request.RemoteAddr)
+}
+
+// methodLabel keeps the method label to the standard methods, since a client
+// may send any token as a method.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	default:
+		return "other"
+	}
+}
+
+// serveMetrics serves the registry in the Prometheus text format.
+func (s *Server) serveMetrics() gin.HandlerFunc {
+	h := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	})
+	return gin.WrapH(h)
+}

@@ -1,0 +1,167 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// maxTopicLen is Kafka's limit on a topic name's length.
+const maxTopicLen = 249
+
+// produceResponse is the 200 body of POST /v1/topics/:topic/messages.
+type produceResponse struct {
+	Results []produceResult `json:"results"`
+}
+
+// produceResult is one message's outcome: partition and offset when it was
+// produced (code 0), code and message when it failed.
+type produceResult struct {
+	Partition *int32   `json:"partition,omitempty"`
+	Offset    *int64   `json:"offset,omitempty"`
+	Code      sdk.Code `json:"code"`
+	Message   string   `json:"message,omitempty"`
+}
+
+// produce serves POST /v1/topics/:topic/messages. Bad input is refused
+// before the producer is called, so it changes nothing.
+//
+// A call error from the producer is answered with its code's status and
+// error body. Otherwise:
+//   - when every message failed with one and the same code, the answer is
+//     that code's status with the first failure's error body, as if the call
+//     had failed (a single failed message is answered this way);
+//   - else the answer is 200 with one result per message in request order,
+//     and a failed message's result carries its code and message instead of
+//     partition and offset: a client must check every result's code.
+func (s *Server) produce(c *gin.Context) {
+	topic := c.Param("topic")
+	if err := validateTopic(topic); err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	switch mode := c.Query("mode"); mode {
+	case "", "sync":
+	case "async":
+		abortWithCode(c, sdk.CodeIllegal, "mode: async is not enabled yet; use mode=sync")
+		return
+	default:
+		abortWithCode(c, sdk.CodeIllegal, fmt.Sprintf("mode: must be sync or async; got %q", truncate(mode)))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
+	defer cancel()
+	body, err := s.readBody(ctx, c)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	msgs, err := decodeMessages(body)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	if len(msgs) > s.opts.MaxBatchMessages {
+		abortWithCode(c, sdk.CodeTooLarge, fmt.Sprintf("%d messages exceed http.max_batch_messages (%d)", len(msgs), s.opts.MaxBatchMessages))
+		return
+	}
+	for i := range msgs {
+		if n := msgs[i].Size(); n > s.opts.MaxMessageBytes {
+			abortWithCode(c, sdk.CodeTooLarge, fmt.Sprintf("message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes))
+			return
+		}
+	}
+
+	results, err := s.producer.Produce(ctx, topic, msgs)
+	if err != nil {
+		s.abortWithError(c, fmt.Errorf("producing to %s: %w", topic, err))
+		return
+	}
+	if len(results) != len(msgs) {
+		s.abortWithError(c, fmt.Errorf("producing to %s: %d results for %d messages", topic, len(results), len(msgs)))
+		return
+	}
+
+	out := make([]produceResult, len(results))
+	failed, sameCode := 0, true
+	for i, r := range results {
+		if r.Err == nil {
+			out[i] = produceResult{Partition: &r.Partition, Offset: &r.Offset, Code: sdk.CodeOK}
+			continue
+		}
+		code, msg := s.clientError(r.Err)
+		out[i] = produceResult{Code: code, Message: msg}
+		if failed > 0 && code != out[0].Code {
+			sameCode = false
+		}
+		failed++
+	}
+	if failed == len(out) && sameCode {
+		abortWithCode(c, out[0].Code, out[0].Message)
+		return
+	}
+	c.JSON(http.StatusOK, produceResponse{Results: out})
+}
+
+// readBody reads the request body, bounded by Options.MaxBodyBytes and by
+// ctx's deadline.
+func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		// Recorders in tests do not support deadlines; a real connection does.
+		if err := http.NewResponseController(c.Writer).SetReadDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			s.log.Debug("setting body read deadline", "err", err)
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return body, nil
+	case errors.As(err, &tooLarge):
+		return nil, sdk.Errorf(sdk.CodeTooLarge, "request body exceeds http.max_body_bytes (%d bytes)", s.opts.MaxBodyBytes)
+	case errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil:
+		return nil, sdk.Errorf(sdk.CodeTimeout, "reading the request body timed out after %s (http.request_timeout)", s.opts.RequestTimeout)
+	default:
+		return nil, sdk.Errorf(sdk.CodeIllegal, "reading the request body: %v", err)
+	}
+}
+
+// validateTopic checks a topic name as Kafka does: 1 to 249 characters of
+// [a-zA-Z0-9._-], and neither "." nor "..".
+func validateTopic(topic string) error {
+	switch {
+	case topic == "":
+		return illegalf("topic: must not be empty")
+	case len(topic) > maxTopicLen:
+		return illegalf("topic: must be at most %d characters; got %d", maxTopicLen, len(topic))
+	case topic == "." || topic == "..":
+		return illegalf("topic: %q is not a valid topic name", topic)
+	}
+	for i, r := range topic {
+		if !topicRune(r) {
+			return illegalf("topic: character %q at byte %d is not allowed; a topic is made of [a-zA-Z0-9._-]", r, i)
+		}
+	}
+	return nil
+}
+
+func topicRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-'
+}
+
+// truncate shortens a client-sent string for an error message.
+func truncate(s string) string {
+	const limit = 40
+	if len(s) > limit {
+		return s[:limit] + "..."
+	}
+	return s
+}

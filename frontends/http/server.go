@@ -1,0 +1,221 @@
+// Package httpapi serves mqgate's HTTP API (docs/http.md): produce, and the
+// admin routes /healthz, /readyz, /metrics and /v1/plugins.
+//
+// Every non-2xx answer, unknown routes included, has the body
+// {"error": {"code": N, "message": "..."}} with the status statusOf maps N to.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Producer produces messages to a topic. It returns one result per message,
+// in order, or a call error that applies to all of them. It must return
+// once ctx is done.
+type Producer interface {
+	Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error)
+}
+
+// Plugins reports the plugins of the deployment, for /readyz and
+// /v1/plugins.
+type Plugins interface {
+	Statuses() []pluginhost.Status
+}
+
+// Defaults of Options.
+const (
+	DefaultListen           = "127.0.0.1:8080"
+	DefaultMaxMessageBytes  = 1 << 20
+	DefaultMaxBodyBytes     = 64 << 20
+	DefaultRequestTimeout   = 10 * time.Second
+	DefaultMaxBatchMessages = 10000
+)
+
+// Options configure a Server. Zero fields take the Default* values.
+type Options struct {
+	// Listen is the address ListenAndServe listens on (http.listen).
+	Listen string
+	// MaxMessageBytes bounds one message's produce.Message.Size
+	// (http.max_message_bytes); a larger one is refused with code 16.
+	MaxMessageBytes int
+	// MaxBodyBytes bounds a whole request body (http.max_body_bytes); a
+	// larger one is refused with code 16.
+	MaxBodyBytes int64
+	// RequestTimeout bounds reading a request's body and producing it
+	// (http.request_timeout); past it the answer is code 12.
+	RequestTimeout time.Duration
+	// MaxBatchMessages bounds the messages of one request
+	// (http.max_batch_messages); more are refused with code 16.
+	MaxBatchMessages int
+	// Registry receives the HTTP metrics, and /metrics serves everything
+	// registered in it. Nil means a registry of the server's own.
+	Registry *prometheus.Registry
+	// Logger receives request and error logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	if o.MaxBatchMessages <= 0 {
+		o.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Server is mqgate's HTTP frontend. It is safe for concurrent use.
+type Server struct {
+	opts     Options
+	producer Producer
+	plugins  Plugins
+	log      *slog.Logger
+	metrics  *httpMetrics
+	engine   *gin.Engine
+	srv      *http.Server
+}
+
+// New returns a Server producing through p and reporting plugins (which may
+// be nil: no plugins, always ready). It panics only if opts.Registry holds a
+// different collector under the HTTP metrics' names.
+func New(opts Options, p Producer, plugins Plugins) *Server {
+	opts = opts.withDefaults()
+	s := &Server{
+		opts:     opts,
+		producer: p,
+		plugins:  plugins,
+		log:      opts.Logger,
+		metrics:  newHTTPMetrics(opts.Registry),
+	}
+
+	// Release mode silences gin's debug route printing; gin keeps the mode
+	// in a process-wide atomic.
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	// Clients get JSON errors for unknown paths, never redirects.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	// No proxy is trusted: a nil list cannot fail to parse.
+	_ = e.SetTrustedProxies(nil)
+	e.Use(s.observe, s.recoverPanic)
+	e.NoRoute(s.noRoute)
+	e.NoMethod(s.noMethod)
+
+	e.POST("/v1/topics/:topic/messages", s.produce)
+	// HEAD too, for load balancers that probe with it.
+	for _, method := range []string{http.MethodGet, http.MethodHead} {
+		e.Handle(method, "/healthz", s.healthz)
+		e.Handle(method, "/readyz", s.readyz)
+	}
+	e.GET("/metrics", s.serveMetrics())
+	e.GET("/v1/plugins", s.listPlugins)
+	s.engine = e
+
+	s.srv = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Each produce request sets its own body read deadline from
+		// RequestTimeout, so no server-wide ReadTimeout.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 1 << 20,
+		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Handler returns the server's routes as an http.Handler, for httptest or
+// for mounting in another server.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Serve answers HTTP requests on l until Shutdown. It returns nil after
+// Shutdown and any other error that stopped it.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ListenAndServe listens on Options.Listen and calls Serve.
+func (s *Server) ListenAndServe() error {
+	l, err := net.Listen("tcp", s.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s (http.listen): %w", s.opts.Listen, err)
+	}
+	return s.Serve(l)
+}
+
+// Shutdown stops accepting connections and waits until every in-flight
+// request has been answered, or ctx is done.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.srv.Shutdown(ctx)
+}
+
+// noRoute answers a path no route matches.
+func (s *Server) noRoute(c *gin.Context) {
+	abortWithCode(c, sdk.CodeNotFound, fmt.Sprintf("no such route: %s %s", c.Request.Method, c.Request.URL.Path))
+}
+
+// noMethod answers a path that exists for other methods. 405 is the one
+// status statusOf does not produce: HTTP requires it here, with the Allow
+// header gin has already set.
+func (s *Server) noMethod(c *gin.Context) {
+	allowed := c.Writer.Header().Get("Allow")
+	c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
+		Code:    sdk.CodeIllegal,
+		Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, allowed),
+	}})
+}
+
+// recoverPanic turns a handler's panic into a logged internal error, so a
+// bug answers 500 instead of dropping the connection.
+func (s *Server) recoverPanic(c *gin.Context) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if r == http.ErrAbortHandler {
+			panic(r)
+		}
+		s.log.Error("panic serving HTTP request", "method", c.Request.Method, "path", c.Request.URL.Path,
+			"panic", r, "stack", string(debug.Stack()))
+		if !c.Writer.Written() {
+			abortWithCode(c, sdk.CodeInternal, "internal error")
+		} else {
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
