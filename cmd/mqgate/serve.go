@@ -83,11 +83,13 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	}
 
 	srv := httpapi.New(httpapi.Options{
-		Listen:          cfg.HTTP.Listen,
-		MaxMessageBytes: int(cfg.HTTP.MaxMessageBytes),
-		RequestTimeout:  cfg.HTTP.RequestTimeout,
-		Registry:        reg,
-		Logger:          log,
+		Listen:           cfg.HTTP.Listen,
+		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
+		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
+		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
+		RequestTimeout:   cfg.HTTP.RequestTimeout,
+		Registry:         reg,
+		Logger:           log,
 	}, rt, host)
 	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {

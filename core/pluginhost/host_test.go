@@ -354,4 +354,3 @@ func TestCloseStopsPlugins(t *testing.T) {
 		return syscall.Kill(pid, 0) != nil
 	})
 }
-

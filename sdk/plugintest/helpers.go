@@ -3,7 +3,9 @@ package plugintest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,10 +48,8 @@ func (s *suite) produceOK(t *testing.T, records []sdk.Record) []sdk.ProduceResul
 // consume starts a consumer that is closed when t ends.
 func (s *suite) consume(t *testing.T, sub sdk.Subscription) sdk.Consumer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	// The consumer's own context must outlive this call.
-	c, err := s.b.Consume(context.WithoutCancel(ctx), sub)
+	// The consumer lives until Close, so its context never ends.
+	c, err := s.b.Consume(context.Background(), sub)
 	if err != nil {
 		t.Fatalf("Consume(%+v): %v", sub, err)
 	}
@@ -124,11 +124,25 @@ func checkContent(t *testing.T, what string, got, want sdk.Record) {
 	if !slices.EqualFunc(got.Headers, want.Headers, func(a, b sdk.Header) bool {
 		return a.Key == b.Key && bytes.Equal(a.Value, b.Value)
 	}) {
-		t.Errorf("%s: headers %+v; want %+v", what, got.Headers, want.Headers)
+		t.Errorf("%s: headers %s; want %s", what, formatHeaders(got.Headers), formatHeaders(want.Headers))
 	}
 	if got.Tags != want.Tags {
 		t.Errorf("%s: tags %q; want %q", what, got.Tags, want.Tags)
 	}
+}
+
+// formatHeaders prints headers compactly, values quoted.
+func formatHeaders(hs []sdk.Header) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, h := range hs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%q", h.Key, h.Value)
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // listOffsets calls ListOffsets, failing t on error.

@@ -1,0 +1,229 @@
+// Command mqgate-bench measures the gateway against a direct client on the
+// same broker, in one run, and prints both rates and their ratio.
+//
+//	go run ./cmd/mqgate-bench -scenario produce-http -n 200000 -size 1024 -batch 100 -concurrency 8
+//
+// It builds (or takes, with -mqgate) the mqgate binary, starts it with an
+// embedded Kafka broker in a temporary directory, and runs each scenario
+// against the gateway and then against the broker directly.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+type params struct {
+	n           int
+	size        int
+	batch       int
+	concurrency int
+	partitions  int
+}
+
+// result is one side of a scenario.
+type result struct {
+	msgs     int
+	bytes    int64
+	elapsed  time.Duration
+	latency  []time.Duration // per call
+	failures int
+}
+
+func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
+func (r result) mibps() float64 {
+	return float64(r.bytes) / r.elapsed.Seconds() / (1 << 20)
+}
+func (r result) pct(p float64) time.Duration {
+	if len(r.latency) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), r.latency...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// scenario runs the gateway side and the direct side of one measurement.
+type scenario struct {
+	name    string
+	about   string
+	gateway func(ctx context.Context, env *env, p params) (result, error)
+	direct  func(ctx context.Context, env *env, p params) (result, error)
+}
+
+var scenarios = []scenario{produceHTTP}
+
+func main() {
+	var (
+		names   = flag.String("scenario", "produce-http", "comma-separated scenarios, or all")
+		p       params
+		binPath = flag.String("mqgate", "", "the mqgate binary (default: build ./cmd/mqgate)")
+		keep    = flag.Bool("keep", false, "keep the temporary directory")
+	)
+	flag.IntVar(&p.n, "n", 200000, "messages per side")
+	flag.IntVar(&p.size, "size", 1024, "message value size in bytes")
+	flag.IntVar(&p.batch, "batch", 100, "messages per request (HTTP) or per ProduceSync (direct)")
+	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
+	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
+	flag.Parse()
+
+	var run []scenario
+	for _, s := range scenarios {
+		if *names == "all" || contains(strings.Split(*names, ","), s.name) {
+			run = append(run, s)
+		}
+	}
+	if len(run) == 0 {
+		log.Fatalf("no scenario matches %q", *names)
+	}
+
+	dir, err := os.MkdirTemp("", "mqgate-bench")
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	e, err := startEnv(dir, *binPath, p.partitions)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer e.stop()
+
+	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	fmt.Printf("params: n=%d size=%d batch=%d concurrency=%d partitions=%d\n\n", p.n, p.size, p.batch, p.concurrency, p.partitions)
+	fmt.Println("| scenario | side | msgs/s | MiB/s | p50 call | p99 call | failures |")
+	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
+	for _, s := range run {
+		ctx := context.Background()
+		g, err := s.gateway(ctx, e, p)
+		if err != nil {
+			log.Fatalf("%s via gateway: %v", s.name, err)
+		}
+		d, err := s.direct(ctx, e, p)
+		if err != nil {
+			log.Fatalf("%s direct: %v", s.name, err)
+		}
+		for _, row := range []struct {
+			side string
+			r    result
+		}{{"mqgate", g}, {"direct", d}} {
+			fmt.Printf("| %s | %s | %.0f | %.1f | %s | %s | %d |\n", s.name, row.side, row.r.rate(), row.r.mibps(),
+				row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
+		}
+		fmt.Printf("\n%s: gateway/direct = %.2f\n\n", s.name, g.rate()/d.rate())
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if strings.TrimSpace(v) == x {
+			return true
+		}
+	}
+	return false
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if i := strings.Index(line, ":"); i >= 0 {
+				return strings.TrimSpace(line[i+1:])
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+// env is a running gateway with its embedded broker.
+type env struct {
+	httpAddr  string
+	kafkaAddr string
+	cmd       *exec.Cmd
+}
+
+func startEnv(dir, bin string, partitions int) (*env, error) {
+	if bin == "" {
+		bin = filepath.Join(dir, "mqgate")
+		build := exec.Command("go", "build", "-o", bin, "./cmd/mqgate")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("building mqgate (run from the repository root, or pass -mqgate): %w", err)
+		}
+	}
+	e := &env{httpAddr: freeAddr(), kafkaAddr: freeAddr()}
+	cfg := fmt.Sprintf(`version: 1
+plugins: {kafka: {builtin: kafka}}
+clusters:
+  local:
+    plugin: kafka
+    config: {brokers: embedded, listen: %q, data_dir: %q, default_partitions: %d}
+default_cluster: local
+http: {listen: %q}
+thrift: {producer_listen: %q, consumer_listen: %q}
+`, e.kafkaAddr, filepath.Join(dir, "data"), partitions, e.httpAddr, freeAddr(), freeAddr())
+	cfgPath := filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(dir, "mqgate.log"))
+	if err != nil {
+		return nil, err
+	}
+	e.cmd = exec.Command(bin, "serve", "-c", cfgPath, "-log-level", "warn")
+	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	if err := e.cmd.Start(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + e.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return e, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			e.stop()
+			return nil, fmt.Errorf("gateway not ready after 60s; see %s", logf.Name())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (e *env) stop() {
+	_ = e.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = e.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produceHTTP: N messages of S bytes, B per HTTP request, C requests in
+// flight, through POST /v1/topics/{topic}/messages in sync mode; against
+// the same through a direct franz-go client, B records per ProduceSync, C
+// calls in flight. Both wait for the broker's acknowledgement of every
+// batch, so the comparison is like for like.
+var produceHTTP = scenario{
+	name:  "produce-http",
+	about: "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency",
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		value := string(bytes.Repeat([]byte("x"), p.size))
+		// Bodies differ only in keys; build them once so the client's JSON
+		// encoding does not count against the gateway.
+		bodies := make([][]byte, 16)
+		for i := range bodies {
+			type msg struct {
+				Key   string `json:"key"`
+				Value string `json:"value"`
+			}
+			msgs := make([]msg, p.batch)
+			for j := range msgs {
+				msgs[j] = msg{Key: strconv.Itoa(i*p.batch + j), Value: value}
+			}
+			b, err := json.Marshal(map[string]any{"messages": msgs})
+			if err != nil {
+				return result{}, err
+			}
+			bodies[i] = b
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		url := "http://" + e.httpAddr + "/v1/topics/bench-http/messages"
+		// Warm up: creates the topic and the connections.
+		if err := post(client, url, bodies[0]); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+		return runCalls(p, func(call int) error { return post(client, url, bodies[call%len(bodies)]) }), nil
+	},
+	direct: func(ctx context.Context, e *env, p params) (result, error) {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.AllowAutoTopicCreation(),
+			kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(p.batch*p.concurrency*2))
+		if err != nil {
+			return result{}, err
+		}
+		defer cl.Close()
+		value := bytes.Repeat([]byte("x"), p.size)
+		batch := func(call int) []*kgo.Record {
+			rs := make([]*kgo.Record, p.batch)
+			for j := range rs {
+				rs[j] = &kgo.Record{Topic: "bench-direct", Key: []byte(strconv.Itoa(call*p.batch + j)), Value: value}
+			}
+			return rs
+		}
+		if err := cl.ProduceSync(ctx, batch(0)...).FirstErr(); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+		return runCalls(p, func(call int) error { return cl.ProduceSync(ctx, batch(call)...).FirstErr() }), nil
+	},
+}
+
+func post(client *http.Client, url string, body []byte) error {
+	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%d: %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// runCalls makes N/B calls with C workers and times them.
+func runCalls(p params, call func(i int) error) result {
+	calls := p.n / p.batch
+	var next atomic.Int64
+	var mu sync.Mutex
+	r := result{latency: make([]time.Duration, 0, calls)}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range p.concurrency {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= calls {
+					return
+				}
+				t0 := time.Now()
+				err := call(i)
+				d := time.Since(t0)
+				mu.Lock()
+				r.latency = append(r.latency, d)
+				if err != nil {
+					r.failures++
+					if r.failures == 1 {
+						fmt.Println("first failure:", err)
+					}
+				} else {
+					r.msgs += p.batch
+					r.bytes += int64(p.batch * p.size)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	return r
+}

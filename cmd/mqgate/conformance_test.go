@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+
+	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/sdk"
+	"github.com/mqgate/mqgate/sdk/plugintest"
+)
+
+// The conformance suite against the Kafka plugin as the gateway runs it: a
+// separate `mqgate plugin kafka` process behind the plugin host, so every
+// record crosses gRPC and the process boundary.
+func TestKafkaPluginProcessConformance(t *testing.T) {
+	host, err := pluginhost.New(pluginhost.Options{SelfPath: mqgateBin, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close() })
+	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, freeAddr(t), filepath.Join(t.TempDir(), "data"))
+	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "local", Plugin: "kafka", Builtin: "kafka", Config: []byte(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b })
+}

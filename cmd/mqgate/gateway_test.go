@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// mqgateBin is the gateway binary the tests run, built once.
+var mqgateBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mqgate-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	mqgateBin = filepath.Join(dir, "mqgate")
+	build := exec.Command("go", "build", "-race", "-o", mqgateBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building mqgate:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// gateway is one mqgate process under test.
+type gateway struct {
+	t        *testing.T
+	cfgPath  string
+	httpAddr string
+	kafka    string
+	cmd      *exec.Cmd
+	log      *bytes.Buffer
+	exited   chan error
+}
+
+// writeConfig writes a plugins.yaml for an embedded broker in dataDir;
+// plugin overrides the plugins: entry.
+func writeConfig(t *testing.T, dir, dataDir, plugin string) (cfgPath, httpAddr, kafkaAddr string) {
+	t.Helper()
+	httpAddr, kafkaAddr = freeAddr(t), freeAddr(t)
+	if plugin == "" {
+		plugin = "{builtin: kafka}"
+	}
+	cfg := fmt.Sprintf(`version: 1
+plugins:
+  kafka: %s
+clusters:
+  local:
+    plugin: kafka
+    config: {brokers: embedded, listen: %q, data_dir: %q}
+default_cluster: local
+http: {listen: %q, request_timeout: 5s}
+thrift: {producer_listen: %q, consumer_listen: %q}
+plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
+`, plugin, kafkaAddr, dataDir, httpAddr, freeAddr(t), freeAddr(t))
+	cfgPath = filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, httpAddr, kafkaAddr
+}
+
+func startGateway(t *testing.T, cfgPath, httpAddr, kafkaAddr string) *gateway {
+	t.Helper()
+	g := &gateway{t: t, cfgPath: cfgPath, httpAddr: httpAddr, kafka: kafkaAddr, log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	g.cmd = exec.Command(mqgateBin, "serve", "-c", cfgPath)
+	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.exited <- g.cmd.Wait() }()
+	t.Cleanup(func() {
+		// A clean stop, so the plugin has closed its broker before the
+		// test's TempDir, which holds the broker's data, is removed.
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.exited:
+		case <-time.After(30 * time.Second):
+			_ = g.cmd.Process.Kill()
+			<-g.exited
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.log.String())
+		}
+	})
+	waitFor(t, "the gateway to be ready", func() bool { return g.status("/readyz") == 200 })
+	return g
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *gateway) status(path string) int {
+	resp, err := http.Get("http://" + g.httpAddr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+type produceResult struct {
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Code      int    `json:"code"`
+	Message   string `json:"message"`
+}
+
+type apiError struct {
+	Error struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func (g *gateway) produce(topic, body string) (int, []byte) {
+	g.t.Helper()
+	resp, err := http.Post("http://"+g.httpAddr+"/v1/topics/"+topic+"/messages", "application/json", strings.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (g *gateway) produceOK(topic, body string) []produceResult {
+	g.t.Helper()
+	code, b := g.produce(topic, body)
+	var out struct{ Results []produceResult }
+	if code != 200 || json.Unmarshal(b, &out) != nil {
+		g.t.Fatalf("produce to %s: %d %s", topic, code, b)
+	}
+	return out.Results
+}
+
+type pluginStatus struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	PID      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+}
+
+func (g *gateway) plugins() []pluginStatus {
+	g.t.Helper()
+	resp, err := http.Get("http://" + g.httpAddr + "/v1/plugins")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []pluginStatus
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		g.t.Fatal(err)
+	}
+	return out
+}
+
+// readAll reads every record of topic with a direct Kafka client.
+func readAll(t *testing.T, kafkaAddr, topic string, want int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records from %s", len(out), want, topic)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		out = append(out, fs.Records()...)
+	}
+	return out
+}
+
+func valuesOf(rs []*kgo.Record) map[string]bool {
+	m := map[string]bool{}
+	for _, r := range rs {
+		m[string(r.Value)] = true
+	}
+	return m
+}
+
+func TestServeProduceAndReadBack(t *testing.T) {
+	dir := t.TempDir()
+	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	g := startGateway(t, cfg, httpAddr, kafkaAddr)
+
+	res := g.produceOK("orders", `{"key":"k1","value":"hello","headers":{"h":"v"}}`)
+	if len(res) != 1 || res[0].Code != 0 || res[0].Offset != 0 || res[0].Partition < 0 {
+		t.Fatalf("results = %+v", res)
+	}
+	recs := readAll(t, kafkaAddr, "orders", 1)
+	r := recs[0]
+	if string(r.Key) != "k1" || string(r.Value) != "hello" || r.Partition != res[0].Partition || len(r.Headers) != 1 || r.Headers[0].Key != "h" || string(r.Headers[0].Value) != "v" {
+		t.Fatalf("a Kafka client read %+v", r)
+	}
+
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("kcat is not installed; .ci/run installs it (apt-get install kcat)")
+		}
+		t.Skip("kcat is not installed (apt-get install kcat); skipping the kcat read-back")
+	}
+	out, err := exec.Command(kcat, "-b", kafkaAddr, "-C", "-t", "orders", "-e", "-q").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "hello" {
+		t.Fatalf("kcat printed %q (err %v), want hello", out, err)
+	}
+}
+
+func TestKilledPluginComesBackWithoutLosingMessages(t *testing.T) {
+	dir := t.TempDir()
+	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	g := startGateway(t, cfg, httpAddr, kafkaAddr)
+	before := g.produceOK("orders", `{"key":"k1","value":"before"}`)
+
+	old := g.plugins()[0]
+	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the plugin to be restarted", func() bool {
+		p := g.plugins()[0]
+		return p.Restarts == 1 && p.State == "up" && p.PID != old.PID && g.status("/readyz") == 200
+	})
+	after := g.produceOK("orders", `{"key":"k1","value":"after"}`)
+	if after[0].Partition != before[0].Partition || after[0].Offset != before[0].Offset+1 {
+		t.Fatalf("after the restart the same key went to %d@%d; before it was %d@%d: the broker lost its log",
+			after[0].Partition, after[0].Offset, before[0].Partition, before[0].Offset)
+	}
+	if got := valuesOf(readAll(t, kafkaAddr, "orders", 2)); !got["before"] || !got["after"] {
+		t.Fatalf("read back %v", got)
+	}
+}
+
+func TestRestartedGatewayKeepsMessages(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, data, "")
+	g := startGateway(t, cfg, httpAddr, kafkaAddr)
+	g.produceOK("orders", `{"messages":[{"key":"a","value":"one"},{"key":"b","value":"two"}]}`)
+	pluginPID := g.plugins()[0].PID
+
+	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-g.exited; err != nil {
+		t.Fatalf("gateway exited with %v after SIGTERM, want a clean exit", err)
+	}
+	g.exited <- nil // for the cleanup
+	if syscall.Kill(pluginPID, 0) == nil {
+		t.Fatalf("plugin process %d outlived the gateway", pluginPID)
+	}
+
+	g2 := startGateway(t, cfg, httpAddr, kafkaAddr)
+	g2.produceOK("orders", `{"key":"c","value":"three"}`)
+	got := valuesOf(readAll(t, kafkaAddr, "orders", 3))
+	for _, v := range []string{"one", "two", "three"} {
+		if !got[v] {
+			t.Fatalf("after a restart the topic holds %v, missing %q", got, v)
+		}
+	}
+}
+
+// A backend whose plugin cannot come back answers 503 with code 17 within
+// the request timeout, and /readyz says which plugin is down.
+func TestBackendDownIs503(t *testing.T) {
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "kafka-plugin")
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+mqgateBin+" plugin kafka\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), fmt.Sprintf("{path: %q}", wrapper))
+	g := startGateway(t, cfg, httpAddr, kafkaAddr)
+	g.produceOK("orders", `{"value":"x"}`)
+
+	// From now on every restart attempt fails.
+	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(g.plugins()[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz to report the plugin down", func() bool { return g.status("/readyz") == 503 })
+	code, body := g.produce("orders", `{"value":"y"}`)
+	var e apiError
+	if code != 503 || json.Unmarshal(body, &e) != nil || e.Error.Code != 17 || !strings.Contains(e.Error.Message, "kafka") {
+		t.Fatalf("produce with the backend down: %d %s; want 503 with code 17 naming the plugin", code, body)
+	}
+}
+
+func TestCheckReportsFileLineAndKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(path, []byte("version: 1\nplugins:\n  kafka: {builtin: kafka}\nclusters:\n  local: {plugin: nope}\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"check", "-c", path}, &stdout, &stderr); code != 1 {
+		t.Fatalf("check exit code %d, want 1; stderr:\n%s", code, stderr.String())
+	}
+	out := stderr.String()
+	for _, want := range []string{path + ":5: clusters.local.plugin:", path + ":6: bogus:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if code := run([]string{"check", "-c", filepath.Join("..", "..", "plugins.yaml")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("the shipped plugins.yaml fails check: %s", stderr.String())
+	}
+}

@@ -1,0 +1,235 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// EnsureTopics creates the topics that do not exist, in one request.
+// Partitions 0 means default_partitions; the replication factor is the
+// broker's default. Existing topics are left as they are.
+func (b *Backend) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) error {
+	c, err := b.clients()
+	if err != nil {
+		return err
+	}
+	for _, spec := range topics {
+		if spec.Name == "" {
+			return sdk.Errorf(sdk.CodeIllegal, "topic name is empty")
+		}
+		if spec.Partitions < 0 {
+			return sdk.Errorf(sdk.CodeIllegal, "topic %s: partitions %d is negative", spec.Name, spec.Partitions)
+		}
+	}
+	errs, err := b.createTopics(ctx, c, topics)
+	if err != nil {
+		return err
+	}
+	for _, spec := range topics {
+		if err := errs[spec.Name]; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createTopics asks for specs in one CreateTopics request and returns each
+// topic's outcome: nil when it was created or already existed. Topics that
+// exist are remembered, so Produce does not ask again. The returned error
+// is for failures of the whole request.
+func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.TopicSpec) (map[string]error, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 30_000
+	if dl, ok := ctx.Deadline(); ok {
+		req.TimeoutMillis = int32(max(min(timeUntilMillis(dl), 30_000), 1))
+	}
+	for _, spec := range specs {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic = spec.Name
+		rt.NumPartitions = spec.Partitions
+		if rt.NumPartitions == 0 {
+			rt.NumPartitions = c.cfg.defaultPartitions
+		}
+		rt.ReplicationFactor = -1
+		keys := make([]string, 0, len(spec.Configs))
+		for k := range spec.Configs {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			tc := kmsg.NewCreateTopicsRequestTopicConfig()
+			tc.Name = k
+			tc.Value = kmsg.StringPtr(spec.Configs[k])
+			rt.Configs = append(rt.Configs, tc)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, c.admin)
+	if err != nil {
+		return nil, toSDKError(err, "creating topics")
+	}
+	errs := make(map[string]error, len(specs))
+	for _, spec := range specs {
+		errs[spec.Name] = sdk.Errorf(sdk.CodeInternal, "creating topic %s: the broker did not answer for it", spec.Name)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range resp.Topics {
+		err := kerr.ErrorForCode(t.ErrorCode)
+		if err == nil || err == kerr.TopicAlreadyExists {
+			errs[t.Topic] = nil
+			b.known[t.Topic] = true
+			continue
+		}
+		if t.ErrorMessage != nil {
+			err = fmt.Errorf("%w: %s", err, *t.ErrorMessage)
+		}
+		errs[t.Topic] = toSDKError(err, "creating topic %s", t.Topic)
+	}
+	return errs, nil
+}
+
+// unknownTopics returns the distinct topics of records this backend has not
+// yet seen exist.
+func (b *Backend) unknownTopics(records []sdk.Record) []sdk.TopicSpec {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var specs []sdk.TopicSpec
+	seen := make(map[string]bool)
+	for i := range records {
+		t := records[i].Topic
+		if t == "" || b.known[t] || seen[t] {
+			continue
+		}
+		seen[t] = true
+		specs = append(specs, sdk.TopicSpec{Name: t})
+	}
+	return specs
+}
+
+// Commit stores a group's offsets without joining the group. Kafka accepts
+// this only while the group has no active members.
+func (b *Backend) Commit(ctx context.Context, group string, offsets []sdk.Offset) error {
+	c, err := b.clients()
+	if err != nil {
+		return err
+	}
+	if group == "" {
+		return sdk.Errorf(sdk.CodeIllegal, "group is empty")
+	}
+	os := make(kadm.Offsets)
+	for _, o := range offsets {
+		p, err := parseQid(o.Topic, o.Qid)
+		if err != nil {
+			return err
+		}
+		if o.Offset < 0 {
+			return sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is negative", o.Offset, o.Topic, o.Qid)
+		}
+		os.Add(kadm.Offset{Topic: o.Topic, Partition: p, At: o.Offset, LeaderEpoch: -1})
+	}
+	if len(os) == 0 {
+		return nil
+	}
+	resps, err := c.adm.CommitOffsets(ctx, group, os)
+	if err == nil {
+		err = resps.Error()
+	}
+	return toSDKError(err, "committing offsets of group %s", group)
+}
+
+// ListOffsets gives every partition's retained range and, when group is
+// not empty, the group's committed offset (-1 when it has none), ordered by
+// the topics as asked and then by partition. An unknown topic fails the
+// call with CodeTopicNotExist.
+func (b *Backend) ListOffsets(ctx context.Context, topics []string, group string) ([]sdk.QidOffsets, error) {
+	c, err := b.clients()
+	if err != nil {
+		return nil, err
+	}
+	adm := c.adm
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	// kadm lists all topics for an empty argument list; an empty name
+	// would do the same by accident.
+	if slices.Contains(topics, "") {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "topic name is empty")
+	}
+	starts, err := adm.ListStartOffsets(ctx, topics...)
+	if err != nil {
+		return nil, toSDKError(err, "listing start offsets")
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, toSDKError(err, "listing end offsets")
+	}
+	var committed kadm.OffsetResponses
+	if group != "" {
+		committed, err = adm.FetchOffsets(ctx, group)
+		if err == nil {
+			err = committed.Error()
+		}
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			// A group that never committed has nothing to show.
+			committed, err = nil, nil
+		}
+		if err != nil {
+			return nil, toSDKError(err, "fetching offsets of group %s", group)
+		}
+	}
+
+	var out []sdk.QidOffsets
+	seen := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		ps, ok := ends[t]
+		if !ok {
+			return nil, sdk.Errorf(sdk.CodeTopicNotExist, "topic %s does not exist", t)
+		}
+		parts := make([]int32, 0, len(ps))
+		for p, lo := range ps {
+			if lo.Err != nil {
+				return nil, toSDKError(lo.Err, "listing offsets of %s", t)
+			}
+			parts = append(parts, p)
+		}
+		slices.Sort(parts)
+		for _, p := range parts {
+			q := sdk.QidOffsets{Topic: t, Qid: qidOf(p), Partition: p, End: ps[p].Offset, Committed: -1}
+			s, ok := starts.Lookup(t, p)
+			if !ok || s.Err != nil {
+				err := s.Err
+				if err == nil {
+					err = kerr.UnknownTopicOrPartition
+				}
+				return nil, toSDKError(err, "listing start offsets of %s", t)
+			}
+			q.Start = s.Offset
+			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
+				q.Committed = c.At
+			}
+			out = append(out, q)
+		}
+	}
+	return out, nil
+}
+
+// timeUntilMillis is the time left until t in milliseconds, as Kafka
+// request timeouts want it.
+func timeUntilMillis(t time.Time) int64 { return time.Until(t).Milliseconds() }

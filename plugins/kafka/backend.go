@@ -1,0 +1,326 @@
+// Package kafka is mqgate's Kafka backend. It speaks to a Kafka cluster with
+// franz-go, or, with `brokers: embedded`, runs an in-process kfake broker
+// that persists to a data directory.
+//
+// A record's qid is its partition number in decimal ("0", "1", ...), the
+// same number as Record.Partition.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+var _ sdk.Backend = (*Backend)(nil)
+
+// Backend is an sdk.Backend over Kafka. It is safe for concurrent use.
+// Configure must be called once before anything else; Close releases the
+// clients, the retention ticker and the embedded broker.
+type Backend struct {
+	logger *slog.Logger
+
+	// mu guards every field below. It is never held while calling the
+	// broker, except in Configure and Close, and never together with a
+	// consumer's mu.
+	mu        sync.Mutex
+	cfg       config
+	cluster   *kfake.Cluster // nil unless embedded
+	producer  *kgo.Client    // shared by all Produce calls; creates topics
+	admin     *kgo.Client    // admin requests and Fetch; never creates topics
+	adm       *kadm.Client   // over admin
+	consumers map[*consumer]struct{}
+	// known holds topics CreateTopics found or made; with the embedded
+	// broker, Produce creates the others first.
+	known  map[string]bool
+	closed bool
+
+	// stop ends the retention ticker. wg counts it and the goroutines
+	// Produce leaves behind when its caller gives up, which closing
+	// producer ends.
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns an unconfigured backend that logs to logger (slog.Default()
+// when nil).
+func New(logger *slog.Logger) *Backend {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Backend{
+		logger:    logger.With("plugin", "kafka"),
+		consumers: make(map[*consumer]struct{}),
+		known:     make(map[string]bool),
+		stop:      make(chan struct{}),
+	}
+}
+
+// Configure applies the plugin config (see parseConfig for the keys). With
+// `brokers: embedded` it starts the in-process broker, reloading its data
+// directory. A second call is refused: the host configures each plugin
+// process once.
+func (b *Backend) Configure(ctx context.Context, data []byte) error {
+	cfg, err := parseConfig(data)
+	if err != nil {
+		return err
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return errNotConfigured
+	}
+	if b.producer != nil {
+		return sdk.Errorf(sdk.CodeIllegal, "kafka backend is already configured")
+	}
+
+	seeds := cfg.brokers
+	if cfg.embedded {
+		cluster, err := startEmbedded(cfg, b.logger)
+		if err != nil {
+			return err
+		}
+		b.cluster = cluster
+		seeds = dialable(cluster.ListenAddrs())
+	}
+
+	producer, err := kgo.NewClient(append(b.clientOpts(cfg, seeds),
+		// Producing to a topic creates it where the broker allows;
+		// reading one must not.
+		kgo.AllowAutoTopicCreation(),
+		kgo.RecordPartitioner(placementPartitioner{}),
+		kgo.RecordDeliveryTimeout(cfg.produceTimeout),
+		kgo.ProducerBatchMaxBytes(cfg.maxBatchBytes()),
+	)...)
+	if err != nil {
+		b.closeEmbeddedLocked()
+		return sdk.Errorf(sdk.CodeInternal, "creating kafka producer: %v", err)
+	}
+	admin, err := kgo.NewClient(b.clientOpts(cfg, seeds)...)
+	if err != nil {
+		producer.Close()
+		b.closeEmbeddedLocked()
+		return sdk.Errorf(sdk.CodeInternal, "creating kafka admin client: %v", err)
+	}
+	b.cfg = cfg
+	b.producer = producer
+	b.admin = admin
+	b.adm = kadm.NewClient(admin)
+	if b.cluster != nil {
+		b.wg.Add(1)
+		go b.applyRetention(b.cluster, retentionTick(cfg.retention))
+	}
+	b.logger.Info("configured", "embedded", cfg.embedded, "brokers", seeds)
+	return nil
+}
+
+// startEmbedded starts the kfake broker described by cfg.
+func startEmbedded(cfg config, logger *slog.Logger) (*kfake.Cluster, error) {
+	_, portStr, _ := net.SplitHostPort(cfg.listen) // validated by parseConfig
+	port, _ := strconv.Atoi(portStr)
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(port),
+		// kfake always asks for 127.0.0.1:port; bind the configured
+		// host instead.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, cfg.listen)
+		}),
+		// No kfake.AllowAutoTopicCreation: kfake does not persist a
+		// topic made by a metadata request until Close, so a crash
+		// would lose it and its records. Produce creates topics with
+		// CreateTopics instead, which kfake persists at once.
+		kfake.DefaultNumPartitions(int(cfg.defaultPartitions)),
+		kfake.DataDir(cfg.dataDir),
+		kfake.BrokerConfigs(map[string]string{
+			"log.retention.ms":  strconv.FormatInt(cfg.retention.Milliseconds(), 10),
+			"message.max.bytes": strconv.Itoa(embeddedMaxMessageBytes),
+		}),
+		kfake.WithLogger(kfakeLogger{logger.With("component", "embedded-broker")}),
+	)
+	if err != nil {
+		// Listening fails with a network error; everything else kfake
+		// does at start is loading the data directory.
+		if _, ok := errors.AsType[*net.OpError](err); ok {
+			return nil, &sdk.ConfigError{Key: "listen", Msg: fmt.Sprintf("starting embedded broker on %s: %v", cfg.listen, err)}
+		}
+		return nil, &sdk.ConfigError{Key: "data_dir", Msg: fmt.Sprintf("starting embedded broker with data_dir %s: %v", cfg.dataDir, err)}
+	}
+	return cluster, nil
+}
+
+// dialable turns listen addresses into addresses a client can dial: a
+// wildcard host (0.0.0.0, ::) becomes loopback.
+func dialable(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				a = net.JoinHostPort("127.0.0.1", port)
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// clientOpts are the options every kgo client of this backend shares.
+func (b *Backend) clientOpts(cfg config, seeds []string) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(seeds...),
+		kgo.WithLogger(kgoLogger{b.logger}),
+		// kgo v1.22 defaults to rewinding one minute on data loss; we
+		// never skip what is still retained.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+	if cfg.clientID != "" {
+		opts = append(opts, kgo.ClientID(cfg.clientID))
+	}
+	if cfg.embedded {
+		// Records up to the embedded broker's message.max.bytes must come
+		// back in a fetch without tuning.
+		opts = append(opts, kgo.FetchMaxPartitionBytes(embeddedMaxMessageBytes))
+	}
+	return opts
+}
+
+// applyRetention makes the embedded broker enforce retention on every
+// topic: kfake only runs retention on its own for topics with explicit
+// retention or compaction configs.
+func (b *Backend) applyRetention(cluster *kfake.Cluster, every time.Duration) {
+	defer b.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			cluster.ApplyRetention()
+		}
+	}
+}
+
+// Addrs returns the addresses Kafka clients can bootstrap from: the
+// embedded broker's listen address (with the port the OS picked for port 0),
+// or the configured brokers. It is empty before Configure.
+func (b *Backend) Addrs() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cluster != nil {
+		return dialable(b.cluster.ListenAddrs())
+	}
+	return append([]string(nil), b.cfg.brokers...)
+}
+
+// clients are the shared clients and config of a configured backend.
+type clients struct {
+	producer *kgo.Client
+	admin    *kgo.Client
+	adm      *kadm.Client
+	cfg      config
+}
+
+// clients returns the shared clients, or errNotConfigured.
+func (b *Backend) clients() (clients, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.producer == nil || b.closed {
+		return clients{}, errNotConfigured
+	}
+	return clients{b.producer, b.admin, b.adm, b.cfg}, nil
+}
+
+// Close closes every consumer, the shared client, the retention ticker and
+// the embedded broker, which saves its data directory. It is idempotent.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	consumers := make([]*consumer, 0, len(b.consumers))
+	for c := range b.consumers {
+		consumers = append(consumers, c)
+	}
+	b.mu.Unlock()
+
+	for _, c := range consumers {
+		if err := c.Close(); err != nil {
+			b.logger.Warn("closing consumer", "group", c.group, "err", err)
+		}
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.producer != nil {
+		// Fails whatever is still buffered, which ends the goroutines
+		// Produce left waiting.
+		b.producer.Close()
+		b.admin.Close()
+	}
+	close(b.stop)
+	b.wg.Wait()
+	b.closeEmbeddedLocked()
+	return nil
+}
+
+// closeEmbeddedLocked stops the embedded broker, if any. b.mu is held.
+func (b *Backend) closeEmbeddedLocked() {
+	if b.cluster != nil {
+		b.cluster.Close()
+		b.cluster = nil
+	}
+}
+
+// forget drops a closed consumer from the set Close closes.
+func (b *Backend) forget(c *consumer) {
+	b.mu.Lock()
+	delete(b.consumers, c)
+	b.mu.Unlock()
+}
+
+// kgoLogger sends franz-go's client logs to slog. It logs warnings and
+// errors only: the client's info logs describe every metadata refresh.
+type kgoLogger struct{ l *slog.Logger }
+
+func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		k.l.Error(msg, keyvals...)
+	case kgo.LogLevelWarn:
+		k.l.Warn(msg, keyvals...)
+	case kgo.LogLevelInfo:
+		k.l.Info(msg, keyvals...)
+	default:
+		k.l.Debug(msg, keyvals...)
+	}
+}
+
+// kfakeLogger sends the embedded broker's warnings and errors to slog.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	switch level {
+	case kfake.LogLevelError:
+		k.l.Error(fmt.Sprintf(format, args...))
+	case kfake.LogLevelWarn:
+		k.l.Warn(fmt.Sprintf(format, args...))
+	}
+}

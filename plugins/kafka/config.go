@@ -1,0 +1,226 @@
+package kafka
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Defaults of the plugin's config keys.
+const (
+	defaultListen           = "127.0.0.1:9092"
+	defaultDataDir          = "./data/kafka"
+	defaultPartitions       = 4
+	defaultRetention        = 7 * 24 * time.Hour
+	defaultProduceTimeout   = 30 * time.Second
+	embeddedBrokers         = "embedded"
+	embeddedMaxMessageBytes = 16 << 20
+	// kafkaMaxMessageBytes is Kafka's default message.max.bytes, the
+	// producer's batch limit against external brokers.
+	kafkaMaxMessageBytes     = 1000012
+	maxRetentionTickInterval = 5 * time.Minute
+)
+
+// rawConfig is the plugin's `config:` map as JSON carries it. Durations and
+// brokers are decoded in a second step so that a bad value names its key.
+type rawConfig struct {
+	Brokers           json.RawMessage `json:"brokers"`
+	Listen            *string         `json:"listen"`
+	DataDir           *string         `json:"data_dir"`
+	DefaultPartitions *int32          `json:"default_partitions"`
+	Retention         *string         `json:"retention"`
+	ClientID          string          `json:"client_id"`
+	ProduceTimeout    *string         `json:"produce_timeout"`
+}
+
+// config is the validated plugin config with defaults applied.
+type config struct {
+	// embedded runs an in-process kfake broker; brokers is then empty.
+	embedded bool
+	brokers  []string
+	// listen, dataDir and retention apply to the embedded broker only.
+	listen            string
+	dataDir           string
+	retention         time.Duration
+	defaultPartitions int32
+	clientID          string
+	produceTimeout    time.Duration
+}
+
+// knownKeys are the keys rawConfig accepts, for naming unknown ones.
+var knownKeys = []string{"brokers", "listen", "data_dir", "default_partitions", "retention", "client_id", "produce_timeout"}
+
+// parseConfig decodes and validates the plugin's JSON config. Every problem
+// is a *sdk.ConfigError naming the offending key.
+func parseConfig(data []byte) (config, error) {
+	// A first pass over the bare object names unknown keys exactly; the
+	// struct decode below refuses them too, but its error does not carry the
+	// key as data.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return config{}, &sdk.ConfigError{Msg: fmt.Sprintf("config must be a JSON object: %v", err)}
+	}
+	var unknown []string
+	for k := range keys {
+		if !slices.Contains(knownKeys, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return config{}, &sdk.ConfigError{Key: unknown[0], Msg: fmt.Sprintf("unknown key; known keys are %v", knownKeys)}
+	}
+
+	var raw rawConfig
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return config{}, &sdk.ConfigError{Key: te.Field, Msg: fmt.Sprintf("want a %s, got a JSON %s", te.Type, te.Value)}
+		}
+		return config{}, &sdk.ConfigError{Msg: err.Error()}
+	}
+
+	cfg := config{
+		listen:            defaultListen,
+		dataDir:           defaultDataDir,
+		retention:         defaultRetention,
+		defaultPartitions: defaultPartitions,
+		clientID:          raw.ClientID,
+		produceTimeout:    defaultProduceTimeout,
+	}
+	if err := cfg.parseBrokers(raw.Brokers); err != nil {
+		return config{}, err
+	}
+	embeddedOnly := func(key string) error {
+		return &sdk.ConfigError{Key: key, Msg: "applies only with brokers: embedded"}
+	}
+	if raw.Listen != nil {
+		if !cfg.embedded {
+			return config{}, embeddedOnly("listen")
+		}
+		if err := checkHostPort(*raw.Listen, true); err != nil {
+			return config{}, &sdk.ConfigError{Key: "listen", Msg: err.Error()}
+		}
+		cfg.listen = *raw.Listen
+	}
+	if raw.DataDir != nil {
+		if !cfg.embedded {
+			return config{}, embeddedOnly("data_dir")
+		}
+		if *raw.DataDir == "" {
+			return config{}, &sdk.ConfigError{Key: "data_dir", Msg: "must not be empty"}
+		}
+		cfg.dataDir = *raw.DataDir
+	}
+	if raw.Retention != nil {
+		// An external cluster keeps its own retention settings; mqgate
+		// does not rewrite them behind the operator's back.
+		if !cfg.embedded {
+			return config{}, embeddedOnly("retention")
+		}
+		d, err := parsePositiveDuration(*raw.Retention)
+		if err != nil {
+			return config{}, &sdk.ConfigError{Key: "retention", Msg: err.Error()}
+		}
+		cfg.retention = d
+	}
+	if raw.ProduceTimeout != nil {
+		d, err := parsePositiveDuration(*raw.ProduceTimeout)
+		if err != nil {
+			return config{}, &sdk.ConfigError{Key: "produce_timeout", Msg: err.Error()}
+		}
+		cfg.produceTimeout = d
+	}
+	if raw.DefaultPartitions != nil {
+		if *raw.DefaultPartitions < 1 {
+			return config{}, &sdk.ConfigError{Key: "default_partitions", Msg: fmt.Sprintf("must be at least 1, got %d", *raw.DefaultPartitions)}
+		}
+		cfg.defaultPartitions = *raw.DefaultPartitions
+	}
+	return cfg, nil
+}
+
+// parseBrokers accepts "embedded" or a non-empty list of host:port.
+func (cfg *config) parseBrokers(raw json.RawMessage) error {
+	const want = `want "embedded" or a list of "host:port"`
+	if len(raw) == 0 || string(raw) == "null" {
+		return &sdk.ConfigError{Key: "brokers", Msg: "required; " + want}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if s != embeddedBrokers {
+			return &sdk.ConfigError{Key: "brokers", Msg: fmt.Sprintf("%s, got %q", want, s)}
+		}
+		cfg.embedded = true
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return &sdk.ConfigError{Key: "brokers", Msg: want}
+	}
+	if len(list) == 0 {
+		return &sdk.ConfigError{Key: "brokers", Msg: "empty list; " + want}
+	}
+	for i, hp := range list {
+		if err := checkHostPort(hp, false); err != nil {
+			return &sdk.ConfigError{Key: "brokers." + strconv.Itoa(i), Msg: err.Error()}
+		}
+	}
+	cfg.brokers = list
+	return nil
+}
+
+// checkHostPort validates "host:port". Port 0 (let the OS pick) is allowed
+// only for a listen address.
+func checkHostPort(hp string, listen bool) error {
+	host, port, err := net.SplitHostPort(hp)
+	if err != nil {
+		return fmt.Errorf("want host:port, got %q", hp)
+	}
+	if !listen && host == "" {
+		return fmt.Errorf("missing host in %q", hp)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !listen) {
+		return fmt.Errorf("bad port in %q", hp)
+	}
+	return nil
+}
+
+// parsePositiveDuration parses a Go duration ("168h", "30s") that must be
+// greater than zero.
+func parsePositiveDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("want a duration like \"168h\" or \"30s\", got %q", s)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("must be positive, got %q", s)
+	}
+	return d, nil
+}
+
+// retentionTick is how often the embedded broker applies retention:
+// a tenth of the retention, at most five minutes, at least a second.
+func retentionTick(retention time.Duration) time.Duration {
+	return max(min(retention/10, maxRetentionTickInterval), time.Second)
+}
+
+// maxBatchBytes is the producer's batch limit and so the largest record it
+// sends: the embedded broker's message.max.bytes, or Kafka's default for an
+// external cluster.
+func (cfg config) maxBatchBytes() int32 {
+	if cfg.embedded {
+		return embeddedMaxMessageBytes
+	}
+	return kafkaMaxMessageBytes
+}

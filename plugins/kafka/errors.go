@@ -1,0 +1,79 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// errNotConfigured is what every call made before Configure (or after
+// Close) returns.
+var errNotConfigured = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "kafka backend is not configured or is closed"}
+
+// toSDKError gives err the code a client sees, prefixing the message with
+// what was being done ("producing to orders"). An *sdk.Error passes through
+// unchanged. This is the one place the plugin maps franz-go and broker
+// errors to codes.
+func toSDKError(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := errors.AsType[*sdk.Error](err); ok {
+		return e
+	}
+	return &sdk.Error{Code: codeOf(err), Msg: fmt.Sprintf(format, args...) + ": " + err.Error()}
+}
+
+// codeOf maps franz-go, broker and network errors to sdk codes. Order
+// matters: some non-retriable conditions are flagged retriable by kerr
+// (UNKNOWN_TOPIC_OR_PARTITION) and a record timeout may wrap its last cause.
+func codeOf(err error) sdk.Code {
+	switch {
+	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
+		return sdk.CodeTopicNotExist
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return sdk.CodeTooLarge
+	case errors.Is(err, kerr.TopicAuthorizationFailed),
+		errors.Is(err, kerr.GroupAuthorizationFailed),
+		errors.Is(err, kerr.ClusterAuthorizationFailed),
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		return sdk.CodeNotAllowed
+	case errors.Is(err, kerr.SaslAuthenticationFailed):
+		return sdk.CodeUnauthenticated
+	case errors.Is(err, kerr.OffsetOutOfRange),
+		errors.Is(err, kerr.InvalidTopicException),
+		errors.Is(err, kerr.InvalidPartitions),
+		errors.Is(err, kerr.InvalidReplicationFactor),
+		errors.Is(err, kerr.InvalidReplicaAssignment),
+		errors.Is(err, kerr.InvalidConfig),
+		errors.Is(err, kerr.InvalidRequest),
+		errors.Is(err, kerr.PolicyViolation),
+		errors.Is(err, kerr.InvalidRecord),
+		// A null key on a compacted topic is reported this way; resending
+		// the same record cannot succeed.
+		errors.Is(err, kerr.CorruptMessage):
+		return sdk.CodeIllegal
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, kgo.ErrRecordTimeout):
+		return sdk.CodeTimeout
+	case kerr.IsRetriable(err),
+		errors.Is(err, kerr.RebalanceInProgress),
+		errors.Is(err, kerr.IllegalGeneration),
+		errors.Is(err, kerr.UnknownMemberID),
+		errors.Is(err, kerr.StaleMemberEpoch),
+		errors.Is(err, kgo.ErrClientClosed),
+		errors.Is(err, kgo.ErrMaxBuffered),
+		errors.Is(err, kgo.ErrRecordRetries),
+		errors.Is(err, context.Canceled):
+		return sdk.CodeUnavailable
+	}
+	if _, ok := errors.AsType[net.Error](err); ok {
+		return sdk.CodeUnavailable
+	}
+	return sdk.CodeInternal
+}

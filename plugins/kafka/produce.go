@@ -1,0 +1,239 @@
+package kafka
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// tagsHeader carries Record.Tags, which Kafka has no field for. Produce
+// appends it when Tags is set; consume and Fetch remove the last header of
+// this name and put its value in Record.Tags, so a round trip through mqgate
+// is exact and plain Kafka clients still see the tags. The name is thereby
+// reserved: a record produced with its own "tags" header and empty Tags
+// comes back with that value in Tags and without the header.
+const tagsHeader = "tags"
+
+// placement is a record's partition choice, carried to the partitioner in
+// kgo.Record.Context.
+type placement struct {
+	partition int32  // >= 0, sdk.PartitionHash or sdk.PartitionRandom
+	hash      uint64 // for sdk.PartitionHash
+	// partitions is set by the partitioner when an explicit partition is
+	// out of range: the topic's partition count.
+	partitions int
+	outOfRange bool
+}
+
+type placementKey struct{}
+
+// placementPartitioner places records as the core chose: an explicit
+// partition as is, a hash by hash % partitions, otherwise at random.
+type placementPartitioner struct{}
+
+func (placementPartitioner) ForTopic(string) kgo.TopicPartitioner { return placementPartitioner{} }
+
+// RequiresConsistency is true for explicit and hashed records: they must map
+// over all partitions, not only the writable ones, or their qid would
+// depend on broker health.
+func (placementPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	p := placementOf(r)
+	return p != nil && p.partition != sdk.PartitionRandom
+}
+
+func (placementPartitioner) Partition(r *kgo.Record, n int) int {
+	p := placementOf(r)
+	switch {
+	case p == nil || p.partition == sdk.PartitionRandom:
+		return rand.IntN(n)
+	case p.partition == sdk.PartitionHash:
+		return int(p.hash % uint64(n))
+	case int(p.partition) >= n:
+		// kgo fails the record; Produce turns that into CodeIllegal.
+		// Only this record's placement is written, under kgo's
+		// per-topic partitioner lock.
+		p.partitions, p.outOfRange = n, true
+		return -1
+	default:
+		return int(p.partition)
+	}
+}
+
+func placementOf(r *kgo.Record) *placement {
+	if r.Context == nil {
+		return nil
+	}
+	p, _ := r.Context.Value(placementKey{}).(*placement)
+	return p
+}
+
+// Produce writes records and returns one result per record, in order. The
+// records are produced together and the call waits for all of them. If ctx
+// ends first, Produce returns ctx's error: records already sent may still
+// land (at-least-once), and the rest are failed by produce_timeout.
+func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.ProduceResult, error) {
+	c, err := b.clients()
+	if err != nil {
+		return nil, err
+	}
+	// On the embedded broker a new topic is made with CreateTopics, which
+	// kfake persists at once; its auto-creation is off (see startEmbedded).
+	// External brokers create topics by their own auto.create.topics.enable.
+	var topicErrs map[string]error
+	if c.cfg.embedded {
+		if topicErrs, err = b.createTopics(ctx, c, b.unknownTopics(records)); err != nil {
+			return nil, err
+		}
+	}
+	results := make([]sdk.ProduceResult, len(records))
+	// The records do not take ctx's cancellation: kgo cancels a whole
+	// batch by its first record's context, and a batch in the shared client
+	// holds other callers' records. The records' lifetime is bounded by
+	// produce_timeout instead.
+	base := context.WithoutCancel(ctx)
+	places := make([]*placement, len(records))
+	send := make([]*kgo.Record, 0, len(records))
+	sendIdx := make([]int, 0, len(records))
+	for i := range records {
+		r := &records[i]
+		results[i] = sdk.ProduceResult{Partition: r.Partition, Offset: -1}
+		if err := checkProduce(r); err != nil {
+			results[i].Err = err
+			continue
+		}
+		if err := topicErrs[r.Topic]; err != nil {
+			results[i].Err = err
+			continue
+		}
+		places[i] = &placement{partition: r.Partition, hash: r.Hash}
+		send = append(send, toKgoRecord(context.WithValue(base, placementKey{}, places[i]), r))
+		sendIdx = append(sendIdx, i)
+	}
+	if len(send) == 0 {
+		return results, nil
+	}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, errNotConfigured
+	}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	done := make(chan kgo.ProduceResults, 1)
+	go func() {
+		defer b.wg.Done()
+		done <- c.producer.ProduceSync(base, send...)
+	}()
+	var produced kgo.ProduceResults
+	select {
+	case produced = <-done:
+	case <-ctx.Done():
+		return nil, toSDKError(context.Cause(ctx), "producing %d records", len(send))
+	}
+
+	// ProduceSync reports in completion order; match results by record.
+	index := make(map[*kgo.Record]int, len(send))
+	for j, kr := range send {
+		index[kr] = sendIdx[j]
+	}
+	for _, pr := range produced {
+		i := index[pr.Record]
+		res := &results[i]
+		if pr.Err != nil {
+			if p := places[i]; p.outOfRange {
+				res.Err = sdk.Errorf(sdk.CodeIllegal, "partition %d out of range: topic %s has %d partitions", p.partition, pr.Record.Topic, p.partitions)
+			} else if codeOf(pr.Err) == sdk.CodeTooLarge {
+				r := &records[i]
+				res.Err = sdk.Errorf(sdk.CodeTooLarge, "record of %d bytes is too large for %s: the limit is %d bytes per batch, less where the topic's max.message.bytes is lower (%v)",
+					len(r.Key)+len(r.Value), r.Topic, c.cfg.maxBatchBytes(), pr.Err)
+			} else {
+				res.Err = toSDKError(pr.Err, "producing to %s", pr.Record.Topic)
+			}
+			continue
+		}
+		res.Partition = pr.Record.Partition
+		res.Qid = qidOf(pr.Record.Partition)
+		res.Offset = pr.Record.Offset
+	}
+	return results, nil
+}
+
+// checkProduce refuses records no broker could place.
+func checkProduce(r *sdk.Record) error {
+	switch {
+	case r.Topic == "":
+		return sdk.Errorf(sdk.CodeIllegal, "topic is empty")
+	case r.Partition < 0 && r.Partition != sdk.PartitionHash && r.Partition != sdk.PartitionRandom:
+		return sdk.Errorf(sdk.CodeIllegal, "partition %d is neither an index nor a partitioning choice", r.Partition)
+	}
+	return nil
+}
+
+// toKgoRecord converts a record to produce. Tags travel as the tags header.
+func toKgoRecord(ctx context.Context, r *sdk.Record) *kgo.Record {
+	kr := &kgo.Record{
+		Topic:   r.Topic,
+		Key:     r.Key,
+		Value:   r.Value,
+		Context: ctx,
+	}
+	if len(r.Headers) > 0 || r.Tags != "" {
+		kr.Headers = make([]kgo.RecordHeader, 0, len(r.Headers)+1)
+		for _, h := range r.Headers {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		if r.Tags != "" {
+			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: tagsHeader, Value: []byte(r.Tags)})
+		}
+	}
+	return kr
+}
+
+// fromKgoRecord converts a consumed or fetched record. The last tags header
+// becomes Record.Tags.
+func fromKgoRecord(kr *kgo.Record) sdk.Record {
+	r := sdk.Record{
+		Topic:     kr.Topic,
+		Qid:       qidOf(kr.Partition),
+		Partition: kr.Partition,
+		Offset:    kr.Offset,
+		Key:       kr.Key,
+		Value:     kr.Value,
+		Timestamp: kr.Timestamp,
+	}
+	tags := -1
+	for i, h := range kr.Headers {
+		if h.Key == tagsHeader {
+			tags = i
+		}
+	}
+	if tags >= 0 {
+		r.Tags = string(kr.Headers[tags].Value)
+	}
+	if n := len(kr.Headers); n > 1 || (n == 1 && tags < 0) {
+		r.Headers = make([]sdk.Header, 0, n)
+		for i, h := range kr.Headers {
+			if i != tags {
+				r.Headers = append(r.Headers, sdk.Header{Key: h.Key, Value: h.Value})
+			}
+		}
+	}
+	return r
+}
+
+// qidOf is the qid of a partition.
+func qidOf(partition int32) string { return strconv.FormatInt(int64(partition), 10) }
+
+// parseQid returns the partition a qid names.
+func parseQid(topic, qid string) (int32, error) {
+	p, err := strconv.ParseInt(qid, 10, 32)
+	if err != nil || p < 0 {
+		return 0, sdk.Errorf(sdk.CodeIllegal, "qid %q of topic %s is not a Kafka partition number", qid, topic)
+	}
+	return int32(p), nil
+}
