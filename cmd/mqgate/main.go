@@ -52,12 +52,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "mqgate: %v\n", err)
 			return 2
 		}
+		defer startProfile("", stderr)()
 		return serve(*file, logger)
 	case "plugin":
 		if len(args) != 1 {
 			fmt.Fprint(stderr, usage)
 			return 2
 		}
+		defer startProfile(".plugin-"+args[0], stderr)()
 		return servePlugin(args[0], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -13,14 +13,13 @@ func ValidateTopic(name string) error {
 	case name == "":
 		return sdk.Errorf(sdk.CodeIllegal, "topic: must not be empty")
 	case len(name) > MaxTopicLength:
-		return sdk.Errorf(sdk.CodeIllegal, "topic: %d characters is longer than the limit of %d", len(name), MaxTopicLength)
+		return sdk.Errorf(sdk.CodeIllegal, "topic: must be at most %d characters; got %d", MaxTopicLength, len(name))
 	case name == "." || name == "..":
-		return sdk.Errorf(sdk.CodeIllegal, "topic: %q is not a legal name", name)
+		return sdk.Errorf(sdk.CodeIllegal, "topic: %q is not a valid topic name", name)
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return sdk.Errorf(sdk.CodeIllegal, "topic: illegal character %q at position %d (allowed: letters, digits, '.', '_', '-')", c, i)
+	for i, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return sdk.Errorf(sdk.CodeIllegal, "topic: character %q at byte %d is not allowed; a topic is made of [a-zA-Z0-9._-]", r, i)
 		}
 	}
 	return nil

@@ -16,12 +16,12 @@ func TestValidateTopic(t *testing.T) {
 		{"a.b_c-D9", ""},
 		{strings.Repeat("x", 249), ""},
 		{"", "must not be empty"},
-		{".", "not a legal name"},
-		{"..", "not a legal name"},
-		{strings.Repeat("x", 250), "limit of 249"},
-		{"with space", "illegal character ' ' at position 4"},
-		{"slash/es", "illegal character '/'"},
-		{"ünïcode", "illegal character"},
+		{".", "not a valid topic name"},
+		{"..", "not a valid topic name"},
+		{strings.Repeat("x", 250), "at most 249 characters; got 250"},
+		{"with space", "character ' ' at byte 4 is not allowed"},
+		{"slash/es", "character '/' at byte 5"},
+		{"ünïcode", "character 'ü' at byte 0"},
 	} {
 		t.Run(tc.topic, func(t *testing.T) {
 			err := ValidateTopic(tc.topic)

@@ -3,11 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
+	"io"
 	"slices"
 	"strconv"
+	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/sdk"
@@ -23,231 +25,402 @@ var messageFields = []string{"key", "value", "value_base64", "headers", "tags", 
 // field (with its index in a batch) or the position of a JSON syntax error.
 //
 // Decoding is strict: field names match exactly (no case folding), unknown
-// fields are errors, and a JSON null counts as an absent field. Every
+// or repeated fields are errors, strings must be valid UTF-8 (nothing is
+// silently replaced), and a JSON null counts as an absent field. Every
 // returned message has a non-nil Value (empty when the client sent ""); Key
 // is nil only when the client sent no key; headers keep the order of the
 // JSON object, repeats included.
+//
+// It reads the body once, token by token: the bulk of a request is message
+// values, and each is validated and unquoted in a single pass.
 func decodeMessages(body []byte) ([]produce.Message, error) {
-	top, err := decodeTopObject(body)
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, illegalf("request body is empty; want a message object or {\"messages\": [...]}")
+	}
+	// Over a *bytes.Buffer the tokenizer reads body in place, so the values
+	// it returns alias body rather than an internal buffer.
+	d := &bodyDecoder{body: body, dec: jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))}
+	msgs, err := d.top()
 	if err != nil {
-		return nil, err
-	}
-	rawBatch, isBatch := top["messages"]
-	if !isBatch {
-		m, err := decodeMessage(top, "")
-		if err != nil {
-			return nil, err
-		}
-		return []produce.Message{m}, nil
-	}
-	for _, k := range sortedKeys(top) {
-		switch {
-		case k == "messages":
-		case slices.Contains(messageFields, k):
-			return nil, illegalf("%s: a message field cannot be combined with messages; send one message or {\"messages\": [...]}", k)
-		default:
-			return nil, illegalf("unknown field %q", k)
-		}
-	}
-	if isNull(rawBatch) || rawBatch[0] != '[' {
-		return nil, illegalf("messages: must be a non-empty array of message objects")
-	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(rawBatch, &raws); err != nil {
-		// The body is valid JSON and this value an array: unreachable.
-		return nil, sdk.Errorf(sdk.CodeInternal, "decoding messages: %v", err)
-	}
-	if len(raws) == 0 {
-		return nil, illegalf("messages: must not be empty")
-	}
-	msgs := make([]produce.Message, len(raws))
-	for i, raw := range raws {
-		path := "messages[" + strconv.Itoa(i) + "]"
-		fields, err := decodeObject(raw, path)
-		if err != nil {
-			return nil, err
-		}
-		if msgs[i], err = decodeMessage(fields, path); err != nil {
-			return nil, err
-		}
+		return nil, d.explain(err)
 	}
 	return msgs, nil
 }
 
-// decodeTopObject parses the request body as one JSON object, reporting
-// syntax errors by line, column and byte offset.
-func decodeTopObject(body []byte) (map[string]json.RawMessage, error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, illegalf("request body is empty; want a message object or {\"messages\": [...]}")
-	}
-	var syntax *json.SyntaxError
-	var top map[string]json.RawMessage
-	err := json.Unmarshal(body, &top)
-	switch {
-	case errors.As(err, &syntax):
-		at, line, col := position(body, syntax.Offset)
-		return nil, illegalf("malformed JSON at line %d, column %d (byte offset %d): %s", line, col, at, syntax.Error())
-	case err != nil || top == nil:
-		return nil, illegalf("request body must be a JSON object: a message or {\"messages\": [...]}")
-	}
-	return top, nil
+// bodyDecoder walks one request body.
+type bodyDecoder struct {
+	body []byte
+	dec  *jsontext.Decoder
 }
 
-// decodeObject parses raw, one element of a valid JSON document, as an
-// object.
-func decodeObject(raw json.RawMessage, path string) (map[string]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, illegalf("%s: must be a message object", path)
+// explain turns a syntax error from the tokenizer into code 11 with its
+// line and column; errors that are already *sdk.Error pass through.
+func (d *bodyDecoder) explain(err error) error {
+	var e *sdk.Error
+	if errors.As(err, &e) {
+		return e
 	}
-	return fields, nil
+	at := int64(len(d.body))
+	var syn *jsontext.SyntacticError
+	if errors.As(err, &syn) {
+		at = syn.ByteOffset
+		if syn.Err != nil {
+			err = syn.Err // the position is ours to say
+		}
+	}
+	return d.malformed(at, err)
 }
 
-// position locates a json.SyntaxError: its Offset counts the bytes read up
-// to and including the offending one. position returns that byte's 0-based
-// offset and its 1-based line and column.
-func position(body []byte, offset int64) (at, line, col int) {
-	at = int(min(max(offset-1, 0), int64(len(body))))
-	before := body[:at]
-	line = 1 + bytes.Count(before, []byte{'\n'})
-	col = at - bytes.LastIndexByte(before, '\n')
-	return at, line, col
+func (d *bodyDecoder) malformed(at int64, err error) error {
+	at = min(max(at, 0), int64(len(d.body)))
+	before := d.body[:at]
+	line := 1 + bytes.Count(before, []byte{'\n'})
+	col := int(at) - bytes.LastIndexByte(before, '\n')
+	msg := strings.TrimPrefix(err.Error(), "jsontext: ")
+	return illegalf("malformed JSON at line %d, column %d (byte offset %d): %s", line, col, at, msg)
 }
 
-// decodeMessage builds a message from the fields of one message object;
-// path prefixes field names in errors ("" for a single message).
-func decodeMessage(fields map[string]json.RawMessage, path string) (produce.Message, error) {
-	name := func(field string) string {
-		if path == "" {
-			return field
-		}
-		return path + "." + field
+// peek returns the kind of the next value, or the syntax error that stops
+// the tokenizer there.
+func (d *bodyDecoder) peek() (jsontext.Kind, error) {
+	if k := d.dec.PeekKind(); k != 0 {
+		return k, nil
 	}
-	for _, k := range sortedKeys(fields) {
-		if !slices.Contains(messageFields, k) {
-			if path == "" {
-				return produce.Message{}, illegalf("unknown field %q", k)
-			}
-			return produce.Message{}, illegalf("%s: unknown field %q", path, k)
-		}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return 0, err
 	}
-	present := func(field string) (json.RawMessage, bool) {
-		raw, ok := fields[field]
-		return raw, ok && !isNull(raw)
-	}
-
-	m := produce.Message{Partition: sdk.PartitionHash}
-	if raw, ok := present("key"); ok {
-		s, err := decodeString(raw, name("key"))
-		if err != nil {
-			return m, err
-		}
-		m.Key = nonNil([]byte(s))
-	}
-
-	rawValue, hasValue := present("value")
-	rawB64, hasB64 := present("value_base64")
-	switch {
-	case hasValue && hasB64:
-		return m, illegalf("%s: not allowed together with value; send exactly one of the two", name("value_base64"))
-	case hasValue:
-		s, err := decodeString(rawValue, name("value"))
-		if err != nil {
-			return m, err
-		}
-		m.Value = nonNil([]byte(s))
-	case hasB64:
-		s, err := decodeString(rawB64, name("value_base64"))
-		if err != nil {
-			return m, err
-		}
-		v, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return m, illegalf("%s: not standard padded base64: %v", name("value_base64"), err)
-		}
-		m.Value = nonNil(v)
-	default:
-		if path == "" {
-			return m, illegalf("value or value_base64 is required")
-		}
-		return m, illegalf("%s: value or value_base64 is required", path)
-	}
-
-	if raw, ok := present("headers"); ok {
-		h, err := decodeHeaders(raw, name("headers"))
-		if err != nil {
-			return m, err
-		}
-		m.Headers = h
-	}
-	if raw, ok := present("tags"); ok {
-		s, err := decodeString(raw, name("tags"))
-		if err != nil {
-			return m, err
-		}
-		m.Tags = s
-	}
-	if raw, ok := present("partition"); ok {
-		p, err := decodeInt(raw, 32, name("partition"))
-		if err != nil {
-			return m, err
-		}
-		if p < int64(sdk.PartitionRandom) {
-			return m, illegalf("%s: must be -1 (by hash), -2 (random) or a partition >= 0; got %d", name("partition"), p)
-		}
-		m.Partition = int32(p)
-	}
-	if raw, ok := present("hash_id"); ok {
-		h, err := decodeInt(raw, 64, name("hash_id"))
-		if err != nil {
-			return m, err
-		}
-		m.HashID = &h
-	}
-	return m, nil
+	return 0, io.ErrUnexpectedEOF
 }
 
-// decodeHeaders decodes a JSON object of string values into headers in
-// document order, keeping repeated names.
-func decodeHeaders(raw json.RawMessage, name string) ([]sdk.Header, error) {
-	if raw[0] != '{' {
-		return nil, illegalf("%s: must be an object of string values", name)
+// wrongType reports a value of the wrong type, once the value has been read
+// in full: a value that is not even valid JSON is a syntax error first.
+func (d *bodyDecoder) wrongType(format string, args ...any) error {
+	if _, err := d.dec.ReadValue(); err != nil {
+		return err
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil { // the opening '{'
-		return nil, illegalf("%s: %v", name, err)
+	return illegalf(format, args...)
+}
+
+// name reads an object member's name, or reports the end of the object.
+func (d *bodyDecoder) name() (string, bool, error) {
+	k, err := d.peek()
+	if err != nil {
+		return "", false, err
 	}
-	var headers []sdk.Header
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, illegalf("%s: %v", name, err)
-		}
-		key, _ := tok.(string) // object keys are always strings
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, illegalf("%s: %v", name, err)
-		}
-		s, err := decodeString(v, fmt.Sprintf("%s[%q]", name, key))
+	tok, err := d.dec.ReadToken()
+	if err != nil {
+		return "", false, err
+	}
+	if k == '}' {
+		return "", false, nil
+	}
+	return tok.String(), true, nil
+}
+
+func (d *bodyDecoder) top() ([]produce.Message, error) {
+	k, err := d.peek()
+	if err != nil {
+		return nil, err
+	}
+	if k != '{' {
+		return nil, d.wrongType("request body must be a JSON object: a message or {\"messages\": [...]}")
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	single := messageBuilder{d: d}
+	var batch []produce.Message
+	sawMessages := false
+	firstField := "" // the first message field at the top level
+	for {
+		name, ok, err := d.name()
 		if err != nil {
 			return nil, err
 		}
-		headers = append(headers, sdk.Header{Key: key, Value: nonNil([]byte(s))})
+		if !ok {
+			break
+		}
+		switch {
+		case name == "messages":
+			if sawMessages {
+				return nil, illegalf("messages: given twice")
+			}
+			if firstField != "" {
+				return nil, combinedWithMessages(firstField)
+			}
+			sawMessages = true
+			if batch, err = d.batch(); err != nil {
+				return nil, err
+			}
+		case slices.Contains(messageFields, name):
+			if sawMessages {
+				return nil, combinedWithMessages(name)
+			}
+			if firstField == "" {
+				firstField = name
+			}
+			if err := single.field(name); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, illegalf("unknown field %q", name)
+		}
 	}
-	return headers, nil
+	if rest := bytes.TrimLeft(d.body[d.dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return nil, d.malformed(int64(len(d.body)-len(rest)), errors.New("unexpected data after the top-level object"))
+	}
+	if sawMessages {
+		return batch, nil
+	}
+	m, err := single.finish()
+	if err != nil {
+		return nil, err
+	}
+	return []produce.Message{m}, nil
 }
 
-// decodeString decodes raw as a JSON string.
-func decodeString(raw json.RawMessage, name string) (string, error) {
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", illegalf("%s: must be a string", name)
+func combinedWithMessages(field string) error {
+	return illegalf("%s: a message field cannot be combined with messages; send one message or {\"messages\": [...]}", field)
+}
+
+func (d *bodyDecoder) batch() ([]produce.Message, error) {
+	k, err := d.peek()
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
+	if k != '[' {
+		return nil, d.wrongType("messages: must be a non-empty array of message objects")
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	var msgs []produce.Message
+	for i := 0; ; i++ {
+		k, err := d.peek()
+		if err != nil {
+			return nil, err
+		}
+		if k == ']' {
+			if _, err := d.dec.ReadToken(); err != nil {
+				return nil, err
+			}
+			break
+		}
+		path := "messages[" + strconv.Itoa(i) + "]"
+		if k != '{' {
+			return nil, d.wrongType("%s: must be a message object", path)
+		}
+		m, err := d.object(path)
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return nil, illegalf("messages: must not be empty")
+	}
+	return msgs, nil
+}
+
+// object decodes one message object of a batch.
+func (d *bodyDecoder) object(path string) (produce.Message, error) {
+	if _, err := d.dec.ReadToken(); err != nil { // the '{' peeked by the caller
+		return produce.Message{}, err
+	}
+	b := messageBuilder{d: d, path: path}
+	for {
+		name, ok, err := d.name()
+		if err != nil {
+			return produce.Message{}, err
+		}
+		if !ok {
+			return b.finish()
+		}
+		if !slices.Contains(messageFields, name) {
+			return produce.Message{}, illegalf("%s: unknown field %q", path, name)
+		}
+		if err := b.field(name); err != nil {
+			return produce.Message{}, err
+		}
+	}
+}
+
+// messageBuilder collects the fields of one message object.
+type messageBuilder struct {
+	d      *bodyDecoder
+	path   string // "" for a single message
+	m      produce.Message
+	seen   []string
+	value  bool // value or value_base64 was given
+	inited bool
+}
+
+func (b *messageBuilder) name(field string) string {
+	if b.path == "" {
+		return field
+	}
+	return b.path + "." + field
+}
+
+// field decodes the value of field, the next value in the body.
+func (b *messageBuilder) field(field string) error {
+	if !b.inited {
+		b.m.Partition, b.inited = sdk.PartitionHash, true
+	}
+	if slices.Contains(b.seen, field) {
+		return illegalf("%s: given twice", b.name(field))
+	}
+	b.seen = append(b.seen, field)
+	k, err := b.d.peek()
+	if err != nil {
+		return err
+	}
+	if k == 'n' { // null: as if absent
+		_, err := b.d.dec.ReadToken()
+		return err
+	}
+	switch field {
+	case "key":
+		s, err := b.str(k, field)
+		if err != nil {
+			return err
+		}
+		b.m.Key = s
+	case "value", "value_base64":
+		if b.value {
+			return illegalf("%s: not allowed together with %s; send exactly one of the two", b.name(field), otherValue(field))
+		}
+		s, err := b.str(k, field)
+		if err != nil {
+			return err
+		}
+		if field == "value_base64" {
+			v := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+			n, err := base64.StdEncoding.Decode(v, s)
+			if err != nil {
+				return illegalf("%s: not standard padded base64: %v", b.name(field), err)
+			}
+			s = v[:n]
+		}
+		b.m.Value, b.value = s, true
+	case "headers":
+		h, err := b.headers(k)
+		if err != nil {
+			return err
+		}
+		b.m.Headers = h
+	case "tags":
+		s, err := b.str(k, field)
+		if err != nil {
+			return err
+		}
+		b.m.Tags = string(s)
+	case "partition":
+		raw, err := b.d.dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		p, err := decodeInt(raw, 32, b.name(field))
+		if err != nil {
+			return err
+		}
+		if p < int64(sdk.PartitionRandom) {
+			return illegalf("%s: must be -1 (by hash), -2 (random) or a partition >= 0; got %d", b.name(field), p)
+		}
+		b.m.Partition = int32(p)
+	case "hash_id":
+		raw, err := b.d.dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		h, err := decodeInt(raw, 64, b.name(field))
+		if err != nil {
+			return err
+		}
+		b.m.HashID = &h
+	}
+	return nil
+}
+
+func otherValue(field string) string {
+	if field == "value" {
+		return "value_base64"
+	}
+	return "value"
+}
+
+// str reads a JSON string value (never nil). A string without escapes is
+// returned in place, aliasing the request body, which is read once per
+// request and never reused; others are unquoted into new memory.
+func (b *messageBuilder) str(k jsontext.Kind, field string) ([]byte, error) {
+	if k != '"' {
+		return nil, b.d.wrongType("%s: must be a string", b.name(field))
+	}
+	raw, err := b.d.dec.ReadValue()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		// ReadValue has checked it is a valid string: quotes around UTF-8.
+		n := len(raw) - 1
+		return raw[1:n:n], nil
+	}
+	s, err := jsontext.AppendUnquote(make([]byte, 0, len(raw)), raw)
+	if err != nil {
+		return nil, illegalf("%s: %v", b.name(field), err)
+	}
+	return nonNil(s), nil
+}
+
+// headers decodes a JSON object of string values into headers in
+// document order, keeping repeated names.
+func (b *messageBuilder) headers(k jsontext.Kind) ([]sdk.Header, error) {
+	name := b.name("headers")
+	if k != '{' {
+		return nil, b.d.wrongType("%s: must be an object of string values", name)
+	}
+	if _, err := b.d.dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	var headers []sdk.Header
+	for {
+		key, ok, err := b.d.name()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return headers, nil
+		}
+		k, err := b.d.peek()
+		if err != nil {
+			return nil, err
+		}
+		if k != '"' {
+			return nil, b.d.wrongType("%s[%q]: must be a string", name, key)
+		}
+		v, err := b.str(k, "")
+		if err != nil {
+			return nil, err
+		}
+		headers = append(headers, sdk.Header{Key: key, Value: v})
+	}
+}
+
+func (b *messageBuilder) finish() (produce.Message, error) {
+	if !b.inited {
+		b.m.Partition = sdk.PartitionHash
+	}
+	if !b.value {
+		if b.path == "" {
+			return b.m, illegalf("value or value_base64 is required")
+		}
+		return b.m, illegalf("%s: value or value_base64 is required", b.path)
+	}
+	return b.m, nil
 }
 
 // decodeInt decodes raw as a JSON integer that fits in bits bits.
-func decodeInt(raw json.RawMessage, bits int, name string) (int64, error) {
+func decodeInt(raw []byte, bits int, name string) (int64, error) {
 	if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
 		return 0, illegalf("%s: must be an integer", name)
 	}
@@ -262,7 +435,7 @@ func decodeInt(raw json.RawMessage, bits int, name string) (int64, error) {
 }
 
 // short returns raw for an error message, cut to a readable length.
-func short(raw json.RawMessage) string {
+func short(raw []byte) string {
 	const limit = 40
 	if len(raw) > limit {
 		return string(raw[:limit]) + "..."
@@ -270,7 +443,9 @@ func short(raw json.RawMessage) string {
 	return string(raw)
 }
 
-func isNull(raw json.RawMessage) bool { return string(raw) == "null" }
+func illegalf(format string, args ...any) *sdk.Error {
+	return sdk.Errorf(sdk.CodeIllegal, format, args...)
+}
 
 // nonNil returns b, or an empty non-nil slice for an empty b, so that an
 // empty value or key stays distinguishable from an absent one.
@@ -279,17 +454,4 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-func sortedKeys(m map[string]json.RawMessage) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func illegalf(format string, args ...any) *sdk.Error {
-	return sdk.Errorf(sdk.CodeIllegal, format, args...)
 }

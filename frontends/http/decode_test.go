@@ -98,7 +98,7 @@ func TestDecodeMessagesRefuses(t *testing.T) {
 	}{
 		{name: "empty body", body: "", msg: "request body is empty"},
 		{name: "blank body", body: " \n", msg: "request body is empty"},
-		{name: "trailing comma", body: `{"value": "v",}`, msg: "malformed JSON at line 1, column 15 (byte offset 14)"},
+		{name: "trailing comma", body: `{"value": "v",}`, msg: "malformed JSON at line 1, column 14 (byte offset 13)"},
 		{name: "syntax error on line 2", body: "{\"value\": \"v\",\n \"key\": tru}", msg: "malformed JSON at line 2, column 12"},
 		{name: "truncated", body: `{"value": "v"`, msg: "malformed JSON at line 1"},
 		{name: "trailing data", body: `{"value": "v"} {}`, msg: "malformed JSON at line 1, column 16"},
@@ -137,6 +137,12 @@ func TestDecodeMessagesRefuses(t *testing.T) {
 		{name: "null messages", body: `{"messages": null}`, msg: "messages: must be a non-empty array of message objects", exact: true},
 		{name: "messages an object", body: `{"messages": {"value": "v"}}`, msg: "messages: must be a non-empty array of message objects", exact: true},
 		{name: "messages element a string", body: `{"messages": ["v"]}`, msg: "messages[0]: must be a message object", exact: true},
+		{name: "repeated field", body: `{"value": "v", "value": "w"}`, msg: "value: given twice", exact: true},
+		{name: "repeated field in batch", body: `{"messages": [{"key": "a", "value": "v", "key": "b"}]}`, msg: "messages[0].key: given twice", exact: true},
+		{name: "repeated messages", body: `{"messages": [{"value": "v"}], "messages": [{"value": "w"}]}`, msg: "messages: given twice", exact: true},
+		{name: "invalid UTF-8 is refused, not replaced", body: "{\"value\": \"a\xffb\"}", msg: "malformed JSON at line 1, column 13 (byte offset 12)"},
+		{name: "lone surrogate escape", body: `{"value": "\ud800"}`, msg: "malformed JSON at line 1"},
+		{name: "syntax error wins over a type error", body: `{"headers": [1, }`, msg: "malformed JSON"},
 		{name: "messages element null", body: `{"messages": [{"value": "v"}, null]}`, msg: "messages[1]: must be a message object", exact: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,4 +274,31 @@ func FuzzDecodeMessages(f *testing.F) {
 			t.Fatalf("round trip changed the messages:\n got  %#v\nwant %#v", again, msgs)
 		}
 	})
+}
+
+// Values without escapes alias the request body. A large batch of distinct
+// values must come out intact, each its own bytes: were the tokenizer to
+// reuse an internal buffer, later values would overwrite earlier ones.
+func TestDecodeLargeBatchKeepsEveryValue(t *testing.T) {
+	var want []produce.Message
+	for i := range 2000 {
+		v := []byte(strings.Repeat(strconv.Itoa(i%10), 700) + "#" + strconv.Itoa(i))
+		if i%7 == 0 {
+			v = append(v, "\t\"esc\""...) // escaped in JSON: takes the copying path
+		}
+		want = append(want, produce.Message{Key: []byte("k" + strconv.Itoa(i)), Value: v, Partition: sdk.PartitionHash})
+	}
+	body := encodeMessages(t, want)
+	got, err := decodeMessages(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		for i := range want {
+			if !bytes.Equal(got[i].Value, want[i].Value) {
+				t.Fatalf("message %d: value %.40q..., want %.40q...", i, got[i].Value, want[i].Value)
+			}
+		}
+		t.Fatal("decoded batch differs")
+	}
 }

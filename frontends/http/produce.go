@@ -1,20 +1,18 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/sdk"
 )
-
-// maxTopicLen is Kafka's limit on a topic name's length.
-const maxTopicLen = 249
 
 // produceResponse is the 200 body of POST /v1/topics/:topic/messages.
 type produceResponse struct {
@@ -43,7 +41,7 @@ type produceResult struct {
 //     partition and offset: a client must check every result's code.
 func (s *Server) produce(c *gin.Context) {
 	topic := c.Param("topic")
-	if err := validateTopic(topic); err != nil {
+	if err := router.ValidateTopic(topic); err != nil {
 		s.abortWithError(c, err)
 		return
 	}
@@ -120,7 +118,14 @@ func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, error) {
 			s.log.Debug("setting body read deadline", "err", err)
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes))
+	// Size the buffer from Content-Length when the client sent one, so a
+	// large batch is read without growing (and copying) the buffer.
+	var buf bytes.Buffer
+	if n := c.Request.ContentLength; n > 0 && n <= s.opts.MaxBodyBytes {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes))
+	body := buf.Bytes()
 	var tooLarge *http.MaxBytesError
 	switch {
 	case err == nil:
@@ -132,29 +137,6 @@ func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, error) {
 	default:
 		return nil, sdk.Errorf(sdk.CodeIllegal, "reading the request body: %v", err)
 	}
-}
-
-// validateTopic checks a topic name as Kafka does: 1 to 249 characters of
-// [a-zA-Z0-9._-], and neither "." nor "..".
-func validateTopic(topic string) error {
-	switch {
-	case topic == "":
-		return illegalf("topic: must not be empty")
-	case len(topic) > maxTopicLen:
-		return illegalf("topic: must be at most %d characters; got %d", maxTopicLen, len(topic))
-	case topic == "." || topic == "..":
-		return illegalf("topic: %q is not a valid topic name", topic)
-	}
-	for i, r := range topic {
-		if !topicRune(r) {
-			return illegalf("topic: character %q at byte %d is not allowed; a topic is made of [a-zA-Z0-9._-]", r, i)
-		}
-	}
-	return nil
-}
-
-func topicRune(r rune) bool {
-	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-'
 }
 
 // truncate shortens a client-sent string for an error message.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -109,7 +110,7 @@ func TestProduceRefusesBadInput(t *testing.T) {
 		code   sdk.Code
 		msg    string
 	}{
-		{name: "malformed JSON", body: `{"value": "v",}`, status: 400, code: 11, msg: "malformed JSON at line 1, column 15"},
+		{name: "malformed JSON", body: `{"value": "v",}`, status: 400, code: 11, msg: "malformed JSON at line 1, column 14"},
 		{name: "empty body", body: ``, status: 400, code: 11, msg: "request body is empty"},
 		{name: "array body", body: `[]`, status: 400, code: 11, msg: "request body must be a JSON object"},
 		{name: "unknown field", body: `{"value": "v", "vaule": "w"}`, status: 400, code: 11, msg: `unknown field "vaule"`},
@@ -175,7 +176,7 @@ func TestProduceRefusesBadInput(t *testing.T) {
 func TestProduceLongestTopic(t *testing.T) {
 	fp := &fakeProducer{}
 	s := newTestServer(t, Options{}, fp, nil)
-	topic := "a-Z_0." + strings.Repeat("t", maxTopicLen-6)
+	topic := "a-Z_0." + strings.Repeat("t", router.MaxTopicLength-6)
 	status, _, body := do(t, s.Handler(), http.MethodPost, "/v1/topics/"+topic+"/messages", `{"value": "v"}`)
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, body)

@@ -103,6 +103,10 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		kgo.RecordPartitioner(placementPartitioner{}),
 		kgo.RecordDeliveryTimeout(cfg.produceTimeout),
 		kgo.ProducerBatchMaxBytes(cfg.maxBatchBytes()),
+		// Every Produce call already carries a batch, and the gateway
+		// coalesces concurrent requests itself; lingering would only add
+		// latency. Records still group while a request is in flight.
+		kgo.ProducerLinger(0),
 	)...)
 	if err != nil {
 		b.closeEmbeddedLocked()
