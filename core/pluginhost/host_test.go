@@ -55,7 +55,10 @@ func (c *childBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Produc
 	out := make([]sdk.ProduceResult, len(rs))
 	for i, r := range rs {
 		if r.Topic == "hang" {
+			// SIGSTOP to oneself lands asynchronously; block so the reply
+			// cannot slip out before the process stops.
 			_ = syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+			select {}
 		}
 		c.mu.Lock()
 		out[i] = sdk.ProduceResult{Qid: "0", Offset: c.n}
