@@ -46,6 +46,9 @@ type Backend struct {
 	known  map[string]bool
 	closed bool
 
+	// reach tracks whether the brokers can be dialed at all.
+	reach reachability
+
 	// stop ends the retention ticker. wg counts it and the goroutines
 	// Produce leaves behind when its caller gives up, which closing
 	// producer ends.
@@ -186,6 +189,7 @@ func (b *Backend) clientOpts(cfg config, seeds []string) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.WithLogger(kgoLogger{b.logger}),
+		kgo.WithHooks(&b.reach),
 		// kgo v1.22 defaults to rewinding one minute on data loss; we
 		// never skip what is still retained.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

@@ -408,3 +408,25 @@ func TestFetchManyPositions(t *testing.T) {
 		}
 	}
 }
+
+// A cluster that cannot be reached is "backend unavailable" (17, retriable),
+// not a bare timeout: the caller learns to retry, and why.
+func TestUnreachableBrokersAreUnavailable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close() // nothing listens there now
+	b := New(slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Configure(context.Background(), []byte(fmt.Sprintf(`{"brokers":[%q]}`, dead))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = b.Produce(ctx, []sdk.Record{{Topic: "t", Value: []byte("v"), Partition: sdk.PartitionRandom}})
+	if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("Produce to a dead cluster = %v (code %d), want code 17 saying the brokers are unreachable", err, sdk.CodeOf(err))
+	}
+}

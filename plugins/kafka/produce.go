@@ -133,6 +133,9 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	select {
 	case produced = <-done:
 	case <-ctx.Done():
+		if err := b.reach.unreachable(); err != nil {
+			return nil, sdk.Errorf(sdk.CodeUnavailable, "kafka brokers unreachable: %v", err)
+		}
 		return nil, toSDKError(context.Cause(ctx), "producing %d records", len(send))
 	}
 
