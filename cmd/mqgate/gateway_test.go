@@ -237,6 +237,23 @@ func TestServeProduceAndReadBack(t *testing.T) {
 		t.Fatalf("a Kafka client read %+v", r)
 	}
 
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`mqgate_plugin_calls_total{code="0",instance="local",method="Produce"} 1`,
+		`mqgate_plugin_up{instance="local"} 1`,
+		`mqgate_http_requests_total{code="200",method="POST",route="/v1/topics/:topic/messages"} 1`,
+		`mqgate_plugin_call_duration_seconds_count{instance="local",method="Produce"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
