@@ -131,12 +131,9 @@ func (b *Backend) Commit(ctx context.Context, group string, offsets []sdk.Offset
 	}
 	os := make(kadm.Offsets)
 	for _, o := range offsets {
-		p, err := parseQid(o.Topic, o.Qid)
+		p, err := commitPartition(o)
 		if err != nil {
 			return err
-		}
-		if o.Offset < 0 {
-			return sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is negative", o.Offset, o.Topic, o.Qid)
 		}
 		os.Add(kadm.Offset{Topic: o.Topic, Partition: p, At: o.Offset, LeaderEpoch: -1})
 	}

@@ -220,12 +220,9 @@ func isDataLoss(err error) bool {
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 	m := make(map[string]map[int32]kgo.EpochOffset)
 	for _, o := range offsets {
-		p, err := parseQid(o.Topic, o.Qid)
+		p, err := commitPartition(o)
 		if err != nil {
 			return err
-		}
-		if o.Offset < 0 {
-			return sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is negative", o.Offset, o.Topic, o.Qid)
 		}
 		if m[o.Topic] == nil {
 			m[o.Topic] = make(map[int32]kgo.EpochOffset)
@@ -268,4 +265,16 @@ func (c *consumer) Close() error {
 		c.b.forget(c)
 	})
 	return nil
+}
+
+// commitPartition checks an offset to commit and returns its partition.
+func commitPartition(o sdk.Offset) (int32, error) {
+	p, err := parseQid(o.Topic, o.Qid)
+	if err != nil {
+		return 0, err
+	}
+	if o.Offset < 0 {
+		return 0, sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is negative", o.Offset, o.Topic, o.Qid)
+	}
+	return p, nil
 }
