@@ -21,7 +21,8 @@ type Backend interface {
 	// Close or until ctx ends.
 	Consume(ctx context.Context, sub Subscription) (Consumer, error)
 	// Commit stores a group's offsets without a consumer session. It never
-	// moves a committed offset unless asked to.
+	// moves a committed offset unless asked to. A broker may refuse it while
+	// the group has active members (Kafka does); that is CodeUnavailable.
 	Commit(ctx context.Context, group string, offsets []Offset) error
 	// Fetch reads records at explicit positions, outside any group.
 	Fetch(ctx context.Context, req FetchRequest) ([]FetchResult, error)
@@ -35,7 +36,10 @@ type Backend interface {
 // Consumer is one member of a consumer group, fed by Backend.Consume.
 type Consumer interface {
 	// Poll waits until records or an assignment change are ready, or ctx
-	// ends. It returns at most maxRecords records.
+	// ends. It returns at most maxRecords records. An error from Poll is
+	// reported to the gateway and the subscription goes on (the gateway's
+	// next Poll retries); a Consumer that cannot go on should be closed by
+	// its context ending.
 	Poll(ctx context.Context, maxRecords int) (ConsumeEvent, error)
 	// Commit stores offsets for the subscription's group.
 	Commit(ctx context.Context, offsets []Offset) error

@@ -46,12 +46,16 @@ func Errorf(c Code, format string, args ...any) *Error {
 
 // Sentinel errors for conditions callers branch on.
 var (
-	// ErrUnavailable: the plugin process is down or restarting.
-	ErrUnavailable = &Error{Code: CodeUnavailable, Msg: "backend unavailable"}
+	// ErrStreamEnded marks the errors of a Consumer whose stream to the
+	// plugin has ended: it is unusable and a new one must be opened. Other
+	// Poll errors leave the subscription going.
+	ErrStreamEnded = errors.New("consume stream ended")
 )
 
 // CodeOf maps any error to the code a client sees: an *Error's own code,
-// context deadlines to CodeTimeout, everything else to CodeInternal.
+// context deadlines to CodeTimeout, cancellation to CodeUnavailable (the
+// work was abandoned, not refused: sending again may succeed), everything
+// else to CodeInternal.
 func CodeOf(err error) Code {
 	if err == nil {
 		return CodeOK

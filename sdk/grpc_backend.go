@@ -79,9 +79,11 @@ func (s *backendServer) ListOffsets(ctx context.Context, req *pb.ListOffsetsRequ
 	return &pb.ListOffsetsResponse{Offsets: out}, nil
 }
 
-// Consume runs one subscription: it polls the implementation only while the
-// gateway has granted credits, so records never pile up on the stream, and
-// applies commits in the order they arrive.
+// Consume runs one subscription. It polls the implementation only while
+// the gateway has granted credits, so records never pile up on the stream;
+// applies commits in the order they arrive, each within its timeout, on a
+// goroutine of their own so a slow commit never holds up credits; and
+// reports a failed Poll without ending the subscription.
 func (s *backendServer) Consume(stream pb.Backend_ConsumeServer) error {
 	first, err := stream.Recv()
 	if err != nil {
@@ -92,25 +94,27 @@ func (s *backendServer) Consume(stream pb.Backend_ConsumeServer) error {
 		return statusError(Errorf(CodeIllegal, "the first message of a Consume stream must be a subscribe"))
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
 	consumer, err := s.impl.Consume(ctx, Subscription{Group: sub.Group, Topics: sub.Topics, Start: StartPosition(sub.Start)})
 	if err != nil {
+		cancel()
 		return statusError(err)
 	}
-	defer consumer.Close()
+	guard := &guardedConsumer{c: consumer}
+	out := &streamSender{stream: stream}
+	// Deferred calls run last first: stop everything, forbid Send (gRPC
+	// forbids it once the handler has returned), then leave the group.
+	defer guard.close()
+	defer out.finish()
+	defer cancel()
 
-	var sendMu sync.Mutex
-	send := func(m *pb.ConsumeResponse) error {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		return stream.Send(m)
-	}
 	credits := newCreditGate()
-	recvErr := make(chan error, 1)
+	commits := make(chan *pb.ConsumeRequest_Commit, 64)
+	readErr := make(chan error, 1) // why the gateway's side ended
 	go func() {
-		recvErr <- s.serveConsumeRequests(ctx, stream, consumer, credits, send)
+		readErr <- serveConsumeRequests(stream, credits, commits)
 		cancel()
 	}()
+	go runCommits(ctx, guard, commits, out)
 
 	for {
 		n, err := credits.take(ctx, maxPollRecords)
@@ -118,13 +122,22 @@ func (s *backendServer) Consume(stream pb.Backend_ConsumeServer) error {
 			break
 		}
 		ev, err := consumer.Poll(ctx, n)
-		credits.giveBack(n - len(ev.Records))
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			return statusError(err)
+			// The failed poll uses up the grant: the gateway's next Poll
+			// grants again, which paces retries of a persistent error.
+			credits.drain()
+			if err := out.send(&pb.ConsumeResponse{Kind: &pb.ConsumeResponse_PollError{PollError: errorToPB(err)}}); err != nil {
+				return err
+			}
+			continue
 		}
+		if len(ev.Records) > n {
+			return statusError(Errorf(CodeInternal, "plugin returned %d records for %d credits", len(ev.Records), n))
+		}
+		credits.giveBack(n - len(ev.Records))
 		var m *pb.ConsumeResponse
 		switch {
 		case len(ev.Records) > 0:
@@ -135,17 +148,26 @@ func (s *backendServer) Consume(stream pb.Backend_ConsumeServer) error {
 		default:
 			continue
 		}
-		if err := send(m); err != nil {
+		if err := out.send(m); err != nil {
 			return err
 		}
 	}
-	if err := <-recvErr; err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, context.Canceled) {
-		return err
+	// The loop ends when ctx does: the gateway closed the stream, or broke
+	// the protocol, which it is told.
+	select {
+	case err := <-readErr:
+		var e *Error
+		if errors.As(err, &e) {
+			return statusError(e)
+		}
+	default:
 	}
 	return nil
 }
 
-func (s *backendServer) serveConsumeRequests(ctx context.Context, stream pb.Backend_ConsumeServer, consumer Consumer, credits *creditGate, send func(*pb.ConsumeResponse) error) error {
+// serveConsumeRequests reads the gateway's side of a Consume stream until
+// it ends: credits feed the gate, commits queue for runCommits.
+func serveConsumeRequests(stream pb.Backend_ConsumeServer, credits *creditGate, commits chan<- *pb.ConsumeRequest_Commit) error {
 	for {
 		req, err := stream.Recv()
 		if err != nil {
@@ -155,15 +177,89 @@ func (s *backendServer) serveConsumeRequests(ctx context.Context, stream pb.Back
 		case *pb.ConsumeRequest_Credit_:
 			credits.giveBack(int(k.Credit.Records))
 		case *pb.ConsumeRequest_Commit_:
-			cerr := consumer.Commit(ctx, offsetsFromPB(k.Commit.Offsets))
-			res := &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_CommitResult_{CommitResult: &pb.ConsumeResponse_CommitResult{Id: k.Commit.Id, Error: errorToPB(cerr)}}}
-			if err := send(res); err != nil {
-				return err
+			select {
+			case commits <- k.Commit:
+			case <-stream.Context().Done():
+				return stream.Context().Err()
 			}
 		default:
-			return statusError(Errorf(CodeIllegal, "unexpected message on a Consume stream after subscribe"))
+			return Errorf(CodeIllegal, "unexpected message on a Consume stream after subscribe")
 		}
 	}
+}
+
+// defaultCommitTimeout bounds a commit whose message carries no timeout.
+const defaultCommitTimeout = 30 * time.Second
+
+// runCommits applies commits in order and answers each.
+func runCommits(ctx context.Context, guard *guardedConsumer, commits <-chan *pb.ConsumeRequest_Commit, out *streamSender) {
+	for {
+		var c *pb.ConsumeRequest_Commit
+		select {
+		case c = <-commits:
+		case <-ctx.Done():
+			return
+		}
+		timeout := defaultCommitTimeout
+		if c.TimeoutMs > 0 {
+			timeout = time.Duration(c.TimeoutMs) * time.Millisecond
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		err := guard.commit(cctx, offsetsFromPB(c.Offsets))
+		cancel()
+		res := &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_CommitResult_{CommitResult: &pb.ConsumeResponse_CommitResult{Id: c.Id, Error: errorToPB(err)}}}
+		if out.send(res) != nil {
+			return
+		}
+	}
+}
+
+// guardedConsumer keeps Commit and Close apart: no commit starts once the
+// consumer is closed.
+type guardedConsumer struct {
+	mu     sync.Mutex
+	c      Consumer
+	closed bool
+}
+
+func (g *guardedConsumer) commit(ctx context.Context, offsets []Offset) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return Errorf(CodeUnavailable, "consumer closed")
+	}
+	return g.c.Commit(ctx, offsets)
+}
+
+func (g *guardedConsumer) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		_ = g.c.Close() // the subscription is over; a leave error changes nothing for anyone
+	}
+}
+
+// streamSender serializes Send and refuses it once the handler is done.
+type streamSender struct {
+	mu     sync.Mutex
+	stream pb.Backend_ConsumeServer
+	done   bool
+}
+
+func (o *streamSender) send(m *pb.ConsumeResponse) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.done {
+		return io.EOF
+	}
+	return o.stream.Send(m)
+}
+
+func (o *streamSender) finish() {
+	o.mu.Lock()
+	o.done = true
+	o.mu.Unlock()
 }
 
 // creditGate counts the records the gateway is willing to receive.
@@ -193,6 +289,13 @@ func (g *creditGate) take(ctx context.Context, max int) (int, error) {
 			return 0, ctx.Err()
 		}
 	}
+}
+
+// drain takes every credit left.
+func (g *creditGate) drain() {
+	g.mu.Lock()
+	g.n = 0
+	g.mu.Unlock()
 }
 
 func (g *creditGate) giveBack(n int) {

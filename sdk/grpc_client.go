@@ -3,8 +3,11 @@ package sdk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"sync"
+	"time"
 
 	pb "github.com/mqgate/mqgate/sdk/proto"
 )
@@ -102,7 +105,7 @@ func (b *backendClient) Consume(ctx context.Context, sub Subscription) (Consumer
 	c := &streamConsumer{
 		stream:  stream,
 		cancel:  cancel,
-		events:  make(chan *pb.ConsumeResponse, 4),
+		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		pending: make(map[uint64]chan error),
 	}
@@ -112,15 +115,20 @@ func (b *backendClient) Consume(ctx context.Context, sub Subscription) (Consumer
 
 // streamConsumer is the gateway's end of a Consume stream. Poll is meant for
 // one goroutine at a time; Commit and Close may be called from any.
+//
+// Its receiving goroutine never blocks: events wait in a queue, which the
+// credits bound (a batch never exceeds what Poll granted), so a commit
+// result is never stuck behind records nobody is polling.
 type streamConsumer struct {
 	stream pb.Backend_ConsumeClient
 	cancel context.CancelFunc
-	events chan *pb.ConsumeResponse
+	notify chan struct{} // a token when the queue grows
 	done   chan struct{} // closed when receive ends, after err is set
 
 	sendMu sync.Mutex // serializes stream.Send
 
 	mu      sync.Mutex
+	queue   []*pb.ConsumeResponse // batches, assignments, poll errors
 	nextID  uint64
 	pending map[uint64]chan error
 	err     error // why the stream ended; set once, under mu
@@ -132,8 +140,15 @@ type streamConsumer struct {
 
 func (c *streamConsumer) send(m *pb.ConsumeRequest) error {
 	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	return c.stream.Send(m)
+	err := c.stream.Send(m)
+	c.sendMu.Unlock()
+	if err == nil {
+		return nil
+	}
+	// Send reports only that the stream is gone; why is known once the
+	// receiving side has ended, which it does promptly after.
+	<-c.done
+	return c.streamErr()
 }
 
 func (c *streamConsumer) receive() {
@@ -144,8 +159,8 @@ func (c *streamConsumer) receive() {
 		if err != nil {
 			break
 		}
+		c.mu.Lock()
 		if cr := m.GetCommitResult(); cr != nil {
-			c.mu.Lock()
 			ch := c.pending[cr.Id]
 			delete(c.pending, cr.Id)
 			c.mu.Unlock()
@@ -154,9 +169,11 @@ func (c *streamConsumer) receive() {
 			}
 			continue
 		}
+		c.queue = append(c.queue, m)
+		c.mu.Unlock()
 		select {
-		case c.events <- m:
-		case <-c.stream.Context().Done():
+		case c.notify <- struct{}{}:
+		default: // a token is already there
 		}
 	}
 	if errors.Is(err, io.EOF) {
@@ -164,42 +181,76 @@ func (c *streamConsumer) receive() {
 	} else {
 		err = fromStatus(err)
 	}
+	err = fmt.Errorf("%w: %w", ErrStreamEnded, err)
 	c.mu.Lock()
 	c.err = err
 	for id, ch := range c.pending {
-		ch <- c.err
+		ch <- err
 		delete(c.pending, id)
 	}
 	c.mu.Unlock()
 	close(c.done)
 }
 
-func (c *streamConsumer) Poll(ctx context.Context, maxRecords int) (ConsumeEvent, error) {
-	if maxRecords <= 0 {
-		maxRecords = 1
+func (c *streamConsumer) streamErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// queued reports whether events wait in the queue.
+func (c *streamConsumer) queued() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue) > 0
+}
+
+// pop takes the oldest queued event; ok is false when there is none.
+func (c *streamConsumer) pop() (*pb.ConsumeResponse, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		return nil, false
 	}
+	m := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
+	return m, true
+}
+
+func (c *streamConsumer) Poll(ctx context.Context, maxRecords int) (ConsumeEvent, error) {
+	maxRecords = min(max(maxRecords, 1), math.MaxInt32)
 	if len(c.leftover) > 0 {
 		return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
 	}
 	if want := maxRecords - c.granted; want > 0 {
 		if err := c.send(&pb.ConsumeRequest{Kind: &pb.ConsumeRequest_Credit_{Credit: &pb.ConsumeRequest_Credit{Records: int32(want)}}}); err != nil {
-			return ConsumeEvent{}, fromStatus(err)
+			return ConsumeEvent{}, err
 		}
 		c.granted = maxRecords
 	}
 	for {
-		select {
-		case m := <-c.events:
-			if b := m.GetBatch(); b != nil {
-				c.granted -= len(b.Records)
-				c.leftover = recordsFromPB(b.Records)
+		// Events received before the stream ended are delivered first.
+		if m, ok := c.pop(); ok {
+			switch k := m.Kind.(type) {
+			case *pb.ConsumeResponse_Batch_:
+				c.granted -= len(k.Batch.Records)
+				c.leftover = recordsFromPB(k.Batch.Records)
 				return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
+			case *pb.ConsumeResponse_Assignment_:
+				return ConsumeEvent{Assigned: offsetsFromPB(k.Assignment.Assigned), Revoked: offsetsFromPB(k.Assignment.Revoked)}, nil
+			case *pb.ConsumeResponse_PollError:
+				c.granted = 0 // the plugin dropped the grant with the error
+				return ConsumeEvent{}, errorFromPB(k.PollError)
 			}
-			if a := m.GetAssignment(); a != nil {
-				return ConsumeEvent{Assigned: offsetsFromPB(a.Assigned), Revoked: offsetsFromPB(a.Revoked)}, nil
-			}
+			continue
+		}
+		select {
+		case <-c.notify:
 		case <-c.done:
-			return ConsumeEvent{}, c.streamErr()
+			if !c.queued() {
+				return ConsumeEvent{}, c.streamErr()
+			}
 		case <-ctx.Done():
 			return ConsumeEvent{}, ctx.Err()
 		}
@@ -225,36 +276,36 @@ func (c *streamConsumer) Commit(ctx context.Context, offsets []Offset) error {
 	id := c.nextID
 	c.pending[id] = ch
 	c.mu.Unlock()
-	msg := &pb.ConsumeRequest{Kind: &pb.ConsumeRequest_Commit_{Commit: &pb.ConsumeRequest_Commit{Id: id, Offsets: offsetsToPB(offsets)}}}
-	if err := c.send(msg); err != nil {
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-		return fromStatus(err)
+	commit := &pb.ConsumeRequest_Commit{Id: id, Offsets: offsetsToPB(offsets)}
+	if deadline, ok := ctx.Deadline(); ok {
+		commit.TimeoutMs = max(time.Until(deadline).Milliseconds(), 1)
+	}
+	if err := c.send(&pb.ConsumeRequest{Kind: &pb.ConsumeRequest_Commit_{Commit: commit}}); err != nil {
+		c.forget(id)
+		return err
 	}
 	select {
 	case err := <-ch:
 		return err
 	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
+		c.forget(id)
 		return ctx.Err()
 	}
 }
 
-// Close ends the stream; the plugin leaves the group.
-func (c *streamConsumer) Close() error {
-	c.sendMu.Lock()
-	_ = c.stream.CloseSend() // the cancel below ends the stream either way
-	c.sendMu.Unlock()
-	c.cancel()
-	<-c.done
-	return nil
+func (c *streamConsumer) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
 }
 
-func (c *streamConsumer) streamErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err
+// Close ends the stream; the plugin leaves the group. Cancelling first
+// unblocks a Send stuck on flow control.
+func (c *streamConsumer) Close() error {
+	c.cancel()
+	c.sendMu.Lock()
+	_ = c.stream.CloseSend() // the stream is cancelled either way
+	c.sendMu.Unlock()
+	<-c.done
+	return nil
 }

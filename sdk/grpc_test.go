@@ -282,3 +282,84 @@ func TestSDKDependencies(t *testing.T) {
 		}
 	}
 }
+
+// chattyBackend's consumer reports assignment changes on every Poll (they
+// take no credits), fails one Poll on request, and counts Polls.
+type chattyBackend struct {
+	memBackend
+	mu       sync.Mutex
+	polls    int
+	failNext bool
+}
+
+func (b *chattyBackend) Consume(context.Context, sdk.Subscription) (sdk.Consumer, error) {
+	return &chattyConsumer{b: b}, nil
+}
+
+type chattyConsumer struct{ b *chattyBackend }
+
+func (c *chattyConsumer) Poll(ctx context.Context, max int) (sdk.ConsumeEvent, error) {
+	c.b.mu.Lock()
+	c.b.polls++
+	fail := c.b.failNext
+	c.b.failNext = false
+	c.b.mu.Unlock()
+	if fail {
+		return sdk.ConsumeEvent{}, sdk.Errorf(sdk.CodeTopicNotExist, "topic t does not exist yet")
+	}
+	return sdk.ConsumeEvent{Assigned: []sdk.Offset{{Topic: "t", Qid: "0"}}}, nil
+}
+func (c *chattyConsumer) Commit(context.Context, []sdk.Offset) error { return nil }
+func (c *chattyConsumer) Close() error                               { return nil }
+
+func (b *chattyBackend) pollCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.polls
+}
+
+// A commit's answer must not wait behind events nobody is polling for.
+func TestCommitIsNotStuckBehindUnpolledEvents(t *testing.T) {
+	mem := &chattyBackend{}
+	b := dial(t, mem)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Poll(ctx, 1); err != nil { // grants credit; the plugin starts polling
+		t.Fatal(err)
+	}
+	for mem.pollCount() < 50 { // far more events than any buffer
+		if ctx.Err() != nil {
+			t.Fatal("the plugin stopped polling")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 1}}); err != nil {
+		t.Fatalf("Commit while events queue up: %v", err)
+	}
+}
+
+// A failed Poll in the plugin reaches the gateway as that Poll's error and
+// the subscription goes on: no new stream, no rebalance.
+func TestPollErrorLeavesStreamUsable(t *testing.T) {
+	mem := &chattyBackend{failNext: true}
+	b := dial(t, mem)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Poll(ctx, 1)
+	if sdk.CodeOf(err) != sdk.CodeTopicNotExist || errors.Is(err, sdk.ErrStreamEnded) {
+		t.Fatalf("first Poll = %v, want the plugin's code 14 on a live stream", err)
+	}
+	if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Assigned) != 1 {
+		t.Fatalf("Poll after a poll error = %+v, %v; want the stream to go on", ev, err)
+	}
+}

@@ -37,9 +37,11 @@ type Record struct {
 	Hash   uint64
 	Offset int64
 	// Key is nil when the record has no key.
-	Key       []byte
-	Value     []byte
-	Headers   []Header
+	Key     []byte
+	Value   []byte
+	Headers []Header
+	// Tags is RocketMQ's TAGS. Kafka has no such field: the Kafka plugin
+	// carries it in a header named "tags", which is therefore reserved there.
 	Tags      string
 	Timestamp time.Time
 }
@@ -94,7 +96,8 @@ type Subscription struct {
 // which qids this member owns. Exactly one of the fields is non-empty.
 type ConsumeEvent struct {
 	Records []Record
-	// Assigned lists qids this member now owns.
+	// Assigned lists qids this member now owns. Offset is -1 where the
+	// backend does not know the position yet.
 	Assigned []Offset
 	// Revoked lists qids this member no longer owns; uncommitted progress on
 	// them belongs to the next owner.
@@ -110,7 +113,8 @@ type FetchPosition struct {
 
 // FetchRequest reads explicit positions without a group session.
 type FetchRequest struct {
-	Positions  []FetchPosition
+	Positions []FetchPosition
+	// MaxRecords bounds the records returned for each position.
 	MaxRecords int32
 	// MaxWait bounds how long Fetch waits for at least one record.
 	MaxWait time.Duration

@@ -2,6 +2,7 @@ package pluginhost
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"time"
@@ -90,12 +91,18 @@ func (b *backendHandle) ListOffsets(ctx context.Context, topics []string, group 
 func (b *backendHandle) Close() error { return nil }
 
 // Consume returns a Consumer that outlives plugin restarts: when its stream
-// breaks it reports every qid it held as revoked (their uncommitted progress
-// is gone with the old process) and re-opens on the next live process.
+// ends it reports every qid it held as revoked (their uncommitted progress
+// is gone with the stream) and re-opens on the live process. Like every
+// other call, Consume itself fails at once with code 17 while the plugin is
+// down.
 func (b *backendHandle) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consumer, error) {
 	c := &consumer{inst: b.inst, sub: sub, assigned: map[[2]string]sdk.Offset{}}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	if err := c.open(ctx); err != nil {
+	gen, err := b.inst.current()
+	if err == nil {
+		err = c.open(gen)
+	}
+	if err != nil {
 		c.cancel()
 		return nil, err
 	}
@@ -109,19 +116,20 @@ type consumer struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	inner   sdk.Consumer // nil between a broken stream and its re-open
+	inner   sdk.Consumer // nil between an ended stream and its re-open
 	release func()       // ends inner's context
 
-	assigned map[[2]string]sdk.Offset // owned by the polling goroutine
+	// Owned by the polling goroutine.
+	assigned   map[[2]string]sdk.Offset
+	pendingErr error // why the last stream ended, reported after its revocation
 }
 
-// open starts a stream on the live process; with a ctx that allows it, it
-// waits for the plugin to come back up.
-func (c *consumer) open(ctx context.Context) error {
-	gen, err := c.inst.waitUp(ctx)
-	if err != nil {
-		return err
-	}
+// errConsumerClosed is what Poll answers once Close was called or the
+// subscription's context ended.
+var errConsumerClosed = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consumer closed"}
+
+// open starts a stream on gen.
+func (c *consumer) open(gen *generation) error {
 	sctx, cancel := context.WithCancel(c.ctx)
 	stop := context.AfterFunc(gen.ctx, cancel)
 	inner, err := backendOf(gen).Consume(sctx, c.sub)
@@ -131,24 +139,28 @@ func (c *consumer) open(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx.Err() != nil { // closed meanwhile
+		_ = inner.Close()
+		stop()
+		cancel()
+		return errConsumerClosed
+	}
 	c.inner = inner
 	c.release = func() { stop(); cancel() }
-	c.mu.Unlock()
 	return nil
 }
 
 // drop forgets the current stream and closes it.
-func (c *consumer) drop() error {
+func (c *consumer) drop() {
 	c.mu.Lock()
 	inner, release := c.inner, c.release
 	c.inner, c.release = nil, nil
 	c.mu.Unlock()
-	if inner == nil {
-		return nil
+	if inner != nil {
+		_ = inner.Close() // ending a stream that may already be broken; nothing to report
+		release()
 	}
-	err := inner.Close()
-	release()
-	return err
 }
 
 func (c *consumer) current() sdk.Consumer {
@@ -160,9 +172,21 @@ func (c *consumer) current() sdk.Consumer {
 func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, error) {
 	backoff := 50 * time.Millisecond
 	for {
+		if c.ctx.Err() != nil {
+			return sdk.ConsumeEvent{}, errConsumerClosed
+		}
+		if err := c.pendingErr; err != nil {
+			c.pendingErr = nil
+			return sdk.ConsumeEvent{}, err
+		}
 		inner := c.current()
 		if inner == nil {
-			if err := c.open(ctx); err != nil {
+			// Wait for the plugin, within this Poll's own deadline.
+			gen, err := c.inst.waitUp(ctx)
+			if err == nil {
+				err = c.open(gen)
+			}
+			if err != nil {
 				if ctx.Err() != nil || sdk.CodeOf(err) != sdk.CodeUnavailable {
 					return sdk.ConsumeEvent{}, err
 				}
@@ -180,13 +204,21 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			c.track(ev)
 			return ev, nil
 		}
-		if ctx.Err() != nil || c.ctx.Err() != nil || sdk.CodeOf(err) != sdk.CodeUnavailable {
-			return ev, err
+		if ctx.Err() != nil || !errors.Is(err, sdk.ErrStreamEnded) {
+			return ev, err // the caller's deadline, or a failed poll on a live stream
 		}
-		c.inst.log.Warn("consume stream broke, re-opening", "group", c.sub.Group, "error", err)
-		_ = c.drop() // the stream is already broken; closing it only frees it
-		if lost := c.revokeAll(); len(lost.Revoked) > 0 {
+		c.inst.log.Warn("consume stream ended, re-opening", "group", c.sub.Group, "error", err)
+		c.drop()
+		retriable := sdk.CodeOf(err) == sdk.CodeUnavailable
+		lost := c.revokeAll()
+		switch {
+		case len(lost.Revoked) > 0:
+			if !retriable {
+				c.pendingErr = err
+			}
 			return lost, nil
+		case !retriable:
+			return sdk.ConsumeEvent{}, err
 		}
 	}
 }
@@ -212,17 +244,18 @@ func (c *consumer) revokeAll() sdk.ConsumeEvent {
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 	inner := c.current()
 	if inner == nil {
-		return &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after a plugin restart"}
+		return &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after it ended"}
 	}
 	return c.inst.call(ctx, "Consume.Commit", func(ctx context.Context, _ *generation) error {
 		return inner.Commit(ctx, offsets)
 	})
 }
 
+// Close ends the subscription; a Poll running meanwhile returns.
 func (c *consumer) Close() error {
-	err := c.drop()
 	c.cancel()
-	return err
+	c.drop()
+	return nil
 }
 
 // sinkHandle is the Sink the gateway holds, as backendHandle is for

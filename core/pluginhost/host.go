@@ -151,10 +151,15 @@ func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
 		return nil, err
 	}
 	inst.setUp(gen)
+	go inst.supervise()
 	h.mu.Lock()
+	if h.closed { // Close ran while this one started: it must not outlive the host
+		h.mu.Unlock()
+		inst.stop()
+		return nil, errors.New("plugin host is closed")
+	}
 	h.instances = append(h.instances, inst)
 	h.mu.Unlock()
-	go inst.supervise()
 	return inst, nil
 }
 
@@ -267,6 +272,11 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 	})
 	gen, err := i.connect(ctx, client)
 	if err != nil {
+		// The process may be wedged (that may be why Configure failed),
+		// and go-plugin's Kill waits on it without a deadline: kill it.
+		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
+			_ = syscall.Kill(rc.Pid, syscall.SIGKILL) // it may already be gone
+		}
 		client.Kill()
 		return nil, err
 	}

@@ -357,3 +357,74 @@ func TestCloseStopsPlugins(t *testing.T) {
 		return syscall.Kill(pid, 0) != nil
 	})
 }
+
+// The reviewer's case: each Poll(1) uses up its credit, so the first thing
+// the next Poll does after the plugin dies is send a credit on a dead
+// stream. That must lead to a revocation and a re-opened stream, not an
+// error forever.
+func TestConsumeReopensWhenCreditsAreUsedUp(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for range 3 { // the assignment, then a record per Poll
+		if _, err := c.Poll(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Kill(h.Statuses()[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var revoked bool
+	for {
+		ev, err := c.Poll(ctx, 1)
+		if err != nil {
+			t.Fatalf("Poll after the plugin died: %v (code %d)", err, sdk.CodeOf(err))
+		}
+		revoked = revoked || len(ev.Revoked) > 0
+		if len(ev.Assigned) > 0 {
+			break
+		}
+	}
+	if !revoked {
+		t.Fatal("the new stream assigned qids the old one was never said to have lost")
+	}
+}
+
+func TestPollAfterCloseReturns(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	c, err := b.Consume(context.Background(), sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Poll(ctx, 1); err == nil || ctx.Err() != nil {
+		t.Fatalf("Poll on a closed consumer = %v after its deadline %v; want an error at once", err, ctx.Err())
+	}
+}
+
+// While the plugin is down, opening a subscription fails at once with the
+// retriable code, as every other call does.
+func TestConsumeFailsFastWhilePluginIsDown(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	inst := h.instances[0]
+	inst.mu.Lock()
+	gen := inst.gen
+	inst.mu.Unlock()
+	inst.setDown(gen, "taken down by the test") // as the supervisor does before restarting
+	defer gen.destroy()                         // the host no longer owns that process
+	if _, err := b.Consume(context.Background(), sdk.Subscription{Group: "g", Topics: []string{"t"}}); sdk.CodeOf(err) != sdk.CodeUnavailable {
+		t.Fatalf("Consume while down = %v, want code 17 at once", err)
+	}
+}

@@ -285,7 +285,7 @@ func TestProduceOutcomes(t *testing.T) {
 		want    string // exact JSON body
 	}{
 		{
-			name: "call error keeps its code", body: batch3, err: sdk.ErrUnavailable,
+			name: "call error keeps its code", body: batch3, err: &sdk.Error{Code: sdk.CodeUnavailable, Msg: "backend unavailable"},
 			status: 503, want: `{"error": {"code": 17, "message": "backend unavailable"}}`,
 		},
 		{

@@ -87,7 +87,7 @@ func (b *Backend) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchR
 	maxWait := max(req.MaxWait, 0)
 	if dl, ok := ctx.Deadline(); ok {
 		// Leave room for the response to come back before ctx ends.
-		maxWait = min(maxWait, time.Until(dl)*9/10)
+		maxWait = max(min(maxWait, time.Until(dl)*9/10), 0)
 	}
 	// Leaders are asked in parallel, so MaxWait is spent once, not once
 	// per broker. Each goroutine writes only its own positions' results.

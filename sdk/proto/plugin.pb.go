@@ -883,6 +883,7 @@ type ConsumeResponse struct {
 	//	*ConsumeResponse_Batch_
 	//	*ConsumeResponse_Assignment_
 	//	*ConsumeResponse_CommitResult_
+	//	*ConsumeResponse_PollError
 	Kind          isConsumeResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -952,6 +953,15 @@ func (x *ConsumeResponse) GetCommitResult() *ConsumeResponse_CommitResult {
 	return nil
 }
 
+func (x *ConsumeResponse) GetPollError() *Error {
+	if x != nil {
+		if x, ok := x.Kind.(*ConsumeResponse_PollError); ok {
+			return x.PollError
+		}
+	}
+	return nil
+}
+
 type isConsumeResponse_Kind interface {
 	isConsumeResponse_Kind()
 }
@@ -968,11 +978,19 @@ type ConsumeResponse_CommitResult_ struct {
 	CommitResult *ConsumeResponse_CommitResult `protobuf:"bytes,3,opt,name=commit_result,json=commitResult,proto3,oneof"`
 }
 
+type ConsumeResponse_PollError struct {
+	// A failed poll that leaves the subscription usable (a fetch error, say).
+	// Errors that end the subscription end the stream instead.
+	PollError *Error `protobuf:"bytes,4,opt,name=poll_error,json=pollError,proto3,oneof"`
+}
+
 func (*ConsumeResponse_Batch_) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_Assignment_) isConsumeResponse_Kind() {}
 
 func (*ConsumeResponse_CommitResult_) isConsumeResponse_Kind() {}
+
+func (*ConsumeResponse_PollError) isConsumeResponse_Kind() {}
 
 type CommitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1556,9 +1574,11 @@ func (x *ConsumeRequest_Credit) GetRecords() int32 {
 }
 
 type ConsumeRequest_Commit struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Offsets       []*Offset              `protobuf:"bytes,2,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Offsets []*Offset              `protobuf:"bytes,2,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	// How long the plugin may spend on it; 0 means 30 seconds.
+	TimeoutMs     int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1605,6 +1625,13 @@ func (x *ConsumeRequest_Commit) GetOffsets() []*Offset {
 		return x.Offsets
 	}
 	return nil
+}
+
+func (x *ConsumeRequest_Commit) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
 }
 
 type ConsumeResponse_Batch struct {
@@ -1815,23 +1842,27 @@ const file_plugin_proto_rawDesc = "" +
 	"\fSubscription\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06topics\x18\x02 \x03(\tR\x06topics\x12\x14\n" +
-	"\x05start\x18\x03 \x01(\x05R\x05start\"\xd0\x02\n" +
+	"\x05start\x18\x03 \x01(\x05R\x05start\"\xef\x02\n" +
 	"\x0eConsumeRequest\x12>\n" +
 	"\tsubscribe\x18\x01 \x01(\v2\x1e.mqgate.plugin.v1.SubscriptionH\x00R\tsubscribe\x12A\n" +
 	"\x06credit\x18\x02 \x01(\v2'.mqgate.plugin.v1.ConsumeRequest.CreditH\x00R\x06credit\x12A\n" +
 	"\x06commit\x18\x03 \x01(\v2'.mqgate.plugin.v1.ConsumeRequest.CommitH\x00R\x06commit\x1a\"\n" +
 	"\x06Credit\x12\x18\n" +
-	"\arecords\x18\x01 \x01(\x05R\arecords\x1aL\n" +
+	"\arecords\x18\x01 \x01(\x05R\arecords\x1ak\n" +
 	"\x06Commit\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
-	"\aoffsets\x18\x02 \x03(\v2\x18.mqgate.plugin.v1.OffsetR\aoffsetsB\x06\n" +
-	"\x04kind\"\x85\x04\n" +
+	"\aoffsets\x18\x02 \x03(\v2\x18.mqgate.plugin.v1.OffsetR\aoffsets\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMsB\x06\n" +
+	"\x04kind\"\xbf\x04\n" +
 	"\x0fConsumeResponse\x12?\n" +
 	"\x05batch\x18\x01 \x01(\v2'.mqgate.plugin.v1.ConsumeResponse.BatchH\x00R\x05batch\x12N\n" +
 	"\n" +
 	"assignment\x18\x02 \x01(\v2,.mqgate.plugin.v1.ConsumeResponse.AssignmentH\x00R\n" +
 	"assignment\x12U\n" +
-	"\rcommit_result\x18\x03 \x01(\v2..mqgate.plugin.v1.ConsumeResponse.CommitResultH\x00R\fcommitResult\x1a;\n" +
+	"\rcommit_result\x18\x03 \x01(\v2..mqgate.plugin.v1.ConsumeResponse.CommitResultH\x00R\fcommitResult\x128\n" +
+	"\n" +
+	"poll_error\x18\x04 \x01(\v2\x17.mqgate.plugin.v1.ErrorH\x00R\tpollError\x1a;\n" +
 	"\x05Batch\x122\n" +
 	"\arecords\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\x1av\n" +
 	"\n" +
@@ -1948,42 +1979,43 @@ var file_plugin_proto_depIdxs = []int32{
 	28, // 9: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
 	29, // 10: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
 	30, // 11: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
-	11, // 12: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
-	11, // 13: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
-	2,  // 14: mqgate.plugin.v1.FetchResult.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 15: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
-	18, // 16: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
-	21, // 17: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
-	2,  // 18: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 19: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
-	11, // 20: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
-	2,  // 21: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
-	11, // 22: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
-	11, // 23: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
-	0,  // 24: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
-	3,  // 25: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 26: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
-	8,  // 27: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
-	13, // 28: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
-	15, // 29: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
-	17, // 30: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
-	20, // 31: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
-	3,  // 32: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	23, // 33: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
-	4,  // 34: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	7,  // 35: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
-	10, // 36: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
-	14, // 37: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
-	16, // 38: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
-	19, // 39: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
-	22, // 40: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
-	4,  // 41: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	24, // 42: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	0,  // 12: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
+	11, // 13: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
+	11, // 14: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
+	2,  // 15: mqgate.plugin.v1.FetchResult.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 16: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
+	18, // 17: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
+	21, // 18: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
+	2,  // 19: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 20: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
+	11, // 21: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
+	2,  // 22: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
+	11, // 23: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
+	11, // 24: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
+	0,  // 25: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
+	3,  // 26: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 27: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
+	8,  // 28: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
+	13, // 29: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
+	15, // 30: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
+	17, // 31: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
+	20, // 32: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
+	3,  // 33: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	23, // 34: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
+	4,  // 35: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	7,  // 36: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
+	10, // 37: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
+	14, // 38: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
+	16, // 39: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
+	19, // 40: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
+	22, // 41: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
+	4,  // 42: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	24, // 43: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2000,6 +2032,7 @@ func file_plugin_proto_init() {
 		(*ConsumeResponse_Batch_)(nil),
 		(*ConsumeResponse_Assignment_)(nil),
 		(*ConsumeResponse_CommitResult_)(nil),
+		(*ConsumeResponse_PollError)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
