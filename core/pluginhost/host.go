@@ -272,10 +272,13 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 	})
 	gen, err := i.connect(ctx, client)
 	if err != nil {
-		// The process may be wedged (that may be why Configure failed),
-		// and go-plugin's Kill waits on it without a deadline: kill it.
-		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
-			_ = syscall.Kill(rc.Pid, syscall.SIGKILL) // it may already be gone
+		// A plugin that did not answer in time may be wedged, and
+		// go-plugin's Kill waits on it without a deadline: kill it first.
+		// One that answered (refusing its config, say) stops cleanly.
+		if sdk.CodeOf(err) == sdk.CodeTimeout {
+			if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
+				_ = syscall.Kill(rc.Pid, syscall.SIGKILL) // it may already be gone
+			}
 		}
 		client.Kill()
 		return nil, err

@@ -28,6 +28,13 @@ func (a *hclogAdapter) emit(level slog.Level, msg string, args []any) {
 	all := make([]any, 0, len(a.args)+len(args))
 	all = append(all, a.args...)
 	all = append(all, args...)
+	for i := 0; i+1 < len(all); i += 2 {
+		// go-plugin names the binary "plugin"; the logger already carries
+		// the plugin's configured name under that key.
+		if all[i] == "plugin" {
+			all[i] = "path"
+		}
+	}
 	a.l.Log(context.Background(), level, msg, all...)
 }
 

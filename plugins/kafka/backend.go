@@ -63,7 +63,7 @@ func New(logger *slog.Logger) *Backend {
 		logger = slog.Default()
 	}
 	return &Backend{
-		logger:    logger.With("plugin", "kafka"),
+		logger:    logger, // the gateway tags each line with the plugin and cluster
 		consumers: make(map[*consumer]struct{}),
 		known:     make(map[string]bool),
 		stop:      make(chan struct{}),
