@@ -39,6 +39,9 @@ func serve(file string, log *slog.Logger) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal starts the drain, a second one ends the
+	// process at once, as an operator pressing Ctrl-C twice expects.
+	context.AfterFunc(ctx, stop)
 	if err := runGateway(ctx, cfg, log); err != nil {
 		log.Error("gateway stopped", "error", err)
 		return 1
