@@ -208,13 +208,7 @@ func TestConsumeStreamRespectsCreditsAndCommits(t *testing.T) {
 		mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: []byte{byte(i)}}
 	}
 	b := dial(t, mem)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := subscribe(t, b)
 	var seen []int64
 	for len(seen) < 10 {
 		ev, err := c.Poll(ctx, 3)
@@ -322,13 +316,7 @@ func (b *chattyBackend) pollCount() int {
 func TestCommitIsNotStuckBehindUnpolledEvents(t *testing.T) {
 	mem := &chattyBackend{}
 	b := dial(t, mem)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := subscribe(t, b)
 	if _, err := c.Poll(ctx, 1); err != nil { // grants credit; the plugin starts polling
 		t.Fatal(err)
 	}
@@ -348,18 +336,26 @@ func TestCommitIsNotStuckBehindUnpolledEvents(t *testing.T) {
 func TestPollErrorLeavesStreamUsable(t *testing.T) {
 	mem := &chattyBackend{failNext: true}
 	b := dial(t, mem)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_, err = c.Poll(ctx, 1)
+	ctx, c := subscribe(t, b)
+	_, err := c.Poll(ctx, 1)
 	if sdk.CodeOf(err) != sdk.CodeTopicNotExist || errors.Is(err, sdk.ErrStreamEnded) {
 		t.Fatalf("first Poll = %v, want the plugin's code 14 on a live stream", err)
 	}
 	if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Assigned) != 1 {
 		t.Fatalf("Poll after a poll error = %+v, %v; want the stream to go on", ev, err)
 	}
+}
+
+// subscribe opens a consumer of topic t for group g, closed when the test
+// ends, and a context bounding the test's waits.
+func subscribe(t *testing.T, b sdk.Backend) (context.Context, sdk.Consumer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return ctx, c
 }

@@ -271,13 +271,7 @@ func TestWedgedPluginFailsInFlightCallsAndIsReplaced(t *testing.T) {
 func TestConsumeStreamReopensAfterRestart(t *testing.T) {
 	h, _ := newTestHost(t)
 	b := startChild(t, h)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := subscribe(t, b)
 	ev, err := c.Poll(ctx, 10)
 	if err != nil || len(ev.Assigned) != 1 {
 		t.Fatalf("first event = %+v, %v; want the assignment", ev, err)
@@ -365,13 +359,7 @@ func TestCloseStopsPlugins(t *testing.T) {
 func TestConsumeReopensWhenCreditsAreUsedUp(t *testing.T) {
 	h, _ := newTestHost(t)
 	b := startChild(t, h)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := subscribe(t, b)
 	for range 3 { // the assignment, then a record per Poll
 		if _, err := c.Poll(ctx, 1); err != nil {
 			t.Fatal(err)
@@ -427,4 +415,18 @@ func TestConsumeFailsFastWhilePluginIsDown(t *testing.T) {
 	if _, err := b.Consume(context.Background(), sdk.Subscription{Group: "g", Topics: []string{"t"}}); sdk.CodeOf(err) != sdk.CodeUnavailable {
 		t.Fatalf("Consume while down = %v, want code 17 at once", err)
 	}
+}
+
+// subscribe opens a consumer of topic t for group g, closed when the test
+// ends, and a context bounding the test's waits.
+func subscribe(t *testing.T, b sdk.Backend) (context.Context, sdk.Consumer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := b.Consume(ctx, sdk.Subscription{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return ctx, c
 }
