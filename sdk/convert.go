@@ -110,8 +110,11 @@ func errorToPB(err error) *pb.Error {
 	return &pb.Error{Code: int32(CodeOf(err)), Message: err.Error()}
 }
 
+// errorFromPB is errorToPB's inverse. Code 0 is success: a repeated field
+// of Error (WriteResponse.errors) cannot hold nil, so a success travels as
+// an empty Error.
 func errorFromPB(e *pb.Error) error {
-	if e == nil {
+	if e == nil || (e.Code == int32(CodeOK) && e.ConfigKey == "") {
 		return nil
 	}
 	if e.ConfigKey != "" {

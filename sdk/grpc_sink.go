@@ -26,6 +26,9 @@ func (s *sinkServer) Write(ctx context.Context, req *pb.WriteRequest) (*pb.Write
 	out := make([]*pb.Error, len(errs))
 	for i, e := range errs {
 		out[i] = errorToPB(e)
+		if out[i] == nil {
+			out[i] = &pb.Error{} // a repeated field holds no nil: code 0 is success
+		}
 	}
 	return &pb.WriteResponse{Errors: out}, nil
 }

@@ -22,8 +22,12 @@ import (
 const childEnv = "MQGATE_PLUGINHOST_TEST_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
+	switch os.Getenv(childEnv) {
+	case "1":
 		sdk.ServeBackend(&childBackend{log: sdk.Logger()})
+		os.Exit(0)
+	case "sink":
+		sdk.ServeSink(&childSink{})
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -429,4 +433,61 @@ func subscribe(t *testing.T, b sdk.Backend) (context.Context, sdk.Consumer) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return ctx, c
+}
+
+// childSink runs in a sink plugin process and counts the records written to
+// it in that process.
+type childSink struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *childSink) Configure(context.Context, []byte) error { return nil }
+func (s *childSink) Write(_ context.Context, rs []sdk.Record) ([]error, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errs := make([]error, len(rs))
+	for i := range rs {
+		s.n++
+		if string(rs[i].Value) == "bad" {
+			errs[i] = sdk.Errorf(sdk.CodeIllegal, "refused record %d (write %d of this process)", i, s.n)
+		}
+	}
+	return errs, nil
+}
+func (s *childSink) Close() error { return nil }
+
+func TestSinkPluginProcess(t *testing.T) {
+	h, _ := newTestHost(t)
+	t.Setenv(childEnv, "sink")
+	s, err := h.StartSink(context.Background(), Spec{Name: "archive", Plugin: "memsink", Builtin: "memsink", Config: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func() ([]error, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return s.Write(ctx, []sdk.Record{{Topic: "t", Value: []byte("ok")}, {Topic: "t", Value: []byte("bad")}})
+	}
+	errs, err := write()
+	if err != nil || len(errs) != 2 || errs[0] != nil || sdk.CodeOf(errs[1]) != sdk.CodeIllegal {
+		t.Fatalf("Write = %v, %v; want success then code 11", errs, err)
+	}
+	st := h.Statuses()[0]
+	if st.Kind != sdk.KindSink || st.State != StateUp {
+		t.Fatalf("status = %+v", st)
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sink to come back", func() bool {
+		_, err := write()
+		if err != nil && sdk.CodeOf(err) != sdk.CodeUnavailable {
+			t.Fatalf("a write during the restart failed with %v, want code 17", err)
+		}
+		return err == nil
+	})
+	if h.Statuses()[0].Restarts != 1 {
+		t.Fatalf("status after restart = %+v", h.Statuses()[0])
+	}
 }

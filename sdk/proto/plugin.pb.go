@@ -1486,7 +1486,7 @@ func (x *WriteRequest) GetRecords() []*Record {
 
 type WriteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// One per record, in order; an unset error is success.
+	// One per record, in order; code 0 (an empty Error) is success.
 	Errors        []*Error `protobuf:"bytes,1,rep,name=errors,proto3" json:"errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
