@@ -367,3 +367,31 @@ func TestCheckReportsFileLineAndKey(t *testing.T) {
 		t.Fatalf("the shipped plugins.yaml fails check: %s", stderr.String())
 	}
 }
+
+// A gateway killed outright must not leave its plugin behind holding the
+// broker's port: the plugin exits (saving the broker's data), and a new
+// gateway starts on the same ports and data.
+func TestKilledGatewayLeavesNoPluginBehind(t *testing.T) {
+	dir := t.TempDir()
+	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
+	g := startGateway(t, cfg, httpAddr, kafkaAddr)
+	g.produceOK("orders", `{"key":"a","value":"before the crash"}`)
+	pluginPID := g.plugins()[0].PID
+
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-g.exited
+	g.exited <- nil // for the cleanup
+	waitFor(t, "the orphaned plugin to exit", func() bool {
+		// The plugin was the gateway's child; once orphaned it is reaped
+		// by init, so signal 0 fails when it is gone.
+		return syscall.Kill(pluginPID, 0) != nil
+	})
+
+	g2 := startGateway(t, cfg, httpAddr, kafkaAddr)
+	g2.produceOK("orders", `{"key":"b","value":"after the crash"}`)
+	if got := valuesOf(readAll(t, kafkaAddr, "orders", 2)); !got["before the crash"] || !got["after the crash"] {
+		t.Fatalf("after a gateway crash the topic holds %v", got)
+	}
+}
