@@ -5,7 +5,7 @@
 //
 // A backend plugin's main is a few lines:
 //
-//	func main() { sdk.ServeBackend(mybackend.New()) }
+//	func main() { sdk.ServeBackend(mybackend.New(sdk.Logger())) }
 //
 // sdk depends only on go-plugin, gRPC, protobuf and hclog; it never imports
 // the gateway's core, its frontends or a bundled plugin, so a third-party

@@ -10,6 +10,33 @@ import (
 	pb "github.com/mqgate/mqgate/sdk/proto"
 )
 
+// maxBatchMessageBytes bounds the record bytes of one batch message on a
+// Consume stream, well under MaxMessageBytes: a Poll that returns more is
+// sent as several messages, so a plugin need not size its answers.
+var maxBatchMessageBytes = 64 << 20
+
+// splitBatch returns the longest prefix of rs whose records hold at most
+// limit bytes (always at least one record), and the rest.
+func splitBatch(rs []Record, limit int) (head, rest []Record) {
+	size := 0
+	for i := range rs {
+		size += recordBytes(&rs[i])
+		if i > 0 && size > limit {
+			return rs[:i], rs[i:]
+		}
+	}
+	return rs, nil
+}
+
+// recordBytes is what a record weighs on the wire, near enough.
+func recordBytes(r *Record) int {
+	n := len(r.Topic) + len(r.Qid) + len(r.Key) + len(r.Value) + len(r.Tags) + 32
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 4
+	}
+	return n
+}
+
 // maxPollRecords bounds one Poll the plugin side makes for a stream, however
 // many credits the gateway granted, so one batch message stays reasonable.
 const maxPollRecords = 10000
@@ -138,18 +165,20 @@ func (s *backendServer) Consume(stream pb.Backend_ConsumeServer) error {
 			return statusError(Errorf(CodeInternal, "plugin returned %d records for %d credits", len(ev.Records), n))
 		}
 		credits.giveBack(n - len(ev.Records))
-		var m *pb.ConsumeResponse
-		switch {
-		case len(ev.Records) > 0:
-			m = &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_Batch_{Batch: &pb.ConsumeResponse_Batch{Records: recordsToPB(ev.Records)}}}
-		case len(ev.Assigned) > 0 || len(ev.Revoked) > 0:
-			m = &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_Assignment_{Assignment: &pb.ConsumeResponse_Assignment{
+		if len(ev.Assigned) > 0 || len(ev.Revoked) > 0 {
+			m := &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_Assignment_{Assignment: &pb.ConsumeResponse_Assignment{
 				Assigned: offsetsToPB(ev.Assigned), Revoked: offsetsToPB(ev.Revoked)}}}
-		default:
-			continue
+			if err := out.send(m); err != nil {
+				return err
+			}
 		}
-		if err := out.send(m); err != nil {
-			return err
+		for rest := ev.Records; len(rest) > 0; {
+			var chunk []Record
+			chunk, rest = splitBatch(rest, maxBatchMessageBytes)
+			m := &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_Batch_{Batch: &pb.ConsumeResponse_Batch{Records: recordsToPB(chunk)}}}
+			if err := out.send(m); err != nil {
+				return err
+			}
 		}
 	}
 	// The loop ends when ctx does: the gateway closed the stream, or broke

@@ -359,3 +359,31 @@ func subscribe(t *testing.T, b sdk.Backend) (context.Context, sdk.Consumer) {
 	t.Cleanup(func() { _ = c.Close() })
 	return ctx, c
 }
+
+// A Poll whose records outweigh one stream message travels as several,
+// and arrives whole and in order.
+func TestLargePollIsSplitAcrossMessages(t *testing.T) {
+	defer sdk.SetMaxBatchMessageBytes(10 << 10)()
+	mem := &memBackend{feed: make(chan sdk.Record, 100)}
+	for i := range 40 {
+		mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: bytes.Repeat([]byte{byte(i)}, 1<<10)}
+	}
+	b := dial(t, mem)
+	ctx, c := subscribe(t, b)
+	var got []sdk.Record
+	for len(got) < 40 {
+		ev, err := c.Poll(ctx, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ev.Records...)
+	}
+	for i, r := range got {
+		if r.Offset != int64(i) || len(r.Value) != 1<<10 || r.Value[0] != byte(i) {
+			t.Fatalf("record %d arrived as offset %d with %d bytes", i, r.Offset, len(r.Value))
+		}
+	}
+	if len(got) != 40 {
+		t.Fatalf("got %d records, want 40", len(got))
+	}
+}

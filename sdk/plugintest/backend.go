@@ -3,7 +3,7 @@
 //
 //	func TestConformance(t *testing.T) {
 //		plugintest.RunBackend(t, func(t *testing.T) sdk.Backend {
-//			b := mybackend.New()
+//			b := mybackend.New(sdk.Logger())
 //			if err := b.Configure(context.Background(), cfg); err != nil {
 //				t.Fatal(err)
 //			}

@@ -1,0 +1,74 @@
+package plugintest
+
+import (
+	"bytes"
+	"os/exec"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// StartBackendProcess runs cmd (a plugin binary built with sdk.ServeBackend)
+// as the gateway does: a separate process, the mqgate handshake, gRPC with
+// the gateway's message limits. It returns the plugin's Backend, not yet
+// configured, so the suite can run through the process boundary:
+//
+//	b := plugintest.StartBackendProcess(t, exec.Command(bin))
+//	if err := b.Configure(ctx, cfg); err != nil { t.Fatal(err) }
+//	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b })
+//
+// The process is stopped when t ends; its log is shown if t failed.
+func StartBackendProcess(t *testing.T, cmd *exec.Cmd) sdk.Backend {
+	t.Helper()
+	logs := &lockedBuffer{}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		VersionedPlugins: sdk.PluginSets(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		GRPCDialOptions:  sdk.DialOptions(),
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: logs, Level: hclog.Debug}),
+	})
+	t.Cleanup(func() {
+		client.Kill()
+		if t.Failed() {
+			t.Logf("plugin log:\n%s", logs)
+		}
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatalf("starting %s: %v", cmd.Path, err)
+	}
+	raw, err := rpc.Dispense(sdk.KindBackend)
+	if err != nil {
+		t.Fatalf("dispensing the backend: %v", err)
+	}
+	b, ok := raw.(sdk.Backend)
+	if !ok {
+		t.Fatalf("dispensed a %T, not an sdk.Backend", raw)
+	}
+	return b
+}
+
+// lockedBuffer is a bytes.Buffer safe for the plugin client's log
+// goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
