@@ -62,6 +62,8 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend) {
 		{"EnsureTopicsIdempotent", s.testEnsureTopicsIdempotent},
 		{"LargeBatch", s.testLargeBatch},
 		{"Errors", s.testErrors},
+		{"PollWakesOnProduce", s.testPollWakesOnProduce},
+		{"UnknownTopic", s.testUnknownTopic},
 	} {
 		t.Run(tc.name, tc.fn)
 	}
@@ -390,6 +392,61 @@ func (s *suite) testErrors(t *testing.T) {
 	r := s.fetch(t, sdk.FetchPosition{Topic: topic, Qid: res[1].Qid, Offset: end + 100}, 10, 0)
 	if code := sdk.CodeOf(r.Err); code != sdk.CodeIllegal {
 		t.Errorf("fetch past the end: code %d (%v); want %d", code, r.Err, sdk.CodeIllegal)
+	}
+}
+
+// testPollWakesOnProduce: a consumer that is already waiting gets records
+// produced after it started, without polling in a loop of its own.
+func (s *suite) testPollWakesOnProduce(t *testing.T) {
+	topic, group := s.name(t, "topic"), s.name(t, "group")
+	s.ensure(t, topic, 1)
+	c := s.consume(t, sdk.Subscription{Group: group, Topics: []string{topic}, Start: sdk.StartEarliest})
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	// The topic is empty: the first thing a consumer reports is its
+	// assignment. After it, the next Poll has nothing to return but waits.
+	for assigned := false; !assigned; {
+		ev, err := c.Poll(ctx, 10)
+		if err != nil {
+			t.Fatalf("Poll before anything was produced: %v", err)
+		}
+		if len(ev.Records) > 0 {
+			t.Fatalf("an empty topic gave records: %+v", ev.Records)
+		}
+		assigned = len(ev.Assigned) > 0
+	}
+	got := make(chan []sdk.Record, 1)
+	go func() {
+		// Errors show up in the main goroutine as a missing record.
+		for {
+			ev, err := c.Poll(ctx, 10)
+			if err != nil {
+				got <- nil
+				return
+			}
+			if len(ev.Records) > 0 {
+				got <- ev.Records
+				return
+			}
+		}
+	}()
+	s.produceOK(t, []sdk.Record{{Topic: topic, Partition: 0, Value: []byte("late")}})
+	recs := <-got
+	if len(recs) != 1 || string(recs[0].Value) != "late" {
+		t.Fatalf("a waiting consumer got %+v; want the record produced after it started", recs)
+	}
+}
+
+// testUnknownTopic: asking about a topic that does not exist is code 14,
+// and asking does not create it.
+func (s *suite) testUnknownTopic(t *testing.T) {
+	topic := s.name(t, "missing")
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	for range 2 { // the first ask must not have created it
+		if _, err := s.b.ListOffsets(ctx, []string{topic}, ""); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+			t.Fatalf("ListOffsets of a missing topic: %v (code %d); want %d", err, sdk.CodeOf(err), sdk.CodeTopicNotExist)
+		}
 	}
 }
 
