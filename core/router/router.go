@@ -49,6 +49,13 @@ func (r *Router) Cluster(topic string) (string, sdk.Backend, error) {
 	return name, b, nil
 }
 
+// ProduceAsync accepts msgs for topic once they are durable in the local
+// spool; the spool's forwarder delivers them later. Bad input and a full
+// spool are refused at once.
+func (r *Router) ProduceAsync(ctx context.Context, topic string, msgs []produce.Message) error {
+	return sdk.Errorf(sdk.CodeIllegal, "async produce is not enabled yet")
+}
+
 // Produce sends msgs to topic and returns one result per message, in
 // order. The error is for failures of the whole request (an invalid topic,
 // the backend down); per-message failures are in the results.
