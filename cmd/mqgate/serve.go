@@ -17,6 +17,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
 	"github.com/mqgate/mqgate/sdk"
@@ -75,12 +76,26 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		return err
 	}
 	routes := map[string]string{}
+	limits := map[string]produce.RateLimit{}
 	for name, t := range cfg.Topics {
 		if t.Cluster != "" {
 			routes[name] = t.Cluster
 		}
+		if t.RateLimit > 0 {
+			limits[name] = produce.RateLimit{PerSecond: t.RateLimit, Burst: t.Burst}
+		}
 	}
-	rt, err := router.New(backends, routes, cfg.DefaultCluster)
+	producer := produce.NewProducer(backends, produce.Options{
+		Linger:           cfg.Producer.Linger,
+		MaxBatchMessages: cfg.Producer.MaxBatchMessages,
+		MaxBatchBytes:    int(cfg.Producer.MaxBatchBytes),
+		RetryBackoff:     cfg.Producer.RetryBackoff,
+		RetryBackoffMax:  cfg.Producer.RetryBackoffMax,
+		Limits:           limits,
+		Logger:           log,
+		Registerer:       reg,
+	})
+	rt, err := router.New(backends, routes, cfg.DefaultCluster, producer)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ type Config struct {
 	HTTP           HTTP                `yaml:"http"`
 	Thrift         Thrift              `yaml:"thrift"`
 	PluginHost     PluginHost          `yaml:"plugin_host"`
+	Producer       Producer            `yaml:"producer"`
 
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
@@ -82,6 +83,28 @@ type Cluster struct {
 type Topic struct {
 	Name    string `yaml:"-"`       // its key under topics:
 	Cluster string `yaml:"cluster"` // the cluster serving the topic; the default cluster when not set
+	// RateLimit is the most messages per second accepted for the topic,
+	// sync and async together, on this gateway; 0 is unlimited.
+	RateLimit int `yaml:"rate_limit"`
+	// Burst is how many messages may come at once above the steady rate;
+	// 0 means RateLimit (one second's worth).
+	Burst int `yaml:"burst"`
+}
+
+// Producer tunes the produce pipeline: auto-batching, retries, the spool.
+type Producer struct {
+	// Linger is the longest a sync request waits for others to share its
+	// plugin call; a request to an idle cluster goes at once.
+	Linger           time.Duration `yaml:"linger" default:"1ms"`
+	MaxBatchMessages int           `yaml:"max_batch_messages" default:"1000" check:"positive"`
+	MaxBatchBytes    int64         `yaml:"max_batch_bytes" default:"8MiB" check:"size,positive"`
+	// RetryBackoff is the first wait before retrying a retriable failure;
+	// it doubles up to RetryBackoffMax, within the request's deadline.
+	RetryBackoff    time.Duration `yaml:"retry_backoff" default:"20ms" check:"positive"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max" default:"1s" check:"positive"`
+	// SpoolDir holds async messages until the broker has them.
+	SpoolDir      string `yaml:"spool_dir" default:"./data/spool"`
+	SpoolMaxBytes int64  `yaml:"spool_max_bytes" default:"1GiB" check:"size,positive"`
 }
 
 // HTTP configures the HTTP frontend.

@@ -89,6 +89,7 @@ func TestFullConfig(t *testing.T) {
 		{"topic orders", *c.Topics["orders"], Topic{Name: "orders", Cluster: "other"}},
 		{"topic with null value", *c.Topics["orders.v2-eu_1"], Topic{Name: "orders.v2-eu_1", Cluster: "local"}},
 		{"topic with empty mapping", *c.Topics["audit"], Topic{Name: "audit", Cluster: "local"}},
+		{"topic with a rate limit", *c.Topics["payments"], Topic{Name: "payments", Cluster: "local", RateLimit: 100, Burst: 20}},
 		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10, MaxBodyBytes: 64 << 20, MaxBatchMessages: 10000,
 			RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
@@ -120,6 +121,11 @@ func TestDefaults(t *testing.T) {
 				Transport: "framed", Protocol: "compact"}
 			if c.Thrift != wantThrift {
 				t.Errorf("Thrift = %+v, want %+v", c.Thrift, wantThrift)
+			}
+			wantProducer := Producer{Linger: time.Millisecond, MaxBatchMessages: 1000, MaxBatchBytes: 8 << 20,
+				RetryBackoff: 20 * time.Millisecond, RetryBackoffMax: time.Second, SpoolDir: "./data/spool", SpoolMaxBytes: 1 << 30}
+			if c.Producer != wantProducer {
+				t.Errorf("Producer = %+v, want %+v", c.Producer, wantProducer)
 			}
 			wantHost := PluginHost{HealthInterval: time.Second, RestartBackoffMax: 2 * time.Second, CallTimeout: 10 * time.Second}
 			if c.PluginHost != wantHost {

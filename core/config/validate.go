@@ -115,6 +115,10 @@ func (d *decoder) validateTopics(c *Config) {
 		if msg := checkTopicName(name); msg != "" {
 			d.errorf(d.lines[path], path, "invalid topic name: %s", msg)
 		}
+		if t.Burst > 0 && t.RateLimit == 0 {
+			bp := keyPath(path, "burst")
+			d.errorf(d.lines[bp], bp, "burst needs a rate_limit; without one the topic is not limited")
+		}
 		cp := keyPath(path, "cluster")
 		if t.Cluster == "" {
 			t.Cluster = c.DefaultCluster

@@ -16,12 +16,14 @@ type Router struct {
 	clusters       map[string]sdk.Backend
 	topics         map[string]string // topic -> cluster, explicit entries
 	defaultCluster string
+	producer       *produce.Producer
 }
 
 // New returns a router over clusters (name -> backend). routes holds the
 // explicit topic -> cluster entries; every other topic goes to
-// defaultCluster.
-func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string) (*Router, error) {
+// defaultCluster. Produce requests run through p, which must serve the same
+// clusters.
+func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string, p *produce.Producer) (*Router, error) {
 	if _, ok := clusters[defaultCluster]; !ok && defaultCluster != "" {
 		return nil, fmt.Errorf("default cluster %q has no backend", defaultCluster)
 	}
@@ -30,7 +32,7 @@ func New(clusters map[string]sdk.Backend, routes map[string]string, defaultClust
 			return nil, fmt.Errorf("topic %q routes to cluster %q, which has no backend", topic, cluster)
 		}
 	}
-	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster}, nil
+	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster, producer: p}, nil
 }
 
 // Cluster returns the name and backend of the cluster that serves topic.
@@ -53,18 +55,22 @@ func (r *Router) Cluster(topic string) (string, sdk.Backend, error) {
 // spool; the spool's forwarder delivers them later. Bad input and a full
 // spool are refused at once.
 func (r *Router) ProduceAsync(ctx context.Context, topic string, msgs []produce.Message) error {
-	return sdk.Errorf(sdk.CodeIllegal, "async produce is not enabled yet")
+	name, _, err := r.Cluster(topic)
+	if err != nil {
+		return err
+	}
+	return r.producer.SendAsync(ctx, name, topic, msgs)
 }
 
 // Produce sends msgs to topic and returns one result per message, in
 // order. The error is for failures of the whole request (an invalid topic,
 // the backend down); per-message failures are in the results.
 func (r *Router) Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
-	_, b, err := r.Cluster(topic)
+	name, _, err := r.Cluster(topic)
 	if err != nil {
 		return nil, err
 	}
-	results, err := b.Produce(ctx, produce.Records(topic, msgs))
+	results, err := r.producer.Send(ctx, name, topic, msgs)
 	if err != nil {
 		return nil, fmt.Errorf("producing to %s: %w", topic, err)
 	}

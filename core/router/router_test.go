@@ -21,7 +21,8 @@ func (b *recordingBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Pr
 
 func TestRouting(t *testing.T) {
 	local, other := &recordingBackend{}, &recordingBackend{}
-	r, err := New(map[string]sdk.Backend{"local": local, "other": other}, map[string]string{"payments": "other"}, "local")
+	backends := map[string]sdk.Backend{"local": local, "other": other}
+	r, err := New(backends, map[string]string{"payments": "other"}, "local", produce.NewProducer(backends, produce.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,8 @@ func TestRouting(t *testing.T) {
 
 func TestRoutingRefusals(t *testing.T) {
 	b := &recordingBackend{}
-	noDefault, err := New(map[string]sdk.Backend{"a": b}, map[string]string{"t1": "a"}, "")
+	backends := map[string]sdk.Backend{"a": b}
+	noDefault, err := New(backends, map[string]string{"t1": "a"}, "", produce.NewProducer(backends, produce.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func TestRoutingRefusals(t *testing.T) {
 	if len(b.got) != 0 {
 		t.Fatalf("refused requests reached the backend: %+v", b.got)
 	}
-	if _, err := New(map[string]sdk.Backend{"a": b}, map[string]string{"t": "missing"}, "a"); err == nil {
+	if _, err := New(backends, map[string]string{"t": "missing"}, "a", produce.NewProducer(backends, produce.Options{})); err == nil {
 		t.Fatal("a route to a cluster without a backend was accepted")
 	}
 }

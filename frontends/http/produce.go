@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -45,13 +46,9 @@ func (s *Server) produce(c *gin.Context) {
 		s.abortWithError(c, err)
 		return
 	}
-	switch mode := c.Query("mode"); mode {
-	case "", "sync":
-	case "async":
-		abortWithCode(c, sdk.CodeIllegal, "mode: async is not enabled yet; use mode=sync")
-		return
-	default:
-		abortWithCode(c, sdk.CodeIllegal, fmt.Sprintf("mode: must be sync or async; got %q", truncate(mode)))
+	async, err := asyncMode(c)
+	if err != nil {
+		s.abortWithError(c, err)
 		return
 	}
 
@@ -63,19 +60,20 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	msgs, err := decodeMessages(body)
+	if err == nil {
+		err = s.checkLimits(msgs)
+	}
 	if err != nil {
 		s.abortWithError(c, err)
 		return
 	}
-	if len(msgs) > s.opts.MaxBatchMessages {
-		abortWithCode(c, sdk.CodeTooLarge, fmt.Sprintf("%d messages exceed http.max_batch_messages (%d)", len(msgs), s.opts.MaxBatchMessages))
-		return
-	}
-	for i := range msgs {
-		if n := msgs[i].Size(); n > s.opts.MaxMessageBytes {
-			abortWithCode(c, sdk.CodeTooLarge, fmt.Sprintf("message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes))
+	if async {
+		if err := s.producer.ProduceAsync(ctx, topic, msgs); err != nil {
+			s.abortWithError(c, fmt.Errorf("spooling for %s: %w", topic, err))
 			return
 		}
+		c.JSON(http.StatusAccepted, asyncResponse{Accepted: len(msgs)})
+		return
 	}
 
 	results, err := s.producer.Produce(ctx, topic, msgs)
@@ -107,6 +105,38 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, produceResponse{Results: out})
+}
+
+// asyncResponse is the 202 body of an async produce: every message is
+// durable in the spool and will be delivered.
+type asyncResponse struct {
+	Accepted int `json:"accepted"`
+}
+
+// asyncMode reads the mode query parameter: sync (the default) or async.
+func asyncMode(c *gin.Context) (bool, error) {
+	switch mode := c.Query("mode"); mode {
+	case "", "sync":
+		return false, nil
+	case "async":
+		return true, nil
+	default:
+		return false, sdk.Errorf(sdk.CodeIllegal, "mode: must be sync or async; got %q", truncate(mode))
+	}
+}
+
+// checkLimits refuses a request over http.max_batch_messages or holding a
+// message over http.max_message_bytes.
+func (s *Server) checkLimits(msgs []produce.Message) error {
+	if len(msgs) > s.opts.MaxBatchMessages {
+		return sdk.Errorf(sdk.CodeTooLarge, "%d messages exceed http.max_batch_messages (%d)", len(msgs), s.opts.MaxBatchMessages)
+	}
+	for i := range msgs {
+		if n := msgs[i].Size(); n > s.opts.MaxMessageBytes {
+			return sdk.Errorf(sdk.CodeTooLarge, "message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes)
+		}
+	}
+	return nil
 }
 
 // readBody reads the request body, bounded by Options.MaxBodyBytes and by

@@ -28,6 +28,8 @@ import (
 // once ctx is done.
 type Producer interface {
 	Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error)
+	// ProduceAsync returns once msgs are durable in the spool.
+	ProduceAsync(ctx context.Context, topic string, msgs []produce.Message) error
 }
 
 // Plugins reports the plugins of the deployment, for /readyz and
@@ -132,6 +134,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.NoMethod(s.noMethod)
 
 	e.POST("/v1/topics/:topic/messages", s.produce)
+	e.POST("/v1/kafka/send", s.kafkaSend)
 	// HEAD too, for load balancers that probe with it.
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		e.Handle(method, "/healthz", s.healthz)

@@ -31,13 +31,24 @@ import (
 type fakeProducer struct {
 	respond func(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error)
 
-	mu    sync.Mutex
-	calls []produceCall
+	mu       sync.Mutex
+	calls    []produceCall
+	asyncErr error
 }
 
 type produceCall struct {
 	topic string
 	msgs  []produce.Message
+	async bool
+}
+
+// ProduceAsync records the call; asyncErr, when set, is its answer.
+func (f *fakeProducer) ProduceAsync(ctx context.Context, topic string, msgs []produce.Message) error {
+	f.mu.Lock()
+	f.calls = append(f.calls, produceCall{topic: topic, msgs: msgs, async: true})
+	err := f.asyncErr
+	f.mu.Unlock()
+	return err
 }
 
 func (f *fakeProducer) Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
@@ -154,7 +165,6 @@ func TestProduceRefusesBadInput(t *testing.T) {
 		{name: "topic dot", target: "/v1/topics/./messages", body: good, status: 400, code: 11, msg: `topic: "." is not a valid topic name`},
 		{name: "topic dot dot", target: "/v1/topics/../messages", body: good, status: 400, code: 11, msg: `topic: ".." is not a valid topic name`},
 		{name: "topic too long", target: "/v1/topics/" + strings.Repeat("t", 250) + "/messages", body: good, status: 400, code: 11, msg: "topic: must be at most 249 characters; got 250"},
-		{name: "mode async", target: "/v1/topics/orders/messages?mode=async", body: good, status: 400, code: 11, msg: "mode: async is not enabled yet"},
 		{name: "unknown mode", target: "/v1/topics/orders/messages?mode=fast", body: good, status: 400, code: 11, msg: `mode: must be sync or async; got "fast"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,210 @@
+package produce
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// batcher coalesces concurrent sends to one cluster into shared plugin
+// calls. A request to an idle cluster goes at once; while a call is in
+// flight, requests gather for at most linger, or until a batch holds
+// maxMessages or maxBytes, and go together. So a lone request is never
+// slowed, and under load the plugin sees few large calls.
+type batcher struct {
+	backend     sdk.Backend
+	linger      time.Duration
+	maxMessages int
+	maxBytes    int
+	observe     func(batchRecords int) // metrics hook
+
+	mu       sync.Mutex
+	pending  []*batchRequest
+	records  int // in pending
+	bytes    int // in pending
+	inflight int // plugin calls under way
+	timer    *time.Timer
+}
+
+// batchRequest is one caller's records waiting for a shared call.
+type batchRequest struct {
+	ctx     context.Context
+	records []sdk.Record
+	done    chan batchResult // buffered: the flusher never blocks on it
+}
+
+type batchResult struct {
+	results []sdk.ProduceResult
+	err     error
+}
+
+func newBatcher(b sdk.Backend, linger time.Duration, maxMessages, maxBytes int, observe func(int)) *batcher {
+	return &batcher{backend: b, linger: linger, maxMessages: maxMessages, maxBytes: maxBytes, observe: observe}
+}
+
+// send produces records, sharing a plugin call with concurrent senders.
+// It returns when the call that carried them answers or ctx ends; in the
+// latter case the records may still be produced.
+func (b *batcher) send(ctx context.Context, records []sdk.Record) ([]sdk.ProduceResult, error) {
+	size := recordsBytes(records)
+	req := &batchRequest{ctx: ctx, records: records, done: make(chan batchResult, 1)}
+
+	b.mu.Lock()
+	switch {
+	case len(records) >= b.maxMessages || size >= b.maxBytes:
+		// Big enough alone: it would only push others out of a batch.
+		b.inflight++
+		b.mu.Unlock()
+		go b.call([]*batchRequest{req})
+	case b.inflight == 0 && len(b.pending) == 0:
+		b.inflight++
+		b.mu.Unlock()
+		go b.call([]*batchRequest{req})
+	default:
+		if b.records+len(records) > b.maxMessages || b.bytes+size > b.maxBytes {
+			b.flushLocked() // the batch is full without this one
+		}
+		b.pending = append(b.pending, req)
+		b.records += len(records)
+		b.bytes += size
+		if b.timer == nil {
+			b.timer = time.AfterFunc(b.linger, b.flushOnTimer)
+		}
+		b.mu.Unlock()
+	}
+
+	select {
+	case r := <-req.done:
+		return r.results, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *batcher) flushOnTimer() {
+	b.mu.Lock()
+	b.flushLocked()
+	b.mu.Unlock()
+}
+
+// flushLocked sends what is pending as one call. b.mu must be held.
+func (b *batcher) flushLocked() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+	if len(b.pending) == 0 {
+		return
+	}
+	reqs := b.pending
+	b.pending, b.records, b.bytes = nil, 0, 0
+	b.inflight++
+	go b.call(reqs)
+}
+
+// call makes one plugin call for reqs and hands each its results.
+func (b *batcher) call(reqs []*batchRequest) {
+	defer func() {
+		b.mu.Lock()
+		b.inflight--
+		if b.inflight == 0 {
+			b.flushLocked() // the cluster is idle: what waits goes now
+		}
+		b.mu.Unlock()
+	}()
+	// Drop requests whose callers gave up before the call started.
+	live := reqs[:0]
+	for _, r := range reqs {
+		if r.ctx.Err() == nil {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	records := live[0].records
+	if len(live) > 1 {
+		n := 0
+		for _, r := range live {
+			n += len(r.records)
+		}
+		records = make([]sdk.Record, 0, n)
+		for _, r := range live {
+			records = append(records, r.records...)
+		}
+	}
+	ctx, cancel := callContext(live)
+	defer cancel()
+	b.observe(len(records))
+	results, err := b.backend.Produce(ctx, records)
+	if err == nil && len(results) != len(records) {
+		err = sdk.Errorf(sdk.CodeInternal, "backend returned %d results for %d records", len(results), len(records))
+	}
+	at := 0
+	for _, r := range live {
+		if err != nil {
+			r.done <- batchResult{err: err}
+			continue
+		}
+		r.done <- batchResult{results: results[at : at+len(r.records) : at+len(r.records)]}
+		at += len(r.records)
+	}
+}
+
+// callContext is the context of a shared call: it lasts until the latest
+// of its callers' deadlines, and ends early only if every caller gives up.
+func callContext(reqs []*batchRequest) (context.Context, context.CancelFunc) {
+	if len(reqs) == 1 {
+		return context.WithCancel(reqs[0].ctx)
+	}
+	var latest time.Time
+	for _, r := range reqs {
+		d, ok := r.ctx.Deadline()
+		if !ok {
+			latest = time.Time{}
+			break
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if !latest.IsZero() {
+		cancel()
+		ctx, cancel = context.WithDeadline(context.Background(), latest)
+	}
+	var mu sync.Mutex
+	remaining := len(reqs)
+	stops := make([]func() bool, len(reqs))
+	for i, r := range reqs {
+		stops[i] = context.AfterFunc(r.ctx, func() {
+			mu.Lock()
+			remaining--
+			last := remaining == 0
+			mu.Unlock()
+			if last {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// recordsBytes is the payload size of records, as batch limits count it.
+func recordsBytes(rs []sdk.Record) int {
+	n := 0
+	for i := range rs {
+		n += len(rs[i].Key) + len(rs[i].Value) + len(rs[i].Tags)
+		for _, h := range rs[i].Headers {
+			n += len(h.Key) + len(h.Value)
+		}
+	}
+	return n
+}

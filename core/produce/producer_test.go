@@ -1,0 +1,263 @@
+package produce
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// scriptedBackend is a Backend whose Produce can be held in flight and
+// whose per-record outcome a test scripts.
+type scriptedBackend struct {
+	sdk.Backend // only Produce is called
+
+	mu    sync.Mutex
+	calls [][]sdk.Record
+	hold  chan struct{} // when set, each call waits for a token
+	// fail returns the error for a record on a given attempt (1-based per
+	// record value), or nil.
+	fail      func(r sdk.Record, attempt int) error
+	callErr   func(call int) error // an error for the whole call, or nil
+	attempts  map[string]int
+	nextOff   int64
+	callsSeen chan int // the size of each call as it starts
+}
+
+func newScripted() *scriptedBackend {
+	return &scriptedBackend{attempts: map[string]int{}, callsSeen: make(chan int, 100)}
+}
+
+func (b *scriptedBackend) Produce(ctx context.Context, rs []sdk.Record) ([]sdk.ProduceResult, error) {
+	b.mu.Lock()
+	b.calls = append(b.calls, rs)
+	n := len(b.calls)
+	hold := b.hold
+	b.mu.Unlock()
+	b.callsSeen <- len(rs)
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if b.callErr != nil {
+		if err := b.callErr(n); err != nil {
+			return nil, err
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]sdk.ProduceResult, len(rs))
+	for i, r := range rs {
+		b.attempts[string(r.Value)]++
+		if b.fail != nil {
+			if err := b.fail(r, b.attempts[string(r.Value)]); err != nil {
+				out[i].Err = err
+				continue
+			}
+		}
+		out[i] = sdk.ProduceResult{Qid: "0", Offset: b.nextOff}
+		b.nextOff++
+	}
+	return out, nil
+}
+
+func (b *scriptedBackend) callCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.calls)
+}
+
+func msg(v string) []Message { return []Message{{Value: []byte(v), Partition: sdk.PartitionRandom}} }
+
+func newTestProducer(b sdk.Backend, o Options) *Producer {
+	if o.RetryBackoff == 0 {
+		o.RetryBackoff = time.Millisecond
+	}
+	return NewProducer(map[string]sdk.Backend{"c": b}, o)
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// With a linger of an hour, a lone request that waited for it would hang
+// the test: it must go at once.
+func TestLoneRequestIsNotLingered(t *testing.T) {
+	b := newScripted()
+	p := newTestProducer(b, Options{Linger: time.Hour})
+	res, err := p.Send(ctxT(t), "c", "t", msg("only"))
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("Send = %+v, %v", res, err)
+	}
+}
+
+// While a call is in flight, concurrent sends gather into one call, and
+// each caller gets its own results back.
+func TestConcurrentSendsShareACall(t *testing.T) {
+	b := newScripted()
+	b.hold = make(chan struct{})
+	p := newTestProducer(b, Options{Linger: time.Hour})
+	ctx := ctxT(t)
+
+	first := make(chan error, 1)
+	go func() { _, err := p.Send(ctx, "c", "t", msg("first")); first <- err }()
+	<-b.callsSeen // the first call is in flight and held
+
+	const n = 10
+	type out struct {
+		v   string
+		res []sdk.ProduceResult
+		err error
+	}
+	outs := make(chan out, n)
+	for i := range n {
+		v := string(rune('a' + i))
+		go func() {
+			res, err := p.Send(ctx, "c", "t", []Message{{Value: []byte(v)}, {Value: []byte(v + v)}})
+			outs <- out{v, res, err}
+		}()
+	}
+	// Wait until all ten are pending behind the held call.
+	for {
+		p.batchers["c"].mu.Lock()
+		pending := len(p.batchers["c"].pending)
+		p.batchers["c"].mu.Unlock()
+		if pending == n {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("only %d of %d requests queued", pending, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(b.hold) // the first call answers; the cluster is idle: the batch goes
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if size := <-b.callsSeen; size != 2*n {
+		t.Fatalf("the second call carried %d records, want all %d pending ones", size, 2*n)
+	}
+	// Each caller's two records were produced in order in that call.
+	b.mu.Lock()
+	batch := b.calls[1]
+	b.mu.Unlock()
+	pos := map[string]int64{}
+	for i, r := range batch {
+		pos[string(r.Value)] = int64(i)
+	}
+	for range n {
+		o := <-outs
+		if o.err != nil || len(o.res) != 2 {
+			t.Fatalf("caller %s: %+v, %v", o.v, o.res, o.err)
+		}
+		if o.res[0].Offset != 1+pos[o.v] || o.res[1].Offset != 1+pos[o.v+o.v] {
+			t.Fatalf("caller %s got offsets %d,%d; its records were at %d,%d of the shared call",
+				o.v, o.res[0].Offset, o.res[1].Offset, pos[o.v], pos[o.v+o.v])
+		}
+	}
+	if b.callCount() != 2 {
+		t.Fatalf("%d plugin calls for 11 requests, want 2", b.callCount())
+	}
+}
+
+// A batch that reaches max_batch_messages goes without waiting for the
+// linger or the call in flight.
+func TestFullBatchGoesAtOnce(t *testing.T) {
+	b := newScripted()
+	b.hold = make(chan struct{})
+	p := newTestProducer(b, Options{Linger: time.Hour, MaxBatchMessages: 4})
+	ctx := ctxT(t)
+	go p.Send(ctx, "c", "t", msg("held"))
+	<-b.callsSeen
+	for i := range 5 {
+		go p.Send(ctx, "c", "t", msg(string(rune('a'+i))))
+	}
+	// Four fit a batch; the fifth finds it full and sends it.
+	if size := <-b.callsSeen; size != 4 {
+		t.Fatalf("a full batch went with %d records, want 4", size)
+	}
+	close(b.hold)
+}
+
+func TestRetriesRetriableFailures(t *testing.T) {
+	b := newScripted()
+	b.fail = func(r sdk.Record, attempt int) error {
+		if string(r.Value) == "flaky" && attempt <= 2 {
+			return sdk.Errorf(sdk.CodeUnavailable, "leader moved")
+		}
+		return nil
+	}
+	p := newTestProducer(b, Options{})
+	res, err := p.Send(ctxT(t), "c", "t", []Message{{Value: []byte("steady")}, {Value: []byte("flaky")}})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("Send = %+v, %v; want both produced after retries", res, err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.calls) != 3 || len(b.calls[1]) != 1 || len(b.calls[2]) != 1 || b.attempts["steady"] != 1 {
+		t.Fatalf("calls %d (sizes %d, ...), steady sent %d times: only the failed record may be resent", len(b.calls), len(b.calls[0]), b.attempts["steady"])
+	}
+}
+
+func TestNoRetryOnErrorsThatCannotSucceed(t *testing.T) {
+	for _, code := range []sdk.Code{sdk.CodeIllegal, sdk.CodeTopicNotExist, sdk.CodeTooLarge, sdk.CodeNotAllowed} {
+		b := newScripted()
+		b.fail = func(sdk.Record, int) error { return sdk.Errorf(code, "no") }
+		p := newTestProducer(b, Options{})
+		res, err := p.Send(ctxT(t), "c", "t", msg("x"))
+		if err != nil || sdk.CodeOf(res[0].Err) != code || b.callCount() != 1 {
+			t.Fatalf("code %d: result %v, err %v, %d calls; want the code after one call", code, res[0].Err, err, b.callCount())
+		}
+	}
+}
+
+// Retries stop when the request's deadline leaves no room; the answer is
+// the last error's code, and it comes before the deadline, not after.
+func TestRetriesStopAtTheDeadline(t *testing.T) {
+	b := newScripted()
+	b.callErr = func(int) error { return sdk.Errorf(sdk.CodeUnavailable, "plugin restarting") }
+	p := newTestProducer(b, Options{RetryBackoff: 5 * time.Millisecond, RetryBackoffMax: 5 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := p.Send(ctx, "c", "t", msg("x"))
+	if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "restarting") {
+		t.Fatalf("Send = %v, want the last error (code 17)", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the answer came only after the deadline")
+	}
+	if b.callCount() < 2 {
+		t.Fatalf("%d calls: a retriable failure was not retried", b.callCount())
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	b := newScripted()
+	p := newTestProducer(b, Options{Limits: map[string]RateLimit{"limited": {PerSecond: 1, Burst: 10}}})
+	ctx := ctxT(t)
+	if _, err := p.Send(ctx, "c", "limited", make([]Message, 10)); err != nil {
+		t.Fatalf("the burst was refused: %v", err)
+	}
+	_, err := p.Send(ctx, "c", "limited", make([]Message, 2))
+	if sdk.CodeOf(err) != sdk.CodeRateLimited || !strings.Contains(err.Error(), "topics.limited.rate_limit") {
+		t.Fatalf("over the limit: %v, want code 15 naming topics.limited.rate_limit", err)
+	}
+	_, err = p.Send(ctx, "c", "limited", make([]Message, 11))
+	if sdk.CodeOf(err) != sdk.CodeRateLimited || !strings.Contains(err.Error(), "burst of 10") {
+		t.Fatalf("more than the burst: %v, want code 15 naming the burst", err)
+	}
+	if _, err := p.Send(ctx, "c", "free", make([]Message, 100)); err != nil {
+		t.Fatalf("a topic without a limit was limited: %v", err)
+	}
+	if b.callCount() != 2 {
+		t.Fatalf("%d plugin calls; refused requests must not reach the backend", b.callCount())
+	}
+}
