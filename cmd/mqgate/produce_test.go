@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// externalBroker is a Kafka broker the test controls, standing in for a
+// production cluster: no topic auto-creation, and produce requests that can
+// be swallowed, as by a broker that stopped answering.
+type externalBroker struct {
+	cluster *kfake.Cluster
+	paused  atomic.Bool
+}
+
+func startExternalBroker(t *testing.T, topics ...string) *externalBroker {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	b := &externalBroker{cluster: c}
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		// Handled with no answer: the client waits, as on a hung broker.
+		return nil, nil, b.paused.Load()
+	})
+	return b
+}
+
+// startOnExternal runs a gateway whose only cluster is broker, with extra
+// YAML appended to its config.
+func startOnExternal(t *testing.T, broker *externalBroker, extra string) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	httpAddr := freeAddr(t)
+	cfg := fmt.Sprintf(`version: 1
+plugins: {kafka: {builtin: kafka}}
+clusters:
+  ext: {plugin: kafka, config: {brokers: [%q]}}
+default_cluster: ext
+http: {listen: %q, request_timeout: 2s}
+thrift: {producer_listen: %q, consumer_listen: %q}
+producer: {spool_dir: %q}
+%s`, broker.cluster.ListenAddrs()[0], httpAddr, freeAddr(t), freeAddr(t), filepath.Join(dir, "spool"), extra)
+	path := filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startGateway(t, path, httpAddr, broker.cluster.ListenAddrs()[0])
+}
+
+func checkAPIError(t *testing.T, what string, status int, body []byte, wantStatus, wantCode int, wantMsg string) {
+	t.Helper()
+	var e apiError
+	if json.Unmarshal(body, &e) != nil || status != wantStatus || e.Error.Code != wantCode || !strings.Contains(e.Error.Message, wantMsg) {
+		t.Fatalf("%s: %d %s; want %d with code %d containing %q", what, status, body, wantStatus, wantCode, wantMsg)
+	}
+}
+
+func TestProduceRefusals(t *testing.T) {
+	broker := startExternalBroker(t, "orders", "limited")
+	g := startOnExternal(t, broker, "topics:\n  limited: {rate_limit: 1, burst: 5}\n")
+
+	g.produceOK("orders", `{"value": "fine"}`)
+
+	status, body := g.produce("nope", `{"value": "x"}`)
+	checkAPIError(t, "a topic the cluster does not have", status, body, 404, 14, "nope")
+
+	g.produceOK("limited", `{"messages": [{"value": "1"}, {"value": "2"}, {"value": "3"}, {"value": "4"}, {"value": "5"}]}`)
+	status, body = g.produce("limited", `{"value": "6"}`)
+	checkAPIError(t, "past the rate limit", status, body, 429, 15, "topics.limited.rate_limit")
+	status, body = g.produce("limited", `{"messages": [{"value": "1"}, {"value": "2"}, {"value": "3"}, {"value": "4"}, {"value": "5"}, {"value": "6"}]}`)
+	checkAPIError(t, "larger than the burst", status, body, 429, 15, "burst of 5")
+
+	// Nothing refused was written: "limited" holds exactly the five.
+	if got := len(readAll(t, g.kafka, "limited", 5)); got != 5 {
+		t.Fatalf("limited holds %d records, want 5", got)
+	}
+}
+
+// A broker that stops answering turns a sync produce into 504 with code 12
+// at the request timeout, not a hang.
+func TestProducePausedBrokerTimesOut(t *testing.T) {
+	broker := startExternalBroker(t, "orders")
+	g := startOnExternal(t, broker, "")
+	g.produceOK("orders", `{"value": "before"}`)
+
+	broker.paused.Store(true)
+	status, body := g.produce("orders", `{"value": "during"}`)
+	checkAPIError(t, "a paused broker", status, body, 504, 12, "timed out")
+	broker.paused.Store(false)
+}
