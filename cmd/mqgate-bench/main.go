@@ -60,9 +60,13 @@ type scenario struct {
 	about   string
 	gateway func(ctx context.Context, env *env, p params) (result, error)
 	direct  func(ctx context.Context, env *env, p params) (result, error)
+	// adjust, when set, fixes the parameters the scenario is defined by.
+	adjust func(p params) params
+	// latency, when set, reports added latency rather than only rates.
+	latency bool
 }
 
-var scenarios = []scenario{produceHTTP}
+var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync}
 
 func main() {
 	var (
@@ -107,6 +111,10 @@ func main() {
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	for _, s := range run {
 		ctx := context.Background()
+		p := p
+		if s.adjust != nil {
+			p = s.adjust(p)
+		}
 		g, err := s.gateway(ctx, e, p)
 		if err != nil {
 			log.Fatalf("%s via gateway: %v", s.name, err)
@@ -122,7 +130,12 @@ func main() {
 			fmt.Printf("| %s | %s | %.0f | %.1f | %s | %s | %d |\n", s.name, row.side, row.r.rate(), row.r.mibps(),
 				row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
 		}
-		fmt.Printf("\n%s: gateway/direct = %.2f\n\n", s.name, g.rate()/d.rate())
+		fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
+		if s.latency {
+			fmt.Printf("%s: added latency p50 %s, p99 %s\n", s.name,
+				(g.pct(0.5) - d.pct(0.5)).Round(10*time.Microsecond), (g.pct(0.99) - d.pct(0.99)).Round(10*time.Microsecond))
+		}
+		fmt.Println()
 	}
 }
 
@@ -152,9 +165,10 @@ func cpuModel() string {
 
 // env is a running gateway with its embedded broker.
 type env struct {
-	httpAddr  string
-	kafkaAddr string
-	cmd       *exec.Cmd
+	httpAddr   string
+	thriftAddr string
+	kafkaAddr  string
+	cmd        *exec.Cmd
 }
 
 func startEnv(dir, bin string, partitions int) (*env, error) {
@@ -166,7 +180,7 @@ func startEnv(dir, bin string, partitions int) (*env, error) {
 			return nil, fmt.Errorf("building mqgate (run from the repository root, or pass -mqgate): %w", err)
 		}
 	}
-	e := &env{httpAddr: freeAddr(), kafkaAddr: freeAddr()}
+	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), kafkaAddr: freeAddr()}
 	cfg := fmt.Sprintf(`version: 1
 plugins: {kafka: {builtin: kafka}}
 clusters:
@@ -176,7 +190,8 @@ clusters:
 default_cluster: local
 http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
-`, e.kafkaAddr, filepath.Join(dir, "data"), partitions, e.httpAddr, freeAddr(), freeAddr())
+producer: {spool_dir: %q}
+`, e.kafkaAddr, filepath.Join(dir, "data"), partitions, e.httpAddr, e.thriftAddr, freeAddr(), filepath.Join(dir, "spool"))
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -28,82 +28,97 @@ var produceHTTP = scenario{
 	name:  "produce-http",
 	about: "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		value := string(randomValue(p.size))
-		// Bodies differ only in keys; build them once so the client's JSON
-		// encoding does not count against the gateway.
-		bodies := make([][]byte, 16)
-		for i := range bodies {
-			type msg struct {
-				Key   string `json:"key"`
-				Value string `json:"value"`
-			}
-			msgs := make([]msg, p.batch)
-			for j := range msgs {
-				msgs[j] = msg{Key: strconv.Itoa(i*p.batch + j), Value: value}
-			}
-			b, err := json.Marshal(map[string]any{"messages": msgs})
-			if err != nil {
-				return result{}, err
-			}
-			bodies[i] = b
+		bodies, err := jsonBodies(p)
+		if err != nil {
+			return result{}, err
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		url := "http://" + e.httpAddr + "/v1/topics/bench-http/messages"
 		// Warm up: creates the topic and the connections.
-		if err := post(client, url, bodies[0]); err != nil {
+		if err := postStatus(client, url, bodies[0], http.StatusOK); err != nil {
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
-		return runCalls(p, func(call int) error { return post(client, url, bodies[call%len(bodies)]) }), nil
+		return runCalls(p, func(_, call int) error { return postStatus(client, url, bodies[call%len(bodies)], http.StatusOK) }), nil
 	},
-	direct: func(ctx context.Context, e *env, p params) (result, error) {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr),
-			kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(p.batch*p.concurrency*2))
-		if err != nil {
-			return result{}, err
-		}
-		defer cl.Close()
-		// The embedded broker creates topics only when asked (auto-created
-		// ones would not survive a crash); the gateway does the same.
-		if _, err := kadm.NewClient(cl).CreateTopic(ctx, int32(p.partitions), -1, nil, "bench-direct"); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-			return result{}, fmt.Errorf("creating bench-direct: %w", err)
-		}
-		value := randomValue(p.size)
-		batch := func(call int) []*kgo.Record {
-			rs := make([]*kgo.Record, p.batch)
-			for j := range rs {
-				rs[j] = &kgo.Record{Topic: "bench-direct", Key: []byte(strconv.Itoa(call*p.batch + j)), Value: value}
-			}
-			return rs
-		}
-		if err := cl.ProduceSync(ctx, batch(0)...).FirstErr(); err != nil {
-			return result{}, fmt.Errorf("warm-up: %w", err)
-		}
-		return runCalls(p, func(call int) error { return cl.ProduceSync(ctx, batch(call)...).FirstErr() }), nil
-	},
+	direct: directProduce,
 }
 
-func post(client *http.Client, url string, body []byte) error {
+// directProduce is every produce scenario's direct side: a franz-go client
+// doing ProduceSync of the same batches with the same concurrency, into the
+// same broker.
+func directProduce(ctx context.Context, e *env, p params) (result, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr),
+		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(p.batch*p.concurrency*2))
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	// The embedded broker creates topics only when asked (auto-created
+	// ones would not survive a crash); the gateway does the same.
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, int32(p.partitions), -1, nil, "bench-direct"); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return result{}, fmt.Errorf("creating bench-direct: %w", err)
+	}
+	value := randomValue(p.size)
+	batch := func(call int) []*kgo.Record {
+		rs := make([]*kgo.Record, p.batch)
+		for j := range rs {
+			rs[j] = &kgo.Record{Topic: "bench-direct", Key: []byte(strconv.Itoa(call*p.batch + j)), Value: value}
+		}
+		return rs
+	}
+	if err := cl.ProduceSync(ctx, batch(0)...).FirstErr(); err != nil {
+		return result{}, fmt.Errorf("warm-up: %w", err)
+	}
+	return runCalls(p, func(_, call int) error { return cl.ProduceSync(ctx, batch(call)...).FirstErr() }), nil
+}
+
+// jsonBodies are produce bodies of p.batch messages of p.size bytes. They
+// differ only in keys; built once, so the client's JSON encoding does not
+// count against the gateway.
+func jsonBodies(p params) ([][]byte, error) {
+	value := string(randomValue(p.size))
+	bodies := make([][]byte, 16)
+	for i := range bodies {
+		type msg struct {
+			Key   string `json:"key"`
+			Value string `json:"value"`
+		}
+		msgs := make([]msg, p.batch)
+		for j := range msgs {
+			msgs[j] = msg{Key: strconv.Itoa(i*p.batch + j), Value: value}
+		}
+		b, err := json.Marshal(map[string]any{"messages": msgs})
+		if err != nil {
+			return nil, err
+		}
+		bodies[i] = b
+	}
+	return bodies, nil
+}
+
+func postStatus(client *http.Client, url string, body []byte, want int) error {
 	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
+	if resp.StatusCode != want {
 		return fmt.Errorf("%d: %s", resp.StatusCode, b)
 	}
 	return nil
 }
 
-// runCalls makes N/B calls with C workers and times them.
-func runCalls(p params, call func(i int) error) result {
+// runCalls makes N/B calls with C workers and times them. call gets the
+// worker's index (0..C-1) and the call's.
+func runCalls(p params, call func(worker, i int) error) result {
 	calls := p.n / p.batch
 	var next atomic.Int64
 	var mu sync.Mutex
 	r := result{latency: make([]time.Duration, 0, calls)}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range p.concurrency {
+	for w := range p.concurrency {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1)) - 1
@@ -111,7 +126,7 @@ func runCalls(p params, call func(i int) error) result {
 					return
 				}
 				t0 := time.Now()
-				err := call(i)
+				err := call(w, i)
 				d := time.Since(t0)
 				mu.Lock()
 				r.latency = append(r.latency, d)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"sync"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +21,7 @@ import (
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
+	thriftapi "github.com/mqgate/mqgate/frontends/thrift"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -114,22 +116,51 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		return fmt.Errorf("http.listen: %w", err)
 	}
 	log.Info("http listening", "addr", lis.Addr().String())
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(lis) }()
+
+	tsrv := thriftapi.NewProducerServer(thriftapi.Options{
+		Transport:        cfg.Thrift.Transport,
+		Protocol:         cfg.Thrift.Protocol,
+		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
+		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
+		DefaultTimeout:   cfg.HTTP.RequestTimeout,
+		StopTimeout:      cfg.HTTP.ShutdownTimeout,
+		Logger:           log,
+		Registry:         reg,
+	}, rt)
+	tlis, err := net.Listen("tcp", cfg.Thrift.ProducerListen)
+	if err != nil {
+		_ = srv.Shutdown(context.Background()) // nothing was served yet
+		return fmt.Errorf("thrift.producer_listen: %w", err)
+	}
+	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol)
+	go func() { serveErr <- tsrv.Serve(tlis) }()
 
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
 	case err := <-serveErr:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving http: %w", err)
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = tsrv.Stop()                        // stopping on an error already reported
+			_ = srv.Shutdown(context.Background()) // likewise
+			return fmt.Errorf("serving: %w", err)
 		}
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown did not finish every request", "error", err)
-	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("http shutdown did not finish every request", "error", err)
+		}
+	})
+	wg.Go(func() {
+		if err := tsrv.Stop(); err != nil {
+			log.Warn("thrift shutdown did not finish every call", "error", err)
+		}
+	})
+	wg.Wait()
 	return nil
 }
 

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+)
+
+// produceThriftBatch: sendBatchSync of B messages of S bytes, C callers
+// each on its own connection (framed + compact, as DDMQ's SDKs), against
+// direct ProduceSync of the same batches.
+var produceThriftBatch = scenario{
+	name:  "produce-thrift-batch",
+	about: "Thrift sendBatchSync vs direct franz-go ProduceSync, same batch and concurrency",
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		clients, closeAll, err := thriftClients(e, p.concurrency)
+		if err != nil {
+			return result{}, err
+		}
+		defer closeAll()
+		value := randomValue(p.size)
+		batch := func(call int) []*producer.Message {
+			ms := make([]*producer.Message, p.batch)
+			for j := range ms {
+				ms[j] = &producer.Message{Topic: "bench-thrift", Key: strconv.Itoa(call*p.batch + j), Body: value, PartitionId: -1}
+			}
+			return ms
+		}
+		send := func(c *producer.ProducerServiceClient, call int) error {
+			r, err := c.SendBatchSync(ctx, batch(call))
+			return resultErr(r, err)
+		}
+		if err := send(clients[0], 0); err != nil { // creates the topic
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+		return runCalls(p, func(worker, call int) error { return send(clients[worker], call) }), nil
+	},
+	direct: directProduce,
+}
+
+// produceThriftSync: one message per sendSync, 16 callers; the point is the
+// latency mqgate adds over a direct ProduceSync of one record.
+var produceThriftSync = scenario{
+	name:    "produce-thrift-sync",
+	about:   "Thrift sendSync of one message vs direct ProduceSync of one record, 16 callers",
+	latency: true,
+	adjust: func(p params) params {
+		p.batch, p.concurrency = 1, 16
+		p.n = min(p.n, 50000)
+		return p
+	},
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		clients, closeAll, err := thriftClients(e, p.concurrency)
+		if err != nil {
+			return result{}, err
+		}
+		defer closeAll()
+		value := randomValue(p.size)
+		send := func(c *producer.ProducerServiceClient, call int) error {
+			r, err := c.SendSync(ctx, &producer.Message{Topic: "bench-thrift-sync", Key: strconv.Itoa(call), Body: value, PartitionId: -1}, 5000)
+			return resultErr(r, err)
+		}
+		if err := send(clients[0], 0); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+		return runCalls(p, func(worker, call int) error { return send(clients[worker], call) }), nil
+	},
+	direct: directProduce,
+}
+
+// produceAsync: POST ?mode=async with batches of B, C in flight: messages
+// accepted once fsynced in the spool. The direct side is ProduceSync of the
+// same batches, for scale; the spool forwards to the same broker meanwhile.
+var produceAsync = scenario{
+	name:  "produce-async",
+	about: "HTTP mode=async (spooled, fsynced) vs direct ProduceSync",
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		bodies, err := jsonBodies(p)
+		if err != nil {
+			return result{}, err
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		url := "http://" + e.httpAddr + "/v1/topics/bench-async/messages?mode=async"
+		if err := postStatus(client, url, bodies[0], http.StatusAccepted); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+		return runCalls(p, func(_, call int) error {
+			return postStatus(client, url, bodies[call%len(bodies)], http.StatusAccepted)
+		}), nil
+	},
+	direct: directProduce,
+}
+
+func resultErr(r *producer.Result_, err error) error {
+	if err != nil {
+		return err
+	}
+	if r.Code != 0 {
+		return fmt.Errorf("code %d: %s", r.Code, r.Msg)
+	}
+	return nil
+}
+
+// thriftClients opens one client per worker, each on its own connection
+// (a Thrift client is not safe for concurrent calls), framed + compact.
+func thriftClients(e *env, n int) ([]*producer.ProducerServiceClient, func(), error) {
+	var clients []*producer.ProducerServiceClient
+	var trans []thrift.TTransport
+	closeAll := func() {
+		for _, t := range trans {
+			_ = t.Close() // the benchmark is over
+		}
+	}
+	for range n {
+		sock := thrift.NewTSocketConf(e.thriftAddr, &thrift.TConfiguration{})
+		t := thrift.NewTFramedTransportConf(sock, &thrift.TConfiguration{})
+		if err := t.Open(); err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("connecting to %s: %w", e.thriftAddr, err)
+		}
+		trans = append(trans, t)
+		clients = append(clients, producer.NewProducerServiceClientFactory(t, thrift.NewTCompactProtocolFactoryConf(&thrift.TConfiguration{})))
+	}
+	return clients, closeAll, nil
+}

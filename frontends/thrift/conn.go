@@ -1,0 +1,160 @@
+package thriftapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"github.com/apache/thrift/lib/go/thrift"
+)
+
+// minContainerLimit is the fewest list, set or map elements a request may
+// declare whatever MaxBatchMessages says; properties maps need room too.
+const minContainerLimit = 1 << 16
+
+// serverConn is one client connection.
+type serverConn struct {
+	s    *ProducerServer
+	conn net.Conn
+	// inFlight is true from the moment a call's message header has been
+	// read until its answer has been written. Guarded by s.mu.
+	inFlight bool
+}
+
+// serve answers the connection's calls one after the other until the
+// client leaves, sends something that is not a valid call, or the server
+// stops.
+func (c *serverConn) serve() {
+	defer c.conn.Close()
+	s := c.s
+	sock := thrift.NewTSocketFromConnConf(c.conn, s.cfg)
+	// One transport reads and writes: its read and write buffers are
+	// separate, and calls on a connection never overlap.
+	trans, err := s.transport.GetTransport(sock)
+	if err != nil {
+		c.closing(err)
+		return
+	}
+	iprot := &guardedProtocol{
+		TProtocol: s.protocol.GetProtocol(trans),
+		c:         c,
+		maxElems:  max(s.opts.MaxBatchMessages, minContainerLimit),
+	}
+	oprot := s.protocol.GetProtocol(trans)
+	for {
+		ok, err := s.processor.Process(s.base, iprot, oprot)
+		stopping := c.end()
+		var ae thrift.TApplicationException
+		if err != nil && errors.As(err, &ae) && ae.TypeId() == thrift.UNKNOWN_METHOD && !stopping {
+			// The processor has skipped the call and answered with an
+			// exception; the connection is still in step.
+			s.log.Debug("thrift call of an unknown method", "remote", c.conn.RemoteAddr(), "err", err)
+			continue
+		}
+		if err != nil {
+			c.closing(err)
+			return
+		}
+		if !ok || stopping {
+			return
+		}
+	}
+}
+
+// begin marks a call in flight, unless the server is stopping.
+func (c *serverConn) begin() bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	if c.s.stopping {
+		return false
+	}
+	c.inFlight = true
+	return true
+}
+
+// end marks the connection idle and reports whether the server is
+// stopping.
+func (c *serverConn) end() bool {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.inFlight = false
+	return c.s.stopping
+}
+
+// closing logs why the connection ends: quietly for a client that left or
+// a server that stops, as a warning for input that is not a valid call.
+func (c *serverConn) closing(err error) {
+	s := c.s
+	if isClosed(err) || s.isStopping() {
+		s.log.Debug("thrift connection closed", "remote", c.conn.RemoteAddr(), "err", err)
+		return
+	}
+	s.log.Warn("closing thrift connection after a bad request; check that the client uses the same transport and protocol",
+		"remote", c.conn.RemoteAddr(), "transport", s.opts.Transport, "protocol", s.opts.Protocol, "err", err)
+}
+
+// isClosed reports whether err means the peer closed the connection or it
+// was closed under the reader.
+func isClosed(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var te thrift.TTransportException
+	if errors.As(err, &te) && (te.TypeId() == thrift.END_OF_FILE || te.TypeId() == thrift.NOT_OPEN) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// guardedProtocol wraps the input protocol of a connection: it marks calls
+// in flight as their header arrives, and refuses containers that declare
+// more elements than the request can hold, before the generated code
+// allocates room for them.
+type guardedProtocol struct {
+	thrift.TProtocol
+	c        *serverConn
+	maxElems int
+}
+
+func (p *guardedProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.TMessageType, int32, error) {
+	name, typ, seq, err := p.TProtocol.ReadMessageBegin(ctx)
+	if err == nil && !p.c.begin() {
+		err = thrift.NewTTransportException(thrift.NOT_OPEN, "mqgate is stopping")
+	}
+	return name, typ, seq, err
+}
+
+func (p *guardedProtocol) ReadListBegin(ctx context.Context) (thrift.TType, int, error) {
+	typ, size, err := p.TProtocol.ReadListBegin(ctx)
+	if err == nil {
+		err = p.checkSize(size)
+	}
+	return typ, size, err
+}
+
+func (p *guardedProtocol) ReadSetBegin(ctx context.Context) (thrift.TType, int, error) {
+	typ, size, err := p.TProtocol.ReadSetBegin(ctx)
+	if err == nil {
+		err = p.checkSize(size)
+	}
+	return typ, size, err
+}
+
+func (p *guardedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrift.TType, int, error) {
+	kt, vt, size, err := p.TProtocol.ReadMapBegin(ctx)
+	if err == nil {
+		err = p.checkSize(size)
+	}
+	return kt, vt, size, err
+}
+
+// checkSize refuses a container of n elements when n exceeds maxElems, or
+// the bytes left in the frame: every element takes at least one byte.
+func (p *guardedProtocol) checkSize(n int) error {
+	if n < 0 || n > p.maxElems || uint64(n) > p.Transport().RemainingBytes() {
+		return thrift.NewTProtocolExceptionWithType(thrift.SIZE_LIMIT, errors.New("container size exceeds the request"))
+	}
+	return nil
+}

@@ -1,0 +1,367 @@
+package thriftapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Method names, as on the wire and in metrics.
+const (
+	methodSendSync      = "sendSync"
+	methodSendBatchSync = "sendBatchSync"
+	methodSendAsync     = "sendAsync"
+	methodSendDelaySync = "sendDelaySync"
+)
+
+// msgOK is the msg of a successful Result, as DDMQ's proxy sends it.
+const msgOK = "OK"
+
+// maxBatchTopicsInFlight bounds the topics of one sendBatchSync produced
+// at the same time.
+const maxBatchTopicsInFlight = 16
+
+// maxSummaryBytes bounds the msg of a sendBatchSync that partly failed.
+const maxSummaryBytes = 4096
+
+// producerService answers ProducerService calls. Its methods never return
+// an error: every outcome, panics included, is a Result with a code, so a
+// call never costs the client its connection.
+type producerService struct {
+	opts     Options
+	producer Producer
+	log      *slog.Logger
+	metrics  *thriftMetrics
+}
+
+var _ producer.ProducerService = (*producerService)(nil)
+
+// SendSync produces one message and waits for the broker's
+// acknowledgement, at most timeoutMs milliseconds (Options.DefaultTimeout
+// when <= 0, capped at Options.MaxTimeout).
+func (h *producerService) SendSync(ctx context.Context, message *producer.Message, timeoutMs int64) (*producer.Result_, error) {
+	return h.call(methodSendSync, func() *producer.Result_ {
+		return withKey(h.sendSync(ctx, message, timeoutMs), message)
+	}), nil
+}
+
+// SendBatchSync produces messages, possibly of several topics, and answers
+// code 0 when every one was acknowledged; otherwise the code of the first
+// failure and a msg naming every failed index.
+func (h *producerService) SendBatchSync(ctx context.Context, messages []*producer.Message) (*producer.Result_, error) {
+	return h.call(methodSendBatchSync, func() *producer.Result_ {
+		return h.sendBatchSync(ctx, messages)
+	}), nil
+}
+
+// SendAsync answers code 0 once the message is durable in the local
+// spool.
+func (h *producerService) SendAsync(ctx context.Context, message *producer.Message) (*producer.Result_, error) {
+	return h.call(methodSendAsync, func() *producer.Result_ {
+		return withKey(h.sendAsync(ctx, message), message)
+	}), nil
+}
+
+// SendDelaySync refuses every delay message until the delay service
+// exists.
+func (h *producerService) SendDelaySync(ctx context.Context, delayMessage *producer.DelayMessage, timeoutMs int64) (*producer.DelayResult_, error) {
+	start := time.Now()
+	res := &producer.DelayResult_{Code: int32(sdk.CodeIllegal), Msg: "delay messages are not enabled"}
+	if delayMessage != nil && delayMessage.UniqDelayMsgId != nil {
+		res.UniqDelayMsgId = *delayMessage.UniqDelayMsgId
+	}
+	h.observe(ctx, methodSendDelaySync, sdk.Code(res.Code), res.Msg, time.Since(start))
+	return res, nil
+}
+
+// call runs one method's body, turning a panic into code 100, and records
+// the outcome.
+func (h *producerService) call(method string, body func() *producer.Result_) (res *producer.Result_) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("panic serving thrift call", "method", method, "panic", r, "stack", string(debug.Stack()))
+			res = &producer.Result_{Code: int32(sdk.CodeInternal), Msg: "internal error"}
+		}
+		h.observe(context.Background(), method, sdk.Code(res.Code), res.Msg, time.Since(start))
+	}()
+	return body()
+}
+
+// observe counts, times and logs one answered call: internal errors at
+// Warn, everything else at Debug.
+func (h *producerService) observe(ctx context.Context, method string, code sdk.Code, msg string, elapsed time.Duration) {
+	h.metrics.observe(method, code, elapsed)
+	level := slog.LevelDebug
+	if code == sdk.CodeInternal {
+		level = slog.LevelWarn
+	}
+	h.log.Log(ctx, level, "thrift call", "method", method, "code", int(code), "msg", msg, "duration", elapsed)
+}
+
+func (h *producerService) sendSync(ctx context.Context, m *producer.Message, timeoutMs int64) *producer.Result_ {
+	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
+	if err != nil {
+		return h.failure(ctx, err, "")
+	}
+	timeout := h.timeout(timeoutMs)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	results, err := h.producer.Produce(ctx, topic, []produce.Message{msg})
+	if err == nil {
+		err = singleResult(topic, results)
+	}
+	if err != nil {
+		return h.failure(ctx, err, fmt.Sprintf("timed out after %s (the sendSync timeout)", timeout))
+	}
+	return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+}
+
+func (h *producerService) sendAsync(ctx context.Context, m *producer.Message) *producer.Result_ {
+	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
+	if err != nil {
+		return h.failure(ctx, err, "")
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
+	defer cancel()
+	if err := h.producer.ProduceAsync(ctx, topic, []produce.Message{msg}); err != nil {
+		return h.failure(ctx, err, fmt.Sprintf("spooling timed out after %s", h.opts.DefaultTimeout))
+	}
+	return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+}
+
+// topicBatch is the messages of one topic in a sendBatchSync, in request
+// order, with their indexes in the request.
+type topicBatch struct {
+	topic   string
+	msgs    []produce.Message
+	indexes []int
+}
+
+func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Message) *producer.Result_ {
+	switch {
+	case len(ms) == 0:
+		return h.failure(ctx, sdk.Errorf(sdk.CodeIllegal, "messages: must not be empty"), "")
+	case len(ms) > h.opts.MaxBatchMessages:
+		return h.failure(ctx, sdk.Errorf(sdk.CodeTooLarge, "messages: %d messages, over the limit of %d per call (http.max_batch_messages)",
+			len(ms), h.opts.MaxBatchMessages), "")
+	}
+	var batches []*topicBatch
+	byTopic := make(map[string]*topicBatch)
+	for i, m := range ms {
+		topic, msg, err := decodeMessage(m, "messages["+strconv.Itoa(i)+"]", h.opts.MaxMessageBytes)
+		if err != nil {
+			return h.failure(ctx, err, "")
+		}
+		b := byTopic[topic]
+		if b == nil {
+			b = &topicBatch{topic: topic}
+			byTopic[topic] = b
+			batches = append(batches, b)
+		}
+		b.msgs = append(b.msgs, msg)
+		b.indexes = append(b.indexes, i)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
+	defer cancel()
+	timeoutMsg := fmt.Sprintf("timed out after %s", h.opts.DefaultTimeout)
+	errs := make([]error, len(ms)) // nil: acknowledged
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxBatchTopicsInFlight)
+	for _, b := range batches {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			results, err := h.produceRecovering(ctx, b.topic, b.msgs)
+			if err == nil && len(results) != len(b.msgs) {
+				err = fmt.Errorf("producing to %s: %d results for %d messages", b.topic, len(results), len(b.msgs))
+			}
+			for j, i := range b.indexes {
+				if err != nil {
+					errs[i] = err
+				} else {
+					errs[i] = results[j].Err
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	var failures []failure
+	for i, err := range errs {
+		if err != nil {
+			code, msg := h.clientError(ctx, err, timeoutMsg)
+			failures = append(failures, failure{index: i, code: code, msg: msg})
+		}
+	}
+	if len(failures) == 0 {
+		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+	}
+	return &producer.Result_{Code: int32(failures[0].code), Msg: summarize(failures, len(ms))}
+}
+
+// produceRecovering calls Produce, turning a panic into an error: it runs
+// on a goroutine of its own, out of reach of call's recover.
+func (h *producerService) produceRecovering(ctx context.Context, topic string, msgs []produce.Message) (results []sdk.ProduceResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("panic producing a thrift batch", "topic", topic, "panic", r, "stack", string(debug.Stack()))
+			results, err = nil, fmt.Errorf("producing to %s: panic: %v", topic, r)
+		}
+	}()
+	return h.producer.Produce(ctx, topic, msgs)
+}
+
+// failure is one failed message of a batch.
+type failure struct {
+	index int
+	code  sdk.Code
+	msg   string
+}
+
+// summarize says which messages of a batch of n failed and why, grouping
+// indexes by reason in the order reasons first appear:
+// `3 of 5 failed: [1 3-4] code 14 topic "x" does not exist; [2] code 12 timed out after 10s`.
+func summarize(failures []failure, n int) string {
+	type reason struct {
+		code    sdk.Code
+		msg     string
+		indexes []int
+	}
+	var reasons []*reason
+	for _, f := range failures {
+		var r *reason
+		for _, have := range reasons {
+			if have.code == f.code && have.msg == f.msg {
+				r = have
+				break
+			}
+		}
+		if r == nil {
+			r = &reason{code: f.code, msg: f.msg}
+			reasons = append(reasons, r)
+		}
+		r.indexes = append(r.indexes, f.index)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d failed: ", len(failures), n)
+	for i, r := range reasons {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "[%s] code %d %s", ranges(r.indexes), r.code, r.msg)
+		if b.Len() > maxSummaryBytes {
+			break
+		}
+	}
+	return truncateUTF8(b.String(), maxSummaryBytes)
+}
+
+// ranges writes ascending indexes compactly: "1 3-5 9".
+func ranges(indexes []int) string {
+	var b strings.Builder
+	for i := 0; i < len(indexes); {
+		j := i
+		for j+1 < len(indexes) && indexes[j+1] == indexes[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Itoa(indexes[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(indexes[j]))
+		}
+		if b.Len() > maxSummaryBytes {
+			break
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// truncateUTF8 cuts s to at most limit bytes on a character boundary,
+// marking the cut with "...".
+func truncateUTF8(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// singleResult is the error of the one result Produce returned for one
+// message.
+func singleResult(topic string, results []sdk.ProduceResult) error {
+	if len(results) != 1 {
+		return fmt.Errorf("producing to %s: %d results for 1 message", topic, len(results))
+	}
+	return results[0].Err
+}
+
+// timeout turns a client's timeout in milliseconds into the call's
+// deadline: Options.DefaultTimeout when <= 0, at most Options.MaxTimeout.
+func (h *producerService) timeout(ms int64) time.Duration {
+	switch {
+	case ms <= 0:
+		return h.opts.DefaultTimeout
+	case ms >= int64(h.opts.MaxTimeout/time.Millisecond):
+		return h.opts.MaxTimeout
+	default:
+		return time.Duration(ms) * time.Millisecond
+	}
+}
+
+// failure answers err with its code and message.
+func (h *producerService) failure(ctx context.Context, err error, timeoutMsg string) *producer.Result_ {
+	code, msg := h.clientError(ctx, err, timeoutMsg)
+	return &producer.Result_{Code: int32(code), Msg: msg}
+}
+
+// clientError is the code and message a client sees for err: an
+// *sdk.Error keeps its own; a call Stop cancelled is code 17; a deadline is
+// code 12 with timeoutMsg; anything else is an internal error whose details
+// go to the log, not to the client.
+func (h *producerService) clientError(ctx context.Context, err error, timeoutMsg string) (sdk.Code, string) {
+	var e *sdk.Error
+	if errors.As(err, &e) && e.Code != sdk.CodeOK {
+		return e.Code, e.Msg
+	}
+	if ctx.Err() != nil && errors.As(context.Cause(ctx), &e) {
+		return e.Code, e.Msg
+	}
+	switch code := sdk.CodeOf(err); code {
+	case sdk.CodeTimeout:
+		return code, timeoutMsg
+	case sdk.CodeUnavailable:
+		return code, "call cancelled: the client closed the connection"
+	default:
+		h.log.Error("internal error serving a thrift call", "err", err)
+		return sdk.CodeInternal, "internal error"
+	}
+}
+
+// withKey sets res.Key to the message's key, which Result echoes.
+func withKey(res *producer.Result_, m *producer.Message) *producer.Result_ {
+	if m != nil {
+		key := m.Key
+		res.Key = &key
+	}
+	return res
+}
