@@ -80,7 +80,8 @@ default_cluster: local
 http: {listen: %q, request_timeout: 5s}
 thrift: {producer_listen: %q, consumer_listen: %q}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
-`, plugin, kafkaAddr, dataDir, httpAddr, freeAddr(t), freeAddr(t))
+producer: {spool_dir: %q}
+`, plugin, kafkaAddr, dataDir, httpAddr, freeAddr(t), freeAddr(t), filepath.Join(dir, "spool"))
 	cfgPath = filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -102,6 +103,27 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		return err
 	}
 
+	spool, err := produce.OpenSpool(produce.SpoolOptions{
+		Dir: cfg.Producer.SpoolDir, MaxBytes: cfg.Producer.SpoolMaxBytes, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("producer.spool_dir: %w", err)
+	}
+	producer.AttachSpool(spool)
+	forwardCtx, stopForwarding := context.WithCancel(context.Background())
+	forwarded := make(chan struct{})
+	go func() {
+		spool.Run(forwardCtx, producer.SendRecords)
+		close(forwarded)
+	}()
+	defer func() {
+		stopForwarding()
+		<-forwarded
+		if err := spool.Close(); err != nil {
+			log.Error("closing the spool", "error", err)
+		}
+	}()
+
 	srv := httpapi.New(httpapi.Options{
 		Listen:           cfg.HTTP.Listen,
 		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
@@ -161,6 +183,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		}
 	})
 	wg.Wait()
+	drainSpool(sctx, spool, log)
 	return nil
 }
 
@@ -194,4 +217,24 @@ func startClusters(ctx context.Context, cfg *config.Config, host *pluginhost.Hos
 		backends[name] = b
 	}
 	return backends, nil
+}
+
+// drainSpool lets the forwarder deliver what async requests left in the
+// spool, until it is empty or ctx ends; the rest stays on disk and is
+// delivered after the next start.
+func drainSpool(ctx context.Context, spool *produce.Spool, log *slog.Logger) {
+	if spool.Depth() == 0 {
+		return
+	}
+	log.Info("draining the spool", "records", spool.Depth())
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for spool.Depth() > 0 {
+		select {
+		case <-ctx.Done():
+			log.Warn("spool not drained before the shutdown timeout; the rest is delivered after the next start", "records", spool.Depth())
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -83,6 +83,12 @@ func TestThriftProducerServiceEndToEnd(t *testing.T) {
 				t.Fatalf("sendBatchSync = %+v, %v", r, err)
 			}
 
+			am := producer.NewMessage()
+			am.Topic, am.Value = "ddmq", "spooled"
+			if r, err := client.SendAsync(ctx, am); err != nil || r.Code != 0 {
+				t.Fatalf("sendAsync = %+v, %v; want code 0 once spooled", r, err)
+			}
+
 			dm := producer.NewDelayMessage()
 			dm.Topic, dm.Body, dm.Action = "ddmq", []byte("later"), 1
 			if r, err := client.SendDelaySync(ctx, dm, 5000); err != nil || r.Code != 11 {
@@ -95,7 +101,7 @@ func TestThriftProducerServiceEndToEnd(t *testing.T) {
 				t.Fatalf("sendSync with an empty topic = %+v, %v; want code 11", r, err)
 			}
 
-			recs := readAll(t, g.kafka, "ddmq", 4)
+			recs := readAll(t, g.kafka, "ddmq", 5) // with the one the spool forwards
 			got := map[string]bool{}
 			for _, rec := range recs {
 				got[string(rec.Value)] = true
@@ -113,9 +119,9 @@ func TestThriftProducerServiceEndToEnd(t *testing.T) {
 					t.Fatalf("properties and tags arrived as headers %v", headers)
 				}
 			}
-			for i := range 3 {
-				if !got[fmt.Sprintf("batch-%d", i)] {
-					t.Fatalf("batch message %d is missing; read %d records", i, len(recs))
+			for _, v := range []string{"batch-0", "batch-1", "batch-2", "spooled"} {
+				if !got[v] {
+					t.Fatalf("%s is missing; read %d records", v, len(recs))
 				}
 			}
 		})
