@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -10,6 +9,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/mqgate/mqgate/core/metrics"
 )
 
 // unmatchedRoute is the route label of requests no route matched, so that
@@ -26,31 +27,16 @@ type httpMetrics struct {
 // Server registered there.
 func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 	return &httpMetrics{
-		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqgate_http_requests_total",
 			Help: "HTTP requests answered, by route pattern, method and HTTP status.",
 		}, []string{"route", "method", "code"})),
-		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mqgate_http_request_duration_seconds",
 			Help:    "Time from receiving an HTTP request to answering it, by route pattern and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"})),
 	}
-}
-
-// register registers c in reg, or returns the equal collector already there.
-func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var dup prometheus.AlreadyRegisteredError
-	if errors.As(err, &dup) {
-		if existing, ok := dup.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic("httpapi: registering metrics: " + err.Error())
 }
 
 // observe counts and times every request, and logs it: server errors at

@@ -1,11 +1,12 @@
 package thriftapi
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqgate/mqgate/core/metrics"
 
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -20,11 +21,11 @@ type thriftMetrics struct {
 // earlier server registered there.
 func newThriftMetrics(reg *prometheus.Registry) *thriftMetrics {
 	return &thriftMetrics{
-		requests: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mqgate_thrift_requests_total",
 			Help: "Thrift calls answered, by method and result code.",
 		}, []string{"method", "code"})),
-		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: metrics.Register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mqgate_thrift_request_duration_seconds",
 			Help:    "Time from reading a Thrift call to having its answer ready, by method.",
 			Buckets: prometheus.DefBuckets,
@@ -36,19 +37,4 @@ func newThriftMetrics(reg *prometheus.Registry) *thriftMetrics {
 func (m *thriftMetrics) observe(method string, code sdk.Code, elapsed time.Duration) {
 	m.requests.WithLabelValues(method, strconv.Itoa(int(code))).Inc()
 	m.duration.WithLabelValues(method).Observe(elapsed.Seconds())
-}
-
-// register registers c in reg, or returns the equal collector already there.
-func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
-	err := reg.Register(c)
-	if err == nil {
-		return c
-	}
-	var dup prometheus.AlreadyRegisteredError
-	if errors.As(err, &dup) {
-		if existing, ok := dup.ExistingCollector.(C); ok {
-			return existing
-		}
-	}
-	panic("thriftapi: registering metrics: " + err.Error())
 }
