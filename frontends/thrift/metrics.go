@@ -7,7 +7,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqgate/mqgate/core/metrics"
-
 	"github.com/mqgate/mqgate/sdk"
 )
 
