@@ -249,6 +249,10 @@ func TestServeProduceAndReadBack(t *testing.T) {
 		`mqgate_plugin_up{instance="local"} 1`,
 		`mqgate_http_requests_total{code="200",method="POST",route="/v1/topics/:topic/messages"} 1`,
 		`mqgate_plugin_call_duration_seconds_count{instance="local",method="Produce"} 1`,
+		`mqgate_produce_batch_records_count{cluster="local"} 1`,
+		`mqgate_spool_depth_messages 0`,
+		`mqgate_spool_oldest_age_seconds 0`,
+		`mqgate_spool_forwarded_total 0`,
 	} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
