@@ -147,13 +147,15 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
 		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
 		DefaultTimeout:   cfg.HTTP.RequestTimeout,
-		StopTimeout:      cfg.HTTP.ShutdownTimeout,
-		Logger:           log,
-		Registry:         reg,
+		// Half the shutdown budget: calls in flight get it, and the spool
+		// drain after them gets the rest.
+		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
+		Logger:      log,
+		Registry:    reg,
 	}, rt)
 	tlis, err := net.Listen("tcp", cfg.Thrift.ProducerListen)
 	if err != nil {
-		_ = srv.Shutdown(context.Background()) // nothing was served yet
+		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
 		return fmt.Errorf("thrift.producer_listen: %w", err)
 	}
 	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol)

@@ -142,6 +142,18 @@ func (b *batcher) call(reqs []*batchRequest) {
 	if err == nil && len(results) != len(records) {
 		err = sdk.Errorf(sdk.CodeInternal, "backend returned %d results for %d records", len(results), len(records))
 	}
+	if err != nil && len(live) > 1 && !sdk.CodeOf(err).Retriable() {
+		// A refusal of the whole call may be caused by one caller's
+		// records; each request goes again alone so it gets its own
+		// verdict, not its neighbour's.
+		b.mu.Lock()
+		b.inflight += len(live)
+		b.mu.Unlock()
+		for _, r := range live {
+			go b.call([]*batchRequest{r})
+		}
+		return
+	}
 	at := 0
 	for _, r := range live {
 		if err != nil {

@@ -108,8 +108,10 @@ func (p *Producer) SendAsync(ctx context.Context, cluster, topic string, msgs []
 // SendRecords produces placed records on cluster, batched with concurrent
 // senders. Records that fail with a retriable code (17, or 12 while ctx
 // still has time) are sent again with growing backoff until ctx ends; the
-// others keep their result. The error is for failures of the whole call,
-// after retries: the last one.
+// others keep their result, and a record acknowledged once stays so. The
+// error is only for a first attempt that failed whole with a code retrying
+// cannot mend (nothing was produced); after that every record has its own
+// result, a failed retry's error included.
 func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sdk.Record) ([]sdk.ProduceResult, error) {
 	b, ok := p.batchers[cluster]
 	if !ok {
@@ -130,20 +132,22 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 			}
 		}
 		res, err := b.send(ctx, batch)
+		if err != nil && attempt == 1 && !p.retriable(ctx, err, backoff) {
+			return nil, err // the whole request failed at once: nothing of it was produced
+		}
+		// From here results stand per record: what an earlier attempt got
+		// acknowledged stays acknowledged even if a retry fails whole.
 		var retry []int
 		var lastErr error
-		if err != nil {
-			if !p.retriable(ctx, err, backoff) {
-				return nil, err
+		for j, i := range todo {
+			r := sdk.ProduceResult{Partition: records[i].Partition, Offset: -1, Err: err}
+			if err == nil {
+				r = res[j]
 			}
-			retry, lastErr = todo, err
-		} else {
-			for j, i := range todo {
-				results[i] = res[j]
-				if res[j].Err != nil && p.retriable(ctx, res[j].Err, backoff) {
-					retry = append(retry, i)
-					lastErr = res[j].Err
-				}
+			results[i] = r
+			if r.Err != nil && p.retriable(ctx, r.Err, backoff) {
+				retry = append(retry, i)
+				lastErr = r.Err
 			}
 		}
 		if len(retry) == 0 {
@@ -154,11 +158,7 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			// Unreachable in practice: retriable checked there was time.
-			if err != nil {
-				return nil, err
-			}
-			return results, nil
+			return results, nil // unreachable in practice: retriable checked there was time
 		}
 		backoff = min(2*backoff, p.opts.RetryBackoffMax)
 		todo = retry
@@ -166,7 +166,8 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 }
 
 // retriable reports whether err may succeed if sent again, and there is
-// time to wait backoff and try within ctx.
+// time within ctx to wait backoff and still make an attempt (given at least
+// the first backoff's length).
 func (p *Producer) retriable(ctx context.Context, err error, backoff time.Duration) bool {
 	switch sdk.CodeOf(err) {
 	case sdk.CodeUnavailable, sdk.CodeTimeout:
@@ -176,7 +177,7 @@ func (p *Producer) retriable(ctx context.Context, err error, backoff time.Durati
 	if ctx.Err() != nil {
 		return false
 	}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= backoff {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= backoff+p.opts.RetryBackoff {
 		return false
 	}
 	return true

@@ -227,9 +227,9 @@ func TestRetriesStopAtTheDeadline(t *testing.T) {
 	p := newTestProducer(b, Options{RetryBackoff: 5 * time.Millisecond, RetryBackoffMax: 5 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := p.Send(ctx, "c", "t", msg("x"))
-	if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "restarting") {
-		t.Fatalf("Send = %v, want the last error (code 17)", err)
+	res, err := p.Send(ctx, "c", "t", msg("x"))
+	if err != nil || sdk.CodeOf(res[0].Err) != sdk.CodeUnavailable || !strings.Contains(res[0].Err.Error(), "restarting") {
+		t.Fatalf("Send = %v, %v; want the record to carry the last error (code 17)", res, err)
 	}
 	if ctx.Err() != nil {
 		t.Fatal("the answer came only after the deadline")
@@ -259,5 +259,80 @@ func TestRateLimit(t *testing.T) {
 	}
 	if b.callCount() != 2 {
 		t.Fatalf("%d plugin calls; refused requests must not reach the backend", b.callCount())
+	}
+}
+
+// What was acknowledged stays acknowledged when a retry of the rest fails
+// whole: reporting it failed would make the client send it again.
+func TestAcknowledgedRecordsSurviveAFailedRetry(t *testing.T) {
+	b := newScripted()
+	b.fail = func(r sdk.Record, attempt int) error {
+		if string(r.Value) == "b" {
+			return sdk.Errorf(sdk.CodeUnavailable, "leader moved")
+		}
+		return nil
+	}
+	b.callErr = func(call int) error {
+		if call >= 2 {
+			return sdk.Errorf(sdk.CodeTopicNotExist, "topic t was deleted")
+		}
+		return nil
+	}
+	p := newTestProducer(b, Options{})
+	res, err := p.Send(ctxT(t), "c", "t", []Message{{Value: []byte("a")}, {Value: []byte("b")}})
+	if err != nil {
+		t.Fatalf("Send = %v; want per-record results", err)
+	}
+	if res[0].Err != nil || res[0].Offset != 0 {
+		t.Fatalf("record a was acknowledged on the first attempt, but reads %+v", res[0])
+	}
+	if sdk.CodeOf(res[1].Err) != sdk.CodeTopicNotExist {
+		t.Fatalf("record b = %+v, want the retry's error (code 14)", res[1])
+	}
+}
+
+// A shared call refused whole for one caller's records is retried per
+// caller, so the other callers get their own results.
+func TestWholeCallRefusalIsNotSharedWithNeighbours(t *testing.T) {
+	b := newScripted()
+	b.hold = make(chan struct{})
+	b.callErr = func(int) error { return nil }
+	p := newTestProducer(b, Options{Linger: time.Hour})
+	b.callErr = func(call int) error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, r := range b.calls[call-1] {
+			if string(r.Value) == "poison" {
+				return sdk.Errorf(sdk.CodeIllegal, "record refused")
+			}
+		}
+		return nil
+	}
+	ctx := ctxT(t)
+	go p.Send(ctx, "c", "t", msg("first")) // holds the cluster busy
+	<-b.callsSeen
+	type out struct {
+		res []sdk.ProduceResult
+		err error
+	}
+	good, bad := make(chan out, 1), make(chan out, 1)
+	go func() { r, err := p.Send(ctx, "c", "t", msg("fine")); good <- out{r, err} }()
+	go func() { r, err := p.Send(ctx, "c", "t", msg("poison")); bad <- out{r, err} }()
+	for {
+		p.batchers["c"].mu.Lock()
+		n := len(p.batchers["c"].pending)
+		p.batchers["c"].mu.Unlock()
+		if n == 2 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(b.hold) // both go in one shared call, which is refused whole
+	g, x := <-good, <-bad
+	if g.err != nil || g.res[0].Err != nil {
+		t.Fatalf("the good request got %+v, %v: its neighbour's refusal", g.res, g.err)
+	}
+	if sdk.CodeOf(x.err) != sdk.CodeIllegal {
+		t.Fatalf("the poisoned request got %+v, %v; want code 11", x.res, x.err)
 	}
 }
