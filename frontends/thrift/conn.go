@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 )
@@ -29,7 +31,8 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
-	sock := thrift.NewTSocketFromConnConf(c.conn, s.cfg)
+	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout}
+	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
 	// One transport reads and writes: its read and write buffers are
 	// separate, and calls on a connection never overlap.
 	trans, err := s.transport.GetTransport(sock)
@@ -41,6 +44,7 @@ func (c *serverConn) serve() {
 		TProtocol: s.protocol.GetProtocol(trans),
 		c:         c,
 		maxElems:  max(s.opts.MaxBatchMessages, minContainerLimit),
+		rc:        rc,
 	}
 	oprot := s.protocol.GetProtocol(trans)
 	for {
@@ -87,6 +91,11 @@ func (c *serverConn) end() bool {
 // a server that stops, as a warning for input that is not a valid call.
 func (c *serverConn) closing(err error) {
 	s := c.s
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		s.log.Warn("closing a thrift connection: a request did not arrive in full within the request timeout",
+			"remote", c.conn.RemoteAddr(), "timeout", s.opts.DefaultTimeout)
+		return
+	}
 	if isClosed(err) || s.isStopping() {
 		s.log.Debug("thrift connection closed", "remote", c.conn.RemoteAddr(), "err", err)
 		return
@@ -116,6 +125,7 @@ type guardedProtocol struct {
 	thrift.TProtocol
 	c        *serverConn
 	maxElems int
+	rc       *requestConn
 }
 
 func (p *guardedProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.TMessageType, int32, error) {
@@ -125,6 +135,47 @@ func (p *guardedProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.
 	}
 	return name, typ, seq, err
 }
+
+// ReadMessageEnd comes once a call's arguments are read, before its handler
+// runs: the request has arrived, and its clock stops.
+func (p *guardedProtocol) ReadMessageEnd(ctx context.Context) error {
+	p.rc.arrived()
+	return p.TProtocol.ReadMessageEnd(ctx)
+}
+
+// requestConn bounds how long one request may take to arrive: the clock
+// starts with the request's first byte and stops when its arguments are
+// read, so a client stalled mid-request cannot hold a connection forever,
+// while between requests a connection may idle as long as it likes (DDMQ
+// clients pool them). A handler's own time is not counted. It is read by
+// the connection's one goroutine only.
+type requestConn struct {
+	net.Conn
+	timeout time.Duration
+	started bool // a request's first byte has arrived
+}
+
+func (c *requestConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 && !c.started {
+		c.started = true
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, which Read reports
+	}
+	return n, err
+}
+
+// arrived stops the current request's clock.
+func (c *requestConn) arrived() {
+	c.started = false
+	_ = c.Conn.SetReadDeadline(time.Time{}) // as in Read
+}
+
+// SetReadDeadline ignores the socket layer, which would reset the
+// request's clock before every read: the clock is requestConn's.
+func (c *requestConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline passes the write half on; the read half is requestConn's.
+func (c *requestConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
 
 func (p *guardedProtocol) ReadListBegin(ctx context.Context) (thrift.TType, int, error) {
 	typ, size, err := p.TProtocol.ReadListBegin(ctx)
