@@ -363,24 +363,29 @@ func (s *Spool) syncGroups() {
 			err = g.batch.SyncWait()
 		}
 		_ = g.batch.Close() // only fails for a batch used after close; nothing to do about it
+		last := g.first - 1
+		for _, a := range g.appends {
+			last += uint64(len(a.values))
+		}
 		if err != nil {
 			s.log.Error("spool write failed", "err", err)
-			if !applied {
+			if applied {
+				// The records are in the store, though their fsync failed:
+				// they are counted and forwarded like any others (a restart
+				// would load them too). The callers hear 17 and may send
+				// again: at least once, as for a send that times out.
+				s.durable.Store(last)
+				s.publish(g)
+			} else {
 				// Nothing of the group was written.
 				for _, a := range g.appends {
 					s.bytes.Add(-a.size)
 				}
 			}
-			// An applied group whose fsync failed may still be forwarded:
-			// its bytes stay counted until then.
 			for _, a := range g.appends {
 				a.done <- sdk.Errorf(sdk.CodeUnavailable, "spool: writing records: %v", err)
 			}
 			continue
-		}
-		last := g.first - 1
-		for _, a := range g.appends {
-			last += uint64(len(a.values))
 		}
 		s.durable.Store(last)
 		s.publish(g)
