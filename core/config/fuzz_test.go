@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mqgate/mqgate/core/topicname"
 )
 
 // FuzzParse checks that Parse never panics, that every error it returns
@@ -83,7 +85,7 @@ func checkValid(t *testing.T, c *Config) {
 		if _, ok := c.Clusters[c.ClusterFor(name)]; !ok || tp.Cluster != c.ClusterFor(name) {
 			t.Errorf("topic %s routes to %q, not a cluster", name, c.ClusterFor(name))
 		}
-		if checkTopicName(name) != "" {
+		if topicname.Problem(name) != "" {
 			t.Errorf("topic %q: invalid name accepted", name)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mqgate/mqgate/core/topicname"
 )
 
 // validate checks what the schema cannot: values that depend on each other
@@ -112,7 +114,7 @@ func (d *decoder) validateTopics(c *Config) {
 		t := c.Topics[name]
 		t.Name = name
 		path := keyPath("topics", name)
-		if msg := checkTopicName(name); msg != "" {
+		if msg := topicname.Problem(name); msg != "" {
 			d.errorf(d.lines[path], path, "invalid topic name: %s", msg)
 		}
 		if t.Burst > 0 && t.RateLimit == 0 {
@@ -128,24 +130,6 @@ func (d *decoder) validateTopics(c *Config) {
 			d.errorf(d.lines[cp], cp, "no cluster %q under clusters", t.Cluster)
 		}
 	}
-}
-
-var topicChars = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
-
-// checkTopicName applies Kafka's rules for topic names and says what is
-// wrong, or returns "".
-func checkTopicName(name string) string {
-	switch {
-	case name == "":
-		return "empty"
-	case name == "." || name == "..":
-		return `"." and ".." are not allowed`
-	case len(name) > 249:
-		return "longer than 249 characters"
-	case !topicChars.MatchString(name):
-		return "only letters, digits, '.', '_' and '-' are allowed"
-	}
-	return ""
 }
 
 // validateListeners rejects two listeners on the same port whose hosts

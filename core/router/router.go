@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -37,7 +38,7 @@ func New(clusters map[string]sdk.Backend, routes map[string]string, defaultClust
 
 // Cluster returns the name and backend of the cluster that serves topic.
 func (r *Router) Cluster(topic string) (string, sdk.Backend, error) {
-	if err := ValidateTopic(topic); err != nil {
+	if err := topicname.Validate(topic); err != nil {
 		return "", nil, err
 	}
 	name, ok := r.topics[topic]

@@ -14,7 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mqgate/mqgate/core/produce"
-	"github.com/mqgate/mqgate/core/router"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -106,7 +106,7 @@ func decodeKafkaSend(body []byte) (topic string, msg produce.Message, delay stri
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return "", msg, "", illegalf("unexpected data after the JSON object")
 	}
-	if err := router.ValidateTopic(req.Topic); err != nil {
+	if err := topicname.Validate(req.Topic); err != nil {
 		return "", msg, "", err
 	}
 	if req.Payload == nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mqgate/mqgate/core/produce"
-	"github.com/mqgate/mqgate/core/router"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -42,7 +42,7 @@ type produceResult struct {
 //     partition and offset: a client must check every result's code.
 func (s *Server) produce(c *gin.Context) {
 	topic := c.Param("topic")
-	if err := router.ValidateTopic(topic); err != nil {
+	if err := topicname.Validate(topic); err != nil {
 		s.abortWithError(c, err)
 		return
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
-	"github.com/mqgate/mqgate/core/router"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -186,7 +186,7 @@ func TestProduceRefusesBadInput(t *testing.T) {
 func TestProduceLongestTopic(t *testing.T) {
 	fp := &fakeProducer{}
 	s := newTestServer(t, Options{}, fp, nil)
-	topic := "a-Z_0." + strings.Repeat("t", router.MaxTopicLength-6)
+	topic := "a-Z_0." + strings.Repeat("t", topicname.MaxLength-6)
 	status, _, body := do(t, s.Handler(), http.MethodPost, "/v1/topics/"+topic+"/messages", `{"value": "v"}`)
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, body)

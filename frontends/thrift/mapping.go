@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/mqgate/mqgate/core/produce"
-	"github.com/mqgate/mqgate/core/router"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -21,7 +21,7 @@ func decodeMessage(m *producer.Message, path string, maxBytes int) (string, prod
 	if m == nil {
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
-	if err := router.ValidateTopic(m.Topic); err != nil {
+	if err := topicname.Validate(m.Topic); err != nil {
 		return "", produce.Message{}, prefixed(path, err)
 	}
 	out := produce.Message{Tags: m.Tags}

@@ -1,4 +1,4 @@
-package router
+package topicname
 
 import (
 	"strings"
@@ -7,7 +7,7 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
-func TestValidateTopic(t *testing.T) {
+func TestValidate(t *testing.T) {
 	for _, tc := range []struct {
 		topic   string
 		wantMsg string // empty: valid
@@ -24,15 +24,15 @@ func TestValidateTopic(t *testing.T) {
 		{"ünïcode", "character 'ü' at byte 0"},
 	} {
 		t.Run(tc.topic, func(t *testing.T) {
-			err := ValidateTopic(tc.topic)
+			err := Validate(tc.topic)
 			if tc.wantMsg == "" {
 				if err != nil {
-					t.Fatalf("ValidateTopic(%q) = %v, want nil", tc.topic, err)
+					t.Fatalf("Validate(%q) = %v, want nil", tc.topic, err)
 				}
 				return
 			}
 			if sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), tc.wantMsg) || !strings.HasPrefix(err.Error(), "topic: ") {
-				t.Fatalf("ValidateTopic(%q) = %v, want code 11 naming topic with %q", tc.topic, err, tc.wantMsg)
+				t.Fatalf("Validate(%q) = %v, want code 11 naming topic with %q", tc.topic, err, tc.wantMsg)
 			}
 		})
 	}

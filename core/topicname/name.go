@@ -1,0 +1,40 @@
+// Package topicname holds the rules for topic names, which the config, the
+// router and every frontend apply alike.
+package topicname
+
+import (
+	"fmt"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// MaxLength is the longest topic name accepted (Kafka's limit).
+const MaxLength = 249
+
+// Problem says what is wrong with a topic name, or returns "" for a name
+// every supported broker accepts: 1 to 249 characters of ASCII letters,
+// digits, '.', '_' and '-', and not "." or "..".
+func Problem(name string) string {
+	switch {
+	case name == "":
+		return "must not be empty"
+	case len(name) > MaxLength:
+		return fmt.Sprintf("must be at most %d characters; got %d", MaxLength, len(name))
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q is not a valid topic name", name)
+	}
+	for i, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("character %q at byte %d is not allowed; a topic is made of [a-zA-Z0-9._-]", r, i)
+		}
+	}
+	return ""
+}
+
+// Validate is Problem as the error clients see: code 11 naming the field.
+func Validate(name string) error {
+	if p := Problem(name); p != "" {
+		return sdk.Errorf(sdk.CodeIllegal, "topic: %s", p)
+	}
+	return nil
+}
