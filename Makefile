@@ -27,4 +27,4 @@ fuzz:
 	$(GO) test ./core/config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 bench:
-	$(GO) run ./cmd/mqgate-bench -scenario produce-http
+	$(GO) run ./cmd/mqgate-bench -scenario all
