@@ -18,27 +18,14 @@ var produceThriftBatch = scenario{
 	name:  "produce-thrift-batch",
 	about: "Thrift sendBatchSync vs direct franz-go ProduceSync, same batch and concurrency",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		clients, closeAll, err := thriftClients(e, p.concurrency)
-		if err != nil {
-			return result{}, err
-		}
-		defer closeAll()
 		value := randomValue(p.size)
-		batch := func(call int) []*producer.Message {
+		return runThrift(e, p, func(c *producer.ProducerServiceClient, call int) error {
 			ms := make([]*producer.Message, p.batch)
 			for j := range ms {
 				ms[j] = &producer.Message{Topic: "bench-thrift", Key: strconv.Itoa(call*p.batch + j), Body: value, PartitionId: -1}
 			}
-			return ms
-		}
-		send := func(c *producer.ProducerServiceClient, call int) error {
-			r, err := c.SendBatchSync(ctx, batch(call))
-			return resultErr(r, err)
-		}
-		if err := send(clients[0], 0); err != nil { // creates the topic
-			return result{}, fmt.Errorf("warm-up: %w", err)
-		}
-		return runCalls(p, func(worker, call int) error { return send(clients[worker], call) }), nil
+			return resultErr(c.SendBatchSync(ctx, ms))
+		})
 	},
 	direct: directProduce,
 }
@@ -55,20 +42,10 @@ var produceThriftSync = scenario{
 		return p
 	},
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		clients, closeAll, err := thriftClients(e, p.concurrency)
-		if err != nil {
-			return result{}, err
-		}
-		defer closeAll()
 		value := randomValue(p.size)
-		send := func(c *producer.ProducerServiceClient, call int) error {
-			r, err := c.SendSync(ctx, &producer.Message{Topic: "bench-thrift-sync", Key: strconv.Itoa(call), Body: value, PartitionId: -1}, 5000)
-			return resultErr(r, err)
-		}
-		if err := send(clients[0], 0); err != nil {
-			return result{}, fmt.Errorf("warm-up: %w", err)
-		}
-		return runCalls(p, func(worker, call int) error { return send(clients[worker], call) }), nil
+		return runThrift(e, p, func(c *producer.ProducerServiceClient, call int) error {
+			return resultErr(c.SendSync(ctx, &producer.Message{Topic: "bench-thrift-sync", Key: strconv.Itoa(call), Body: value, PartitionId: -1}, 5000))
+		})
 	},
 	direct: directProduce,
 }
@@ -94,6 +71,20 @@ var produceAsync = scenario{
 		}), nil
 	},
 	direct: directProduce,
+}
+
+// runThrift gives each worker a client of its own, warms up with one call
+// (which creates the topic), then times p's calls of send.
+func runThrift(e *env, p params, send func(c *producer.ProducerServiceClient, call int) error) (result, error) {
+	clients, closeAll, err := thriftClients(e, p.concurrency)
+	if err != nil {
+		return result{}, err
+	}
+	defer closeAll()
+	if err := send(clients[0], 0); err != nil {
+		return result{}, fmt.Errorf("warm-up: %w", err)
+	}
+	return runCalls(p, func(worker, call int) error { return send(clients[worker], call) }), nil
 }
 
 func resultErr(r *producer.Result_, err error) error {
