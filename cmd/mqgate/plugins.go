@@ -6,6 +6,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/plugins/kafka"
+	"github.com/mqgate/mqgate/plugins/rocketmq"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -15,7 +16,8 @@ var builtins = map[string]struct {
 	kind  string
 	serve func()
 }{
-	"kafka": {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }},
+	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }},
+	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }},
 }
 
 func init() {

@@ -1,12 +1,8 @@
 package kafka
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
-	"slices"
 	"strconv"
 	"time"
 
@@ -54,39 +50,12 @@ type config struct {
 	produceTimeout    time.Duration
 }
 
-// knownKeys are the keys rawConfig accepts, for naming unknown ones.
-var knownKeys = []string{"brokers", "listen", "data_dir", "default_partitions", "retention", "client_id", "produce_timeout"}
-
 // parseConfig decodes and validates the plugin's JSON config. Every problem
 // is a *sdk.ConfigError naming the offending key.
 func parseConfig(data []byte) (config, error) {
-	// A first pass over the bare object names unknown keys exactly; the
-	// struct decode below refuses them too, but its error does not carry the
-	// key as data.
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(data, &keys); err != nil {
-		return config{}, &sdk.ConfigError{Msg: fmt.Sprintf("config must be a JSON object: %v", err)}
-	}
-	var unknown []string
-	for k := range keys {
-		if !slices.Contains(knownKeys, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return config{}, &sdk.ConfigError{Key: unknown[0], Msg: fmt.Sprintf("unknown key; known keys are %v", knownKeys)}
-	}
-
 	var raw rawConfig
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return config{}, &sdk.ConfigError{Key: te.Field, Msg: fmt.Sprintf("want a %s, got a JSON %s", te.Type, te.Value)}
-		}
-		return config{}, &sdk.ConfigError{Msg: err.Error()}
+	if err := sdk.DecodeConfig(data, &raw); err != nil {
+		return config{}, err
 	}
 
 	cfg := config{
@@ -107,7 +76,7 @@ func parseConfig(data []byte) (config, error) {
 		if !cfg.embedded {
 			return config{}, embeddedOnly("listen")
 		}
-		if err := checkHostPort(*raw.Listen, true); err != nil {
+		if err := sdk.CheckHostPort(*raw.Listen, true); err != nil {
 			return config{}, &sdk.ConfigError{Key: "listen", Msg: err.Error()}
 		}
 		cfg.listen = *raw.Listen
@@ -127,16 +96,16 @@ func parseConfig(data []byte) (config, error) {
 		if !cfg.embedded {
 			return config{}, embeddedOnly("retention")
 		}
-		d, err := parsePositiveDuration(*raw.Retention)
+		d, err := sdk.ConfigDuration("retention", *raw.Retention)
 		if err != nil {
-			return config{}, &sdk.ConfigError{Key: "retention", Msg: err.Error()}
+			return config{}, err
 		}
 		cfg.retention = d
 	}
 	if raw.ProduceTimeout != nil {
-		d, err := parsePositiveDuration(*raw.ProduceTimeout)
+		d, err := sdk.ConfigDuration("produce_timeout", *raw.ProduceTimeout)
 		if err != nil {
-			return config{}, &sdk.ConfigError{Key: "produce_timeout", Msg: err.Error()}
+			return config{}, err
 		}
 		cfg.produceTimeout = d
 	}
@@ -171,42 +140,12 @@ func (cfg *config) parseBrokers(raw json.RawMessage) error {
 		return &sdk.ConfigError{Key: "brokers", Msg: "empty list; " + want}
 	}
 	for i, hp := range list {
-		if err := checkHostPort(hp, false); err != nil {
+		if err := sdk.CheckHostPort(hp, false); err != nil {
 			return &sdk.ConfigError{Key: "brokers." + strconv.Itoa(i), Msg: err.Error()}
 		}
 	}
 	cfg.brokers = list
 	return nil
-}
-
-// checkHostPort validates "host:port". Port 0 (let the OS pick) is allowed
-// only for a listen address.
-func checkHostPort(hp string, listen bool) error {
-	host, port, err := net.SplitHostPort(hp)
-	if err != nil {
-		return fmt.Errorf("want host:port, got %q", hp)
-	}
-	if !listen && host == "" {
-		return fmt.Errorf("missing host in %q", hp)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 || (n == 0 && !listen) {
-		return fmt.Errorf("bad port in %q", hp)
-	}
-	return nil
-}
-
-// parsePositiveDuration parses a Go duration ("168h", "30s") that must be
-// greater than zero.
-func parsePositiveDuration(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("want a duration like \"168h\" or \"30s\", got %q", s)
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("must be positive, got %q", s)
-	}
-	return d, nil
 }
 
 // retentionTick is how often the embedded broker applies retention:

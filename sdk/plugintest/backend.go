@@ -41,7 +41,10 @@ const opTimeout = 30 * time.Second
 //
 // Topics are created with EnsureTopics; the backend must allow at least 4
 // partitions per topic, records of 900 KiB and batches over 4 MiB.
-func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend) {
+//
+// Options tell the suite where a broker's semantics differ from Kafka's;
+// the suite then checks the backend's documented behaviour instead.
+func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend, opts ...Option) {
 	t.Helper()
 	b := newBackend(t)
 	t.Cleanup(func() {
@@ -50,6 +53,9 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend) {
 		}
 	})
 	s := &suite{b: b, run: randomHex(4)}
+	for _, o := range opts {
+		o(s)
+	}
 	for _, tc := range []struct {
 		name string
 		fn   func(t *testing.T)
@@ -69,10 +75,23 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend) {
 	}
 }
 
-// suite holds the backend under test and this run's name suffix.
+// Option declares a way the backend under test differs from Kafka.
+type Option func(*suite)
+
+// HeadersAsProperties declares a broker whose message properties are a map
+// (RocketMQ): headers with unique text keys come back sorted by key rather
+// than in the order produced. Repeated keys and binary values must still
+// come back exactly, in order.
+func HeadersAsProperties() Option {
+	return func(s *suite) { s.headersSorted = true }
+}
+
+// suite holds the backend under test, this run's name suffix and what the
+// backend declared about itself.
 type suite struct {
-	b   sdk.Backend
-	run string
+	b             sdk.Backend
+	run           string
+	headersSorted bool
 }
 
 // name returns a topic or group name unique to this run and subtest.
@@ -100,6 +119,8 @@ func (s *suite) testRoundTrip(t *testing.T) {
 		{Topic: topic, Key: []byte("k3"), Value: []byte{}},
 		{Topic: topic, Key: all, Value: []byte("x"), Tags: "tagA||tagB",
 			Headers: []sdk.Header{{Key: "bin", Value: all}}},
+		{Topic: topic, Key: []byte("k5"), Value: []byte("text headers"),
+			Headers: []sdk.Header{{Key: "zone", Value: []byte("eu")}, {Key: "app", Value: []byte("orders")}}},
 	}
 	res := s.produceOK(t, in)
 
@@ -114,7 +135,7 @@ func (s *suite) testRoundTrip(t *testing.T) {
 			t.Errorf("record %d at %s/%s/%d/%d, produced at %s/%s/%d/%d", i,
 				g.Topic, g.Qid, g.Partition, g.Offset, topic, res[i].Qid, res[i].Partition, res[i].Offset)
 		}
-		checkContent(t, fmt.Sprintf("record %d", i), g, want)
+		s.checkContent(t, fmt.Sprintf("record %d", i), g, want)
 		if g.Timestamp.IsZero() {
 			t.Errorf("record %d has no timestamp", i)
 		}
@@ -267,7 +288,7 @@ func (s *suite) testFetchAtOffset(t *testing.T) {
 		if g.Offset != res[from+i].Offset {
 			t.Fatalf("fetched record %d at offset %d; want %d", i, g.Offset, res[from+i].Offset)
 		}
-		checkContent(t, fmt.Sprintf("fetched record %d", i), g, in[from+i])
+		s.checkContent(t, fmt.Sprintf("fetched record %d", i), g, in[from+i])
 	}
 
 	// At the end there is nothing yet, and NextOffset stays.

@@ -1,0 +1,583 @@
+package rocketmq
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/plugins/rocketmq/internal/remoting"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// A consumer is one member of a RocketMQ consumer group in clustering mode,
+// built on the remoting protocol rather than rocketmq-client-go's push or
+// pull consumers: those commit offsets on their own schedule (the pull
+// consumer even past records it has not handed out), hide assignment
+// changes, and buffer without bound. Here:
+//
+//   - membership is RocketMQ's: a heartbeat to every broker of the topics
+//     registers the member, and brokers tell members when the group
+//     changes;
+//   - each member allocates queues with RocketMQ's default strategy
+//     (averagely over the sorted queue and member lists), so mqgate
+//     members share a group with Java and Go clients that use it;
+//   - offsets move only when the gateway commits, synchronously;
+//   - at most eventBuffer pulled batches wait for Poll; pullers block
+//     behind them.
+const (
+	heartbeatInterval = 20 * time.Second
+	rebalanceInterval = 20 * time.Second
+	// pullSuspendTime is how long a broker holds a pull with nothing to
+	// return.
+	pullSuspendTime = 15 * time.Second
+	eventBuffer     = 8
+	retryDelay      = time.Second
+)
+
+// clientSeq numbers the consumers of this process; with the host address
+// and pid it makes each member's client id unique in its group.
+var clientSeq sync.Mutex
+var clientCount int
+
+type consumer struct {
+	b        *Backend
+	cfg      config
+	rs       *routes
+	pool     *pool // this member's own connections: brokers track members by connection
+	group    string
+	topics   []string // namespaced
+	start    sdk.StartPosition
+	clientID string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // asks for a rebalance now
+	events chan sdk.ConsumeEvent
+	errs   chan error
+	closed chan struct{}
+	once   sync.Once
+
+	// mu guards owned. Only the rebalance loop changes it.
+	mu    sync.Mutex
+	owned map[ownedQueue]*puller
+
+	// pending is what the last Poll could not return; only Poll uses it.
+	pending []sdk.Record
+}
+
+type ownedQueue struct {
+	topic string // namespaced
+	q     queue
+}
+
+type puller struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Consume joins sub.Group. Every topic must exist.
+func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consumer, error) {
+	cfg, _, rs, err := b.state()
+	if err != nil {
+		return nil, err
+	}
+	if sub.Group == "" || len(sub.Topics) == 0 {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "a subscription needs a group and at least one topic")
+	}
+	c := &consumer{
+		b:      b,
+		cfg:    cfg,
+		rs:     rs,
+		group:  cfg.wrap(sub.Group),
+		start:  sub.Start,
+		kick:   make(chan struct{}, 1),
+		events: make(chan sdk.ConsumeEvent, eventBuffer),
+		errs:   make(chan error, 1),
+		closed: make(chan struct{}),
+		owned:  map[ownedQueue]*puller{},
+	}
+	for _, t := range sub.Topics {
+		name := cfg.wrap(t)
+		if _, err := rs.get(ctx, name, false); err != nil {
+			return nil, err
+		}
+		c.topics = append(c.topics, name)
+	}
+	clientSeq.Lock()
+	clientCount++
+	n := clientCount
+	clientSeq.Unlock()
+	host, _ := os.Hostname()
+	c.clientID = fmt.Sprintf("%s@mqgate-%d-%d-%d", host, os.Getpid(), n, time.Now().UnixNano())
+	c.pool = newPool(cfg, func(cmd *remoting.Command) {
+		if cmd.Code == remoting.NotifyConsumerIDsChanged {
+			c.rebalanceSoon()
+		}
+	})
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		c.pool.close()
+		return nil, errNotConfigured
+	}
+	b.consumers[c] = struct{}{}
+	b.mu.Unlock()
+
+	c.wg.Go(c.heartbeatLoop)
+	c.wg.Go(c.rebalanceLoop)
+	return c, nil
+}
+
+func (c *consumer) rebalanceSoon() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// report hands a non-fatal error to the next Poll, dropping it when one is
+// already waiting.
+func (c *consumer) report(err error) {
+	select {
+	case c.errs <- err:
+	default:
+	}
+}
+
+// brokers returns the master addresses serving the subscribed topics.
+func (c *consumer) brokers(refresh bool) []string {
+	var addrs []string
+	for _, t := range c.topics {
+		r, err := c.rs.get(c.ctx, t, refresh)
+		if err != nil {
+			c.report(err)
+			continue
+		}
+		for _, a := range r.addrs {
+			if !slices.Contains(addrs, a) {
+				addrs = append(addrs, a)
+			}
+		}
+	}
+	slices.Sort(addrs)
+	return addrs
+}
+
+// heartbeatData is the HEART_BEAT body registering this member.
+func (c *consumer) heartbeatData() []byte {
+	type subscription struct {
+		ClassFilterMode bool     `json:"classFilterMode"`
+		Topic           string   `json:"topic"`
+		SubString       string   `json:"subString"`
+		TagsSet         []string `json:"tagsSet"`
+		CodeSet         []int    `json:"codeSet"`
+		SubVersion      int64    `json:"subVersion"`
+		ExpressionType  string   `json:"expressionType"`
+	}
+	from := "CONSUME_FROM_FIRST_OFFSET"
+	if c.start == sdk.StartLatest {
+		from = "CONSUME_FROM_LAST_OFFSET"
+	}
+	var subs []subscription
+	for _, t := range c.topics {
+		subs = append(subs, subscription{Topic: t, SubString: "*", TagsSet: []string{}, CodeSet: []int{}, SubVersion: 0, ExpressionType: "TAG"})
+	}
+	body, _ := json.Marshal(map[string]any{
+		"clientID":        c.clientID,
+		"producerDataSet": []any{},
+		"consumerDataSet": []any{map[string]any{
+			"groupName":           c.group,
+			"consumeType":         "CONSUME_ACTIVELY",
+			"messageModel":        "CLUSTERING",
+			"consumeFromWhere":    from,
+			"subscriptionDataSet": subs,
+			"unitMode":            false,
+		}},
+	})
+	return body
+}
+
+// heartbeat registers this member with every broker of its topics. It
+// reports whether every broker took it.
+func (c *consumer) heartbeat(refresh bool) bool {
+	ok := true
+	body := c.heartbeatData()
+	for _, addr := range c.brokers(refresh) {
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		resp, err := c.pool.invoke(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, body))
+		cancel()
+		if err == nil && resp.Code != remoting.Success {
+			err = brokerError("heartbeat", resp)
+		}
+		if err != nil {
+			ok = false
+			if c.ctx.Err() == nil {
+				c.report(err)
+			}
+		}
+	}
+	return ok
+}
+
+func (c *consumer) heartbeatLoop() {
+	t := time.NewTicker(heartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			c.heartbeat(true)
+		}
+	}
+}
+
+func (c *consumer) rebalanceLoop() {
+	// The first heartbeat must land before the first rebalance: a broker
+	// lists only members it has heard from.
+	for !c.heartbeat(false) {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-time.After(retryDelay):
+		}
+	}
+	t := time.NewTicker(rebalanceInterval)
+	defer t.Stop()
+	for {
+		retry := false
+		for _, topic := range c.topics {
+			if !c.rebalance(topic) {
+				retry = true
+			}
+		}
+		wait := t.C
+		var again <-chan time.Time
+		if retry {
+			again = time.After(retryDelay)
+		}
+		select {
+		case <-c.ctx.Done():
+			c.stopAll()
+			return
+		case <-wait:
+		case <-again:
+		case <-c.kick:
+		}
+	}
+}
+
+// rebalance brings this member's queues of topic in line with the group's
+// allocation. It reports false when it could not complete.
+func (c *consumer) rebalance(topic string) bool {
+	r, err := c.rs.get(c.ctx, topic, false)
+	if err != nil {
+		c.report(err)
+		return false
+	}
+	members, err := c.members(r)
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.report(err)
+		}
+		return false
+	}
+	if !slices.Contains(members, c.clientID) {
+		return false // not registered yet; heartbeats will fix it
+	}
+	want := allocateAveragely(r.read, members, c.clientID)
+
+	c.mu.Lock()
+	var revoked []ownedQueue
+	for oq := range c.owned {
+		if oq.topic == topic && !slices.Contains(want, oq.q) {
+			revoked = append(revoked, oq)
+		}
+	}
+	c.mu.Unlock()
+	if len(revoked) > 0 {
+		ev := sdk.ConsumeEvent{}
+		for _, oq := range revoked {
+			c.stop(oq)
+			ev.Revoked = append(ev.Revoked, sdk.Offset{Topic: c.cfg.unwrap(topic), Qid: oq.q.qid(), Offset: -1})
+		}
+		if !c.emit(ev) {
+			return false
+		}
+	}
+
+	var assigned []sdk.Offset
+	ok := true
+	for _, q := range want {
+		oq := ownedQueue{topic, q}
+		c.mu.Lock()
+		_, have := c.owned[oq]
+		c.mu.Unlock()
+		if have {
+			continue
+		}
+		offset, err := c.startOffset(r, topic, q)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.report(err)
+			}
+			ok = false
+			continue
+		}
+		assigned = append(assigned, sdk.Offset{Topic: c.cfg.unwrap(topic), Qid: q.qid(), Offset: offset})
+		// The Assigned event goes out before any record of the queue.
+		if !c.emit(sdk.ConsumeEvent{Assigned: assigned[len(assigned)-1:]}) {
+			return false
+		}
+		c.startPuller(r, oq, offset)
+	}
+	return ok
+}
+
+// members lists the group's client ids as a broker of the topic knows them.
+func (c *consumer) members(r *route) ([]string, error) {
+	addrs := make([]string, 0, len(r.addrs))
+	for _, a := range r.addrs {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	var lastErr error
+	for _, addr := range addrs {
+		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+		resp, err := c.pool.invoke(ctx, addr, remoting.NewRequest(remoting.GetConsumerListByGroup, fields("consumerGroup", c.group), nil))
+		cancel()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Code != remoting.Success {
+			lastErr = brokerError("listing members of "+c.cfg.unwrap(c.group), resp)
+			continue
+		}
+		var body struct {
+			ConsumerIDList []string `json:"consumerIdList"`
+		}
+		if err := json.Unmarshal(resp.Body, &body); err != nil {
+			lastErr = sdk.Errorf(sdk.CodeInternal, "rocketmq broker %s: bad consumer list: %v", addr, err)
+			continue
+		}
+		slices.Sort(body.ConsumerIDList)
+		return body.ConsumerIDList, nil
+	}
+	return nil, lastErr
+}
+
+// allocateAveragely is RocketMQ's default allocation: queues (sorted)
+// split into contiguous runs, the first len(queues)%len(members) members
+// (sorted) taking one extra.
+func allocateAveragely(queues []queue, members []string, me string) []queue {
+	index := slices.Index(members, me)
+	if index < 0 || len(queues) == 0 {
+		return nil
+	}
+	n, m := len(queues), len(members)
+	mod := n % m
+	size := n / m
+	if n <= m {
+		size = 1
+	} else if mod > 0 && index < mod {
+		size++
+	}
+	start := index*size + mod
+	if mod > 0 && index < mod {
+		start = index * size
+	}
+	var out []queue
+	for i := 0; i < min(size, n-start); i++ {
+		out = append(out, queues[(start+i)%n])
+	}
+	return out
+}
+
+// startOffset is where consumption of q begins: the group's commit, or the
+// subscription's start position.
+func (c *consumer) startOffset(r *route, topic string, q queue) (int64, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	addr := r.addrs[q.broker]
+	off, err := committedOffset(ctx, c.pool, addr, c.group, topic, q)
+	if err != nil || off >= 0 {
+		return off, err
+	}
+	if c.start == sdk.StartLatest {
+		return maxOffset(ctx, c.pool, addr, topic, q)
+	}
+	return minOffset(ctx, c.pool, addr, topic, q)
+}
+
+// emit queues ev for Poll; false when the consumer is closing.
+func (c *consumer) emit(ev sdk.ConsumeEvent) bool {
+	select {
+	case c.events <- ev:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *consumer) startPuller(r *route, oq ownedQueue, offset int64) {
+	ctx, cancel := context.WithCancel(c.ctx)
+	p := &puller{cancel: cancel, done: make(chan struct{})}
+	c.mu.Lock()
+	c.owned[oq] = p
+	c.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		c.pullLoop(ctx, r, oq, offset)
+	}()
+}
+
+// stop ends the puller of oq and waits for it.
+func (c *consumer) stop(oq ownedQueue) {
+	c.mu.Lock()
+	p := c.owned[oq]
+	delete(c.owned, oq)
+	c.mu.Unlock()
+	if p != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+func (c *consumer) stopAll() {
+	c.mu.Lock()
+	var all []ownedQueue
+	for oq := range c.owned {
+		all = append(all, oq)
+	}
+	c.mu.Unlock()
+	for _, oq := range all {
+		c.stop(oq)
+	}
+}
+
+// pullLoop long-polls one queue and hands what it gets to Poll.
+func (c *consumer) pullLoop(ctx context.Context, r *route, oq ownedQueue, offset int64) {
+	topic := c.cfg.unwrap(oq.topic)
+	for ctx.Err() == nil {
+		addr := r.addrs[oq.q.broker]
+		pr, err := pull(ctx, c.pool, addr, c.group, oq.topic, oq.q, offset, defaultPullMessages, pullSuspendTime)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.report(err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retryDelay):
+			}
+			if nr, err := c.rs.get(ctx, oq.topic, true); err == nil && nr.addrs[oq.q.broker] != "" {
+				r = nr
+			}
+			continue
+		}
+		switch {
+		case pr.found:
+			var recs []sdk.Record
+			for _, m := range pr.msgs {
+				if m.QueueOffset >= offset {
+					recs = append(recs, toRecord(m, topic, r))
+				}
+			}
+			if len(recs) > 0 {
+				select {
+				case c.events <- sdk.ConsumeEvent{Records: recs}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			offset = pr.next
+		case pr.moved:
+			// The queue no longer holds offset (retention removed it, or it
+			// is past the end): continue where the broker says, as
+			// RocketMQ's clients do.
+			c.report(sdk.Errorf(sdk.CodeIllegal, "topic %s qid %s: offset %d out of range [%d, %d]; continuing at %d",
+				topic, oq.q.qid(), offset, pr.min, pr.max, pr.next))
+			offset = pr.next
+		default:
+			if pr.next > offset {
+				offset = pr.next
+			}
+		}
+	}
+}
+
+// Poll returns the next records or assignment change.
+func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, error) {
+	if maxRecords < 1 {
+		maxRecords = 1
+	}
+	if len(c.pending) == 0 {
+		select {
+		case ev := <-c.events:
+			if len(ev.Records) == 0 {
+				return ev, nil
+			}
+			c.pending = ev.Records
+		case err := <-c.errs:
+			return sdk.ConsumeEvent{}, err
+		case <-c.closed:
+			return sdk.ConsumeEvent{}, sdk.ErrStreamEnded
+		case <-ctx.Done():
+			return sdk.ConsumeEvent{}, ctx.Err()
+		}
+	}
+	n := min(maxRecords, len(c.pending))
+	recs := c.pending[:n:n]
+	c.pending = c.pending[n:]
+	return sdk.ConsumeEvent{Records: recs}, nil
+}
+
+// Commit stores offsets of queues this member owns. A queue it does not
+// own (any more) is refused with CodeNotFound: its new owner's progress
+// must not be moved back.
+func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
+	for _, o := range offsets {
+		q, err := parseQid(o.Qid)
+		if err != nil {
+			return sdk.Errorf(sdk.CodeIllegal, "topic %s: %v", o.Topic, err)
+		}
+		c.mu.Lock()
+		_, own := c.owned[ownedQueue{c.cfg.wrap(o.Topic), q}]
+		c.mu.Unlock()
+		if !own {
+			return sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s is not assigned to this member of group %s", o.Topic, o.Qid, c.cfg.unwrap(c.group))
+		}
+	}
+	return commitOffsets(ctx, c.cfg, c.pool, c.rs, c.group, offsets)
+}
+
+// Close leaves the group: the brokers drop the member at once and tell the
+// others to rebalance.
+func (c *consumer) Close() error {
+	c.once.Do(func() {
+		c.cancel()
+		c.wg.Wait()
+		c.stopAll()
+		close(c.closed)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, addr := range c.brokers(false) {
+			req := remoting.NewRequest(remoting.UnregisterClient, fields("clientID", c.clientID, "producerGroup", "", "consumerGroup", c.group), nil)
+			c.pool.invoke(ctx, addr, req) // best effort: the connection closing drops the member too
+		}
+		c.pool.close()
+		c.b.mu.Lock()
+		delete(c.b.consumers, c) // nil after Backend.Close: a no-op
+		c.b.mu.Unlock()
+	})
+	return nil
+}

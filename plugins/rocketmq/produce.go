@@ -1,0 +1,194 @@
+package rocketmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/apache/rocketmq-client-go/v2/primitive"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// maxMessageBytes is RocketMQ's default maxMessageSize: brokers refuse a
+// message, or a batch, over it.
+const maxMessageBytes = 4 << 20
+
+// Produce sends the records, grouped by queue into batch sends. Records of
+// one queue go in order; queues go in parallel.
+func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.ProduceResult, error) {
+	cfg, _, rs, err := b.state()
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	prod := b.producer
+	b.mu.Unlock()
+
+	results := make([]sdk.ProduceResult, len(records))
+	type key struct {
+		topic string
+		q     queue
+	}
+	var order []key
+	groups := map[key][]int{}
+	routesOf := map[string]*route{}
+	for i := range records {
+		r := &records[i]
+		name := cfg.wrap(r.Topic)
+		rt := routesOf[name]
+		if rt == nil {
+			if rt, err = rs.get(ctx, name, false); err != nil {
+				results[i].Err = err
+				continue
+			}
+			routesOf[name] = rt
+		}
+		q, err := pickQueue(r, rt)
+		if err != nil {
+			results[i].Err = err
+			continue
+		}
+		if n := len(r.Value); n > maxMessageBytes {
+			results[i].Err = sdk.Errorf(sdk.CodeTooLarge, "record of %d bytes exceeds RocketMQ's maxMessageSize of %d bytes", n, maxMessageBytes)
+			continue
+		}
+		k := key{name, q}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.sendTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, k := range order {
+		idx := groups[k]
+		rt := routesOf[k.topic]
+		wg.Go(func() {
+			for len(idx) > 0 {
+				n := batchLen(records, idx)
+				b.sendBatch(ctx, prod, rs, k.topic, k.q, rt, records, idx[:n], results)
+				idx = idx[n:]
+			}
+		})
+	}
+	wg.Wait()
+	return results, nil
+}
+
+// pickQueue applies the record's partition choice to the writable queues.
+func pickQueue(r *sdk.Record, rt *route) (queue, error) {
+	n := len(rt.write)
+	if n == 0 {
+		return queue{}, sdk.Errorf(sdk.CodeNotAllowed, "topic %s has no writable queue", r.Topic)
+	}
+	switch p := r.Partition; {
+	case p >= 0:
+		if int(p) >= n {
+			return queue{}, sdk.Errorf(sdk.CodeIllegal, "partition %d out of range: topic %s has %d queues", p, r.Topic, n)
+		}
+		return rt.write[p], nil
+	case p == sdk.PartitionHash:
+		return rt.write[r.Hash%uint64(n)], nil
+	case p == sdk.PartitionRandom:
+		return rt.write[rand.IntN(n)], nil
+	default:
+		return queue{}, sdk.Errorf(sdk.CodeIllegal, "partition %d: want >= 0, %d (hash) or %d (random)", p, sdk.PartitionHash, sdk.PartitionRandom)
+	}
+}
+
+// batchLen is how many of idx fit one batch send.
+func batchLen(records []sdk.Record, idx []int) int {
+	size := 0
+	for i, j := range idx {
+		r := &records[j]
+		size += len(r.Value) + len(r.Key) + len(r.Tags) + 64
+		for _, h := range r.Headers {
+			size += len(h.Key) + len(h.Value) + 8
+		}
+		if i > 0 && (size > maxBatchBytes || i >= maxBatchMessages) {
+			return i
+		}
+	}
+	return len(idx)
+}
+
+// sendBatch sends records idx to queue q of topic and fills their results.
+func (b *Backend) sendBatch(ctx context.Context, prod interface {
+	SendSync(context.Context, ...*primitive.Message) (*primitive.SendResult, error)
+}, rs *routes, topic string, q queue, rt *route, records []sdk.Record, idx []int, results []sdk.ProduceResult) {
+	msgs := make([]*primitive.Message, len(idx))
+	ids := make([]string, len(idx))
+	mq := &primitive.MessageQueue{Topic: topic, BrokerName: q.broker, QueueId: q.id}
+	for i, j := range idx {
+		m := toMessage(topic, &records[j])
+		m.Queue = mq
+		// Batches get no id from the client; give every message one, the
+		// id RocketMQ tools show as the message id.
+		ids[i] = primitive.CreateUniqID()
+		m.WithProperty(primitive.PropertyUniqueClientMessageIdKeyIndex, ids[i])
+		msgs[i] = m
+	}
+	res, err := prod.SendSync(ctx, msgs...)
+	if err == nil && res.Status != primitive.SendOK {
+		err = fmt.Errorf("send status %d", res.Status)
+	}
+	if err != nil {
+		err = sendError(err, records[idx[0]].Topic, q)
+		if sdk.CodeOf(err) == sdk.CodeTopicNotExist {
+			rs.get(ctx, topic, true) // forget the route; the next call asks again
+		}
+		for _, j := range idx {
+			results[j].Err = err
+		}
+		return
+	}
+	for i, j := range idx {
+		results[j] = sdk.ProduceResult{
+			Qid:       q.qid(),
+			Partition: rt.partition(q),
+			Offset:    res.QueueOffset + int64(i),
+			MessageID: ids[i],
+		}
+	}
+}
+
+// brokerCode finds the broker's answer in the client's error text
+// ("CODE: 17, DESC: ...").
+var brokerCode = regexp.MustCompile(`CODE: (\d+)`)
+
+// sendError maps a rocketmq-client-go send error to the code clients see.
+func sendError(err error, topic string, q queue) error {
+	msg := fmt.Sprintf("producing to %s qid %s: %v", topic, q.qid(), err)
+	code := sdk.CodeUnavailable
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = sdk.CodeTimeout
+	case strings.Contains(err.Error(), "route info not found"):
+		code = sdk.CodeTopicNotExist
+	default:
+		if m := brokerCode.FindStringSubmatch(err.Error()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			switch n {
+			case 17:
+				code = sdk.CodeTopicNotExist
+			case 13:
+				code = sdk.CodeIllegal
+			case 16:
+				code = sdk.CodeNotAllowed
+			case 1, 2, 10, 11, 12, 14:
+				code = sdk.CodeUnavailable
+			default:
+				code = sdk.CodeInternal
+			}
+		}
+	}
+	return &sdk.Error{Code: code, Msg: msg}
+}
