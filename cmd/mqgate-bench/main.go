@@ -22,6 +22,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+
+	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 )
 
 type params struct {
@@ -74,6 +78,7 @@ func main() {
 		p       params
 		binPath = flag.String("mqgate", "", "the mqgate binary (default: build ./cmd/mqgate)")
 		keep    = flag.Bool("keep", false, "keep the temporary directory")
+		backend = flag.String("backend", "kafka", "kafka (embedded broker) or rocketmq (the RocketMQ protocol fake, in this process)")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
 	flag.IntVar(&p.size, "size", 1024, "message value size in bytes")
@@ -99,13 +104,17 @@ func main() {
 	if !*keep {
 		defer os.RemoveAll(dir)
 	}
-	e, err := startEnv(dir, *binPath, p.partitions)
+	if *backend != "kafka" && *backend != "rocketmq" {
+		log.Fatalf("-backend must be kafka or rocketmq, not %q", *backend)
+	}
+	e, err := startEnv(dir, *binPath, *backend, p.partitions)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer e.stop()
 
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
+	fmt.Printf("backend: %s\n", e.about())
 	fmt.Printf("params: n=%d size=%d batch=%d concurrency=%d partitions=%d\n\n", p.n, p.size, p.batch, p.concurrency, p.partitions)
 	fmt.Println("| scenario | side | msgs/s | MiB/s | p50 call | p99 call | failures |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
@@ -163,15 +172,27 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-// env is a running gateway with its embedded broker.
+// env is a running gateway with its broker: an embedded Kafka broker, or
+// the RocketMQ protocol fake running in this process.
 type env struct {
 	httpAddr   string
 	thriftAddr string
 	kafkaAddr  string
 	cmd        *exec.Cmd
+
+	backend    string
+	rocketmq   *rmqfake.Fake
+	partitions int
 }
 
-func startEnv(dir, bin string, partitions int) (*env, error) {
+func (e *env) about() string {
+	if e.backend == "rocketmq" {
+		return "rocketmq: the RocketMQ protocol fake (plugins/rocketmq/rmqfake) in the bench process, NOT a RocketMQ broker; direct side is rocketmq-client-go v2.1.2"
+	}
+	return "kafka: the embedded kfake broker in the plugin process; direct side is franz-go"
+}
+
+func startEnv(dir, bin, backend string, partitions int) (*env, error) {
 	if bin == "" {
 		bin = filepath.Join(dir, "mqgate")
 		build := exec.Command("go", "build", "-o", bin, "./cmd/mqgate")
@@ -180,18 +201,27 @@ func startEnv(dir, bin string, partitions int) (*env, error) {
 			return nil, fmt.Errorf("building mqgate (run from the repository root, or pass -mqgate): %w", err)
 		}
 	}
-	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), kafkaAddr: freeAddr()}
+	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, partitions: partitions}
+	cluster := fmt.Sprintf("{plugin: kafka, config: {brokers: embedded, listen: %q, data_dir: %q, default_partitions: %d}}",
+		e.kafkaAddr, filepath.Join(dir, "data"), partitions)
+	if backend == "rocketmq" {
+		rlog.SetLogLevel("error")
+		f, err := rmqfake.Start(rmqfake.Options{AutoCreateTopics: true, DefaultQueues: partitions})
+		if err != nil {
+			return nil, err
+		}
+		e.rocketmq = f
+		cluster = fmt.Sprintf("{plugin: rocketmq, config: {nameservers: [%q], default_queues: %d}}", f.Addr(), partitions)
+	}
 	cfg := fmt.Sprintf(`version: 1
-plugins: {kafka: {builtin: kafka}}
+plugins: {kafka: {builtin: kafka}, rocketmq: {builtin: rocketmq}}
 clusters:
-  local:
-    plugin: kafka
-    config: {brokers: embedded, listen: %q, data_dir: %q, default_partitions: %d}
+  local: %s
 default_cluster: local
 http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
-`, e.kafkaAddr, filepath.Join(dir, "data"), partitions, e.httpAddr, e.thriftAddr, freeAddr(), filepath.Join(dir, "spool"))
+`, cluster, e.httpAddr, e.thriftAddr, freeAddr(), filepath.Join(dir, "spool"))
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -231,6 +261,9 @@ func (e *env) stop() {
 	case <-time.After(20 * time.Second):
 		_ = e.cmd.Process.Kill()
 		<-done
+	}
+	if e.rocketmq != nil {
+		e.rocketmq.Close()
 	}
 }
 

@@ -47,6 +47,9 @@ var produceHTTP = scenario{
 // doing ProduceSync of the same batches with the same concurrency, into the
 // same broker.
 func directProduce(ctx context.Context, e *env, p params) (result, error) {
+	if e.backend == "rocketmq" {
+		return directProduceRocketMQ(ctx, e, p)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr),
 		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(p.batch*p.concurrency*2))
 	if err != nil {

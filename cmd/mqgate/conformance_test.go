@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 	"github.com/mqgate/mqgate/sdk"
 	"github.com/mqgate/mqgate/sdk/plugintest"
 )
@@ -27,4 +28,21 @@ func TestKafkaPluginProcessConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b })
+}
+
+// The same suite against the RocketMQ plugin as the gateway runs it, on the
+// RocketMQ protocol fake.
+func TestRocketMQPluginProcessConformance(t *testing.T) {
+	host, err := pluginhost.New(pluginhost.Options{SelfPath: mqgateBin, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = host.Close() })
+	broker := startRocketMQ(t, rmqfake.Options{})
+	cfg := fmt.Sprintf(`{"nameservers":[%q]}`, broker.addr)
+	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "rmq", Plugin: "rocketmq", Builtin: "rocketmq", Config: []byte(cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b }, plugintest.HeadersAsProperties())
 }

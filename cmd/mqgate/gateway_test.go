@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,13 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/apache/rocketmq-client-go/v2/rlog"
 )
 
 // mqgateBin is the gateway binary the tests run, built once.
 var mqgateBin string
 
 func TestMain(m *testing.M) {
+	rlog.SetLogLevel("error") // rocketmq-client-go, the tests' RocketMQ reader, logs at info to stdout
 	dir, err := os.MkdirTemp("", "mqgate-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -52,47 +52,86 @@ func freeAddr(t *testing.T) string {
 
 // gateway is one mqgate process under test.
 type gateway struct {
-	t        *testing.T
-	cfgPath  string
-	httpAddr string
-	kafka    string
-	cmd      *exec.Cmd
-	log      *bytes.Buffer
-	exited   chan error
+	t *testing.T
+	*setup
+	cmd    *exec.Cmd
+	log    *bytes.Buffer
+	exited chan error
 }
 
-// writeConfig writes a plugins.yaml for an embedded broker in dataDir;
-// plugin overrides the plugins: entry.
-func writeConfig(t *testing.T, dir, dataDir, plugin string) (cfgPath, httpAddr, kafkaAddr string) {
+// setup is a written plugins.yaml and what it names.
+type setup struct {
+	cfgPath, httpAddr, thriftAddr string
+	broker                        *testBroker
+}
+
+// options shape the plugins.yaml writeConfig writes.
+type options struct {
+	// plugin replaces the plugins: entry ({builtin: NAME} by default).
+	plugin string
+	// thrift adds keys to the thrift: map ("transport: buffered").
+	thrift string
+	// extra is YAML appended to the file.
+	extra string
+	// requestTimeout is http.request_timeout (5s by default).
+	requestTimeout string
+}
+
+// writeConfig writes a plugins.yaml whose one cluster, "local", is b, with
+// the spool under dir.
+func writeConfig(t *testing.T, dir string, b *testBroker, o options) *setup {
 	t.Helper()
-	httpAddr, kafkaAddr = freeAddr(t), freeAddr(t)
-	if plugin == "" {
-		plugin = "{builtin: kafka}"
+	s := &setup{httpAddr: freeAddr(t), thriftAddr: freeAddr(t), broker: b}
+	if o.plugin == "" {
+		o.plugin = "{builtin: " + b.plugin + "}"
+	}
+	if o.requestTimeout == "" {
+		o.requestTimeout = "5s"
+	}
+	thrift := fmt.Sprintf("producer_listen: %q, consumer_listen: %q", s.thriftAddr, freeAddr(t))
+	if o.thrift != "" {
+		thrift += ", " + o.thrift
 	}
 	cfg := fmt.Sprintf(`version: 1
 plugins:
-  kafka: %s
+  %s: %s
 clusters:
   local:
-    plugin: kafka
-    config: {brokers: embedded, listen: %q, data_dir: %q}
+    plugin: %s
+    config: %s
 default_cluster: local
-http: {listen: %q, request_timeout: 5s}
-thrift: {producer_listen: %q, consumer_listen: %q}
+http: {listen: %q, request_timeout: %s}
+thrift: {%s}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
 producer: {spool_dir: %q}
-`, plugin, kafkaAddr, dataDir, httpAddr, freeAddr(t), freeAddr(t), filepath.Join(dir, "spool"))
-	cfgPath = filepath.Join(dir, "plugins.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+%s`, b.plugin, o.plugin, b.plugin, b.config, s.httpAddr, o.requestTimeout, thrift, filepath.Join(dir, "spool"), o.extra)
+	s.cfgPath = filepath.Join(dir, "plugins.yaml")
+	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return cfgPath, httpAddr, kafkaAddr
+	return s
 }
 
-func startGateway(t *testing.T, cfgPath, httpAddr, kafkaAddr string) *gateway {
+// startLocal runs a gateway on a local broker of kind, with the defaults of
+// writeConfig.
+func startLocal(t *testing.T, kind brokerKind) *gateway {
+	dir := t.TempDir()
+	return startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{}))
+}
+
+func startGateway(t *testing.T, s *setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, cfgPath: cfgPath, httpAddr: httpAddr, kafka: kafkaAddr, log: &bytes.Buffer{}, exited: make(chan error, 1)}
-	g.cmd = exec.Command(mqgateBin, "serve", "-c", cfgPath)
+	g := startGatewayUnready(t, s)
+	waitFor(t, "the gateway to be ready", func() bool { return g.status("/readyz") == 200 })
+	return g
+}
+
+// startGatewayUnready starts a gateway and waits until it answers /readyz,
+// ready or not.
+func startGatewayUnready(t *testing.T, s *setup) *gateway {
+	t.Helper()
+	g := &gateway{t: t, setup: s, log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	g.cmd = exec.Command(mqgateBin, "serve", "-c", s.cfgPath)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -112,8 +151,14 @@ func startGateway(t *testing.T, cfgPath, httpAddr, kafkaAddr string) *gateway {
 			t.Logf("gateway log:\n%s", g.log.String())
 		}
 	})
-	waitFor(t, "the gateway to be ready", func() bool { return g.status("/readyz") == 200 })
+	waitFor(t, "the gateway to answer", func() bool { return g.status("/readyz") != 0 })
 	return g
+}
+
+// read reads want records of topic back with the broker's own client.
+func (g *gateway) read(topic string, want int) []brokerRecord {
+	g.t.Helper()
+	return g.broker.read(g.t, topic, want)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -192,73 +237,55 @@ func (g *gateway) plugins() []pluginStatus {
 	return out
 }
 
-// readAll reads every record of topic with a direct Kafka client.
-func readAll(t *testing.T, kafkaAddr, topic string, want int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records from %s", len(out), want, topic)
-		}
-		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
-		out = append(out, fs.Records()...)
-	}
-	return out
-}
-
-func valuesOf(rs []*kgo.Record) map[string]bool {
+func valuesOf(rs []brokerRecord) map[string]bool {
 	m := map[string]bool{}
 	for _, r := range rs {
-		m[string(r.Value)] = true
+		m[r.Value] = true
 	}
 	return m
 }
 
 func TestServeProduceAndReadBack(t *testing.T) {
-	dir := t.TempDir()
-	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
-	g := startGateway(t, cfg, httpAddr, kafkaAddr)
-
-	res := g.produceOK("orders", `{"key":"k1","value":"hello","headers":{"h":"v"}}`)
-	if len(res) != 1 || res[0].Code != 0 || res[0].Offset != 0 || res[0].Partition < 0 {
-		t.Fatalf("results = %+v", res)
-	}
-	recs := readAll(t, kafkaAddr, "orders", 1)
-	r := recs[0]
-	if string(r.Key) != "k1" || string(r.Value) != "hello" || r.Partition != res[0].Partition || len(r.Headers) != 1 || r.Headers[0].Key != "h" || string(r.Headers[0].Value) != "v" {
-		t.Fatalf("a Kafka client read %+v", r)
-	}
-
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
-		`mqgate_plugin_calls_total{code="0",instance="local",method="Produce"} 1`,
-		`mqgate_plugin_up{instance="local"} 1`,
-		`mqgate_http_requests_total{code="200",method="POST",route="/v1/topics/:topic/messages"} 1`,
-		`mqgate_plugin_call_duration_seconds_count{instance="local",method="Produce"} 1`,
-		`mqgate_produce_batch_records_count{cluster="local"} 1`,
-		`mqgate_spool_depth_messages 0`,
-		`mqgate_spool_oldest_age_seconds 0`,
-		`mqgate_spool_forwarded_total 0`,
-	} {
-		if !strings.Contains(string(metrics), want) {
-			t.Errorf("/metrics lacks %s", want)
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		g := startLocal(t, kind)
+		res := g.produceOK("orders", `{"key":"k1","value":"hello","headers":{"h":"v"}}`)
+		if len(res) != 1 || res[0].Code != 0 || res[0].Offset != 0 || res[0].Partition < 0 {
+			t.Fatalf("results = %+v", res)
 		}
-	}
+		r := g.read("orders", 1)[0]
+		if r.Key != "k1" || r.Value != "hello" || r.Partition != res[0].Partition || r.Headers["h"] != "v" {
+			t.Fatalf("the broker's own client read %+v", r)
+		}
 
+		resp, err := http.Get("http://" + g.httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			`mqgate_plugin_calls_total{code="0",instance="local",method="Produce"} 1`,
+			`mqgate_plugin_up{instance="local"} 1`,
+			`mqgate_http_requests_total{code="200",method="POST",route="/v1/topics/:topic/messages"} 1`,
+			`mqgate_plugin_call_duration_seconds_count{instance="local",method="Produce"} 1`,
+			`mqgate_produce_batch_records_count{cluster="local"} 1`,
+			`mqgate_spool_depth_messages 0`,
+			`mqgate_spool_oldest_age_seconds 0`,
+			`mqgate_spool_forwarded_total 0`,
+		} {
+			if !strings.Contains(string(metrics), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+		if kind.name == "kafka" {
+			readWithKcat(t, g.broker.addr, "orders", "hello")
+		}
+	})
+}
+
+// readWithKcat checks with kcat, a Kafka client written in C, that topic
+// holds the one value want.
+func readWithKcat(t *testing.T, addr, topic, want string) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -266,90 +293,92 @@ func TestServeProduceAndReadBack(t *testing.T) {
 		}
 		t.Skip("kcat is not installed (apt-get install kcat); skipping the kcat read-back")
 	}
-	out, err := exec.Command(kcat, "-b", kafkaAddr, "-C", "-t", "orders", "-e", "-q").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "hello" {
-		t.Fatalf("kcat printed %q (err %v), want hello", out, err)
+	out, err := exec.Command(kcat, "-b", addr, "-C", "-t", topic, "-e", "-q").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != want {
+		t.Fatalf("kcat printed %q (err %v), want %s", out, err, want)
 	}
 }
 
 func TestKilledPluginComesBackWithoutLosingMessages(t *testing.T) {
-	dir := t.TempDir()
-	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
-	g := startGateway(t, cfg, httpAddr, kafkaAddr)
-	before := g.produceOK("orders", `{"key":"k1","value":"before"}`)
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		g := startLocal(t, kind)
+		before := g.produceOK("orders", `{"key":"k1","value":"before"}`)
 
-	old := g.plugins()[0]
-	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the plugin to be restarted", func() bool {
-		p := g.plugins()[0]
-		return p.Restarts == 1 && p.State == "up" && p.PID != old.PID && g.status("/readyz") == 200
+		old := g.plugins()[0]
+		if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the plugin to be restarted", func() bool {
+			p := g.plugins()[0]
+			return p.Restarts == 1 && p.State == "up" && p.PID != old.PID && g.status("/readyz") == 200
+		})
+		after := g.produceOK("orders", `{"key":"k1","value":"after"}`)
+		if after[0].Partition != before[0].Partition || after[0].Offset != before[0].Offset+1 {
+			t.Fatalf("after the restart the same key went to %d@%d; before it was %d@%d: the broker lost its log",
+				after[0].Partition, after[0].Offset, before[0].Partition, before[0].Offset)
+		}
+		if got := valuesOf(g.read("orders", 2)); !got["before"] || !got["after"] {
+			t.Fatalf("read back %v", got)
+		}
 	})
-	after := g.produceOK("orders", `{"key":"k1","value":"after"}`)
-	if after[0].Partition != before[0].Partition || after[0].Offset != before[0].Offset+1 {
-		t.Fatalf("after the restart the same key went to %d@%d; before it was %d@%d: the broker lost its log",
-			after[0].Partition, after[0].Offset, before[0].Partition, before[0].Offset)
-	}
-	if got := valuesOf(readAll(t, kafkaAddr, "orders", 2)); !got["before"] || !got["after"] {
-		t.Fatalf("read back %v", got)
-	}
 }
 
 func TestRestartedGatewayKeepsMessages(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, data, "")
-	g := startGateway(t, cfg, httpAddr, kafkaAddr)
-	g.produceOK("orders", `{"messages":[{"key":"a","value":"one"},{"key":"b","value":"two"}]}`)
-	pluginPID := g.plugins()[0].PID
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		s := writeConfig(t, dir, kind.local(t, dir), options{})
+		g := startGateway(t, s)
+		g.produceOK("orders", `{"messages":[{"key":"a","value":"one"},{"key":"b","value":"two"}]}`)
+		pluginPID := g.plugins()[0].PID
 
-	if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-g.exited; err != nil {
-		t.Fatalf("gateway exited with %v after SIGTERM, want a clean exit", err)
-	}
-	g.exited <- nil // for the cleanup
-	if syscall.Kill(pluginPID, 0) == nil {
-		t.Fatalf("plugin process %d outlived the gateway", pluginPID)
-	}
-
-	g2 := startGateway(t, cfg, httpAddr, kafkaAddr)
-	g2.produceOK("orders", `{"key":"c","value":"three"}`)
-	got := valuesOf(readAll(t, kafkaAddr, "orders", 3))
-	for _, v := range []string{"one", "two", "three"} {
-		if !got[v] {
-			t.Fatalf("after a restart the topic holds %v, missing %q", got, v)
+		if err := g.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
 		}
-	}
+		if err := <-g.exited; err != nil {
+			t.Fatalf("gateway exited with %v after SIGTERM, want a clean exit", err)
+		}
+		g.exited <- nil // for the cleanup
+		if syscall.Kill(pluginPID, 0) == nil {
+			t.Fatalf("plugin process %d outlived the gateway", pluginPID)
+		}
+
+		g2 := startGateway(t, s)
+		g2.produceOK("orders", `{"key":"c","value":"three"}`)
+		got := valuesOf(g2.read("orders", 3))
+		for _, v := range []string{"one", "two", "three"} {
+			if !got[v] {
+				t.Fatalf("after a restart the topic holds %v, missing %q", got, v)
+			}
+		}
+	})
 }
 
 // A backend whose plugin cannot come back answers 503 with code 17 within
 // the request timeout, and /readyz says which plugin is down.
 func TestBackendDownIs503(t *testing.T) {
-	dir := t.TempDir()
-	wrapper := filepath.Join(dir, "kafka-plugin")
-	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+mqgateBin+" plugin kafka\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), fmt.Sprintf("{path: %q}", wrapper))
-	g := startGateway(t, cfg, httpAddr, kafkaAddr)
-	g.produceOK("orders", `{"value":"x"}`)
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		wrapper := filepath.Join(dir, kind.name+"-plugin")
+		if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+mqgateBin+" plugin "+kind.name+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{plugin: fmt.Sprintf("{path: %q}", wrapper)}))
+		g.produceOK("orders", `{"value":"x"}`)
 
-	// From now on every restart attempt fails.
-	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(g.plugins()[0].PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "/readyz to report the plugin down", func() bool { return g.status("/readyz") == 503 })
-	code, body := g.produce("orders", `{"value":"y"}`)
-	var e apiError
-	if code != 503 || json.Unmarshal(body, &e) != nil || e.Error.Code != 17 || !strings.Contains(e.Error.Message, "kafka") {
-		t.Fatalf("produce with the backend down: %d %s; want 503 with code 17 naming the plugin", code, body)
-	}
+		// From now on every restart attempt fails.
+		if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Kill(g.plugins()[0].PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "/readyz to report the plugin down", func() bool { return g.status("/readyz") == 503 })
+		code, body := g.produce("orders", `{"value":"y"}`)
+		var e apiError
+		if code != 503 || json.Unmarshal(body, &e) != nil || e.Error.Code != 17 || !strings.Contains(e.Error.Message, kind.name) {
+			t.Fatalf("produce with the backend down: %d %s; want 503 with code 17 naming the plugin", code, body)
+		}
+	})
 }
 
 func TestCheckReportsFileLineAndKey(t *testing.T) {
@@ -373,30 +402,32 @@ func TestCheckReportsFileLineAndKey(t *testing.T) {
 	}
 }
 
-// A gateway killed outright must not leave its plugin behind holding the
-// broker's port: the plugin exits (saving the broker's data), and a new
-// gateway starts on the same ports and data.
+// A gateway killed outright must not leave its plugin behind (holding the
+// embedded broker's port, or a connection to the broker): the plugin
+// exits, and a new gateway starts on the same ports and data.
 func TestKilledGatewayLeavesNoPluginBehind(t *testing.T) {
-	dir := t.TempDir()
-	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
-	g := startGateway(t, cfg, httpAddr, kafkaAddr)
-	g.produceOK("orders", `{"key":"a","value":"before the crash"}`)
-	pluginPID := g.plugins()[0].PID
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		s := writeConfig(t, dir, kind.local(t, dir), options{})
+		g := startGateway(t, s)
+		g.produceOK("orders", `{"key":"a","value":"before the crash"}`)
+		pluginPID := g.plugins()[0].PID
 
-	if err := g.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-g.exited
-	g.exited <- nil // for the cleanup
-	waitFor(t, "the orphaned plugin to exit", func() bool {
-		// The plugin was the gateway's child; once orphaned it is reaped
-		// by init, so signal 0 fails when it is gone.
-		return syscall.Kill(pluginPID, 0) != nil
+		if err := g.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-g.exited
+		g.exited <- nil // for the cleanup
+		waitFor(t, "the orphaned plugin to exit", func() bool {
+			// The plugin was the gateway's child; once orphaned it is
+			// reaped by init, so signal 0 fails when it is gone.
+			return syscall.Kill(pluginPID, 0) != nil
+		})
+
+		g2 := startGateway(t, s)
+		g2.produceOK("orders", `{"key":"b","value":"after the crash"}`)
+		if got := valuesOf(g2.read("orders", 2)); !got["before the crash"] || !got["after the crash"] {
+			t.Fatalf("after a gateway crash the topic holds %v", got)
+		}
 	})
-
-	g2 := startGateway(t, cfg, httpAddr, kafkaAddr)
-	g2.produceOK("orders", `{"key":"b","value":"after the crash"}`)
-	if got := valuesOf(readAll(t, kafkaAddr, "orders", 2)); !got["before the crash"] || !got["after the crash"] {
-		t.Fatalf("after a gateway crash the topic holds %v", got)
-	}
 }

@@ -2,9 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,24 +36,9 @@ func startExternalBroker(t *testing.T, topics ...string) *externalBroker {
 
 // startOnExternal runs a gateway whose only cluster is broker, with extra
 // YAML appended to its config.
-func startOnExternal(t *testing.T, broker *externalBroker, extra string) *gateway {
+func startOnExternal(t *testing.T, broker *testBroker, extra string) *gateway {
 	t.Helper()
-	dir := t.TempDir()
-	httpAddr := freeAddr(t)
-	cfg := fmt.Sprintf(`version: 1
-plugins: {kafka: {builtin: kafka}}
-clusters:
-  ext: {plugin: kafka, config: {brokers: [%q]}}
-default_cluster: ext
-http: {listen: %q, request_timeout: 2s}
-thrift: {producer_listen: %q, consumer_listen: %q}
-producer: {spool_dir: %q}
-%s`, broker.cluster.ListenAddrs()[0], httpAddr, freeAddr(t), freeAddr(t), filepath.Join(dir, "spool"), extra)
-	path := filepath.Join(dir, "plugins.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return startGateway(t, path, httpAddr, broker.cluster.ListenAddrs()[0])
+	return startGateway(t, writeConfig(t, t.TempDir(), broker, options{extra: extra, requestTimeout: "2s"}))
 }
 
 func checkAPIError(t *testing.T, what string, status int, body []byte, wantStatus, wantCode int, wantMsg string) {
@@ -68,35 +50,38 @@ func checkAPIError(t *testing.T, what string, status int, body []byte, wantStatu
 }
 
 func TestProduceRefusals(t *testing.T) {
-	broker := startExternalBroker(t, "orders", "limited")
-	g := startOnExternal(t, broker, "topics:\n  limited: {rate_limit: 1, burst: 5}\n")
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		g := startOnExternal(t, kind.external(t, "orders", "limited"), "topics:\n  limited: {rate_limit: 1, burst: 5}\n")
 
-	g.produceOK("orders", `{"value": "fine"}`)
+		g.produceOK("orders", `{"value": "fine"}`)
 
-	status, body := g.produce("nope", `{"value": "x"}`)
-	checkAPIError(t, "a topic the cluster does not have", status, body, 404, 14, "nope")
+		status, body := g.produce("nope", `{"value": "x"}`)
+		checkAPIError(t, "a topic the cluster does not have", status, body, 404, 14, "nope")
 
-	g.produceOK("limited", `{"messages": [{"value": "1"}, {"value": "2"}, {"value": "3"}, {"value": "4"}, {"value": "5"}]}`)
-	status, body = g.produce("limited", `{"value": "6"}`)
-	checkAPIError(t, "past the rate limit", status, body, 429, 15, "topics.limited.rate_limit")
-	status, body = g.produce("limited", `{"messages": [{"value": "1"}, {"value": "2"}, {"value": "3"}, {"value": "4"}, {"value": "5"}, {"value": "6"}]}`)
-	checkAPIError(t, "larger than the burst", status, body, 429, 15, "burst of 5")
+		g.produceOK("limited", `{"messages": [{"value": "1"}, {"value": "2"}, {"value": "3"}, {"value": "4"}, {"value": "5"}]}`)
+		status, body = g.produce("limited", `{"value": "6"}`)
+		checkAPIError(t, "past the rate limit", status, body, 429, 15, "topics.limited.rate_limit")
+		status, body = g.produce("limited", `{"messages": [{"value": "1"}, {"value": "2"}, {"value": "3"}, {"value": "4"}, {"value": "5"}, {"value": "6"}]}`)
+		checkAPIError(t, "larger than the burst", status, body, 429, 15, "burst of 5")
 
-	// Nothing refused was written: "limited" holds exactly the five.
-	if got := len(readAll(t, g.kafka, "limited", 5)); got != 5 {
-		t.Fatalf("limited holds %d records, want 5", got)
-	}
+		// Nothing refused was written: "limited" holds exactly the five.
+		if got := len(g.read("limited", 5)); got != 5 {
+			t.Fatalf("limited holds %d records, want 5", got)
+		}
+	})
 }
 
 // A broker that stops answering turns a sync produce into 504 with code 12
 // at the request timeout, not a hang.
 func TestProducePausedBrokerTimesOut(t *testing.T) {
-	broker := startExternalBroker(t, "orders")
-	g := startOnExternal(t, broker, "")
-	g.produceOK("orders", `{"value": "before"}`)
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		broker := kind.external(t, "orders")
+		g := startOnExternal(t, broker, "")
+		g.produceOK("orders", `{"value": "before"}`)
 
-	broker.paused.Store(true)
-	status, body := g.produce("orders", `{"value": "during"}`)
-	checkAPIError(t, "a paused broker", status, body, 504, 12, "timed out")
-	broker.paused.Store(false)
+		broker.pause(true)
+		defer broker.pause(false)
+		status, body := g.produce("orders", `{"value": "during"}`)
+		checkAPIError(t, "a paused broker", status, body, 504, 12, "timed out")
+	})
 }

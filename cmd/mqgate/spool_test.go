@@ -1,17 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The crash test: async messages flow; the gateway is killed with
@@ -20,9 +16,14 @@ import (
 // deleted from the spool when the gateway died) and are counted; loss is
 // not allowed.
 func TestAsyncSurvivesKill9(t *testing.T) {
+	forEachBroker(t, testAsyncSurvivesKill9)
+}
+
+func testAsyncSurvivesKill9(t *testing.T, kind brokerKind) {
 	dir := t.TempDir()
-	cfg, httpAddr, kafkaAddr := writeConfig(t, dir, filepath.Join(dir, "data"), "")
-	g := startGateway(t, cfg, httpAddr, kafkaAddr)
+	s := writeConfig(t, dir, kind.local(t, dir), options{})
+	g := startGateway(t, s)
+	httpAddr := s.httpAddr
 
 	var count atomic.Int64
 	var accepted []string // written by the sender only; read after it stops
@@ -58,8 +59,8 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	close(stop)
 	<-done
 
-	startGateway(t, cfg, httpAddr, kafkaAddr) // its forwarder drains what the first left
-	seen := consumeUntil(t, kafkaAddr, "spooled", accepted)
+	g2 := startGateway(t, s) // its forwarder drains what the first left
+	seen := consumeUntil(t, g2, "spooled", accepted)
 	dups := 0
 	for _, n := range seen {
 		dups += n - 1
@@ -67,36 +68,22 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	t.Logf("%d messages answered 202 before the kill: all delivered, %d duplicates", len(accepted), dups)
 }
 
-// consumeUntil reads topic from the start until every value in want has
-// been seen, failing t after a minute; it returns how often each value came.
-func consumeUntil(t *testing.T, kafkaAddr, topic string, want []string) map[string]int {
+// consumeUntil reads topic with the broker's own client until every value
+// in want has been seen; it returns how often each value came.
+func consumeUntil(t *testing.T, g *gateway, topic string, want []string) map[string]int {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	seen := map[string]int{}
-	missing := len(want)
-	wanted := map[string]bool{}
-	for _, v := range want {
-		wanted[v] = true
-	}
-	for missing > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("%d of %d accepted messages never reached the broker", missing, len(want))
+	var seen map[string]int
+	g.broker.readUntil(t, topic, func(rs []brokerRecord) bool {
+		seen = map[string]int{}
+		for _, r := range rs {
+			seen[r.Value]++
 		}
-		for _, r := range fs.Records() {
-			v := string(r.Value)
-			seen[v]++
-			if wanted[v] && seen[v] == 1 {
-				missing--
+		for _, v := range want {
+			if seen[v] == 0 {
+				return false
 			}
 		}
-	}
+		return true
+	})
 	return seen
 }

@@ -117,8 +117,11 @@ func New(opts Options) (*Host, error) {
 
 // StartBackend starts a backend plugin and configures it. It returns once
 // the first process is up, or the error that kept it from starting (a
-// *sdk.ConfigError when the plugin refused its config). The Backend it
-// returns stays valid across restarts until Close.
+// *sdk.ConfigError when the plugin refused its config). A plugin whose
+// Configure fails with CodeUnavailable (its broker cannot be reached) is
+// not an error: the instance starts down and the host keeps launching it
+// with backoff, calls failing with CodeUnavailable meanwhile. The Backend
+// it returns stays valid across restarts until Close.
 func (h *Host) StartBackend(ctx context.Context, spec Spec) (sdk.Backend, error) {
 	spec.Kind = sdk.KindBackend
 	inst, err := h.start(ctx, spec)
@@ -147,11 +150,29 @@ func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
 	h.mu.Unlock()
 	inst := newInstance(h, spec)
 	gen, err := inst.launch(ctx)
-	if err != nil {
+	switch {
+	case err == nil:
+		inst.setUp(gen)
+		go inst.supervise()
+	case sdk.CodeOf(err) == sdk.CodeUnavailable:
+		// The plugin runs but cannot reach its broker yet. The gateway
+		// starts anyway, with this cluster unready, and keeps trying: a
+		// broker that comes up after the gateway is not an outage.
+		inst.mu.Lock()
+		inst.state, inst.lastErr = StateRestarting, err.Error()
+		inst.mu.Unlock()
+		inst.host.metrics.up.WithLabelValues(spec.Name).Set(0)
+		inst.log.Warn("plugin cannot reach its broker; retrying", "error", err)
+		go func() {
+			if inst.restart() {
+				inst.supervise()
+			} else {
+				close(inst.done)
+			}
+		}()
+	default:
 		return nil, err
 	}
-	inst.setUp(gen)
-	go inst.supervise()
 	h.mu.Lock()
 	if h.closed { // Close ran while this one started: it must not outlive the host
 		h.mu.Unlock()

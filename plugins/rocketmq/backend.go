@@ -90,6 +90,9 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		producer.WithInstanceName(instance),
 		producer.WithRetry(cfg.retries),
 		producer.WithSendMsgTimeout(cfg.sendTimeout),
+		// Topics a broker creates on first send get as many queues as
+		// produceRoute assumed.
+		producer.WithDefaultTopicQueueNums(int(cfg.defaultQueues)),
 		// Produce picks every record's queue itself (partition choice).
 		producer.WithQueueSelector(producer.NewManualQueueSelector()),
 	}

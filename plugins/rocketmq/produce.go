@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +45,7 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 		name := cfg.wrap(r.Topic)
 		rt := routesOf[name]
 		if rt == nil {
-			if rt, err = rs.get(ctx, name, false); err != nil {
+			if rt, err = b.produceRoute(ctx, cfg, rs, name); err != nil {
 				results[i].Err = err
 				continue
 			}
@@ -81,6 +83,39 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	}
 	wg.Wait()
 	return results, nil
+}
+
+// autoCreateTopic is the template topic of brokers that create topics on
+// first send (autoCreateTopicEnable); its route says which brokers do.
+const autoCreateTopic = "TBW102"
+
+// produceRoute is the route to produce to topic by. A topic that does not
+// exist yet gets, where brokers create topics on first send, the route it
+// will have: default_queues queues on each broker that serves the template
+// topic, as RocketMQ clients assume too.
+func (b *Backend) produceRoute(ctx context.Context, cfg config, rs *routes, topic string) (*route, error) {
+	r, err := rs.get(ctx, topic, false)
+	if sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+		return r, err
+	}
+	tmpl, terr := rs.get(ctx, autoCreateTopic, false)
+	if terr != nil {
+		return nil, err
+	}
+	auto := &route{addrs: tmpl.addrs, at: tmpl.at}
+	for _, broker := range slices.Sorted(maps.Keys(tmpl.addrs)) {
+		n := 0
+		for _, q := range tmpl.write {
+			if q.broker == broker {
+				n++
+			}
+		}
+		for id := range min(n, int(cfg.defaultQueues)) {
+			auto.write = append(auto.write, queue{broker, id})
+		}
+	}
+	auto.read = auto.write
+	return auto, nil
 }
 
 // pickQueue applies the record's partition choice to the writable queues.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 	"github.com/mqgate/mqgate/sdk"
@@ -43,4 +45,76 @@ func TestConformance(t *testing.T) {
 		}
 		return b
 	}, plugintest.HeadersAsProperties())
+}
+
+// collect polls c until it holds exactly want qids of topic, applying
+// Assigned and Revoked events; it fails t after 30 s.
+func collect(t *testing.T, c sdk.Consumer, owned map[string]bool, want int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(owned) != want {
+		ev, err := c.Poll(ctx, 100)
+		if ctx.Err() != nil {
+			t.Fatalf("member owns %v; want %d queues", owned, want)
+		}
+		if err != nil {
+			t.Logf("poll: %v", err)
+			continue
+		}
+		for _, o := range ev.Assigned {
+			owned[o.Qid] = true
+		}
+		for _, o := range ev.Revoked {
+			delete(owned, o.Qid)
+		}
+	}
+}
+
+// Two members of one group split a topic's queues between them, as
+// RocketMQ's default allocation does; a member refuses to commit a queue it
+// gave up; when one leaves, the other takes everything back.
+func TestGroupMembersSplitQueues(t *testing.T) {
+	f := startFake(t, rmqfake.Options{})
+	b := newBackend(t, fmt.Sprintf(`{"nameservers": [%q]}`, f.Addr()))
+	ctx := context.Background()
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "split", Partitions: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := sdk.Subscription{Group: "g", Topics: []string{"split"}}
+	first, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	owned1 := map[string]bool{}
+	collect(t, first, owned1, 4)
+
+	second, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned2 := map[string]bool{}
+	collect(t, second, owned2, 2)
+	collect(t, first, owned1, 2)
+	for q := range owned1 {
+		if owned2[q] {
+			t.Fatalf("queue %s owned by both members: %v and %v", q, owned1, owned2)
+		}
+	}
+
+	var given string
+	for q := range owned2 {
+		given = q
+	}
+	err = first.Commit(ctx, []sdk.Offset{{Topic: "split", Qid: given, Offset: 0}})
+	if sdk.CodeOf(err) != sdk.CodeNotFound || !strings.Contains(err.Error(), given) {
+		t.Errorf("the first member committing %s, which it gave up: %v; want code %d naming it", given, err, sdk.CodeNotFound)
+	}
+	if err := second.Commit(ctx, []sdk.Offset{{Topic: "split", Qid: given, Offset: 0}}); err != nil {
+		t.Errorf("the owner committing %s: %v", given, err)
+	}
+
+	second.Close()
+	collect(t, first, owned1, 4)
 }
