@@ -1,8 +1,8 @@
 // Package rocketmq is mqgate's RocketMQ backend. It produces with
-// rocketmq-client-go, creates topics with its admin client, and speaks the
-// remoting protocol itself for everything the client keeps internal:
-// explicit offsets (Fetch, ListOffsets, Commit) and group consumption with
-// commits the gateway controls (see consume.go).
+// rocketmq-client-go and speaks the remoting protocol itself for what the
+// client keeps internal or gets wrong for a gateway: explicit offsets
+// (Fetch, ListOffsets, Commit), topic creation with its answer checked, and
+// group consumption with commits the gateway controls (see consume.go).
 //
 // A record's qid is "brokerName:queueId" ("broker-a:3"); its partition is
 // the queue's index among the topic's queues sorted by broker name, then
@@ -20,10 +20,10 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-client-go/v2"
-	"github.com/apache/rocketmq-client-go/v2/admin"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
+	"github.com/mqgate/mqgate/plugins/rocketmq/internal/remoting"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -46,7 +46,6 @@ type Backend struct {
 	pool      *pool // name servers and brokers: offsets, fetch, topic checks
 	routes    *routes
 	producer  rmq.Producer
-	admin     admin.Admin
 	consumers map[*consumer]struct{}
 	closed    bool
 }
@@ -96,11 +95,8 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		// Produce picks every record's queue itself (partition choice).
 		producer.WithQueueSelector(producer.NewManualQueueSelector()),
 	}
-	aopts := []admin.AdminOption{admin.WithResolver(primitive.NewPassthroughResolver(cfg.nameservers))}
 	if cfg.accessKey != "" {
-		cred := primitive.Credentials{AccessKey: cfg.accessKey, SecretKey: cfg.secretKey}
-		opts = append(opts, producer.WithCredentials(cred))
-		aopts = append(aopts, admin.WithCredentials(cred))
+		opts = append(opts, producer.WithCredentials(primitive.Credentials{AccessKey: cfg.accessKey, SecretKey: cfg.secretKey}))
 	}
 	// Topics and groups are namespaced by this plugin, not the library,
 	// so that every path (its own requests included) agrees.
@@ -113,13 +109,7 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		p.close()
 		return sdk.Errorf(sdk.CodeUnavailable, "starting rocketmq producer: %v", err)
 	}
-	adm, err := admin.NewAdmin(aopts...)
-	if err != nil {
-		prod.Shutdown()
-		p.close()
-		return sdk.Errorf(sdk.CodeInternal, "creating rocketmq admin client: %v", err)
-	}
-	b.cfg, b.pool, b.producer, b.admin = cfg, p, prod, adm
+	b.cfg, b.pool, b.producer = cfg, p, prod
 	b.routes = &routes{pool: p, m: map[string]*route{}}
 	return nil
 }
@@ -168,11 +158,8 @@ func (b *Backend) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) erro
 			n = int(cfg.defaultQueues)
 		}
 		for _, addr := range brokers {
-			if err := b.admin.CreateTopic(ctx,
-				admin.WithTopicCreate(name), admin.WithBrokerAddrCreate(addr),
-				admin.WithReadQueueNums(n), admin.WithWriteQueueNums(n), admin.WithPerm(6),
-			); err != nil {
-				return sdk.Errorf(sdk.CodeUnavailable, "creating topic %s on broker %s: %v", t.Name, addr, err)
+			if err := createTopic(ctx, p, addr, name, n); err != nil {
+				return err
 			}
 		}
 		// Brokers register new topics with the name server on their next
@@ -180,6 +167,25 @@ func (b *Backend) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) erro
 		if err := waitRoute(ctx, rs, name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// createTopic asks the broker at addr for topic with n read and write
+// queues (UPDATE_AND_CREATE_TOPIC), and checks the answer, which
+// rocketmq-client-go's admin client ignores.
+func createTopic(ctx context.Context, p *pool, addr, topic string, n int) error {
+	req := remoting.NewRequest(remoting.UpdateAndCreateTopic, fields(
+		"topic", topic, "defaultTopic", autoCreateTopic,
+		"readQueueNums", strconv.Itoa(n), "writeQueueNums", strconv.Itoa(n),
+		"perm", "6", "topicFilterType", "SINGLE_TAG", "topicSysFlag", "0", "order", "false",
+	), nil)
+	resp, err := p.invoke(ctx, addr, req)
+	if err != nil {
+		return err
+	}
+	if resp.Code != remoting.Success {
+		return brokerError("creating topic "+topic+" on broker "+addr, resp)
 	}
 	return nil
 }
@@ -208,7 +214,7 @@ func (b *Backend) Close() error {
 	b.closed = true
 	consumers := b.consumers
 	b.consumers = nil
-	prod, adm, p := b.producer, b.admin, b.pool
+	prod, p := b.producer, b.pool
 	b.mu.Unlock()
 	for c := range consumers {
 		c.Close()
@@ -218,7 +224,6 @@ func (b *Backend) Close() error {
 		if e := prod.Shutdown(); e != nil {
 			err = fmt.Errorf("closing rocketmq producer: %w", e)
 		}
-		adm.Close()
 	}
 	if p != nil {
 		p.close()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mqgate/mqgate/plugins/rocketmq/internal/remoting"
@@ -38,10 +39,9 @@ const (
 	retryDelay      = time.Second
 )
 
-// clientSeq numbers the consumers of this process; with the host address
-// and pid it makes each member's client id unique in its group.
-var clientSeq sync.Mutex
-var clientCount int
+// clientSeq numbers the consumers of this process; with the host name and
+// pid it makes each member's client id unique in its group.
+var clientSeq atomic.Int64
 
 type consumer struct {
 	b        *Backend
@@ -57,6 +57,7 @@ type consumer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{} // asks for a rebalance now
+	beat   chan struct{} // asks for a heartbeat now
 	events chan sdk.ConsumeEvent
 	errs   chan error
 	closed chan struct{}
@@ -96,6 +97,7 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		group:  cfg.wrap(sub.Group),
 		start:  sub.Start,
 		kick:   make(chan struct{}, 1),
+		beat:   make(chan struct{}, 1),
 		events: make(chan sdk.ConsumeEvent, eventBuffer),
 		errs:   make(chan error, 1),
 		closed: make(chan struct{}),
@@ -108,17 +110,22 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		}
 		c.topics = append(c.topics, name)
 	}
-	clientSeq.Lock()
-	clientCount++
-	n := clientCount
-	clientSeq.Unlock()
 	host, _ := os.Hostname()
-	c.clientID = fmt.Sprintf("%s@mqgate-%d-%d-%d", host, os.Getpid(), n, time.Now().UnixNano())
+	c.clientID = fmt.Sprintf("%s@mqgate-%d-%d-%d", host, os.Getpid(), clientSeq.Add(1), time.Now().UnixNano())
 	c.pool = newPool(cfg, func(cmd *remoting.Command) {
 		if cmd.Code == remoting.NotifyConsumerIDsChanged {
 			c.rebalanceSoon()
 		}
 	})
+	// Brokers know members by connection: a new one (after a broker
+	// restart, say) must carry a heartbeat before the next tick, or the
+	// group would rebalance this member away.
+	c.pool.onDial = func(string) {
+		select {
+		case c.beat <- struct{}{}:
+		default:
+		}
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	b.mu.Lock()
@@ -235,6 +242,8 @@ func (c *consumer) heartbeatLoop() {
 			return
 		case <-t.C:
 			c.heartbeat(true)
+		case <-c.beat:
+			c.heartbeat(false)
 		}
 	}
 }

@@ -118,3 +118,39 @@ func TestGroupMembersSplitQueues(t *testing.T) {
 	second.Close()
 	collect(t, first, owned1, 4)
 }
+
+// What RocketMQ cannot do is refused with the code and limit named, per
+// record, leaving the rest of a batch alone.
+func TestRocketMQLimits(t *testing.T) {
+	f := startFake(t, rmqfake.Options{})
+	b := newBackend(t, fmt.Sprintf(`{"nameservers": [%q]}`, f.Addr()))
+	ctx := context.Background()
+	err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "compacted", Configs: map[string]string{"cleanup.policy": "compact"}}})
+	if sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "take no configs") {
+		t.Errorf("a topic with configs: %v; want code %d", err, sdk.CodeIllegal)
+	}
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "limits"}}); err != nil {
+		t.Fatal(err)
+	}
+	offs, err := b.ListOffsets(ctx, []string{"limits"}, "")
+	if err != nil || len(offs) != defaultQueues {
+		t.Fatalf("a topic created without a count has %d queues (%v); want default_queues, %d", len(offs), err, defaultQueues)
+	}
+	res, err := b.Produce(ctx, []sdk.Record{
+		{Topic: "limits", Partition: 0, Value: make([]byte, maxMessageBytes+1)},
+		{Topic: "limits", Partition: 0, Value: []byte("small")},
+		{Topic: "nowhere", Partition: 0, Value: []byte("x")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sdk.CodeOf(res[0].Err) != sdk.CodeTooLarge || !strings.Contains(res[0].Err.Error(), "4194304") {
+		t.Errorf("a record over 4 MiB: %v; want code %d naming the limit", res[0].Err, sdk.CodeTooLarge)
+	}
+	if res[1].Err != nil || res[1].Qid != offs[0].Qid || res[1].MessageID == "" {
+		t.Errorf("a small record in the same batch: %+v", res[1])
+	}
+	if sdk.CodeOf(res[2].Err) != sdk.CodeTopicNotExist {
+		t.Errorf("a topic the cluster lacks (no auto-creation): %v; want code %d", res[2].Err, sdk.CodeTopicNotExist)
+	}
+}

@@ -175,6 +175,8 @@ type pool struct {
 	cfg config
 	// handler receives requests brokers send on these connections.
 	handler func(*remoting.Command)
+	// onDial, when set, is told of every new connection.
+	onDial func(addr string)
 
 	mu    sync.Mutex
 	conns map[string]*remoting.Conn
@@ -236,6 +238,9 @@ func (p *pool) conn(ctx context.Context, addr string) (*remoting.Conn, error) {
 		return old, nil
 	}
 	p.conns[addr] = nc
+	if p.onDial != nil {
+		go p.onDial(addr)
+	}
 	return nc, nil
 }
 
