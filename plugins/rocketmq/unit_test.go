@@ -1,14 +1,21 @@
 package rocketmq
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	rmq "github.com/apache/rocketmq-client-go/v2"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
+	"github.com/apache/rocketmq-client-go/v2/producer"
 
+	"github.com/mqgate/mqgate/plugins/rocketmq/internal/remoting"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -199,5 +206,57 @@ func TestMessageConversion(t *testing.T) {
 				t.Errorf("headers %v; want %v", got.Headers, tc.in.Headers)
 			}
 		})
+	}
+}
+
+// The plugin's own requests are signed as rocketmq-client-go signs its
+// requests, so ACL-enabled brokers accept both: a request the library's
+// producer sends, captured on the wire, gets the same signature from sign.
+func TestSignMatchesClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	prod, err := rmq.NewProducer(
+		producer.WithNsResolver(primitive.NewPassthroughResolver([]string{ln.Addr().String()})),
+		producer.WithInstanceName("sign-test"),
+		producer.WithRetry(0),
+		producer.WithCredentials(primitive.Credentials{AccessKey: "ak-1", SecretKey: "sk-secret"}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go prod.SendSync(ctx, primitive.NewMessage("signed-topic", []byte("x"))) // fails: nobody answers
+
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	got, err := remoting.ReadCommand(bufio.NewReader(nc), remoting.MaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ExtFields["AccessKey"] != "ak-1" || got.ExtFields["Signature"] == "" {
+		t.Fatalf("the client sent no credentials: %+v", got.ExtFields)
+	}
+	mine := remoting.NewRequest(got.Code, map[string]string{}, got.Body)
+	for k, v := range got.ExtFields {
+		if k != "Signature" && k != "AccessKey" {
+			mine.ExtFields[k] = v
+		}
+	}
+	(&pool{cfg: config{accessKey: "ak-1", secretKey: "sk-secret"}}).sign(mine)
+	if mine.ExtFields["Signature"] != got.ExtFields["Signature"] || mine.ExtFields["AccessKey"] != "ak-1" {
+		t.Fatalf("signature %q; rocketmq-client-go signed the same request %q (fields %v)",
+			mine.ExtFields["Signature"], got.ExtFields["Signature"], got.ExtFields)
 	}
 }
