@@ -139,6 +139,9 @@ func (b *Backend) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) erro
 			// beats silently ignoring what the caller relies on.
 			return sdk.Errorf(sdk.CodeIllegal, "topic %s: rocketmq topics take no configs, got %v", t.Name, t.Configs)
 		}
+		if err := checkTopic(t.Name); err != nil {
+			return err
+		}
 		name := cfg.wrap(t.Name)
 		if _, err := rs.get(ctx, name, true); err == nil {
 			continue

@@ -298,9 +298,10 @@ func (c *consumer) rebalance(topic string) bool {
 		}
 		return false
 	}
-	if !slices.Contains(members, c.clientID) {
-		return false // not registered yet; heartbeats will fix it
-	}
+	// A member the broker does not list (not registered yet, or dropped
+	// with its connection) owns nothing: the others have its queues. It
+	// gives up what it holds and tries again once heartbeats register it.
+	registered := slices.Contains(members, c.clientID)
 	want := allocateAveragely(r.read, members, c.clientID)
 
 	c.mu.Lock()
@@ -347,7 +348,7 @@ func (c *consumer) rebalance(topic string) bool {
 		}
 		c.startPuller(r, oq, offset)
 	}
-	return ok
+	return ok && registered
 }
 
 // members lists the group's client ids as a broker of the topic knows them.

@@ -40,13 +40,22 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	var order []key
 	groups := map[key][]int{}
 	routesOf := map[string]*route{}
+	routeErrs := map[string]error{} // one lookup per topic and call
 	for i := range records {
 		r := &records[i]
 		name := cfg.wrap(r.Topic)
+		if err := routeErrs[name]; err != nil {
+			results[i].Err = err
+			continue
+		}
 		rt := routesOf[name]
 		if rt == nil {
+			if err := checkTopic(r.Topic); err != nil {
+				routeErrs[name], results[i].Err = err, err
+				continue
+			}
 			if rt, err = b.produceRoute(ctx, cfg, rs, name); err != nil {
-				results[i].Err = err
+				routeErrs[name], results[i].Err = err, err
 				continue
 			}
 			routesOf[name] = rt
@@ -116,6 +125,23 @@ func (b *Backend) produceRoute(ctx context.Context, cfg config, rs *routes, topi
 	}
 	auto.read = auto.write
 	return auto, nil
+}
+
+// maxTopicLength is RocketMQ's limit on topic names.
+const maxTopicLength = 127
+
+// checkTopic applies RocketMQ's topic rule, which is narrower than
+// mqgate's: no dots, at most 127 characters.
+func checkTopic(topic string) error {
+	if len(topic) > maxTopicLength {
+		return sdk.Errorf(sdk.CodeIllegal, "topic %s: %d characters; RocketMQ allows at most %d", topic, len(topic), maxTopicLength)
+	}
+	for i, c := range topic {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '%' || c == '|') {
+			return sdk.Errorf(sdk.CodeIllegal, "topic %s: character %q at byte %d is not allowed; RocketMQ topics are made of [a-zA-Z0-9_%%|-]", topic, c, i)
+		}
+	}
+	return nil
 }
 
 // pickQueue applies the record's partition choice to the writable queues.

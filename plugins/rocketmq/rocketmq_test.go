@@ -140,6 +140,7 @@ func TestRocketMQLimits(t *testing.T) {
 		{Topic: "limits", Partition: 0, Value: make([]byte, maxMessageBytes+1)},
 		{Topic: "limits", Partition: 0, Value: []byte("small")},
 		{Topic: "nowhere", Partition: 0, Value: []byte("x")},
+		{Topic: "a.b", Partition: 0, Value: []byte("x")},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,6 +150,9 @@ func TestRocketMQLimits(t *testing.T) {
 	}
 	if res[1].Err != nil || res[1].Qid != offs[0].Qid || res[1].MessageID == "" {
 		t.Errorf("a small record in the same batch: %+v", res[1])
+	}
+	if sdk.CodeOf(res[3].Err) != sdk.CodeIllegal || !strings.Contains(res[3].Err.Error(), "'.' at byte 1") {
+		t.Errorf("a topic with a dot: %v; want code %d naming the character", res[3].Err, sdk.CodeIllegal)
 	}
 	if sdk.CodeOf(res[2].Err) != sdk.CodeTopicNotExist {
 		t.Errorf("a topic the cluster lacks (no auto-creation): %v; want code %d", res[2].Err, sdk.CodeTopicNotExist)
