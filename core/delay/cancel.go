@@ -1,0 +1,172 @@
+package delay
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// cancels is every gateway's copy of the cancel topic: keyed records
+// "topic/id" whose value is the time the cancel stops applying, epoch ms.
+// Each gateway reads the whole topic and then follows it; before a batch
+// of hops or deliveries the workers call sync, which returns once
+// everything written to the topic before the call has been read. So a
+// cancel that returned anywhere stops every delivery that starts after it.
+type cancels struct {
+	b      sdk.Backend
+	topic  string
+	logger *slog.Logger
+
+	mu   sync.Mutex
+	ids  map[string]time.Time // "topic/id" -> until
+	pos  map[string]int64     // qid -> next offset to read
+	read chan struct{}        // closed and replaced whenever pos moves
+}
+
+func newCancels(b sdk.Backend, topic string, logger *slog.Logger) *cancels {
+	return &cancels{b: b, topic: topic, logger: logger, ids: map[string]time.Time{}, pos: map[string]int64{}, read: make(chan struct{})}
+}
+
+func cancelKey(topic, id string) string { return topic + "/" + id }
+
+// add records a cancel this gateway wrote, at once.
+func (c *cancels) add(key string, until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if until.After(c.ids[key]) {
+		c.ids[key] = until
+	}
+}
+
+// cancelled reports whether key is cancelled at now.
+func (c *cancels) cancelled(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	until, ok := c.ids[key]
+	return ok && now.Before(until)
+}
+
+// len is how many cancels are held.
+func (c *cancels) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.ids)
+}
+
+// follow reads the topic from its start and keeps reading until ctx ends.
+func (c *cancels) follow(ctx context.Context) {
+	expire := time.NewTicker(time.Minute)
+	defer expire.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-expire.C:
+			c.expire(time.Now())
+		default:
+		}
+		if err := c.readOnce(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Warn("reading delay cancels", "topic", c.topic, "error", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// readOnce fetches from every qid once, waiting up to a second for news.
+func (c *cancels) readOnce(ctx context.Context) error {
+	c.mu.Lock()
+	known := len(c.pos) > 0
+	c.mu.Unlock()
+	if !known {
+		offs, err := c.b.ListOffsets(ctx, []string{c.topic}, "")
+		if err != nil {
+			return err
+		}
+		c.mu.Lock()
+		for _, o := range offs {
+			c.pos[o.Qid] = o.Start
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: time.Second}
+	for qid, off := range c.pos {
+		req.Positions = append(req.Positions, sdk.FetchPosition{Topic: c.topic, Qid: qid, Offset: off})
+	}
+	c.mu.Unlock()
+	res, err := c.b.Fetch(ctx, req)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	relist := false
+	for _, r := range res {
+		if r.Err != nil {
+			// Retention passed us by (code 11): list the topic again and
+			// go on from the oldest records kept.
+			relist = relist || sdk.CodeOf(r.Err) == sdk.CodeIllegal
+			err = r.Err
+			continue
+		}
+		for _, rec := range r.Records {
+			ms, perr := strconv.ParseInt(string(rec.Value), 10, 64)
+			if perr != nil || rec.Key == nil {
+				continue // not a cancel; a tombstone, say
+			}
+			if until := time.UnixMilli(ms); until.After(c.ids[string(rec.Key)]) {
+				c.ids[string(rec.Key)] = until
+			}
+		}
+		c.pos[r.Qid] = r.NextOffset
+	}
+	if relist {
+		clear(c.pos)
+	}
+	close(c.read)
+	c.read = make(chan struct{})
+	return err
+}
+
+// sync returns once every cancel written before the call has been read.
+func (c *cancels) sync(ctx context.Context) error {
+	offs, err := c.b.ListOffsets(ctx, []string{c.topic}, "")
+	if err != nil {
+		return err
+	}
+	for {
+		c.mu.Lock()
+		behind := false
+		for _, o := range offs {
+			if p, ok := c.pos[o.Qid]; !ok || p < o.End {
+				behind = true
+			}
+		}
+		read := c.read
+		c.mu.Unlock()
+		if !behind {
+			return nil
+		}
+		select {
+		case <-read:
+		case <-ctx.Done():
+			return sdk.Errorf(sdk.CodeTimeout, "waiting to read the delay cancels: %v", ctx.Err())
+		}
+	}
+}
+
+// expire forgets cancels that no longer apply.
+func (c *cancels) expire(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, until := range c.ids {
+		if !now.Before(until) {
+			delete(c.ids, k)
+		}
+	}
+}

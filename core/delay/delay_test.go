@@ -1,0 +1,406 @@
+package delay_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apache/rocketmq-client-go/v2/rlog"
+
+	"github.com/mqgate/mqgate/core/delay"
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/plugins/kafka"
+	"github.com/mqgate/mqgate/plugins/rocketmq"
+	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// These tests run the real service and tier workers in process against
+// each backend: the Kafka plugin with its embedded broker, and the
+// RocketMQ plugin on the RocketMQ protocol fake. Long delays run on a
+// scaled clock.
+
+func TestMain(m *testing.M) {
+	rlog.SetLogLevel("error")
+	m.Run()
+}
+
+// scaledClock runs speed times faster than real time from its start.
+type scaledClock struct {
+	start time.Time
+	speed float64
+}
+
+func (c scaledClock) Now() time.Time {
+	return c.start.Add(time.Duration(float64(time.Since(c.start)) * c.speed))
+}
+
+func (c scaledClock) Timer(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTimer(time.Duration(float64(d) / c.speed))
+	return t.C, func() { t.Stop() }
+}
+
+type backendKind struct {
+	name  string
+	start func(t *testing.T) sdk.Backend
+}
+
+var backends = []backendKind{
+	{"kafka", func(t *testing.T) sdk.Backend {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		b := kafka.New(slog.New(slog.DiscardHandler))
+		cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, addr, filepath.Join(t.TempDir(), "data"))
+		if err := b.Configure(context.Background(), []byte(cfg)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}},
+	{"rocketmq", func(t *testing.T) sdk.Backend {
+		f, err := rmqfake.Start(rmqfake.Options{AutoCreateTopics: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		b := rocketmq.New(slog.New(slog.DiscardHandler))
+		if err := b.Configure(context.Background(), fmt.Appendf(nil, `{"nameservers":[%q]}`, f.Addr())); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		return b
+	}},
+}
+
+func forEachBackend(t *testing.T, test func(t *testing.T, b sdk.Backend)) {
+	for _, k := range backends {
+		t.Run(k.name, func(t *testing.T) { test(t, k.start(t)) })
+	}
+}
+
+// startService runs a delay service on b with clock (real time when nil).
+func startService(t *testing.T, b sdk.Backend, clock delay.Clock) *delay.Service {
+	t.Helper()
+	plan, err := delay.NewPlan(10, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
+	s := delay.New(delay.Options{
+		Cluster: "local", Backend: b, Producer: p,
+		Route: func(string) (string, error) { return "local", nil },
+		Plan:  plan, Partitions: 2, Max: 30 * 24 * time.Hour,
+		Logger: slog.New(slog.DiscardHandler), Clock: clock,
+	})
+	s.Start()
+	t.Cleanup(s.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for {
+		if _, err := s.Add(ctx, nil); err == nil {
+			return s
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the delay service never became ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// collector reads a topic from the start with Fetch.
+type collector struct {
+	t     *testing.T
+	b     sdk.Backend
+	topic string
+	mu    sync.Mutex
+	got   []sdk.Record
+	pos   map[string]int64
+}
+
+func newCollector(t *testing.T, b sdk.Backend, topic string) *collector {
+	t.Helper()
+	if err := b.EnsureTopics(context.Background(), []sdk.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	return &collector{t: t, b: b, topic: topic, pos: map[string]int64{}}
+}
+
+// poll reads what is new.
+func (c *collector) poll() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if len(c.pos) == 0 {
+		offs, err := c.b.ListOffsets(ctx, []string{c.topic}, "")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, o := range offs {
+			c.pos[o.Qid] = o.Start
+		}
+	}
+	req := sdk.FetchRequest{MaxRecords: 100, MaxWait: 50 * time.Millisecond}
+	for qid, off := range c.pos {
+		req.Positions = append(req.Positions, sdk.FetchPosition{Topic: c.topic, Qid: qid, Offset: off})
+	}
+	res, err := c.b.Fetch(ctx, req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			c.t.Fatalf("fetch %s/%s: %v", r.Topic, r.Qid, r.Err)
+		}
+		c.got = append(c.got, r.Records...)
+		c.pos[r.Qid] = r.NextOffset
+	}
+}
+
+// wait reads until n records have arrived.
+func (c *collector) wait(n int, within time.Duration) []sdk.Record {
+	c.t.Helper()
+	deadline := time.Now().Add(within)
+	for len(c.got) < n {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("%d of %d delayed messages arrived on %s", len(c.got), n, c.topic)
+		}
+		c.poll()
+	}
+	return c.got
+}
+
+func header(r sdk.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func add(t *testing.T, s *delay.Service, msgs ...delay.Message) []delay.Result {
+	t.Helper()
+	res, err := s.Add(context.Background(), msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Err != nil {
+			t.Fatalf("adding message %d: %v", i, r.Err)
+		}
+	}
+	return res
+}
+
+// Messages of 1.5 s, 12 s and 119 s (on a clock 10 times fast) arrive
+// once each, in due order, with key, value, headers and tags intact, and
+// the delay id and due time added.
+func TestDelaysArriveOnceInDueOrder(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
+		clock := scaledClock{start: time.Now(), speed: 10}
+		s := startService(t, b, clock)
+		out := newCollector(t, b, "orders")
+		now := clock.Now()
+		var msgs []delay.Message
+		for _, d := range []time.Duration{119 * time.Second, 1500 * time.Millisecond, 12 * time.Second} {
+			msgs = append(msgs, delay.Message{Topic: "orders", DueAt: now.Add(d), Msg: produce.Message{
+				Key: []byte("k-" + d.String()), Value: []byte("after " + d.String()), Tags: "t1", Partition: sdk.PartitionHash,
+				Headers: []sdk.Header{{Key: "trace", Value: []byte(d.String())}},
+			}})
+		}
+		res := add(t, s, msgs...)
+		got := out.wait(3, 60*time.Second)
+		slices.SortFunc(got, func(a, b sdk.Record) int { return a.Timestamp.Compare(b.Timestamp) })
+		var order []string
+		for _, r := range got {
+			order = append(order, string(r.Value))
+		}
+		if want := []string{"after 1.5s", "after 12s", "after 1m59s"}; !slices.Equal(order, want) {
+			t.Fatalf("arrival order %q; want %q", order, want)
+		}
+		for _, r := range got {
+			var m delay.Message
+			var id string
+			for i, in := range msgs {
+				if string(in.Msg.Value) == string(r.Value) {
+					m, id = in, res[i].ID
+				}
+			}
+			if string(r.Key) != string(m.Msg.Key) || r.Tags != "t1" || header(r, "trace") == "" ||
+				header(r, delay.HeaderID) != id || header(r, delay.HeaderDue) != strconv.FormatInt(m.DueAt.UnixMilli(), 10) {
+				t.Errorf("delivered %q with key %q tags %q headers %v; want key %q, id %s, due %d", r.Value, r.Key, r.Tags, r.Headers, m.Msg.Key, id, m.DueAt.UnixMilli())
+			}
+		}
+		// Nothing more comes: each arrived once.
+		time.Sleep(500 * time.Millisecond)
+		out.poll()
+		if len(out.got) != 3 {
+			t.Fatalf("%d deliveries of 3 messages", len(out.got))
+		}
+	})
+}
+
+// A cancel before the due time prevents the delivery; a cancel for an id
+// never added is fine.
+func TestCancelBeforeFiring(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
+		s := startService(t, b, nil)
+		out := newCollector(t, b, "reminders")
+		now := time.Now()
+		res := add(t, s,
+			delay.Message{Topic: "reminders", ID: "cancel-me", DueAt: now.Add(1500 * time.Millisecond), Msg: produce.Message{Value: []byte("cancelled"), Partition: sdk.PartitionHash}},
+			delay.Message{Topic: "reminders", DueAt: now.Add(2500 * time.Millisecond), Msg: produce.Message{Value: []byte("kept"), Partition: sdk.PartitionHash}},
+		)
+		if res[0].ID != "cancel-me" || res[1].ID == "" {
+			t.Fatalf("ids %q, %q; want the given one and a generated one", res[0].ID, res[1].ID)
+		}
+		ctx := context.Background()
+		if err := s.Cancel(ctx, "reminders", "cancel-me"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Cancel(ctx, "reminders", "never-added"); err != nil {
+			t.Fatalf("cancelling an id never added: %v", err)
+		}
+		if err := s.Cancel(ctx, "reminders", ""); sdk.CodeOf(err) != sdk.CodeIllegal {
+			t.Fatalf("cancel without an id: %v; want code 11", err)
+		}
+		got := out.wait(1, 30*time.Second)
+		time.Sleep(time.Second) // past the cancelled one's due time
+		out.poll()
+		if len(out.got) != 1 || string(got[0].Value) != "kept" {
+			t.Fatalf("delivered %d messages, first %q; want only the uncancelled one", len(out.got), got[0].Value)
+		}
+	})
+}
+
+// A loop of 3 fires 3 times, an interval apart; cancelling a loop stops
+// the firings still to come.
+func TestLoopFiresTimes(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
+		clock := scaledClock{start: time.Now(), speed: 5}
+		s := startService(t, b, clock)
+		out := newCollector(t, b, "ticks")
+		now := clock.Now()
+		add(t, s,
+			delay.Message{Topic: "ticks", ID: "three", DueAt: now.Add(2 * time.Second), Loop: &delay.Loop{Interval: 10 * time.Second, Times: 3},
+				Msg: produce.Message{Value: []byte("tick"), Partition: sdk.PartitionHash}},
+			delay.Message{Topic: "ticks", ID: "stopped", DueAt: now.Add(2 * time.Second), Loop: &delay.Loop{Interval: 20 * time.Second, Times: 100},
+				Msg: produce.Message{Value: []byte("stopped"), Partition: sdk.PartitionHash}},
+		)
+		// The stopped loop fires once, then is cancelled.
+		for {
+			out.poll()
+			if slices.ContainsFunc(out.got, func(r sdk.Record) bool { return string(r.Value) == "stopped" }) {
+				break
+			}
+		}
+		if err := s.Cancel(context.Background(), "ticks", "stopped"); err != nil {
+			t.Fatal(err)
+		}
+		got := out.wait(4, 60*time.Second)
+		// Past the stopped loop's second firing (20 s after its first).
+		deadline := clock.Now().Add(25 * time.Second)
+		for clock.Now().Before(deadline) {
+			out.poll()
+		}
+		got = out.got
+		var dues []int64
+		stopped := 0
+		for _, r := range got {
+			switch string(r.Value) {
+			case "tick":
+				d, _ := strconv.ParseInt(header(r, delay.HeaderDue), 10, 64)
+				dues = append(dues, d)
+			case "stopped":
+				stopped++
+			}
+		}
+		slices.Sort(dues)
+		if len(dues) != 3 || dues[1]-dues[0] != 10000 || dues[2]-dues[1] != 10000 {
+			t.Fatalf("the loop of 3 fired with due times %v; want 3, 10 s apart", dues)
+		}
+		if stopped != 1 {
+			t.Fatalf("the cancelled loop fired %d times; want once, before the cancel", stopped)
+		}
+	})
+}
+
+// Two services (two gateways) on one broker deliver each message once.
+func TestTwoGatewaysDeliverOnce(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
+		s1 := startService(t, b, nil)
+		s2 := startService(t, b, nil)
+		out := newCollector(t, b, "shared")
+		now := time.Now()
+		const n = 40
+		for i := range n {
+			s := s1
+			if i%2 == 1 {
+				s = s2
+			}
+			add(t, s, delay.Message{Topic: "shared", DueAt: now.Add(time.Duration(1000+50*i) * time.Millisecond),
+				Msg: produce.Message{Value: fmt.Appendf(nil, "m%02d", i), Partition: sdk.PartitionHash}})
+		}
+		got := out.wait(n, 60*time.Second)
+		time.Sleep(time.Second)
+		out.poll()
+		seen := map[string]int{}
+		for _, r := range out.got {
+			seen[string(r.Value)]++
+		}
+		for i := range n {
+			if v := fmt.Sprintf("m%02d", i); seen[v] != 1 {
+				t.Errorf("%s delivered %d times", v, seen[v])
+			}
+		}
+		_ = got
+	})
+}
+
+// Bad input is refused with code 11 naming the field, before anything is
+// written.
+func TestAddRefusesBadInput(t *testing.T) {
+	b := backends[0].start(t)
+	s := startService(t, b, nil)
+	now := time.Now()
+	msg := func(mod func(*delay.Message)) delay.Message {
+		m := delay.Message{Topic: "bad", DueAt: now.Add(time.Minute), Msg: produce.Message{Value: []byte("x")}}
+		mod(&m)
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		m    delay.Message
+		want string
+	}{
+		{"beyond max", msg(func(m *delay.Message) { m.DueAt = now.Add(31 * 24 * time.Hour) }), "exceeds delay.max"},
+		{"loop times 0", msg(func(m *delay.Message) { m.Loop = &delay.Loop{Interval: time.Second} }), "loop.times"},
+		{"loop interval 0", msg(func(m *delay.Message) { m.Loop = &delay.Loop{Times: 3} }), "loop.interval_ms"},
+		{"expire before first", msg(func(m *delay.Message) {
+			m.Loop = &delay.Loop{Interval: time.Second, Times: 3, Expire: now}
+		}), "loop.expire_at_ms"},
+		{"reserved header", msg(func(m *delay.Message) { m.Msg.Headers = []sdk.Header{{Key: "mqgate-delay-id", Value: []byte("x")}} }), "reserved"},
+		{"bad topic", msg(func(m *delay.Message) { m.Topic = "a b" }), "topic"},
+	} {
+		res, err := s.Add(context.Background(), []delay.Message{tc.m})
+		if err != nil || sdk.CodeOf(res[0].Err) != sdk.CodeIllegal || !strings.Contains(res[0].Err.Error(), tc.want) {
+			t.Errorf("%s: %v, %v; want code 11 naming %q", tc.name, res, err, tc.want)
+		}
+	}
+}

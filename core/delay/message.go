@@ -1,0 +1,84 @@
+package delay
+
+import (
+	"context"
+	"time"
+
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Message is one delayed message as a frontend decoded it.
+type Message struct {
+	// ID names the message for cancels and traces; Add generates one when
+	// it is empty.
+	ID    string
+	Topic string
+	// Msg is the message delivered at DueAt: key, value, headers, tags,
+	// placement.
+	Msg produce.Message
+	// DueAt is when it fires. A time in the past fires at once.
+	DueAt time.Time
+	// Loop, when not nil, makes it fire again every Loop.Interval.
+	Loop *Loop
+}
+
+// Loop is a repeating message: it fires at DueAt, then every Interval,
+// until it has fired Times times or the next firing would be after Expire
+// (when Expire is not zero), whichever comes first. A cancel stops the
+// firings still to come.
+type Loop struct {
+	Interval time.Duration
+	Times    int64
+	Expire   time.Time
+}
+
+// Result is the outcome of adding one message.
+type Result struct {
+	ID    string
+	DueAt time.Time
+	// Err is nil, or an *sdk.Error: code 11 for bad input (naming the
+	// field), 17 when the broker is down.
+	Err error
+}
+
+// Validate checks what a frontend cannot: the due time against max (the
+// longest delay accepted), the loop's fields. now is the reference time.
+// Field names in errors are the HTTP API's; frontends that name fields
+// differently map them.
+func (m *Message) Validate(now time.Time, max time.Duration) error {
+	if m.Topic == "" {
+		return sdk.Errorf(sdk.CodeIllegal, "topic: required")
+	}
+	if d := m.DueAt.Sub(now); d > max {
+		return sdk.Errorf(sdk.CodeIllegal, "delay of %s exceeds delay.max of %s", d.Round(time.Second), max)
+	}
+	if l := m.Loop; l != nil {
+		if l.Interval <= 0 {
+			return sdk.Errorf(sdk.CodeIllegal, "loop.interval_ms: must be positive, got %d", l.Interval.Milliseconds())
+		}
+		if l.Interval < time.Second {
+			return sdk.Errorf(sdk.CodeIllegal, "loop.interval_ms: at least 1000 (one second), got %d", l.Interval.Milliseconds())
+		}
+		if l.Times < 1 {
+			return sdk.Errorf(sdk.CodeIllegal, "loop.times: must be at least 1, got %d", l.Times)
+		}
+		if !l.Expire.IsZero() && l.Expire.Before(m.DueAt) {
+			return sdk.Errorf(sdk.CodeIllegal, "loop.expire_at_ms: %d is before the first firing at %d", l.Expire.UnixMilli(), m.DueAt.UnixMilli())
+		}
+	}
+	return nil
+}
+
+// Delayer is what frontends call to add and cancel delayed messages;
+// *Service implements it.
+type Delayer interface {
+	// Add schedules msgs and returns one result per message, in order. The
+	// error is for failures of the whole call.
+	Add(ctx context.Context, msgs []Message) ([]Result, error)
+	// Cancel promises that nothing with id on topic is delivered after it
+	// returns, whether or not id was ever added. An empty id is code 11.
+	Cancel(ctx context.Context, topic, id string) error
+	// Max is the longest delay accepted (delay.max).
+	Max() time.Duration
+}

@@ -1,0 +1,508 @@
+package delay
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// A worker serves one tier: it consumes the tier topic in the tier's own
+// consumer group (which splits the topic's partitions between gateways),
+// holds each record until its hop time, then moves it on: to the next tier,
+// to a sub-second wait in memory, or to its target topic. A record's offset
+// is committed only once that move is acknowledged and every record before
+// it in its partition is done, so a crash repeats a hop and never loses one.
+//
+// One group per tier, rather than one across all tiers: the plugin stream
+// has no per-partition pause, so when a worker holds its window's worth of
+// records it stops polling its whole stream. Within one tier every record
+// waits the same time, so that stall is short and fair; across tiers a
+// full 9000 s tier would hold up the 1 s tier.
+type worker struct {
+	s     *Service
+	tier  time.Duration
+	topic string // the tier topic, also the group
+
+	mu    sync.Mutex
+	qids  map[string]*qstate
+	timed entryHeap
+	held  int           // records held, done or not, until committed
+	room  chan struct{} // signalled when held drops
+	wake  chan struct{} // signalled when timed gets an earlier head
+}
+
+type qstate struct {
+	qid     string
+	revoked bool
+	entries []*entry // by offset; the front is the oldest not committed
+	next    int64    // offset to commit; -1 when nothing new
+}
+
+type entry struct {
+	q        *qstate
+	offset   int64
+	env      *envelope // nil for a record that is not a delayed message
+	at       time.Time // when to act
+	final    bool      // at is the due time: deliver
+	done     bool
+	attempts int
+	index    int // in timed
+}
+
+type entryHeap []*entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h entryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i]; h[i].index = i; h[j].index = j }
+func (h *entryHeap) Push(x any)        { e := x.(*entry); e.index = len(*h); *h = append(*h, e) }
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+func newWorker(s *Service, tier time.Duration) *worker {
+	return &worker{
+		s: s, tier: tier, topic: TierName(s.opts.TopicPrefix, tier),
+		qids: map[string]*qstate{}, room: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+	}
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// run consumes until ctx ends, re-joining the group after failures.
+func (w *worker) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { w.schedule(ctx) })
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		c, err := w.s.opts.Backend.Consume(ctx, sdk.Subscription{Group: w.topic, Topics: []string{w.topic}, Start: sdk.StartEarliest})
+		if err != nil {
+			w.s.logger.Warn("delay tier worker cannot consume", "tier", w.topic, "error", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		var cw sync.WaitGroup
+		cw.Go(func() { w.commits(cctx, c) })
+		w.poll(cctx, c)
+		cancel()
+		cw.Wait()
+		w.commitNow(context.Background(), c) // what finished meanwhile
+		c.Close()
+		w.dropAll()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// poll feeds records into the schedule while the window has room.
+func (w *worker) poll(ctx context.Context, c sdk.Consumer) {
+	window := w.s.opts.Window
+	for ctx.Err() == nil {
+		w.mu.Lock()
+		free := window - w.held
+		w.mu.Unlock()
+		if free <= 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.room:
+			}
+			continue
+		}
+		ev, err := c.Poll(ctx, min(free, 500))
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, sdk.ErrStreamEnded) {
+				return
+			}
+			w.s.logger.Warn("delay tier worker poll", "tier", w.topic, "error", err)
+			sleep(ctx, 100*time.Millisecond)
+			continue
+		}
+		w.apply(ev)
+	}
+}
+
+func (w *worker) apply(ev sdk.ConsumeEvent) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, o := range ev.Revoked {
+		if q := w.qids[o.Qid]; q != nil {
+			q.revoked = true
+			w.held -= len(q.entries)
+			delete(w.qids, o.Qid)
+		}
+	}
+	for _, o := range ev.Assigned {
+		if w.qids[o.Qid] == nil {
+			w.qids[o.Qid] = &qstate{qid: o.Qid, next: -1}
+		}
+	}
+	headBefore := w.head()
+	for i := range ev.Records {
+		r := &ev.Records[i]
+		q := w.qids[r.Qid]
+		if q == nil {
+			q = &qstate{qid: r.Qid, next: -1}
+			w.qids[r.Qid] = q
+		}
+		e := &entry{q: q, offset: r.Offset}
+		env, err := parseEnvelope(r)
+		if err != nil {
+			w.s.logger.Error("skipping a record in a delay tier", "tier", w.topic, "error", err)
+			w.s.metrics.dropped.WithLabelValues("malformed").Inc()
+			e.done = true
+		} else {
+			e.env, e.at = env, env.hop
+		}
+		q.entries = append(q.entries, e)
+		w.held++
+		if !e.done {
+			heap.Push(&w.timed, e)
+		}
+	}
+	w.advanceAll()
+	if h := w.head(); h != nil && (headBefore == nil || h.at.Before(headBefore.at)) {
+		signal(w.wake)
+	}
+}
+
+func (w *worker) head() *entry {
+	if len(w.timed) == 0 {
+		return nil
+	}
+	return w.timed[0]
+}
+
+// advanceAll moves every qid's commit point past its done entries; mu held.
+func (w *worker) advanceAll() {
+	for _, q := range w.qids {
+		w.advance(q)
+	}
+}
+
+func (w *worker) advance(q *qstate) {
+	n := 0
+	for n < len(q.entries) && q.entries[n].done {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	q.next = q.entries[n-1].offset + 1
+	q.entries = slices.Delete(q.entries, 0, n)
+	w.held -= n
+	signal(w.room)
+}
+
+// dropAll forgets everything after the stream ended: the next member (or
+// this one, re-joining) starts from the committed offsets.
+func (w *worker) dropAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, q := range w.qids {
+		q.revoked = true
+	}
+	w.qids = map[string]*qstate{}
+	w.timed = nil
+	w.held = 0
+	signal(w.room)
+}
+
+// schedule acts on entries as their times come.
+func (w *worker) schedule(ctx context.Context) {
+	clock := w.s.opts.Clock
+	for ctx.Err() == nil {
+		w.mu.Lock()
+		var due []*entry
+		now := clock.Now()
+		for len(w.timed) > 0 && !w.timed[0].at.After(now) {
+			due = append(due, heap.Pop(&w.timed).(*entry))
+		}
+		var wait time.Duration = time.Hour
+		if h := w.head(); h != nil {
+			wait = h.at.Sub(now)
+		}
+		w.mu.Unlock()
+		if len(due) > 0 {
+			w.act(ctx, due)
+			continue
+		}
+		timer, stop := clock.Timer(wait)
+		select {
+		case <-ctx.Done():
+		case <-timer:
+		case <-w.wake:
+		}
+		stop()
+	}
+}
+
+// act moves entries whose time has come.
+func (w *worker) act(ctx context.Context, due []*entry) {
+	live := due[:0]
+	w.mu.Lock()
+	for _, e := range due {
+		if !e.q.revoked {
+			live = append(live, e)
+		}
+	}
+	w.mu.Unlock()
+	if len(live) == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := w.s.cancels.sync(sctx)
+	cancel()
+	if err != nil {
+		w.s.logger.Warn("delay tier worker cannot read cancels; retrying", "tier", w.topic, "error", err)
+		w.retry(live, err)
+		return
+	}
+	now := w.s.opts.Clock.Now()
+	var hops, deliveries []*entry
+	var hopRecs []sdk.Record
+	var done []*entry
+	for _, e := range live {
+		env := e.env
+		if w.s.cancels.cancelled(cancelKey(env.topic, env.id), now) {
+			w.s.metrics.cancelledDropped.Inc()
+			done = append(done, e)
+			continue
+		}
+		left := env.due.Sub(now)
+		switch {
+		case left >= time.Second:
+			next := *env
+			t, _ := w.s.plan.Next(left)
+			next.hop = now.Add(t)
+			hops = append(hops, e)
+			hopRecs = append(hopRecs, next.record(TierName(w.s.opts.TopicPrefix, t)))
+		case left > 0:
+			// Under a second: wait it out here; the record stays
+			// uncommitted until delivered.
+			e.at, e.final = env.due, true
+			w.mu.Lock()
+			if !e.q.revoked {
+				heap.Push(&w.timed, e)
+			}
+			w.mu.Unlock()
+		default:
+			deliveries = append(deliveries, e)
+		}
+	}
+	w.finish(done, nil)
+	if len(hopRecs) > 0 {
+		res, err := w.s.opts.Producer.SendRecords(ctx, w.s.opts.Cluster, hopRecs)
+		w.settle(hops, res, err, func(*entry) { w.s.metrics.hops.WithLabelValues(w.topic).Inc() })
+	}
+	if len(deliveries) > 0 {
+		w.deliver(ctx, deliveries)
+	}
+}
+
+// deliver produces due messages to their topics, and the next occurrence
+// of loops into the tiers, before marking them done.
+func (w *worker) deliver(ctx context.Context, es []*entry) {
+	byTopic := map[string][]*entry{}
+	var order []string
+	for _, e := range es {
+		if _, ok := byTopic[e.env.topic]; !ok {
+			order = append(order, e.env.topic)
+		}
+		byTopic[e.env.topic] = append(byTopic[e.env.topic], e)
+	}
+	for _, topic := range order {
+		group := byTopic[topic]
+		cluster, err := w.s.opts.Route(topic)
+		if err != nil {
+			w.settle(group, nil, err, nil)
+			continue
+		}
+		msgs := make([]produce.Message, len(group))
+		for i, e := range group {
+			msgs[i] = e.env.delivered()
+		}
+		res, err := w.s.opts.Producer.SendRecords(ctx, cluster, produce.Records(topic, msgs))
+		var ok []*entry
+		w.settleWith(group, res, err, func(e *entry) { ok = append(ok, e) }, false)
+		// Delivered: loops re-enqueue their next firing, then all are done.
+		var again []*entry
+		var recs []sdk.Record
+		var finished []*entry
+		now := w.s.opts.Clock.Now()
+		for _, e := range ok {
+			w.s.metrics.delivered.Inc()
+			w.s.metrics.lateness.Observe(max(now.Sub(e.env.due), 0).Seconds())
+			if next := nextFiring(e.env); next != nil {
+				again = append(again, e)
+				recs = append(recs, next.record(w.s.tierFor(next, now)))
+				continue
+			}
+			finished = append(finished, e)
+		}
+		w.finish(finished, nil)
+		if len(recs) > 0 {
+			res, err := w.s.opts.Producer.SendRecords(ctx, w.s.opts.Cluster, recs)
+			// A loop whose next firing failed to enqueue is retried from
+			// the start: this firing repeats rather than the rest being
+			// lost.
+			w.settle(again, res, err, nil)
+		}
+	}
+}
+
+// nextFiring is a loop's next occurrence after e fired, or nil when the
+// loop is over.
+func nextFiring(e *envelope) *envelope {
+	l := e.loop
+	if l == nil || e.fired+1 >= l.Times {
+		return nil
+	}
+	next := *e
+	next.fired++
+	next.due = e.due.Add(l.Interval)
+	if !l.Expire.IsZero() && next.due.After(l.Expire) {
+		return nil
+	}
+	return &next
+}
+
+// settle marks entries done where their produce succeeded (calling ok for
+// each), retries the retriable failures and drops the others.
+func (w *worker) settle(es []*entry, res []sdk.ProduceResult, err error, ok func(*entry)) {
+	w.settleWith(es, res, err, ok, true)
+}
+
+func (w *worker) settleWith(es []*entry, res []sdk.ProduceResult, err error, ok func(*entry), markDone bool) {
+	var done, failed []*entry
+	var lastErr error
+	for i, e := range es {
+		rerr := err
+		if rerr == nil && i < len(res) {
+			rerr = res[i].Err
+		}
+		if rerr == nil {
+			if ok != nil {
+				ok(e)
+			}
+			if markDone {
+				done = append(done, e)
+			}
+			continue
+		}
+		switch sdk.CodeOf(rerr) {
+		case sdk.CodeIllegal, sdk.CodeNotAllowed, sdk.CodeTopicNotExist, sdk.CodeTooLarge:
+			w.s.logger.Error("dropping a delayed message its topic refuses", "id", e.env.id, "topic", e.env.topic, "error", rerr)
+			w.s.metrics.dropped.WithLabelValues("refused").Inc()
+			done = append(done, e)
+		default:
+			failed = append(failed, e)
+			lastErr = rerr
+		}
+	}
+	w.finish(done, nil)
+	if len(failed) > 0 {
+		w.s.logger.Warn("delay tier worker will retry", "tier", w.topic, "records", len(failed), "error", lastErr)
+		w.retry(failed, lastErr)
+	}
+}
+
+// retry puts entries back to act on again after a backoff.
+func (w *worker) retry(es []*entry, _ error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.s.opts.Clock.Now()
+	for _, e := range es {
+		if e.q.revoked {
+			continue
+		}
+		e.attempts++
+		e.at = now.Add(min(time.Duration(e.attempts)*100*time.Millisecond, 5*time.Second))
+		heap.Push(&w.timed, e)
+	}
+	signal(w.wake)
+}
+
+// finish marks entries done and moves commit points.
+func (w *worker) finish(es []*entry, _ error) {
+	if len(es) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, e := range es {
+		e.done = true
+		if !e.q.revoked {
+			w.advance(e.q)
+		}
+	}
+}
+
+// commits commits finished offsets every commitInterval until ctx ends.
+func (w *worker) commits(ctx context.Context, c sdk.Consumer) {
+	t := time.NewTicker(commitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.commitNow(ctx, c)
+		}
+	}
+}
+
+const commitInterval = 100 * time.Millisecond
+
+func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
+	w.mu.Lock()
+	var offs []sdk.Offset
+	var qs []*qstate
+	for _, q := range w.qids {
+		if q.next >= 0 {
+			offs = append(offs, sdk.Offset{Topic: w.topic, Qid: q.qid, Offset: q.next})
+			qs = append(qs, q)
+		}
+	}
+	w.mu.Unlock()
+	if len(offs) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Commit(cctx, offs); err != nil {
+		if sdk.CodeOf(err) != sdk.CodeNotFound {
+			w.s.logger.Warn("delay tier worker commit", "tier", w.topic, "error", err)
+		}
+		return
+	}
+	w.mu.Lock()
+	for i, q := range qs {
+		if q.next == offs[i].Offset {
+			q.next = -1
+		}
+	}
+	w.mu.Unlock()
+}
