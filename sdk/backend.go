@@ -42,6 +42,12 @@ type Consumer interface {
 	// its context ending.
 	Poll(ctx context.Context, maxRecords int) (ConsumeEvent, error)
 	// Commit stores offsets for the subscription's group.
+	//
+	// After Poll returns a Revoked event, the gateway commits what it
+	// finished of those qids with one Commit call (possibly of no
+	// offsets) before it polls again. A plugin may hold the broker's
+	// rebalance until that call, and must accept commits for the revoked
+	// qids in it, so that the next owner starts after them.
 	Commit(ctx context.Context, offsets []Offset) error
 	// Close leaves the group.
 	Close() error

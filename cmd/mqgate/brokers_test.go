@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -162,7 +163,7 @@ func startRocketMQ(t *testing.T, opts rmqfake.Options, topics ...string) *testBr
 		config: fmt.Sprintf("{nameservers: [%q]}", f.Addr()),
 		addr:   f.Addr(),
 		readUntil: func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord {
-			return readRocketMQ(t, f.Addr(), topic, done)
+			return readRocketMQ(t, f, topic, done)
 		},
 		pause: f.Pause,
 	}
@@ -170,8 +171,18 @@ func startRocketMQ(t *testing.T, opts rmqfake.Options, topics ...string) *testBr
 
 // readRocketMQ reads with rocketmq-client-go's push consumer, in a new
 // group from the first offset.
-func readRocketMQ(t *testing.T, nameserver, topic string, done func([]brokerRecord) bool) []brokerRecord {
+func readRocketMQ(t *testing.T, f *rmqfake.Fake, topic string, done func([]brokerRecord) bool) []brokerRecord {
 	t.Helper()
+	nameserver := f.Addr()
+	// The client refuses to consume a topic that does not exist yet (a
+	// topic created by its first, delayed, message, say).
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.Contains(f.Topics(), topic) {
+		if time.Now().After(deadline) {
+			t.Fatalf("topic %s never appeared on the RocketMQ fake", topic)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	n := rocketmqReaders.Add(1)
 	instance := fmt.Sprintf("reader-%d", n)
 	// rocketmq-client-go v2.1.2 races with itself: a client's first route
@@ -217,7 +228,6 @@ func readRocketMQ(t *testing.T, nameserver, topic string, done func([]brokerReco
 		t.Fatal(err)
 	}
 	defer c.Shutdown()
-	deadline := time.Now().Add(30 * time.Second)
 	for {
 		mu.Lock()
 		enough, got := done(out), len(out)

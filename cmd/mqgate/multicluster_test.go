@@ -80,7 +80,7 @@ producer: {spool_dir: %q}
 	if !orders["order over http"] || !orders["order over thrift"] {
 		t.Errorf("franz-go read orders %v", orders)
 	}
-	payments := readRocketMQ(t, fake.Addr(), "payments", func(rs []brokerRecord) bool { return len(rs) >= 2 })
+	payments := readRocketMQ(t, fake, "payments", func(rs []brokerRecord) bool { return len(rs) >= 2 })
 	if got := valuesOf(payments); !got["payment over http"] || !got["payment over thrift"] {
 		t.Errorf("rocketmq-client-go read payments %v", got)
 	}
@@ -131,7 +131,7 @@ func TestNameserverDownAtStartup(t *testing.T) {
 	t.Cleanup(func() { fake.Close() })
 	waitFor(t, "the gateway to become ready", func() bool { return g.status("/readyz") == 200 })
 	g.produceOK("orders", `{"value": "on time"}`)
-	if got := valuesOf(readRocketMQ(t, nsAddr, "orders", func(rs []brokerRecord) bool { return len(rs) >= 1 })); !got["on time"] {
+	if got := valuesOf(readRocketMQ(t, fake, "orders", func(rs []brokerRecord) bool { return len(rs) >= 1 })); !got["on time"] {
 		t.Fatalf("read back %v", got)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
@@ -124,6 +125,18 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		}
 	}()
 
+	var delayer delay.Delayer
+	if cfg.Delay.Enabled {
+		svc, err := startDelay(cfg, backends, producer, rt, log, reg)
+		if err != nil {
+			return err
+		}
+		// Stopped after the frontends (deferred before them): the workers
+		// finish their moves; what they held is moved again on restart.
+		defer svc.Close()
+		delayer = svc
+	}
+
 	srv := httpapi.New(httpapi.Options{
 		Listen:           cfg.HTTP.Listen,
 		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
@@ -132,6 +145,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		RequestTimeout:   cfg.HTTP.RequestTimeout,
 		Registry:         reg,
 		Logger:           log,
+		Delayer:          delayer,
 	}, rt, host)
 	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -152,6 +166,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
 		Logger:      log,
 		Registry:    reg,
+		Delayer:     delayer,
 	}, rt)
 	tlis, err := net.Listen("tcp", cfg.Thrift.ProducerListen)
 	if err != nil {
@@ -187,6 +202,35 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	wg.Wait()
 	drainSpool(sctx, spool, log)
 	return nil
+}
+
+// startDelay starts the delay service on delay.cluster. It creates its
+// topics in the background: a cluster that is down at start-up delays
+// delay messages (code 17), not the gateway.
+func startDelay(cfg *config.Config, backends map[string]sdk.Backend, producer *produce.Producer, rt *router.Router,
+	log *slog.Logger, reg prometheus.Registerer) (*delay.Service, error) {
+	plan, err := delay.NewPlan(cfg.Delay.Base, cfg.Delay.Levels)
+	if err != nil {
+		return nil, err
+	}
+	svc := delay.New(delay.Options{
+		Cluster:  cfg.Delay.Cluster,
+		Backend:  backends[cfg.Delay.Cluster],
+		Producer: producer,
+		Route: func(topic string) (string, error) {
+			name, _, err := rt.Cluster(topic)
+			return name, err
+		},
+		Plan:        plan,
+		Partitions:  int32(cfg.Delay.Partitions),
+		Max:         cfg.Delay.Max,
+		TopicPrefix: cfg.Delay.TopicPrefix,
+		Window:      cfg.Delay.Window,
+		Logger:      log.With("component", "delay"),
+		Registerer:  reg,
+	})
+	svc.Start()
+	return svc, nil
 }
 
 // startClusters starts one backend plugin process per cluster. A plugin that

@@ -82,9 +82,11 @@ func testThriftProducer(t *testing.T, kind brokerKind, transport, protocol strin
 	}
 
 	dm := producer.NewDelayMessage()
-	dm.Topic, dm.Body, dm.Action = "ddmq", []byte("later"), 1
-	if r, err := client.SendDelaySync(ctx, dm, 5000); err != nil || r.Code != 11 {
-		t.Fatalf("sendDelaySync = %+v, %v; want code 11 until delay messages land", r, err)
+	due := time.Now().Add(1500 * time.Millisecond).UnixMilli()
+	dm.Topic, dm.Body, dm.Tags, dm.Action, dm.Timestamp = "ddmq", []byte("later"), "delayed", 1, &due
+	dr, err := client.SendDelaySync(ctx, dm, 5000)
+	if err != nil || dr.Code != 0 || dr.UniqDelayMsgId == "" {
+		t.Fatalf("sendDelaySync = %+v, %v; want code 0 and an id", dr, err)
 	}
 
 	bad := producer.NewMessage()
@@ -93,7 +95,7 @@ func testThriftProducer(t *testing.T, kind brokerKind, transport, protocol strin
 		t.Fatalf("sendSync with an empty topic = %+v, %v; want code 11", r, err)
 	}
 
-	recs := g.read("ddmq", 5) // with the one the spool forwards
+	recs := g.read("ddmq", 6) // with the one the spool forwards and the delayed one
 	got := map[string]bool{}
 	for _, rec := range recs {
 		got[rec.Value] = true
@@ -107,7 +109,12 @@ func testThriftProducer(t *testing.T, kind brokerKind, transport, protocol strin
 			t.Fatalf("properties arrived as %v, tags as %q", rec.Headers, rec.Tags)
 		}
 	}
-	for _, v := range []string{"batch-0", "batch-1", "batch-2", "spooled"} {
+	for _, rec := range recs {
+		if rec.Value == "later" && (rec.Headers["mqgate-delay-id"] != dr.UniqDelayMsgId || rec.Headers["mqgate-delay-due-ms"] != fmt.Sprint(due) || rec.Tags != "delayed") {
+			t.Fatalf("the delayed message arrived as %+v; want delay id %s, due %d, tags delayed", rec, dr.UniqDelayMsgId, due)
+		}
+	}
+	for _, v := range []string{"batch-0", "batch-1", "batch-2", "spooled", "later"} {
 		if !got[v] {
 			t.Fatalf("%s is missing; read %d records", v, len(recs))
 		}

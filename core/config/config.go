@@ -47,6 +47,7 @@ type Config struct {
 	Thrift         Thrift              `yaml:"thrift"`
 	PluginHost     PluginHost          `yaml:"plugin_host"`
 	Producer       Producer            `yaml:"producer"`
+	Delay          Delay               `yaml:"delay"`
 
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
@@ -105,6 +106,27 @@ type Producer struct {
 	// SpoolDir holds async messages until the broker has them.
 	SpoolDir      string `yaml:"spool_dir" default:"./data/spool"`
 	SpoolMaxBytes int64  `yaml:"spool_max_bytes" default:"1GiB" check:"size,positive"`
+}
+
+// Delay configures delay messages: tier topics on one cluster.
+type Delay struct {
+	// Enabled runs the delay service: it creates the tier topics at
+	// start-up and every gateway works the tiers.
+	Enabled bool `yaml:"enabled" default:"true"`
+	// Cluster holds the tier and cancel topics; default: default_cluster.
+	Cluster string `yaml:"cluster"`
+	// Base and Levels give tiers of d*base^k seconds, d = 1..base-1,
+	// k = 0..levels-1.
+	Base       int `yaml:"base" default:"10" check:"positive"`
+	Levels     int `yaml:"levels" default:"4" check:"positive"`
+	Partitions int `yaml:"partitions" default:"4" check:"positive"`
+	// Max is the longest delay accepted.
+	Max time.Duration `yaml:"max" default:"720h" check:"positive"`
+	// TopicPrefix starts the names of the tier and cancel topics and of
+	// the tiers' consumer groups.
+	TopicPrefix string `yaml:"topic_prefix" default:"mqgate_delay_"`
+	// Window bounds the records each tier worker holds in memory.
+	Window int `yaml:"window" default:"2000" check:"positive"`
 }
 
 // HTTP configures the HTTP frontend.

@@ -305,6 +305,14 @@ func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path stri
 			fv.SetString(n.Value)
 		}
 
+	case fv.Kind() == reflect.Bool:
+		var b bool
+		if n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			wrong("true or false")
+			return
+		}
+		fv.SetBool(b)
+
 	case fv.Kind() == reflect.Int || fv.Kind() == reflect.Int64:
 		var i int64
 		switch {

@@ -22,7 +22,23 @@ func (d *decoder) validate(c *Config) {
 	d.validatePlugins(c)
 	d.validateClusters(c)
 	d.validateTopics(c)
+	d.validateDelay(c)
 	d.validateListeners(c)
+}
+
+func (d *decoder) validateDelay(c *Config) {
+	dl := &c.Delay
+	if dl.Cluster == "" {
+		dl.Cluster = c.DefaultCluster
+	} else if _, ok := c.Clusters[dl.Cluster]; !ok && !d.broken["clusters"] {
+		d.errorf(d.lines["delay.cluster"], "delay.cluster", "no cluster %q under clusters", dl.Cluster)
+	}
+	if dl.Base == 1 && !d.broken["delay.base"] {
+		d.errorf(d.lines["delay.base"], "delay.base", "must be at least 2")
+	}
+	if msg := topicname.Problem(dl.TopicPrefix + "cancel"); msg != "" && !d.broken["delay.topic_prefix"] {
+		d.errorf(d.lines["delay.topic_prefix"], "delay.topic_prefix", "makes invalid topic names: %s", msg)
+	}
 }
 
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)

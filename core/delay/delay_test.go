@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
@@ -92,25 +93,60 @@ func forEachBackend(t *testing.T, test func(t *testing.T, b sdk.Backend)) {
 
 // startService runs a delay service on b with clock (real time when nil).
 func startService(t *testing.T, b sdk.Backend, clock delay.Clock) *delay.Service {
+	s, _ := startServiceReg(t, b, clock)
+	return s
+}
+
+// startWorking runs a delay service and waits until its workers own every
+// tier partition, so that a test on a fast clock does not count the
+// workers' start-up (joining 36 groups) against the shortest delays.
+func startWorking(t *testing.T, b sdk.Backend, clock delay.Clock) *delay.Service {
+	t.Helper()
+	s, reg := startServiceReg(t, b, clock)
+	deadline := time.Now().Add(60 * time.Second)
+	for owned(t, reg) < 36*2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workers own %v of 72 tier partitions", owned(t, reg))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return s
+}
+
+func owned(t *testing.T, reg *prometheus.Registry) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "mqgate_delay_partitions_owned" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return 0
+}
+
+func startServiceReg(t *testing.T, b sdk.Backend, clock delay.Clock) (*delay.Service, *prometheus.Registry) {
 	t.Helper()
 	plan, err := delay.NewPlan(10, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
 	s := delay.New(delay.Options{
 		Cluster: "local", Backend: b, Producer: p,
 		Route: func(string) (string, error) { return "local", nil },
 		Plan:  plan, Partitions: 2, Max: 30 * 24 * time.Hour,
-		Logger: slog.New(slog.DiscardHandler), Clock: clock,
+		Logger: slog.New(slog.DiscardHandler), Clock: clock, Registerer: reg,
 	})
 	s.Start()
 	t.Cleanup(s.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for {
-		if _, err := s.Add(ctx, nil); err == nil {
-			return s
+		if s.Ready() == nil {
+			return s, reg
 		}
 		if ctx.Err() != nil {
 			t.Fatal("the delay service never became ready")
@@ -211,7 +247,7 @@ func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
 		clock := scaledClock{start: time.Now(), speed: 10}
-		s := startService(t, b, clock)
+		s := startWorking(t, b, clock)
 		out := newCollector(t, b, "orders")
 		now := clock.Now()
 		var msgs []delay.Message
@@ -293,7 +329,7 @@ func TestLoopFiresTimes(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
 		clock := scaledClock{start: time.Now(), speed: 5}
-		s := startService(t, b, clock)
+		s := startWorking(t, b, clock)
 		out := newCollector(t, b, "ticks")
 		now := clock.Now()
 		add(t, s,

@@ -81,4 +81,6 @@ type Delayer interface {
 	Cancel(ctx context.Context, topic, id string) error
 	// Max is the longest delay accepted (delay.max).
 	Max() time.Duration
+	// Ready is nil once delayed messages can be added, else why not.
+	Ready() error
 }

@@ -152,6 +152,14 @@ func (s *Service) ensureTopics(ctx context.Context) error {
 // Max is the longest delay accepted.
 func (s *Service) Max() time.Duration { return s.opts.Max }
 
+// Ready is nil once the delay topics exist.
+func (s *Service) Ready() error {
+	if !s.ready.Load() {
+		return s.notReady()
+	}
+	return nil
+}
+
 func (s *Service) notReady() error {
 	return sdk.Errorf(sdk.CodeUnavailable, "delay messages are not ready: the delay topics on cluster %s are being created", s.opts.Cluster)
 }
@@ -181,8 +189,8 @@ func (s *Service) tierFor(e *envelope, now time.Time) string {
 // Add schedules msgs. Messages already due are delivered at once (unless
 // cancelled); the others go to their first tier.
 func (s *Service) Add(ctx context.Context, msgs []Message) ([]Result, error) {
-	if !s.ready.Load() {
-		return nil, s.notReady()
+	if err := s.Ready(); err != nil {
+		return nil, err
 	}
 	now := s.opts.Clock.Now()
 	results := make([]Result, len(msgs))
@@ -320,8 +328,8 @@ func (s *Service) Cancel(ctx context.Context, topic, id string) error {
 	if err := topicname.Validate(topic); err != nil {
 		return err
 	}
-	if !s.ready.Load() {
-		return s.notReady()
+	if err := s.Ready(); err != nil {
+		return err
 	}
 	until := s.opts.Clock.Now().Add(s.opts.Max + s.plan.tiers[len(s.plan.tiers)-1])
 	key := cancelKey(topic, id)
@@ -374,7 +382,7 @@ type serviceMetrics struct {
 	dropped                                     *prometheus.CounterVec
 	lateness                                    prometheus.Histogram
 	pending                                     *prometheus.GaugeVec
-	cancelsHeld                                 prometheus.Gauge
+	cancelsHeld, owned                          prometheus.Gauge
 }
 
 func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string) *serviceMetrics {
@@ -391,6 +399,7 @@ func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string) *ser
 		}),
 		pending:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_delay_pending_messages", Help: "Records in each tier topic not yet moved on (all gateways), sampled every 5 s."}, []string{"tier"}),
 		cancelsHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_delay_cancels_held", Help: "Cancels this gateway holds in memory."}),
+		owned:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_delay_partitions_owned", Help: "Tier topic partitions this gateway's workers own."}),
 	}
 	for _, t := range plan.tiers {
 		m.pending.WithLabelValues(TierName(prefix, t))
@@ -405,6 +414,7 @@ func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string) *ser
 		m.lateness = metrics.Register(reg, m.lateness)
 		m.pending = metrics.Register(reg, m.pending)
 		m.cancelsHeld = metrics.Register(reg, m.cancelsHeld)
+		m.owned = metrics.Register(reg, m.owned)
 	}
 	return m
 }

@@ -29,6 +29,10 @@ type worker struct {
 	tier  time.Duration
 	topic string // the tier topic, also the group
 
+	// actMu is held while entries are moved, so that a revoke waits for
+	// moves in flight and commits them before the partition changes hands.
+	actMu sync.Mutex
+
 	mu    sync.Mutex
 	qids  map[string]*qstate
 	timed entryHeap
@@ -129,6 +133,9 @@ func (w *worker) poll(ctx context.Context, c sdk.Consumer) {
 			continue
 		}
 		ev, err := c.Poll(ctx, min(free, 500))
+		if err == nil && len(ev.Revoked) > 0 {
+			w.revoke(ctx, c, ev.Revoked)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -144,19 +151,45 @@ func (w *worker) poll(ctx context.Context, c sdk.Consumer) {
 	}
 }
 
+// revoke gives partitions up: it waits for moves in flight, then commits
+// what is finished of them in one Commit call, made even when there is
+// nothing to commit, since the plugin may hold the rebalance until then
+// (see sdk.Consumer.Commit). The next owner starts after what was moved
+// here, so a clean rebalance repeats nothing.
+func (w *worker) revoke(ctx context.Context, c sdk.Consumer, revoked []sdk.Offset) {
+	w.actMu.Lock()
+	defer w.actMu.Unlock()
+	w.mu.Lock()
+	var offs []sdk.Offset
+	for _, o := range revoked {
+		q := w.qids[o.Qid]
+		if q == nil {
+			continue
+		}
+		if q.next >= 0 {
+			offs = append(offs, sdk.Offset{Topic: w.topic, Qid: q.qid, Offset: q.next})
+		}
+		q.revoked = true
+		w.held -= len(q.entries)
+		delete(w.qids, o.Qid)
+		w.s.metrics.owned.Dec()
+	}
+	w.mu.Unlock()
+	signal(w.room)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.Commit(cctx, offs); err != nil && ctx.Err() == nil {
+		w.s.logger.Warn("delay tier worker commit on revoke", "tier", w.topic, "error", err)
+	}
+}
+
 func (w *worker) apply(ev sdk.ConsumeEvent) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, o := range ev.Revoked {
-		if q := w.qids[o.Qid]; q != nil {
-			q.revoked = true
-			w.held -= len(q.entries)
-			delete(w.qids, o.Qid)
-		}
-	}
 	for _, o := range ev.Assigned {
 		if w.qids[o.Qid] == nil {
 			w.qids[o.Qid] = &qstate{qid: o.Qid, next: -1}
+			w.s.metrics.owned.Inc()
 		}
 	}
 	headBefore := w.head()
@@ -166,6 +199,7 @@ func (w *worker) apply(ev sdk.ConsumeEvent) {
 		if q == nil {
 			q = &qstate{qid: r.Qid, next: -1}
 			w.qids[r.Qid] = q
+			w.s.metrics.owned.Inc()
 		}
 		e := &entry{q: q, offset: r.Offset}
 		env, err := parseEnvelope(r)
@@ -224,6 +258,7 @@ func (w *worker) dropAll() {
 	for _, q := range w.qids {
 		q.revoked = true
 	}
+	w.s.metrics.owned.Sub(float64(len(w.qids)))
 	w.qids = map[string]*qstate{}
 	w.timed = nil
 	w.held = 0
@@ -261,6 +296,8 @@ func (w *worker) schedule(ctx context.Context) {
 
 // act moves entries whose time has come.
 func (w *worker) act(ctx context.Context, due []*entry) {
+	w.actMu.Lock()
+	defer w.actMu.Unlock()
 	live := due[:0]
 	w.mu.Lock()
 	for _, e := range due {

@@ -18,8 +18,10 @@ func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, statusOK)
 }
 
-// readyz serves GET /readyz: 200 when every plugin is up, else 503 (code
-// 17) naming the plugins that are not, in the order Plugins reports them.
+// readyz serves GET /readyz: 200 when every plugin is up and the delay
+// service (when there is one) is ready, else 503 (code 17) naming the
+// plugins that are not, in the order Plugins reports them, or the delay
+// service's reason.
 func (s *Server) readyz(c *gin.Context) {
 	var down []string
 	for _, st := range s.statuses() {
@@ -30,6 +32,12 @@ func (s *Server) readyz(c *gin.Context) {
 	if len(down) > 0 {
 		abortWithCode(c, sdk.CodeUnavailable, "plugins not ready: "+strings.Join(down, ", "))
 		return
+	}
+	if s.opts.Delayer != nil {
+		if err := s.opts.Delayer.Ready(); err != nil {
+			abortWithCode(c, sdk.CodeUnavailable, err.Error())
+			return
+		}
 	}
 	c.JSON(http.StatusOK, statusOK)
 }

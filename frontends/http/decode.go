@@ -5,12 +5,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
 
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -18,6 +21,10 @@ import (
 // messageFields are the fields a message object may carry, in the order
 // decodeMessage checks them.
 var messageFields = []string{"key", "value", "value_base64", "headers", "tags", "partition", "hash_id"}
+
+// delayFields are the fields a delayed message object carries besides
+// messageFields (decodeDelayed).
+var delayFields = []string{"delay_ms", "deliver_at_ms", "id", "loop"}
 
 // decodeMessages decodes a produce request body: one message object, or
 // {"messages": [...]} holding at least one. Every error is an *sdk.Error;
@@ -37,9 +44,7 @@ func decodeMessages(body []byte) ([]produce.Message, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, illegalf("request body is empty; want a message object or {\"messages\": [...]}")
 	}
-	// Over a *bytes.Buffer the tokenizer reads body in place, so the values
-	// it returns alias body rather than an internal buffer.
-	d := &bodyDecoder{body: body, dec: jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))}
+	d := newBodyDecoder(body)
 	msgs, err := d.top()
 	if err != nil {
 		return nil, d.explain(err)
@@ -51,6 +56,22 @@ func decodeMessages(body []byte) ([]produce.Message, error) {
 type bodyDecoder struct {
 	body []byte
 	dec  *jsontext.Decoder
+	// isBatch is set once the body turned out to be {"messages": [...]}.
+	isBatch bool
+	// delay, when not nil, makes the decoder accept delayFields and collect
+	// what they say (decodeDelayed).
+	delay *delayDecoding
+}
+
+func newBodyDecoder(body []byte) *bodyDecoder {
+	// Over a *bytes.Buffer the tokenizer reads body in place, so the values
+	// it returns alias body rather than an internal buffer.
+	return &bodyDecoder{body: body, dec: jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))}
+}
+
+// isField reports whether name is a field of a message object in this body.
+func (d *bodyDecoder) isField(name string) bool {
+	return slices.Contains(messageFields, name) || d.delay != nil && slices.Contains(delayFields, name)
 }
 
 // explain turns a syntax error from the tokenizer into code 11 with its
@@ -148,11 +169,11 @@ func (d *bodyDecoder) top() ([]produce.Message, error) {
 			if firstField != "" {
 				return nil, combinedWithMessages(firstField)
 			}
-			sawMessages = true
+			sawMessages, d.isBatch = true, true
 			if batch, err = d.batch(); err != nil {
 				return nil, err
 			}
-		case slices.Contains(messageFields, name):
+		case d.isField(name):
 			if sawMessages {
 				return nil, combinedWithMessages(name)
 			}
@@ -236,7 +257,7 @@ func (d *bodyDecoder) object(path string) (produce.Message, error) {
 		if !ok {
 			return b.finish()
 		}
-		if !slices.Contains(messageFields, name) {
+		if !d.isField(name) {
 			return produce.Message{}, illegalf("%s: unknown field %q", path, name)
 		}
 		if err := b.field(name); err != nil {
@@ -253,6 +274,12 @@ type messageBuilder struct {
 	seen   []string
 	value  bool // value or value_base64 was given
 	inited bool
+	// due is the delay field given (delay_ms or deliver_at_ms), "" for
+	// none; dueMs its value.
+	due   string
+	dueMs int64
+	id    string
+	loop  *loopFields
 }
 
 func (b *messageBuilder) name(field string) string {
@@ -338,6 +365,40 @@ func (b *messageBuilder) field(field string) error {
 			return err
 		}
 		b.m.HashID = &h
+	case "delay_ms", "deliver_at_ms":
+		if b.due != "" {
+			return illegalf("%s: not allowed together with %s; send exactly one of the two", b.name(field), b.due)
+		}
+		raw, err := b.d.dec.ReadValue()
+		if err != nil {
+			return err
+		}
+		ms, err := decodeInt(raw, 64, b.name(field))
+		if err != nil {
+			return err
+		}
+		if ms < 0 {
+			if field == "delay_ms" {
+				return illegalf("%s: must be >= 0; got %d", b.name(field), ms)
+			}
+			return illegalf("%s: must be >= 0 (milliseconds since the epoch); got %d", b.name(field), ms)
+		}
+		b.due, b.dueMs = field, ms
+	case "id":
+		s, err := b.str(k, field)
+		if err != nil {
+			return err
+		}
+		if len(s) == 0 {
+			return illegalf("%s: must not be empty; leave it out to have one generated", b.name(field))
+		}
+		b.id = string(s)
+	case "loop":
+		l, err := b.loopObject(k)
+		if err != nil {
+			return err
+		}
+		b.loop = l
 	}
 	return nil
 }
@@ -411,12 +472,23 @@ func (b *messageBuilder) finish() (produce.Message, error) {
 		b.m.Partition = sdk.PartitionHash
 	}
 	if !b.value {
-		if b.path == "" {
-			return b.m, illegalf("value or value_base64 is required")
+		return b.m, b.required("value or value_base64 is required")
+	}
+	if b.d.delay != nil {
+		if err := b.finishDelay(); err != nil {
+			return b.m, err
 		}
-		return b.m, illegalf("%s: value or value_base64 is required", b.path)
 	}
 	return b.m, nil
+}
+
+// required reports a missing field of the message: msg, after the
+// message's path in a batch.
+func (b *messageBuilder) required(msg string) error {
+	if b.path == "" {
+		return illegalf("%s", msg)
+	}
+	return illegalf("%s: %s", b.path, msg)
 }
 
 // decodeInt decodes raw as a JSON integer that fits in bits bits.
@@ -454,4 +526,143 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// maxDurationMs is the largest count of milliseconds a time.Duration holds.
+const maxDurationMs = int64(math.MaxInt64 / time.Millisecond)
+
+// delayDecoding is what decodeDelayed collects besides the messages.
+type delayDecoding struct {
+	now time.Time     // delay_ms counts from it
+	max time.Duration // the longest delay accepted
+	// msgs holds one delayed message per message object, in body order.
+	msgs []delay.Message
+}
+
+// decodeDelayed decodes a POST /v1/topics/:topic/delayed body: one
+// delayed message object, or {"messages": [...]} holding at least one. A
+// delayed message object is a message object (decodeMessages's rules)
+// plus exactly one of "delay_ms" (>= 0, counted from now) and
+// "deliver_at_ms" (milliseconds since the epoch), an optional "id" and an
+// optional "loop": {"interval_ms": I, "times": N, "expire_at_ms": E}.
+//
+// batch reports whether the body was {"messages": [...]}. The messages
+// have no Topic. Every error is an *sdk.Error with CodeIllegal naming the
+// field; a due time more than max after now is one. The loop's own rules
+// are left to (*delay.Message).Validate.
+func decodeDelayed(body []byte, now time.Time, max time.Duration) (msgs []delay.Message, batch bool, err error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, false, illegalf("request body is empty; want a delayed message object or {\"messages\": [...]}")
+	}
+	d := newBodyDecoder(body)
+	d.delay = &delayDecoding{now: now, max: max}
+	if _, err := d.top(); err != nil {
+		return nil, false, d.explain(err)
+	}
+	return d.delay.msgs, d.isBatch, nil
+}
+
+// loopFields are the fields of a delayed message's "loop" object.
+type loopFields struct {
+	interval   time.Duration
+	times      int64
+	expireAtMs int64
+	expireSet  bool
+}
+
+// loopFieldNames are the fields a loop object may carry.
+var loopFieldNames = []string{"interval_ms", "times", "expire_at_ms"}
+
+// loopObject decodes the value of "loop", an object of integers. Absent
+// or null members stay zero, for Validate to refuse by name.
+func (b *messageBuilder) loopObject(k jsontext.Kind) (*loopFields, error) {
+	name := b.name("loop")
+	if k != '{' {
+		return nil, b.d.wrongType(`%s: must be an object: {"interval_ms": I, "times": N, "expire_at_ms": E}`, name)
+	}
+	if _, err := b.d.dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	l := &loopFields{}
+	var seen []string
+	for {
+		key, ok, err := b.d.name()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return l, nil
+		}
+		field := name + "." + key
+		if !slices.Contains(loopFieldNames, key) {
+			return nil, illegalf("%s: unknown field %q", name, key)
+		}
+		if slices.Contains(seen, key) {
+			return nil, illegalf("%s: given twice", field)
+		}
+		seen = append(seen, key)
+		k, err := b.d.peek()
+		if err != nil {
+			return nil, err
+		}
+		if k == 'n' { // null: as if absent
+			if _, err := b.d.dec.ReadToken(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		raw, err := b.d.dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		n, err := decodeInt(raw, 64, field)
+		if err != nil {
+			return nil, err
+		}
+		switch key {
+		case "interval_ms":
+			if n > maxDurationMs {
+				return nil, illegalf("%s: %d is out of range; at most %d", field, n, maxDurationMs)
+			}
+			l.interval = time.Duration(n) * time.Millisecond
+		case "times":
+			l.times = n
+		case "expire_at_ms":
+			l.expireAtMs, l.expireSet = n, true
+		}
+	}
+}
+
+// finishDelay resolves the delay fields of a finished message object into
+// a delay.Message.
+func (b *messageBuilder) finishDelay() error {
+	dd := b.d.delay
+	var due time.Time
+	switch b.due {
+	case "":
+		return b.required("delay_ms or deliver_at_ms is required")
+	case "delay_ms":
+		wait := time.Duration(math.MaxInt64) // beyond any max
+		if b.dueMs <= maxDurationMs {
+			wait = time.Duration(b.dueMs) * time.Millisecond
+		}
+		if wait > dd.max {
+			return illegalf("%s: %d is beyond delay.max (%s)", b.name(b.due), b.dueMs, dd.max)
+		}
+		due = dd.now.Add(wait)
+	case "deliver_at_ms":
+		due = time.UnixMilli(b.dueMs)
+		if ahead := due.Sub(dd.now); ahead > dd.max {
+			return illegalf("%s: %d is %s from now, beyond delay.max (%s)", b.name(b.due), b.dueMs, ahead.Round(time.Second), dd.max)
+		}
+	}
+	m := delay.Message{ID: b.id, Msg: b.m, DueAt: due}
+	if l := b.loop; l != nil {
+		m.Loop = &delay.Loop{Interval: l.interval, Times: l.times}
+		if l.expireSet {
+			m.Loop.Expire = time.UnixMilli(l.expireAtMs)
+		}
+	}
+	dd.msgs = append(dd.msgs, m)
+	return nil
 }

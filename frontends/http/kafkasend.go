@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
@@ -40,8 +44,11 @@ type kafkaSendReply struct {
 }
 
 // kafkaSend serves POST /v1/kafka/send, mqproxy's produce route: one
-// message, produced sync (default) or spooled with ?mode=async.
+// message, produced sync (default) or spooled with ?mode=async; with
+// x-delay, added as a delay message due that many seconds after the
+// request arrived (mode does not matter then).
 func (s *Server) kafkaSend(c *gin.Context) {
+	now := time.Now()
 	async, err := asyncMode(c)
 	if err != nil {
 		s.kafkaSendFail(c, err)
@@ -54,11 +61,15 @@ func (s *Server) kafkaSend(c *gin.Context) {
 		s.kafkaSendFail(c, err)
 		return
 	}
-	topic, msg, delay, err := decodeKafkaSend(body)
-	if err == nil && delay == "" {
-		delay = c.GetHeader(delayHeader)
+	topic, msg, delayText, err := decodeKafkaSend(body)
+	if err == nil && delayText == "" {
+		delayText = c.GetHeader(delayHeader)
 	}
-	if err == nil && delay != "" {
+	if err == nil && delayText != "" {
+		if s.opts.Delayer != nil {
+			s.kafkaSendDelayed(ctx, c, now, topic, msg, delayText)
+			return
+		}
 		err = sdk.Errorf(sdk.CodeIllegal, "%s: delay messages are not enabled", delayHeader)
 	}
 	if err == nil {
@@ -84,6 +95,76 @@ func (s *Server) kafkaSend(c *gin.Context) {
 	c.JSON(http.StatusOK, kafkaSendReply{Code: sdk.CodeOK, Msg: "ok"})
 }
 
+// kafkaSendDelayed adds msg as a delay message due delayText (x-delay)
+// seconds after now, and answers as kafkaSend does.
+func (s *Server) kafkaSendDelayed(ctx context.Context, c *gin.Context, now time.Time, topic string, msg produce.Message, delayText string) {
+	dl := s.opts.Delayer
+	wait, err := parseDelaySeconds(delayText)
+	if err == nil && wait > dl.Max() {
+		err = illegalf("%s: %s seconds is beyond delay.max (%s)", delayHeader, truncate(delayText), dl.Max())
+	}
+	if err == nil {
+		err = s.checkLimits([]produce.Message{msg})
+	}
+	m := delay.Message{Topic: topic, Msg: msg, DueAt: now.Add(wait)}
+	if err == nil {
+		err = m.Validate(now, dl.Max())
+	}
+	if err != nil {
+		s.kafkaSendFail(c, err)
+		return
+	}
+	res, err := dl.Add(ctx, []delay.Message{m})
+	switch {
+	case err != nil:
+	case len(res) != 1:
+		err = fmt.Errorf("%d results for 1 message", len(res))
+	default:
+		err = res[0].Err
+	}
+	if err != nil {
+		s.kafkaSendFail(c, fmt.Errorf("adding a delay message to %s: %w", topic, err))
+		return
+	}
+	c.JSON(http.StatusOK, kafkaSendReply{Code: sdk.CodeOK, Msg: "ok"})
+}
+
+// parseDelaySeconds parses x-delay: a decimal number of seconds >= 0, like
+// 10 or 1.5, rounded to the millisecond. A delay too long for a
+// time.Duration comes out as the longest one, beyond any delay.max.
+func parseDelaySeconds(text string) (time.Duration, error) {
+	t := strings.TrimSpace(text)
+	if rest, ok := strings.CutPrefix(t, "-"); ok && isDecimal(rest) {
+		return 0, illegalf("%s: must not be negative; got %q", delayHeader, truncate(text))
+	}
+	if !isDecimal(t) {
+		return 0, illegalf("%s: must be a number of seconds, like 10 or 1.5; got %q", delayHeader, truncate(text))
+	}
+	secs, err := strconv.ParseFloat(t, 64)
+	ms := math.Round(secs * 1000)
+	if err != nil || ms > float64(maxDurationMs) {
+		return time.Duration(math.MaxInt64), nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// isDecimal reports whether s is digits with at most one decimal point
+// among them: "10", "1.5", ".5", "5.".
+func isDecimal(s string) bool {
+	digits, points := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			points++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && points <= 1
+}
+
 func (s *Server) kafkaSendFail(c *gin.Context, err error) {
 	code, msg := s.clientError(err)
 	c.AbortWithStatusJSON(statusOf(code), kafkaSendReply{Code: code, Msg: msg, Error: &errorDetail{Code: code, Message: msg}})
@@ -93,7 +174,7 @@ func (s *Server) kafkaSendFail(c *gin.Context, err error) {
 // missing payload or an illegal topic are code 11 naming the field. The
 // body's headers become message headers in name order, except x-delay,
 // which it returns apart.
-func decodeKafkaSend(body []byte) (topic string, msg produce.Message, delay string, err error) {
+func decodeKafkaSend(body []byte) (topic string, msg produce.Message, delayText string, err error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return "", msg, "", illegalf(`request body is empty; want {"topic": "...", "payload": "...", "headers": {...}}`)
 	}
@@ -120,12 +201,12 @@ func decodeKafkaSend(body []byte) (topic string, msg produce.Message, delay stri
 	slices.Sort(names)
 	for _, k := range names {
 		if strings.EqualFold(k, delayHeader) {
-			delay = req.Headers[k]
+			delayText = req.Headers[k]
 			continue
 		}
 		msg.Headers = append(msg.Headers, sdk.Header{Key: k, Value: []byte(req.Headers[k])})
 	}
-	return req.Topic, msg, delay, nil
+	return req.Topic, msg, delayText, nil
 }
 
 func kafkaSendDecodeError(err error) error {

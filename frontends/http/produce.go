@@ -128,13 +128,30 @@ func asyncMode(c *gin.Context) (bool, error) {
 // checkLimits refuses a request over http.max_batch_messages or holding a
 // message over http.max_message_bytes.
 func (s *Server) checkLimits(msgs []produce.Message) error {
-	if len(msgs) > s.opts.MaxBatchMessages {
-		return sdk.Errorf(sdk.CodeTooLarge, "%d messages exceed http.max_batch_messages (%d)", len(msgs), s.opts.MaxBatchMessages)
+	if err := s.checkBatchSize(len(msgs)); err != nil {
+		return err
 	}
 	for i := range msgs {
-		if n := msgs[i].Size(); n > s.opts.MaxMessageBytes {
-			return sdk.Errorf(sdk.CodeTooLarge, "message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes)
+		if err := s.checkMessageSize(i, &msgs[i]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkBatchSize refuses n messages over http.max_batch_messages.
+func (s *Server) checkBatchSize(n int) error {
+	if n > s.opts.MaxBatchMessages {
+		return sdk.Errorf(sdk.CodeTooLarge, "%d messages exceed http.max_batch_messages (%d)", n, s.opts.MaxBatchMessages)
+	}
+	return nil
+}
+
+// checkMessageSize refuses message i of a request when it is over
+// http.max_message_bytes.
+func (s *Server) checkMessageSize(i int, m *produce.Message) error {
+	if n := m.Size(); n > s.opts.MaxMessageBytes {
+		return sdk.Errorf(sdk.CodeTooLarge, "message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes)
 	}
 	return nil
 }

@@ -1,5 +1,5 @@
-// Package httpapi serves mqgate's HTTP API (docs/http.md): produce, and the
-// admin routes /healthz, /readyz, /metrics and /v1/plugins.
+// Package httpapi serves mqgate's HTTP API (docs/http.md): produce, delay
+// messages, and the admin routes /healthz, /readyz, /metrics and /v1/plugins.
 //
 // Every non-2xx answer, unknown routes included, has the body
 // {"error": {"code": N, "message": "..."}} with the status statusOf maps N to.
@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/sdk"
@@ -68,6 +69,10 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Logger receives request and error logs. Nil means slog.Default().
 	Logger *slog.Logger
+	// Delayer adds and cancels delay messages (the delay routes and
+	// x-delay on /v1/kafka/send). Nil means delay messages are not
+	// enabled: those requests are refused with code 11.
+	Delayer delay.Delayer
 }
 
 func (o Options) withDefaults() Options {
@@ -134,6 +139,11 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.NoMethod(s.noMethod)
 
 	e.POST("/v1/topics/:topic/messages", s.produce)
+	e.POST("/v1/topics/:topic/delayed", s.addDelayed)
+	e.DELETE("/v1/topics/:topic/delayed/:id", s.cancelDelayed)
+	// Without an id: answered code 11 naming id rather than "no route".
+	e.DELETE("/v1/topics/:topic/delayed/", s.cancelDelayed)
+	e.DELETE("/v1/topics/:topic/delayed", s.cancelDelayed)
 	e.POST("/v1/kafka/send", s.kafkaSend)
 	// HEAD too, for load balancers that probe with it.
 	for _, method := range []string{http.MethodGet, http.MethodHead} {

@@ -2,9 +2,12 @@ package thriftapi
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
@@ -51,19 +54,27 @@ func decodeMessage(m *producer.Message, path string, maxBytes int) (string, prod
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal,
 			"%s.partitionId: must be -1 (by hashId or key), -2 (random) or a partition >= 0; got %d", path, p)
 	}
-	if len(m.Properties) > 0 {
-		out.Headers = make([]sdk.Header, 0, len(m.Properties))
-		for k, v := range m.Properties {
-			out.Headers = append(out.Headers, sdk.Header{Key: k, Value: []byte(v)})
-		}
-		// Go maps have no order; sorting makes records reproducible.
-		slices.SortFunc(out.Headers, func(a, b sdk.Header) int { return strings.Compare(a.Key, b.Key) })
-	}
+	out.Headers = headersOf(m.Properties)
 	if n := out.Size(); n > maxBytes {
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeTooLarge,
 			"%s is %d bytes (key, value, tags and properties), over the limit of %d bytes (http.max_message_bytes)", path, n, maxBytes)
 	}
 	return m.Topic, out, nil
+}
+
+// headersOf turns a message's properties into headers sorted by name;
+// nil when there are none.
+func headersOf(props map[string]string) []sdk.Header {
+	if len(props) == 0 {
+		return nil
+	}
+	headers := make([]sdk.Header, 0, len(props))
+	for k, v := range props {
+		headers = append(headers, sdk.Header{Key: k, Value: []byte(v)})
+	}
+	// Go maps have no order; sorting makes records reproducible.
+	slices.SortFunc(headers, func(a, b sdk.Header) int { return strings.Compare(a.Key, b.Key) })
+	return headers
 }
 
 // prefixed puts path in front of an *sdk.Error's message, which starts with
@@ -74,4 +85,169 @@ func prefixed(path string, err error) error {
 		return &sdk.Error{Code: e.Code, Msg: path + "." + e.Msg}
 	}
 	return err
+}
+
+// DDMQ's DelayMessage actions and types (seed 001).
+const (
+	delayActionAdd    = 1
+	delayActionCancel = 2
+	delayTypeDelay    = 2
+	delayTypeLoop     = 3
+)
+
+// secondsBelow separates the units of DelayMessage.timestamp: a value
+// below it is seconds since the epoch, as DDMQ's chronos clients send it;
+// others are milliseconds. 1e11 ms is March 1973; 1e11 s is the year 5138.
+const secondsBelow = 1e11
+
+// delayRequest is a decoded sendDelaySync call: a message to add, or, with
+// cancel, the Topic and ID of msg to cancel.
+type delayRequest struct {
+	cancel bool
+	msg    delay.Message
+}
+
+// delayUnit is the unit of a DelayMessage's timestamp, interval and
+// expire: seconds or milliseconds, told by the timestamp's size.
+type delayUnit time.Duration
+
+func (u delayUnit) String() string {
+	if time.Duration(u) == time.Second {
+		return "seconds"
+	}
+	return "milliseconds"
+}
+
+// at is the time v units after the epoch.
+func (u delayUnit) at(v int64) time.Time {
+	if time.Duration(u) == time.Second {
+		return time.Unix(v, 0)
+	}
+	return time.UnixMilli(v)
+}
+
+// decodeDelayMessage turns a sendDelaySync call into what it asks for
+// (docs/thrift.md, "sendDelaySync"): add (action 1) a delay (dmsgtype 2,
+// the default) or loop (dmsgtype 3) message, or cancel (action 2) one by
+// uniqDelayMsgId. now is the time of the call, max the longest delay
+// accepted (delay.max), maxBytes the limit on the message's Size.
+//
+// Every error is an *sdk.Error naming the Thrift field
+// ("delayMessage.interval: ..."): code 11 for illegal input, 16 for a
+// message over maxBytes. The message is checked with
+// (*delay.Message).Validate, whose field names are mapped to Thrift's.
+func decodeDelayMessage(m *producer.DelayMessage, now time.Time, max time.Duration, maxBytes int) (delayRequest, error) {
+	const path = "delayMessage"
+	if m == nil {
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
+	}
+	if err := topicname.Validate(m.Topic); err != nil {
+		return delayRequest{}, prefixed(path, err)
+	}
+	id := m.GetUniqDelayMsgId()
+	switch m.Action {
+	case delayActionAdd:
+	case delayActionCancel:
+		if id == "" {
+			return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.uniqDelayMsgId: required to cancel", path)
+		}
+		return delayRequest{cancel: true, msg: delay.Message{ID: id, Topic: m.Topic}}, nil
+	default:
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.action: must be 1 (add) or 2 (cancel); got %d", path, m.Action)
+	}
+	typ := int32(delayTypeDelay)
+	if m.Dmsgtype != nil {
+		typ = *m.Dmsgtype
+	}
+	if typ != delayTypeDelay && typ != delayTypeLoop {
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.dmsgtype: must be 2 (delay) or 3 (loop); got %d", path, typ)
+	}
+	if m.Timestamp == nil {
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.timestamp: required to add: the fire time in milliseconds since the epoch", path)
+	}
+	ts := *m.Timestamp
+	if ts <= 0 {
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal,
+			"%s.timestamp: must be the fire time in milliseconds (or, below 1e11, seconds) since the epoch; got %d", path, ts)
+	}
+	unit := delayUnit(time.Millisecond)
+	if ts < secondsBelow {
+		unit = delayUnit(time.Second)
+	}
+	due := unit.at(ts)
+	if ahead := due.Sub(now); ahead > max {
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.timestamp: %d (%s) is %s from now, beyond delay.max (%s)",
+			path, ts, unit, ahead.Round(time.Second), max)
+	}
+	if m.Body == nil {
+		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.body: required to add", path)
+	}
+	out := delay.Message{
+		ID:    id,
+		Topic: m.Topic,
+		Msg:   produce.Message{Value: m.Body, Tags: m.Tags, Headers: headersOf(m.Properties), Partition: sdk.PartitionHash},
+		DueAt: due,
+	}
+	if n := out.Msg.Size(); n > maxBytes {
+		return delayRequest{}, sdk.Errorf(sdk.CodeTooLarge,
+			"%s is %d bytes (body, tags and properties), over the limit of %d bytes (http.max_message_bytes)", path, n, maxBytes)
+	}
+	if typ == delayTypeLoop {
+		l, err := decodeLoop(m, path, ts, unit, due)
+		if err != nil {
+			return delayRequest{}, err
+		}
+		out.Loop = l
+	}
+	if err := out.Validate(now, max); err != nil {
+		return delayRequest{}, thriftFieldNames(path, err)
+	}
+	return delayRequest{msg: out}, nil
+}
+
+// decodeLoop reads a loop's interval, times and expire, in the unit of
+// the timestamp ts; an expire <= 0 means none.
+func decodeLoop(m *producer.DelayMessage, path string, ts int64, unit delayUnit, due time.Time) (*delay.Loop, error) {
+	interval := m.GetInterval()
+	if interval <= 0 {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "%s.interval: must be positive for a loop (dmsgtype 3), in %s as timestamp is; got %d", path, unit, interval)
+	}
+	if interval > int64(math.MaxInt64/time.Duration(unit)) {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "%s.interval: %d %s is out of range", path, interval, unit)
+	}
+	if times := m.GetTimes(); times < 1 {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "%s.times: must be at least 1 for a loop (dmsgtype 3); got %d", path, times)
+	}
+	l := &delay.Loop{Interval: time.Duration(interval) * time.Duration(unit), Times: m.GetTimes()}
+	if e := m.GetExpire(); e > 0 {
+		l.Expire = unit.at(e)
+		if l.Expire.Before(due) {
+			return nil, sdk.Errorf(sdk.CodeIllegal, "%s.expire: %d is before timestamp %d (both in %s)", path, e, ts, unit)
+		}
+	}
+	return l, nil
+}
+
+// delayFieldNames maps the field names of (*delay.Message).Validate's
+// errors, the HTTP API's, to the DelayMessage fields they come from.
+var delayFieldNames = strings.NewReplacer(
+	"loop.interval_ms", "interval",
+	"loop.times", "times",
+	"loop.expire_at_ms", "expire",
+)
+
+// thriftFieldNames rewrites an *sdk.Error from Validate in Thrift's
+// terms, under path.
+func thriftFieldNames(path string, err error) error {
+	var e *sdk.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	msg := delayFieldNames.Replace(e.Msg)
+	for _, field := range []string{"interval:", "times:", "expire:", "topic:"} {
+		if strings.HasPrefix(msg, field) {
+			return &sdk.Error{Code: e.Code, Msg: path + "." + msg}
+		}
+	}
+	return &sdk.Error{Code: e.Code, Msg: path + ": " + msg}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
@@ -102,6 +103,9 @@ type Options struct {
 	// Registry receives the Thrift metrics. Nil means a registry of the
 	// server's own.
 	Registry *prometheus.Registry
+	// Delayer adds and cancels the delay messages of sendDelaySync. Nil
+	// means delay messages are not enabled: sendDelaySync answers code 11.
+	Delayer delay.Delayer
 }
 
 func (o Options) withDefaults() Options {

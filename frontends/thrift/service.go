@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/sdk"
@@ -73,28 +74,43 @@ func (h *producerService) SendAsync(ctx context.Context, message *producer.Messa
 	}), nil
 }
 
-// SendDelaySync refuses every delay message until the delay service
-// exists.
+// SendDelaySync adds a delay or loop message, or cancels one, through
+// Options.Delayer, waiting at most timeoutMs milliseconds as SendSync
+// does. Without a Delayer it refuses every call with code 11.
 func (h *producerService) SendDelaySync(ctx context.Context, delayMessage *producer.DelayMessage, timeoutMs int64) (*producer.DelayResult_, error) {
-	start := time.Now()
-	res := &producer.DelayResult_{Code: int32(sdk.CodeIllegal), Msg: "delay messages are not enabled"}
-	if delayMessage != nil && delayMessage.UniqDelayMsgId != nil {
-		res.UniqDelayMsgId = *delayMessage.UniqDelayMsgId
+	internal := func() *producer.DelayResult_ {
+		return withDelayID(&producer.DelayResult_{Code: int32(sdk.CodeInternal), Msg: "internal error"}, delayMessage)
 	}
-	h.observe(ctx, methodSendDelaySync, sdk.Code(res.Code), res.Msg, time.Since(start))
-	return res, nil
+	return serveCall(h, methodSendDelaySync, internal, func() *producer.DelayResult_ {
+		return h.sendDelaySync(ctx, delayMessage, timeoutMs)
+	}), nil
+}
+
+// result is what every method answers: Result or DelayResult.
+type result interface {
+	GetCode() int32
+	GetMsg() string
 }
 
 // call runs one method's body, turning a panic into code 100, and records
 // the outcome.
-func (h *producerService) call(method string, body func() *producer.Result_) (res *producer.Result_) {
+func (h *producerService) call(method string, body func() *producer.Result_) *producer.Result_ {
+	internal := func() *producer.Result_ {
+		return &producer.Result_{Code: int32(sdk.CodeInternal), Msg: "internal error"}
+	}
+	return serveCall(h, method, internal, body)
+}
+
+// serveCall runs one method's body, answering internal() when it panics,
+// and records the outcome.
+func serveCall[R result](h *producerService, method string, internal func() R, body func() R) (res R) {
 	start := time.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			h.log.Error("panic serving thrift call", "method", method, "panic", r, "stack", string(debug.Stack()))
-			res = &producer.Result_{Code: int32(sdk.CodeInternal), Msg: "internal error"}
+			res = internal()
 		}
-		h.observe(context.Background(), method, sdk.Code(res.Code), res.Msg, time.Since(start))
+		h.observe(context.Background(), method, sdk.Code(res.GetCode()), res.GetMsg(), time.Since(start))
 	}()
 	return body()
 }
@@ -126,6 +142,60 @@ func (h *producerService) sendSync(ctx context.Context, m *producer.Message, tim
 		return h.failure(ctx, err, fmt.Sprintf("timed out after %s (the sendSync timeout)", timeout))
 	}
 	return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+}
+
+func (h *producerService) sendDelaySync(ctx context.Context, m *producer.DelayMessage, timeoutMs int64) *producer.DelayResult_ {
+	dl := h.opts.Delayer
+	if dl == nil {
+		return withDelayID(&producer.DelayResult_{Code: int32(sdk.CodeIllegal), Msg: "delay messages are not enabled"}, m)
+	}
+	req, err := decodeDelayMessage(m, time.Now(), dl.Max(), h.opts.MaxMessageBytes)
+	if err != nil {
+		return withDelayID(h.delayFailure(ctx, err, ""), m)
+	}
+	timeout := h.timeout(timeoutMs)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	timeoutMsg := fmt.Sprintf("timed out after %s (the sendDelaySync timeout)", timeout)
+	topic, id := req.msg.Topic, req.msg.ID
+	if req.cancel {
+		if err := dl.Cancel(ctx, topic, id); err != nil {
+			return withDelayID(h.delayFailure(ctx, fmt.Errorf("cancelling delay message %q on %s: %w", id, topic, err), timeoutMsg), m)
+		}
+		return &producer.DelayResult_{Code: int32(sdk.CodeOK), Msg: msgOK, UniqDelayMsgId: id}
+	}
+	results, err := dl.Add(ctx, []delay.Message{req.msg})
+	switch {
+	case err != nil:
+	case len(results) != 1:
+		err = fmt.Errorf("%d results for 1 message", len(results))
+	default:
+		err = results[0].Err
+		if results[0].ID != "" {
+			id = results[0].ID
+		}
+	}
+	if err != nil {
+		res := h.delayFailure(ctx, fmt.Errorf("adding a delay message to %s: %w", topic, err), timeoutMsg)
+		res.UniqDelayMsgId = id
+		return res
+	}
+	return &producer.DelayResult_{Code: int32(sdk.CodeOK), Msg: msgOK, UniqDelayMsgId: id}
+}
+
+// delayFailure answers err with its code and message.
+func (h *producerService) delayFailure(ctx context.Context, err error, timeoutMsg string) *producer.DelayResult_ {
+	code, msg := h.clientError(ctx, err, timeoutMsg)
+	return &producer.DelayResult_{Code: int32(code), Msg: msg}
+}
+
+// withDelayID sets res.UniqDelayMsgId to the id the client sent, which
+// DelayResult echoes.
+func withDelayID(res *producer.DelayResult_, m *producer.DelayMessage) *producer.DelayResult_ {
+	if m != nil && m.UniqDelayMsgId != nil {
+		res.UniqDelayMsgId = *m.UniqDelayMsgId
+	}
+	return res
 }
 
 func (h *producerService) sendAsync(ctx context.Context, m *producer.Message) *producer.Result_ {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -26,12 +27,17 @@ type consumer struct {
 	// mu guards events, polls, stopAF and closed. It is never held
 	// together with Backend.mu, nor while calling into kgo.
 	mu     sync.Mutex
-	events []sdk.ConsumeEvent
+	events []queuedEvent
 	// polls holds the cancel functions of Polls waiting in kgo, so a new
 	// assignment event wakes them.
 	polls  map[*context.CancelFunc]struct{}
 	stopAF func() bool // stops the ctx watcher started by Consume
 	closed bool
+	// handed holds the channels of Revoked events Poll returned. The next
+	// Commit closes them: the gateway has committed what it finished of
+	// the revoked partitions, and the rebalance waiting on them goes on.
+	handed []chan struct{}
+	done   chan struct{} // closed by Close
 
 	closeOnce sync.Once
 }
@@ -59,7 +65,7 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		return nil, sdk.Errorf(sdk.CodeIllegal, "start %d is neither earliest (0) nor latest (1)", sub.Start)
 	}
 
-	c := &consumer{b: b, group: sub.Group, polls: make(map[*context.CancelFunc]struct{})}
+	c := &consumer{b: b, group: sub.Group, polls: make(map[*context.CancelFunc]struct{}), done: make(chan struct{})}
 	opts := b.clientOpts(shared.cfg, b.Addrs())
 	opts = append(opts,
 		kgo.ConsumerGroup(sub.Group),
@@ -75,9 +81,9 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 				c.push(sdk.ConsumeEvent{Assigned: ev})
 			}
 		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
 			if ev := offsetsOf(m); len(ev) > 0 {
-				c.push(sdk.ConsumeEvent{Revoked: ev})
+				c.revoke(ctx, ev)
 			}
 		}),
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -133,16 +139,56 @@ func offsetsOf(m map[string][]int32) []sdk.Offset {
 	return out
 }
 
+// queuedEvent is an assignment event waiting for Poll; ack, for a
+// Revoked event, is what its rebalance callback waits on.
+type queuedEvent struct {
+	ev  sdk.ConsumeEvent
+	ack chan struct{}
+}
+
 // push queues an assignment event and wakes waiting Polls.
 func (c *consumer) push(ev sdk.ConsumeEvent) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.pushLocked(queuedEvent{ev: ev})
+}
+
+func (c *consumer) pushLocked(q queuedEvent) {
 	if c.closed {
 		return
 	}
-	c.events = append(c.events, ev)
+	c.events = append(c.events, q)
 	for cancel := range c.polls {
 		(*cancel)()
+	}
+}
+
+// revokeWait bounds how long a rebalance waits for the gateway to commit
+// after a Revoked event; a gateway that never does (an older one) only
+// delays the rebalance by this much.
+const revokeWait = 10 * time.Second
+
+// revoke queues a Revoked event and holds kgo's rebalance until the
+// gateway's next Commit after it has taken the event, so that what the
+// gateway finished on those partitions is committed before their next
+// owner starts from the committed offsets.
+func (c *consumer) revoke(ctx context.Context, ev []sdk.Offset) {
+	c.mu.Lock()
+	if c.closed { // leaving the group on Close: nobody will commit
+		c.mu.Unlock()
+		return
+	}
+	ack := make(chan struct{})
+	c.pushLocked(queuedEvent{ev: sdk.ConsumeEvent{Revoked: ev}, ack: ack})
+	c.mu.Unlock()
+	t := time.NewTimer(revokeWait)
+	defer t.Stop()
+	select {
+	case <-ack:
+	case <-t.C:
+		c.b.logger.Warn("rebalance went on without a commit after the revoke", "group", c.group, "waited", revokeWait)
+	case <-ctx.Done():
+	case <-c.done:
 	}
 }
 
@@ -158,10 +204,13 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			return sdk.ConsumeEvent{}, sdk.Errorf(sdk.CodeUnavailable, "consumer of group %s is closed", c.group)
 		}
 		if len(c.events) > 0 {
-			ev := c.events[0]
+			q := c.events[0]
 			c.events = slices.Delete(c.events, 0, 1)
+			if q.ack != nil {
+				c.handed = append(c.handed, q.ack)
+			}
 			c.mu.Unlock()
-			return ev, nil
+			return q.ev, nil
 		}
 		pctx, cancel := context.WithCancel(ctx)
 		c.polls[&cancel] = struct{}{}
@@ -218,6 +267,15 @@ func isDataLoss(err error) bool {
 // Commit commits exactly offsets for the group; Offset is the next offset
 // to read.
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
+	c.mu.Lock()
+	handed := c.handed
+	c.handed = nil
+	c.mu.Unlock()
+	defer func() {
+		for _, ack := range handed {
+			close(ack)
+		}
+	}()
 	m := make(map[string]map[int32]kgo.EpochOffset)
 	for _, o := range offsets {
 		p, err := commitPartition(o)
@@ -256,6 +314,7 @@ func (c *consumer) Close() error {
 		c.mu.Lock()
 		c.closed = true
 		c.events = nil
+		close(c.done)
 		if c.stopAF != nil {
 			c.stopAF()
 		}

@@ -301,10 +301,35 @@ func TestPollWakesOnRevoke(t *testing.T) {
 	if err != nil || len(ev.Revoked) != 1 {
 		t.Fatalf("first member's next event: %+v, %v; want one partition revoked", ev, err)
 	}
-	ev, err = second.Poll(ctx, 10)
-	if err != nil || len(ev.Assigned) != 1 {
-		t.Fatalf("second member's first event: %+v, %v; want one partition assigned", ev, err)
+	// The rebalance waits for the first member's commit after the revoke,
+	// so the partition's next owner starts where that commit says.
+	moved := ev.Revoked[0]
+	if _, err := b.Produce(ctx, []sdk.Record{
+		{Topic: topic, Partition: mustPartition(t, moved.Qid), Value: []byte("0")},
+		{Topic: topic, Partition: mustPartition(t, moved.Qid), Value: []byte("1")},
+	}); err != nil {
+		t.Fatal(err)
 	}
+	if err := first.Commit(ctx, []sdk.Offset{{Topic: topic, Qid: moved.Qid, Offset: 1}}); err != nil {
+		t.Fatalf("committing the revoked partition right after the revoke: %v", err)
+	}
+	ev, err = second.Poll(ctx, 10)
+	if err != nil || len(ev.Assigned) != 1 || ev.Assigned[0].Qid != moved.Qid {
+		t.Fatalf("second member's first event: %+v, %v; want partition %s assigned", ev, err, moved.Qid)
+	}
+	ev, err = second.Poll(ctx, 10)
+	if err != nil || len(ev.Records) == 0 || ev.Records[0].Offset != 1 || string(ev.Records[0].Value) != "1" {
+		t.Fatalf("the next owner's first records: %+v, %v; want offset 1, the first member's commit", ev.Records, err)
+	}
+}
+
+func mustPartition(t *testing.T, qid string) int32 {
+	t.Helper()
+	p, err := strconv.Atoi(qid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int32(p)
 }
 
 // TestListenInUse: a listen address that cannot be bound is a config error

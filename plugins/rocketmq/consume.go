@@ -63,9 +63,12 @@ type consumer struct {
 	closed chan struct{}
 	once   sync.Once
 
-	// mu guards owned. Only the rebalance loop changes it.
+	// mu guards owned and grace. Only the rebalance loop changes owned.
 	mu    sync.Mutex
 	owned map[ownedQueue]*puller
+	// grace holds queues given up whose Revoked event went out: the next
+	// Commit may still commit them (see sdk.Consumer.Commit).
+	grace map[ownedQueue]bool
 
 	// pending is what the last Poll could not return; only Poll uses it.
 	pending []sdk.Record
@@ -102,6 +105,7 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		errs:   make(chan error, 1),
 		closed: make(chan struct{}),
 		owned:  map[ownedQueue]*puller{},
+		grace:  map[ownedQueue]bool{},
 	}
 	for _, t := range sub.Topics {
 		name := cfg.wrap(t)
@@ -316,6 +320,9 @@ func (c *consumer) rebalance(topic string) bool {
 		ev := sdk.ConsumeEvent{}
 		for _, oq := range revoked {
 			c.stop(oq)
+			c.mu.Lock()
+			c.grace[oq] = true
+			c.mu.Unlock()
 			ev.Revoked = append(ev.Revoked, sdk.Offset{Topic: c.cfg.unwrap(topic), Qid: oq.q.qid(), Offset: -1})
 		}
 		if !c.emit(ev) {
@@ -551,19 +558,25 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 	return sdk.ConsumeEvent{Records: recs}, nil
 }
 
-// Commit stores offsets of queues this member owns. A queue it does not
-// own (any more) is refused with CodeNotFound: its new owner's progress
-// must not be moved back.
+// Commit stores offsets of queues this member owns, and of queues it just
+// gave up, in the first Commit after their Revoked event. Other queues are
+// refused with CodeNotFound: their new owner's progress must not be moved
+// back.
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
+	c.mu.Lock()
+	grace := c.grace
+	c.grace = map[ownedQueue]bool{}
+	c.mu.Unlock()
 	for _, o := range offsets {
 		q, err := parseQid(o.Qid)
 		if err != nil {
 			return sdk.Errorf(sdk.CodeIllegal, "topic %s: %v", o.Topic, err)
 		}
+		oq := ownedQueue{c.cfg.wrap(o.Topic), q}
 		c.mu.Lock()
-		_, own := c.owned[ownedQueue{c.cfg.wrap(o.Topic), q}]
+		_, own := c.owned[oq]
 		c.mu.Unlock()
-		if !own {
+		if !own && !grace[oq] {
 			return sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s is not assigned to this member of group %s", o.Topic, o.Qid, c.cfg.unwrap(c.group))
 		}
 	}

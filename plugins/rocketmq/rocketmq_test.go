@@ -107,6 +107,11 @@ func TestGroupMembersSplitQueues(t *testing.T) {
 	for q := range owned2 {
 		given = q
 	}
+	// The first Commit after the revoke may still commit what the member
+	// finished of the queues it gave up; later ones may not.
+	if err := first.Commit(ctx, []sdk.Offset{{Topic: "split", Qid: given, Offset: 0}}); err != nil {
+		t.Errorf("the first commit after giving %s up: %v", given, err)
+	}
 	err = first.Commit(ctx, []sdk.Offset{{Topic: "split", Qid: given, Offset: 0}})
 	if sdk.CodeOf(err) != sdk.CodeNotFound || !strings.Contains(err.Error(), given) {
 		t.Errorf("the first member committing %s, which it gave up: %v; want code %d naming it", given, err, sdk.CodeNotFound)

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// post sends a JSON body and returns the status and body.
+func (g *gateway) do(method, path, body string, header map[string]string) (int, []byte) {
+	g.t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.httpAddr+path, strings.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// Delayed messages through HTTP and mqproxy's x-delay arrive, read back
+// with the broker's own client, carrying their delay id; a cancelled one
+// does not.
+func TestDelayedMessagesEndToEnd(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		g := startLocal(t, kind)
+		code, body := g.do("POST", "/v1/topics/later/delayed", `{"key":"k1","value":"in a second and a half","delay_ms":1500,"headers":{"h":"v"}}`, nil)
+		var added struct {
+			ID          string `json:"id"`
+			DeliverAtMs int64  `json:"deliver_at_ms"`
+		}
+		if code != 200 || json.Unmarshal(body, &added) != nil || added.ID == "" {
+			t.Fatalf("POST delayed: %d %s", code, body)
+		}
+		code, body = g.do("POST", "/v1/topics/later/delayed", `{"id":"never","value":"cancelled","delay_ms":2000}`, nil)
+		if code != 200 {
+			t.Fatalf("POST delayed: %d %s", code, body)
+		}
+		code, body = g.do("DELETE", "/v1/topics/later/delayed/never", "", nil)
+		if code != 200 || !strings.Contains(string(body), `"cancelled":true`) {
+			t.Fatalf("DELETE delayed: %d %s", code, body)
+		}
+		code, body = g.do("POST", "/v1/kafka/send", `{"topic":"later","payload":"mqproxy, a second later","headers":{"content":"goods"}}`, map[string]string{"x-delay": "1"})
+		if code != 200 || !strings.Contains(string(body), `"code":0`) {
+			t.Fatalf("kafka/send with x-delay: %d %s", code, body)
+		}
+		code, body = g.do("POST", "/v1/topics/later/delayed", `{"value":"x","delay_ms":-5}`, nil)
+		checkAPIError(t, "a negative delay", code, body, 400, 11, "delay_ms")
+
+		// A sentinel due after the cancelled one: once it is in, the
+		// cancelled one would have been too.
+		g.do("POST", "/v1/topics/later/delayed", `{"value":"sentinel","delay_ms":3000}`, nil)
+		got := g.broker.readUntil(t, "later", func(rs []brokerRecord) bool {
+			return valuesOf(rs)["sentinel"] && len(rs) >= 3
+		})
+		vals := map[string]brokerRecord{}
+		for _, r := range got {
+			if _, dup := vals[r.Value]; dup {
+				t.Errorf("%q delivered twice", r.Value)
+			}
+			vals[r.Value] = r
+		}
+		if _, ok := vals["cancelled"]; ok {
+			t.Fatal("a cancelled message was delivered")
+		}
+		r, ok := vals["in a second and a half"]
+		if !ok || r.Key != "k1" || r.Headers["h"] != "v" || r.Headers["mqgate-delay-id"] != added.ID ||
+			r.Headers["mqgate-delay-due-ms"] != fmt.Sprint(added.DeliverAtMs) {
+			t.Fatalf("the HTTP delayed message arrived as %+v; want key k1, header h, delay id %s, due %d", r, added.ID, added.DeliverAtMs)
+		}
+		m, ok := vals["mqproxy, a second later"]
+		if !ok || m.Headers["content"] != "goods" || m.Headers["x-delay"] != "" {
+			t.Fatalf("the x-delay message arrived as %+v; want header content and no x-delay", m)
+		}
+	})
+}
+
+// A gateway killed with pending delayed messages loses none of them: a new
+// gateway on the same broker delivers them all.
+func TestKilledGatewayKeepsPendingDelays(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		s := writeConfig(t, dir, kind.local(t, dir), options{})
+		g := startGateway(t, s)
+		var msgs []string
+		for i := range 30 {
+			msgs = append(msgs, fmt.Sprintf(`{"value":"d%02d","delay_ms":%d}`, i, 1000+100*i))
+		}
+		code, body := g.do("POST", "/v1/topics/pending/delayed", `{"messages":[`+strings.Join(msgs, ",")+`]}`, nil)
+		if code != 200 {
+			t.Fatalf("POST delayed batch: %d %s", code, body)
+		}
+		pluginPID := g.plugins()[0].PID
+		if err := g.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-g.exited
+		g.exited <- nil // for the cleanup
+		waitFor(t, "the orphaned plugin to exit", func() bool { return syscall.Kill(pluginPID, 0) != nil })
+
+		g2 := startGateway(t, s)
+		got := g2.broker.readUntil(t, "pending", func(rs []brokerRecord) bool {
+			v := valuesOf(rs)
+			for i := range 30 {
+				if !v[fmt.Sprintf("d%02d", i)] {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("%d deliveries of 30 messages after a kill -9", len(got))
+	})
+}
