@@ -68,9 +68,11 @@ type scenario struct {
 	adjust func(p params) params
 	// latency, when set, reports added latency rather than only rates.
 	latency bool
+	// report, when set, prints what the scenario measures beyond rates.
+	report func(gateway, direct result)
 }
 
-var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync}
+var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale}
 
 func main() {
 	var (
@@ -140,6 +142,9 @@ func main() {
 				row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
 		}
 		fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
+		if s.report != nil {
+			s.report(g, d)
+		}
 		if s.latency {
 			fmt.Printf("%s: added latency p50 %s, p99 %s\n", s.name,
 				(g.pct(0.5) - d.pct(0.5)).Round(10*time.Microsecond), (g.pct(0.99) - d.pct(0.99)).Round(10*time.Microsecond))
