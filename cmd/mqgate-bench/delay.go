@@ -152,11 +152,25 @@ var delayScale = scenario{
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		url := "http://" + e.httpAddr + "/v1/topics/" + topic + "/delayed"
-		r := runCalls(p, func(_, call int) error { return postStatus(client, url, bodies[call%len(bodies)], http.StatusOK) })
-		time.Sleep(10 * time.Second) // let the tier workers settle on what they hold
-		after := e.rss()
-		fmt.Printf("delay-scale: resident memory before %s, after %d pending: %s\n", before, p.n, after)
-		return r, nil
+		// Added in three steps (10%, 50%, 100%), with resident memory read
+		// after each: flat means it does not grow with what is pending.
+		var total result
+		done := 0
+		for _, upto := range []int{p.n / 10, p.n / 2, p.n} {
+			step := p
+			step.n = upto - done
+			r := runCalls(step, func(_, call int) error { return postStatus(client, url, bodies[call%len(bodies)], http.StatusOK) })
+			done = upto
+			total.msgs += r.msgs
+			total.bytes += r.bytes
+			total.elapsed += r.elapsed
+			total.failures += r.failures
+			total.latency = append(total.latency, r.latency...)
+			time.Sleep(5 * time.Second) // let the tier workers settle on what they hold
+			fmt.Printf("delay-scale: %d pending: %s\n", done, e.rss())
+		}
+		fmt.Printf("delay-scale: before adding: %s\n", before)
+		return total, nil
 	},
 	direct: directProduce,
 }

@@ -123,3 +123,44 @@ func TestKilledGatewayKeepsPendingDelays(t *testing.T) {
 		t.Logf("%d deliveries of 30 messages after a kill -9", len(got))
 	})
 }
+
+// Two gateway processes on one broker share the tiers and deliver each
+// delayed message once, whichever gateway took it.
+func TestTwoGatewaysShareDelays(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		broker := kind.local(t, dir)
+		a := startGateway(t, writeConfig(t, dir, broker, options{}))
+		// The second gateway reaches the same broker as an external one.
+		other := *broker
+		if other.plugin == "kafka" {
+			other.config = fmt.Sprintf("{brokers: [%q]}", broker.addr)
+		}
+		dirB := t.TempDir()
+		b := startGateway(t, writeConfig(t, dirB, &other, options{}))
+		const n = 40
+		for i := range n {
+			g := a
+			if i%2 == 1 {
+				g = b
+			}
+			code, body := g.do("POST", "/v1/topics/shared/delayed", fmt.Sprintf(`{"value":"m%02d","delay_ms":%d}`, i, 1000+50*i), nil)
+			if code != 200 {
+				t.Fatalf("POST delayed to gateway %d: %d %s", i%2, code, body)
+			}
+		}
+		// A sentinel due after all of them: once it is in, every message
+		// and any duplicate of one would be too.
+		a.do("POST", "/v1/topics/shared/delayed", `{"value":"sentinel","delay_ms":5000}`, nil)
+		got := a.broker.readUntil(t, "shared", func(rs []brokerRecord) bool { return valuesOf(rs)["sentinel"] && len(rs) > n })
+		seen := map[string]int{}
+		for _, r := range got {
+			seen[r.Value]++
+		}
+		for i := range n {
+			if v := fmt.Sprintf("m%02d", i); seen[v] != 1 {
+				t.Errorf("%s delivered %d times", v, seen[v])
+			}
+		}
+	})
+}

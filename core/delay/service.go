@@ -196,7 +196,7 @@ func (s *Service) Add(ctx context.Context, msgs []Message) ([]Result, error) {
 	results := make([]Result, len(msgs))
 	var tierRecs []sdk.Record
 	var tierIdx []int
-	now2 := map[string][]int{} // due now: target topic -> indexes
+	dueNow := map[string][]int{} // target topic -> indexes of messages already due
 	for i := range msgs {
 		m := &msgs[i]
 		if m.ID == "" {
@@ -209,7 +209,7 @@ func (s *Service) Add(ctx context.Context, msgs []Message) ([]Result, error) {
 		}
 		e := &envelope{id: m.ID, topic: m.Topic, msg: m.Msg, due: m.DueAt, loop: m.Loop}
 		if !m.DueAt.After(now) {
-			now2[m.Topic] = append(now2[m.Topic], i)
+			dueNow[m.Topic] = append(dueNow[m.Topic], i)
 			continue
 		}
 		tierRecs = append(tierRecs, e.record(s.tierFor(e, now)))
@@ -227,7 +227,7 @@ func (s *Service) Add(ctx context.Context, msgs []Message) ([]Result, error) {
 			}
 		}
 	}
-	for topic, idx := range now2 {
+	for topic, idx := range dueNow {
 		s.addDue(ctx, topic, msgs, idx, results)
 	}
 	return results, nil
