@@ -103,6 +103,7 @@ func (c *cancels) readOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	relist := false
@@ -119,7 +120,7 @@ func (c *cancels) readOnce(ctx context.Context) error {
 			if perr != nil || rec.Key == nil {
 				continue // not a cancel; a tombstone, say
 			}
-			if until := time.UnixMilli(ms); until.After(c.ids[string(rec.Key)]) {
+			if until := time.UnixMilli(ms); until.After(now) && until.After(c.ids[string(rec.Key)]) {
 				c.ids[string(rec.Key)] = until
 			}
 		}
