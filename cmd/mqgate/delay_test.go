@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -102,13 +101,7 @@ func TestKilledGatewayKeepsPendingDelays(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("POST delayed batch: %d %s", code, body)
 		}
-		pluginPID := g.plugins()[0].PID
-		if err := g.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-g.exited
-		g.exited <- nil // for the cleanup
-		waitFor(t, "the orphaned plugin to exit", func() bool { return syscall.Kill(pluginPID, 0) != nil })
+		g.kill9()
 
 		g2 := startGateway(t, s)
 		got := g2.broker.readUntil(t, "pending", func(rs []brokerRecord) bool {

@@ -155,6 +155,23 @@ func startGatewayUnready(t *testing.T, s *setup) *gateway {
 	return g
 }
 
+// kill9 kills the gateway with SIGKILL and waits until its orphaned plugin
+// has stopped too (so the embedded broker's port is free again).
+func (g *gateway) kill9() {
+	g.t.Helper()
+	pluginPID := g.plugins()[0].PID
+	if err := g.cmd.Process.Kill(); err != nil {
+		g.t.Fatal(err)
+	}
+	<-g.exited
+	g.exited <- nil // for the cleanup
+	waitFor(g.t, "the orphaned plugin to exit", func() bool {
+		// The plugin was the gateway's child; once orphaned it is reaped
+		// by init, so signal 0 fails when it is gone.
+		return syscall.Kill(pluginPID, 0) != nil
+	})
+}
+
 // read reads want records of topic back with the broker's own client.
 func (g *gateway) read(topic string, want int) []brokerRecord {
 	g.t.Helper()
@@ -411,18 +428,7 @@ func TestKilledGatewayLeavesNoPluginBehind(t *testing.T) {
 		s := writeConfig(t, dir, kind.local(t, dir), options{})
 		g := startGateway(t, s)
 		g.produceOK("orders", `{"key":"a","value":"before the crash"}`)
-		pluginPID := g.plugins()[0].PID
-
-		if err := g.cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		<-g.exited
-		g.exited <- nil // for the cleanup
-		waitFor(t, "the orphaned plugin to exit", func() bool {
-			// The plugin was the gateway's child; once orphaned it is
-			// reaped by init, so signal 0 fails when it is gone.
-			return syscall.Kill(pluginPID, 0) != nil
-		})
+		g.kill9()
 
 		g2 := startGateway(t, s)
 		g2.produceOK("orders", `{"key":"b","value":"after the crash"}`)

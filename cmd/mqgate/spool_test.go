@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -51,17 +50,9 @@ func testAsyncSurvivesKill9(t *testing.T, kind brokerKind) {
 		}
 	}()
 	waitFor(t, "a flow of accepted messages", func() bool { return count.Load() >= 300 })
-	pluginPID := g.plugins()[0].PID
-	if err := g.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-g.exited
-	g.exited <- nil // for the cleanup
+	g.kill9()
 	close(stop)
 	<-done
-	// The orphaned plugin stops on its own (its parent died); the embedded
-	// broker's port is free once it has.
-	waitFor(t, "the orphaned plugin to exit", func() bool { return syscall.Kill(pluginPID, 0) != nil })
 
 	g2 := startGateway(t, s) // its forwarder drains what the first left
 	seen := consumeUntil(t, g2, "spooled", accepted)
