@@ -449,9 +449,11 @@ func (w *worker) settleWith(es []*entry, res []sdk.ProduceResult, err error, ok 
 			}
 			continue
 		}
-		switch sdk.CodeOf(rerr) {
-		case sdk.CodeIllegal, sdk.CodeNotAllowed, sdk.CodeTopicNotExist, sdk.CodeTooLarge:
-			w.s.logger.Error("dropping a delayed message its topic refuses", "id", e.env.id, "topic", e.env.topic, "error", rerr)
+		code := sdk.CodeOf(rerr)
+		switch {
+		case code == sdk.CodeIllegal || code == sdk.CodeNotAllowed || code == sdk.CodeTooLarge,
+			code == sdk.CodeTopicNotExist && e.attempts >= missingTopicAttempts:
+			w.s.logger.Error("dropping a delayed message its topic refuses", "id", e.env.id, "topic", e.env.topic, "attempts", e.attempts+1, "error", rerr)
 			w.s.metrics.dropped.WithLabelValues("refused").Inc()
 			done = append(done, e)
 		default:
@@ -465,6 +467,12 @@ func (w *worker) settleWith(es []*entry, res []sdk.ProduceResult, err error, ok 
 		w.retry(failed, lastErr)
 	}
 }
+
+// missingTopicAttempts is how often a delivery to a topic that does not
+// exist is tried (over about a minute of backoff) before the message is
+// dropped: a topic being created, by an operator or by a broker on its
+// first send, gets that long to appear.
+const missingTopicAttempts = 30
 
 // retry puts entries back to act on again after a backoff.
 func (w *worker) retry(es []*entry, _ error) {

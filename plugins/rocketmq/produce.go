@@ -111,7 +111,7 @@ func (b *Backend) produceRoute(ctx context.Context, cfg config, rs *routes, topi
 	if terr != nil {
 		return nil, err
 	}
-	auto := &route{addrs: tmpl.addrs, at: tmpl.at}
+	auto := &route{addrs: tmpl.addrs, at: tmpl.at, auto: true}
 	for _, broker := range slices.Sorted(maps.Keys(tmpl.addrs)) {
 		n := 0
 		for _, q := range tmpl.write {
@@ -203,7 +203,13 @@ func (b *Backend) sendBatch(ctx context.Context, prod interface {
 	}
 	if err != nil {
 		err = sendError(err, records[idx[0]].Topic, q)
-		if sdk.CodeOf(err) == sdk.CodeTopicNotExist {
+		if sdk.CodeOf(err) == sdk.CodeTopicNotExist && rt.auto {
+			// The brokers create topics on first send, but rocketmq-client-go
+			// lost the race with a concurrent first send (its route cache
+			// had neither the topic nor the template yet): worth retrying.
+			err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: err.Error() + " (the topic is being created; retry)"}
+		}
+		if sdk.CodeOf(err) == sdk.CodeTopicNotExist || rt.auto {
 			rs.get(ctx, topic, true) // forget the route; the next call asks again
 		}
 		for _, j := range idx {

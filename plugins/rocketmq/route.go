@@ -59,6 +59,9 @@ type route struct {
 	read, write []queue
 	addrs       map[string]string // broker name -> master address
 	at          time.Time
+	// auto marks the route a topic will have once a broker creates it on
+	// its first send (see produceRoute).
+	auto bool
 }
 
 // partition returns the index of q among the read queues, or -1.
