@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,9 +16,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
-	"github.com/mqgate/mqgate/plugins/kafka"
-	"github.com/mqgate/mqgate/plugins/rocketmq"
-	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
+	"github.com/mqgate/mqgate/internal/brokertest"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -49,46 +45,8 @@ func (c scaledClock) Timer(d time.Duration) (<-chan time.Time, func()) {
 	return t.C, func() { t.Stop() }
 }
 
-type backendKind struct {
-	name  string
-	start func(t *testing.T) sdk.Backend
-}
-
-var backends = []backendKind{
-	{"kafka", func(t *testing.T) sdk.Backend {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		b := kafka.New(slog.New(slog.DiscardHandler))
-		cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, addr, filepath.Join(t.TempDir(), "data"))
-		if err := b.Configure(context.Background(), []byte(cfg)); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		return b
-	}},
-	{"rocketmq", func(t *testing.T) sdk.Backend {
-		f, err := rmqfake.Start(rmqfake.Options{AutoCreateTopics: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		b := rocketmq.New(slog.New(slog.DiscardHandler))
-		if err := b.Configure(context.Background(), fmt.Appendf(nil, `{"nameservers":[%q]}`, f.Addr())); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Close() })
-		return b
-	}},
-}
-
 func forEachBackend(t *testing.T, test func(t *testing.T, b sdk.Backend)) {
-	for _, k := range backends {
-		t.Run(k.name, func(t *testing.T) { test(t, k.start(t)) })
-	}
+	brokertest.Run(t, test)
 }
 
 // startService runs a delay service on b with clock (real time when nil).
@@ -412,7 +370,7 @@ func TestTwoGatewaysDeliverOnce(t *testing.T) {
 // Bad input is refused with code 11 naming the field, before anything is
 // written.
 func TestAddRefusesBadInput(t *testing.T) {
-	b := backends[0].start(t)
+	b := brokertest.Kinds[0].Start(t)
 	s := startService(t, b, nil)
 	now := time.Now()
 	msg := func(mod func(*delay.Message)) delay.Message {

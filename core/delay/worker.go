@@ -46,6 +46,9 @@ type qstate struct {
 	revoked bool
 	entries []*entry // by offset; the front is the oldest not committed
 	next    int64    // offset to commit; -1 when nothing new
+	// base is the last known commit point (the assignment's start, then
+	// each commit); -1 when unknown.
+	base int64
 }
 
 type entry struct {
@@ -166,8 +169,10 @@ func (w *worker) revoke(ctx context.Context, c sdk.Consumer, revoked []sdk.Offse
 		if q == nil {
 			continue
 		}
-		if q.next >= 0 {
-			offs = append(offs, sdk.Offset{Topic: w.topic, Qid: q.qid, Offset: q.next})
+		// Every revoked qid with a known position, moved or not: a plugin
+		// may release the qid to its next owner on this commit.
+		if p := max(q.next, q.base); p >= 0 {
+			offs = append(offs, sdk.Offset{Topic: w.topic, Qid: q.qid, Offset: p})
 		}
 		q.revoked = true
 		w.held -= len(q.entries)
@@ -188,7 +193,7 @@ func (w *worker) apply(ev sdk.ConsumeEvent) {
 	defer w.mu.Unlock()
 	for _, o := range ev.Assigned {
 		if w.qids[o.Qid] == nil {
-			w.qids[o.Qid] = &qstate{qid: o.Qid, next: -1}
+			w.qids[o.Qid] = &qstate{qid: o.Qid, next: -1, base: o.Offset}
 			w.s.metrics.owned.Inc()
 		}
 	}
@@ -197,7 +202,7 @@ func (w *worker) apply(ev sdk.ConsumeEvent) {
 		r := &ev.Records[i]
 		q := w.qids[r.Qid]
 		if q == nil {
-			q = &qstate{qid: r.Qid, next: -1}
+			q = &qstate{qid: r.Qid, next: -1, base: -1}
 			w.qids[r.Qid] = q
 			w.s.metrics.owned.Inc()
 		}
@@ -545,6 +550,7 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
 	}
 	w.mu.Lock()
 	for i, q := range qs {
+		q.base = max(q.base, offs[i].Offset)
 		if q.next == offs[i].Offset {
 			q.next = -1
 		}

@@ -1,5 +1,7 @@
 // Package httpapi serves mqgate's HTTP API (docs/http.md): produce, delay
-// messages, and the admin routes /healthz, /readyz, /metrics and /v1/plugins.
+// messages, consumption (pull and ack, stats, fetch and commit, seed 004's
+// batch-id cursor), and the admin routes /healthz, /readyz, /metrics and
+// /v1/plugins.
 //
 // Every non-2xx answer, unknown routes included, has the body
 // {"error": {"code": N, "message": "..."}} with the status statusOf maps N to.
@@ -18,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
@@ -73,6 +76,15 @@ type Options struct {
 	// x-delay on /v1/kafka/send). Nil means delay messages are not
 	// enabled: those requests are refused with code 11.
 	Delayer delay.Delayer
+	// Consumer serves the consume routes: pull, ack, stats, fetch,
+	// commit and the batch-id cursor. Nil means consumption is not
+	// enabled: those routes answer 400 with code 11.
+	Consumer consume.Consumer
+	// BatchDefault, when set, makes GET /info, GET /fetch_new,
+	// GET /fetch_old and POST /ack serve the batch-id cursor of this
+	// subscription at the root, as ape_dts does (http.batch_default).
+	// Nil: those routes do not exist.
+	BatchDefault *BatchSubscription
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +108,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.BatchDefault != nil {
+		b := *o.BatchDefault // the caller's copy may change; the routes' may not
+		o.BatchDefault = &b
 	}
 	return o
 }
@@ -145,6 +161,24 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.DELETE("/v1/topics/:topic/delayed/", s.cancelDelayed)
 	e.DELETE("/v1/topics/:topic/delayed", s.cancelDelayed)
 	e.POST("/v1/kafka/send", s.kafkaSend)
+
+	e.POST("/v1/groups/:group/topics/:topic/pull", s.pull)
+	e.POST("/v1/groups/:group/topics/:topic/ack", s.ack)
+	e.GET("/v1/groups/:group/stats", s.stats)
+	e.POST("/v1/fetch", s.fetch)
+	e.POST("/v1/commit", s.commit)
+	const batches = "/v1/groups/:group/topics/:topic/batches/"
+	e.GET(batches+"info", s.batchInfo(pathSubscription))
+	e.GET(batches+"fetch_new", s.batchFetchNew(pathSubscription))
+	e.GET(batches+"fetch_old", s.batchFetchOld(pathSubscription))
+	e.POST(batches+"ack", s.batchAck(pathSubscription))
+	e.GET("/v1/schemas/message.avsc", s.messageSchemaJSON)
+	if opts.BatchDefault != nil {
+		e.GET("/info", s.batchInfo(s.defaultSubscription))
+		e.GET("/fetch_new", s.batchFetchNew(s.defaultSubscription))
+		e.GET("/fetch_old", s.batchFetchOld(s.defaultSubscription))
+		e.POST("/ack", s.batchAck(s.defaultSubscription))
+	}
 	// HEAD too, for load balancers that probe with it.
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		e.Handle(method, "/healthz", s.healthz)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 )
 
 // minContainerLimit is the fewest list, set or map elements a request may
@@ -19,7 +22,7 @@ const minContainerLimit = 1 << 16
 
 // serverConn is one client connection.
 type serverConn struct {
-	s    *ProducerServer
+	s    *server
 	conn net.Conn
 	// inFlight is true from the moment a call's message header has been
 	// read until its answer has been written. Guarded by s.mu.
@@ -53,6 +56,11 @@ func (c *serverConn) serve() {
 	for {
 		ok, err := s.processor.Process(s.base, iprot, oprot)
 		stopping := c.end()
+		if err != nil && ok && isDeclaredException(err) {
+			// The processor has answered with an exception the IDL
+			// declares (PullException): a reply like any other.
+			err = nil
+		}
 		var ae thrift.TApplicationException
 		if err != nil && errors.As(err, &ae) && ae.TypeId() == thrift.UNKNOWN_METHOD && !stopping {
 			// The processor has skipped the call and answered with an
@@ -120,14 +128,29 @@ func isClosed(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
+// isDeclaredException reports whether err is an exception a method
+// declares in the IDL, which the processor has written as the answer.
+func isDeclaredException(err error) bool {
+	var pe *consumer.PullException
+	return errors.As(err, &pe)
+}
+
+// maxStructDepth bounds how deeply structs may nest in a request. The
+// generated code reads nested structs by recursion, and ConsumeResult
+// nests itself (nextResult): without a bound, a small frame of nested
+// headers would grow the stack without limit. It leaves room for chains
+// longer than maxAckChain, so that those are answered with code 11.
+const maxStructDepth = 4 * maxAckChain
+
 // guardedProtocol wraps the input protocol of a connection: it marks calls
-// in flight as their header arrives, and refuses containers that declare
+// in flight as their header arrives, refuses containers that declare
 // more elements than the request can hold, before the generated code
-// allocates room for them.
+// allocates room for them, and structs nested deeper than maxStructDepth.
 type guardedProtocol struct {
 	thrift.TProtocol
 	c        *serverConn
 	maxElems int
+	depth    int // structs open in the request being read
 	rc       *requestConn
 	// compact says which protocol the connection speaks: ReadBinary and
 	// ReadString read the length prefix themselves (see readBytes).
@@ -137,10 +160,24 @@ type guardedProtocol struct {
 
 func (p *guardedProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.TMessageType, int32, error) {
 	name, typ, seq, err := p.TProtocol.ReadMessageBegin(ctx)
+	p.depth = 0
 	if err == nil && !p.c.begin() {
 		err = thrift.NewTTransportException(thrift.NOT_OPEN, "mqgate is stopping")
 	}
 	return name, typ, seq, err
+}
+
+func (p *guardedProtocol) ReadStructBegin(ctx context.Context) (string, error) {
+	p.depth++
+	if p.depth > maxStructDepth {
+		return "", thrift.NewTProtocolExceptionWithType(thrift.DEPTH_LIMIT, fmt.Errorf("structs nested more than %d deep", maxStructDepth))
+	}
+	return p.TProtocol.ReadStructBegin(ctx)
+}
+
+func (p *guardedProtocol) ReadStructEnd(ctx context.Context) error {
+	p.depth--
+	return p.TProtocol.ReadStructEnd(ctx)
 }
 
 // ReadMessageEnd comes once a call's arguments are read, before its handler

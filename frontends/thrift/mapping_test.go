@@ -169,7 +169,7 @@ func FuzzServeConn(f *testing.F) {
 	s := NewProducerServer(Options{Logger: discardLogger(), MaxRequestBytes: 1 << 20, MaxMessageBytes: 1 << 10}, fake)
 	f.Fuzz(func(t *testing.T, input []byte) {
 		client, server := net.Pipe()
-		c := &serverConn{s: s, conn: server}
+		c := &serverConn{s: s.server, conn: server}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

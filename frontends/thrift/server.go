@@ -1,10 +1,11 @@
 // Package thriftapi serves DDMQ's Thrift ProducerService (producer.thrift,
-// seed 001's IDL) so that DDMQ's SDKs and any client generated from that
-// IDL work against mqgate unchanged. docs/thrift.md describes the wire
-// behaviour: transports, methods, result codes and the message mapping.
+// seed 001's IDL) and ConsumerService (consumer.thrift, seed 000's IDL) so
+// that DDMQ's SDKs and any client generated from that IDL work against
+// mqgate unchanged. docs/thrift.md describes the wire behaviour:
+// transports, methods, result codes and the message mapping.
 //
-// The generated code lives in gen-go/producer (and gen-go/consumer for the
-// consumer IDL); regenerate it with `go generate` (generate.go).
+// The generated code lives in gen-go/producer and gen-go/consumer;
+// regenerate it with `go generate` (generate.go).
 package thriftapi
 
 import (
@@ -50,6 +51,7 @@ const (
 // Defaults of Options.
 const (
 	DefaultListen           = "127.0.0.1:9613"
+	DefaultConsumerListen   = "127.0.0.1:9713"
 	DefaultMaxMessageBytes  = 1 << 20
 	DefaultMaxRequestBytes  = 64 << 20
 	DefaultMaxBatchMessages = 10000
@@ -66,10 +68,12 @@ const (
 // closed connection.
 const requestOverhead = 64 << 10
 
-// Options configure a ProducerServer. Zero fields take the Default* values.
+// Options configure a ProducerServer or a ConsumerServer. Zero fields take
+// the Default* values; fields that concern one service only say so.
 type Options struct {
 	// Listen is the address ListenAndServe listens on
-	// (thrift.producer_listen).
+	// (thrift.producer_listen, default DefaultListen, or
+	// thrift.consumer_listen, default DefaultConsumerListen).
 	Listen string
 	// Transport is TransportFramed (the default, what DDMQ's SDKs use) or
 	// TransportBuffered.
@@ -89,7 +93,9 @@ type Options struct {
 	// answered with code 16.
 	MaxBatchMessages int
 	// DefaultTimeout bounds a sendSync whose timeout is <= 0, and every
-	// sendBatchSync and sendAsync (which carry no timeout).
+	// sendBatchSync and sendAsync (which carry no timeout). On
+	// ConsumerService it bounds every call, after the linger of a pull or
+	// fetch, and caps that linger.
 	DefaultTimeout time.Duration
 	// MaxTimeout caps the timeout a sendSync asks for.
 	MaxTimeout time.Duration
@@ -109,9 +115,6 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	if o.Listen == "" {
-		o.Listen = DefaultListen
-	}
 	if o.Transport == "" {
 		o.Transport = TransportFramed
 	}
@@ -174,6 +177,16 @@ var errStopping = sdk.Errorf(sdk.CodeUnavailable, "mqgate is stopping; send agai
 // as Thrift clients send them. Stop closes idle connections at once and
 // waits for in-flight calls to be answered.
 type ProducerServer struct {
+	*server
+}
+
+// server is the accept loop, connection tracking and shutdown that the
+// ProducerService and ConsumerService servers share.
+type server struct {
+	// service names the service in errors: "producer" or "consumer".
+	service string
+	// listenKey is the configuration key of Options.Listen, for errors.
+	listenKey string
 	opts      Options
 	log       *slog.Logger
 	metrics   *thriftMetrics
@@ -202,11 +215,29 @@ type ProducerServer struct {
 // producing through p. It panics only if opts.Registry holds a different
 // collector under the Thrift metrics' names.
 func NewProducerServer(opts Options, p Producer) *ProducerServer {
+	if opts.Listen == "" {
+		opts.Listen = DefaultListen
+	}
+	s := newServer("producer", "thrift.producer_listen", opts)
+	s.processor = producer.NewProducerServiceProcessor(&producerService{
+		opts:     s.opts,
+		producer: p,
+		log:      s.log,
+		metrics:  s.metrics,
+	})
+	return &ProducerServer{s}
+}
+
+// newServer returns a server without its processor, which the caller
+// sets.
+func newServer(service, listenKey string, opts Options) *server {
 	opts = opts.withDefaults()
 	setConnectivityCheck.Do(func() {
 		thrift.ServerConnectivityCheckInterval = connectivityCheckInterval
 	})
-	s := &ProducerServer{
+	s := &server{
+		service:   service,
+		listenKey: listenKey,
 		opts:      opts,
 		log:       opts.Logger,
 		metrics:   newThriftMetrics(opts.Registry),
@@ -238,23 +269,17 @@ func NewProducerServer(opts Options, p Producer) *ProducerServer {
 	default:
 		s.configErr = errors.Join(s.configErr, fmt.Errorf("thrift protocol: must be %s or %s; got %q", ProtocolCompact, ProtocolBinary, opts.Protocol))
 	}
-	s.processor = producer.NewProducerServiceProcessor(&producerService{
-		opts:     opts,
-		producer: p,
-		log:      opts.Logger,
-		metrics:  s.metrics,
-	})
 	return s
 }
 
 // ListenAndServe listens on Options.Listen and calls Serve.
-func (s *ProducerServer) ListenAndServe() error {
+func (s *server) ListenAndServe() error {
 	if s.configErr != nil {
 		return s.configErr
 	}
 	l, err := net.Listen("tcp", s.opts.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on %s (thrift.producer_listen): %w", s.opts.Listen, err)
+		return fmt.Errorf("listening on %s (%s): %w", s.opts.Listen, s.listenKey, err)
 	}
 	return s.Serve(l)
 }
@@ -262,7 +287,7 @@ func (s *ProducerServer) ListenAndServe() error {
 // Serve accepts connections on l and answers their calls until Stop. It
 // returns nil after Stop (at once when Stop came first) and any other
 // error that stopped it; l is closed either way.
-func (s *ProducerServer) Serve(l net.Listener) error {
+func (s *server) Serve(l net.Listener) error {
 	if s.configErr != nil {
 		l.Close()
 		return s.configErr
@@ -325,7 +350,7 @@ func (s *ProducerServer) Serve(l net.Listener) error {
 	}
 }
 
-func (s *ProducerServer) isStopping() bool {
+func (s *server) isStopping() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopping
@@ -333,7 +358,7 @@ func (s *ProducerServer) isStopping() bool {
 
 // track registers c and counts its goroutine, unless the server is
 // stopping.
-func (s *ProducerServer) track(c *serverConn) bool {
+func (s *server) track(c *serverConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
@@ -344,7 +369,7 @@ func (s *ProducerServer) track(c *serverConn) bool {
 	return true
 }
 
-func (s *ProducerServer) forget(c *serverConn) {
+func (s *server) forget(c *serverConn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
@@ -355,7 +380,7 @@ func (s *ProducerServer) forget(c *serverConn) {
 // that it cancels the calls' contexts (their answers say the gateway is
 // stopping) and closes every connection; the error then says how many calls
 // were still running. Stop may be called more than once.
-func (s *ProducerServer) Stop() error {
+func (s *server) Stop() error {
 	s.mu.Lock()
 	if !s.stopping {
 		s.stopping = true
@@ -404,5 +429,5 @@ func (s *ProducerServer) Stop() error {
 	if n == 0 {
 		return nil
 	}
-	return fmt.Errorf("stopping the thrift producer service: %d calls still running after %s", n, s.opts.StopTimeout+stopGrace)
+	return fmt.Errorf("stopping the thrift %s service: %d calls still running after %s", s.service, n, s.opts.StopTimeout+stopGrace)
 }

@@ -409,6 +409,12 @@ func (h *producerService) failure(ctx context.Context, err error, timeoutMsg str
 // code 12 with timeoutMsg; anything else is an internal error whose details
 // go to the log, not to the client.
 func (h *producerService) clientError(ctx context.Context, err error, timeoutMsg string) (sdk.Code, string) {
+	return clientError(ctx, h.log, err, timeoutMsg)
+}
+
+// clientError is the code and message a client sees for err, for both
+// services: see (*producerService).clientError.
+func clientError(ctx context.Context, log *slog.Logger, err error, timeoutMsg string) (sdk.Code, string) {
 	var e *sdk.Error
 	if errors.As(err, &e) && e.Code != sdk.CodeOK {
 		return e.Code, e.Msg
@@ -422,7 +428,7 @@ func (h *producerService) clientError(ctx context.Context, err error, timeoutMsg
 	case sdk.CodeUnavailable:
 		return code, "call cancelled: the client closed the connection"
 	default:
-		h.log.Error("internal error serving a thrift call", "err", err)
+		log.Error("internal error serving a thrift call", "err", err)
 		return sdk.CodeInternal, "internal error"
 	}
 }

@@ -166,7 +166,7 @@ func (c *consumer) pushLocked(q queuedEvent) {
 // revokeWait bounds how long a rebalance waits for the gateway to commit
 // after a Revoked event; a gateway that never does (an older one) only
 // delays the rebalance by this much.
-const revokeWait = 10 * time.Second
+const revokeWait = 60 * time.Second
 
 // revoke queues a Revoked event and holds kgo's rebalance until the
 // gateway's next Commit after it has taken the event, so that what the

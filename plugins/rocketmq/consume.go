@@ -66,9 +66,9 @@ type consumer struct {
 	// mu guards owned and grace. Only the rebalance loop changes owned.
 	mu    sync.Mutex
 	owned map[ownedQueue]*puller
-	// grace holds queues given up whose Revoked event went out: the next
-	// Commit may still commit them (see sdk.Consumer.Commit).
-	grace map[ownedQueue]bool
+	// grace holds queues given up, with when: a commit for one of them in
+	// the next graceWindow is still taken, once (see sdk.Consumer.Commit).
+	grace map[ownedQueue]time.Time
 
 	// pending is what the last Poll could not return; only Poll uses it.
 	pending []sdk.Record
@@ -105,7 +105,7 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		errs:   make(chan error, 1),
 		closed: make(chan struct{}),
 		owned:  map[ownedQueue]*puller{},
-		grace:  map[ownedQueue]bool{},
+		grace:  map[ownedQueue]time.Time{},
 	}
 	for _, t := range sub.Topics {
 		name := cfg.wrap(t)
@@ -321,7 +321,7 @@ func (c *consumer) rebalance(topic string) bool {
 		for _, oq := range revoked {
 			c.stop(oq)
 			c.mu.Lock()
-			c.grace[oq] = true
+			c.grace[oq] = time.Now()
 			c.mu.Unlock()
 			ev.Revoked = append(ev.Revoked, sdk.Offset{Topic: c.cfg.unwrap(topic), Qid: oq.q.qid(), Offset: -1})
 		}
@@ -330,9 +330,33 @@ func (c *consumer) rebalance(topic string) bool {
 		}
 	}
 
+	// Lock what this member should own: new queues only start once their
+	// previous owner let go (no message is handed to two members at
+	// once), and owned ones renew their locks.
+	byBroker := map[string][]queue{}
+	for _, q := range want {
+		byBroker[q.broker] = append(byBroker[q.broker], q)
+	}
+	lockedSet := map[queue]bool{}
+	for broker, qs := range byBroker {
+		got, err := c.lockQueues(r.addrs[broker], topic, qs)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.report(err)
+			}
+			continue
+		}
+		for _, q := range got {
+			lockedSet[q] = true
+		}
+	}
 	var assigned []sdk.Offset
 	ok := true
 	for _, q := range want {
+		if !lockedSet[q] {
+			ok = false // its previous owner still holds it; try again soon
+			continue
+		}
 		oq := ownedQueue{topic, q}
 		c.mu.Lock()
 		_, have := c.owned[oq]
@@ -389,6 +413,70 @@ func (c *consumer) members(r *route) ([]string, error) {
 		return body.ConsumerIDList, nil
 	}
 	return nil, lastErr
+}
+
+// lockQueues asks the broker at addr to lock qs of topic for this member
+// (LOCK_BATCH_MQ, as RocketMQ's orderly consumers do) and returns those it
+// got. A queue stays locked for a minute unless locked again; its previous
+// owner unlocks it once it has committed what it finished.
+func (c *consumer) lockQueues(addr, topic string, qs []queue) ([]queue, error) {
+	type mq struct {
+		Topic      string `json:"topic"`
+		BrokerName string `json:"brokerName"`
+		QueueID    int    `json:"queueId"`
+	}
+	var set []mq
+	for _, q := range qs {
+		set = append(set, mq{topic, q.broker, q.id})
+	}
+	body, _ := json.Marshal(map[string]any{"consumerGroup": c.group, "clientId": c.clientID, "mqSet": set})
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	resp, err := c.pool.invoke(ctx, addr, remoting.NewRequest(remoting.LockBatchMQ, nil, body))
+	if err != nil {
+		return nil, err
+	}
+	if resp.Code != remoting.Success {
+		return nil, brokerError("locking queues of "+c.cfg.unwrap(topic), resp)
+	}
+	var out struct {
+		Locked []mq `json:"lockOKMQSet"`
+	}
+	if err := json.Unmarshal(resp.Body, &out); err != nil {
+		return nil, sdk.Errorf(sdk.CodeInternal, "rocketmq broker %s: bad lock answer: %v", addr, err)
+	}
+	var got []queue
+	for _, m := range out.Locked {
+		got = append(got, queue{m.BrokerName, m.QueueID})
+	}
+	return got, nil
+}
+
+// unlockQueues releases queues this member locked.
+func (c *consumer) unlockQueues(ctx context.Context, oqs []ownedQueue) {
+	byTopic := map[string][]queue{}
+	for _, oq := range oqs {
+		byTopic[oq.topic] = append(byTopic[oq.topic], oq.q)
+	}
+	for topic, qs := range byTopic {
+		r, err := c.rs.get(ctx, topic, false)
+		if err != nil {
+			continue
+		}
+		type mq struct {
+			Topic      string `json:"topic"`
+			BrokerName string `json:"brokerName"`
+			QueueID    int    `json:"queueId"`
+		}
+		byBroker := map[string][]mq{}
+		for _, q := range qs {
+			byBroker[q.broker] = append(byBroker[q.broker], mq{topic, q.broker, q.id})
+		}
+		for broker, set := range byBroker {
+			body, _ := json.Marshal(map[string]any{"consumerGroup": c.group, "clientId": c.clientID, "mqSet": set})
+			c.pool.invoke(ctx, r.addrs[broker], remoting.NewRequest(remoting.UnlockBatchMQ, nil, body)) // best effort: locks expire
+		}
+	}
 }
 
 // allocateAveragely is RocketMQ's default allocation: queues (sorted)
@@ -558,15 +646,13 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 	return sdk.ConsumeEvent{Records: recs}, nil
 }
 
-// Commit stores offsets of queues this member owns, and of queues it just
-// gave up, in the first Commit after their Revoked event. Other queues are
+// Commit stores offsets of queues this member owns, and of a queue it just
+// gave up, once, within graceWindow of its Revoked event. Other queues are
 // refused with CodeNotFound: their new owner's progress must not be moved
 // back.
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
-	c.mu.Lock()
-	grace := c.grace
-	c.grace = map[ownedQueue]bool{}
-	c.mu.Unlock()
+	now := time.Now()
+	var released []ownedQueue // given-up queues whose last commit this is
 	for _, o := range offsets {
 		q, err := parseQid(o.Qid)
 		if err != nil {
@@ -575,24 +661,50 @@ func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 		oq := ownedQueue{c.cfg.wrap(o.Topic), q}
 		c.mu.Lock()
 		_, own := c.owned[oq]
+		at, graced := c.grace[oq]
+		graced = graced && now.Sub(at) < graceWindow
+		delete(c.grace, oq)
 		c.mu.Unlock()
-		if !own && !grace[oq] {
+		if !own && !graced {
 			return sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s is not assigned to this member of group %s", o.Topic, o.Qid, c.cfg.unwrap(c.group))
 		}
+		if !own {
+			released = append(released, oq)
+		}
 	}
-	return commitOffsets(ctx, c.cfg, c.pool, c.rs, c.group, offsets)
+	if err := commitOffsets(ctx, c.cfg, c.pool, c.rs, c.group, offsets); err != nil {
+		return err
+	}
+	if len(released) > 0 {
+		c.unlockQueues(ctx, released)
+	}
+	return nil
 }
+
+// graceWindow is how long after giving a queue up a member may still
+// commit what it finished of it.
+const graceWindow = time.Minute
 
 // Close leaves the group: the brokers drop the member at once and tell the
 // others to rebalance.
 func (c *consumer) Close() error {
 	c.once.Do(func() {
+		c.mu.Lock()
+		var held []ownedQueue
+		for oq := range c.owned {
+			held = append(held, oq)
+		}
+		for oq := range c.grace {
+			held = append(held, oq)
+		}
+		c.mu.Unlock()
 		c.cancel()
 		c.wg.Wait()
 		c.stopAll()
 		close(c.closed)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		c.unlockQueues(ctx, held)
 		for _, addr := range c.brokers(false) {
 			req := remoting.NewRequest(remoting.UnregisterClient, fields("clientID", c.clientID, "producerGroup", "", "consumerGroup", c.group), nil)
 			c.pool.invoke(ctx, addr, req) // best effort: the connection closing drops the member too

@@ -1,0 +1,422 @@
+package consume
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mqgate/mqgate/core/metrics"
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/topicname"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Headers a dead-lettered message carries besides its own.
+const (
+	HeaderOriginTopic  = "mqgate-dlq-origin-topic"
+	HeaderOriginQid    = "mqgate-dlq-origin-qid"
+	HeaderOriginOffset = "mqgate-dlq-origin-offset"
+	HeaderAttempts     = "mqgate-dlq-attempts"
+	HeaderLastError    = "mqgate-dlq-last-error"
+)
+
+// Settings tune a group's sessions.
+type Settings struct {
+	// SessionIdle closes a session (leaving the broker group) after this
+	// long without a Pull or Ack.
+	SessionIdle time.Duration
+	// MaxInFlight bounds the messages of one qid handed out and not acked.
+	MaxInFlight int
+	// AckTimeout is how long a handed-out message may go unacked before it
+	// is redelivered.
+	AckTimeout time.Duration
+	// MaxRetries is how often a failed or timed-out message is redelivered
+	// before it goes to the dead-letter topic.
+	MaxRetries int
+	// RetryBackoff is the wait before the first redelivery; it doubles up
+	// to RetryBackoffMax.
+	RetryBackoff, RetryBackoffMax time.Duration
+	// DeadLetterTopic names the dead-letter topic; "{group}" is replaced
+	// by the group.
+	DeadLetterTopic string
+	// Buffer bounds the records a session holds that are not handed out.
+	Buffer int
+}
+
+func (s Settings) deadLetterTopic(group string) string {
+	return strings.ReplaceAll(s.DeadLetterTopic, "{group}", group)
+}
+
+// DefaultSettings are the defaults of consume: in plugins.yaml.
+func DefaultSettings() Settings {
+	return Settings{
+		SessionIdle: 5 * time.Minute, MaxInFlight: 1024, AckTimeout: 30 * time.Second, MaxRetries: 3,
+		RetryBackoff: time.Second, RetryBackoffMax: time.Minute, DeadLetterTopic: "{group}-dlq", Buffer: 1024,
+	}
+}
+
+// Options configure a Service.
+type Options struct {
+	// Backends by cluster, and Route naming the cluster of a topic.
+	Backends map[string]sdk.Backend
+	Route    func(topic string) (string, error)
+	// DefaultCluster serves Fetch and Commit calls that name none.
+	DefaultCluster string
+	// Producer writes dead letters.
+	Producer *produce.Producer
+	// Defaults apply to every group; Groups override them per group.
+	Defaults Settings
+	Groups   map[string]Settings
+	// Start is where a new group starts on a qid it never committed.
+	Start sdk.StartPosition
+	// MaxBatch caps the messages of one Pull, Fetch or batch (default 1000).
+	MaxBatch   int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+type sessionKey struct{ cluster, group, topic string }
+
+// Service is the gateway's consumption: sessions, cursors and the
+// low-level fetch and commit.
+type Service struct {
+	opts    Options
+	logger  *slog.Logger
+	metrics *consumeMetrics
+
+	mu       sync.Mutex
+	sessions map[sessionKey]*session
+	cursors  map[sessionKey]*cursor
+	closed   bool
+}
+
+var _ Consumer = (*Service)(nil)
+
+// New returns a service.
+func New(opts Options) *Service {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 1000
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Service{opts: opts, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
+		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}}
+}
+
+// MaxBatch is the most messages one call returns.
+func (s *Service) MaxBatch() int { return s.opts.MaxBatch }
+
+func (s *Service) settings(group string) Settings {
+	if g, ok := s.opts.Groups[group]; ok {
+		return g
+	}
+	return s.opts.Defaults
+}
+
+// checkNames validates a group and a topic name.
+func checkNames(group, topic string) error {
+	if group == "" {
+		return sdk.Errorf(sdk.CodeIllegal, "group: required")
+	}
+	if msg := topicname.Problem(group); msg != "" {
+		return sdk.Errorf(sdk.CodeIllegal, "group: %s", msg)
+	}
+	return topicname.Validate(topic)
+}
+
+// session returns the session of (group, topic), joining the group on
+// first use.
+func (s *Service) session(ctx context.Context, group, topic string) (*session, error) {
+	if err := checkNames(group, topic); err != nil {
+		return nil, err
+	}
+	cluster, err := s.opts.Route(topic)
+	if err != nil {
+		return nil, err
+	}
+	key := sessionKey{cluster, group, topic}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, sdk.Errorf(sdk.CodeUnavailable, "the gateway is shutting down")
+	}
+	if ss := s.sessions[key]; ss != nil {
+		return ss, nil
+	}
+	b := s.opts.Backends[cluster]
+	c, err := b.Consume(ctx, sdk.Subscription{Group: group, Topics: []string{topic}, Start: s.opts.Start})
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	ss := &session{svc: s, cluster: cluster, group: group, topic: topic, set: s.settings(group), c: c,
+		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
+		changed: make(chan struct{}), lastUse: time.Now()}
+	s.sessions[key] = ss
+	s.metrics.sessions.Inc()
+	go ss.run()
+	return ss, nil
+}
+
+// existing returns the session of (group, topic) if this gateway has one.
+func (s *Service) existing(group, topic string) (*session, error) {
+	if err := checkNames(group, topic); err != nil {
+		return nil, err
+	}
+	cluster, err := s.opts.Route(topic)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sessionKey{cluster, group, topic}], nil
+}
+
+// closeSession ends ss: it commits what was acked and leaves the group.
+func (s *Service) closeSession(ss *session, why string) {
+	s.mu.Lock()
+	key := sessionKey{ss.cluster, ss.group, ss.topic}
+	if s.sessions[key] == ss {
+		delete(s.sessions, key)
+		s.metrics.sessions.Dec()
+	}
+	s.mu.Unlock()
+	ss.mu.Lock()
+	ss.closed = true
+	for qid := range ss.qids {
+		ss.dropLocked(qid)
+	}
+	ss.notifyLocked()
+	ss.mu.Unlock()
+	ss.cancel()
+	ss.c.Close()
+	s.logger.Info("consume session closed", "group", ss.group, "topic", ss.topic, "why", why)
+}
+
+// Close ends every session, committing what was acked.
+func (s *Service) Close() {
+	s.mu.Lock()
+	s.closed = true
+	var all []*session
+	for _, ss := range s.sessions {
+		all = append(all, ss)
+	}
+	s.mu.Unlock()
+	for _, ss := range all {
+		ss.commit(context.Background())
+		s.closeSession(ss, "shutdown")
+		<-ss.done
+	}
+}
+
+func (s *Service) capBatch(max int) (int, error) {
+	if max < 1 {
+		return 0, sdk.Errorf(sdk.CodeIllegal, "batch size must be at least 1, got %d", max)
+	}
+	return min(max, s.opts.MaxBatch), nil
+}
+
+// Pull hands out up to max messages of one qid.
+func (s *Service) Pull(ctx context.Context, group, topic string, max int, wait time.Duration) (Batch, error) {
+	max, err := s.capBatch(max)
+	if err != nil {
+		return Batch{}, err
+	}
+	ss, err := s.session(ctx, group, topic)
+	if err != nil {
+		return Batch{}, err
+	}
+	b, err := ss.pull(ctx, max, wait, false)
+	if err == nil {
+		s.metrics.delivered.WithLabelValues(group, topic).Add(float64(len(b.Messages)))
+	}
+	return b, err
+}
+
+// Ack applies acks in order.
+func (s *Service) Ack(ctx context.Context, acks []Ack) error {
+	now := time.Now()
+	for _, a := range acks {
+		if a.Qid == "" {
+			return sdk.Errorf(sdk.CodeIllegal, "qid: required")
+		}
+		ss, err := s.existing(a.Group, a.Topic)
+		if err != nil {
+			return err
+		}
+		if ss == nil {
+			return sdk.Errorf(sdk.CodeNotFound, "group %s has no session for topic %s on this gateway: nothing of qid %s was handed out here", a.Group, a.Topic, a.Qid)
+		}
+		if err := ss.ack(a, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats reports consumption per topic.
+func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, error) {
+	var topics []string
+	if topic != "" {
+		if err := checkNames(group, topic); err != nil {
+			return nil, err
+		}
+		topics = []string{topic}
+	} else {
+		if err := checkNames(group, "x"); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		for k := range s.sessions {
+			if k.group == group && !slices.Contains(topics, k.topic) {
+				topics = append(topics, k.topic)
+			}
+		}
+		s.mu.Unlock()
+		slices.Sort(topics)
+	}
+	var out []Stats
+	for _, t := range topics {
+		cluster, err := s.opts.Route(t)
+		if err != nil {
+			return nil, err
+		}
+		offs, err := s.opts.Backends[cluster].ListOffsets(ctx, []string{t}, group)
+		if err != nil {
+			return nil, err
+		}
+		st := Stats{Group: group, Topic: t, ConsumeOffsets: map[string]int64{}, ProduceOffsets: map[string]int64{}}
+		for _, o := range offs {
+			c := o.Committed
+			if c < 0 {
+				c = o.Start
+			}
+			st.ConsumeOffsets[o.Qid] = c
+			st.ProduceOffsets[o.Qid] = o.End
+			lag := max(o.End-c, 0)
+			st.Lag += lag
+			s.metrics.lag.WithLabelValues(group, t, o.Qid).Set(float64(lag))
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (s *Service) backend(cluster string) (sdk.Backend, error) {
+	if cluster == "" {
+		cluster = s.opts.DefaultCluster
+	}
+	b, ok := s.opts.Backends[cluster]
+	if !ok {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "cluster: no cluster %q", cluster)
+	}
+	return b, nil
+}
+
+// Fetch reads explicit offsets.
+func (s *Service) Fetch(ctx context.Context, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]QidMessages, error) {
+	max, err := s.capBatch(max)
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.backend(cluster)
+	if err != nil {
+		return nil, err
+	}
+	req := sdk.FetchRequest{MaxRecords: int32(max), MaxWait: wait}
+	for _, topic := range slices.Sorted(mapKeys(offsets)) {
+		if err := topicname.Validate(topic); err != nil {
+			return nil, err
+		}
+		for _, qid := range slices.Sorted(mapKeys(offsets[topic])) {
+			req.Positions = append(req.Positions, sdk.FetchPosition{Topic: topic, Qid: qid, Offset: offsets[topic][qid]})
+		}
+	}
+	res, err := b.Fetch(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]QidMessages, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		q := QidMessages{Topic: r.Topic, Qid: r.Qid, NextOffset: r.NextOffset}
+		for _, rec := range r.Records {
+			q.Messages = append(q.Messages, toMessage(rec, 1))
+		}
+		out[i] = q
+	}
+	return out, nil
+}
+
+// Commit stores offsets without a session.
+func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map[string]map[string]int64) error {
+	if err := checkNames(group, "x"); err != nil {
+		return err
+	}
+	b, err := s.backend(cluster)
+	if err != nil {
+		return err
+	}
+	var offs []sdk.Offset
+	for _, topic := range slices.Sorted(mapKeys(offsets)) {
+		if err := topicname.Validate(topic); err != nil {
+			return err
+		}
+		for _, qid := range slices.Sorted(mapKeys(offsets[topic])) {
+			offs = append(offs, sdk.Offset{Topic: topic, Qid: qid, Offset: offsets[topic][qid]})
+		}
+	}
+	return b.Commit(ctx, group, offs)
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+type consumeMetrics struct {
+	sessions                                               prometheus.Gauge
+	owned, inFlight                                        *prometheus.GaugeVec
+	delivered, acked, redeliveries, timeouts, deadLettered *prometheus.CounterVec
+	lag                                                    *prometheus.GaugeVec
+}
+
+func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
+	gt := []string{"group", "topic"}
+	m := &consumeMetrics{
+		sessions:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_consume_sessions", Help: "Group sessions open on this gateway."}),
+		owned:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_qids_owned", Help: "Qids this gateway's sessions own."}, gt),
+		inFlight:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_in_flight", Help: "Messages handed out and not yet acked."}, gt),
+		delivered:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_delivered_total", Help: "Messages handed out by Pull (first deliveries and redeliveries)."}, gt),
+		acked:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_acked_total", Help: "Messages acked."}, gt),
+		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_redeliveries_total", Help: "Messages handed out again after a failure or an ack timeout."}, gt),
+		timeouts:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_ack_timeouts_total", Help: "Handed-out messages not acked within the ack timeout."}, gt),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_dead_lettered_total", Help: "Messages moved to the dead-letter topic after their retries."}, gt),
+		lag:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_lag_messages", Help: "End offset minus committed offset, per qid, as last asked for by stats."}, []string{"group", "topic", "qid"}),
+	}
+	if reg != nil {
+		m.sessions = metrics.Register(reg, m.sessions)
+		m.owned = metrics.Register(reg, m.owned)
+		m.inFlight = metrics.Register(reg, m.inFlight)
+		m.delivered = metrics.Register(reg, m.delivered)
+		m.acked = metrics.Register(reg, m.acked)
+		m.redeliveries = metrics.Register(reg, m.redeliveries)
+		m.timeouts = metrics.Register(reg, m.timeouts)
+		m.deadLettered = metrics.Register(reg, m.deadLettered)
+		m.lag = metrics.Register(reg, m.lag)
+	}
+	return m
+}

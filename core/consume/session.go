@@ -1,0 +1,571 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// A session is this gateway's member of one (cluster, group, topic): it
+// holds the broker group membership through the backend's Consume stream,
+// buffers what the stream delivers, hands batches of one qid at a time to
+// Pull, and tracks every handed-out offset until it is acked. The group's
+// committed offset of a qid is the lowest offset not yet acked, so acks
+// may come in any order.
+type session struct {
+	svc                   *Service
+	cluster, group, topic string
+	set                   Settings
+	c                     sdk.Consumer
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the session's goroutines are over
+
+	mu       sync.Mutex
+	qids     map[string]*qtrack
+	order    []string // qids, for round robin
+	rr       int
+	buffered int
+	changed  chan struct{} // closed and replaced on every change Pull waits for
+	lastUse  time.Time
+	closed   bool
+	failure  error // why the stream ended, for callers
+}
+
+// qtrack is one qid's state.
+type qtrack struct {
+	qid string
+	// buf holds records received and not yet handed out, in offset order.
+	buf []sdk.Record
+	// out holds what is handed out and not acked, by offset.
+	out map[int64]*flight
+	// pending holds every offset received and not yet acked, ascending;
+	// the commit point is its first element.
+	pending []int64
+	// next is the offset after the last one received.
+	next int64
+	// committed is the offset last committed; dirty says the commit point
+	// moved since.
+	committed int64
+	dirty     bool
+	// revoking is set while the qid is being given up: nothing more is
+	// handed out, acks are still taken.
+	revoking bool
+}
+
+// flight is one handed-out message.
+type flight struct {
+	rec      sdk.Record
+	attempt  int       // deliveries so far
+	deadline time.Time // when an unacked delivery times out; zero: held
+	redoAt   time.Time // when a failed one may be handed out again; zero: not failed
+	dead     bool      // retries spent: waiting to be dead-lettered
+	lastErr  string
+}
+
+func (q *qtrack) commitPoint() int64 {
+	if len(q.pending) > 0 {
+		return q.pending[0]
+	}
+	return q.next
+}
+
+func (q *qtrack) removePending(off int64) {
+	if i, ok := slices.BinarySearch(q.pending, off); ok {
+		q.pending = slices.Delete(q.pending, i, i+1)
+		q.dirty = true
+	}
+}
+
+func (s *session) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// run pumps the stream into the buffers until the session ends.
+func (s *session) run() {
+	defer close(s.done)
+	var wg sync.WaitGroup
+	wg.Go(s.maintain)
+	defer wg.Wait()
+	for s.ctx.Err() == nil {
+		s.mu.Lock()
+		free := s.set.Buffer - s.buffered
+		ch := s.changed
+		s.mu.Unlock()
+		if free <= 0 {
+			select {
+			case <-ch:
+			case <-s.ctx.Done():
+			}
+			continue
+		}
+		ev, err := s.c.Poll(s.ctx, free)
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, sdk.ErrStreamEnded) {
+				s.end(err)
+				return
+			}
+			s.svc.logger.Warn("consume poll", "group", s.group, "topic", s.topic, "error", err)
+			sleep(s.ctx, 100*time.Millisecond)
+			continue
+		}
+		if len(ev.Revoked) > 0 {
+			s.revoke(ev.Revoked)
+		}
+		s.apply(ev)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (s *session) end(err error) {
+	s.mu.Lock()
+	s.failure = err
+	s.notifyLocked()
+	s.mu.Unlock()
+	s.cancel()
+}
+
+func (s *session) apply(ev sdk.ConsumeEvent) {
+	if debugEvents {
+		fmt.Printf("DEBUG %s assigned=%v revoked=%v records=%d\n", s, ev.Assigned, ev.Revoked, len(ev.Records))
+		for _, r := range ev.Records {
+			fmt.Printf("DEBUG   %s/%d\n", r.Qid, r.Offset)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range ev.Assigned {
+		q := s.trackLocked(o.Qid)
+		if o.Offset >= 0 && q.next < 0 {
+			// Where consumption starts: the commit point until records come.
+			q.next, q.committed = o.Offset, o.Offset
+		}
+	}
+	for _, r := range ev.Records {
+		q := s.trackLocked(r.Qid)
+		if r.Offset < q.next {
+			continue // already seen (a stream that re-opened)
+		}
+		q.buf = append(q.buf, r)
+		q.pending = append(q.pending, r.Offset)
+		q.next = r.Offset + 1
+		s.buffered++
+	}
+	s.notifyLocked()
+}
+
+func (s *session) trackLocked(qid string) *qtrack {
+	q := s.qids[qid]
+	if q == nil {
+		q = &qtrack{qid: qid, out: map[int64]*flight{}, next: -1, committed: -1}
+		s.qids[qid] = q
+		s.order = append(s.order, qid)
+		s.svc.metrics.owned.WithLabelValues(s.group, s.topic).Inc()
+	}
+	return q
+}
+
+func (s *session) dropLocked(qid string) {
+	q := s.qids[qid]
+	if q == nil {
+		return
+	}
+	s.buffered -= len(q.buf)
+	delete(s.qids, qid)
+	if i := slices.Index(s.order, qid); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+	s.svc.metrics.owned.WithLabelValues(s.group, s.topic).Dec()
+	s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Sub(float64(len(q.out)))
+}
+
+// revoke gives qids up: nothing more of them is handed out; messages
+// handed out before are waited for (acked, failed or timed out) up to the
+// ack timeout, so no message is handed to two members within its ack
+// timeout; then what is acked is committed, in the one Commit the plugin
+// waits for (see sdk.Consumer.Commit), and the qids are dropped.
+func (s *session) revoke(revoked []sdk.Offset) {
+	s.mu.Lock()
+	for _, o := range revoked {
+		if q := s.qids[o.Qid]; q != nil {
+			q.revoking = true
+		}
+	}
+	s.mu.Unlock()
+	deadline := time.Now().Add(min(s.set.AckTimeout, maxRevokeWait))
+	for {
+		s.mu.Lock()
+		busy := false
+		for _, o := range revoked {
+			if q := s.qids[o.Qid]; q != nil && hasLive(q) {
+				busy = true
+			}
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		if !busy || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ch:
+		case <-s.ctx.Done():
+			return
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	s.mu.Lock()
+	var offs []sdk.Offset
+	for _, o := range revoked {
+		if q := s.qids[o.Qid]; q != nil {
+			// Every revoked qid with a known position, moved or not: a
+			// plugin may release the qid to its next owner on this commit.
+			if p := q.commitPoint(); p >= 0 {
+				offs = append(offs, sdk.Offset{Topic: s.topic, Qid: q.qid, Offset: p})
+			}
+			s.dropLocked(o.Qid)
+		}
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.c.Commit(ctx, offs); err != nil && s.ctx.Err() == nil {
+		s.svc.logger.Warn("commit on revoke", "group", s.group, "topic", s.topic, "error", err)
+	}
+}
+
+// maxRevokeWait bounds how long a revoke waits for handed-out messages; it
+// stays under the Kafka plugin's bound on a held rebalance.
+const maxRevokeWait = 50 * time.Second
+
+// hasLive reports whether q has handed-out messages that are neither acked
+// nor failed.
+func hasLive(q *qtrack) bool {
+	for _, f := range q.out {
+		if f.redoAt.IsZero() && !f.dead {
+			return true
+		}
+	}
+	return false
+}
+
+// take hands out up to max messages of one qid, or none. hold marks them
+// exempt from the ack timeout (the batch-id cursor holds batches until
+// acked).
+func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
+	b := Batch{Group: s.group, Topic: s.topic}
+	n := len(s.order)
+	for i := range n {
+		qid := s.order[(s.rr+i)%n]
+		q := s.qids[qid]
+		if q.revoking {
+			continue
+		}
+		var msgs []Message
+		// Redeliveries first: failed or timed-out messages whose backoff
+		// is over.
+		var redo []int64
+		for off, f := range q.out {
+			if !f.dead && !f.redoAt.IsZero() && !f.redoAt.After(now) {
+				redo = append(redo, off)
+			}
+		}
+		slices.Sort(redo)
+		for _, off := range redo {
+			if len(msgs) >= max {
+				break
+			}
+			f := q.out[off]
+			f.attempt++
+			f.redoAt = time.Time{}
+			f.deadline = deadline(now, s.set.AckTimeout, hold)
+			msgs = append(msgs, toMessage(f.rec, f.attempt))
+			s.svc.metrics.redeliveries.WithLabelValues(s.group, s.topic).Inc()
+		}
+		for len(msgs) < max && len(q.buf) > 0 && len(q.out) < s.set.MaxInFlight {
+			r := q.buf[0]
+			q.buf = q.buf[1:]
+			s.buffered--
+			q.out[r.Offset] = &flight{rec: r, attempt: 1, deadline: deadline(now, s.set.AckTimeout, hold)}
+			s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Inc()
+			msgs = append(msgs, toMessage(r, 1))
+		}
+		if len(msgs) > 0 {
+			slices.SortFunc(msgs, func(a, b Message) int { return int(a.Offset - b.Offset) })
+			s.rr = (s.rr + i + 1) % n
+			b.Qid, b.Messages = qid, msgs
+			s.notifyLocked() // the pump may have buffer room again
+			return b
+		}
+	}
+	return b
+}
+
+func deadline(now time.Time, timeout time.Duration, hold bool) time.Time {
+	if hold {
+		return time.Time{}
+	}
+	return now.Add(timeout)
+}
+
+// nextRedoLocked is when the earliest failed message may go out again.
+func (s *session) nextRedoLocked() time.Time {
+	var t time.Time
+	for _, q := range s.qids {
+		for _, f := range q.out {
+			if !f.dead && !f.redoAt.IsZero() && (t.IsZero() || f.redoAt.Before(t)) {
+				t = f.redoAt
+			}
+		}
+	}
+	return t
+}
+
+func toMessage(r sdk.Record, attempt int) Message {
+	return Message{Topic: r.Topic, Qid: r.Qid, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Headers: r.Headers, Tags: r.Tags, Timestamp: r.Timestamp, Attempt: attempt}
+}
+
+// pull waits for messages until wait passes.
+func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bool) (Batch, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		now := time.Now()
+		s.mu.Lock()
+		s.lastUse = now
+		if s.closed || s.failure != nil {
+			err := s.failure
+			s.mu.Unlock()
+			if err == nil {
+				err = errSessionClosed
+			}
+			return Batch{}, sdk.Errorf(sdk.CodeUnavailable, "consuming %s for group %s: %v", s.topic, s.group, err)
+		}
+		b := s.takeLocked(max, hold, now)
+		ch := s.changed
+		redo := s.nextRedoLocked()
+		s.mu.Unlock()
+		if len(b.Messages) > 0 || !now.Before(deadline) {
+			return b, nil
+		}
+		until := deadline
+		if !redo.IsZero() && redo.Before(until) {
+			until = redo
+		}
+		t := time.NewTimer(time.Until(until))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return Batch{Group: s.group, Topic: s.topic}, nil
+		}
+		t.Stop()
+	}
+}
+
+var errSessionClosed = errors.New("the session closed")
+
+// ack applies one Ack: every offset must be handed out and not acked.
+func (s *session) ack(a Ack, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastUse = now
+	q := s.qids[a.Qid]
+	if q == nil {
+		return sdk.Errorf(sdk.CodeNotFound, "qid %s of topic %s is not assigned to this gateway's member of group %s (it may have moved to another gateway, which redelivers what was not acked)", a.Qid, s.topic, s.group)
+	}
+	for _, list := range [][]int64{a.Success, a.Fail} {
+		for _, off := range list {
+			if f := q.out[off]; f == nil || f.dead || !f.redoAt.IsZero() {
+				return sdk.Errorf(sdk.CodeIllegal, "offset %d of qid %s was not handed out, or is already acked or failed", off, a.Qid)
+			}
+		}
+	}
+	for _, off := range a.Success {
+		delete(q.out, off)
+		q.removePending(off)
+		s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Dec()
+		s.svc.metrics.acked.WithLabelValues(s.group, s.topic).Inc()
+	}
+	for _, off := range a.Fail {
+		s.failLocked(q.out[off], now, "failed by the consumer")
+	}
+	s.notifyLocked()
+	return nil
+}
+
+// failLocked schedules a redelivery with growing backoff, or marks the
+// message for the dead-letter topic once its retries are spent.
+func (s *session) failLocked(f *flight, now time.Time, why string) {
+	f.lastErr = why
+	f.deadline = time.Time{}
+	if f.attempt > s.set.MaxRetries {
+		f.dead = true
+		return
+	}
+	backoff := s.set.RetryBackoff << (f.attempt - 1)
+	f.redoAt = now.Add(min(backoff, s.set.RetryBackoffMax))
+}
+
+// maintain times out unacked messages, dead-letters spent ones, commits
+// what moved, and closes an idle session.
+func (s *session) maintain() {
+	t := time.NewTicker(maintainInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.commit(context.Background())
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		s.mu.Lock()
+		var dead []deadLetter
+		for _, q := range s.qids {
+			for off, f := range q.out {
+				if !f.deadline.IsZero() && now.After(f.deadline) {
+					s.svc.metrics.timeouts.WithLabelValues(s.group, s.topic).Inc()
+					s.failLocked(f, now, "not acked within the ack timeout")
+				}
+				if f.dead {
+					dead = append(dead, deadLetter{q.qid, off, f})
+				}
+			}
+		}
+		idle := !s.lastUse.IsZero() && now.Sub(s.lastUse) > s.set.SessionIdle
+		if len(dead) > 0 {
+			s.notifyLocked()
+		}
+		s.mu.Unlock()
+		if len(dead) > 0 {
+			s.deadLetter(dead)
+		}
+		s.commit(s.ctx)
+		if idle {
+			s.svc.closeSession(s, "idle")
+			return
+		}
+	}
+}
+
+const maintainInterval = 50 * time.Millisecond
+
+var debugEvents = false
+
+type deadLetter struct {
+	qid    string
+	offset int64
+	f      *flight
+}
+
+// deadLetter produces spent messages to the group's dead-letter topic with
+// headers naming their origin, then counts them as acked.
+func (s *session) deadLetter(dead []deadLetter) {
+	topic := s.set.deadLetterTopic(s.group)
+	cluster, err := s.svc.opts.Route(topic)
+	if err != nil {
+		s.svc.logger.Error("dead-letter topic", "group", s.group, "topic", topic, "error", err)
+		return
+	}
+	recs := make([]sdk.Record, len(dead))
+	for i, d := range dead {
+		r := d.f.rec
+		hs := append(append([]sdk.Header(nil), r.Headers...),
+			sdk.Header{Key: HeaderOriginTopic, Value: []byte(s.topic)},
+			sdk.Header{Key: HeaderOriginQid, Value: []byte(d.qid)},
+			sdk.Header{Key: HeaderOriginOffset, Value: []byte(strconv.FormatInt(d.offset, 10))},
+			sdk.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.f.attempt))},
+			sdk.Header{Key: HeaderLastError, Value: []byte(d.f.lastErr)},
+		)
+		recs[i] = sdk.Record{Topic: topic, Partition: sdk.PartitionHash, Hash: hashBytes(r.Key, d.offset), Key: r.Key, Value: r.Value, Tags: r.Tags, Headers: hs}
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	res, err := s.svc.opts.Producer.SendRecords(ctx, cluster, recs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, d := range dead {
+		rerr := err
+		if rerr == nil {
+			rerr = res[i].Err
+		}
+		if rerr != nil {
+			s.svc.logger.Warn("dead-lettering; will retry", "group", s.group, "topic", s.topic, "dlq", topic, "error", rerr)
+			return // still dead: tried again on the next tick
+		}
+		q := s.qids[d.qid]
+		if q == nil || q.out[d.offset] != d.f {
+			continue
+		}
+		delete(q.out, d.offset)
+		q.removePending(d.offset)
+		s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Dec()
+		s.svc.metrics.deadLettered.WithLabelValues(s.group, s.topic).Inc()
+	}
+	s.notifyLocked()
+}
+
+func hashBytes(b []byte, n int64) uint64 {
+	h := uint64(14695981039346656037)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	if b == nil {
+		h ^= uint64(n)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// commit commits every qid whose commit point moved.
+func (s *session) commit(ctx context.Context) {
+	s.mu.Lock()
+	var offs []sdk.Offset
+	for _, q := range s.qids {
+		if p := q.commitPoint(); q.dirty && p >= 0 && p != q.committed && !q.revoking {
+			offs = append(offs, sdk.Offset{Topic: s.topic, Qid: q.qid, Offset: p})
+		}
+	}
+	s.mu.Unlock()
+	if len(offs) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.c.Commit(cctx, offs); err != nil {
+		if sdk.CodeOf(err) != sdk.CodeNotFound {
+			s.svc.logger.Warn("consume commit", "group", s.group, "topic", s.topic, "error", err)
+		}
+		return
+	}
+	s.mu.Lock()
+	for _, o := range offs {
+		if q := s.qids[o.Qid]; q != nil {
+			q.committed = o.Offset
+			q.dirty = q.commitPoint() != o.Offset
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) String() string { return fmt.Sprintf("%s/%s/%s", s.cluster, s.group, s.topic) }

@@ -1,0 +1,282 @@
+package thriftapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/mqgate/mqgate/core/consume"
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Defaults of ConsumerService calls that leave a field out.
+const (
+	// DefaultPullBatch is the maxBatchSize of a pull or fetch that sends
+	// none (or 0).
+	DefaultPullBatch = 32
+	// DefaultPullLinger is the maxLingerTime of a pull or fetch that sends
+	// none.
+	DefaultPullLinger = 500 * time.Millisecond
+)
+
+// ConsumerService method names, as on the wire and in metrics.
+const (
+	methodPull            = "pull"
+	methodSubmit          = "submit"
+	methodGetConsumeStats = "getConsumeStats"
+	methodFetch           = "fetch"
+	methodAck             = "ack"
+)
+
+// ConsumerServer serves DDMQ's ConsumerService. It is safe for concurrent
+// use, and its connections, limits and shutdown are those of
+// ProducerServer.
+type ConsumerServer struct {
+	*server
+}
+
+// NewConsumerServer returns a server answering ConsumerService calls
+// through c. Options.Listen defaults to DefaultConsumerListen; Delayer is
+// not used. It panics only if opts.Registry holds a different collector
+// under the Thrift metrics' names.
+func NewConsumerServer(opts Options, c consume.Consumer) *ConsumerServer {
+	if opts.Listen == "" {
+		opts.Listen = DefaultConsumerListen
+	}
+	s := newServer("consumer", "thrift.consumer_listen", opts)
+	s.processor = consumer.NewConsumerServiceProcessor(&consumerService{
+		opts:     s.opts,
+		consumer: c,
+		log:      s.log,
+		metrics:  s.metrics,
+	})
+	return &ConsumerServer{s}
+}
+
+// consumerService answers ConsumerService calls. pull, submit and
+// getConsumeStats answer errors with a PullException; fetch and ack, which
+// declare none, with FetchResponse.code and false. A panic is code 100.
+type consumerService struct {
+	opts     Options
+	consumer consume.Consumer
+	log      *slog.Logger
+	metrics  *thriftMetrics
+}
+
+var _ consumer.ConsumerService = (*consumerService)(nil)
+
+// Pull applies the request's ConsumeResult chain, then waits up to
+// maxLingerTime for up to maxBatchSize messages of one qid.
+func (h *consumerService) Pull(ctx context.Context, req *consumer.PullRequest) (*consumer.PullResponse, error) {
+	var resp *consumer.PullResponse
+	code, msg := h.serve(ctx, methodPull, func() (err error) {
+		resp, err = h.pull(ctx, req)
+		return err
+	})
+	if code != sdk.CodeOK {
+		return nil, &consumer.PullException{Code: int32(code), Message: msg}
+	}
+	return resp, nil
+}
+
+// Submit applies a ConsumeResult chain and answers true.
+func (h *consumerService) Submit(ctx context.Context, result *consumer.ConsumeResult_) (bool, error) {
+	code, msg := h.serve(ctx, methodSubmit, func() error {
+		if result == nil {
+			return sdk.Errorf(sdk.CodeIllegal, "result: required")
+		}
+		acks, err := decodeChain(result, "result")
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
+		defer cancel()
+		return h.ack(ctx, acks, h.opts.DefaultTimeout)
+	})
+	if code != sdk.CodeOK {
+		return false, &consumer.PullException{Code: int32(code), Message: msg}
+	}
+	return true, nil
+}
+
+// GetConsumeStats reports the group's committed and end offsets per qid,
+// of one topic or of every topic it has a session for.
+func (h *consumerService) GetConsumeStats(ctx context.Context, req *consumer.ConsumeStatsRequest) ([]*consumer.ConsumeStats, error) {
+	var out []*consumer.ConsumeStats
+	code, msg := h.serve(ctx, methodGetConsumeStats, func() error {
+		if req == nil {
+			return sdk.Errorf(sdk.CodeIllegal, "request: required")
+		}
+		if err := checkGroup("request.group", req.Group); err != nil {
+			return err
+		}
+		topic := req.GetTopic()
+		if topic != "" {
+			if err := checkTopic("request.topic", topic); err != nil {
+				return err
+			}
+		}
+		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
+		defer cancel()
+		stats, err := h.consumer.Stats(ctx, req.Group, topic)
+		if err != nil {
+			return h.timedOut(ctx, fmt.Errorf("reading the consume stats of %s: %w", req.Group, err), h.opts.DefaultTimeout)
+		}
+		out = make([]*consumer.ConsumeStats, len(stats))
+		for i, st := range stats {
+			out[i] = &consumer.ConsumeStats{
+				Group: st.Group, Topic: st.Topic,
+				ConsumeOffsets: nonNilOffsets(st.ConsumeOffsets), ProduceOffsets: nonNilOffsets(st.ProduceOffsets),
+			}
+		}
+		return nil
+	})
+	if code != sdk.CodeOK {
+		return nil, &consumer.PullException{Code: int32(code), Message: msg}
+	}
+	return out, nil
+}
+
+// Fetch reads the explicit offsets of fetchOffset. Its IDL declares no
+// exception: an error is FetchResponse.code, with no results, and logged.
+func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest) (*consumer.FetchResponse, error) {
+	resp := &consumer.FetchResponse{Results: []*consumer.QidResponse{}}
+	code, msg := h.serve(ctx, methodFetch, func() error {
+		call, err := decodeFetch(req, h.limits())
+		if err != nil {
+			return err
+		}
+		timeout := call.wait + h.opts.DefaultTimeout
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		qms, err := h.consumer.Fetch(ctx, call.cluster, call.offsets, call.max, call.wait)
+		if err != nil {
+			return h.timedOut(ctx, fmt.Errorf("fetching: %w", err), timeout)
+		}
+		for _, q := range qms {
+			next := q.NextOffset
+			resp.Results = append(resp.Results, &consumer.QidResponse{
+				Topic: q.Topic, Qid: q.Qid, NextRequestOffset: &next, Messages: encodeMessages(q.Messages),
+			})
+		}
+		return nil
+	})
+	c := int32(code)
+	resp.Code = &c
+	if code != sdk.CodeOK {
+		resp.Results = []*consumer.QidResponse{}
+		h.log.Warn("thrift fetch failed", "code", int(code), "msg", msg)
+	}
+	return resp, nil
+}
+
+// Ack commits the given offsets for the group, with no session and no
+// tracking. Its IDL declares no exception: an error is false, and logged.
+func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) (bool, error) {
+	code, msg := h.serve(ctx, methodAck, func() error {
+		if err := decodeAckResult(result); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
+		defer cancel()
+		if err := h.consumer.Commit(ctx, result.Cluster, result.GroupId, result.Offsets); err != nil {
+			return h.timedOut(ctx, fmt.Errorf("committing offsets of %s: %w", result.GroupId, err), h.opts.DefaultTimeout)
+		}
+		return nil
+	})
+	if code != sdk.CodeOK {
+		h.log.Warn("thrift ack failed", "code", int(code), "msg", msg)
+		return false, nil
+	}
+	return true, nil
+}
+
+func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (*consumer.PullResponse, error) {
+	call, err := decodePull(req, h.limits())
+	if err != nil {
+		return nil, err
+	}
+	timeout := call.wait + h.opts.DefaultTimeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := h.ack(ctx, call.acks, timeout); err != nil {
+		return nil, err
+	}
+	b, err := h.consumer.Pull(ctx, call.group, call.topic, call.max, call.wait)
+	if err != nil {
+		return nil, h.timedOut(ctx, fmt.Errorf("pulling %s for %s: %w", call.topic, call.group, err), timeout)
+	}
+	resp := &consumer.PullResponse{
+		Context:  &consumer.Context{GroupId: call.group, Topic: call.topic, Qid: b.Qid},
+		Messages: encodeMessages(b.Messages),
+	}
+	if b.Group != "" {
+		resp.Context.GroupId = b.Group
+	}
+	if b.Topic != "" {
+		resp.Context.Topic = b.Topic
+	}
+	return resp, nil
+}
+
+// ack applies acks in one Consumer.Ack call; none is no call.
+func (h *consumerService) ack(ctx context.Context, acks []consume.Ack, timeout time.Duration) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	if err := h.consumer.Ack(ctx, acks); err != nil {
+		return h.timedOut(ctx, fmt.Errorf("acking: %w", err), timeout)
+	}
+	return nil
+}
+
+func (h *consumerService) limits() consumeLimits {
+	return consumeLimits{maxBatch: h.consumer.MaxBatch(), maxWait: h.opts.DefaultTimeout}
+}
+
+// timedOut turns err into code 12 naming timeout when it comes from ctx's
+// deadline; other errors pass through.
+func (h *consumerService) timedOut(ctx context.Context, err error, timeout time.Duration) error {
+	var e *sdk.Error
+	if !errors.As(err, &e) && errors.Is(ctx.Err(), context.DeadlineExceeded) && errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
+		return sdk.Errorf(sdk.CodeTimeout, "timed out after %s", timeout)
+	}
+	return err
+}
+
+// serve runs one method's body, turning a panic into code 100, and
+// records the outcome. It returns the code and message the client sees.
+func (h *consumerService) serve(ctx context.Context, method string, body func() error) (code sdk.Code, msg string) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error("panic serving thrift call", "method", method, "panic", r, "stack", string(debug.Stack()))
+			code, msg = sdk.CodeInternal, "internal error"
+		}
+		elapsed := time.Since(start)
+		h.metrics.observe(method, code, elapsed)
+		level := slog.LevelDebug
+		if code == sdk.CodeInternal {
+			level = slog.LevelWarn
+		}
+		h.log.Log(ctx, level, "thrift call", "method", method, "code", int(code), "msg", msg, "duration", elapsed)
+	}()
+	if err := body(); err != nil {
+		code, msg = clientError(ctx, h.log, err, fmt.Sprintf("timed out after %s", h.opts.DefaultTimeout))
+		return code, msg
+	}
+	return sdk.CodeOK, msgOK
+}
+
+// nonNilOffsets returns m, or an empty map for nil: Thrift writes both the
+// same, but a Go client reads nil back as an empty map anyway.
+func nonNilOffsets(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return m
+}
