@@ -75,6 +75,8 @@ type options struct {
 	extra string
 	// requestTimeout is http.request_timeout (5s by default).
 	requestTimeout string
+	// httpExtra adds keys to the http: map.
+	httpExtra string
 }
 
 // writeConfig writes a plugins.yaml whose one cluster, "local", is b, with
@@ -89,6 +91,10 @@ func writeConfig(t *testing.T, dir string, b *testBroker, o options) *setup {
 		o.requestTimeout = "5s"
 	}
 	thrift := fmt.Sprintf("producer_listen: %q, consumer_listen: %q", s.thriftAddr, freeAddr(t))
+	httpExtra := ""
+	if o.httpExtra != "" {
+		httpExtra = ", " + o.httpExtra
+	}
 	if o.thrift != "" {
 		thrift += ", " + o.thrift
 	}
@@ -100,11 +106,11 @@ clusters:
     plugin: %s
     config: %s
 default_cluster: local
-http: {listen: %q, request_timeout: %s}
+http: {listen: %q, request_timeout: %s%s}
 thrift: {%s}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
 producer: {spool_dir: %q}
-%s`, b.plugin, o.plugin, b.plugin, b.config, s.httpAddr, o.requestTimeout, thrift, filepath.Join(dir, "spool"), o.extra)
+%s`, b.plugin, o.plugin, b.plugin, b.config, s.httpAddr, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
 	s.cfgPath = filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -170,6 +176,15 @@ func (g *gateway) kill9() {
 		// by init, so signal 0 fails when it is gone.
 		return syscall.Kill(pluginPID, 0) != nil
 	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // read reads want records of topic back with the broker's own client.

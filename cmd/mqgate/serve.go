@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
@@ -137,6 +138,15 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		delayer = svc
 	}
 
+	consumer := startConsume(cfg, backends, producer, rt, log, reg)
+	// Closed after the frontends stop: sessions commit what was acked and
+	// leave their groups before the plugins close.
+	defer consumer.Close()
+	var batchDefault *httpapi.BatchSubscription
+	if bd := cfg.HTTP.BatchDefault; bd != nil {
+		batchDefault = &httpapi.BatchSubscription{Group: bd.Group, Topic: bd.Topic}
+	}
+
 	srv := httpapi.New(httpapi.Options{
 		Listen:           cfg.HTTP.Listen,
 		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
@@ -146,6 +156,8 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		Registry:         reg,
 		Logger:           log,
 		Delayer:          delayer,
+		Consumer:         consumer,
+		BatchDefault:     batchDefault,
 	}, rt, host)
 	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -176,12 +188,32 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol)
 	go func() { serveErr <- tsrv.Serve(tlis) }()
 
+	csrv := thriftapi.NewConsumerServer(thriftapi.Options{
+		Transport:        cfg.Thrift.Transport,
+		Protocol:         cfg.Thrift.Protocol,
+		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
+		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
+		DefaultTimeout:   cfg.HTTP.RequestTimeout,
+		StopTimeout:      cfg.HTTP.ShutdownTimeout / 2,
+		Logger:           log,
+		Registry:         reg,
+	}, consumer)
+	clis, err := net.Listen("tcp", cfg.Thrift.ConsumerListen)
+	if err != nil {
+		_ = tsrv.Stop()
+		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
+		return fmt.Errorf("thrift.consumer_listen: %w", err)
+	}
+	log.Info("thrift ConsumerService listening", "addr", clis.Addr().String())
+	go func() { serveErr <- csrv.Serve(clis) }()
+
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
 	case err := <-serveErr:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			_ = tsrv.Stop()                        // stopping on an error already reported
+			_ = csrv.Stop()                        // likewise
 			_ = srv.Shutdown(context.Background()) // likewise
 			return fmt.Errorf("serving: %w", err)
 		}
@@ -199,9 +231,63 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 			log.Warn("thrift shutdown did not finish every call", "error", err)
 		}
 	})
+	wg.Go(func() {
+		if err := csrv.Stop(); err != nil {
+			log.Warn("thrift consumer shutdown did not finish every call", "error", err)
+		}
+	})
 	wg.Wait()
 	drainSpool(sctx, spool, log)
 	return nil
+}
+
+// startConsume returns the consumption service: sessions are created on
+// first use.
+func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer *produce.Producer, rt *router.Router,
+	log *slog.Logger, reg prometheus.Registerer) *consume.Service {
+	c := cfg.Consume
+	defaults := consume.Settings{
+		SessionIdle: c.SessionIdle, MaxInFlight: c.MaxInFlight, AckTimeout: c.AckTimeout, MaxRetries: c.MaxRetries,
+		RetryBackoff: c.RetryBackoff, RetryBackoffMax: c.RetryBackoffMax, DeadLetterTopic: c.DeadLetterTopic, Buffer: c.Buffer,
+	}
+	groups := map[string]consume.Settings{}
+	for name, g := range cfg.Groups {
+		set := defaults
+		setIf(&set.SessionIdle, g.SessionIdle)
+		setIf(&set.MaxInFlight, g.MaxInFlight)
+		setIf(&set.AckTimeout, g.AckTimeout)
+		setIf(&set.MaxRetries, g.MaxRetries)
+		setIf(&set.RetryBackoff, g.RetryBackoff)
+		setIf(&set.RetryBackoffMax, g.RetryBackoffMax)
+		setIf(&set.DeadLetterTopic, g.DeadLetterTopic)
+		groups[name] = set
+	}
+	start := sdk.StartEarliest
+	if c.Start == "latest" {
+		start = sdk.StartLatest
+	}
+	return consume.New(consume.Options{
+		Backends: backends,
+		Route: func(topic string) (string, error) {
+			name, _, err := rt.Cluster(topic)
+			return name, err
+		},
+		DefaultCluster: cfg.DefaultCluster,
+		Producer:       producer,
+		Defaults:       defaults,
+		Groups:         groups,
+		Start:          start,
+		MaxBatch:       c.MaxBatch,
+		Logger:         log.With("component", "consume"),
+		Registerer:     reg,
+	})
+}
+
+// setIf sets *dst to *v when v is not nil.
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }
 
 // startDelay starts the delay service on delay.cluster. It creates its

@@ -48,6 +48,9 @@ type Config struct {
 	PluginHost     PluginHost          `yaml:"plugin_host"`
 	Producer       Producer            `yaml:"producer"`
 	Delay          Delay               `yaml:"delay"`
+	Consume        Consume             `yaml:"consume"`
+	// Groups override consume: settings per consumer group.
+	Groups map[string]*Group `yaml:"groups"`
 
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
@@ -129,12 +132,49 @@ type Delay struct {
 	Window int `yaml:"window" default:"2000" check:"positive"`
 }
 
+// Consume configures consumption with per-message acks (group sessions).
+type Consume struct {
+	SessionIdle     time.Duration `yaml:"session_idle" default:"5m" check:"positive"`
+	MaxInFlight     int           `yaml:"max_in_flight" default:"1024" check:"positive"`
+	AckTimeout      time.Duration `yaml:"ack_timeout" default:"30s" check:"positive"`
+	MaxRetries      int           `yaml:"max_retries" default:"3"`
+	RetryBackoff    time.Duration `yaml:"retry_backoff" default:"1s" check:"positive"`
+	RetryBackoffMax time.Duration `yaml:"retry_backoff_max" default:"1m" check:"positive"`
+	DeadLetterTopic string        `yaml:"dead_letter_topic" default:"'{group}-dlq'"`
+	Buffer          int           `yaml:"buffer" default:"1024" check:"positive"`
+	// Start is where a new group starts on a qid it never committed.
+	Start    string `yaml:"start" default:"earliest" check:"oneof=earliest|latest"`
+	MaxBatch int    `yaml:"max_batch" default:"1000" check:"positive"`
+}
+
+// Group overrides consume: settings for one group; keys left out take
+// consume:'s values.
+type Group struct {
+	Name            string         `yaml:"-"`
+	SessionIdle     *time.Duration `yaml:"session_idle" check:"positive"`
+	MaxInFlight     *int           `yaml:"max_in_flight" check:"positive"`
+	AckTimeout      *time.Duration `yaml:"ack_timeout" check:"positive"`
+	MaxRetries      *int           `yaml:"max_retries"`
+	RetryBackoff    *time.Duration `yaml:"retry_backoff" check:"positive"`
+	RetryBackoffMax *time.Duration `yaml:"retry_backoff_max" check:"positive"`
+	DeadLetterTopic *string        `yaml:"dead_letter_topic"`
+}
+
+// BatchDefault names the subscription the root batch-id routes serve.
+type BatchDefault struct {
+	Group string `yaml:"group" check:"required"`
+	Topic string `yaml:"topic" check:"required"`
+}
+
 // HTTP configures the HTTP frontend.
 type HTTP struct {
 	Listen           string        `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
 	MaxMessageBytes  int64         `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
 	MaxBodyBytes     int64         `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
 	MaxBatchMessages int           `yaml:"max_batch_messages" default:"10000" check:"positive"`
+	// BatchDefault, when set, serves seed 004's batch-id routes at the
+	// root (/info, /fetch_new, /fetch_old, /ack) for one subscription.
+	BatchDefault *BatchDefault `yaml:"batch_default"`
 	RequestTimeout   time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
 	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
 }

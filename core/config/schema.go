@@ -13,9 +13,10 @@ package config
 //	    hostport       a listen address, host:port with a numeric port
 //	    oneof=x|y      the value must be one of those listed
 //
-// Field types: string, int, int64, time.Duration, a nested struct (a mapping),
-// map[string]*T with T a struct (a mapping of named entries), and
-// map[string]any (a free-form mapping, passed on as written). A string, when
+// Field types: string, int, int64, bool, time.Duration, a nested struct (a
+// mapping), a pointer to any of these (nil when the key is absent, for
+// settings that inherit), map[string]*T with T a struct (a mapping of named
+// entries), and map[string]any (a free-form mapping, passed on as written). A string, when
 // given, must not be empty, and numbers and durations must not be negative.
 
 import (
@@ -275,6 +276,13 @@ func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path stri
 	}
 	wrong := func(want string) { bad("want %s, got %s", want, describe(n)) }
 	switch {
+	case fv.Kind() == reflect.Pointer:
+		nv := reflect.New(fv.Type().Elem())
+		d.decodeValue(n, nv.Elem(), f, path, line)
+		if !d.broken[path] {
+			fv.Set(nv)
+		}
+
 	case fv.Type() == durationType:
 		if n.ShortTag() != "!!str" {
 			wrong("a duration like 10s or 1m30s")

@@ -23,7 +23,25 @@ func (d *decoder) validate(c *Config) {
 	d.validateClusters(c)
 	d.validateTopics(c)
 	d.validateDelay(c)
+	d.validateGroups(c)
 	d.validateListeners(c)
+}
+
+func (d *decoder) validateGroups(c *Config) {
+	for _, name := range slices.Sorted(maps.Keys(c.Groups)) {
+		c.Groups[name].Name = name
+		path := keyPath("groups", name)
+		if msg := topicname.Problem(name); msg != "" {
+			d.errorf(d.lines[path], path, "invalid group name: %s", strings.Replace(msg, "a topic", "a group", 1))
+		}
+	}
+	if bd := c.HTTP.BatchDefault; bd != nil && bd.Group != "" && bd.Topic != "" {
+		for key, v := range map[string]string{"http.batch_default.group": bd.Group, "http.batch_default.topic": bd.Topic} {
+			if msg := topicname.Problem(v); msg != "" && !d.broken[key] {
+				d.errorf(d.lines[key], key, "%s", msg)
+			}
+		}
+	}
 }
 
 func (d *decoder) validateDelay(c *Config) {

@@ -150,11 +150,14 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 		return ss, nil
 	}
 	b := s.opts.Backends[cluster]
-	c, err := b.Consume(ctx, sdk.Subscription{Group: group, Topics: []string{topic}, Start: s.opts.Start})
+	// The stream lives as long as the session, not the request that
+	// opened it.
+	sctx, cancel := context.WithCancel(context.Background())
+	c, err := b.Consume(sctx, sdk.Subscription{Group: group, Topics: []string{topic}, Start: s.opts.Start})
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	sctx, cancel := context.WithCancel(context.Background())
 	ss := &session{svc: s, cluster: cluster, group: group, topic: topic, set: s.settings(group), c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: time.Now()}

@@ -3,6 +3,7 @@ package pluginhost
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -125,8 +126,9 @@ type consumer struct {
 }
 
 // errConsumerClosed is what Poll answers once Close was called or the
-// subscription's context ended.
-var errConsumerClosed = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consumer closed"}
+// subscription's context ended: code 17, and sdk.ErrStreamEnded for
+// callers that must stop polling.
+var errConsumerClosed = fmt.Errorf("%w: %w", sdk.ErrStreamEnded, &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consumer closed"})
 
 // open starts a stream on gen.
 func (c *consumer) open(gen *generation) error {

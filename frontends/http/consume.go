@@ -265,8 +265,14 @@ func (s *Server) pull(c *gin.Context) {
 	defer cancel()
 	if a := req.ack; a != nil && len(a.success)+len(a.fail) > 0 {
 		if err := cons.Ack(ctx, []consume.Ack{{Group: group, Topic: topic, Qid: a.qid, Success: a.success, Fail: a.fail}}); err != nil {
-			s.abortWithError(c, fmt.Errorf("acking %s of %s for %s: %w", a.qid, topic, group, err))
-			return
+			// An ack the gateway cannot apply (an offset not handed out
+			// here, a qid that moved to another gateway, which redelivers
+			// it) does not block the pull; other errors fail it.
+			if code := sdk.CodeOf(err); code != sdk.CodeIllegal && code != sdk.CodeNotFound {
+				s.abortWithError(c, fmt.Errorf("acking %s of %s for %s: %w", a.qid, topic, group, err))
+				return
+			}
+			s.log.Warn("piggybacked ack not applied; pulling anyway", "group", group, "topic", topic, "error", err)
 		}
 	}
 	b, err := cons.Pull(ctx, group, topic, max, wait)

@@ -204,7 +204,14 @@ func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := h.ack(ctx, call.acks, timeout); err != nil {
-		return nil, err
+		// An ack the gateway cannot apply (an offset not handed out
+		// here, or a qid that moved to another gateway, which redelivers
+		// it) must not block the consumer: DDMQ's SDK passes the same
+		// result again after an exception. Other errors fail the pull.
+		if code := sdk.CodeOf(err); code != sdk.CodeIllegal && code != sdk.CodeNotFound {
+			return nil, err
+		}
+		h.log.Warn("piggybacked ack not applied; pulling anyway", "group", call.group, "topic", call.topic, "error", err)
 	}
 	b, err := h.consumer.Pull(ctx, call.group, call.topic, call.max, call.wait)
 	if err != nil {
