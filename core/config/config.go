@@ -168,15 +168,15 @@ type BatchDefault struct {
 
 // HTTP configures the HTTP frontend.
 type HTTP struct {
-	Listen           string        `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
-	MaxMessageBytes  int64         `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
-	MaxBodyBytes     int64         `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
-	MaxBatchMessages int           `yaml:"max_batch_messages" default:"10000" check:"positive"`
+	Listen           string `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
+	MaxMessageBytes  int64  `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
+	MaxBodyBytes     int64  `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
+	MaxBatchMessages int    `yaml:"max_batch_messages" default:"10000" check:"positive"`
 	// BatchDefault, when set, serves seed 004's batch-id routes at the
 	// root (/info, /fetch_new, /fetch_old, /ack) for one subscription.
-	BatchDefault *BatchDefault `yaml:"batch_default"`
-	RequestTimeout   time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
-	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
+	BatchDefault    *BatchDefault `yaml:"batch_default"`
+	RequestTimeout  time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
 }
 
 // Thrift configures the Thrift frontend.
