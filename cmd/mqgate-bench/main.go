@@ -72,7 +72,7 @@ type scenario struct {
 	report func(gateway, direct result)
 }
 
-var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale}
+var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift}
 
 func main() {
 	var (
@@ -180,10 +180,11 @@ func cpuModel() string {
 // env is a running gateway with its broker: an embedded Kafka broker, or
 // the RocketMQ protocol fake running in this process.
 type env struct {
-	httpAddr   string
-	thriftAddr string
-	kafkaAddr  string
-	cmd        *exec.Cmd
+	httpAddr     string
+	thriftAddr   string
+	consumerAddr string
+	kafkaAddr    string
+	cmd          *exec.Cmd
 
 	backend    string
 	rocketmq   *rmqfake.Fake
@@ -206,7 +207,7 @@ func startEnv(dir, bin, backend string, partitions int) (*env, error) {
 			return nil, fmt.Errorf("building mqgate (run from the repository root, or pass -mqgate): %w", err)
 		}
 	}
-	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, partitions: partitions}
+	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), consumerAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, partitions: partitions}
 	cluster := fmt.Sprintf("{plugin: kafka, config: {brokers: embedded, listen: %q, data_dir: %q, default_partitions: %d}}",
 		e.kafkaAddr, filepath.Join(dir, "data"), partitions)
 	if backend == "rocketmq" {
@@ -226,7 +227,7 @@ default_cluster: local
 http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
-`, cluster, e.httpAddr, e.thriftAddr, freeAddr(), filepath.Join(dir, "spool"))
+`, cluster, e.httpAddr, e.thriftAddr, e.consumerAddr, filepath.Join(dir, "spool"))
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
+)
+
+// consumePull: N messages of S bytes are produced first (not timed); then
+// C consumers of one group pull batches of B and ack each batch on their
+// next pull, until all N are acked: through HTTP (consume-pull-http) or
+// DDMQ's Thrift ConsumerService with the piggybacked result
+// (consume-pull-thrift). The direct side is a franz-go group consumer
+// polling B records and committing them, the same way, on the same broker.
+var consumePullHTTP = scenario{
+	name:  "consume-pull-http",
+	about: "HTTP pull + piggybacked ack vs a franz-go group consumer committing each batch",
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		topic := "bench-consume-http"
+		if err := e.fill(ctx, topic, p); err != nil {
+			return result{}, err
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		url := "http://" + e.httpAddr + "/v1/groups/bench/topics/" + topic + "/pull"
+		return consumeLoop(ctx, p, func(prev *ackState) (*ackState, int, error) {
+			body := map[string]any{"max_messages": p.batch, "max_wait_ms": 1000}
+			if prev != nil {
+				body["ack"] = map[string]any{"qid": prev.qid, "success": prev.offsets}
+			}
+			b, _ := json.Marshal(body)
+			resp, err := client.Post(url, "application/json", bytes.NewReader(b))
+			if err != nil {
+				return nil, 0, err
+			}
+			defer resp.Body.Close()
+			var out struct {
+				Context struct {
+					Qid string `json:"qid"`
+				} `json:"context"`
+				Messages []struct {
+					Offset int64 `json:"offset"`
+				} `json:"messages"`
+			}
+			if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
+				return nil, 0, fmt.Errorf("pull: status %d", resp.StatusCode)
+			}
+			if len(out.Messages) == 0 {
+				return nil, 0, nil
+			}
+			st := &ackState{qid: out.Context.Qid}
+			for _, m := range out.Messages {
+				st.offsets = append(st.offsets, m.Offset)
+			}
+			return st, len(out.Messages), nil
+		}), nil
+	},
+	direct: directConsume,
+}
+
+var consumePullThrift = scenario{
+	name:  "consume-pull-thrift",
+	about: "Thrift ConsumerService pull with the piggybacked ConsumeResult vs a franz-go group consumer",
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		topic := "bench-consume-thrift"
+		if err := e.fill(ctx, topic, p); err != nil {
+			return result{}, err
+		}
+		clients := make(chan *consumer.ConsumerServiceClient, p.concurrency)
+		for range p.concurrency {
+			trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(e.consumerAddr, nil), nil)
+			if err := trans.Open(); err != nil {
+				return result{}, err
+			}
+			defer trans.Close()
+			clients <- consumer.NewConsumerServiceClientFactory(trans, thrift.NewTCompactProtocolFactoryConf(nil))
+		}
+		batch, linger := int32(p.batch), int32(1000)
+		return consumeLoop(ctx, p, func(prev *ackState) (*ackState, int, error) {
+			c := <-clients
+			defer func() { clients <- c }()
+			req := &consumer.PullRequest{GroupId: "bench", Topic: &topic, MaxBatchSize: &batch, MaxLingerTime: &linger}
+			if prev != nil {
+				req.Result_ = &consumer.ConsumeResult_{Context: &consumer.Context{GroupId: "bench", Topic: topic, Qid: prev.qid}, SuccessOffsets: prev.offsets, FailOffsets: []int64{}}
+			}
+			resp, err := c.Pull(ctx, req)
+			if err != nil {
+				return nil, 0, err
+			}
+			if len(resp.Messages) == 0 {
+				return nil, 0, nil
+			}
+			st := &ackState{qid: resp.Context.Qid}
+			for _, m := range resp.Messages {
+				st.offsets = append(st.offsets, m.Offset)
+			}
+			return st, len(resp.Messages), nil
+		}), nil
+	},
+	direct: directConsume,
+}
+
+// ackState is a batch to ack on the next pull.
+type ackState struct {
+	qid     string
+	offsets []int64
+}
+
+// consumeLoop runs C workers, each pulling and acking its previous batch on
+// the next pull, until N messages were pulled and acked.
+func consumeLoop(ctx context.Context, p params, pull func(prev *ackState) (*ackState, int, error)) result {
+	var got atomic.Int64
+	var mu sync.Mutex
+	r := result{}
+	start := time.Now()
+	deadline := start.Add(5 * time.Minute)
+	var wg sync.WaitGroup
+	for range p.concurrency {
+		wg.Go(func() {
+			var prev *ackState
+			for got.Load() < int64(p.n) && time.Now().Before(deadline) {
+				t0 := time.Now()
+				st, n, err := pull(prev)
+				mu.Lock()
+				r.latency = append(r.latency, time.Since(t0))
+				if err != nil {
+					r.failures++
+					if r.failures == 1 {
+						fmt.Println("first failure:", err)
+					}
+				}
+				mu.Unlock()
+				prev = st
+				got.Add(int64(n))
+			}
+			if prev != nil { // the last batch's ack
+				pull(prev)
+			}
+		})
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	r.msgs = int(got.Load())
+	r.bytes = int64(r.msgs * p.size)
+	return r
+}
+
+// fill produces N messages of S bytes to topic with franz-go.
+func (e *env) fill(ctx context.Context, topic string, p params) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(p.batch*p.concurrency*4))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, int32(p.partitions), -1, nil, topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return err
+	}
+	value := randomValue(p.size)
+	for i := 0; i < p.n; i += 1000 {
+		var rs []*kgo.Record
+		for j := i; j < min(i+1000, p.n); j++ {
+			rs = append(rs, &kgo.Record{Topic: topic, Key: []byte(strconv.Itoa(j)), Value: value})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// directConsume: a franz-go group consumer polling B records and
+// committing them, until N are consumed.
+func directConsume(ctx context.Context, e *env, p params) (result, error) {
+	if err := e.requireKafka("consume-pull"); err != nil {
+		return result{}, err
+	}
+	topic := "bench-consume-direct"
+	if err := e.fill(ctx, topic, p); err != nil {
+		return result{}, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ConsumerGroup("bench-direct"), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	r := result{}
+	start := time.Now()
+	for r.msgs < p.n {
+		t0 := time.Now()
+		fs := cl.PollRecords(ctx, p.batch)
+		recs := fs.Records()
+		if err := cl.CommitRecords(ctx, recs...); err != nil {
+			r.failures++
+		}
+		r.latency = append(r.latency, time.Since(t0))
+		r.msgs += len(recs)
+	}
+	r.elapsed = time.Since(start)
+	r.bytes = int64(r.msgs * p.size)
+	return r, nil
+}
