@@ -390,3 +390,57 @@ func TestBadInput(t *testing.T) {
 	_, _, err = e.svc.FetchNew(ctx, "g", "bad", 0, nil)
 	check("batch_size 0", err, sdk.CodeIllegal, "batch_size")
 }
+
+// The low-level pair: Fetch reads explicit offsets outside any session,
+// Commit stores a group's offsets, and Stats shows them.
+func TestFetchAndCommit(t *testing.T) {
+	t.Parallel()
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e := newEnv(t, b, fast())
+		e.produce("lowlevel", 1, 5, "x")
+		offs, err := b.ListOffsets(context.Background(), []string{"lowlevel"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		qid := offs[0].Qid
+		ctx := context.Background()
+		res, err := e.svc.Fetch(ctx, "", map[string]map[string]int64{"lowlevel": {qid: 2}}, 2, time.Second)
+		if err != nil || len(res) != 1 || res[0].NextOffset != 4 || len(res[0].Messages) != 2 || string(res[0].Messages[0].Value) != "x-2" {
+			t.Fatalf("fetch at 2: %+v, %v; want x-2 and x-3, next 4", res, err)
+		}
+		if err := e.svc.Commit(ctx, "", "lowgroup", map[string]map[string]int64{"lowlevel": {qid: 4}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e.svc.Stats(ctx, "lowgroup", "lowlevel")
+		if err != nil || st[0].ConsumeOffsets[qid] != 4 || st[0].Lag != 1 {
+			t.Fatalf("stats after committing 4 of 5: %+v, %v", st, err)
+		}
+		if _, err := e.svc.Fetch(ctx, "nowhere", map[string]map[string]int64{"lowlevel": {qid: 0}}, 1, 0); sdk.CodeOf(err) != sdk.CodeIllegal {
+			t.Fatalf("fetch on an unknown cluster: %v; want code 11", err)
+		}
+	})
+}
+
+// An idle session closes (leaving the group, after committing what was
+// acked); the next pull opens a new one that resumes from the commit.
+func TestIdleSessionCloses(t *testing.T) {
+	t.Parallel()
+	set := fast()
+	set.SessionIdle = 300 * time.Millisecond
+	b := brokertest.Kinds[0].Start(t)
+	e := newEnv(t, b, set)
+	e.produce("idle", 1, 3, "i")
+	first := pull(t, e.svc, "g", "idle", 1)
+	if err := e.svc.Ack(context.Background(), []consume.Ack{{Group: "g", Topic: "idle", Qid: first.Qid, Success: offsets(first)}}); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitted(t, b, "idle", "g", first.Qid, 1)
+	time.Sleep(time.Second) // idle past session_idle
+	if err := e.svc.Ack(context.Background(), []consume.Ack{{Group: "g", Topic: "idle", Qid: first.Qid, Success: []int64{1}}}); sdk.CodeOf(err) != sdk.CodeNotFound {
+		t.Fatalf("an ack after the session closed: %v; want code 19 (no session)", err)
+	}
+	next := pull(t, e.svc, "g", "idle", 5)
+	if got := offsets(next); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("the new session pulled %v; want 1 and 2", got)
+	}
+}
