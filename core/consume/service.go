@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -236,6 +237,13 @@ func (s *Service) Pull(ctx context.Context, group, topic string, max int, wait t
 		return Batch{}, err
 	}
 	b, err := ss.pull(ctx, max, wait, false)
+	if errors.Is(err, errSessionClosed) {
+		// It closed (idle) just as this pull came: open a new one.
+		if ss, err = s.session(ctx, group, topic); err != nil {
+			return Batch{}, err
+		}
+		b, err = ss.pull(ctx, max, wait, false)
+	}
 	if err == nil {
 		s.metrics.delivered.WithLabelValues(group, topic).Add(float64(len(b.Messages)))
 	}

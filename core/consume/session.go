@@ -354,7 +354,7 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 			err := s.failure
 			s.mu.Unlock()
 			if err == nil {
-				err = errSessionClosed
+				return Batch{}, errSessionClosed
 			}
 			return Batch{}, sdk.Errorf(sdk.CodeUnavailable, "consuming %s for group %s: %v", s.topic, s.group, err)
 		}
@@ -381,7 +381,9 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 	}
 }
 
-var errSessionClosed = errors.New("the session closed")
+// errSessionClosed is what pull answers on a session that closed; Pull
+// opens a new one.
+var errSessionClosed = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "the consume session closed; pull again"}
 
 // ack applies one Ack: every offset must be handed out and not acked.
 func (s *session) ack(a Ack, now time.Time) error {
