@@ -38,13 +38,13 @@ func fast() consume.Settings {
 }
 
 type env struct {
-	t   *testing.T
+	t   testing.TB
 	b   sdk.Backend
 	p   *produce.Producer
 	svc *consume.Service
 }
 
-func newEnv(t *testing.T, b sdk.Backend, set consume.Settings) *env {
+func newEnv(t testing.TB, b sdk.Backend, set consume.Settings) *env {
 	p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
 	e := &env{t: t, b: b, p: p}
 	e.svc = e.service(set)

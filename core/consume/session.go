@@ -100,7 +100,10 @@ func (s *session) run() {
 		free := s.set.Buffer - s.buffered
 		ch := s.changed
 		s.mu.Unlock()
-		if free <= 0 {
+		// Poll for a good share of the buffer at a time: topping it up a
+		// few records per round trip to the plugin costs more than it
+		// feeds.
+		if free <= 0 || free < s.set.Buffer/4 {
 			select {
 			case <-ch:
 			case <-s.ctx.Done():

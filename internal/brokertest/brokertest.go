@@ -23,7 +23,7 @@ import (
 type Kind struct {
 	Name string
 	// Start returns a configured backend the test closes at its end.
-	Start func(t *testing.T) sdk.Backend
+	Start func(t testing.TB) sdk.Backend
 }
 
 // Kinds are the bundled backends.
@@ -39,7 +39,7 @@ func Run(t *testing.T, test func(t *testing.T, b sdk.Backend)) {
 	}
 }
 
-func startKafka(t *testing.T) sdk.Backend {
+func startKafka(t testing.TB) sdk.Backend {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +56,7 @@ func startKafka(t *testing.T) sdk.Backend {
 	return b
 }
 
-func startRocketMQ(t *testing.T) sdk.Backend {
+func startRocketMQ(t testing.TB) sdk.Backend {
 	t.Helper()
 	f, err := rmqfake.Start(rmqfake.Options{AutoCreateTopics: true})
 	if err != nil {
