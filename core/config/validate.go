@@ -31,8 +31,8 @@ func (d *decoder) validateGroups(c *Config) {
 	for _, name := range slices.Sorted(maps.Keys(c.Groups)) {
 		c.Groups[name].Name = name
 		path := keyPath("groups", name)
-		if msg := topicname.Problem(name); msg != "" {
-			d.errorf(d.lines[path], path, "invalid group name: %s", strings.Replace(msg, "a topic", "a group", 1))
+		if msg := topicname.GroupProblem(name); msg != "" {
+			d.errorf(d.lines[path], path, "invalid group name: %s", msg)
 		}
 	}
 	if bd := c.HTTP.BatchDefault; bd != nil && bd.Group != "" && bd.Topic != "" {

@@ -122,11 +122,8 @@ func (s *Service) settings(group string) Settings {
 
 // checkNames validates a group and a topic name.
 func checkNames(group, topic string) error {
-	if group == "" {
-		return sdk.Errorf(sdk.CodeIllegal, "group: required")
-	}
-	if msg := topicname.Problem(group); msg != "" {
-		return sdk.Errorf(sdk.CodeIllegal, "group: %s", msg)
+	if err := topicname.ValidateGroup(group); err != nil {
+		return err
 	}
 	return topicname.Validate(topic)
 }

@@ -1,9 +1,11 @@
 // Package topicname holds the rules for topic names, which the config, the
-// router and every frontend apply alike.
+// router and every frontend apply alike. Consumer group names follow the
+// same rule.
 package topicname
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -35,6 +37,21 @@ func Problem(name string) string {
 func Validate(name string) error {
 	if p := Problem(name); p != "" {
 		return sdk.Errorf(sdk.CodeIllegal, "topic: %s", p)
+	}
+	return nil
+}
+
+// GroupProblem is Problem for a consumer group name: groups follow the rule
+// of topic names, and the message says "group".
+func GroupProblem(name string) string {
+	return strings.ReplaceAll(Problem(name), "topic", "group")
+}
+
+// ValidateGroup is GroupProblem as the error clients see: code 11 naming
+// the field "group".
+func ValidateGroup(name string) error {
+	if p := GroupProblem(name); p != "" {
+		return sdk.Errorf(sdk.CodeIllegal, "group: %s", p)
 	}
 	return nil
 }

@@ -37,3 +37,16 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateGroup(t *testing.T) {
+	if err := ValidateGroup("billing-v2"); err != nil {
+		t.Fatal(err)
+	}
+	err := ValidateGroup("a b")
+	if sdk.CodeOf(err) != sdk.CodeIllegal || err.Error() != "group: character ' ' at byte 1 is not allowed; a group is made of [a-zA-Z0-9._-]" {
+		t.Fatalf("ValidateGroup(%q) = %v", "a b", err)
+	}
+	if err := ValidateGroup(""); err == nil || err.Error() != "group: must not be empty" {
+		t.Fatalf("ValidateGroup of an empty name = %v", err)
+	}
+}

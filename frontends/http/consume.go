@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -197,18 +196,9 @@ func (s *Server) consumer(c *gin.Context) (consume.Consumer, bool) {
 	return s.opts.Consumer, true
 }
 
-// checkGroup refuses a group name that breaks the rule of topic names
-// (core/topicname), with code 11 naming group.
-func checkGroup(name string) error {
-	if p := topicname.Problem(name); p != "" {
-		return illegalf("group: %s", strings.ReplaceAll(p, "topic", "group"))
-	}
-	return nil
-}
-
 // subscription checks a group and topic pair.
 func subscription(group, topic string) error {
-	if err := checkGroup(group); err != nil {
+	if err := topicname.ValidateGroup(group); err != nil {
 		return err
 	}
 	return topicname.Validate(topic)
@@ -335,7 +325,7 @@ func (s *Server) stats(c *gin.Context) {
 		return
 	}
 	group := c.Param("group")
-	if err := checkGroup(group); err != nil {
+	if err := topicname.ValidateGroup(group); err != nil {
 		s.abortWithError(c, err)
 		return
 	}

@@ -109,7 +109,7 @@ func decodeFetchBody(body []byte) (fetchBody, error) {
 				out.cluster, err = d.text(name, k)
 			case "group":
 				if out.group, err = d.text(name, k); err == nil {
-					err = checkGroup(out.group)
+					err = topicname.ValidateGroup(out.group)
 				}
 			case "consumer_id":
 				_, err = d.text(name, k)
@@ -145,7 +145,7 @@ func decodeCommitBody(body []byte) (commitBody, error) {
 			case "group":
 				sawGroup = true
 				if out.group, err = d.text(name, k); err == nil {
-					err = checkGroup(out.group)
+					err = topicname.ValidateGroup(out.group)
 				}
 			case "consumer_id":
 				_, err = d.text(name, k)

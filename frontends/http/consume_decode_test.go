@@ -142,7 +142,7 @@ func FuzzDecodeFetchBody(f *testing.F) {
 		}
 		re := map[string]any{"cluster": b.cluster, "offsets": b.offsets, "max_messages": b.maxMessages, "max_wait_ms": b.maxWaitMs}
 		if b.group != "" {
-			if checkGroup(b.group) != nil {
+			if topicname.ValidateGroup(b.group) != nil {
 				t.Fatalf("accepted group %q", b.group)
 			}
 			re["group"] = b.group
@@ -168,7 +168,7 @@ func FuzzDecodeCommitBody(f *testing.F) {
 			checkDecodeError(t, err)
 			return
 		}
-		if checkGroup(b.group) != nil {
+		if topicname.ValidateGroup(b.group) != nil {
 			t.Fatalf("accepted group %q", b.group)
 		}
 		checkOffsetMap(t, b.offsets)

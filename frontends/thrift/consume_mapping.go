@@ -2,7 +2,6 @@ package thriftapi
 
 import (
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mqgate/mqgate/core/consume"
@@ -237,8 +236,8 @@ func checkTopic(field, name string) error {
 // checkGroup refuses a group name that breaks the rule of topic names
 // (core/topicname), naming field.
 func checkGroup(field, name string) error {
-	if p := topicname.Problem(name); p != "" {
-		return sdk.Errorf(sdk.CodeIllegal, "%s: %s", field, strings.ReplaceAll(p, "topic", "group"))
+	if p := topicname.GroupProblem(name); p != "" {
+		return sdk.Errorf(sdk.CodeIllegal, "%s: %s", field, p)
 	}
 	return nil
 }
