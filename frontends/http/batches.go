@@ -161,9 +161,8 @@ func (s *Server) batchAck(sub subscriptionOf) gin.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 		defer cancel()
-		body, err := s.readBody(ctx, c)
-		if err != nil {
-			s.abortWithError(c, err)
+		body, ok := s.bodyOrAbort(ctx, c)
+		if !ok {
 			return
 		}
 		id, err := decodeBatchAckBody(body)

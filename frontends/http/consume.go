@@ -236,9 +236,8 @@ func (s *Server) pull(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
+	body, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
 		return
 	}
 	req, err := decodePullBody(body)
@@ -298,9 +297,8 @@ func (s *Server) ack(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
+	body, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
 		return
 	}
 	a, err := decodeAckBody(body)
@@ -369,9 +367,8 @@ func (s *Server) fetch(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
+	body, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
 		return
 	}
 	req, err := decodeFetchBody(body)
@@ -403,9 +400,8 @@ func (s *Server) commit(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
+	body, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
 		return
 	}
 	req, err := decodeCommitBody(body)

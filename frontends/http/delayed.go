@@ -71,9 +71,8 @@ func (s *Server) addDelayed(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
+	body, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
 		return
 	}
 	msgs, batch, err := decodeDelayed(body, now, dl.Max())

@@ -54,9 +54,8 @@ func (s *Server) produce(c *gin.Context) {
 
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
+	body, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
 		return
 	}
 	msgs, err := decodeMessages(body)
@@ -154,6 +153,17 @@ func (s *Server) checkMessageSize(i int, m *produce.Message) error {
 		return sdk.Errorf(sdk.CodeTooLarge, "message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes)
 	}
 	return nil
+}
+
+// bodyOrAbort reads the request body as readBody does; on failure it
+// answers with the error and reports false.
+func (s *Server) bodyOrAbort(ctx context.Context, c *gin.Context) ([]byte, bool) {
+	body, err := s.readBody(ctx, c)
+	if err != nil {
+		s.abortWithError(c, err)
+		return nil, false
+	}
+	return body, true
 }
 
 // readBody reads the request body, bounded by Options.MaxBodyBytes and by
