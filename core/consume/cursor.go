@@ -38,14 +38,10 @@ func (m chanMutex) unlock() { <-m }
 const firstWait = 100 * time.Millisecond
 
 func (s *Service) cursor(group, topic string) (*cursor, error) {
-	if err := checkNames(group, topic); err != nil {
-		return nil, err
-	}
-	cluster, err := s.opts.Route(topic)
+	key, err := s.keyOf(group, topic)
 	if err != nil {
 		return nil, err
 	}
-	key := sessionKey{cluster, group, topic}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cursors[key]

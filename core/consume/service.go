@@ -128,17 +128,26 @@ func checkNames(group, topic string) error {
 	return topicname.Validate(topic)
 }
 
-// session returns the session of (group, topic), joining the group on
-// first use.
-func (s *Service) session(ctx context.Context, group, topic string) (*session, error) {
+// keyOf checks group and topic and names their session: the cluster the
+// topic is routed to, the group, the topic.
+func (s *Service) keyOf(group, topic string) (sessionKey, error) {
 	if err := checkNames(group, topic); err != nil {
-		return nil, err
+		return sessionKey{}, err
 	}
 	cluster, err := s.opts.Route(topic)
 	if err != nil {
+		return sessionKey{}, err
+	}
+	return sessionKey{cluster, group, topic}, nil
+}
+
+// session returns the session of (group, topic), joining the group on
+// first use.
+func (s *Service) session(ctx context.Context, group, topic string) (*session, error) {
+	key, err := s.keyOf(group, topic)
+	if err != nil {
 		return nil, err
 	}
-	key := sessionKey{cluster, group, topic}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -147,7 +156,7 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 	if ss := s.sessions[key]; ss != nil {
 		return ss, nil
 	}
-	b := s.opts.Backends[cluster]
+	b := s.opts.Backends[key.cluster]
 	// The stream lives as long as the session, not the request that
 	// opened it.
 	sctx, cancel := context.WithCancel(context.Background())
@@ -156,7 +165,7 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 		cancel()
 		return nil, err
 	}
-	ss := &session{svc: s, cluster: cluster, group: group, topic: topic, set: s.settings(group), c: c,
+	ss := &session{svc: s, cluster: key.cluster, group: group, topic: topic, set: s.settings(group), c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: time.Now()}
 	s.sessions[key] = ss
@@ -167,16 +176,13 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 
 // existing returns the session of (group, topic) if this gateway has one.
 func (s *Service) existing(group, topic string) (*session, error) {
-	if err := checkNames(group, topic); err != nil {
-		return nil, err
-	}
-	cluster, err := s.opts.Route(topic)
+	key, err := s.keyOf(group, topic)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sessions[sessionKey{cluster, group, topic}], nil
+	return s.sessions[key], nil
 }
 
 // closeSession ends ss: it commits what was acked and leaves the group.
@@ -277,7 +283,7 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 		}
 		topics = []string{topic}
 	} else {
-		if err := checkNames(group, "x"); err != nil {
+		if err := topicname.ValidateGroup(group); err != nil {
 			return nil, err
 		}
 		s.mu.Lock()
@@ -366,7 +372,7 @@ func (s *Service) Fetch(ctx context.Context, cluster string, offsets map[string]
 
 // Commit stores offsets without a session.
 func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map[string]map[string]int64) error {
-	if err := checkNames(group, "x"); err != nil {
+	if err := topicname.ValidateGroup(group); err != nil {
 		return err
 	}
 	b, err := s.backend(cluster)
