@@ -1,0 +1,293 @@
+// Package transform compiles and runs the expressions of plugins.yaml that
+// select and reshape consumed messages: a filter that keeps or drops a
+// message, and a transform that builds the body and headers sent on. HTTP
+// push uses both; sinks use the same language. Expressions are in
+// expr-lang (https://expr-lang.org), are compiled once, at start-up, and
+// are type-checked against the variables a message offers:
+//
+//	topic         string  the message's topic
+//	qid           string  its queue
+//	offset        int     its offset in the queue
+//	key           string  its key ("" when it has none)
+//	value         string  its value as text
+//	tags          string  RocketMQ tags ("" when none)
+//	headers       map     header name -> value; a repeated name keeps its last value
+//	timestamp_ms  int     when the broker stored it, in ms since the epoch
+//	json          any     the value parsed as JSON, nil when it is not JSON
+//
+// A message is parsed as JSON only when an expression uses json.
+package transform
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Input is the message an expression sees.
+type Input struct {
+	Topic     string
+	Qid       string
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Tags      string
+	Headers   []sdk.Header
+	Timestamp time.Time
+}
+
+// vars are the variables an expression sees, as documented above.
+type vars struct {
+	Topic       string            `expr:"topic"`
+	Qid         string            `expr:"qid"`
+	Offset      int               `expr:"offset"`
+	Key         string            `expr:"key"`
+	Value       string            `expr:"value"`
+	Tags        string            `expr:"tags"`
+	Headers     map[string]string `expr:"headers"`
+	TimestampMs int               `expr:"timestamp_ms"`
+	JSON        any               `expr:"json"`
+}
+
+// maxNodes bounds the size of one compiled expression.
+const maxNodes = 10000
+
+// Expr is one compiled expression. It is safe for concurrent use.
+type Expr struct {
+	src      string
+	prog     *vm.Program
+	usesJSON bool
+}
+
+// CompileExpr compiles src, an expression of any result type. The error
+// says where in src the problem is.
+func CompileExpr(src string) (*Expr, error) {
+	return compile(src)
+}
+
+func compile(src string, opts ...expr.Option) (*Expr, error) {
+	opts = append([]expr.Option{expr.Env(vars{}), expr.MaxNodes(maxNodes)}, opts...)
+	prog, err := expr.Compile(src, opts...)
+	if err != nil {
+		return nil, err
+	}
+	uses := &identifiers{}
+	node := prog.Node()
+	ast.Walk(&node, uses)
+	return &Expr{src: src, prog: prog, usesJSON: uses.json}, nil
+}
+
+// identifiers notes which variables an expression reads.
+type identifiers struct{ json bool }
+
+func (v *identifiers) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "json" {
+		v.json = true
+	}
+}
+
+// String returns the expression as written.
+func (e *Expr) String() string { return e.src }
+
+// Eval runs the expression on in.
+func (e *Expr) Eval(in *Input) (any, error) {
+	out, err := expr.Run(e.prog, env(in, e.usesJSON))
+	if err != nil {
+		return nil, fmt.Errorf("evaluating %q: %w", e.src, err)
+	}
+	return out, nil
+}
+
+// env builds the variables of in; json only when asked for.
+func env(in *Input, withJSON bool) *vars {
+	hs := make(map[string]string, len(in.Headers))
+	for _, h := range in.Headers {
+		hs[h.Key] = string(h.Value)
+	}
+	v := &vars{Topic: in.Topic, Qid: in.Qid, Offset: int(in.Offset), Key: string(in.Key),
+		Value: string(in.Value), Tags: in.Tags, Headers: hs}
+	if !in.Timestamp.IsZero() {
+		v.TimestampMs = int(in.Timestamp.UnixMilli())
+	}
+	if withJSON {
+		v.JSON = parseJSON(in.Value)
+	}
+	return v
+}
+
+// parseJSON returns v parsed as one JSON value, or nil when it is not.
+func parseJSON(v []byte) any {
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	var out any
+	if err := d.Decode(&out); err != nil {
+		return nil
+	}
+	if d.More() {
+		return nil // trailing data: not one JSON value
+	}
+	return numbers(out)
+}
+
+// numbers turns json.Number into int when it is one and float64 otherwise,
+// so that expressions compare json.n == 3 as users expect.
+func numbers(v any) any {
+	switch t := v.(type) {
+	case json.Number:
+		if i, err := strconv.ParseInt(string(t), 10, 0); err == nil {
+			return int(i)
+		}
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+		return t // out of float64's range: kept as written
+	case map[string]any:
+		for k, e := range t {
+			t[k] = numbers(e)
+		}
+	case []any:
+		for i, e := range t {
+			t[i] = numbers(e)
+		}
+	}
+	return v
+}
+
+// Filter keeps the messages its expression accepts.
+type Filter struct{ e *Expr }
+
+// CompileFilter compiles src, which must give a boolean.
+func CompileFilter(src string) (*Filter, error) {
+	e, err := compile(src, expr.AsBool())
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{e}, nil
+}
+
+// Match reports whether in passes the filter. An error (such as indexing
+// a missing field without ?.) means the filter could not decide.
+func (f *Filter) Match(in *Input) (bool, error) {
+	out, err := f.e.Eval(in)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("filter %q gave %T, not a boolean", f.e.src, out)
+	}
+	return b, nil
+}
+
+// Spec is a transform as written in plugins.yaml: an expression for the
+// body and one per header; either may be left out.
+type Spec struct {
+	Body    string
+	Headers map[string]string
+}
+
+// Transform builds what is sent for a message.
+type Transform struct {
+	body    *Expr
+	headers map[string]*Expr
+}
+
+// CompileError is a transform expression that does not compile; Field is
+// "body" or "headers.NAME".
+type CompileError struct {
+	Field string
+	Err   error
+}
+
+func (e *CompileError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *CompileError) Unwrap() error { return e.Err }
+
+// Compile compiles every expression of s, and reports the first that does
+// not compile as a *CompileError.
+func Compile(s Spec) (*Transform, error) {
+	t := &Transform{headers: map[string]*Expr{}}
+	if s.Body != "" {
+		e, err := CompileExpr(s.Body)
+		if err != nil {
+			return nil, &CompileError{"body", err}
+		}
+		t.body = e
+	}
+	for name, src := range s.Headers {
+		e, err := CompileExpr(src)
+		if err != nil {
+			return nil, &CompileError{"headers." + name, err}
+		}
+		t.headers[name] = e
+	}
+	return t, nil
+}
+
+// Output is what a Transform built.
+type Output struct {
+	// Body replaces the message value when HasBody.
+	Body    []byte
+	HasBody bool
+	// Headers are set on what is sent; a header whose expression gave nil
+	// is not in the map.
+	Headers map[string]string
+}
+
+// Apply runs the transform on in. A body of type string or []byte is
+// sent as it is, nil as an empty body, anything else as JSON. A header
+// value that is not a string is formatted as JSON.
+func (t *Transform) Apply(in *Input) (Output, error) {
+	var out Output
+	if t.body != nil {
+		v, err := t.body.Eval(in)
+		if err != nil {
+			return Output{}, err
+		}
+		if out.Body, err = bytesOf(v); err != nil {
+			return Output{}, fmt.Errorf("body: %w", err)
+		}
+		out.HasBody = true
+	}
+	if len(t.headers) > 0 {
+		out.Headers = make(map[string]string, len(t.headers))
+	}
+	for name, e := range t.headers {
+		v, err := e.Eval(in)
+		if err != nil {
+			return Output{}, err
+		}
+		if v == nil {
+			continue
+		}
+		b, err := bytesOf(v)
+		if err != nil {
+			return Output{}, fmt.Errorf("header %s: %w", name, err)
+		}
+		out.Headers[name] = string(b)
+	}
+	return out, nil
+}
+
+func bytesOf(v any) ([]byte, error) {
+	switch t := v.(type) {
+	case nil:
+		return []byte{}, nil
+	case string:
+		return []byte(t), nil
+	case []byte:
+		return t, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T as JSON: %w", v, err)
+	}
+	return b, nil
+}
