@@ -22,6 +22,7 @@ import (
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/core/router"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
 	thriftapi "github.com/mqgate/mqgate/frontends/thrift"
@@ -142,6 +143,14 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	// Closed after the frontends stop: sessions commit what was acked and
 	// leave their groups before the plugins close.
 	defer consumer.Close()
+	pusher, err := push.New(push.Options{Subscriptions: cfg.Push, Consumer: consumer, Logger: log.With("component", "push"), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	pusher.Start()
+	// Stopped before the consume sessions close (deferred after them):
+	// requests in flight finish and are acked, then the sessions commit.
+	defer pusher.Close()
 	var batchDefault *httpapi.BatchSubscription
 	if bd := cfg.HTTP.BatchDefault; bd != nil {
 		batchDefault = &httpapi.BatchSubscription{Group: bd.Group, Topic: bd.Topic}
@@ -158,6 +167,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		Delayer:          delayer,
 		Consumer:         consumer,
 		BatchDefault:     batchDefault,
+		Push:             pusher,
 	}, rt, host)
 	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {

@@ -51,6 +51,8 @@ type Config struct {
 	Consume        Consume             `yaml:"consume"`
 	// Groups override consume: settings per consumer group.
 	Groups map[string]*Group `yaml:"groups"`
+	// Push lists the HTTP push subscriptions.
+	Push []*Push `yaml:"push"`
 
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
@@ -158,6 +160,73 @@ type Group struct {
 	RetryBackoff    *time.Duration `yaml:"retry_backoff" check:"positive"`
 	RetryBackoffMax *time.Duration `yaml:"retry_backoff_max" check:"positive"`
 	DeadLetterTopic *string        `yaml:"dead_letter_topic"`
+}
+
+// Push is one HTTP push subscription: it consumes Topics as Group on
+// Cluster and delivers each message to one of Targets.
+type Push struct {
+	// Name names the subscription in /v1/push, metrics, logs and its
+	// state file: letters, digits, '.', '_' and '-'.
+	Name string `yaml:"name" check:"required"`
+	// Cluster the topics are consumed from; default: the cluster each
+	// topic is routed to (topics:, default_cluster).
+	Cluster string `yaml:"cluster"`
+	// Group is the consumer group; default: mqgate-push-NAME.
+	Group  string   `yaml:"group"`
+	Topics []string `yaml:"topics" check:"required"`
+	// Targets are http(s) URLs the requests go to, spread round-robin.
+	Targets []string `yaml:"targets" check:"required"`
+	Method  string   `yaml:"method" default:"POST" check:"oneof=POST|PUT|PATCH"`
+	// Headers are added to every request.
+	Headers map[string]string `yaml:"headers"`
+	// HostHeader, when set, is the Host header of every request.
+	HostHeader     string        `yaml:"host_header"`
+	ConnectTimeout time.Duration `yaml:"connect_timeout" default:"5s" check:"positive"`
+	// Timeout bounds one attempt, from connecting to reading the reply.
+	Timeout time.Duration `yaml:"timeout" default:"30s" check:"positive"`
+	// Concurrency bounds the requests in flight.
+	Concurrency int       `yaml:"concurrency" default:"16" check:"positive"`
+	Order       string    `yaml:"order" default:"key" check:"oneof=partition|key|none"`
+	Retry       PushRetry `yaml:"retry"`
+	// CanSkip sends a message whose retries are spent to the dead-letter
+	// topic; when false it is retried until it succeeds.
+	CanSkip bool `yaml:"can_skip" default:"false"`
+	// RateLimit bounds requests per second on this gateway; 0 is unlimited.
+	RateLimit int `yaml:"rate_limit"`
+	// SlowMs logs deliveries slower than this many milliseconds; 0 never.
+	SlowMs int `yaml:"slow_ms"`
+	// Delivery is seed 003's guarantee, 1, 2 or 3.
+	Delivery int `yaml:"delivery" default:"2"`
+	// CommitInterval is how often delivery 1 commits.
+	CommitInterval time.Duration `yaml:"commit_interval" default:"1s" check:"positive"`
+	// Envelope is raw (the value is the body) or json (one JSON object).
+	Envelope string `yaml:"envelope" default:"raw" check:"oneof=raw|json"`
+	// Filter is an expression; messages it rejects are not sent.
+	Filter    string         `yaml:"filter"`
+	Transform *PushTransform `yaml:"transform"`
+	// TargetCooldown is how long a target that failed to answer is skipped.
+	TargetCooldown time.Duration `yaml:"target_cooldown" default:"10s" check:"positive"`
+	// Buffer bounds the messages taken from the broker and not yet sent.
+	Buffer int `yaml:"buffer" default:"1024" check:"positive"`
+	// StateDir holds the subscription's record of delivered offsets
+	// (delivery 2 and 3).
+	StateDir string `yaml:"state_dir" default:"./data/push"`
+}
+
+// PushRetry is when a push delivery is tried again.
+type PushRetry struct {
+	// Max is the number of attempts before a message that keeps failing
+	// is dead-lettered (with can_skip: true).
+	Max int `yaml:"max" default:"3" check:"positive"`
+	// Backoff is the wait before the 2nd, 3rd, ... attempt; the last
+	// entry repeats.
+	Backoff []time.Duration `yaml:"backoff" default:"[1s, 5s, 30s, 1m]" check:"positive"`
+}
+
+// PushTransform builds the request from expressions (core/transform).
+type PushTransform struct {
+	Body    string            `yaml:"body"`
+	Headers map[string]string `yaml:"headers"`
 }
 
 // BatchDefault names the subscription the root batch-id routes serve.

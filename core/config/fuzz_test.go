@@ -26,6 +26,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
 	f.Add([]byte("version: 1\nclusters: &c {x: {plugin: k, config: *c}}\n"))
+	f.Add([]byte("version: 1\nplugins: {k: {builtin: kafka}}\nclusters: {c: {plugin: k}}\n" +
+		"push: [&p {name: a, topics: &t [x, y], targets: [\"http://h/\"], retry: {backoff: [1s]}}, *p]\n"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
@@ -97,6 +99,49 @@ func checkValid(t *testing.T, c *Config) {
 	for _, addr := range []string{c.HTTP.Listen, c.Thrift.ProducerListen, c.Thrift.ConsumerListen} {
 		if checkHostPort(addr) != nil {
 			t.Errorf("listen address %q accepted", addr)
+		}
+	}
+	names := map[string]bool{}
+	for i, p := range c.Push {
+		if p == nil {
+			t.Fatalf("push[%d] is nil", i)
+		}
+		if pushNameProblem(p.Name) != "" || p.Name == "" || names[p.Name] {
+			t.Errorf("push[%d]: name %q invalid or repeated", i, p.Name)
+		}
+		names[p.Name] = true
+		if topicname.GroupProblem(p.Group) != "" {
+			t.Errorf("push[%d]: group %q accepted", i, p.Group)
+		}
+		if len(p.Topics) == 0 || len(p.Targets) == 0 {
+			t.Errorf("push[%d]: no topics or no targets", i)
+		}
+		for _, tp := range p.Topics {
+			if topicname.Problem(tp) != "" {
+				t.Errorf("push[%d]: topic %q accepted", i, tp)
+			}
+		}
+		for _, target := range p.Targets {
+			if _, msg := checkTarget(target); msg != "" {
+				t.Errorf("push[%d]: target %q accepted: %s", i, target, msg)
+			}
+		}
+		if p.Cluster != "" {
+			if _, ok := c.Clusters[p.Cluster]; !ok {
+				t.Errorf("push[%d]: cluster %q is not a cluster", i, p.Cluster)
+			}
+		}
+		if p.Delivery < 1 || p.Delivery > 3 || p.Retry.Max <= 0 || len(p.Retry.Backoff) == 0 ||
+			p.Concurrency <= 0 || p.Buffer <= 0 || p.Timeout <= 0 || p.ConnectTimeout <= 0 {
+			t.Errorf("push[%d]: a setting out of range: %+v", i, p)
+		}
+		for _, b := range p.Retry.Backoff {
+			if b <= 0 {
+				t.Errorf("push[%d]: backoff %v accepted", i, b)
+			}
+		}
+		if p.Transform != nil && p.Transform.Body == "" && len(p.Transform.Headers) == 0 {
+			t.Errorf("push[%d]: an empty transform accepted", i)
 		}
 	}
 	if c.HTTP.MaxMessageBytes <= 0 || c.HTTP.RequestTimeout <= 0 || c.HTTP.ShutdownTimeout <= 0 ||

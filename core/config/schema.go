@@ -5,19 +5,34 @@ package config
 // key instead of stopping at the first. A field's tags say all there is:
 //
 //	yaml:"name"        the key; "-" for fields not read from the file
-//	default:"text"     YAML text used when the key is absent or null
+//	default:"text"     YAML text used when the key is absent or null, such
+//	                   as 10s or, for a list, [1s, 5s]
 //	check:"a,b"        any of:
-//	    required       the key must be present and not null, a map not empty
+//	    required       the key must be present and not null, a map or a
+//	                   list not empty ("must have at least one entry")
 //	    positive       a number or duration must be > 0 (else >= 0)
 //	    size           an integer that also accepts sizes like 512KiB, 1MiB
 //	    hostport       a listen address, host:port with a numeric port
 //	    oneof=x|y      the value must be one of those listed
 //
-// Field types: string, int, int64, bool, time.Duration, a nested struct (a
-// mapping), a pointer to any of these (nil when the key is absent, for
-// settings that inherit), map[string]*T with T a struct (a mapping of named
-// entries), and map[string]any (a free-form mapping, passed on as written). A string, when
-// given, must not be empty, and numbers and durations must not be negative.
+// Field types:
+//
+//   - string, int, int64, bool, time.Duration;
+//   - a nested struct (a mapping);
+//   - a pointer to any of these (nil when the key is absent, for settings
+//     that inherit or are optional as a whole);
+//   - []T with T any of these, pointers to structs included (a YAML list;
+//     the field's checks other than required apply to each element, whose
+//     key is parent[i], like push[0].targets[1]); nil when absent without
+//     a default;
+//   - map[string]*T with T a struct (a mapping of named entries);
+//   - map[string]string (a mapping of names to strings);
+//   - map[string]any (a free-form mapping, passed on as written).
+//
+// A string, when given, must not be empty, and numbers and durations must
+// not be negative. List elements and map entries count against the same
+// budget as free-form maps, so aliases cannot make a small file expand to
+// a huge one.
 
 import (
 	"fmt"
@@ -244,7 +259,7 @@ func editDistance(a, b string) int {
 }
 
 // applyDefault sets fv to its default, or for structs and maps to their
-// empty form with defaults inside.
+// empty form with defaults inside. Slices without a default stay nil.
 func (d *decoder) applyDefault(fv reflect.Value, f field, path string) {
 	switch {
 	case f.hasDef:
@@ -252,10 +267,12 @@ func (d *decoder) applyDefault(fv reflect.Value, f field, path string) {
 		if err := yaml.Unmarshal([]byte(f.def), &doc); err != nil || len(doc.Content) != 1 {
 			panic(fmt.Sprintf("config: bad default for %s: %q", path, f.def))
 		}
-		before := len(d.errs)
-		d.decodeValue(doc.Content[0], fv, f, path, 0)
-		if len(d.errs) != before {
-			panic(fmt.Sprintf("config: bad default for %s: %s", path, d.errs[before].Msg))
+		// A decoder of its own, so that the default's lines (of the tag's
+		// text) and values are not taken for keys written in the file.
+		dd := newDecoder(d.file)
+		dd.decodeValue(doc.Content[0], fv, f, path, 0)
+		if len(dd.errs) > 0 {
+			panic(fmt.Sprintf("config: bad default for %s: %s", path, dd.errs[0].Msg))
 		}
 	case fv.Kind() == reflect.Struct:
 		d.decodeStruct(nil, fv, path, 0)
@@ -360,6 +377,57 @@ func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path stri
 		}
 		d.decodeStruct(n, fv, path, line)
 
+	case fv.Kind() == reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			wrong("a list")
+			return
+		}
+		if f.required && len(n.Content) == 0 {
+			bad("must have at least one entry")
+			return
+		}
+		ef := f
+		ef.required = false // the list's; each element is checked by the rest
+		s := reflect.MakeSlice(fv.Type(), 0, len(n.Content))
+		for i, raw := range n.Content {
+			ep := fmt.Sprintf("%s[%d]", path, i)
+			if !d.spend(raw.Line, ep) {
+				break
+			}
+			e := resolve(raw)
+			d.lines[ep] = raw.Line
+			d.values[ep] = e
+			ev := reflect.New(fv.Type().Elem()).Elem()
+			d.decodeValue(e, ev, ef, ep, raw.Line)
+			s = reflect.Append(s, ev) // zero when broken, so indexes match the file
+		}
+		fv.Set(s)
+
+	case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+		fv.Set(reflect.MakeMap(fv.Type()))
+		if n.Kind != yaml.MappingNode {
+			wrong("a mapping of names to strings")
+			return
+		}
+		ps := d.pairs(n, path)
+		if f.required && len(ps) == 0 {
+			bad("must have at least one entry")
+			return
+		}
+		for _, p := range ps {
+			ep := keyPath(path, p.name)
+			if !d.spend(p.key.Line, ep) {
+				break
+			}
+			d.lines[ep] = p.key.Line
+			d.values[ep] = p.value
+			ev := reflect.New(fv.Type().Elem()).Elem()
+			d.decodeValue(p.value, ev, field{}, ep, p.key.Line)
+			if !d.broken[ep] {
+				fv.SetMapIndex(reflect.ValueOf(p.name), ev)
+			}
+		}
+
 	case fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.Interface:
 		if n.Kind != yaml.MappingNode {
 			wrong("a mapping")
@@ -396,6 +464,20 @@ func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path stri
 	default:
 		panic(fmt.Sprintf("config: %s: unsupported field type %s", path, fv.Type()))
 	}
+}
+
+// spend takes one node from the budget shared with free-form maps, and
+// says once when it is spent.
+func (d *decoder) spend(line int, path string) bool {
+	if d.budget <= 0 {
+		if d.budget == 0 { // say it once
+			d.errorf(line, path, "nested too deeply or expands to too much (aliases?)")
+			d.budget = -1
+		}
+		return false
+	}
+	d.budget--
+	return true
 }
 
 // checkSign rejects negative numbers, and zero for positive fields.

@@ -1,14 +1,20 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/mqgate/mqgate/core/topicname"
+	"github.com/mqgate/mqgate/core/transform"
 )
 
 // validate checks what the schema cannot: values that depend on each other
@@ -24,6 +30,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateTopics(c)
 	d.validateDelay(c)
 	d.validateGroups(c)
+	d.validatePush(c)
 	d.validateListeners(c)
 }
 
@@ -216,4 +223,328 @@ func sameListener(a, b string) bool {
 
 func wildcard(host string) bool {
 	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+// maxPushNameLength is the longest push subscription name accepted.
+const maxPushNameLength = 100
+
+// pushGroupPrefix starts the default consumer group of a push subscription.
+const pushGroupPrefix = "mqgate-push-"
+
+// validatePush checks the push subscriptions and sets each one's default
+// group. An entry or key whose shape was already wrong is skipped.
+func (d *decoder) validatePush(c *Config) {
+	names := map[string]int{} // name -> line of its first push entry
+	type session struct{ cluster, group, topic string }
+	sessions := map[session]string{} // -> the push entry that consumes it, for errors
+	for i, p := range c.Push {
+		pp := fmt.Sprintf("push[%d]", i)
+		if p == nil || d.broken[pp] {
+			continue
+		}
+		at := func(key string) (string, int, bool) { return d.keyAt(pp, key) }
+
+		// A duplicate name is one problem; its groups and sessions would
+		// collide too, which is not reported again.
+		nameOK := false
+		if np, line, ok := at("name"); ok {
+			if msg := pushNameProblem(p.Name); msg != "" {
+				d.errorf(line, np, "%s", msg)
+			} else if first, dup := names[p.Name]; dup {
+				d.errorf(line, np, "duplicate push name %q; first on line %d", p.Name, first)
+			} else {
+				names[p.Name] = line
+				nameOK = true
+			}
+		}
+
+		clusterOK := true
+		if cp, line, ok := at("cluster"); ok {
+			if _, exists := c.Clusters[p.Cluster]; !exists && !d.broken["clusters"] {
+				d.errorf(line, cp, "no cluster %q under clusters", p.Cluster)
+				clusterOK = false
+			}
+		}
+
+		groupOK := nameOK
+		if gp, line, ok := at("group"); ok {
+			groupOK = true
+			if msg := topicname.GroupProblem(p.Group); msg != "" {
+				d.errorf(line, gp, "invalid group name: %s", msg)
+				groupOK = false
+			}
+		} else if p.Group == "" && p.Name != "" {
+			p.Group = pushGroupPrefix + p.Name
+		}
+
+		first := map[string]int{}
+		for j, topic := range p.Topics {
+			tp := fmt.Sprintf("%s.topics[%d]", pp, j)
+			if d.broken[tp] {
+				continue
+			}
+			line := d.lines[tp]
+			if msg := topicname.Problem(topic); msg != "" {
+				d.errorf(line, tp, "invalid topic name: %s", msg)
+				continue
+			}
+			if k, dup := first[topic]; dup {
+				d.errorf(line, tp, "duplicate topic %q; first at topics[%d]", topic, k)
+				continue
+			}
+			first[topic] = j
+			if !groupOK || !clusterOK {
+				continue
+			}
+			s := session{p.Cluster, p.Group, topic}
+			if s.cluster == "" {
+				s.cluster = c.ClusterFor(topic)
+			}
+			if other, taken := sessions[s]; taken {
+				d.errorf(line, tp, "%s already consumes topic %q from cluster %q as group %q; "+
+					"the two would share one consumer-group session", other, topic, s.cluster, s.group)
+				continue
+			}
+			sessions[s] = fmt.Sprintf("%s (%q, line %d)", pp, p.Name, d.lines[pp])
+		}
+
+		seen := map[string]int{}
+		for j, target := range p.Targets {
+			tp := fmt.Sprintf("%s.targets[%d]", pp, j)
+			if d.broken[tp] {
+				continue
+			}
+			norm, msg := checkTarget(target)
+			if msg != "" {
+				d.errorf(d.lines[tp], tp, "%s", msg)
+				continue
+			}
+			if k, dup := seen[norm]; dup {
+				d.errorf(d.lines[tp], tp, "duplicate target %q; same as targets[%d]", target, k)
+				continue
+			}
+			seen[norm] = j
+		}
+
+		d.checkHeaders(pp, "headers", p.Headers, true)
+
+		if hp, line, ok := at("host_header"); ok {
+			if msg := checkHostHeader(p.HostHeader); msg != "" {
+				d.errorf(line, hp, "%s", msg)
+			}
+		}
+
+		if bp, line, ok := d.keyAt(keyPath(pp, "retry"), "backoff"); ok && len(p.Retry.Backoff) == 0 {
+			d.errorf(line, bp, "must have at least one entry; leave it out for the default [1s, 5s, 30s, 1m]")
+		}
+
+		if dp, line, ok := at("delivery"); ok && (p.Delivery < 1 || p.Delivery > 3) {
+			d.errorf(line, dp, "invalid value %d; want 1, 2 or 3 (seed 003's delivery guarantees: "+
+				"1 periodic commits, 2 commit after success with a local record, 3 single-node, fsynced record)", p.Delivery)
+		}
+
+		if fp, line, ok := at("filter"); ok {
+			if _, err := transform.CompileFilter(p.Filter); err != nil {
+				d.errorf(line, fp, "does not compile: %s", oneLine(err))
+			}
+		}
+
+		if tp, line, ok := at("transform"); ok && p.Transform != nil {
+			d.validateTransform(p.Transform, tp, line)
+		}
+	}
+}
+
+// validateTransform checks the transform t of a push entry, written at
+// path on line.
+func (d *decoder) validateTransform(t *PushTransform, path string, line int) {
+	if t.Body == "" && len(t.Headers) == 0 {
+		// Not when body or a header was written but was wrong: that is
+		// reported already.
+		hs := d.values[keyPath(path, "headers")]
+		if !d.broken[keyPath(path, "body")] && !d.broken[keyPath(path, "headers")] && (hs == nil || len(hs.Content) == 0) {
+			d.errorf(line, path, "set body, headers or both")
+		}
+		return
+	}
+	// Each expression on its own, so that every one that does not compile
+	// is reported, in the file's order.
+	if bp, line, ok := d.keyAt(path, "body"); ok {
+		d.compileTransform(bp, line, transform.Spec{Body: t.Body})
+	}
+	hp := keyPath(path, "headers")
+	for _, name := range d.checkHeaders(path, "headers", t.Headers, false) {
+		ep := keyPath(hp, name)
+		d.compileTransform(ep, d.lines[ep], transform.Spec{Headers: map[string]string{name: t.Headers[name]}})
+	}
+}
+
+// keyAt returns the path and line of key under parent and whether it was
+// written in the file, not null, with a value of the right shape.
+func (d *decoder) keyAt(parent, key string) (string, int, bool) {
+	kp := keyPath(parent, key)
+	_, given := d.values[kp]
+	return kp, d.lines[kp], given && !d.broken[kp]
+}
+
+// compileTransform reports at path the expression of spec that does not
+// compile.
+func (d *decoder) compileTransform(path string, line int, spec transform.Spec) {
+	_, err := transform.Compile(spec)
+	var ce *transform.CompileError
+	if errors.As(err, &ce) {
+		err = ce.Err
+	}
+	if err != nil {
+		d.errorf(line, path, "does not compile: %s", oneLine(err))
+	}
+}
+
+// oneLine keeps an expression error to its first line: expr-lang follows
+// it with the source and a caret, which say no more than the line:column
+// the first line ends with.
+func oneLine(err error) string {
+	msg, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
+	return strings.NewReplacer("\r", `\r`, "\u0085", `\u0085`, "\u2028", `\u2028`, "\u2029", `\u2029`).Replace(strings.TrimSpace(msg))
+}
+
+// sortedByLine returns the keys of m, written under parent, in the order
+// of their lines, then by name.
+func (d *decoder) sortedByLine(parent string, m map[string]string) []string {
+	names := slices.Sorted(maps.Keys(m))
+	slices.SortStableFunc(names, func(a, b string) int {
+		return d.lines[keyPath(parent, a)] - d.lines[keyPath(parent, b)]
+	})
+	return names
+}
+
+// reservedPrefix starts the headers mqgate sets on every push request.
+const reservedPrefix = "x-mqgate-"
+
+// clientHeaders are headers Go's HTTP client sets itself and drops from a
+// request's header map.
+var clientHeaders = map[string]string{
+	"host":              "set it with host_header",
+	"content-length":    "the length of the body is sent",
+	"transfer-encoding": "the HTTP client chooses it",
+	"trailer":           "push requests have no trailers",
+}
+
+// checkHeaders checks the header names (and, with values, the values) of
+// the mapping key under parent, and returns the valid ones in the file's
+// order.
+func (d *decoder) checkHeaders(parent, key string, hs map[string]string, values bool) []string {
+	hp, _, ok := d.keyAt(parent, key)
+	if !ok {
+		return nil
+	}
+	var valid []string
+	first := map[string]string{} // lower-case name -> name as written
+	for _, name := range d.sortedByLine(hp, hs) {
+		ep := keyPath(hp, name)
+		line := d.lines[ep]
+		lower := strings.ToLower(name)
+		msg := ""
+		switch {
+		case !httpguts.ValidHeaderFieldName(name):
+			msg = fmt.Sprintf("%q is not a valid HTTP header name; want letters, digits and !#$%%&'*+-.^_`|~", name)
+		case strings.HasPrefix(lower, reservedPrefix):
+			msg = fmt.Sprintf("%q is reserved: mqgate sets the X-Mqgate-* headers itself", name)
+		case clientHeaders[lower] != "":
+			msg = fmt.Sprintf("%q cannot be set here: %s", name, clientHeaders[lower])
+		case first[lower] != "":
+			msg = fmt.Sprintf("duplicate header %q: header names ignore case, and %q is set on line %d",
+				name, first[lower], d.lines[keyPath(hp, first[lower])])
+		case values && !httpguts.ValidHeaderFieldValue(hs[name]):
+			msg = "not a valid HTTP header value: " + ctlProblem(hs[name])
+		}
+		if first[lower] == "" {
+			first[lower] = name
+		}
+		if msg != "" {
+			d.errorf(line, ep, "%s", msg)
+			continue
+		}
+		valid = append(valid, name)
+	}
+	return valid
+}
+
+// ctlProblem names the first control character of s, which is what
+// httpguts.ValidHeaderFieldValue refuses.
+func ctlProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; (b < 0x20 && b != '\t') || b == 0x7f {
+			return fmt.Sprintf("control character %U at byte %d", rune(b), i)
+		}
+	}
+	return "control characters are not allowed"
+}
+
+// pushNameProblem says what is wrong with a push subscription's name, or
+// returns "".
+func pushNameProblem(name string) string {
+	if len(name) > maxPushNameLength {
+		return fmt.Sprintf("must be at most %d characters; got %d", maxPushNameLength, len(name))
+	}
+	for i, r := range name {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Sprintf("character %q at byte %d is not allowed; a push name is made of [a-zA-Z0-9._-]", r, i)
+		}
+	}
+	return ""
+}
+
+// checkTarget checks a push target URL. It returns the URL in a form where
+// two spellings of one URL are equal, or what is wrong with it.
+func checkTarget(target string) (norm, msg string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Sprintf("%q is not a valid URL: %v", target, err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Sprintf("%q is not an http(s) URL", target)
+	case u.Host == "" || u.Hostname() == "":
+		return "", fmt.Sprintf("%q has no host; want a URL like %s://host:port/path", target, u.Scheme)
+	case u.User != nil:
+		return "", fmt.Sprintf("%q has user info; put credentials in headers (Authorization)", target)
+	case strings.Contains(target, "#"):
+		return "", fmt.Sprintf("%q has a fragment (#...), which is never sent", target)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return "", fmt.Sprintf("%q: port %s is not a number from 1 to 65535", target, port)
+		}
+	}
+	u.Host = strings.ToLower(u.Host)
+	return u.String(), ""
+}
+
+// checkHostHeader checks a Host header given in the config: host or
+// host:port, an IPv6 address in brackets.
+func checkHostHeader(h string) string {
+	const want = "want host or host:port, an IPv6 address in brackets"
+	if !httpguts.ValidHostHeader(h) {
+		return fmt.Sprintf("%q is not a valid host; %s", h, want)
+	}
+	host := h
+	if strings.Contains(h, ":") && !(strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]")) {
+		hh, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return fmt.Sprintf("%q is not a valid host; %s", h, want)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Sprintf("%q: port %q is not a number from 1 to 65535", h, port)
+		}
+		host = hh
+	}
+	if host == "" || host == "[]" {
+		return fmt.Sprintf("%q has no host; %s", h, want)
+	}
+	return ""
 }

@@ -47,6 +47,9 @@ type Settings struct {
 	DeadLetterTopic string
 	// Buffer bounds the records a session holds that are not handed out.
 	Buffer int
+	// CommitInterval is how often acked offsets are committed; 0 commits
+	// as soon as they are acked (within a few tens of milliseconds).
+	CommitInterval time.Duration
 }
 
 func (s Settings) deadLetterTopic(group string) string {
@@ -93,6 +96,7 @@ type Service struct {
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
 	cursors  map[sessionKey]*cursor
+	readers  map[sessionKey]*Reader
 	closed   bool
 }
 
@@ -107,7 +111,7 @@ func New(opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	return &Service{opts: opts, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
-		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}}
+		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}, readers: map[sessionKey]*Reader{}}
 }
 
 // MaxBatch is the most messages one call returns.
@@ -148,6 +152,11 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 	if err != nil {
 		return nil, err
 	}
+	return s.sessionOf(key)
+}
+
+// sessionOf returns the session of key, joining the group on first use.
+func (s *Service) sessionOf(key sessionKey) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -156,16 +165,23 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 	if ss := s.sessions[key]; ss != nil {
 		return ss, nil
 	}
-	b := s.opts.Backends[key.cluster]
+	b, ok := s.opts.Backends[key.cluster]
+	if !ok {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "no cluster %q", key.cluster)
+	}
+	set := s.settings(key.group)
+	if r := s.readers[key]; r != nil && r.opts.CommitInterval > 0 {
+		set.CommitInterval = r.opts.CommitInterval
+	}
 	// The stream lives as long as the session, not the request that
 	// opened it.
 	sctx, cancel := context.WithCancel(context.Background())
-	c, err := b.Consume(sctx, sdk.Subscription{Group: group, Topics: []string{topic}, Start: s.opts.Start})
+	c, err := b.Consume(sctx, sdk.Subscription{Group: key.group, Topics: []string{key.topic}, Start: s.opts.Start})
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	ss := &session{svc: s, cluster: key.cluster, group: group, topic: topic, set: s.settings(group), c: c,
+	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: time.Now()}
 	s.sessions[key] = ss

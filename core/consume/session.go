@@ -35,8 +35,10 @@ type session struct {
 	buffered int
 	changed  chan struct{} // closed and replaced on every change Pull waits for
 	lastUse  time.Time
-	closed   bool
-	failure  error // why the stream ended, for callers
+	// lastCommit is when commit last sent offsets (for CommitInterval).
+	lastCommit time.Time
+	closed     bool
+	failure    error // why the stream ended, for callers
 }
 
 // qtrack is one qid's state.
@@ -205,6 +207,13 @@ func (s *session) dropLocked(qid string) {
 // timeout; then what is acked is committed, in the one Commit the plugin
 // waits for (see sdk.Consumer.Commit), and the qids are dropped.
 func (s *session) revoke(revoked []sdk.Offset) {
+	if r := s.svc.readerOf(s); r != nil && r.opts.OnRevoke != nil {
+		qids := make([]string, len(revoked))
+		for i, o := range revoked {
+			qids[i] = o.Qid
+		}
+		r.opts.OnRevoke(qids)
+	}
 	s.mu.Lock()
 	for _, o := range revoked {
 		if q := s.qids[o.Qid]; q != nil {
@@ -456,15 +465,18 @@ func (s *session) maintain() {
 				}
 			}
 		}
-		idle := !s.lastUse.IsZero() && now.Sub(s.lastUse) > s.set.SessionIdle
+		idle := !s.lastUse.IsZero() && now.Sub(s.lastUse) > s.set.SessionIdle && s.svc.readerOf(s) == nil
 		if len(dead) > 0 {
 			s.notifyLocked()
 		}
+		due := now.Sub(s.lastCommit) >= s.set.CommitInterval
 		s.mu.Unlock()
 		if len(dead) > 0 {
 			s.deadLetter(dead)
 		}
-		s.commit(s.ctx)
+		if due {
+			s.commit(s.ctx)
+		}
 		if idle {
 			s.svc.closeSession(s, "idle")
 			return
@@ -555,6 +567,9 @@ func (s *session) commit(ctx context.Context) {
 	if len(offs) == 0 {
 		return
 	}
+	s.mu.Lock()
+	s.lastCommit = time.Now()
+	s.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.c.Commit(cctx, offs); err != nil {

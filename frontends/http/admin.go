@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -57,4 +59,28 @@ func (s *Server) statuses() []pluginhost.Status {
 		return []pluginhost.Status{}
 	}
 	return st
+}
+
+// listPush serves GET /v1/push: {"push": [status, ...]} in config order.
+func (s *Server) listPush(c *gin.Context) {
+	list := []push.Status{}
+	if s.opts.Push != nil {
+		list = s.opts.Push.Status()
+	}
+	c.JSON(http.StatusOK, gin.H{"push": list})
+}
+
+// pushStatus serves GET /v1/push/{name}: one subscription's status, or
+// code 19 when there is none of that name.
+func (s *Server) pushStatus(c *gin.Context) {
+	name := c.Param("name")
+	if s.opts.Push != nil {
+		for _, st := range s.opts.Push.Status() {
+			if st.Name == name {
+				c.JSON(http.StatusOK, st)
+				return
+			}
+		}
+	}
+	abortWithCode(c, sdk.CodeNotFound, fmt.Sprintf("no push subscription %q", name))
 }

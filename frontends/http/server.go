@@ -24,6 +24,7 @@ import (
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -85,6 +86,14 @@ type Options struct {
 	// subscription at the root, as ape_dts does (http.batch_default).
 	// Nil: those routes do not exist.
 	BatchDefault *BatchSubscription
+	// Push reports the push subscriptions for GET /v1/push. Nil: the
+	// route lists none.
+	Push PushStatus
+}
+
+// PushStatus is what GET /v1/push reads; *push.Service implements it.
+type PushStatus interface {
+	Status() []push.Status
 }
 
 func (o Options) withDefaults() Options {
@@ -186,6 +195,8 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	}
 	e.GET("/metrics", s.serveMetrics())
 	e.GET("/v1/plugins", s.listPlugins)
+	e.GET("/v1/push", s.listPush)
+	e.GET("/v1/push/:name", s.pushStatus)
 	s.engine = e
 
 	s.srv = &http.Server{
