@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -443,4 +444,42 @@ func TestIdleSessionCloses(t *testing.T) {
 	if got := offsets(next); !slices.Equal(got, []int64{1, 2}) {
 		t.Fatalf("the new session pulled %v; want 1 and 2", got)
 	}
+}
+
+// A session whose stream the plugin ends (as the RocketMQ plugin does for
+// a topic that does not exist yet) fails the pulls waiting on it, and the
+// next Pull opens a new session instead of failing for good.
+func TestEndedStreamReopens(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e := newEnv(t, endingOnce{Backend: b, ended: new(atomic.Bool)}, fast())
+		e.produce("later", 1, 3, "m")
+		_, err := e.svc.Pull(context.Background(), "g", "later", 10, time.Second)
+		if err == nil || !strings.Contains(err.Error(), "topic later does not exist yet") {
+			t.Fatalf("first pull: %v; want the stream's end", err)
+		}
+		b1 := pull(t, e.svc, "g", "later", 10)
+		if len(b1.Messages) != 3 {
+			t.Errorf("pulled %d messages, want 3", len(b1.Messages))
+		}
+	})
+}
+
+// endingOnce is a backend whose first consume stream ends at once.
+type endingOnce struct {
+	sdk.Backend
+	ended *atomic.Bool
+}
+
+func (b endingOnce) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consumer, error) {
+	c, err := b.Backend.Consume(ctx, sub)
+	if err != nil || b.ended.Swap(true) {
+		return c, err
+	}
+	return endedStream{c}, nil
+}
+
+type endedStream struct{ sdk.Consumer }
+
+func (endedStream) Poll(context.Context, int) (sdk.ConsumeEvent, error) {
+	return sdk.ConsumeEvent{}, fmt.Errorf("%w: topic later does not exist yet", sdk.ErrStreamEnded)
 }

@@ -139,12 +139,15 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// end fails the session for good: waiting pulls get err, and the service
+// forgets the session, so the next Pull opens a new one (the topic may
+// exist by then).
 func (s *session) end(err error) {
 	s.mu.Lock()
 	s.failure = err
 	s.notifyLocked()
 	s.mu.Unlock()
-	s.cancel()
+	s.svc.closeSession(s, "stream ended: "+err.Error())
 }
 
 func (s *session) apply(ev sdk.ConsumeEvent) {

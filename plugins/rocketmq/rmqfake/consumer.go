@@ -32,9 +32,9 @@ type lockOwner struct {
 	expires time.Time
 }
 
-// lockLifetime is how long a queue lock lasts without renewal
-// (REBALANCE_LOCK_MAX_LIVE_TIME).
-const lockLifetime = 60 * time.Second
+// defaultLockLifetime is how long a queue lock lasts without renewal
+// (REBALANCE_LOCK_MAX_LIVE_TIME) unless Options.LockLifetime says otherwise.
+const defaultLockLifetime = 60 * time.Second
 
 // consumerIDs lists group's members, sorted. f.mu must be held.
 func (f *Fake) consumerIDs(group string) []string {
@@ -458,7 +458,7 @@ func (x *exchange) lockBatch() *remoting.Command {
 	for _, q := range b.MQs {
 		k := lockKey{b.ConsumerGroup, q.Topic, q.QueueID}
 		if o, ok := f.locks[k]; !ok || o.client == b.ClientID || now.After(o.expires) {
-			f.locks[k] = lockOwner{b.ClientID, now.Add(lockLifetime)}
+			f.locks[k] = lockOwner{b.ClientID, now.Add(f.opts.LockLifetime)}
 			locked = append(locked, q)
 		}
 	}

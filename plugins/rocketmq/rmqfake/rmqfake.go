@@ -55,6 +55,10 @@ type Options struct {
 	// long; default 120 s. Consumers are also dropped when their connection
 	// closes.
 	ClientExpiry time.Duration
+	// LockLifetime is how long a queue lock (LOCK_BATCH_MQ) lasts without
+	// renewal; default 60 s, a broker's rocketmq.broker.rebalance.lockMaxLiveTime.
+	// Tests that kill a member shorten it so its queues free up sooner.
+	LockLifetime time.Duration
 }
 
 // delayLevels are RocketMQ's default messageDelayLevel.
@@ -107,6 +111,9 @@ func Start(opts Options) (*Fake, error) {
 	}
 	if opts.DefaultQueues <= 0 {
 		opts.DefaultQueues = 4
+	}
+	if opts.LockLifetime <= 0 {
+		opts.LockLifetime = defaultLockLifetime
 	}
 	opts.DefaultQueues = min(opts.DefaultQueues, maxQueues)
 	if opts.ClusterName == "" {
