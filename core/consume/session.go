@@ -105,14 +105,34 @@ func (s *session) run() {
 		// Poll for a good share of the buffer at a time: topping it up a
 		// few records per round trip to the plugin costs more than it
 		// feeds.
+		pctx, max, cancel := s.ctx, free, context.CancelFunc(func() {})
 		if free <= 0 || free < s.set.Buffer/4 {
+			t := time.NewTimer(trickleInterval)
 			select {
 			case <-ch:
+				t.Stop()
+				continue
 			case <-s.ctx.Done():
+				t.Stop()
+				continue
+			case <-t.C:
 			}
-			continue
+			// Still full: poll one record anyway, now and then, so that
+			// an assignment change waiting behind the records (plugins
+			// hand events first) is seen and a revoke is not held up
+			// until a slow client drains the buffer. Overflow is bounded.
+			if free <= -s.set.Buffer/4 {
+				continue
+			}
+			pctx, cancel = context.WithTimeout(s.ctx, trickleInterval)
+			max = 1
 		}
-		ev, err := s.c.Poll(s.ctx, free)
+		ev, err := s.c.Poll(pctx, max)
+		idle := pctx != s.ctx && pctx.Err() != nil
+		cancel()
+		if idle && s.ctx.Err() == nil {
+			continue // the trickle poll found nothing
+		}
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
@@ -488,6 +508,10 @@ func (s *session) maintain() {
 }
 
 const maintainInterval = 50 * time.Millisecond
+
+// trickleInterval is how often a session whose buffer is full polls one
+// record to see assignment changes.
+const trickleInterval = 250 * time.Millisecond
 
 var debugEvents = false
 

@@ -44,7 +44,7 @@ func newEnv(t testing.TB, b sdk.Backend) *env {
 	set := consume.DefaultSettings()
 	svc := consume.New(consume.Options{
 		Backends: map[string]sdk.Backend{"local": b}, Route: func(string) (string, error) { return "local", nil },
-		DefaultCluster: "local", Producer: p, Defaults: set, Logger: slog.New(slog.DiscardHandler),
+		DefaultCluster: "local", Producer: p, Defaults: set, Logger: testLogger,
 	})
 	t.Cleanup(svc.Close)
 	return &env{t: t, b: b, p: p, svc: svc}
@@ -98,14 +98,26 @@ func (e *env) produce(topic string, msgs ...message) {
 			recs[i].Key = []byte(m.key)
 		}
 	}
-	res, err := e.b.Produce(context.Background(), recs)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			e.t.Fatal(r.Err)
+	// A topic just created may not be routable yet (RocketMQ's route
+	// cache): retry what failed, as the gateway's producer does.
+	for attempt := 1; ; attempt++ {
+		res, err := e.b.Produce(context.Background(), recs)
+		if err == nil {
+			var again []sdk.Record
+			for i, r := range res {
+				if r.Err != nil {
+					again, err = append(again, recs[i]), r.Err
+				}
+			}
+			recs = again
 		}
+		if err == nil || len(recs) == 0 {
+			return
+		}
+		if attempt == 20 {
+			e.t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -195,3 +207,5 @@ func statusOf(ps *push.Service, name string) push.Status {
 	}
 	panic(fmt.Sprintf("no push subscription %s", name))
 }
+
+var testLogger = slog.New(slog.DiscardHandler)

@@ -3,6 +3,7 @@ package push_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/consume"
@@ -565,4 +568,151 @@ func TestDeliveredRecordSkipsOnRestart(t *testing.T) {
 			t.Errorf("%d requests after the restart, want the 20 of the first run only", n)
 		}
 	})
+}
+
+// Two gateways on one subscription split its qids: when the second joins,
+// qids move to it, every message is delivered, and each gateway delivers
+// each qid in offset order. A message may come twice across the move
+// (at-least-once): when the first gateway holds a full buffer it sees the
+// revoke late; the test reports how many.
+func TestTwoGatewaysShareSubscription(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e1, e2 := newEnv(t, b), newEnv(t, b)
+		e1.topic("shared", 4)
+		const n = 2000
+		var mu sync.Mutex
+		byGateway := map[string][]got{}
+		distinct := map[string]bool{}
+		endpoint := func(name string) *endpoint {
+			return newEndpoint(t, func(g got, _ int) (int, string) {
+				mu.Lock()
+				byGateway[name] = append(byGateway[name], g)
+				distinct[g.body] = true
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+				return 200, ""
+			})
+		}
+		ep1, ep2 := endpoint("one"), endpoint("two")
+		var msgs []message
+		for i := range n {
+			msgs = append(msgs, message{value: strconv.Itoa(i), partition: int32(i % 4)})
+		}
+		e1.produce("shared", msgs...)
+		sub1 := subscription(t, "shared", "shared", ep1.URL)
+		sub1.Order = "partition"
+		sub2 := *sub1
+		sub2.Targets, sub2.StateDir = []string{ep2.URL}, t.TempDir()
+		ps1 := e1.start(sub1)
+		waitFor(t, "the first gateway under way", func() bool { return statusOf(ps1, "shared").Delivered >= 100 })
+		e2.start(&sub2)
+		waitFor(t, "every message delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(distinct) == n
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		deliveries := 0
+		for name, reqs := range byGateway {
+			last := map[string]int64{}
+			for _, g := range reqs {
+				deliveries++
+				qid := g.header.Get(push.HeaderQid)
+				off, _ := strconv.ParseInt(g.header.Get(push.HeaderOffset), 10, 64)
+				if prev, ok := last[qid]; ok && off <= prev {
+					t.Errorf("gateway %s: qid %s offset %d after %d", name, qid, off, prev)
+				}
+				last[qid] = off
+			}
+		}
+		if len(byGateway["two"]) == 0 {
+			t.Errorf("the second gateway delivered nothing: no qid moved to it")
+		}
+		t.Logf("%d messages, %d deliveries (%d repeated across the rebalance)", n, deliveries, deliveries-n)
+	})
+}
+
+// rate_limit bounds requests per second: 40 messages at 50/s with a burst
+// of 16 take at least (40-16)/50 s, less what the limiter saved up before
+// the first request (a few tokens): 20/50 s.
+func TestRateLimit(t *testing.T) {
+	e := newEnv(t, brokertest.Kinds[0].Start(t))
+	e.topic("limited", 1)
+	ep := newEndpoint(t, nil)
+	var msgs []message
+	for i := range 40 {
+		msgs = append(msgs, message{key: strconv.Itoa(i), value: strconv.Itoa(i)})
+	}
+	e.produce("limited", msgs...)
+	sub := subscription(t, "limited", "limited", ep.URL)
+	sub.RateLimit = 50
+	ps := e.start(sub)
+	waitFor(t, "delivery", func() bool { return statusOf(ps, "limited").Delivered == 40 })
+	reqs := ep.requests()
+	if span, least := reqs[len(reqs)-1].at.Sub(reqs[0].at), 20*time.Second/50; span < least {
+		t.Errorf("40 requests within %v; the rate limit allows them no faster than %v", span, least)
+	}
+}
+
+// A delivery slower than slow_ms is logged with its topic, qid, offset and
+// time taken.
+func TestSlowDeliveryLogged(t *testing.T) {
+	e := newEnv(t, brokertest.Kinds[0].Start(t))
+	e.topic("sluggish", 1)
+	ep := newEndpoint(t, func(got, int) (int, string) {
+		time.Sleep(30 * time.Millisecond)
+		return 200, ""
+	})
+	e.produce("sluggish", message{value: "m"})
+	sub := subscription(t, "sluggish", "sluggish", ep.URL)
+	sub.SlowMs = 10
+	logs := &logCapture{}
+	ps, err := push.New(push.Options{Subscriptions: []*config.Push{sub}, Consumer: e.svc, Logger: slog.New(logs), Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.Start()
+	t.Cleanup(ps.Close)
+	waitFor(t, "delivery", func() bool { return statusOf(ps, "sluggish").Delivered == 1 })
+	rec, ok := logs.find("slow push delivery")
+	if !ok {
+		t.Fatal("no slow delivery logged")
+	}
+	if rec["topic"] != "sluggish" || rec["qid"] != "0" || rec["offset"] != "0" || rec["took"] == "" {
+		t.Errorf("slow delivery log %v lacks topic, qid, offset or took", rec)
+	}
+}
+
+// logCapture is a slog.Handler that keeps records' messages and
+// attributes (as text).
+type logCapture struct {
+	mu   sync.Mutex
+	recs []map[string]string
+}
+
+func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logCapture) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logCapture) WithGroup(string) slog.Handler            { return l }
+func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	l.mu.Lock()
+	l.recs = append(l.recs, m)
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *logCapture) find(msg string) (map[string]string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.recs {
+		if r["msg"] == msg {
+			return r, true
+		}
+	}
+	return nil, false
 }
