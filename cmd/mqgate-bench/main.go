@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type params struct {
 	batch       int
 	concurrency int
 	partitions  int
+	// push only
+	delivery        int
+	endpointProcess bool
 }
 
 // result is one side of a scenario.
@@ -43,6 +47,7 @@ type result struct {
 	elapsed  time.Duration
 	latency  []time.Duration // per call
 	failures int
+	note     string // what a scenario's report adds about this side
 }
 
 func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
@@ -70,24 +75,41 @@ type scenario struct {
 	latency bool
 	// report, when set, prints what the scenario measures beyond rates.
 	report func(gateway, direct result)
+	// kafkaOnly scenarios are skipped, with a line saying so, on other
+	// backends.
+	kafkaOnly bool
 }
 
-var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift}
+var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, pushHTTP}
 
 func main() {
+	if n := os.Getenv(sinkEnv); n != "" { // the endpoint of push -endpoint process
+		count, err := strconv.Atoi(n)
+		if err != nil {
+			log.Fatalf("%s=%q: %v", sinkEnv, n, err)
+		}
+		serveSink(count)
+		return
+	}
 	var (
 		names   = flag.String("scenario", "produce-http", "comma-separated scenarios, or all")
 		p       params
 		binPath = flag.String("mqgate", "", "the mqgate binary (default: build ./cmd/mqgate)")
 		keep    = flag.Bool("keep", false, "keep the temporary directory")
 		backend = flag.String("backend", "kafka", "kafka (embedded broker) or rocketmq (the RocketMQ protocol fake, in this process)")
+		endpt   = flag.String("endpoint", "inprocess", "push: where the HTTP endpoint runs: inprocess (in the bench process) or process (a child process)")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
 	flag.IntVar(&p.size, "size", 1024, "message value size in bytes")
 	flag.IntVar(&p.batch, "batch", 100, "messages per request (HTTP) or per ProduceSync (direct)")
 	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
+	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
 	flag.Parse()
+	if *endpt != "inprocess" && *endpt != "process" {
+		log.Fatalf("-endpoint must be inprocess or process, not %q", *endpt)
+	}
+	p.endpointProcess = *endpt == "process"
 
 	var run []scenario
 	for _, s := range scenarios {
@@ -121,6 +143,10 @@ func main() {
 	fmt.Println("| scenario | side | msgs/s | MiB/s | p50 call | p99 call | failures |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	for _, s := range run {
+		if s.kafkaOnly && e.backend != "kafka" {
+			fmt.Printf("\n%s scenario: kafka only; skipped with -backend %s\n\n", s.name, e.backend)
+			continue
+		}
 		ctx := context.Background()
 		p := p
 		if s.adjust != nil {
@@ -189,6 +215,8 @@ type env struct {
 	backend    string
 	rocketmq   *rmqfake.Fake
 	partitions int
+
+	bin, dir string // the mqgate binary and the temporary directory
 }
 
 func (e *env) about() string {
@@ -207,7 +235,8 @@ func startEnv(dir, bin, backend string, partitions int) (*env, error) {
 			return nil, fmt.Errorf("building mqgate (run from the repository root, or pass -mqgate): %w", err)
 		}
 	}
-	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), consumerAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, partitions: partitions}
+	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), consumerAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, partitions: partitions,
+		bin: bin, dir: dir}
 	cluster := fmt.Sprintf("{plugin: kafka, config: {brokers: embedded, listen: %q, data_dir: %q, default_partitions: %d}}",
 		e.kafkaAddr, filepath.Join(dir, "data"), partitions)
 	if backend == "rocketmq" {
@@ -228,48 +257,70 @@ http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
 `, cluster, e.httpAddr, e.thriftAddr, e.consumerAddr, filepath.Join(dir, "spool"))
-	cfgPath := filepath.Join(dir, "plugins.yaml")
+	cmd, err := launch(bin, filepath.Join(dir, "plugins.yaml"), cfg, filepath.Join(dir, "mqgate.log"), e.httpAddr, nil)
+	if err != nil {
+		if e.rocketmq != nil {
+			e.rocketmq.Close()
+		}
+		return nil, err
+	}
+	e.cmd = cmd
+	return e, nil
+}
+
+// launch writes cfg to cfgPath, starts the gateway on it with its output
+// in logPath and extra added to its environment, and waits until
+// httpAddr answers /readyz.
+func launch(bin, cfgPath, cfg, logPath, httpAddr string, extra []string) (*exec.Cmd, error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, "mqgate.log"))
+	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	e.cmd = exec.Command(bin, "serve", "-c", cfgPath, "-log-level", "warn")
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	if err := e.cmd.Start(); err != nil {
+	defer logf.Close()
+	cmd := exec.Command(bin, "serve", "-c", cfgPath, "-log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), extra...)
+	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get("http://" + e.httpAddr + "/readyz")
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return e, nil
+				return cmd, nil
 			}
 		}
 		if time.Now().After(deadline) {
-			e.stop()
-			return nil, fmt.Errorf("gateway not ready after 60s; see %s", logf.Name())
+			stopCmd(cmd)
+			return nil, fmt.Errorf("gateway not ready after 60s; see %s", logPath)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func (e *env) stop() {
-	_ = e.cmd.Process.Signal(os.Interrupt)
+	stopCmd(e.cmd)
+	if e.rocketmq != nil {
+		e.rocketmq.Close()
+	}
+}
+
+// stopCmd interrupts a gateway and waits for it to exit, killing it after
+// 20 s.
+func stopCmd(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
-	go func() { _ = e.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		_ = e.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-done
-	}
-	if e.rocketmq != nil {
-		e.rocketmq.Close()
 	}
 }
 

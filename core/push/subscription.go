@@ -192,7 +192,9 @@ func (s *subscription) pull(ctx context.Context, tr *topicReader) {
 		free := s.cfg.Buffer - s.queued
 		ch := s.changed
 		s.mu.Unlock()
-		if free <= 0 {
+		// Pull a good share of the buffer at a time: refilling it one
+		// message per delivery costs a pull per message.
+		if free <= 0 || free < s.cfg.Buffer/4 {
 			select {
 			case <-ch:
 			case <-ctx.Done():
