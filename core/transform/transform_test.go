@@ -37,6 +37,8 @@ func TestFilter(t *testing.T) {
 		{"timestamp", `timestamp_ms == 1700000000123`, `x`, true},
 		{"value", `value contains "text"`, `some text`, true},
 		{"json array", `len(json.items) == 2`, `{"items": [1, 2]}`, true},
+		{"?? for values that are not JSON", `(json?.amount ?? 0) > 100`, `not json`, false},
+		{"?? keeps a present field", `(json?.amount ?? 0) > 100`, `{"amount": 200}`, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := CompileFilter(tc.src)
