@@ -73,10 +73,7 @@ var pushHTTP = scenario{
 
 func pushGateway(ctx context.Context, e *env, p params) (result, error) {
 	topic := "bench-push-gateway-" + strconv.Itoa(p.delivery)
-	if err := e.fillKeyed(ctx, topic, p); err != nil {
-		return result{}, err
-	}
-	sk, err := newSink(p.n, p.endpointProcess)
+	sk, err := fillAndListen(ctx, e, topic, p)
 	if err != nil {
 		return result{}, err
 	}
@@ -185,10 +182,7 @@ func getPushStatus(httpAddr string) (pushStatus, error) {
 
 func pushDirect(ctx context.Context, e *env, p params) (result, error) {
 	topic := "bench-push-direct"
-	if err := e.fillKeyed(ctx, topic, p); err != nil {
-		return result{}, err
-	}
-	sk, err := newSink(p.n, p.endpointProcess)
+	sk, err := fillAndListen(ctx, e, topic, p)
 	if err != nil {
 		return result{}, err
 	}
@@ -349,6 +343,15 @@ type sink struct {
 // sinkEnv, in the environment of the bench binary, makes it an endpoint
 // for that many requests (see serveSink).
 const sinkEnv = "MQGATE_BENCH_SINK"
+
+// fillAndListen produces the scenario's messages to topic, then starts
+// the endpoint that side posts to.
+func fillAndListen(ctx context.Context, e *env, topic string, p params) (*sink, error) {
+	if err := e.fillKeyed(ctx, topic, p); err != nil {
+		return nil, err
+	}
+	return newSink(p.n, p.endpointProcess)
+}
 
 func newSink(n int, ownProcess bool) (*sink, error) {
 	s := &sink{n: int64(n), started: make(chan struct{}), done: make(chan struct{}), stop: make(chan struct{})}

@@ -73,9 +73,6 @@ func (r *Reader) Close() {
 	}
 }
 
-// Cluster is the cluster the reader consumes from.
-func (r *Reader) Cluster() string { return r.key.cluster }
-
 // Pull waits up to wait for up to max messages of one qid, in offset order.
 func (r *Reader) Pull(ctx context.Context, max int, wait time.Duration) (Batch, error) {
 	max, err := r.svc.capBatch(max)

@@ -177,8 +177,7 @@ func (ep *endpoint) requests() []got {
 	return append([]got(nil), ep.reqs...)
 }
 
-// bodies returns the bodies received with a 2xx answer... all bodies, in
-// arrival order.
+// bodies returns the body of every request received, in arrival order.
 func (ep *endpoint) bodies() []string {
 	var out []string
 	for _, g := range ep.requests() {

@@ -157,18 +157,6 @@ func (d *delivered) Prune(topic string, committed map[string]int64) error {
 	})
 }
 
-// Count returns how many offsets are recorded (for tests and status).
-func (d *delivered) Count() (int, error) {
-	n := 0
-	err := d.db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			n += b.Stats().KeyN
-			return nil
-		})
-	})
-	return n, err
-}
-
 // Close waits for the writer and closes the file, syncing it.
 func (d *delivered) Close() error {
 	close(d.stop)

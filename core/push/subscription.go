@@ -412,7 +412,7 @@ func (s *subscription) send(ctx context.Context, it *item) (outcome, string) {
 	}
 	var skip *target
 	for {
-		t, _ := s.targets.pick(time.Now(), skip)
+		t := s.targets.pick(time.Now(), skip)
 		o := s.sendTo(ctx, t, it, body, ctype, extra)
 		if o.unhealthy {
 			s.targets.down(t, time.Now(), o.why)

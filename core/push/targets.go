@@ -37,8 +37,8 @@ func newTargets(urls []string, cooldown time.Duration) *targets {
 
 // pick returns the next healthy target other than skip. When every
 // candidate is down it returns the one whose cooldown ends first, so
-// delivery never stops for good; ok is false then.
-func (ts *targets) pick(now time.Time, skip *target) (t *target, ok bool) {
+// delivery never stops for good.
+func (ts *targets) pick(now time.Time, skip *target) *target {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	n := len(ts.list)
@@ -51,7 +51,7 @@ func (ts *targets) pick(now time.Time, skip *target) (t *target, ok bool) {
 		if !c.downUntil.After(now) {
 			ts.next = (ts.next + i + 1) % n
 			c.sent++
-			return c, true
+			return c
 		}
 		if soonest == nil || c.downUntil.Before(soonest.downUntil) {
 			soonest = c
@@ -61,7 +61,7 @@ func (ts *targets) pick(now time.Time, skip *target) (t *target, ok bool) {
 		soonest = skip
 	}
 	soonest.sent++
-	return soonest, false
+	return soonest
 }
 
 // down marks t unhealthy for the cooldown.
