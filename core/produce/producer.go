@@ -111,7 +111,8 @@ func (p *Producer) SendAsync(ctx context.Context, cluster, topic string, msgs []
 // others keep their result, and a record acknowledged once stays so. The
 // error is only for a first attempt that failed whole with a code retrying
 // cannot mend (nothing was produced); after that every record has its own
-// result, a failed retry's error included.
+// result, a failed retry's error included; a retry that the end of ctx cuts
+// short leaves the result of the attempt before it.
 func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sdk.Record) ([]sdk.ProduceResult, error) {
 	b, ok := p.batchers[cluster]
 	if !ok {
@@ -134,6 +135,12 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 		res, err := b.send(ctx, batch)
 		if err != nil && attempt == 1 && !p.retriable(ctx, err, backoff) {
 			return nil, err // the whole request failed at once: nothing of it was produced
+		}
+		if err != nil && attempt > 1 && ctx.Err() != nil {
+			// The caller's deadline cut a retry short. Each record keeps
+			// what its last whole attempt got (a broker that cannot be
+			// reached, say), which tells the client more than a timeout.
+			return results, nil
 		}
 		// From here results stand per record: what an earlier attempt got
 		// acknowledged stays acknowledged even if a retry fails whole.
