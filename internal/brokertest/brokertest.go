@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
 
@@ -41,14 +40,8 @@ func Run(t *testing.T, test func(t *testing.T, b sdk.Backend)) {
 
 func startKafka(t testing.TB) sdk.Backend {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	b := kafka.New(slog.New(slog.DiscardHandler))
-	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, addr, filepath.Join(t.TempDir(), "data"))
+	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":"127.0.0.1:0","data_dir":%q}`, filepath.Join(t.TempDir(), "data"))
 	if err := b.Configure(context.Background(), []byte(cfg)); err != nil {
 		t.Fatal(err)
 	}

@@ -101,6 +101,46 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 	return errs, nil
 }
 
+// lookupTopics asks an external cluster's brokers about specs in one
+// metadata request that allows auto-creation, as producing would, and
+// returns each topic's outcome: nil when it exists or the broker is
+// creating it, CodeTopicNotExist when the broker has no such topic and
+// creates none. Existing topics are remembered. Without this, the producer
+// would retry an unknown topic's metadata for seconds before failing it.
+func (b *Backend) lookupTopics(ctx context.Context, c clients, specs []sdk.TopicSpec) (map[string]error, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	for _, spec := range specs {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(spec.Name)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, c.producer)
+	if err != nil {
+		return nil, err
+	}
+	errs := make(map[string]error, len(specs))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, t := range resp.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		switch err := kerr.ErrorForCode(t.ErrorCode); {
+		case err == nil:
+			b.known[*t.Topic] = true
+		case errors.Is(err, kerr.UnknownTopicOrPartition):
+			errs[*t.Topic] = sdk.Errorf(sdk.CodeTopicNotExist, "topic %s does not exist, and the Kafka cluster does not create topics on produce (auto.create.topics.enable)", *t.Topic)
+		}
+		// Anything else (LEADER_NOT_AVAILABLE while an auto-created
+		// topic gets its leaders, say) is the producer's to wait out.
+	}
+	return errs, nil
+}
+
 // unknownTopics returns the distinct topics of records this backend has not
 // yet seen exist.
 func (b *Backend) unknownTopics(records []sdk.Record) []sdk.TopicSpec {

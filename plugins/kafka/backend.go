@@ -8,11 +8,9 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mqgate/mqgate/internal/dirlock"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -37,6 +36,7 @@ type Backend struct {
 	mu        sync.Mutex
 	cfg       config
 	cluster   *kfake.Cluster // nil unless embedded
+	dataLock  *dirlock.Lock  // the embedded broker's data_dir, while it runs
 	producer  *kgo.Client    // shared by all Produce calls; creates topics
 	admin     *kgo.Client    // admin requests and Fetch; never creates topics
 	adm       *kadm.Client   // over admin
@@ -91,12 +91,13 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 
 	seeds := cfg.brokers
 	if cfg.embedded {
-		cluster, err := startEmbedded(cfg, b.logger)
+		cluster, lock, err := startEmbedded(ctx, cfg, b.logger)
 		if err != nil {
 			return err
 		}
-		b.cluster = cluster
+		b.cluster, b.dataLock = cluster, lock
 		seeds = dialable(cluster.ListenAddrs())
+		b.logger.Info("embedded broker listening", "addr", seeds[0], "data_dir", cfg.dataDir)
 	}
 
 	producer, err := kgo.NewClient(append(b.clientOpts(cfg, seeds),
@@ -131,41 +132,6 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 	}
 	b.logger.Info("configured", "embedded", cfg.embedded, "brokers", seeds)
 	return nil
-}
-
-// startEmbedded starts the kfake broker described by cfg.
-func startEmbedded(cfg config, logger *slog.Logger) (*kfake.Cluster, error) {
-	_, portStr, _ := net.SplitHostPort(cfg.listen) // validated by parseConfig
-	port, _ := strconv.Atoi(portStr)
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
-		// kfake always asks for 127.0.0.1:port; bind the configured
-		// host instead.
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, cfg.listen)
-		}),
-		// No kfake.AllowAutoTopicCreation: kfake does not persist a
-		// topic made by a metadata request until Close, so a crash
-		// would lose it and its records. Produce creates topics with
-		// CreateTopics instead, which kfake persists at once.
-		kfake.DefaultNumPartitions(int(cfg.defaultPartitions)),
-		kfake.DataDir(cfg.dataDir),
-		kfake.BrokerConfigs(map[string]string{
-			"log.retention.ms":  strconv.FormatInt(cfg.retention.Milliseconds(), 10),
-			"message.max.bytes": strconv.Itoa(embeddedMaxMessageBytes),
-		}),
-		kfake.WithLogger(kfakeLogger{logger.With("component", "embedded-broker")}),
-	)
-	if err != nil {
-		// Listening fails with a network error; everything else kfake
-		// does at start is loading the data directory.
-		if _, ok := errors.AsType[*net.OpError](err); ok {
-			return nil, &sdk.ConfigError{Key: "listen", Msg: fmt.Sprintf("starting embedded broker on %s: %v", cfg.listen, err)}
-		}
-		return nil, &sdk.ConfigError{Key: "data_dir", Msg: fmt.Sprintf("starting embedded broker with data_dir %s: %v", cfg.dataDir, err)}
-	}
-	return cluster, nil
 }
 
 // dialable turns listen addresses into addresses a client can dial: a
@@ -293,6 +259,8 @@ func (b *Backend) closeEmbeddedLocked() {
 		b.cluster.Close()
 		b.cluster = nil
 	}
+	_ = b.dataLock.Release() // the process may exit right after; the kernel drops it then anyway
+	b.dataLock = nil
 }
 
 // forget drops a closed consumer from the set Close closes.

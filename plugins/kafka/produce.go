@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -80,14 +81,21 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	if err != nil {
 		return nil, err
 	}
+	// The answer must reach the gateway before ctx's deadline, which the
+	// gateway's call shares: at that moment it stops listening.
+	ctx, cancel := answerContext(ctx)
+	defer cancel()
 	// On the embedded broker a new topic is made with CreateTopics, which
 	// kfake persists at once; its auto-creation is off (see startEmbedded).
-	// External brokers create topics by their own auto.create.topics.enable.
+	// External brokers create topics by their own auto.create.topics.enable;
+	// one metadata request tells which topics they have or make.
 	var topicErrs map[string]error
-	if c.cfg.embedded {
-		if topicErrs, err = b.createTopics(ctx, c, b.unknownTopics(records)); err != nil {
+	if unknown := b.unknownTopics(records); c.cfg.embedded {
+		if topicErrs, err = b.createTopics(ctx, c, unknown); err != nil {
 			return nil, err
 		}
+	} else if topicErrs, err = b.lookupTopics(ctx, c, unknown); err != nil {
+		return nil, b.callError(ctx, err, "looking up %d topics", len(unknown))
 	}
 	results := make([]sdk.ProduceResult, len(records))
 	// The records do not take ctx's cancellation: kgo cancels a whole
@@ -133,10 +141,7 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	select {
 	case produced = <-done:
 	case <-ctx.Done():
-		if err := b.reach.unreachable(); err != nil {
-			return nil, sdk.Errorf(sdk.CodeUnavailable, "kafka brokers unreachable: %v", err)
-		}
-		return nil, toSDKError(context.Cause(ctx), "producing %d records", len(send))
+		return nil, b.callError(ctx, ctx.Err(), "producing %d records", len(send))
 	}
 
 	// ProduceSync reports in completion order; match results by record.
@@ -164,6 +169,33 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 		res.Offset = pr.Record.Offset
 	}
 	return results, nil
+}
+
+// answerReserve bounds the time kept back from a call's deadline for its
+// answer to travel back: a tenth of what is left, at most this much.
+const answerReserve = 250 * time.Millisecond
+
+// answerContext returns ctx with its deadline brought forward by the answer
+// reserve, so that a call that runs out of time can still say why.
+func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, answerReserve)))
+}
+
+// callError is the error of a call that failed whole: while no broker can
+// be dialed that is what it says (code 17, naming the dial error), whatever
+// the call ran into meanwhile.
+func (b *Backend) callError(ctx context.Context, err error, format string, args ...any) error {
+	if reach := b.reach.unreachable(); reach != nil {
+		return sdk.Errorf(sdk.CodeUnavailable, "kafka brokers unreachable: %v", reach)
+	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return toSDKError(err, format, args...)
 }
 
 // checkProduce refuses records no broker could place.
