@@ -44,11 +44,30 @@ func serve(file string, log *slog.Logger) int {
 		}
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	// After the first signal starts the drain, a second one ends the
-	// process at once, as an operator pressing Ctrl-C twice expects.
-	context.AfterFunc(ctx, stop)
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		// The first signal starts the drain; a second one ends the
+		// process at once, as an operator pressing Ctrl-C twice expects.
+		select {
+		case sig := <-signals:
+			log.Info("shutting down; a second signal exits at once", "signal", sig.String())
+			stop()
+		case <-served:
+			return
+		}
+		select {
+		case sig := <-signals:
+			log.Warn("second signal: exiting without waiting for in-flight work; the spool keeps what async requests left", "signal", sig.String())
+			os.Exit(1)
+		case <-served:
+		}
+	}()
 	if err := runGateway(ctx, cfg, log); err != nil {
 		log.Error("gateway stopped", "error", err)
 		return 1
@@ -61,6 +80,20 @@ func serve(file string, log *slog.Logger) int {
 func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// The spool first: a second gateway on the same directory stops here,
+	// naming the first, before it starts any plugin.
+	spool, err := produce.OpenSpool(produce.SpoolOptions{
+		Dir: cfg.Producer.SpoolDir, MaxBytes: cfg.Producer.SpoolMaxBytes, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return fmt.Errorf("producer.spool_dir: %w", err)
+	}
+	defer func() {
+		if err := spool.Close(); err != nil {
+			log.Error("closing the spool", "error", err)
+		}
+	}()
 
 	host, err := pluginhost.New(pluginhost.Options{
 		HealthInterval:    cfg.PluginHost.HealthInterval,
@@ -106,12 +139,6 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		return err
 	}
 
-	spool, err := produce.OpenSpool(produce.SpoolOptions{
-		Dir: cfg.Producer.SpoolDir, MaxBytes: cfg.Producer.SpoolMaxBytes, Logger: log, Registerer: reg,
-	})
-	if err != nil {
-		return fmt.Errorf("producer.spool_dir: %w", err)
-	}
 	producer.AttachSpool(spool)
 	forwardCtx, stopForwarding := context.WithCancel(context.Background())
 	forwarded := make(chan struct{})
@@ -122,9 +149,6 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	defer func() {
 		stopForwarding()
 		<-forwarded
-		if err := spool.Close(); err != nil {
-			log.Error("closing the spool", "error", err)
-		}
 	}()
 
 	var delayer delay.Delayer
@@ -220,6 +244,9 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing in-flight requests", "timeout", cfg.HTTP.ShutdownTimeout)
+		// Long polls answer now, with what they have, rather than hold the
+		// shutdown for their linger.
+		consumer.StopWaiting()
 	case err := <-serveErr:
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			_ = tsrv.Stop()                        // stopping on an error already reported

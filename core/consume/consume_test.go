@@ -483,3 +483,35 @@ type endedStream struct{ sdk.Consumer }
 func (endedStream) Poll(context.Context, int) (sdk.ConsumeEvent, error) {
 	return sdk.ConsumeEvent{}, fmt.Errorf("%w: topic later does not exist yet", sdk.ErrStreamEnded)
 }
+
+// StopWaiting ends the long polls of a gateway that shuts down: a waiting
+// pull answers at once, empty, and so does the next one.
+func TestStopWaitingEndsLongPolls(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e := newEnv(t, b, fast())
+		e.produce("quiet", 1, 0, "")
+		hourLongPull := func() <-chan error {
+			done := make(chan error, 1)
+			go func() {
+				batch, err := e.svc.Pull(context.Background(), "g", "quiet", 10, time.Hour)
+				if err == nil && len(batch.Messages) > 0 {
+					err = fmt.Errorf("pulled %d messages from an empty topic", len(batch.Messages))
+				}
+				done <- err
+			}()
+			return done
+		}
+		waiting := hourLongPull()
+		e.svc.StopWaiting()
+		for _, done := range []<-chan error{waiting, hourLongPull()} {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("a pull waiting an hour still waits after StopWaiting")
+			}
+		}
+	})
+}

@@ -91,7 +91,7 @@ func (s *Service) FetchNew(ctx context.Context, group, topic string, size int, a
 	var msgs []Message
 	wait := firstWait
 	for len(msgs) < size {
-		b, err := ss.pull(ctx, size-len(msgs), wait, true)
+		b, err := ss.pull(ctx, size-len(msgs), wait, true, s.stopWaiting)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -84,7 +84,7 @@ func (r *Reader) Pull(ctx context.Context, max int, wait time.Duration) (Batch, 
 		if err != nil {
 			return Batch{}, err
 		}
-		b, err := ss.pull(ctx, max, wait, true)
+		b, err := ss.pull(ctx, max, wait, true, nil)
 		if errors.Is(err, errSessionClosed) {
 			continue // closed as this pull came: open a new one
 		}

@@ -98,6 +98,11 @@ type Service struct {
 	cursors  map[sessionKey]*cursor
 	readers  map[sessionKey]*Reader
 	closed   bool
+
+	// stopWaiting is closed by StopWaiting: clients' pulls answer with
+	// what is there instead of waiting.
+	stopWaiting chan struct{}
+	stopOnce    sync.Once
 }
 
 var _ Consumer = (*Service)(nil)
@@ -111,7 +116,17 @@ func New(opts Options) *Service {
 		opts.Logger = slog.Default()
 	}
 	return &Service{opts: opts, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
-		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}, readers: map[sessionKey]*Reader{}}
+		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}, readers: map[sessionKey]*Reader{},
+		stopWaiting: make(chan struct{})}
+}
+
+// StopWaiting makes every client pull (Pull, FetchNew) that waits for
+// messages answer at once with what it has, often nothing, and later ones
+// not wait at all. A gateway shutting down calls it first, so that long
+// polls end promptly instead of holding the shutdown for their linger.
+// Readers are not affected: they stop when closed.
+func (s *Service) StopWaiting() {
+	s.stopOnce.Do(func() { close(s.stopWaiting) })
 }
 
 // MaxBatch is the most messages one call returns.
@@ -255,13 +270,13 @@ func (s *Service) Pull(ctx context.Context, group, topic string, max int, wait t
 	if err != nil {
 		return Batch{}, err
 	}
-	b, err := ss.pull(ctx, max, wait, false)
+	b, err := ss.pull(ctx, max, wait, false, s.stopWaiting)
 	if errors.Is(err, errSessionClosed) {
 		// It closed (idle) just as this pull came: open a new one.
 		if ss, err = s.session(ctx, group, topic); err != nil {
 			return Batch{}, err
 		}
-		b, err = ss.pull(ctx, max, wait, false)
+		b, err = ss.pull(ctx, max, wait, false, s.stopWaiting)
 	}
 	if err == nil {
 		s.metrics.delivered.WithLabelValues(group, topic).Add(float64(len(b.Messages)))

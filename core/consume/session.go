@@ -378,8 +378,9 @@ func toMessage(r sdk.Record, attempt int) Message {
 		Headers: r.Headers, Tags: r.Tags, Timestamp: r.Timestamp, Attempt: attempt}
 }
 
-// pull waits for messages until wait passes.
-func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bool) (Batch, error) {
+// pull waits for messages until wait passes, or until stop (which may be
+// nil) is closed.
+func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bool, stop <-chan struct{}) (Batch, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		now := time.Now()
@@ -397,7 +398,7 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 		ch := s.changed
 		redo := s.nextRedoLocked()
 		s.mu.Unlock()
-		if len(b.Messages) > 0 || !now.Before(deadline) {
+		if len(b.Messages) > 0 || !now.Before(deadline) || closed(stop) {
 			return b, nil
 		}
 		until := deadline
@@ -408,11 +409,22 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 		select {
 		case <-ch:
 		case <-t.C:
+		case <-stop:
 		case <-ctx.Done():
 			t.Stop()
 			return Batch{Group: s.group, Topic: s.topic}, nil
 		}
 		t.Stop()
+	}
+}
+
+// closed reports whether ch is closed; a nil ch never is.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

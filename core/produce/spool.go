@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/mqgate/mqgate/internal/dirlock"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -62,6 +63,7 @@ type SpoolOptions struct {
 type Spool struct {
 	opts    SpoolOptions
 	log     *slog.Logger
+	lock    *dirlock.Lock // the spool directory, while open
 	db      *pebble.DB
 	rejects spoolRejects
 	metrics spoolMetrics
@@ -161,15 +163,23 @@ func OpenSpool(opts SpoolOptions) (*Spool, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening spool: %w", err)
 	}
+	// One process per spool: two would forward the same records. The
+	// store's own lock would say only "resource temporarily unavailable".
+	lock, err := dirlock.Acquire(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
 	db, err := pebble.Open(filepath.Join(opts.Dir, spoolStoreDir), &pebble.Options{
 		Logger: pebbleLogger{log},
 	})
 	if err != nil {
+		lock.Release()
 		return nil, fmt.Errorf("opening spool in %s: %w", opts.Dir, err)
 	}
 	s := &Spool{
 		opts:             opts,
 		log:              log,
+		lock:             lock,
 		db:               db,
 		rejects:          spoolRejects{path: filepath.Join(opts.Dir, spoolRejectedFile), dir: opts.Dir},
 		appendq:          make(chan *spoolAppend, spoolQueueLen),
@@ -182,12 +192,12 @@ func OpenSpool(opts SpoolOptions) (*Spool, error) {
 		reclaimIdleBytes: spoolReclaimIdleBytes,
 	}
 	if err := s.load(); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(err, db.Close(), lock.Release())
 	}
 	s.metrics = newSpoolMetrics(s)
 	if opts.Registerer != nil {
 		if err := s.metrics.register(opts.Registerer); err != nil {
-			return nil, errors.Join(fmt.Errorf("registering spool metrics: %w", err), db.Close())
+			return nil, errors.Join(fmt.Errorf("registering spool metrics: %w", err), db.Close(), lock.Release())
 		}
 	}
 	s.fsyncs = db.Metrics().LogWriter.FsyncLatency
@@ -456,7 +466,7 @@ func (s *Spool) Close() error {
 	if err != nil {
 		err = fmt.Errorf("closing spool store: %w", err)
 	}
-	return errors.Join(err, s.rejects.close())
+	return errors.Join(err, s.rejects.close(), s.lock.Release())
 }
 
 // oldestAge returns how long the oldest record still stored has waited

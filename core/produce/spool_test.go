@@ -781,11 +781,24 @@ func sameIDs(got, want []int) bool {
 	return true
 }
 
+// A second spool on an open spool's directory is refused, naming the
+// process that holds it; once that one closes, the directory opens again.
 func TestSpoolDirIsExclusive(t *testing.T) {
 	dir := t.TempDir()
-	openTestSpool(t, dir, 0)
-	if s, err := OpenSpool(SpoolOptions{Dir: dir}); err == nil {
+	first, err := OpenSpool(SpoolOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenSpool(SpoolOptions{Dir: dir})
+	if err == nil {
 		s.Close()
 		t.Fatal("a second OpenSpool of an open Dir succeeded")
 	}
+	if want := fmt.Sprintf("another mqgate process holds %s (pid %d)", dir, os.Getpid()); err.Error() != want {
+		t.Fatalf("second OpenSpool: %q; want %q", err, want)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openTestSpool(t, dir, 0)
 }

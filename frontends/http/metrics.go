@@ -21,6 +21,7 @@ const unmatchedRoute = "unmatched"
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
 }
 
 // newHTTPMetrics registers the HTTP metrics in reg, reusing ones an earlier
@@ -36,6 +37,10 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 			Help:    "Time from receiving an HTTP request to answering it, by route pattern and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"})),
+		inFlight: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mqgate_http_requests_in_flight",
+			Help: "HTTP requests received and not yet answered, long polls and this scrape included.",
+		})),
 	}
 }
 
@@ -43,6 +48,8 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 // Warn, everything else at Debug.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
 	c.Next()
 	elapsed := time.Since(start)
 
