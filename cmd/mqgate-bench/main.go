@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,20 +106,21 @@ func main() {
 	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: mqgate-bench [flags]\n\nflags:\n")
+		flag.PrintDefaults()
+		fmt.Fprintf(flag.CommandLine.Output(), "\nscenarios (-scenario NAME,NAME or all):\n%s", scenarioList())
+	}
 	flag.Parse()
 	if *endpt != "inprocess" && *endpt != "process" {
 		log.Fatalf("-endpoint must be inprocess or process, not %q", *endpt)
 	}
 	p.endpointProcess = *endpt == "process"
 
-	var run []scenario
-	for _, s := range scenarios {
-		if *names == "all" || contains(strings.Split(*names, ","), s.name) {
-			run = append(run, s)
-		}
-	}
-	if len(run) == 0 {
-		log.Fatalf("no scenario matches %q", *names)
+	run, err := pick(*names)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "mqgate-bench: %v\n", err)
+		os.Exit(2)
 	}
 
 	dir, err := os.MkdirTemp("", "mqgate-bench")
@@ -179,13 +181,31 @@ func main() {
 	}
 }
 
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if strings.TrimSpace(v) == x {
-			return true
-		}
+// pick returns the scenarios names lists (comma-separated, or "all"), in
+// the order given; an unknown name is an error listing the valid ones.
+func pick(names string) ([]scenario, error) {
+	if names == "all" {
+		return scenarios, nil
 	}
-	return false
+	var run []scenario
+	for _, name := range strings.Split(names, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.IndexFunc(scenarios, func(s scenario) bool { return s.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no scenario %q; the scenarios are (-scenario NAME,NAME or all):\n%s", name, scenarioList())
+		}
+		run = append(run, scenarios[i])
+	}
+	return run, nil
+}
+
+// scenarioList is one line per scenario: its name and what it measures.
+func scenarioList() string {
+	var b strings.Builder
+	for _, s := range scenarios {
+		fmt.Fprintf(&b, "  %-20s %s\n", s.name, s.about)
+	}
+	return b.String()
 }
 
 func cpuModel() string {

@@ -26,12 +26,19 @@ func init() {
 	}
 }
 
-func servePlugin(name string, stderr io.Writer) int {
-	b, ok := builtins[name]
-	if !ok {
-		fmt.Fprintf(stderr, "mqgate plugin: no bundled plugin named %q\n", name)
+// servePlugin runs `mqgate plugin NAME`: the bundled plugin NAME as a
+// go-plugin child of the gateway.
+func servePlugin(args []string, _, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: mqgate plugin NAME (the gateway runs its bundled plugins this way)")
 		return 2
 	}
+	b, ok := builtins[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "mqgate plugin: no bundled plugin named %q\n", args[0])
+		return 2
+	}
+	defer startProfile(".plugin-"+args[0], stderr)()
 	b.serve()
 	return 0
 }
