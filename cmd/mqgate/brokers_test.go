@@ -1,20 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	rmq "github.com/apache/rocketmq-client-go/v2"
-	"github.com/apache/rocketmq-client-go/v2/consumer"
-	"github.com/apache/rocketmq-client-go/v2/primitive"
-	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
@@ -30,8 +30,12 @@ type testBroker struct {
 	// config is the cluster's plugin config, a YAML flow map.
 	config string
 	// addr is where the broker's own clients connect: the Kafka bootstrap
-	// address or the RocketMQ name server.
+	// address or the RocketMQ name server. An embedded broker's is set by
+	// each gateway that starts it.
 	addr string
+	// embedded is a broker the gateway's plugin runs on a port the OS
+	// picks.
+	embedded bool
 	// readUntil reads topic from the start with the broker's own client
 	// until done says it has read enough, failing t after 30 s.
 	readUntil func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord
@@ -73,15 +77,18 @@ func forEachBroker(t *testing.T, test func(t *testing.T, kind brokerKind)) {
 }
 
 func embeddedKafka(t *testing.T, dir string) *testBroker {
-	addr := freeAddr(t)
-	return &testBroker{
-		plugin: "kafka",
-		config: fmt.Sprintf("{brokers: embedded, listen: %q, data_dir: %q}", addr, filepath.Join(dir, "data")),
-		addr:   addr,
-		readUntil: func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord {
-			return readKafka(t, addr, topic, done)
-		},
+	b := &testBroker{
+		plugin:   "kafka",
+		config:   fmt.Sprintf("{brokers: embedded, listen: %q, data_dir: %q}", anyPort, filepath.Join(dir, "data")),
+		embedded: true,
 	}
+	b.readUntil = func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord {
+		if b.addr == "" {
+			t.Fatal("the embedded broker has not started")
+		}
+		return readKafka(t, b.addr, topic, done)
+	}
+	return b
 }
 
 // read reads want records of topic from the start with the broker's own
@@ -169,11 +176,12 @@ func startRocketMQ(t *testing.T, opts rmqfake.Options, topics ...string) *testBr
 	}
 }
 
-// readRocketMQ reads with rocketmq-client-go's push consumer, in a new
-// group from the first offset.
+// readRocketMQ reads topic from its first offset with rocketmq-client-go's
+// push consumer, in a new group, until done says it has read enough. The
+// client runs in a process of its own, rmqread (see its doc comment for
+// why).
 func readRocketMQ(t *testing.T, f *rmqfake.Fake, topic string, done func([]brokerRecord) bool) []brokerRecord {
 	t.Helper()
-	nameserver := f.Addr()
 	// The client refuses to consume a topic that does not exist yet (a
 	// topic created by its first, delayed, message, say).
 	deadline := time.Now().Add(30 * time.Second)
@@ -183,65 +191,57 @@ func readRocketMQ(t *testing.T, f *rmqfake.Fake, topic string, done func([]broke
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	n := rocketmqReaders.Add(1)
-	instance := fmt.Sprintf("reader-%d", n)
-	// rocketmq-client-go v2.1.2 races with itself: a client's first route
-	// refresh, 10 ms after it starts, reads SubscriptionData.SubVersion
-	// while a push consumer's start-up rebalance writes it. Starting the
-	// shared client first, through a producer with the same instance
-	// name, gets that refresh done before the consumer exists.
-	warm, err := rmq.NewProducer(producer.WithNsResolver(primitive.NewPassthroughResolver([]string{nameserver})),
-		producer.WithInstanceName(instance), producer.WithGroupName(instance))
+	group := fmt.Sprintf("reader-%d-%d", os.Getpid(), rocketmqReaders.Add(1))
+	cmd := exec.Command(rmqreadBin, "-nameserver", f.Addr(), "-topic", topic, "-group", group)
+	stdin, err := cmd.StdinPipe() // closing it ends the reader
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := warm.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer warm.Shutdown()
-	time.Sleep(100 * time.Millisecond)
-	c, err := rmq.NewPushConsumer(
-		consumer.WithGroupName(fmt.Sprintf("reader-%d-%d", time.Now().UnixNano(), n)),
-		consumer.WithInstance(instance),
-		consumer.WithNsResolver(primitive.NewPassthroughResolver([]string{nameserver})),
-		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
-	)
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan brokerRecord)
+	ended := make(chan error, 1)
+	go func() {
+		dec := json.NewDecoder(stdout)
+		for {
+			var m struct {
+				Key, Value, Tags string
+				Properties       map[string]string
+				QueueID          int32 `json:"queue_id"`
+				Offset           int64
+			}
+			if err := dec.Decode(&m); err != nil {
+				ended <- err
+				return
+			}
+			lines <- brokerRecord{Key: m.Key, Value: m.Value, Tags: m.Tags, Headers: m.Properties, Partition: m.QueueID, Offset: m.Offset}
+		}
+	}()
+	defer func() {
+		stdin.Close()
+		_ = cmd.Process.Kill() // it exits on its own once stdin closes; this is for a wedged one
+		go io.Copy(io.Discard, stdout)
+		_ = cmd.Wait()
+	}()
+	timeout := time.After(time.Until(deadline))
 	var out []brokerRecord
-	err = c.Subscribe(topic, consumer.MessageSelector{}, func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range msgs {
-			br := brokerRecord{Key: m.GetKeys(), Value: string(m.Body), Tags: m.GetTags(), Headers: m.GetProperties(),
-				Partition: int32(m.Queue.QueueId), Offset: m.QueueOffset}
-			out = append(out, br)
+	for !done(out) {
+		select {
+		case r := <-lines:
+			out = append(out, r)
+		case err := <-ended:
+			t.Fatalf("rmqread stopped after %d records of %s: %v\n%s", len(out), topic, err, stderr.String())
+		case <-timeout:
+			t.Fatalf("read %d records from %s with rocketmq-client-go, not enough", len(out), topic)
 		}
-		return consumer.ConsumeSuccess, nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Shutdown()
-	for {
-		mu.Lock()
-		enough, got := done(out), len(out)
-		mu.Unlock()
-		if enough {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("read %d records from %s with rocketmq-client-go, not enough", got, topic)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
 	// Queues are consumed in parallel; offset order within a queue is
 	// what RocketMQ promises.
 	sort.SliceStable(out, func(i, j int) bool {

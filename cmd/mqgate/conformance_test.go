@@ -22,7 +22,7 @@ func TestKafkaPluginProcessConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = host.Close() })
-	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, freeAddr(t), filepath.Join(t.TempDir(), "data"))
+	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, anyPort, filepath.Join(t.TempDir(), "data"))
 	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "local", Plugin: "kafka", Builtin: "kafka", Config: []byte(cfg)})
 	if err != nil {
 		t.Fatal(err)

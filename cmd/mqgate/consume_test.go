@@ -27,8 +27,7 @@ func TestThriftConsumerLoop(t *testing.T) {
 		}
 		g.produceOK("events", `{"messages":[`+strings.Join(msgs, ",")+`]}`)
 
-		consumerAddr := consumerListen(t, s.cfgPath)
-		trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(consumerAddr, nil), nil)
+		trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(g.consumerAddr, nil), nil)
 		if err := trans.Open(); err != nil {
 			t.Fatal(err)
 		}
@@ -94,17 +93,6 @@ func TestThriftConsumerLoop(t *testing.T) {
 }
 
 // consumerListen reads thrift.consumer_listen back from a written config.
-func consumerListen(t *testing.T, cfgPath string) string {
-	t.Helper()
-	cfg := readFile(t, cfgPath)
-	i := strings.Index(cfg, "consumer_listen: \"")
-	if i < 0 {
-		t.Fatalf("no consumer_listen in %s", cfgPath)
-	}
-	rest := cfg[i+len("consumer_listen: \""):]
-	return rest[:strings.IndexByte(rest, '"')]
-}
-
 // Seed 004's batch-id API at the root, for http.batch_default, with its
 // own curl examples' paths: info, fetch_new with an ack, fetch_old, ack.
 func TestBatchIDRootRoutes(t *testing.T) {

@@ -128,6 +128,7 @@ func TestTwoGatewaysShareDelays(t *testing.T) {
 		other := *broker
 		if other.plugin == "kafka" {
 			other.config = fmt.Sprintf("{brokers: [%q]}", broker.addr)
+			other.embedded = false
 		}
 		dirB := t.TempDir()
 		b := startGateway(t, writeConfig(t, dirB, &other, options{}))

@@ -5,64 +5,71 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/apache/rocketmq-client-go/v2/rlog"
 )
 
-// mqgateBin is the gateway binary the tests run, built once.
-var mqgateBin string
+// mqgateBin is the gateway binary the tests run, built once with the race
+// detector; rmqreadBin is RocketMQ's own Go client reading a topic, built
+// without it (see internal/brokertest/rmqread).
+var mqgateBin, rmqreadBin string
 
 func TestMain(m *testing.M) {
-	rlog.SetLogLevel("error") // rocketmq-client-go, the tests' RocketMQ reader, logs at info to stdout
 	dir, err := os.MkdirTemp("", "mqgate-e2e")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	mqgateBin = filepath.Join(dir, "mqgate")
-	build := exec.Command("go", "build", "-race", "-o", mqgateBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building mqgate:", err)
-		os.Exit(1)
+	rmqreadBin = filepath.Join(dir, "rmqread")
+	for _, args := range [][]string{
+		{"build", "-race", "-o", mqgateBin, "."},
+		{"build", "-o", rmqreadBin, "../../internal/brokertest/rmqread"},
+	} {
+		build := exec.Command("go", args...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "go %v: %v\n", args, err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// anyPort is the listen address the tests give every listener: the OS picks
+// a free port as the process binds it, and the test reads the port back
+// from the gateway's log, so no port changes hands through a window in
+// which another process could take it.
+const anyPort = "127.0.0.1:0"
 
-// gateway is one mqgate process under test.
+// gateway is one mqgate process under test, with the addresses its
+// listeners got.
 type gateway struct {
 	t *testing.T
 	*setup
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
+	log    *processLog
 	exited chan error
+	gone   chan struct{} // closed when the process has exited
+	// httpAddr, thriftAddr and consumerAddr are where the HTTP API and
+	// the Thrift ProducerService and ConsumerService listen.
+	httpAddr, thriftAddr, consumerAddr string
 }
 
 // setup is a written plugins.yaml and what it names.
 type setup struct {
-	cfgPath, httpAddr, thriftAddr string
-	broker                        *testBroker
+	cfgPath string
+	broker  *testBroker
 }
 
 // options shape the plugins.yaml writeConfig writes.
@@ -80,17 +87,17 @@ type options struct {
 }
 
 // writeConfig writes a plugins.yaml whose one cluster, "local", is b, with
-// the spool under dir.
+// the spool under dir. Every listener takes a port the OS picks.
 func writeConfig(t *testing.T, dir string, b *testBroker, o options) *setup {
 	t.Helper()
-	s := &setup{httpAddr: freeAddr(t), thriftAddr: freeAddr(t), broker: b}
+	s := &setup{broker: b}
 	if o.plugin == "" {
 		o.plugin = "{builtin: " + b.plugin + "}"
 	}
 	if o.requestTimeout == "" {
 		o.requestTimeout = "5s"
 	}
-	thrift := fmt.Sprintf("producer_listen: %q, consumer_listen: %q", s.thriftAddr, freeAddr(t))
+	thrift := fmt.Sprintf("producer_listen: %q, consumer_listen: %q", anyPort, anyPort)
 	httpExtra := ""
 	if o.httpExtra != "" {
 		httpExtra = ", " + o.httpExtra
@@ -110,7 +117,7 @@ http: {listen: %q, request_timeout: %s%s}
 thrift: {%s}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
 producer: {spool_dir: %q}
-%s`, b.plugin, o.plugin, b.plugin, b.config, s.httpAddr, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
+%s`, b.plugin, o.plugin, b.plugin, b.config, anyPort, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
 	s.cfgPath = filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -132,17 +139,22 @@ func startGateway(t *testing.T, s *setup) *gateway {
 	return g
 }
 
-// startGatewayUnready starts a gateway and waits until it answers /readyz,
-// ready or not.
+// startGatewayUnready starts a gateway and waits until its listeners are
+// up and it answers /readyz, ready or not. An embedded broker's address is
+// known from then on too.
 func startGatewayUnready(t *testing.T, s *setup) *gateway {
 	t.Helper()
-	g := &gateway{t: t, setup: s, log: &bytes.Buffer{}, exited: make(chan error, 1)}
+	g := &gateway{t: t, setup: s, log: newProcessLog(), exited: make(chan error, 1), gone: make(chan struct{})}
 	g.cmd = exec.Command(mqgateBin, "serve", "-c", s.cfgPath)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { g.exited <- g.cmd.Wait() }()
+	go func() {
+		err := g.cmd.Wait()
+		close(g.gone)
+		g.exited <- err
+	}()
 	t.Cleanup(func() {
 		// A clean stop, so the plugin has closed its broker before the
 		// test's TempDir, which holds the broker's data, is removed.
@@ -157,8 +169,27 @@ func startGatewayUnready(t *testing.T, s *setup) *gateway {
 			t.Logf("gateway log:\n%s", g.log.String())
 		}
 	})
+	// The frontends listen last, after the plugins are configured.
+	g.consumerAddr = g.logged("thrift ConsumerService listening", "addr")
+	g.httpAddr = g.logged("http listening", "addr")
+	g.thriftAddr = g.logged("thrift ProducerService listening", "addr")
+	if s.broker != nil && s.broker.embedded {
+		s.broker.addr = g.logged("embedded broker listening", "addr")
+	}
 	waitFor(t, "the gateway to answer", func() bool { return g.status("/readyz") != 0 })
 	return g
+}
+
+// logged waits for the gateway to log a line with message msg and returns
+// the value of its attribute key. It fails the test if the gateway exits
+// first.
+func (g *gateway) logged(msg, key string) string {
+	g.t.Helper()
+	v, err := g.log.wait(msg, key, g.gone, 60*time.Second)
+	if err != nil {
+		g.t.Fatalf("%v; gateway log:\n%s", err, g.log.String())
+	}
+	return v
 }
 
 // kill9 kills the gateway with SIGKILL and waits until its orphaned plugin
@@ -176,6 +207,77 @@ func (g *gateway) kill9() {
 		// by init, so signal 0 fails when it is gone.
 		return syscall.Kill(pluginPID, 0) != nil
 	})
+}
+
+// processLog is a process's output, written by the process while the test
+// reads it.
+type processLog struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced on every write
+}
+
+func newProcessLog() *processLog { return &processLog{changed: make(chan struct{})} }
+
+func (l *processLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return l.buf.Write(p)
+}
+
+func (l *processLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// wait returns the value of attribute key on the first line logged with
+// message msg (slog's text format), waiting for it until timeout or until
+// gone is closed (the process exited: its output is complete).
+func (l *processLog) wait(msg, key string, gone <-chan struct{}, timeout time.Duration) (string, error) {
+	deadline := time.After(timeout)
+	for exited := false; ; {
+		l.mu.Lock()
+		v, ok := loggedValue(l.buf.String(), msg, key)
+		changed := l.changed
+		l.mu.Unlock()
+		switch {
+		case ok:
+			return v, nil
+		case exited:
+			return "", fmt.Errorf("the process exited without logging %q with %s", msg, key)
+		}
+		select {
+		case <-changed:
+		case <-gone:
+			exited = true
+		case <-deadline:
+			return "", fmt.Errorf("no %q with %s logged in %v", msg, key, timeout)
+		}
+	}
+}
+
+// loggedValue finds the first line of log whose message is msg and returns
+// its attribute key.
+func loggedValue(log, msg, key string) (string, bool) {
+	quoted := strconv.Quote(msg)
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, " msg="+quoted+" ") && !strings.Contains(line, " msg="+msg+" ") {
+			continue
+		}
+		_, rest, ok := strings.Cut(line, " "+key+"=")
+		if !ok {
+			continue
+		}
+		v, _, _ := strings.Cut(strings.TrimRight(rest, "\n"), " ")
+		if u, err := strconv.Unquote(v); err == nil {
+			v = u
+		}
+		return v, true
+	}
+	return "", false
 }
 
 func readFile(t *testing.T, path string) string {
@@ -211,6 +313,39 @@ func (g *gateway) status(path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// metric returns the sum of every series of the named metric that the
+// gateway's /metrics shows, 0 when there is none.
+func (g *gateway) metric(name string) float64 {
+	g.t.Helper()
+	resp, err := http.Get("http://" + g.httpAddr + "/metrics")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	text, err := io.ReadAll(resp.Body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	sum := 0.0
+	for line := range strings.Lines(string(text)) {
+		line = strings.TrimSpace(line)
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		series, value := line[:i], line[i+1:]
+		if series != name && !strings.HasPrefix(series, name+"{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			g.t.Fatalf("/metrics: %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
 
 type produceResult struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/internal/testport"
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 )
 
@@ -33,7 +34,6 @@ func TestMultiClusterRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	kafka := embeddedKafka(t, dir)
-	httpAddr, thriftAddr := freeAddr(t), freeAddr(t)
 	cfg := fmt.Sprintf(`version: 1
 plugins:
   kafka: {builtin: kafka}
@@ -47,8 +47,8 @@ topics:
 http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
-`, kafka.config, fake.Addr(), httpAddr, thriftAddr, freeAddr(t), filepath.Join(dir, "spool"))
-	s := &setup{cfgPath: filepath.Join(dir, "plugins.yaml"), httpAddr: httpAddr, thriftAddr: thriftAddr, broker: kafka}
+`, kafka.config, fake.Addr(), anyPort, anyPort, anyPort, filepath.Join(dir, "spool"))
+	s := &setup{cfgPath: filepath.Join(dir, "plugins.yaml"), broker: kafka}
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ producer: {spool_dir: %q}
 	g.produceOK("orders", `{"key": "o1", "value": "order over http"}`)
 	g.produceOK("payments", `{"key": "p1", "value": "payment over http", "tags": "card"}`)
 
-	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(thriftAddr, nil), nil)
+	trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(g.thriftAddr, nil), nil)
 	if err := trans.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +113,8 @@ producer: {spool_dir: %q}
 // comes up the plugin is configured again and produce works.
 func TestNameserverDownAtStartup(t *testing.T) {
 	dir := t.TempDir()
-	nsAddr := freeAddr(t) // nothing listens here yet
-	broker := &testBroker{plugin: "rocketmq", config: fmt.Sprintf("{nameservers: [%q]}", nsAddr), addr: nsAddr}
+	ns := testport.Reserve(t) // nothing listens here yet: dials are refused
+	broker := &testBroker{plugin: "rocketmq", config: fmt.Sprintf("{nameservers: [%q]}", ns.Addr), addr: ns.Addr}
 	s := writeConfig(t, dir, broker, options{requestTimeout: "1s"})
 
 	g := startGatewayUnready(t, s)
@@ -124,7 +124,7 @@ func TestNameserverDownAtStartup(t *testing.T) {
 	code, body := g.produce("orders", `{"value": "too early"}`)
 	checkAPIError(t, "produce with the name server down", code, body, 503, 17, "rocketmq name servers unreachable")
 
-	fake, err := rmqfake.Start(rmqfake.Options{Addr: nsAddr, AutoCreateTopics: true})
+	fake, err := rmqfake.Start(rmqfake.Options{Listener: ns.Listen(), AutoCreateTopics: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +24,7 @@ func testAsyncSurvivesKill9(t *testing.T, kind brokerKind) {
 	dir := t.TempDir()
 	s := writeConfig(t, dir, kind.local(t, dir), options{})
 	g := startGateway(t, s)
-	httpAddr := s.httpAddr
+	httpAddr := g.httpAddr
 
 	var count atomic.Int64
 	var accepted []string // written by the sender only; read after it stops
@@ -81,4 +83,23 @@ func consumeUntil(t *testing.T, g *gateway, topic string, want []string) map[str
 		return true
 	})
 	return seen
+}
+
+// A second gateway on the spool directory of a running one stops at once
+// and names the process that holds it, before starting any plugin.
+func TestSecondGatewayOnOneSpool(t *testing.T) {
+	dir := t.TempDir()
+	s := writeConfig(t, dir, embeddedKafka(t, dir), options{})
+	g := startGateway(t, s)
+	out, err := exec.Command(mqgateBin, "serve", "-c", s.cfgPath).CombinedOutput()
+	if err == nil {
+		t.Fatalf("a second gateway started on the same spool:\n%s", out)
+	}
+	want := fmt.Sprintf("producer.spool_dir: another mqgate process holds %s (pid %d)", filepath.Join(dir, "spool"), g.cmd.Process.Pid)
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("the second gateway said:\n%s\nwant it to say %q", out, want)
+	}
+	if strings.Contains(string(out), "starting plugin") {
+		t.Errorf("the second gateway started a plugin before refusing:\n%s", out)
+	}
 }

@@ -37,6 +37,10 @@ import (
 type Options struct {
 	// Addr is the TCP address to listen on; default "127.0.0.1:0".
 	Addr string
+	// Listener, when set, is used instead of listening on Addr: a test
+	// can hand the fake a port it holds, with no window in which another
+	// process could take it. Close closes it.
+	Listener net.Listener
 	// DefaultQueues is the queue count of topics created without one and of
 	// auto-created topics; default 4.
 	DefaultQueues int
@@ -128,9 +132,12 @@ func Start(opts Options) (*Fake, error) {
 	if opts.ClientExpiry <= 0 {
 		opts.ClientExpiry = 120 * time.Second
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return nil, err
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", opts.Addr); err != nil {
+			return nil, err
+		}
 	}
 	tcp := ln.Addr().(*net.TCPAddr)
 	ip := tcp.IP.To4()
