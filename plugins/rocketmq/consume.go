@@ -163,10 +163,10 @@ func (c *consumer) report(err error) {
 }
 
 // brokers returns the master addresses serving the subscribed topics.
-func (c *consumer) brokers(refresh bool) []string {
+func (c *consumer) brokers(ctx context.Context, refresh bool) []string {
 	var addrs []string
 	for _, t := range c.topics {
-		r, err := c.rs.get(c.ctx, t, refresh)
+		r, err := c.rs.get(ctx, t, refresh)
 		if err != nil {
 			c.report(err)
 			continue
@@ -220,7 +220,7 @@ func (c *consumer) heartbeatData() []byte {
 func (c *consumer) heartbeat(refresh bool) bool {
 	ok := true
 	body := c.heartbeatData()
-	for _, addr := range c.brokers(refresh) {
+	for _, addr := range c.brokers(c.ctx, refresh) {
 		ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 		resp, err := c.pool.invoke(ctx, addr, remoting.NewRequest(remoting.HeartBeat, nil, body))
 		cancel()
@@ -689,23 +689,26 @@ const graceWindow = time.Minute
 // others to rebalance.
 func (c *consumer) Close() error {
 	c.once.Do(func() {
-		c.mu.Lock()
-		var held []ownedQueue
-		for oq := range c.owned {
-			held = append(held, oq)
-		}
-		for oq := range c.grace {
-			held = append(held, oq)
-		}
-		c.mu.Unlock()
 		c.cancel()
 		c.wg.Wait()
 		c.stopAll()
 		close(c.closed)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		c.unlockQueues(ctx, held)
-		for _, addr := range c.brokers(false) {
+		// Every queue of the topics, not only those owned: a rebalance
+		// that the cancel interrupted may have locked queues it never
+		// recorded, and those would stay locked to no one until they
+		// expire. A broker unlocks only this member's locks.
+		var all []ownedQueue
+		for _, t := range c.topics {
+			if r, err := c.rs.get(ctx, t, false); err == nil {
+				for _, q := range r.read {
+					all = append(all, ownedQueue{t, q})
+				}
+			}
+		}
+		c.unlockQueues(ctx, all)
+		for _, addr := range c.brokers(ctx, false) {
 			req := remoting.NewRequest(remoting.UnregisterClient, fields("clientID", c.clientID, "producerGroup", "", "consumerGroup", c.group), nil)
 			c.pool.invoke(ctx, addr, req) // best effort: the connection closing drops the member too
 		}

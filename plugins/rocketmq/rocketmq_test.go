@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mqgate/mqgate/plugins/rocketmq/internal/remoting"
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 	"github.com/mqgate/mqgate/sdk"
 	"github.com/mqgate/mqgate/sdk/plugintest"
@@ -126,6 +128,44 @@ func TestGroupMembersSplitQueues(t *testing.T) {
 
 	second.Close()
 	collect(t, first, owned1, 4)
+}
+
+// A member closed while its queue locks are on their way (the broker took
+// them, the answer had not come back) leaves no lock behind: the next
+// member takes every queue at once, not when the locks expire an hour
+// later.
+func TestCloseDuringLockLeavesNoLock(t *testing.T) {
+	// The broker answers the first member's lock only once that member's
+	// context has ended: its Close has begun.
+	lockTaken, member := make(chan struct{}), make(chan context.Context, 1)
+	var hold atomic.Bool
+	hold.Store(true)
+	f := startFake(t, rmqfake.Options{LockLifetime: time.Hour, Handled: func(code int16) {
+		if code == remoting.LockBatchMQ && hold.CompareAndSwap(true, false) {
+			close(lockTaken)
+			<-(<-member).Done()
+		}
+	}})
+	b := newBackend(t, fmt.Sprintf(`{"nameservers": [%q]}`, f.Addr()))
+	ctx := context.Background()
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "locked", Partitions: 4}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := sdk.Subscription{Group: "g", Topics: []string{"locked"}}
+	first, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member <- first.(*consumer).ctx
+	<-lockTaken
+	first.Close()
+
+	second, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	collect(t, second, map[string]bool{}, 4)
 }
 
 // What RocketMQ cannot do is refused with the code and limit named, per

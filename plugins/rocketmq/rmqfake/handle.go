@@ -21,6 +21,9 @@ func (f *Fake) handle(c *conn, req *remoting.Command) *remoting.Command {
 	}
 	x := &exchange{f: f, c: c, req: req, fields: fields{m: req.ExtFields}}
 	resp := h(x)
+	if f.opts.Handled != nil {
+		f.opts.Handled(req.Code)
+	}
 	if x.fields.err != nil {
 		return remoting.NewResponse(req, remoting.SystemError, x.fields.err.Error(), nil, nil)
 	}

@@ -59,6 +59,10 @@ type Options struct {
 	// long; default 120 s. Consumers are also dropped when their connection
 	// closes.
 	ClientExpiry time.Duration
+	// Handled, when set, is called with every request after the fake has
+	// applied it and before it answers; the answer waits for it to
+	// return. Tests use it to hold an answer, as a slow network would.
+	Handled func(code int16)
 	// LockLifetime is how long a queue lock (LOCK_BATCH_MQ) lasts without
 	// renewal; default 60 s, a broker's rocketmq.broker.rebalance.lockMaxLiveTime.
 	// Tests that kill a member shorten it so its queues free up sooner.
