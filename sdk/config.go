@@ -18,8 +18,9 @@ import (
 // whose fields carry `json` tags. It reports every problem at once, as
 // ConfigErrors with one *ConfigError per key: each unknown key (naming the
 // known key it is likely a misspelling of, or listing them all), and each
-// value of the wrong JSON type. The keys without a problem are decoded, so a
-// plugin can go on to check their values and report those problems too.
+// value of the wrong JSON type. The keys without a problem are decoded and
+// the others leave their fields untouched, so a plugin can go on to check
+// the values it got and report their problems too, once each.
 // Validation of values is the plugin's own.
 func DecodeConfig(data []byte, v any) error {
 	var keys map[string]json.RawMessage
@@ -39,11 +40,18 @@ func DecodeConfig(data []byte, v any) error {
 			errs.Addf(k, "unknown key; %s", suggestKey(k, known))
 			continue
 		}
+		// Decoded into a copy, so that a value of the wrong type leaves the
+		// field as it was (json would allocate a nil pointer's target).
+		fv := rv.Field(fields[i].index)
+		nv := reflect.New(fv.Type())
+		nv.Elem().Set(fv)
 		dec := json.NewDecoder(bytes.NewReader(keys[k]))
 		dec.DisallowUnknownFields() // inside a value that is a struct
-		if err := dec.Decode(rv.Field(fields[i].index).Addr().Interface()); err != nil {
+		if err := dec.Decode(nv.Interface()); err != nil {
 			errs = append(errs, decodeError(k, err))
+			continue
 		}
+		fv.Set(nv.Elem())
 	}
 	return errs.Err()
 }

@@ -63,3 +63,16 @@ func TestDecodeConfigValidIsNil(t *testing.T) {
 		t.Fatalf("decoded %+v", c)
 	}
 }
+
+// A value of the wrong type leaves its field as it was, so the plugin's own
+// rules do not report the key a second time.
+func TestDecodeConfigLeavesWronglyTypedFields(t *testing.T) {
+	c := decodedConfig{Listen: "default:1"}
+	err := sdk.DecodeConfig([]byte(`{"listen": 5, "data_dir": 7, "ports": [1, "2"]}`), &c)
+	if len(sdk.ConfigErrorsOf(err)) != 3 {
+		t.Fatalf("DecodeConfig = %v, want three problems", err)
+	}
+	if c.Listen != "default:1" || c.DataDir != nil || c.Ports != nil {
+		t.Fatalf("wrongly typed values changed the fields: %+v", c)
+	}
+}
