@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -46,20 +47,27 @@ var ErrConfigNotValidated = errors.New("plugin does not validate its config befo
 func ValidateConfig(ctx context.Context, plugin any, config []byte) (ConfigErrors, error) {
 	switch p := plugin.(type) {
 	case *backendClient:
-		return validateResult(p.c.ValidateConfig(ctx, &pb.ConfigureRequest{ConfigJson: config}))
+		resp, err := p.c.ValidateConfig(ctx, &pb.ConfigureRequest{ConfigJson: config})
+		return validateResult(KindBackend, resp, err)
 	case *sinkClient:
-		return validateResult(p.c.ValidateConfig(ctx, &pb.ConfigureRequest{ConfigJson: config}))
+		resp, err := p.c.ValidateConfig(ctx, &pb.ConfigureRequest{ConfigJson: config})
+		return validateResult(KindSink, resp, err)
 	case ConfigValidator:
 		return p.ValidateConfig(config), nil
 	}
 	return nil, ErrConfigNotValidated
 }
 
-// validateResult turns the gateway's end of a ValidateConfig call into its
-// problems. UNIMPLEMENTED comes from the SDK for a plugin without
-// ConfigValidator and from gRPC itself for a plugin built before the RPC.
-func validateResult(resp *pb.ValidateConfigResponse, err error) (ConfigErrors, error) {
-	if status.Code(err) == codes.Unimplemented {
+// validateResult turns the gateway's end of a ValidateConfig call to a
+// plugin of kind into its problems. UNIMPLEMENTED comes from the SDK for a
+// plugin without ConfigValidator and from gRPC itself for a plugin built
+// before the RPC, or for one that does not serve kind at all (a sink taken
+// for a backend), which gRPC tells apart as an unknown service.
+func validateResult(kind string, resp *pb.ValidateConfigResponse, err error) (ConfigErrors, error) {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unimplemented {
+		if strings.HasPrefix(st.Message(), "unknown service") {
+			return nil, Errorf(CodeInternal, "the plugin does not serve a %s (%s)", kind, st.Message())
+		}
 		return nil, ErrConfigNotValidated
 	}
 	if err != nil {

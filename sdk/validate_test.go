@@ -166,3 +166,13 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("Err() = %v", errs.Err())
 	}
 }
+
+// A plugin that serves no Backend at all is not mistaken for one that does
+// not validate its config.
+func TestValidateConfigOfWrongKind(t *testing.T) {
+	b := dialServer(t, func(srv *grpc.Server) error { return (&sdk.SinkPlugin{Impl: &strictSink{}}).GRPCServer(nil, srv) })
+	_, err := sdk.ValidateConfig(context.Background(), b, []byte(`{}`))
+	if err == nil || errors.Is(err, sdk.ErrConfigNotValidated) || !strings.Contains(err.Error(), "does not serve a backend") {
+		t.Fatalf("ValidateConfig of a sink plugin as a backend = %v, want an error saying it serves no backend", err)
+	}
+}
