@@ -325,7 +325,7 @@ func parse(file string, data []byte) (*Config, Errors) {
 		d.decodeStruct(root, reflect.ValueOf(c).Elem(), "", root.Line)
 		d.validate(c)
 	}
-	d.errs.sortByLine()
+	d.errs.SortByLine()
 	return c, d.errs
 }
 
