@@ -7,9 +7,13 @@ import "context"
 // record per call.
 type Backend interface {
 	// Configure applies the plugin's config, a JSON object taken from the
-	// cluster's `config:` in plugins.yaml. Unknown keys must be refused with
-	// a *ConfigError naming them. It is called once, before anything else,
-	// and again after every restart of the plugin process.
+	// cluster's `config:` in plugins.yaml. A config with problems must be
+	// refused with ConfigErrors holding every problem, each a *ConfigError
+	// naming its key, unknown keys included, so the gateway can report them
+	// all at once at their lines (a single *ConfigError also works). It is
+	// called once, before anything else, and again after every restart of
+	// the plugin process. A plugin that can check a config without applying
+	// it also implements ConfigValidator.
 	Configure(ctx context.Context, config []byte) error
 	// EnsureTopics creates the topics that do not exist. It is idempotent:
 	// existing topics are left as they are and are not an error.

@@ -124,7 +124,8 @@ func errorFromPB(e *pb.Error) error {
 }
 
 // statusError turns a call's error into a gRPC status that carries the
-// mqgate error as a detail, so the other side gets the same code back.
+// mqgate error as a detail, so the other side gets the same code back. A
+// config refused for several reasons carries one detail per problem.
 func statusError(err error) error {
 	if err == nil {
 		return nil
@@ -138,15 +139,23 @@ func statusError(err error) error {
 	case CodeIllegal:
 		grpcCode = codes.InvalidArgument
 	}
+	details := []protoadapt.MessageV1{protoadapt.MessageV1Of(errorToPB(err))}
+	if ces := ConfigErrorsOf(err); len(ces) > 1 {
+		details = details[:0]
+		for _, e := range configErrorsToPB(ces) {
+			details = append(details, protoadapt.MessageV1Of(e))
+		}
+	}
 	st := status.New(grpcCode, err.Error())
-	if withDetail, derr := st.WithDetails(protoadapt.MessageV1Of(errorToPB(err))); derr == nil {
-		st = withDetail
+	if withDetails, derr := st.WithDetails(details...); derr == nil {
+		st = withDetails
 	}
 	return st.Err()
 }
 
 // fromStatus turns an error from a gRPC call into an mqgate error: the
-// detail the plugin attached, or a code derived from the gRPC status. A
+// detail the plugin attached (ConfigErrors when it attached several, one
+// per problem of a config), or a code derived from the gRPC status. A
 // plugin that is gone or restarting gives CodeUnavailable, which callers may
 // retry.
 func fromStatus(err error) error {
@@ -157,10 +166,17 @@ func fromStatus(err error) error {
 	if !ok {
 		return err
 	}
+	var details []*pb.Error
 	for _, d := range st.Details() {
 		if e, ok := d.(*pb.Error); ok {
-			return errorFromPB(e)
+			details = append(details, e)
 		}
+	}
+	switch {
+	case len(details) == 1:
+		return errorFromPB(details[0])
+	case len(details) > 1:
+		return configErrorsFromPB(details)
 	}
 	switch st.Code() {
 	case codes.DeadlineExceeded:
@@ -173,4 +189,25 @@ func fromStatus(err error) error {
 		return &Error{Code: CodeIllegal, Msg: st.Message()}
 	}
 	return &Error{Code: CodeInternal, Msg: st.Message()}
+}
+
+// configErrorsToPB carries the problems of a config, one Error each.
+func configErrorsToPB(es ConfigErrors) []*pb.Error {
+	out := make([]*pb.Error, 0, len(es))
+	for _, e := range es {
+		if e != nil {
+			out = append(out, &pb.Error{Code: int32(CodeIllegal), Message: e.Msg, ConfigKey: e.Key})
+		}
+	}
+	return out
+}
+
+// configErrorsFromPB is configErrorsToPB's inverse: every Error is a
+// problem of the config, the ones without a key included.
+func configErrorsFromPB(ps []*pb.Error) ConfigErrors {
+	out := make(ConfigErrors, len(ps))
+	for i, p := range ps {
+		out[i] = &ConfigError{Key: p.ConfigKey, Msg: p.Message}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code is an error code clients see, over HTTP and Thrift alike. The values
@@ -86,4 +87,86 @@ func (e *ConfigError) Error() string {
 		return e.Msg
 	}
 	return e.Key + ": " + e.Msg
+}
+
+// ConfigErrors is every problem found in one plugin config, in the order
+// found. DecodeConfig returns it, and a plugin's Configure should too, so
+// that the gateway reports every problem at once, each at its key's line in
+// plugins.yaml, rather than one per start. errors.As finds its first
+// *ConfigError, so code that looks for one keeps working.
+type ConfigErrors []*ConfigError
+
+// Error joins the problems' messages with "; ".
+func (es ConfigErrors) Error() string {
+	msgs := make([]string, 0, len(es))
+	for _, e := range es {
+		if e != nil {
+			msgs = append(msgs, e.Error())
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the problems, for errors.Is and errors.As.
+func (es ConfigErrors) Unwrap() []error {
+	out := make([]error, 0, len(es))
+	for _, e := range es {
+		if e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Err returns es as an error, or nil when es holds no problem. Return
+// es.Err() rather than es from a function whose result is an error: an
+// empty ConfigErrors in an error is not nil.
+func (es ConfigErrors) Err() error {
+	if len(es) == 0 {
+		return nil
+	}
+	return es
+}
+
+// Addf records a problem with key.
+func (es *ConfigErrors) Addf(key, format string, args ...any) {
+	*es = append(*es, &ConfigError{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Add records the problems err holds (see ConfigErrorsOf); any other
+// non-nil error is recorded as a problem of the config as a whole.
+func (es *ConfigErrors) Add(err error) {
+	if err == nil {
+		return
+	}
+	if ces := ConfigErrorsOf(err); len(ces) > 0 {
+		*es = append(*es, ces...)
+		return
+	}
+	*es = append(*es, &ConfigError{Msg: err.Error()})
+}
+
+// Has reports whether es holds a problem with key or with a key under it
+// (key.name, key.0), so that a value already reported is not reported
+// again by a later rule.
+func (es ConfigErrors) Has(key string) bool {
+	for _, e := range es {
+		if e != nil && (e.Key == key || strings.HasPrefix(e.Key, key+".")) {
+			return true
+		}
+	}
+	return false
+}
+
+// ConfigErrorsOf returns the config problems err holds: the items of a
+// ConfigErrors, or a single *ConfigError, found with errors.As. It returns
+// nil when err holds neither.
+func ConfigErrorsOf(err error) ConfigErrors {
+	if es, ok := errors.AsType[ConfigErrors](err); ok {
+		return es
+	}
+	if e, ok := errors.AsType[*ConfigError](err); ok {
+		return ConfigErrors{e}
+	}
+	return nil
 }

@@ -51,6 +51,10 @@ func (s *backendServer) Configure(ctx context.Context, req *pb.ConfigureRequest)
 	return &pb.ConfigureResponse{}, statusError(s.impl.Configure(ctx, req.ConfigJson))
 }
 
+func (s *backendServer) ValidateConfig(_ context.Context, req *pb.ConfigureRequest) (*pb.ValidateConfigResponse, error) {
+	return serveValidateConfig(s.impl, req.ConfigJson)
+}
+
 func (s *backendServer) EnsureTopics(ctx context.Context, req *pb.EnsureTopicsRequest) (*pb.EnsureTopicsResponse, error) {
 	specs := make([]TopicSpec, len(req.Topics))
 	for i, t := range req.Topics {

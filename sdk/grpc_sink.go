@@ -15,6 +15,10 @@ func (s *sinkServer) Configure(ctx context.Context, req *pb.ConfigureRequest) (*
 	return &pb.ConfigureResponse{}, statusError(s.impl.Configure(ctx, req.ConfigJson))
 }
 
+func (s *sinkServer) ValidateConfig(_ context.Context, req *pb.ConfigureRequest) (*pb.ValidateConfigResponse, error) {
+	return serveValidateConfig(s.impl, req.ConfigJson)
+}
+
 func (s *sinkServer) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteResponse, error) {
 	errs, err := s.impl.Write(ctx, recordsFromPB(req.Records))
 	if err != nil {

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -40,19 +37,7 @@ func (m *memSink) Close() error { return nil }
 
 func dialSink(t *testing.T, impl sdk.Sink) sdk.Sink {
 	t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageBytes))
-	if err := (&sdk.SinkPlugin{Impl: impl}).GRPCServer(nil, srv); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient("passthrough:///bufnet", append(sdk.DialOptions(),
-		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) { return lis.Dial() }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); srv.Stop() })
+	conn := serveInMemory(t, func(srv *grpc.Server) error { return (&sdk.SinkPlugin{Impl: impl}).GRPCServer(nil, srv) })
 	raw, err := (&sdk.SinkPlugin{}).GRPCClient(context.Background(), nil, conn)
 	if err != nil {
 		t.Fatal(err)

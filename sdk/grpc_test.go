@@ -105,9 +105,28 @@ func (c *memConsumer) Close() error { return nil }
 // gateway and plugins use, and returns the client side.
 func dial(t *testing.T, impl sdk.Backend) sdk.Backend {
 	t.Helper()
+	return dialServer(t, func(srv *grpc.Server) error { return (&sdk.BackendPlugin{Impl: impl}).GRPCServer(nil, srv) })
+}
+
+// dialServer serves what register registers over an in-memory gRPC
+// connection and returns the gateway's Backend over it.
+func dialServer(t *testing.T, register func(*grpc.Server) error) sdk.Backend {
+	t.Helper()
+	raw, err := (&sdk.BackendPlugin{}).GRPCClient(context.Background(), nil, serveInMemory(t, register))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw.(sdk.Backend)
+}
+
+// serveInMemory serves what register registers over an in-memory
+// connection with the options the gateway and plugins use, and returns the
+// client's connection; both close when the test ends.
+func serveInMemory(t *testing.T, register func(*grpc.Server) error) *grpc.ClientConn {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxSendMsgSize(sdk.MaxMessageBytes))
-	if err := (&sdk.BackendPlugin{Impl: impl}).GRPCServer(nil, srv); err != nil {
+	if err := register(srv); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(lis) }()
@@ -119,11 +138,7 @@ func dial(t *testing.T, impl sdk.Backend) sdk.Backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); srv.Stop() })
-	raw, err := (&sdk.BackendPlugin{}).GRPCClient(context.Background(), nil, conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw.(sdk.Backend)
+	return conn
 }
 
 func TestProduceCrossesTheWireIntact(t *testing.T) {

@@ -16,6 +16,12 @@ import (
 
 // ProtocolVersion is the plugin protocol this SDK speaks. A later version
 // is added beside it in PluginSets, so plugins built against v1 keep working.
+//
+// Adding an RPC does not need a new version: a plugin built before it
+// answers UNIMPLEMENTED, which the gateway takes as "not supported" and
+// works without (ValidateConfig, added to v1, is optional this way), and a
+// gateway built before it never calls it. A new version is for changes
+// that old peers would misread: a changed message or a required call.
 const ProtocolVersion = 1
 
 // MaxMessageBytes bounds one gRPC message between the gateway and a plugin,

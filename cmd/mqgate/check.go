@@ -1,28 +1,117 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"runtime"
+	"sync"
 
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/sdk"
 )
 
-// check validates a config file and prints every problem as
-// FILE:LINE: key: problem. It returns the process exit code.
-func check(file string, stdout, stderr io.Writer) int {
-	_, err := config.Load(file)
-	if err == nil {
-		fmt.Fprintf(stdout, "%s: ok\n", file)
-		return 0
-	}
-	var errs config.Errors
-	if errors.As(err, &errs) {
-		for _, e := range errs {
-			fmt.Fprintln(stderr, e.String())
-		}
+// selfPath is the mqgate binary whose `mqgate plugin NAME` serves the
+// bundled plugins; empty means this process's own executable. Tests, whose
+// executable is the test binary, point it at a built mqgate.
+var selfPath string
+
+// check validates a config file: the gateway's own rules, and the config
+// of every cluster as its plugin sees it. It prints every problem as
+// FILE:LINE: key: problem to stderr, sorted by line, and returns the
+// process exit code: 1 on any problem.
+//
+// Plugins are asked without being configured (pluginhost.Validate), so
+// check connects to no broker and starts none; it needs none running. A
+// plugin that cannot validate its config before it starts is noted on
+// stdout, not counted as a problem. Plugin logs go to log.
+func check(file string, stdout, stderr io.Writer, log *slog.Logger) int {
+	cfg, problems, err := config.Inspect(file)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", file, err)
-	return 1
+	host, err := pluginhost.New(pluginhost.Options{SelfPath: selfPath, CallTimeout: cfg.PluginHost.CallTimeout, Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", file, err)
+		return 1
+	}
+	defer func() {
+		_ = host.Close() // Validate leaves no plugin running; Close reports nothing
+	}()
+	pluginProblems, notes := checkPlugins(context.Background(), cfg, problems, host)
+	problems = append(problems, pluginProblems...)
+	problems.SortByLine()
+
+	for _, n := range notes {
+		fmt.Fprintln(stdout, n.String())
+	}
+	for _, e := range problems {
+		fmt.Fprintln(stderr, e.String())
+	}
+	if len(problems) > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", file)
+	return 0
+}
+
+// checkPlugins asks the plugin of every cluster that problems leave
+// checkable about the cluster's config, each in a process of its own, a
+// few at a time. It returns the plugins' problems located in cfg's file,
+// and notes for plugins that cannot validate a config before they start.
+// A plugin that cannot be started is a problem at its entry under
+// plugins:, reported once however many clusters use it.
+func checkPlugins(ctx context.Context, cfg *config.Config, problems config.Errors, host *pluginhost.Host) (config.Errors, config.Errors) {
+	clusters := cfg.CheckableClusters(problems)
+	type answer struct {
+		errs sdk.ConfigErrors
+		err  error
+	}
+	answers := make([]answer, len(clusters))
+	var out, notes config.Errors
+	// Plugin processes start in parallel, about as many at once as the
+	// machine has cores (at least two): check of a config with many
+	// clusters stays quick without swamping a small machine.
+	slots := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, cl := range clusters {
+		p := cfg.Plugins[cl.Plugin]
+		js, err := cl.ConfigJSON()
+		if err != nil { // not for a map decoded from YAML, which holds only JSON's values
+			out = append(out, cfg.PluginError(cl.Name, "", err.Error()))
+			continue
+		}
+		spec := pluginhost.Spec{Name: cl.Name, Plugin: p.Name, Kind: sdk.KindBackend,
+			Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js}
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			answers[i].errs, answers[i].err = host.Validate(ctx, spec)
+		})
+	}
+	wg.Wait()
+
+	reported := map[string]bool{} // plugins already reported or noted
+	for i, cl := range clusters {
+		a := answers[i]
+		switch {
+		case a.err == nil:
+			for _, ce := range a.errs {
+				out = append(out, cfg.PluginError(cl.Name, ce.Key, ce.Msg))
+			}
+		case reported[cl.Plugin]:
+		case errors.Is(a.err, sdk.ErrConfigNotValidated):
+			reported[cl.Plugin] = true
+			notes = append(notes, cfg.PluginEntryError(cl.Plugin,
+				"note: the plugin does not validate its config before start; the gateway checks it when it starts the plugin"))
+		default:
+			reported[cl.Plugin] = true
+			out = append(out, cfg.PluginEntryError(cl.Plugin, a.err.Error()))
+		}
+	}
+	return out, notes
 }

@@ -2,7 +2,9 @@
 //
 //	mqgate                   same as mqgate serve -c plugins.yaml
 //	mqgate serve -c FILE     runs the gateway
-//	mqgate check -c FILE     validates a config; prints FILE:LINE: key: problem
+//	mqgate check -c FILE     validates a config, plugin configs included (asking
+//	                         each plugin, with no broker needed); prints
+//	                         FILE:LINE: key: problem
 //	mqgate version           prints the version, commit and Go version
 //	mqgate help [COMMAND]    describes the commands and their flags
 //	mqgate plugin NAME       runs bundled plugin NAME (started by the gateway itself)
@@ -47,7 +49,7 @@ func init() {
 	commands = []command{
 		{name: "serve", args: "[-c FILE] [-log-level LEVEL] [-log-format FORMAT]",
 			about: "run the gateway until SIGINT or SIGTERM (the default command)", flags: serveFlags},
-		{name: "check", args: "[-c FILE]",
+		{name: "check", args: "[-c FILE] [-log-level LEVEL] [-log-format FORMAT]",
 			about: "validate a config file, each plugin's config included, and exit", flags: checkFlags},
 		{name: "version", about: "print the version, commit and Go version", flags: noFlags(version)},
 		{name: "help", args: "[COMMAND]", about: "describe the commands, or one command and its flags", flags: noFlags(help)},
@@ -140,11 +142,20 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 
 func checkFlags(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 	file := configFlag(fs)
+	// check prints its findings itself; of the logs of the plugins it
+	// starts, only errors (a plugin's panic, say) add to them.
+	level := fs.String("log-level", "error", "`LEVEL` of the logs of the plugins check starts: debug, info, warn or error")
+	format := fs.String("log-format", "text", "log `FORMAT`: text or json")
 	return func(args []string, stdout, stderr io.Writer) int {
 		if !noArgs("check", args, stderr) {
 			return 2
 		}
-		return check(*file, stdout, stderr)
+		logger, err := newLogger(stderr, *level, *format)
+		if err != nil {
+			fmt.Fprintf(stderr, "mqgate: %v\n", err)
+			return 2
+		}
+		return check(*file, stdout, stderr, logger)
 	}
 }
 

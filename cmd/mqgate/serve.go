@@ -34,12 +34,7 @@ import (
 func serve(file string, log *slog.Logger) int {
 	cfg, err := config.Load(file)
 	if err != nil {
-		var errs config.Errors
-		if errors.As(err, &errs) {
-			for _, e := range errs {
-				log.Error("invalid config", "error", e.String())
-			}
-		} else {
+		if !logConfigErrors(log, err) {
 			log.Error("loading config", "error", err)
 		}
 		return 1
@@ -69,10 +64,25 @@ func serve(file string, log *slog.Logger) int {
 		}
 	}()
 	if err := runGateway(ctx, cfg, log); err != nil {
-		log.Error("gateway stopped", "error", err)
+		if !logConfigErrors(log, err) {
+			log.Error("gateway stopped", "error", err)
+		}
 		return 1
 	}
 	return 0
+}
+
+// logConfigErrors logs each problem of a config.Errors in err, one line
+// each as FILE:LINE: key: problem, and reports whether there was one.
+func logConfigErrors(log *slog.Logger, err error) bool {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		return false
+	}
+	for _, e := range errs {
+		log.Error("invalid config", "error", e.String())
+	}
+	return true
 }
 
 // runGateway starts every plugin and frontend of cfg and serves until ctx
@@ -357,7 +367,8 @@ func startDelay(cfg *config.Config, backends map[string]sdk.Backend, producer *p
 }
 
 // startClusters starts one backend plugin process per cluster. A plugin that
-// refuses its config is reported at the key's line in the config file.
+// refuses its config gives config.Errors: every problem it reported, each
+// at its key's line in the config file.
 func startClusters(ctx context.Context, cfg *config.Config, host *pluginhost.Host, log *slog.Logger) (map[string]sdk.Backend, error) {
 	names := make([]string, 0, len(cfg.Clusters))
 	for name := range cfg.Clusters {
@@ -377,9 +388,13 @@ func startClusters(ctx context.Context, cfg *config.Config, host *pluginhost.Hos
 			Name: name, Plugin: p.Name, Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js,
 		})
 		if err != nil {
-			var ce *sdk.ConfigError
-			if errors.As(err, &ce) {
-				return nil, cfg.PluginError(name, ce.Key, ce.Msg)
+			if ces := sdk.ConfigErrorsOf(err); len(ces) > 0 {
+				errs := make(config.Errors, len(ces))
+				for i, ce := range ces {
+					errs[i] = cfg.PluginError(name, ce.Key, ce.Msg)
+				}
+				errs.SortByLine()
+				return nil, errs
 			}
 			return nil, fmt.Errorf("cluster %s: %w", name, err)
 		}

@@ -14,9 +14,11 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +73,8 @@ type Plugin struct {
 	// Kind is KindBackend or KindSink: a builtin's kind from Builtins, a
 	// path plugin's from the file (default backend).
 	Kind string `yaml:"kind" check:"oneof=backend|sink"`
+
+	line int // of its key under plugins:
 }
 
 // Cluster is one broker cluster served through a backend plugin.
@@ -284,17 +288,84 @@ func Load(path string) (*Config, error) {
 // and sets Dir. When data is invalid it returns a nil Config and Errors
 // holding every problem found, sorted by line.
 func Parse(file string, data []byte) (*Config, error) {
+	c, errs := parse(file, data)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// Inspect reads and parses the config file at path as Load does, but keeps
+// what could be decoded of an invalid file: it returns the Config, valid or
+// not, with every problem found (none for a valid file), so that `mqgate
+// check` can ask plugins about the parts the problems do not touch (see
+// CheckableClusters). Only a file that cannot be read is an error.
+//
+// The Config of an invalid file is for reading its clusters and plugins:
+// values with a problem are left at their zero value or default, and
+// references may point nowhere.
+func Inspect(path string) (*Config, Errors, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	c, errs := parse(path, data)
+	if abs, err := filepath.Abs(c.Dir); err == nil {
+		c.Dir = abs
+	} // else keep the relative Dir: Abs fails only when the working directory is gone
+	return c, errs, nil
+}
+
+// parse decodes data read from file into a Config as far as it can and
+// returns it with every problem found, sorted by line.
+func parse(file string, data []byte) (*Config, Errors) {
 	d := newDecoder(file)
 	c := &Config{File: file, Dir: filepath.Dir(file)}
 	if root := d.document(data); root != nil {
 		d.decodeStruct(root, reflect.ValueOf(c).Elem(), "", root.Line)
 		d.validate(c)
 	}
-	if len(d.errs) > 0 {
-		d.errs.sortByLine()
-		return nil, d.errs
+	d.errs.SortByLine()
+	return c, d.errs
+}
+
+// CheckableClusters returns, sorted by name, the clusters of c whose plugin
+// can be asked about their config despite errs, the problems Inspect
+// found: those with a plugin of kind backend, and no problem in errs at or
+// under the cluster's key or its plugin's, nor at a section holding them.
+// For a valid Config it returns every cluster.
+func (c *Config) CheckableClusters(errs Errors) []*Cluster {
+	var out []*Cluster
+	for _, name := range slices.Sorted(maps.Keys(c.Clusters)) {
+		cl := c.Clusters[name]
+		if cl == nil {
+			continue
+		}
+		p, ok := c.Plugins[cl.Plugin]
+		if !ok || p == nil || p.Kind != KindBackend {
+			continue
+		}
+		if errs.touch(keyPath("clusters", name)) || errs.touch(keyPath("plugins", cl.Plugin)) {
+			continue
+		}
+		out = append(out, cl)
 	}
-	return c, nil
+	return out
+}
+
+// touch reports whether a problem in es is at key, under it, or at a key
+// holding it (a problem of the file as a whole does not count).
+func (es Errors) touch(key string) bool {
+	for _, e := range es {
+		switch {
+		case e.Key == "":
+		case e.Key == key,
+			strings.HasPrefix(e.Key, key+"."), strings.HasPrefix(e.Key, key+"["),
+			strings.HasPrefix(key, e.Key+"."):
+			return true
+		}
+	}
+	return false
 }
 
 // ClusterFor returns the name of the cluster serving topic: its `topics:`
@@ -320,6 +391,17 @@ func (c *Config) PluginError(cluster, key, msg string) *Error {
 		line = cl.LineOf(key)
 	}
 	return &Error{File: c.File, Line: line, Key: path, Msg: msg}
+}
+
+// PluginEntryError locates a problem with a plugin as a whole, such as one
+// that cannot be started, at its key under `plugins:`. For a plugin not in
+// c the line is 0.
+func (c *Config) PluginEntryError(plugin, msg string) *Error {
+	line := 0
+	if p, ok := c.Plugins[plugin]; ok && p != nil {
+		line = p.line
+	}
+	return &Error{File: c.File, Line: line, Key: keyPath("plugins", plugin), Msg: msg}
 }
 
 // ConfigJSON returns the cluster's Config map as a JSON object, the form it

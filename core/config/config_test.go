@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -68,10 +69,10 @@ func TestFullConfig(t *testing.T) {
 		{"File", c.File, "testdata/good/full.yaml"},
 		{"Dir", c.Dir, wantDir},
 		{"Version", c.Version, 1},
-		{"plugin kafka", *c.Plugins["kafka"], Plugin{Name: "kafka", Builtin: "kafka", Kind: KindBackend}},
+		{"plugin kafka", *c.Plugins["kafka"], Plugin{Name: "kafka", Builtin: "kafka", Kind: KindBackend, line: 4}},
 		{"plugin acme", *c.Plugins["acme"], Plugin{Name: "acme", Path: "/opt/mqgate/plugins/acme",
-			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Kind: KindBackend}},
-		{"plugin archive", *c.Plugins["archive"], Plugin{Name: "archive", Path: "./plugins/archive", Kind: KindSink}},
+			SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Kind: KindBackend, line: 5}},
+		{"plugin archive", *c.Plugins["archive"], Plugin{Name: "archive", Path: "./plugins/archive", Kind: KindSink, line: 9}},
 		{"clusters", len(c.Clusters), 2},
 		{"cluster local plugin", c.Clusters["local"].Plugin, "kafka"},
 		{"cluster local name", c.Clusters["local"].Name, "local"},
@@ -225,6 +226,86 @@ func TestLineOfAndPluginError(t *testing.T) {
 	}
 	if got := c.Clusters["local"].LineOf("brokers"); got != 5 {
 		t.Errorf("LineOf(brokers) without config: = %d, want 5 (the cluster's line)", got)
+	}
+}
+
+// Inspect keeps what it could read of an invalid file, so that check can
+// ask plugins about the clusters the problems do not touch.
+func TestInspectAndCheckableClusters(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		wantErrs   int      // problems Inspect finds
+		want       []string // the checkable clusters
+	}{
+		{"valid", `version: 1
+plugins: {kafka: {builtin: kafka}, acme: {path: /bin/acme}}
+clusters:
+  a: {plugin: kafka, config: {brokers: embedded}}
+  b: {plugin: acme}
+default_cluster: a
+`, 0, []string{"a", "b"}},
+		{"problems elsewhere leave clusters checkable", `version: 2
+plugins: {kafka: {builtin: kafka}}
+clusters:
+  a: {plugin: kafka, config: {data_dri: x}}
+bogus: 1
+http: {listen: nowhere}
+`, 3, []string{"a"}},
+		{"a problem in a cluster or its plugin leaves it out", `version: 1
+plugins: {kafka: {builtin: kafka}, acme: {path: /bin/acme, sha256: "12"}, store: {path: /bin/store, kind: sink}}
+clusters:
+  a: {plugin: kafka, bogus: 1}
+  b: {plugin: acme}
+  c: {plugin: nope}
+  d: {plugin: store}
+  e: {plugin: kafka, config: {ratio: .inf}}
+  f: {plugin: kafka, config: {retention: 7d}}
+default_cluster: f
+`, 5, []string{"f"}},
+		{"not YAML", "version: [1\n", 1, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "plugins.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, errs, err := Inspect(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(errs) != tc.wantErrs {
+				t.Errorf("Inspect found %d problems, want %d:\n%v", len(errs), tc.wantErrs, errs)
+			}
+			if _, lerr := Load(path); (lerr == nil) != (len(errs) == 0) || (lerr != nil && lerr.Error() != errs.Error()) {
+				t.Errorf("Load = %v; Inspect = %v; want the same problems", lerr, errs)
+			}
+			var got []string
+			for _, cl := range c.CheckableClusters(errs) {
+				got = append(got, cl.Name)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("CheckableClusters = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if _, _, err := Inspect("testdata/does-not-exist.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Inspect of a missing file: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestPluginEntryError(t *testing.T) {
+	c, err := Load("testdata/good/full.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ plugin, want string }{
+		{"kafka", "testdata/good/full.yaml:4: plugins.kafka: cannot start"},
+		{"acme", "testdata/good/full.yaml:5: plugins.acme: cannot start"},
+		{"nope", "testdata/good/full.yaml: plugins.nope: cannot start"},
+	} {
+		if got := c.PluginEntryError(tc.plugin, "cannot start").String(); got != tc.want {
+			t.Errorf("PluginEntryError(%q) = %q, want %q", tc.plugin, got, tc.want)
+		}
 	}
 }
 

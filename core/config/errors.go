@@ -49,8 +49,9 @@ func (es Errors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// sortByLine orders es by line, keeping the order found within a line.
-func (es Errors) sortByLine() {
+// SortByLine orders es by line, keeping the order found within a line, as
+// Load and Parse return them; for merging in problems found elsewhere.
+func (es Errors) SortByLine() {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].Line < es[j].Line })
 }
 

@@ -73,6 +73,7 @@ func (d *decoder) validatePlugins(c *Config) {
 		p := c.Plugins[name]
 		p.Name = name
 		path := keyPath("plugins", name)
+		p.line = d.lines[path]
 		if d.broken[path] || d.broken[keyPath(path, "builtin")] || d.broken[keyPath(path, "path")] {
 			continue
 		}

@@ -38,7 +38,8 @@ type Spec struct {
 	Name string
 	// Plugin is the plugin's key under plugins: in plugins.yaml.
 	Plugin string
-	// Kind is sdk.KindBackend or sdk.KindSink.
+	// Kind is sdk.KindBackend or sdk.KindSink. StartBackend and StartSink
+	// set it; for Validate it defaults to sdk.KindBackend.
 	Kind string
 	// Builtin names a bundled plugin: the host runs `SelfPath plugin Builtin`.
 	Builtin string
@@ -47,7 +48,8 @@ type Spec struct {
 	// SHA256 is the expected hex digest of Path's binary, checked at every
 	// start when set.
 	SHA256 string
-	// Config is the JSON object passed to Configure.
+	// Config is the JSON object passed to Configure, or to ValidateConfig
+	// by Validate.
 	Config []byte
 }
 
@@ -116,8 +118,9 @@ func New(opts Options) (*Host, error) {
 }
 
 // StartBackend starts a backend plugin and configures it. It returns once
-// the first process is up, or the error that kept it from starting (a
-// *sdk.ConfigError when the plugin refused its config). A plugin whose
+// the first process is up, or the error that kept it from starting (when
+// the plugin refused its config, sdk.ConfigErrorsOf finds every problem it
+// reported). A plugin whose
 // Configure fails with CodeUnavailable (its broker cannot be reached) is
 // not an error: the instance starts down and the host keeps launching it
 // with backoff, calls failing with CodeUnavailable meanwhile. The Backend
@@ -182,6 +185,54 @@ func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
 	h.instances = append(h.instances, inst)
 	h.mu.Unlock()
 	return inst, nil
+}
+
+// Validate starts a process of spec's plugin only to ask it whether
+// spec.Config is valid (sdk.ValidateConfig), and stops it. It never calls
+// Configure, so the plugin connects to nothing and starts nothing (no
+// embedded broker). It returns the plugin's problems with the config, nil
+// when the plugin accepts it, or the error that kept it from asking:
+// sdk.ErrConfigNotValidated (possibly wrapped) for a plugin that cannot
+// validate a config before it starts, or why the plugin did not start.
+//
+// The process is not supervised and not listed in Statuses. Validate may
+// be called concurrently; StartTimeout bounds the start, and CallTimeout
+// the question when ctx has no deadline.
+func (h *Host) Validate(ctx context.Context, spec Spec) (sdk.ConfigErrors, error) {
+	if spec.Kind == "" {
+		spec.Kind = sdk.KindBackend
+	}
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, errors.New("plugin host is closed")
+	}
+	client, err := h.newClient(spec, h.opts.Logger.With("plugin", spec.Plugin, "instance", spec.Name))
+	if err != nil {
+		return nil, err
+	}
+	errs, err := validate(ctx, client, spec, h.opts.CallTimeout)
+	discard(client, err)
+	return errs, err
+}
+
+// validate starts client's process and asks it about spec.Config.
+func validate(ctx context.Context, client *plugin.Client, spec Spec, timeout time.Duration) (sdk.ConfigErrors, error) {
+	raw, _, err := dispense(client, spec)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	errs, err := sdk.ValidateConfig(ctx, raw, spec.Config)
+	if err != nil && !errors.Is(err, sdk.ErrConfigNotValidated) {
+		return nil, fmt.Errorf("asking plugin %s to validate the config of %s: %w", spec.Plugin, spec.Name, err)
+	}
+	return errs, err
 }
 
 // Statuses reports every plugin instance, in start order.
@@ -255,70 +306,87 @@ func newInstance(h *Host, spec Spec) *instance {
 	}
 }
 
-func (i *instance) command() (*exec.Cmd, *plugin.SecureConfig, error) {
+// newClient returns a go-plugin client for one process of spec's plugin,
+// not yet started. Its logs, the plugin's own included, go to log.
+func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, error) {
 	var cmd *exec.Cmd
-	if i.spec.Builtin != "" {
-		cmd = exec.Command(i.host.opts.SelfPath, "plugin", i.spec.Builtin)
+	if spec.Builtin != "" {
+		cmd = exec.Command(h.opts.SelfPath, "plugin", spec.Builtin)
 	} else {
-		cmd = exec.Command(i.spec.Path)
+		cmd = exec.Command(spec.Path)
 	}
 	// A gateway killed without a chance to stop its plugins must not leave
 	// them holding ports: the kernel tells each child when its parent dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if i.spec.SHA256 == "" || i.spec.Builtin != "" {
-		return cmd, nil, nil
+	var secure *plugin.SecureConfig
+	if spec.SHA256 != "" && spec.Builtin == "" {
+		sum, err := hex.DecodeString(spec.SHA256)
+		if err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("plugin %s: sha256 must be %d hex digits", spec.Plugin, 2*sha256.Size)
+		}
+		secure = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
-	sum, err := hex.DecodeString(i.spec.SHA256)
-	if err != nil || len(sum) != sha256.Size {
-		return nil, nil, fmt.Errorf("plugin %s: sha256 must be %d hex digits", i.spec.Plugin, 2*sha256.Size)
-	}
-	return cmd, &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}, nil
-}
-
-// launch starts one process, dispenses the plugin and configures it.
-func (i *instance) launch(ctx context.Context) (*generation, error) {
-	cmd, secure, err := i.command()
-	if err != nil {
-		return nil, err
-	}
-	client := plugin.NewClient(&plugin.ClientConfig{
+	return plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginSets(),
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           newHCLogAdapter(i.log),
+		Logger:           newHCLogAdapter(log),
 		GRPCDialOptions:  sdk.DialOptions(),
-		StartTimeout:     i.host.opts.StartTimeout,
-	})
+		StartTimeout:     h.opts.StartTimeout,
+	}), nil
+}
+
+// dispense starts client's process and returns the plugin of kind it
+// serves: an sdk.Backend or sdk.Sink over gRPC.
+func dispense(client *plugin.Client, spec Spec) (any, *plugin.GRPCClient, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting plugin %s: %w", spec.Plugin, err)
+	}
+	raw, err := rpc.Dispense(spec.Kind)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plugin %s does not serve a %s: %w", spec.Plugin, spec.Kind, err)
+	}
+	grpcClient, ok := rpc.(*plugin.GRPCClient)
+	if !ok {
+		return nil, nil, fmt.Errorf("plugin %s does not speak gRPC", spec.Plugin)
+	}
+	return raw, grpcClient, nil
+}
+
+// discard stops the process of a client that failed with err. A plugin
+// that did not answer in time may be wedged, and go-plugin's Kill waits on
+// it without a deadline: it is killed first. One that answered (refusing
+// its config, say) stops cleanly.
+func discard(client *plugin.Client, err error) {
+	if sdk.CodeOf(err) == sdk.CodeTimeout {
+		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
+			_ = syscall.Kill(rc.Pid, syscall.SIGKILL) // it may already be gone
+		}
+	}
+	client.Kill()
+}
+
+// launch starts one process, dispenses the plugin and configures it.
+func (i *instance) launch(ctx context.Context) (*generation, error) {
+	client, err := i.host.newClient(i.spec, i.log)
+	if err != nil {
+		return nil, err
+	}
 	gen, err := i.connect(ctx, client)
 	if err != nil {
-		// A plugin that did not answer in time may be wedged, and
-		// go-plugin's Kill waits on it without a deadline: kill it first.
-		// One that answered (refusing its config, say) stops cleanly.
-		if sdk.CodeOf(err) == sdk.CodeTimeout {
-			if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
-				_ = syscall.Kill(rc.Pid, syscall.SIGKILL) // it may already be gone
-			}
-		}
-		client.Kill()
+		discard(client, err)
 		return nil, err
 	}
 	return gen, nil
 }
 
 func (i *instance) connect(ctx context.Context, client *plugin.Client) (*generation, error) {
-	rpc, err := client.Client()
+	raw, grpcClient, err := dispense(client, i.spec)
 	if err != nil {
-		return nil, fmt.Errorf("starting plugin %s: %w", i.spec.Plugin, err)
-	}
-	raw, err := rpc.Dispense(i.spec.Kind)
-	if err != nil {
-		return nil, fmt.Errorf("plugin %s does not serve a %s: %w", i.spec.Plugin, i.spec.Kind, err)
-	}
-	grpcClient, ok := rpc.(*plugin.GRPCClient)
-	if !ok {
-		return nil, fmt.Errorf("plugin %s does not speak gRPC", i.spec.Plugin)
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, i.host.opts.StartTimeout)
 	defer cancel()

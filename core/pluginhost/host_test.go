@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,18 +43,33 @@ type childBackend struct {
 	n   int64
 }
 
-func (c *childBackend) Configure(_ context.Context, cfg []byte) error {
+// checkGreeting reports every key of cfg but greeting.
+func checkGreeting(cfg []byte) (greeting any, errs sdk.ConfigErrors) {
 	var m map[string]any
 	if err := json.Unmarshal(cfg, &m); err != nil {
-		return err
+		return nil, sdk.ConfigErrors{{Msg: err.Error()}}
 	}
-	for k := range m {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if k != "greeting" {
-			return &sdk.ConfigError{Key: k, Msg: "unknown key"}
+			errs.Addf(k, "unknown key")
 		}
 	}
-	c.log.Info("configured", "greeting", m["greeting"])
+	return m["greeting"], errs
+}
+
+func (c *childBackend) Configure(_ context.Context, cfg []byte) error {
+	greeting, errs := checkGreeting(cfg)
+	if len(errs) > 0 {
+		return errs
+	}
+	c.log.Info("configured", "greeting", greeting)
 	return nil
+}
+
+func (c *childBackend) ValidateConfig(cfg []byte) sdk.ConfigErrors {
+	_, errs := checkGreeting(cfg)
+	c.log.Info("validated", "problems", len(errs))
+	return errs
 }
 func (c *childBackend) EnsureTopics(context.Context, []sdk.TopicSpec) error { return nil }
 func (c *childBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.ProduceResult, error) {
@@ -319,6 +336,65 @@ func TestConfigErrorIsReportedWithItsKey(t *testing.T) {
 	}
 	if len(h.Statuses()) != 0 {
 		t.Fatalf("a plugin that failed to start is listed: %+v", h.Statuses())
+	}
+	_, err = h.StartBackend(context.Background(), Spec{Name: "local", Plugin: "mem", Builtin: "mem", Config: []byte(`{"brokers":"x","zone":1}`)})
+	if got := keysOf(sdk.ConfigErrorsOf(err)); !slices.Equal(got, []string{"brokers", "zone"}) {
+		t.Fatalf("StartBackend error = %v, want every problem: brokers and zone", err)
+	}
+}
+
+// keysOf lists the keys errs name, in order.
+func keysOf(errs sdk.ConfigErrors) []string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Key)
+	}
+	return out
+}
+
+// Validate asks the plugin about a config without configuring it, and
+// leaves nothing running.
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		child    string // childEnv: which plugin the process serves
+		spec     Spec
+		wantKeys []string
+		wantErr  string // a text of the error; "" for none
+	}{
+		{"accepted", "1", Spec{Builtin: "mem", Config: []byte(`{"greeting":"hi"}`)}, nil, ""},
+		{"every problem", "1", Spec{Builtin: "mem", Config: []byte(`{"zone":1,"greting":"hi","brokers":"x"}`)}, []string{"brokers", "greting", "zone"}, ""},
+		{"sink without ConfigValidator", "sink", Spec{Kind: sdk.KindSink, Builtin: "memsink", Config: []byte(`{}`)}, nil, sdk.ErrConfigNotValidated.Error()},
+		{"a sink taken for a backend", "sink", Spec{Builtin: "memsink", Config: []byte(`{}`)}, nil, "does not serve a backend"},
+		{"missing binary", "1", Spec{Path: "/nonexistent/plugin", Config: []byte(`{}`)}, nil, "starting plugin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, logs := newTestHost(t)
+			t.Setenv(childEnv, tc.child)
+			tc.spec.Name, tc.spec.Plugin = "local", "mem"
+			errs, err := h.Validate(context.Background(), tc.spec)
+			if got := keysOf(errs); !slices.Equal(got, tc.wantKeys) {
+				t.Errorf("Validate reported keys %q (%v), want %q", got, errs, tc.wantKeys)
+			}
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate error = %v, want one containing %q", err, tc.wantErr)
+			}
+			if tc.wantErr == sdk.ErrConfigNotValidated.Error() && !errors.Is(err, sdk.ErrConfigNotValidated) {
+				t.Errorf("Validate error = %v, not sdk.ErrConfigNotValidated", err)
+			}
+			if tc.child == "1" && tc.wantErr == "" {
+				// Validate returns after the process is gone and its log read.
+				if _, ok := logs.find("validated"); !ok {
+					t.Error("the plugin was not asked ValidateConfig")
+				}
+				if _, ok := logs.find("configured"); ok {
+					t.Error("Validate configured the plugin")
+				}
+			}
+			if st := h.Statuses(); len(st) != 0 {
+				t.Errorf("Validate left instances behind: %+v", st)
+			}
+		})
 	}
 }
 

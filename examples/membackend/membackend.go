@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -63,7 +62,10 @@ type Backend struct {
 	closed  bool
 }
 
-var _ sdk.Backend = (*Backend)(nil)
+var (
+	_ sdk.Backend         = (*Backend)(nil)
+	_ sdk.ConfigValidator = (*Backend)(nil)
+)
 
 // topic is one topic's partitions, each a log whose index is the offset.
 type topic struct {
@@ -91,27 +93,54 @@ func New(logger *slog.Logger) *Backend {
 	}
 }
 
-// Configure applies the config, a JSON object whose only key is
-// `partitions` (default 4): the partition count of topics created without
-// one. An unknown key or a bad value is a *sdk.ConfigError naming the key,
-// and leaves the Backend as it was.
-func (b *Backend) Configure(_ context.Context, config []byte) error {
-	var keys map[string]json.RawMessage
-	if len(bytes.TrimSpace(config)) > 0 { // no config at all means the defaults
-		if err := json.Unmarshal(config, &keys); err != nil || keys == nil {
-			return &sdk.ConfigError{Msg: fmt.Sprintf("config must be a JSON object, got %.100s", config)}
+// rawConfig is the plugin's `config:` map as JSON carries it. partitions
+// stays raw, so that a value of the wrong type and one out of range get the
+// same message.
+type rawConfig struct {
+	Partitions json.RawMessage `json:"partitions"`
+}
+
+// parseConfig returns the partition count config asks for and every
+// problem of config, each a *sdk.ConfigError naming its key. Configure and
+// ValidateConfig share it, so `mqgate check` says what starting the plugin
+// would. An empty config means the defaults.
+func parseConfig(config []byte) (int32, sdk.ConfigErrors) {
+	partitions := int32(defaultPartitions)
+	if len(bytes.TrimSpace(config)) == 0 {
+		return partitions, nil
+	}
+	var raw rawConfig
+	var errs sdk.ConfigErrors
+	// DecodeConfig reports every unknown key, naming the known one it is
+	// likely a misspelling of.
+	errs.Add(sdk.DecodeConfig(config, &raw))
+	if raw.Partitions != nil {
+		var n *int32 // nil for null
+		if err := json.Unmarshal(raw.Partitions, &n); err != nil || n == nil || *n < 1 || *n > maxPartitions {
+			errs.Addf("partitions", "want a whole number from 1 to %d, got %s", maxPartitions, raw.Partitions)
+		} else {
+			partitions = *n
 		}
 	}
-	partitions := int32(defaultPartitions)
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		if k != "partitions" {
-			return &sdk.ConfigError{Key: k, Msg: "unknown key; the only key is partitions"}
-		}
-		var n *int32 // nil for null
-		if err := json.Unmarshal(keys[k], &n); err != nil || n == nil || *n < 1 || *n > maxPartitions {
-			return &sdk.ConfigError{Key: k, Msg: fmt.Sprintf("want a whole number from 1 to %d, got %s", maxPartitions, keys[k])}
-		}
-		partitions = *n
+	return partitions, errs
+}
+
+// ValidateConfig returns every problem of config without applying it; nil
+// means Configure accepts it. `mqgate check` asks it, so that mistakes show
+// before the gateway runs.
+func (b *Backend) ValidateConfig(config []byte) sdk.ConfigErrors {
+	_, errs := parseConfig(config)
+	return errs
+}
+
+// Configure applies the config, a JSON object whose only key is
+// `partitions` (default 4): the partition count of topics created without
+// one. A config with problems is refused with sdk.ConfigErrors holding
+// every one, each naming its key, and leaves the Backend as it was.
+func (b *Backend) Configure(_ context.Context, config []byte) error {
+	partitions, errs := parseConfig(config)
+	if len(errs) > 0 {
+		return errs
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

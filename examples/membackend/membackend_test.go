@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,6 +54,14 @@ func TestPluginProcess(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), "This binary is a plugin") {
 			t.Fatalf("started without the handshake cookie: err %v, output %q; want a refusal", err, out)
 		}
+	})
+
+	// What mqgate check asks crosses gRPC intact: the same suite, each
+	// plugin a process of its own.
+	t.Run("ConfigValidation", func(t *testing.T) {
+		plugintest.RunConfigValidation(t, func(t *testing.T) plugintest.Plugin {
+			return plugintest.StartBackendProcess(t, exec.Command(bin))
+		}, validConfigs...)
 	})
 
 	b := plugintest.StartBackendProcess(t, exec.Command(bin))
@@ -130,30 +139,34 @@ func TestImportsOnlySDK(t *testing.T) {
 func TestConfigure(t *testing.T) {
 	for _, tc := range []struct {
 		name, config string
-		wantKey      string // of the *sdk.ConfigError; "" for success
-		wantParts    int    // of a topic created without a count
+		wantKeys     []string // of the problems reported, in order; none for success
+		wantParts    int      // of a topic created without a count
 	}{
-		{"Empty", ``, "", 4},
-		{"NoKeys", `{}`, "", 4},
-		{"Partitions", `{"partitions": 7}`, "", 7},
-		{"UnknownKey", `{"partitions": 2, "retention": "1h"}`, "retention", 0},
-		{"Zero", `{"partitions": 0}`, "partitions", 0},
-		{"Negative", `{"partitions": -1}`, "partitions", 0},
-		{"TooMany", `{"partitions": 5000}`, "partitions", 0},
-		{"Fraction", `{"partitions": 2.5}`, "partitions", 0},
-		{"String", `{"partitions": "4"}`, "partitions", 0},
-		{"Null", `{"partitions": null}`, "partitions", 0},
+		{"Empty", ``, nil, 4},
+		{"NoKeys", `{}`, nil, 4},
+		{"Partitions", `{"partitions": 7}`, nil, 7},
+		{"UnknownKey", `{"partitions": 2, "retention": "1h"}`, []string{"retention"}, 0},
+		{"Zero", `{"partitions": 0}`, []string{"partitions"}, 0},
+		{"Negative", `{"partitions": -1}`, []string{"partitions"}, 0},
+		{"TooMany", `{"partitions": 5000}`, []string{"partitions"}, 0},
+		{"Fraction", `{"partitions": 2.5}`, []string{"partitions"}, 0},
+		{"String", `{"partitions": "4"}`, []string{"partitions"}, 0},
+		{"Null", `{"partitions": null}`, []string{"partitions"}, 0},
+		{"EveryProblemAtOnce", `{"partitons": 2, "retention": "1h", "partitions": 0}`, []string{"partitons", "retention", "partitions"}, 0},
+		{"NotAnObject", `[4]`, []string{""}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := membackend.New(nil)
 			t.Cleanup(func() { _ = b.Close() })
-			ctx := context.Background()
-			err := b.Configure(ctx, []byte(tc.config))
-			if tc.wantKey != "" {
-				var ce *sdk.ConfigError
-				if !errors.As(err, &ce) || ce.Key != tc.wantKey {
-					t.Fatalf("Configure(%s) = %v; want a *sdk.ConfigError naming %s", tc.config, err, tc.wantKey)
-				}
+			// mqgate check asks ValidateConfig; it must find what Configure does.
+			if got := keys(b.ValidateConfig([]byte(tc.config))); !slices.Equal(got, tc.wantKeys) {
+				t.Errorf("ValidateConfig(%s) reports keys %q; want %q", tc.config, got, tc.wantKeys)
+			}
+			err := b.Configure(context.Background(), []byte(tc.config))
+			if got := keys(sdk.ConfigErrorsOf(err)); !slices.Equal(got, tc.wantKeys) {
+				t.Fatalf("Configure(%s) = %v; reports keys %q, want %q", tc.config, err, got, tc.wantKeys)
+			}
+			if tc.wantKeys != nil {
 				return
 			}
 			if err != nil {
@@ -164,12 +177,24 @@ func TestConfigure(t *testing.T) {
 			}
 		})
 	}
-	t.Run("NotAnObject", func(t *testing.T) {
-		var ce *sdk.ConfigError
-		if err := membackend.New(nil).Configure(context.Background(), []byte(`[4]`)); !errors.As(err, &ce) {
-			t.Fatalf("Configure([4]) = %v; want a *sdk.ConfigError", err)
-		}
-	})
+}
+
+// keys lists the keys errs name, in order; nil for none.
+func keys(errs sdk.ConfigErrors) []string {
+	var out []string
+	for _, e := range errs {
+		out = append(out, e.Key)
+	}
+	return out
+}
+
+// validConfigs are configs Configure accepts, for RunConfigValidation.
+var validConfigs = [][]byte{[]byte(`{"partitions": 2}`), []byte(`{}`)}
+
+// ValidateConfig agrees with Configure, as the SDK's suite checks it; see
+// TestPluginProcess for the same through a plugin process.
+func TestConfigValidation(t *testing.T) {
+	plugintest.RunConfigValidation(t, func(*testing.T) plugintest.Plugin { return membackend.New(nil) }, validConfigs...)
 }
 
 // partitionsOf creates topic with the default partition count and returns

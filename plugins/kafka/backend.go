@@ -22,7 +22,10 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
-var _ sdk.Backend = (*Backend)(nil)
+var (
+	_ sdk.Backend         = (*Backend)(nil)
+	_ sdk.ConfigValidator = (*Backend)(nil)
+)
 
 // Backend is an sdk.Backend over Kafka. It is safe for concurrent use.
 // Configure must be called once before anything else; Close releases the
@@ -70,14 +73,23 @@ func New(logger *slog.Logger) *Backend {
 	}
 }
 
+// ValidateConfig reports every problem of a config Configure would refuse
+// before connecting: unknown keys, values of the wrong type or form, keys
+// that do not apply to the brokers chosen. It starts no broker and checks
+// neither that the listen port is free nor that the brokers answer.
+func (b *Backend) ValidateConfig(data []byte) sdk.ConfigErrors {
+	_, errs := parseConfig(data)
+	return errs
+}
+
 // Configure applies the plugin config (see parseConfig for the keys). With
 // `brokers: embedded` it starts the in-process broker, reloading its data
 // directory. A second call is refused: the host configures each plugin
 // process once.
 func (b *Backend) Configure(ctx context.Context, data []byte) error {
-	cfg, err := parseConfig(data)
-	if err != nil {
-		return err
+	cfg, errs := parseConfig(data)
+	if len(errs) > 0 {
+		return errs
 	}
 
 	b.mu.Lock()

@@ -50,12 +50,16 @@ type config struct {
 	produceTimeout    time.Duration
 }
 
-// parseConfig decodes and validates the plugin's JSON config. Every problem
-// is a *sdk.ConfigError naming the offending key.
-func parseConfig(data []byte) (config, error) {
+// parseConfig decodes and validates the plugin's JSON config, without
+// connecting to anything. It reports every problem at once, each a
+// *sdk.ConfigError naming the offending key; the config is valid only when
+// there is none.
+func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 	var raw rawConfig
-	if err := sdk.DecodeConfig(data, &raw); err != nil {
-		return config{}, err
+	var errs sdk.ConfigErrors
+	errs.Add(sdk.DecodeConfig(data, &raw))
+	if len(errs) == 1 && errs[0].Key == "" {
+		return config{}, errs // not a JSON object: there are no keys to check
 	}
 
 	cfg := config{
@@ -66,59 +70,60 @@ func parseConfig(data []byte) (config, error) {
 		clientID:          raw.ClientID,
 		produceTimeout:    defaultProduceTimeout,
 	}
-	if err := cfg.parseBrokers(raw.Brokers); err != nil {
-		return config{}, err
-	}
-	embeddedOnly := func(key string) error {
-		return &sdk.ConfigError{Key: key, Msg: "applies only with brokers: embedded"}
-	}
-	if raw.Listen != nil {
-		if !cfg.embedded {
-			return config{}, embeddedOnly("listen")
+	errs.Add(cfg.parseBrokers(raw.Brokers))
+	// embeddedOnly reports key when the brokers are external. When brokers
+	// is not even a list it is not known which they are, so the key's value
+	// is checked as for an embedded broker.
+	embeddedOnly := func(key string) bool {
+		if len(cfg.brokers) > 0 {
+			errs.Addf(key, "applies only with brokers: embedded")
+			return true
 		}
+		return false
+	}
+	if raw.Listen != nil && !embeddedOnly("listen") {
 		if err := sdk.CheckHostPort(*raw.Listen, true); err != nil {
-			return config{}, &sdk.ConfigError{Key: "listen", Msg: err.Error()}
+			errs.Addf("listen", "%v", err)
+		} else {
+			cfg.listen = *raw.Listen
 		}
-		cfg.listen = *raw.Listen
 	}
-	if raw.DataDir != nil {
-		if !cfg.embedded {
-			return config{}, embeddedOnly("data_dir")
-		}
+	if raw.DataDir != nil && !embeddedOnly("data_dir") {
 		if *raw.DataDir == "" {
-			return config{}, &sdk.ConfigError{Key: "data_dir", Msg: "must not be empty"}
+			errs.Addf("data_dir", "must not be empty")
+		} else {
+			cfg.dataDir = *raw.DataDir
 		}
-		cfg.dataDir = *raw.DataDir
 	}
-	if raw.Retention != nil {
-		// An external cluster keeps its own retention settings; mqgate
-		// does not rewrite them behind the operator's back.
-		if !cfg.embedded {
-			return config{}, embeddedOnly("retention")
-		}
+	// An external cluster keeps its own retention settings; mqgate does not
+	// rewrite them behind the operator's back.
+	if raw.Retention != nil && !embeddedOnly("retention") {
 		d, err := sdk.ConfigDuration("retention", *raw.Retention)
-		if err != nil {
-			return config{}, err
-		}
+		errs.Add(err)
 		cfg.retention = d
 	}
 	if raw.ProduceTimeout != nil {
 		d, err := sdk.ConfigDuration("produce_timeout", *raw.ProduceTimeout)
-		if err != nil {
-			return config{}, err
-		}
+		errs.Add(err)
 		cfg.produceTimeout = d
 	}
 	if raw.DefaultPartitions != nil {
 		if *raw.DefaultPartitions < 1 {
-			return config{}, &sdk.ConfigError{Key: "default_partitions", Msg: fmt.Sprintf("must be at least 1, got %d", *raw.DefaultPartitions)}
+			errs.Addf("default_partitions", "must be at least 1, got %d", *raw.DefaultPartitions)
+		} else {
+			cfg.defaultPartitions = *raw.DefaultPartitions
 		}
-		cfg.defaultPartitions = *raw.DefaultPartitions
+	}
+	if len(errs) > 0 {
+		return config{}, errs
 	}
 	return cfg, nil
 }
 
-// parseBrokers accepts "embedded" or a non-empty list of host:port.
+// parseBrokers accepts "embedded" or a non-empty list of host:port. Every
+// element that is not a host:port is a problem of its own; cfg.brokers is
+// set for any non-empty list, so that the keys for an embedded broker are
+// known not to apply.
 func (cfg *config) parseBrokers(raw json.RawMessage) error {
 	const want = `want "embedded" or a list of "host:port"`
 	if len(raw) == 0 || string(raw) == "null" {
@@ -139,13 +144,14 @@ func (cfg *config) parseBrokers(raw json.RawMessage) error {
 	if len(list) == 0 {
 		return &sdk.ConfigError{Key: "brokers", Msg: "empty list; " + want}
 	}
+	var errs sdk.ConfigErrors
 	for i, hp := range list {
 		if err := sdk.CheckHostPort(hp, false); err != nil {
-			return &sdk.ConfigError{Key: "brokers." + strconv.Itoa(i), Msg: err.Error()}
+			errs.Addf("brokers."+strconv.Itoa(i), "%v", err)
 		}
 	}
 	cfg.brokers = list
-	return nil
+	return errs.Err()
 }
 
 // retentionTick is how often the embedded broker applies retention:

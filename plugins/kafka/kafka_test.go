@@ -51,6 +51,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// What mqgate check is told of a config is what Configure finds, for an
+// embedded broker and for external ones.
+func TestConfigValidation(t *testing.T) {
+	plugintest.RunConfigValidation(t, func(*testing.T) plugintest.Plugin { return New(slog.New(slog.DiscardHandler)) },
+		fmt.Appendf(nil, `{"brokers": "embedded", "listen": "127.0.0.1:0", "data_dir": %q, "retention": "1h"}`, t.TempDir()),
+		[]byte(`{"brokers": ["127.0.0.1:1"], "produce_timeout": "5s", "client_id": "check"}`))
+}
+
 func TestConfigureErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, config, key string

@@ -27,7 +27,10 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
-var _ sdk.Backend = (*Backend)(nil)
+var (
+	_ sdk.Backend         = (*Backend)(nil)
+	_ sdk.ConfigValidator = (*Backend)(nil)
+)
 
 // errNotConfigured is what every call made before Configure (or after
 // Close) returns.
@@ -60,13 +63,21 @@ func New(logger *slog.Logger) *Backend {
 	return &Backend{logger: logger, consumers: map[*consumer]struct{}{}}
 }
 
+// ValidateConfig reports every problem of a config Configure would refuse
+// before connecting: unknown keys, values of the wrong type or form. It
+// does not check that a name server answers.
+func (b *Backend) ValidateConfig(data []byte) sdk.ConfigErrors {
+	_, errs := parseConfig(data)
+	return errs
+}
+
 // Configure applies the plugin config and checks that a name server
 // answers. An unreachable name server is CodeUnavailable, so the gateway
 // keeps the cluster unready and tries again.
 func (b *Backend) Configure(ctx context.Context, data []byte) error {
-	cfg, err := parseConfig(data)
-	if err != nil {
-		return err
+	cfg, errs := parseConfig(data)
+	if len(errs) > 0 {
+		return errs
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -1,7 +1,6 @@
 package rocketmq
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 
@@ -46,12 +45,16 @@ type config struct {
 	producerGroup string
 }
 
-// parseConfig decodes and validates the plugin's JSON config. Every problem
-// is a *sdk.ConfigError naming the offending key.
-func parseConfig(data []byte) (config, error) {
+// parseConfig decodes and validates the plugin's JSON config, without
+// connecting to anything. It reports every problem at once, each a
+// *sdk.ConfigError naming the offending key; the config is valid only when
+// there is none.
+func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 	var raw rawConfig
-	if err := sdk.DecodeConfig(data, &raw); err != nil {
-		return config{}, err
+	var errs sdk.ConfigErrors
+	errs.Add(sdk.DecodeConfig(data, &raw))
+	if len(errs) == 1 && errs[0].Key == "" {
+		return config{}, errs // not a JSON object: there are no keys to check
 	}
 	cfg := config{
 		namespace:     raw.Namespace,
@@ -62,46 +65,47 @@ func parseConfig(data []byte) (config, error) {
 		defaultQueues: defaultQueues,
 		producerGroup: defaultProducerGroup,
 	}
-	if len(raw.Nameservers) == 0 {
-		return config{}, &sdk.ConfigError{Key: "nameservers", Msg: `required; want a list of "host:port" (RocketMQ name servers)`}
+	if len(raw.Nameservers) == 0 && !errs.Has("nameservers") {
+		errs.Addf("nameservers", `required; want a list of "host:port" (RocketMQ name servers)`)
 	}
 	for i, hp := range raw.Nameservers {
 		if err := sdk.CheckHostPort(hp, false); err != nil {
-			return config{}, &sdk.ConfigError{Key: "nameservers." + strconv.Itoa(i), Msg: err.Error()}
+			errs.Addf("nameservers."+strconv.Itoa(i), "%v", err)
 		}
 	}
 	cfg.nameservers = raw.Nameservers
-	if (raw.AccessKey == "") != (raw.SecretKey == "") {
+	if (raw.AccessKey == "") != (raw.SecretKey == "") && !errs.Has("access_key") && !errs.Has("secret_key") {
 		key := "secret_key"
 		if raw.AccessKey == "" {
 			key = "access_key"
 		}
-		return config{}, &sdk.ConfigError{Key: key, Msg: "access_key and secret_key go together; set both or neither"}
+		errs.Addf(key, "access_key and secret_key go together; set both or neither")
 	}
 	if raw.SendTimeout != nil {
 		d, err := sdk.ConfigDuration("send_timeout", *raw.SendTimeout)
-		if err != nil {
-			return config{}, err
-		}
+		errs.Add(err)
 		cfg.sendTimeout = d
 	}
 	if raw.Retries != nil {
 		if *raw.Retries < 0 {
-			return config{}, &sdk.ConfigError{Key: "retries", Msg: fmt.Sprintf("must be 0 or more, got %d", *raw.Retries)}
+			errs.Addf("retries", "must be 0 or more, got %d", *raw.Retries)
 		}
 		cfg.retries = *raw.Retries
 	}
 	if raw.DefaultQueues != nil {
 		if *raw.DefaultQueues < 1 || *raw.DefaultQueues > 1024 {
-			return config{}, &sdk.ConfigError{Key: "default_queues", Msg: fmt.Sprintf("must be 1..1024, got %d", *raw.DefaultQueues)}
+			errs.Addf("default_queues", "must be 1..1024, got %d", *raw.DefaultQueues)
 		}
 		cfg.defaultQueues = *raw.DefaultQueues
 	}
 	if raw.ProducerGroup != nil {
 		if *raw.ProducerGroup == "" {
-			return config{}, &sdk.ConfigError{Key: "producer_group", Msg: "must not be empty"}
+			errs.Addf("producer_group", "must not be empty")
 		}
 		cfg.producerGroup = *raw.ProducerGroup
+	}
+	if len(errs) > 0 {
+		return config{}, errs
 	}
 	return cfg, nil
 }

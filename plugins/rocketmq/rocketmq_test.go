@@ -50,6 +50,13 @@ func TestConformance(t *testing.T) {
 	}, plugintest.HeadersAsProperties())
 }
 
+// What mqgate check is told of a config is what Configure finds.
+func TestConfigValidation(t *testing.T) {
+	f := startFake(t, rmqfake.Options{})
+	plugintest.RunConfigValidation(t, func(*testing.T) plugintest.Plugin { return New(slog.New(slog.DiscardHandler)) },
+		fmt.Appendf(nil, `{"nameservers": [%q], "send_timeout": "3s", "namespace": "ns"}`, f.Addr()))
+}
+
 // collect polls c until it holds exactly want qids of topic, applying
 // Assigned and Revoked events; it fails t after 30 s.
 func collect(t *testing.T, c sdk.Consumer, owned map[string]bool, want int) {

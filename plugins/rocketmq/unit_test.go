@@ -51,6 +51,54 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
+// Every mistake of a config is reported at once, each naming its key and
+// what is wanted.
+func TestParseConfigReportsEveryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string
+		// want holds "key: text the message contains", in order.
+		want []string
+	}{
+		{"misspelt nameservers and more", `{"nameserver": ["127.0.0.1:9876"], "send_timeout": "10", "retries": -1, "access_key": "ak"}`, []string{
+			"nameserver: unknown key; did you mean nameservers?",
+			`nameservers: required; want a list of "host:port"`,
+			"secret_key: access_key and secret_key go together",
+			`send_timeout: want a duration like "168h" or "30s", got "10"`,
+			"retries: must be 0 or more, got -1",
+		}},
+		{"every name server checked", `{"nameservers": ["a", "b:1", ":9876"], "default_queues": 2000, "producer_group": ""}`, []string{
+			`nameservers.0: want host:port, got "a"`,
+			`nameservers.2: missing host in ":9876"`,
+			"default_queues: must be 1..1024, got 2000",
+			"producer_group: must not be empty",
+		}},
+		{"wrong types are reported once", `{"nameservers": "127.0.0.1:9876", "retries": "2", "secret_key": 1, "access_key": "ak"}`, []string{
+			"nameservers: want a []string, got a JSON string",
+			"retries: want a int, got a JSON string",
+			"secret_key: want a string, got a JSON number",
+		}},
+		{"valid", `{"nameservers": ["127.0.0.1:9876"], "send_timeout": "3s", "retries": 0}`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := parseConfig([]byte(tc.config))
+			if len(errs) != len(tc.want) {
+				t.Fatalf("parseConfig(%s) = %v; want %d problems %q", tc.config, errs, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				key, text, _ := strings.Cut(w, ": ")
+				if errs[i].Key != key || !strings.Contains(errs[i].Msg, text) {
+					t.Errorf("problem %d = %s: %s; want %s: ...%s...", i, errs[i].Key, errs[i].Msg, key, text)
+				}
+			}
+			// ValidateConfig is what mqgate check asks; it must say the same.
+			if got := New(nil).ValidateConfig([]byte(tc.config)); len(got) != len(errs) {
+				t.Errorf("ValidateConfig = %v; parseConfig = %v", got, errs)
+			}
+		})
+	}
+}
+
 func TestNamespaceWrap(t *testing.T) {
 	cfg := config{namespace: "prod"}
 	for _, tc := range []struct{ name, wrapped string }{

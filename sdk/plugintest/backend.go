@@ -11,6 +11,10 @@
 //		})
 //	}
 //
+// A plugin that checks its config before start (sdk.ConfigValidator) also
+// runs RunConfigValidation, which holds its ValidateConfig to what its
+// Configure does.
+//
 // It imports only sdk and the standard library, so a plugin's tests pull in
 // nothing of the gateway.
 package plugintest

@@ -1,0 +1,67 @@
+package kafka
+
+import (
+	"strings"
+	"testing"
+)
+
+// Every mistake of a config is reported at once, each naming its key and
+// what is wanted, so an operator fixes them in one go.
+func TestParseConfigReportsEveryProblem(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		config string
+		// want holds "key: text the message contains", in order.
+		want []string
+	}{
+		{"valid embedded", `{"brokers": "embedded", "listen": "127.0.0.1:0", "data_dir": "d", "retention": "168h", "default_partitions": 2, "produce_timeout": "5s", "client_id": "x"}`, nil},
+		{"valid external", `{"brokers": ["a:9092", "b:9092"], "produce_timeout": "5s"}`, nil},
+		{"embedded, every key wrong", `{"brokers": "embedded", "data_dri": "x", "retention": "7d", "listen": "nohost", "data_dir": "", "produce_timeout": "-1s", "default_partitions": 0}`, []string{
+			"data_dri: unknown key; did you mean data_dir?",
+			`listen: want host:port, got "nohost"`,
+			"data_dir: must not be empty",
+			`retention: want a duration like "168h" or "30s", got "7d"`,
+			`produce_timeout: must be positive, got "-1s"`,
+			"default_partitions: must be at least 1, got 0",
+		}},
+		{"external brokers with embedded keys", `{"brokers": ["a:9092", "b", ":1"], "listen": "x:1", "data_dir": "d", "retention": "1h", "bogus": true}`, []string{
+			"bogus: unknown key; known keys are brokers, listen, data_dir",
+			`brokers.1: want host:port, got "b"`,
+			`brokers.2: missing host in ":1"`,
+			"listen: applies only with brokers: embedded",
+			"data_dir: applies only with brokers: embedded",
+			"retention: applies only with brokers: embedded",
+		}},
+		{"wrong types are reported once", `{"brokers": "embedded", "default_partitions": "4", "retention": 7, "listen": ["a:1"]}`, []string{
+			"default_partitions: want a int32, got a JSON string",
+			"listen: want a string, got a JSON array",
+			"retention: want a string, got a JSON number",
+		}},
+		{"brokers missing", `{"retention": "a week", "produce_timeout": "30s"}`, []string{
+			`brokers: required; want "embedded" or a list of "host:port"`,
+			`retention: want a duration like "168h" or "30s", got "a week"`,
+		}},
+		{"brokers neither embedded nor a list", `{"brokers": 5, "listen": "bad"}`, []string{
+			`brokers: want "embedded" or a list of "host:port"`,
+			`listen: want host:port, got "bad"`,
+		}},
+		{"not an object", `[1]`, []string{": config must be a JSON object"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := parseConfig([]byte(tc.config))
+			if len(errs) != len(tc.want) {
+				t.Fatalf("parseConfig(%s) = %v; want %d problems %q", tc.config, errs, len(tc.want), tc.want)
+			}
+			for i, w := range tc.want {
+				key, text, _ := strings.Cut(w, ": ")
+				if errs[i].Key != key || !strings.Contains(errs[i].Msg, text) {
+					t.Errorf("problem %d = %s: %s; want %s: ...%s...", i, errs[i].Key, errs[i].Msg, key, text)
+				}
+			}
+			// ValidateConfig is what mqgate check asks; it must say the same.
+			if got := New(nil).ValidateConfig([]byte(tc.config)); len(got) != len(errs) {
+				t.Errorf("ValidateConfig = %v; parseConfig = %v", got, errs)
+			}
+		})
+	}
+}
