@@ -55,6 +55,10 @@ func (s *backendServer) ValidateConfig(_ context.Context, req *pb.ConfigureReque
 	return serveValidateConfig(s.impl, req.ConfigJson)
 }
 
+func (s *backendServer) Health(ctx context.Context, _ *pb.HealthRequest) (*pb.HealthResponse, error) {
+	return serveHealth(ctx, s.impl)
+}
+
 func (s *backendServer) EnsureTopics(ctx context.Context, req *pb.EnsureTopicsRequest) (*pb.EnsureTopicsResponse, error) {
 	specs := make([]TopicSpec, len(req.Topics))
 	for i, t := range req.Topics {

@@ -19,6 +19,10 @@ func (s *sinkServer) ValidateConfig(_ context.Context, req *pb.ConfigureRequest)
 	return serveValidateConfig(s.impl, req.ConfigJson)
 }
 
+func (s *sinkServer) Health(ctx context.Context, _ *pb.HealthRequest) (*pb.HealthResponse, error) {
+	return serveHealth(ctx, s.impl)
+}
+
 func (s *sinkServer) Write(ctx context.Context, req *pb.WriteRequest) (*pb.WriteResponse, error) {
 	errs, err := s.impl.Write(ctx, recordsFromPB(req.Records))
 	if err != nil {

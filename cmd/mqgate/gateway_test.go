@@ -391,10 +391,11 @@ func (g *gateway) produceOK(topic, body string) []produceResult {
 }
 
 type pluginStatus struct {
-	Name     string `json:"name"`
-	State    string `json:"state"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
+	Name        string `json:"name"`
+	State       string `json:"state"`
+	PID         int    `json:"pid"`
+	Restarts    int    `json:"restarts"`
+	BrokerError string `json:"broker_error"`
 }
 
 func (g *gateway) plugins() []pluginStatus {

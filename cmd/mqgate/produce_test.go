@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mqgate/mqgate/internal/testport"
 )
 
 // externalBroker is a Kafka broker the test controls, standing in for a
@@ -93,5 +96,43 @@ func TestProducePausedBrokerTimesOut(t *testing.T) {
 		defer broker.pause(false)
 		status, body := g.produce("orders", `{"value": "during"}`)
 		checkAPIError(t, "a paused broker", status, body, 504, 12, "timed out")
+	})
+}
+
+// An external Kafka cluster none of whose brokers can be dialed: produce
+// answers 503 with code 17 naming the dial error, within the request
+// timeout, and /readyz says which cluster cannot reach its brokers and
+// why, while /v1/plugins shows the plugin up with that reason.
+func TestUnreachableKafkaIs503(t *testing.T) {
+	dead := testport.Reserve(t) // dials are refused
+	broker := &testBroker{plugin: "kafka", config: fmt.Sprintf("{brokers: [%q]}", dead.Addr), addr: dead.Addr}
+	g := startGatewayUnready(t, writeConfig(t, t.TempDir(), broker, options{requestTimeout: "3s"}))
+
+	status, body := g.produce("orders", `{"value": "x"}`)
+	dialErr := "dial tcp " + dead.Addr + ": connect: connection refused"
+	checkAPIError(t, "produce with every broker down", status, body, 503, 17, "kafka brokers unreachable")
+	if !strings.Contains(string(body), dialErr) {
+		t.Errorf("the answer does not say why: %s; want it to hold %q", body, dialErr)
+	}
+
+	code, body := g.do("GET", "/readyz", "", nil)
+	checkAPIError(t, "/readyz", code, body, 503, 17, "brokers unreachable for local: kafka brokers unreachable")
+	if !strings.Contains(string(body), dialErr) {
+		t.Errorf("/readyz does not say why: %s; want it to hold %q", body, dialErr)
+	}
+	ps := g.plugins()
+	if len(ps) != 1 || ps[0].State != "up" || !strings.Contains(ps[0].BrokerError, "connection refused") {
+		t.Fatalf("/v1/plugins = %+v; want the plugin up, with the dial error", ps)
+	}
+}
+
+// A delayed message already due, to a topic a production cluster does not
+// have (it creates none on produce), is answered as a produce would be: 404
+// with code 14 naming the topic, not a timeout.
+func TestDueDelayToMissingTopicIs404(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		g := startOnExternal(t, kind.external(t, "orders"), options{})
+		code, body := g.do("POST", "/v1/topics/nope/delayed", `{"value": "now", "delay_ms": 0}`, nil)
+		checkAPIError(t, "a due delay to a missing topic", code, body, 404, 14, "nope")
 	})
 }

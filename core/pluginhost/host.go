@@ -286,6 +286,8 @@ type instance struct {
 	restarts int
 	lastErr  string
 
+	health health // the last answer to Health
+
 	// life ends when the host stops the instance.
 	life context.Context
 	kill context.CancelFunc

@@ -23,4 +23,8 @@ type Status struct {
 	Restarts int    `json:"restarts"`
 	// LastError is why the plugin last failed, empty when it has not.
 	LastError string `json:"last_error,omitempty"`
+	// BrokerError is why a plugin that is up cannot reach its brokers
+	// (or its sink's store), as it said when last asked; empty when it
+	// can, or when it was not asked (Statuses does not ask; Health does).
+	BrokerError string `json:"broker_error,omitempty"`
 }

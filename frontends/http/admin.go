@@ -20,19 +20,28 @@ func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, statusOK)
 }
 
-// readyz serves GET /readyz: 200 when every plugin is up and the delay
-// service (when there is one) is ready, else 503 (code 17) naming the
-// plugins that are not, in the order Plugins reports them, or the delay
-// service's reason.
+// readyz serves GET /readyz: 200 when every plugin is up and reaches its
+// brokers and the delay service (when there is one) is ready, else 503
+// (code 17) naming the plugins that are not up, in the order Plugins
+// reports them, or else the clusters whose brokers cannot be reached and
+// why, or else the delay service's reason.
 func (s *Server) readyz(c *gin.Context) {
-	var down []string
-	for _, st := range s.statuses() {
-		if st.State != pluginhost.StateUp {
+	statuses := s.statuses(c)
+	var down, cutOff []string
+	for _, st := range statuses {
+		switch {
+		case st.State != pluginhost.StateUp:
 			down = append(down, st.Name)
+		case st.BrokerError != "":
+			cutOff = append(cutOff, st.Name+": "+st.BrokerError)
 		}
 	}
-	if len(down) > 0 {
+	switch {
+	case len(down) > 0:
 		abortWithCode(c, sdk.CodeUnavailable, "plugins not ready: "+strings.Join(down, ", "))
+		return
+	case len(cutOff) > 0:
+		abortWithCode(c, sdk.CodeUnavailable, "brokers unreachable for "+strings.Join(cutOff, "; "))
 		return
 	}
 	if s.opts.Delayer != nil {
@@ -47,14 +56,14 @@ func (s *Server) readyz(c *gin.Context) {
 // listPlugins serves GET /v1/plugins: a JSON array of plugin statuses,
 // empty (never null) when there are none.
 func (s *Server) listPlugins(c *gin.Context) {
-	c.JSON(http.StatusOK, s.statuses())
+	c.JSON(http.StatusOK, s.statuses(c))
 }
 
-func (s *Server) statuses() []pluginhost.Status {
+func (s *Server) statuses(c *gin.Context) []pluginhost.Status {
 	if s.plugins == nil {
 		return []pluginhost.Status{}
 	}
-	st := s.plugins.Statuses()
+	st := s.plugins.Health(c.Request.Context())
 	if st == nil {
 		return []pluginhost.Status{}
 	}

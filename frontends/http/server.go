@@ -38,9 +38,10 @@ type Producer interface {
 }
 
 // Plugins reports the plugins of the deployment, for /readyz and
-// /v1/plugins.
+// /v1/plugins: each one's state and, for those up, whether they reach
+// their brokers (*pluginhost.Host implements it).
 type Plugins interface {
-	Statuses() []pluginhost.Status
+	Health(ctx context.Context) []pluginhost.Status
 }
 
 // Defaults of Options.

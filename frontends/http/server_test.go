@@ -74,7 +74,7 @@ func (f *fakeProducer) Calls() []produceCall {
 // fakePlugins reports fixed statuses.
 type fakePlugins []pluginhost.Status
 
-func (p fakePlugins) Statuses() []pluginhost.Status { return p }
+func (p fakePlugins) Health(context.Context) []pluginhost.Status { return p }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -449,6 +449,17 @@ func TestReadyz(t *testing.T) {
 			name:    "one restarting",
 			plugins: fakePlugins{{Name: "kafka", State: pluginhost.StateRestarting}, up("redis")},
 			status:  503, want: `{"error": {"code": 17, "message": "plugins not ready: kafka"}}`,
+		},
+		{
+			name: "up but cut off from its brokers",
+			plugins: fakePlugins{up("redis"), {Name: "local", State: pluginhost.StateUp,
+				BrokerError: "kafka brokers unreachable: dial tcp 10.0.0.9:9092: connect: connection refused"}},
+			status: 503, want: `{"error": {"code": 17, "message": "brokers unreachable for local: kafka brokers unreachable: dial tcp 10.0.0.9:9092: connect: connection refused"}}`,
+		},
+		{
+			name:    "a plugin down is said before a cluster cut off",
+			plugins: fakePlugins{{Name: "local", State: pluginhost.StateUp, BrokerError: "unreachable"}, {Name: "acme", State: pluginhost.StateRestarting}},
+			status:  503, want: `{"error": {"code": 17, "message": "plugins not ready: acme"}}`,
 		},
 		{
 			name:    "several down, in reported order",

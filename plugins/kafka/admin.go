@@ -270,3 +270,25 @@ func (b *Backend) ListOffsets(ctx context.Context, topics []string, group string
 // timeUntilMillis is the time left until t in milliseconds, as Kafka
 // request timeouts want it.
 func timeUntilMillis(t time.Time) int64 { return time.Until(t).Milliseconds() }
+
+var _ sdk.HealthChecker = (*Backend)(nil)
+
+// Health reports whether a broker answers. The embedded broker, in this
+// process, always does; an external cluster is asked with one ApiVersions
+// request, on a connection the clients keep open, and a cluster none of
+// whose brokers can be dialed is code 17 naming the dial error.
+func (b *Backend) Health(ctx context.Context) error {
+	c, err := b.clients()
+	if err != nil {
+		return err
+	}
+	if c.cfg.embedded {
+		return nil
+	}
+	ctx, cancel := answerContext(ctx)
+	defer cancel()
+	if err := c.admin.Ping(ctx); err != nil {
+		return b.callError(ctx, err, "reaching the kafka brokers")
+	}
+	return nil
+}

@@ -101,7 +101,7 @@ func whileBusy(ctx context.Context, logger *slog.Logger, key string, try func() 
 			return err
 		}
 		if !logged {
-			logger.Warn("embedded broker waiting for its "+key+" to be let go", "error", err, "up_to", takeoverWait)
+			logger.Warn("embedded broker waiting for its "+key+" to be let go", "error", err, "up_to", takeoverWait.String())
 			logged = true
 		}
 		select {

@@ -271,3 +271,16 @@ func fields(kv ...string) map[string]string {
 	}
 	return m
 }
+
+var _ sdk.HealthChecker = (*Backend)(nil)
+
+// Health reports whether a name server answers with the cluster's brokers:
+// code 17 naming each name server's error when none does.
+func (b *Backend) Health(ctx context.Context) error {
+	_, p, _, err := b.state()
+	if err != nil {
+		return err
+	}
+	_, err = p.brokers(ctx)
+	return err
+}

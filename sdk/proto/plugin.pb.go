@@ -399,6 +399,88 @@ func (x *ValidateConfigResponse) GetErrors() []*Error {
 	return nil
 }
 
+type HealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthRequest) Reset() {
+	*x = HealthRequest{}
+	mi := &file_plugin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthRequest) ProtoMessage() {}
+
+func (x *HealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthRequest.ProtoReflect.Descriptor instead.
+func (*HealthRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{6}
+}
+
+// HealthResponse says whether the plugin can reach what it serves: error
+// is unset when it can, else code 17 with the reason (a dial error, say).
+type HealthResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthResponse) Reset() {
+	*x = HealthResponse{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthResponse) ProtoMessage() {}
+
+func (x *HealthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthResponse.ProtoReflect.Descriptor instead.
+func (*HealthResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HealthResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type TopicSpec struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -410,7 +492,7 @@ type TopicSpec struct {
 
 func (x *TopicSpec) Reset() {
 	*x = TopicSpec{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +504,7 @@ func (x *TopicSpec) String() string {
 func (*TopicSpec) ProtoMessage() {}
 
 func (x *TopicSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +517,7 @@ func (x *TopicSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TopicSpec.ProtoReflect.Descriptor instead.
 func (*TopicSpec) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TopicSpec) GetName() string {
@@ -468,7 +550,7 @@ type EnsureTopicsRequest struct {
 
 func (x *EnsureTopicsRequest) Reset() {
 	*x = EnsureTopicsRequest{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -480,7 +562,7 @@ func (x *EnsureTopicsRequest) String() string {
 func (*EnsureTopicsRequest) ProtoMessage() {}
 
 func (x *EnsureTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -493,7 +575,7 @@ func (x *EnsureTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureTopicsRequest.ProtoReflect.Descriptor instead.
 func (*EnsureTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EnsureTopicsRequest) GetTopics() []*TopicSpec {
@@ -511,7 +593,7 @@ type EnsureTopicsResponse struct {
 
 func (x *EnsureTopicsResponse) Reset() {
 	*x = EnsureTopicsResponse{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +605,7 @@ func (x *EnsureTopicsResponse) String() string {
 func (*EnsureTopicsResponse) ProtoMessage() {}
 
 func (x *EnsureTopicsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +618,7 @@ func (x *EnsureTopicsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureTopicsResponse.ProtoReflect.Descriptor instead.
 func (*EnsureTopicsResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 type ProduceRequest struct {
@@ -548,7 +630,7 @@ type ProduceRequest struct {
 
 func (x *ProduceRequest) Reset() {
 	*x = ProduceRequest{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +642,7 @@ func (x *ProduceRequest) String() string {
 func (*ProduceRequest) ProtoMessage() {}
 
 func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +655,7 @@ func (x *ProduceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceRequest.ProtoReflect.Descriptor instead.
 func (*ProduceRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ProduceRequest) GetRecords() []*Record {
@@ -597,7 +679,7 @@ type ProduceResult struct {
 
 func (x *ProduceResult) Reset() {
 	*x = ProduceResult{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +691,7 @@ func (x *ProduceResult) String() string {
 func (*ProduceResult) ProtoMessage() {}
 
 func (x *ProduceResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +704,7 @@ func (x *ProduceResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResult.ProtoReflect.Descriptor instead.
 func (*ProduceResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ProduceResult) GetQid() string {
@@ -669,7 +751,7 @@ type ProduceResponse struct {
 
 func (x *ProduceResponse) Reset() {
 	*x = ProduceResponse{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +763,7 @@ func (x *ProduceResponse) String() string {
 func (*ProduceResponse) ProtoMessage() {}
 
 func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +776,7 @@ func (x *ProduceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProduceResponse.ProtoReflect.Descriptor instead.
 func (*ProduceResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProduceResponse) GetResults() []*ProduceResult {
@@ -715,7 +797,7 @@ type Offset struct {
 
 func (x *Offset) Reset() {
 	*x = Offset{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -727,7 +809,7 @@ func (x *Offset) String() string {
 func (*Offset) ProtoMessage() {}
 
 func (x *Offset) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -740,7 +822,7 @@ func (x *Offset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offset.ProtoReflect.Descriptor instead.
 func (*Offset) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Offset) GetTopic() string {
@@ -776,7 +858,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +870,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +883,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Subscription) GetGroup() string {
@@ -842,7 +924,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +936,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +949,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ConsumeRequest) GetKind() isConsumeRequest_Kind {
@@ -943,7 +1025,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1037,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1050,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1054,7 +1136,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1148,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1161,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommitRequest) GetGroup() string {
@@ -1104,7 +1186,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1198,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1211,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 type FetchRequest struct {
@@ -1143,7 +1225,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1237,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1250,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FetchRequest) GetPositions() []*Offset {
@@ -1205,7 +1287,7 @@ type FetchResult struct {
 
 func (x *FetchResult) Reset() {
 	*x = FetchResult{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1299,7 @@ func (x *FetchResult) String() string {
 func (*FetchResult) ProtoMessage() {}
 
 func (x *FetchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1312,7 @@ func (x *FetchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResult.ProtoReflect.Descriptor instead.
 func (*FetchResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FetchResult) GetTopic() string {
@@ -1277,7 +1359,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1371,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1384,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchResponse) GetResults() []*FetchResult {
@@ -1322,7 +1404,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1416,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1429,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListOffsetsRequest) GetTopics() []string {
@@ -1378,7 +1460,7 @@ type QidOffsets struct {
 
 func (x *QidOffsets) Reset() {
 	*x = QidOffsets{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1472,7 @@ func (x *QidOffsets) String() string {
 func (*QidOffsets) ProtoMessage() {}
 
 func (x *QidOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1485,7 @@ func (x *QidOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QidOffsets.ProtoReflect.Descriptor instead.
 func (*QidOffsets) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *QidOffsets) GetTopic() string {
@@ -1457,7 +1539,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1551,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1564,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListOffsetsResponse) GetOffsets() []*QidOffsets {
@@ -1501,7 +1583,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1595,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1608,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{24}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WriteRequest) GetRecords() []*Record {
@@ -1546,7 +1628,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1640,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1653,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{25}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WriteResponse) GetErrors() []*Error {
@@ -1590,7 +1672,7 @@ type ConsumeRequest_Credit struct {
 
 func (x *ConsumeRequest_Credit) Reset() {
 	*x = ConsumeRequest_Credit{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1684,7 @@ func (x *ConsumeRequest_Credit) String() string {
 func (*ConsumeRequest_Credit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1697,7 @@ func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest_Credit.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest_Credit) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 0}
 }
 
 func (x *ConsumeRequest_Credit) GetRecords() int32 {
@@ -1637,7 +1719,7 @@ type ConsumeRequest_Commit struct {
 
 func (x *ConsumeRequest_Commit) Reset() {
 	*x = ConsumeRequest_Commit{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1731,7 @@ func (x *ConsumeRequest_Commit) String() string {
 func (*ConsumeRequest_Commit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1744,7 @@ func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest_Commit.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest_Commit) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{16, 1}
 }
 
 func (x *ConsumeRequest_Commit) GetId() uint64 {
@@ -1695,7 +1777,7 @@ type ConsumeResponse_Batch struct {
 
 func (x *ConsumeResponse_Batch) Reset() {
 	*x = ConsumeResponse_Batch{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +1789,7 @@ func (x *ConsumeResponse_Batch) String() string {
 func (*ConsumeResponse_Batch) ProtoMessage() {}
 
 func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +1802,7 @@ func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse_Batch.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse_Batch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 0}
 }
 
 func (x *ConsumeResponse_Batch) GetRecords() []*Record {
@@ -1740,7 +1822,7 @@ type ConsumeResponse_Assignment struct {
 
 func (x *ConsumeResponse_Assignment) Reset() {
 	*x = ConsumeResponse_Assignment{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1834,7 @@ func (x *ConsumeResponse_Assignment) String() string {
 func (*ConsumeResponse_Assignment) ProtoMessage() {}
 
 func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1847,7 @@ func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse_Assignment.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse_Assignment) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 1}
 }
 
 func (x *ConsumeResponse_Assignment) GetAssigned() []*Offset {
@@ -1792,7 +1874,7 @@ type ConsumeResponse_CommitResult struct {
 
 func (x *ConsumeResponse_CommitResult) Reset() {
 	*x = ConsumeResponse_CommitResult{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1886,7 @@ func (x *ConsumeResponse_CommitResult) String() string {
 func (*ConsumeResponse_CommitResult) ProtoMessage() {}
 
 func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1899,7 @@ func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse_CommitResult.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse_CommitResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15, 2}
+	return file_plugin_proto_rawDescGZIP(), []int{17, 2}
 }
 
 func (x *ConsumeResponse_CommitResult) GetId() uint64 {
@@ -1865,7 +1947,10 @@ const file_plugin_proto_rawDesc = "" +
 	"configJson\"\x13\n" +
 	"\x11ConfigureResponse\"I\n" +
 	"\x16ValidateConfigResponse\x12/\n" +
-	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors\"\xbf\x01\n" +
+	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors\"\x0f\n" +
+	"\rHealthRequest\"?\n" +
+	"\x0eHealthResponse\x12-\n" +
+	"\x05error\x18\x01 \x01(\v2\x17.mqgate.plugin.v1.ErrorR\x05error\"\xbf\x01\n" +
 	"\tTopicSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
 	"\n" +
@@ -1961,19 +2046,21 @@ const file_plugin_proto_rawDesc = "" +
 	"\fWriteRequest\x122\n" +
 	"\arecords\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\"@\n" +
 	"\rWriteResponse\x12/\n" +
-	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xb5\x05\n" +
+	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\x82\x06\n" +
 	"\aBackend\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
-	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12]\n" +
+	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
+	"\x06Health\x12\x1f.mqgate.plugin.v1.HealthRequest\x1a .mqgate.plugin.v1.HealthResponse\x12]\n" +
 	"\fEnsureTopics\x12%.mqgate.plugin.v1.EnsureTopicsRequest\x1a&.mqgate.plugin.v1.EnsureTopicsResponse\x12N\n" +
 	"\aProduce\x12 .mqgate.plugin.v1.ProduceRequest\x1a!.mqgate.plugin.v1.ProduceResponse\x12R\n" +
 	"\aConsume\x12 .mqgate.plugin.v1.ConsumeRequest\x1a!.mqgate.plugin.v1.ConsumeResponse(\x010\x01\x12K\n" +
 	"\x06Commit\x12\x1f.mqgate.plugin.v1.CommitRequest\x1a .mqgate.plugin.v1.CommitResponse\x12H\n" +
 	"\x05Fetch\x12\x1e.mqgate.plugin.v1.FetchRequest\x1a\x1f.mqgate.plugin.v1.FetchResponse\x12Z\n" +
-	"\vListOffsets\x12$.mqgate.plugin.v1.ListOffsetsRequest\x1a%.mqgate.plugin.v1.ListOffsetsResponse2\x86\x02\n" +
+	"\vListOffsets\x12$.mqgate.plugin.v1.ListOffsetsRequest\x1a%.mqgate.plugin.v1.ListOffsetsResponse2\xd3\x02\n" +
 	"\x04Sink\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
-	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12H\n" +
+	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
+	"\x06Health\x12\x1f.mqgate.plugin.v1.HealthRequest\x1a .mqgate.plugin.v1.HealthResponse\x12H\n" +
 	"\x05Write\x12\x1e.mqgate.plugin.v1.WriteRequest\x1a\x1f.mqgate.plugin.v1.WriteResponseB-Z+github.com/mqgate/mqgate/sdk/proto;pluginpbb\x06proto3"
 
 var (
@@ -1988,7 +2075,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_plugin_proto_goTypes = []any{
 	(*Error)(nil),                        // 0: mqgate.plugin.v1.Error
 	(*Header)(nil),                       // 1: mqgate.plugin.v1.Header
@@ -1996,88 +2083,95 @@ var file_plugin_proto_goTypes = []any{
 	(*ConfigureRequest)(nil),             // 3: mqgate.plugin.v1.ConfigureRequest
 	(*ConfigureResponse)(nil),            // 4: mqgate.plugin.v1.ConfigureResponse
 	(*ValidateConfigResponse)(nil),       // 5: mqgate.plugin.v1.ValidateConfigResponse
-	(*TopicSpec)(nil),                    // 6: mqgate.plugin.v1.TopicSpec
-	(*EnsureTopicsRequest)(nil),          // 7: mqgate.plugin.v1.EnsureTopicsRequest
-	(*EnsureTopicsResponse)(nil),         // 8: mqgate.plugin.v1.EnsureTopicsResponse
-	(*ProduceRequest)(nil),               // 9: mqgate.plugin.v1.ProduceRequest
-	(*ProduceResult)(nil),                // 10: mqgate.plugin.v1.ProduceResult
-	(*ProduceResponse)(nil),              // 11: mqgate.plugin.v1.ProduceResponse
-	(*Offset)(nil),                       // 12: mqgate.plugin.v1.Offset
-	(*Subscription)(nil),                 // 13: mqgate.plugin.v1.Subscription
-	(*ConsumeRequest)(nil),               // 14: mqgate.plugin.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),              // 15: mqgate.plugin.v1.ConsumeResponse
-	(*CommitRequest)(nil),                // 16: mqgate.plugin.v1.CommitRequest
-	(*CommitResponse)(nil),               // 17: mqgate.plugin.v1.CommitResponse
-	(*FetchRequest)(nil),                 // 18: mqgate.plugin.v1.FetchRequest
-	(*FetchResult)(nil),                  // 19: mqgate.plugin.v1.FetchResult
-	(*FetchResponse)(nil),                // 20: mqgate.plugin.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),           // 21: mqgate.plugin.v1.ListOffsetsRequest
-	(*QidOffsets)(nil),                   // 22: mqgate.plugin.v1.QidOffsets
-	(*ListOffsetsResponse)(nil),          // 23: mqgate.plugin.v1.ListOffsetsResponse
-	(*WriteRequest)(nil),                 // 24: mqgate.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),                // 25: mqgate.plugin.v1.WriteResponse
-	nil,                                  // 26: mqgate.plugin.v1.TopicSpec.ConfigsEntry
-	(*ConsumeRequest_Credit)(nil),        // 27: mqgate.plugin.v1.ConsumeRequest.Credit
-	(*ConsumeRequest_Commit)(nil),        // 28: mqgate.plugin.v1.ConsumeRequest.Commit
-	(*ConsumeResponse_Batch)(nil),        // 29: mqgate.plugin.v1.ConsumeResponse.Batch
-	(*ConsumeResponse_Assignment)(nil),   // 30: mqgate.plugin.v1.ConsumeResponse.Assignment
-	(*ConsumeResponse_CommitResult)(nil), // 31: mqgate.plugin.v1.ConsumeResponse.CommitResult
+	(*HealthRequest)(nil),                // 6: mqgate.plugin.v1.HealthRequest
+	(*HealthResponse)(nil),               // 7: mqgate.plugin.v1.HealthResponse
+	(*TopicSpec)(nil),                    // 8: mqgate.plugin.v1.TopicSpec
+	(*EnsureTopicsRequest)(nil),          // 9: mqgate.plugin.v1.EnsureTopicsRequest
+	(*EnsureTopicsResponse)(nil),         // 10: mqgate.plugin.v1.EnsureTopicsResponse
+	(*ProduceRequest)(nil),               // 11: mqgate.plugin.v1.ProduceRequest
+	(*ProduceResult)(nil),                // 12: mqgate.plugin.v1.ProduceResult
+	(*ProduceResponse)(nil),              // 13: mqgate.plugin.v1.ProduceResponse
+	(*Offset)(nil),                       // 14: mqgate.plugin.v1.Offset
+	(*Subscription)(nil),                 // 15: mqgate.plugin.v1.Subscription
+	(*ConsumeRequest)(nil),               // 16: mqgate.plugin.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),              // 17: mqgate.plugin.v1.ConsumeResponse
+	(*CommitRequest)(nil),                // 18: mqgate.plugin.v1.CommitRequest
+	(*CommitResponse)(nil),               // 19: mqgate.plugin.v1.CommitResponse
+	(*FetchRequest)(nil),                 // 20: mqgate.plugin.v1.FetchRequest
+	(*FetchResult)(nil),                  // 21: mqgate.plugin.v1.FetchResult
+	(*FetchResponse)(nil),                // 22: mqgate.plugin.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),           // 23: mqgate.plugin.v1.ListOffsetsRequest
+	(*QidOffsets)(nil),                   // 24: mqgate.plugin.v1.QidOffsets
+	(*ListOffsetsResponse)(nil),          // 25: mqgate.plugin.v1.ListOffsetsResponse
+	(*WriteRequest)(nil),                 // 26: mqgate.plugin.v1.WriteRequest
+	(*WriteResponse)(nil),                // 27: mqgate.plugin.v1.WriteResponse
+	nil,                                  // 28: mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	(*ConsumeRequest_Credit)(nil),        // 29: mqgate.plugin.v1.ConsumeRequest.Credit
+	(*ConsumeRequest_Commit)(nil),        // 30: mqgate.plugin.v1.ConsumeRequest.Commit
+	(*ConsumeResponse_Batch)(nil),        // 31: mqgate.plugin.v1.ConsumeResponse.Batch
+	(*ConsumeResponse_Assignment)(nil),   // 32: mqgate.plugin.v1.ConsumeResponse.Assignment
+	(*ConsumeResponse_CommitResult)(nil), // 33: mqgate.plugin.v1.ConsumeResponse.CommitResult
 }
 var file_plugin_proto_depIdxs = []int32{
 	1,  // 0: mqgate.plugin.v1.Record.headers:type_name -> mqgate.plugin.v1.Header
 	0,  // 1: mqgate.plugin.v1.ValidateConfigResponse.errors:type_name -> mqgate.plugin.v1.Error
-	26, // 2: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
-	6,  // 3: mqgate.plugin.v1.EnsureTopicsRequest.topics:type_name -> mqgate.plugin.v1.TopicSpec
-	2,  // 4: mqgate.plugin.v1.ProduceRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 5: mqgate.plugin.v1.ProduceResult.error:type_name -> mqgate.plugin.v1.Error
-	10, // 6: mqgate.plugin.v1.ProduceResponse.results:type_name -> mqgate.plugin.v1.ProduceResult
-	13, // 7: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
-	27, // 8: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
-	28, // 9: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
-	29, // 10: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
-	30, // 11: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
-	31, // 12: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
-	0,  // 13: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
-	12, // 14: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
-	12, // 15: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
-	2,  // 16: mqgate.plugin.v1.FetchResult.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 17: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
-	19, // 18: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
-	22, // 19: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
-	2,  // 20: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 21: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
-	12, // 22: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
-	2,  // 23: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
-	12, // 24: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
-	12, // 25: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
-	0,  // 26: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
-	3,  // 27: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 28: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	7,  // 29: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
-	9,  // 30: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
-	14, // 31: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
-	16, // 32: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
-	18, // 33: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
-	21, // 34: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
-	3,  // 35: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 36: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	24, // 37: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
-	4,  // 38: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 39: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	8,  // 40: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
-	11, // 41: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
-	15, // 42: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
-	17, // 43: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
-	20, // 44: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
-	23, // 45: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
-	4,  // 46: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 47: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	25, // 48: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
-	38, // [38:49] is the sub-list for method output_type
-	27, // [27:38] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	0,  // 2: mqgate.plugin.v1.HealthResponse.error:type_name -> mqgate.plugin.v1.Error
+	28, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	8,  // 4: mqgate.plugin.v1.EnsureTopicsRequest.topics:type_name -> mqgate.plugin.v1.TopicSpec
+	2,  // 5: mqgate.plugin.v1.ProduceRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 6: mqgate.plugin.v1.ProduceResult.error:type_name -> mqgate.plugin.v1.Error
+	12, // 7: mqgate.plugin.v1.ProduceResponse.results:type_name -> mqgate.plugin.v1.ProduceResult
+	15, // 8: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
+	29, // 9: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
+	30, // 10: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
+	31, // 11: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
+	32, // 12: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
+	33, // 13: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
+	0,  // 14: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
+	14, // 15: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
+	14, // 16: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
+	2,  // 17: mqgate.plugin.v1.FetchResult.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 18: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
+	21, // 19: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
+	24, // 20: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
+	2,  // 21: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 22: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
+	14, // 23: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
+	2,  // 24: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
+	14, // 25: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
+	14, // 26: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
+	0,  // 27: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
+	3,  // 28: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 29: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 30: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	9,  // 31: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
+	11, // 32: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
+	16, // 33: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
+	18, // 34: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
+	20, // 35: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
+	23, // 36: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
+	3,  // 37: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 38: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 39: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	26, // 40: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
+	4,  // 41: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 42: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 43: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	10, // 44: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
+	13, // 45: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
+	17, // 46: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
+	19, // 47: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
+	22, // 48: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
+	25, // 49: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
+	4,  // 50: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 51: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 52: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	27, // 53: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
+	41, // [41:54] is the sub-list for method output_type
+	28, // [28:41] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2085,12 +2179,12 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[14].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[16].OneofWrappers = []any{
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Credit_)(nil),
 		(*ConsumeRequest_Commit_)(nil),
 	}
-	file_plugin_proto_msgTypes[15].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[17].OneofWrappers = []any{
 		(*ConsumeResponse_Batch_)(nil),
 		(*ConsumeResponse_Assignment_)(nil),
 		(*ConsumeResponse_CommitResult_)(nil),
@@ -2102,7 +2196,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

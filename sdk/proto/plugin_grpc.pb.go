@@ -31,6 +31,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Backend_Configure_FullMethodName      = "/mqgate.plugin.v1.Backend/Configure"
 	Backend_ValidateConfig_FullMethodName = "/mqgate.plugin.v1.Backend/ValidateConfig"
+	Backend_Health_FullMethodName         = "/mqgate.plugin.v1.Backend/Health"
 	Backend_EnsureTopics_FullMethodName   = "/mqgate.plugin.v1.Backend/EnsureTopics"
 	Backend_Produce_FullMethodName        = "/mqgate.plugin.v1.Backend/Produce"
 	Backend_Consume_FullMethodName        = "/mqgate.plugin.v1.Backend/Consume"
@@ -49,6 +50,11 @@ type BackendClient interface {
 	// Configure. A plugin that cannot check its config before it starts
 	// answers UNIMPLEMENTED, as do plugins built before this RPC existed.
 	ValidateConfig(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error)
+	// Health reports whether a configured plugin can reach its brokers. It
+	// answers within the call's deadline, and may answer from what recent
+	// calls learned. Plugins built before it answer UNIMPLEMENTED, which
+	// the gateway takes as "nothing known against it".
+	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	EnsureTopics(ctx context.Context, in *EnsureTopicsRequest, opts ...grpc.CallOption) (*EnsureTopicsResponse, error)
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
 	Consume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeRequest, ConsumeResponse], error)
@@ -79,6 +85,16 @@ func (c *backendClient) ValidateConfig(ctx context.Context, in *ConfigureRequest
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ValidateConfigResponse)
 	err := c.cc.Invoke(ctx, Backend_ValidateConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *backendClient) Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HealthResponse)
+	err := c.cc.Invoke(ctx, Backend_Health_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +174,11 @@ type BackendServer interface {
 	// Configure. A plugin that cannot check its config before it starts
 	// answers UNIMPLEMENTED, as do plugins built before this RPC existed.
 	ValidateConfig(context.Context, *ConfigureRequest) (*ValidateConfigResponse, error)
+	// Health reports whether a configured plugin can reach its brokers. It
+	// answers within the call's deadline, and may answer from what recent
+	// calls learned. Plugins built before it answer UNIMPLEMENTED, which
+	// the gateway takes as "nothing known against it".
+	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	EnsureTopics(context.Context, *EnsureTopicsRequest) (*EnsureTopicsResponse, error)
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
 	Consume(grpc.BidiStreamingServer[ConsumeRequest, ConsumeResponse]) error
@@ -179,6 +200,9 @@ func (UnimplementedBackendServer) Configure(context.Context, *ConfigureRequest) 
 }
 func (UnimplementedBackendServer) ValidateConfig(context.Context, *ConfigureRequest) (*ValidateConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateConfig not implemented")
+}
+func (UnimplementedBackendServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
 }
 func (UnimplementedBackendServer) EnsureTopics(context.Context, *EnsureTopicsRequest) (*EnsureTopicsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EnsureTopics not implemented")
@@ -251,6 +275,24 @@ func _Backend_ValidateConfig_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(BackendServer).ValidateConfig(ctx, req.(*ConfigureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Backend_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).Health(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_Health_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).Health(ctx, req.(*HealthRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -368,6 +410,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Backend_ValidateConfig_Handler,
 		},
 		{
+			MethodName: "Health",
+			Handler:    _Backend_Health_Handler,
+		},
+		{
 			MethodName: "EnsureTopics",
 			Handler:    _Backend_EnsureTopics_Handler,
 		},
@@ -402,6 +448,7 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 const (
 	Sink_Configure_FullMethodName      = "/mqgate.plugin.v1.Sink/Configure"
 	Sink_ValidateConfig_FullMethodName = "/mqgate.plugin.v1.Sink/ValidateConfig"
+	Sink_Health_FullMethodName         = "/mqgate.plugin.v1.Sink/Health"
 	Sink_Write_FullMethodName          = "/mqgate.plugin.v1.Sink/Write"
 )
 
@@ -412,6 +459,8 @@ type SinkClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// ValidateConfig is Backend.ValidateConfig for a sink.
 	ValidateConfig(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ValidateConfigResponse, error)
+	// Health is Backend.Health for a sink: can it reach its store?
+	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	Write(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*WriteResponse, error)
 }
 
@@ -443,6 +492,16 @@ func (c *sinkClient) ValidateConfig(ctx context.Context, in *ConfigureRequest, o
 	return out, nil
 }
 
+func (c *sinkClient) Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HealthResponse)
+	err := c.cc.Invoke(ctx, Sink_Health_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *sinkClient) Write(ctx context.Context, in *WriteRequest, opts ...grpc.CallOption) (*WriteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(WriteResponse)
@@ -460,6 +519,8 @@ type SinkServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// ValidateConfig is Backend.ValidateConfig for a sink.
 	ValidateConfig(context.Context, *ConfigureRequest) (*ValidateConfigResponse, error)
+	// Health is Backend.Health for a sink: can it reach its store?
+	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	Write(context.Context, *WriteRequest) (*WriteResponse, error)
 	mustEmbedUnimplementedSinkServer()
 }
@@ -476,6 +537,9 @@ func (UnimplementedSinkServer) Configure(context.Context, *ConfigureRequest) (*C
 }
 func (UnimplementedSinkServer) ValidateConfig(context.Context, *ConfigureRequest) (*ValidateConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ValidateConfig not implemented")
+}
+func (UnimplementedSinkServer) Health(context.Context, *HealthRequest) (*HealthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
 }
 func (UnimplementedSinkServer) Write(context.Context, *WriteRequest) (*WriteResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Write not implemented")
@@ -537,6 +601,24 @@ func _Sink_ValidateConfig_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Sink_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SinkServer).Health(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Sink_Health_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SinkServer).Health(ctx, req.(*HealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Sink_Write_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(WriteRequest)
 	if err := dec(in); err != nil {
@@ -569,6 +651,10 @@ var Sink_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ValidateConfig",
 			Handler:    _Sink_ValidateConfig_Handler,
+		},
+		{
+			MethodName: "Health",
+			Handler:    _Sink_Health_Handler,
 		},
 		{
 			MethodName: "Write",
