@@ -199,7 +199,8 @@ type Push struct {
 	RateLimit int `yaml:"rate_limit"`
 	// SlowMs logs deliveries slower than this many milliseconds; 0 never.
 	SlowMs int `yaml:"slow_ms"`
-	// Delivery is seed 003's guarantee, 1, 2 or 3.
+	// Delivery is the delivery guarantee, 1, 2 or 3, as kafka-consumer-proxy's
+	// message_delivery_guarantees.
 	Delivery int `yaml:"delivery" default:"2"`
 	// CommitInterval is how often delivery 1 commits.
 	CommitInterval time.Duration `yaml:"commit_interval" default:"1s" check:"positive"`
@@ -245,8 +246,9 @@ type HTTP struct {
 	MaxMessageBytes  int64  `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
 	MaxBodyBytes     int64  `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
 	MaxBatchMessages int    `yaml:"max_batch_messages" default:"10000" check:"positive"`
-	// BatchDefault, when set, serves seed 004's batch-id routes at the
-	// root (/info, /fetch_new, /fetch_old, /ack) for one subscription.
+	// BatchDefault, when set, serves the batch-id routes (ape_dts's HTTP
+	// consumer API) at the root (/info, /fetch_new, /fetch_old, /ack) for
+	// one subscription.
 	BatchDefault    *BatchDefault `yaml:"batch_default"`
 	RequestTimeout  time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests

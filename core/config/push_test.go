@@ -209,7 +209,7 @@ func TestPushProblems(t *testing.T) {
 			`11: push[4].host_header: ":80" has no host; want host or host:port, an IPv6 address in brackets`,
 		}},
 		{"delivery", "  - {name: a, topics: [t], targets: [\"http://h/\"], delivery: 0}\n",
-			[]string{"7: push[0].delivery: invalid value 0; want 1, 2 or 3 (seed 003's delivery guarantees: 1 periodic commits, 2 commit after success with a local record, 3 single-node, fsynced record)"}},
+			[]string{"7: push[0].delivery: invalid value 0; want 1, 2 or 3 (delivery guarantees: 1 periodic commits, 2 commit after success with a local record, 3 single-node, fsynced record)"}},
 		{"filter not boolean", "  - {name: a, topics: [t], targets: [\"http://h/\"], filter: value}\n",
 			[]string{"7: push[0].filter: does not compile: expected bool, but got string"}},
 		{"filter on several lines", "  - name: a\n    topics: [t]\n    targets: [\"http://h/\"]\n    filter: |\n      topic == \"t\"\n      && nope\n",

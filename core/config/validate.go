@@ -340,7 +340,7 @@ func (d *decoder) validatePush(c *Config) {
 		}
 
 		if dp, line, ok := at("delivery"); ok && (p.Delivery < 1 || p.Delivery > 3) {
-			d.errorf(line, dp, "invalid value %d; want 1, 2 or 3 (seed 003's delivery guarantees: "+
+			d.errorf(line, dp, "invalid value %d; want 1, 2 or 3 (delivery guarantees: "+
 				"1 periodic commits, 2 commit after success with a local record, 3 single-node, fsynced record)", p.Delivery)
 		}
 

@@ -1,6 +1,6 @@
 // Command thriftclient sends one message to mqgate's ProducerService the way a
 // DDMQ client does (framed transport, compact protocol), with the client
-// generated from seed 001's IDL. Run it against `go run ./cmd/mqgate`:
+// generated from DDMQ's producer IDL. Run it against `go run ./cmd/mqgate`:
 //
 //	go run ./examples/thriftclient
 package main
