@@ -13,7 +13,12 @@ RUN go mod download
 COPY . .
 # CGO_ENABLED=0: pure Go, so the binary needs no libc and runs on
 # distroless/static.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/mqgate ./cmd/mqgate
+# .git is not in the build context, so `mqgate version` learns the version
+# and commit from these (docker build --build-arg VERSION=v1.2.0
+# --build-arg COMMIT=$(git rev-parse HEAD) .).
+ARG VERSION=dev
+ARG COMMIT=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.buildVersion=${VERSION} -X main.buildCommit=${COMMIT}" -o /out/mqgate ./cmd/mqgate
 # The data directory, owned by the runtime user (distroless has no shell to
 # create it later).
 RUN mkdir -p /out/data && chown 65532:65532 /out/data

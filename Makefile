@@ -1,16 +1,32 @@
 # The README's two commands: `go run ./cmd/mqgate` and `make test`.
 GO ?= go
 
-.PHONY: test vet build bench generate fuzz
+.PHONY: test test-stress vet build bench generate fuzz
 
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# The whole suite N times (default 10), each run as `make test` runs it;
+# prints each run's result and time, the failures of failed runs (full
+# logs in .stress/), and the pass count. Exits 1 unless every run passed.
+N ?= 10
+test-stress:
+	@mkdir -p .stress; pass=0; \
+	for i in $$(seq 1 $(N)); do \
+	  start=$$(date +%s); \
+	  if $(MAKE) --no-print-directory test > .stress/run-$$i.log 2>&1; then pass=$$((pass+1)); r=passed; else r=FAILED; fi; \
+	  echo "run $$i of $(N): $$r in $$(( $$(date +%s) - start )) s"; \
+	  if [ $$r = FAILED ]; then grep -E -- '--- FAIL|^FAIL|^panic:|DATA RACE' .stress/run-$$i.log | head -20; fi; \
+	done; \
+	echo "passed $$pass of $(N) runs"; \
+	[ $$pass -eq $(N) ]
+
 vet:
 	$(GO) vet ./...
 
+# -buildvcs=auto stamps the commit (when built in a git checkout) that `mqgate version` prints.
 build:
-	$(GO) build -o mqgate ./cmd/mqgate
+	$(GO) build -buildvcs=auto -o mqgate ./cmd/mqgate
 	$(GO) build -o mqgate-bench ./cmd/mqgate-bench
 
 # Regenerates committed code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).

@@ -219,6 +219,12 @@ func version(_ []string, stdout, _ io.Writer) int {
 	return 0
 }
 
+// buildVersion and buildCommit, when set at link time
+// (-ldflags "-X main.buildVersion=v1.2.0 -X main.buildCommit=3f2a…"),
+// replace what the build info holds: a build without .git (a container
+// image, say) has none.
+var buildVersion, buildCommit string
+
 func versionLine() string {
 	v, commit, when, modified := "(unknown)", "unknown", "", false
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -233,6 +239,12 @@ func versionLine() string {
 				modified = s.Value == "true"
 			}
 		}
+	}
+	if buildVersion != "" {
+		v = buildVersion
+	}
+	if buildCommit != "" {
+		commit = buildCommit
 	}
 	line := fmt.Sprintf("mqgate %s, commit %s", v, commit)
 	if when != "" {
