@@ -45,6 +45,44 @@ func (c scaledClock) Timer(d time.Duration) (<-chan time.Time, func()) {
 	return t.C, func() { t.Stop() }
 }
 
+// heldClock is a scaledClock that a test can hold at a point of its time:
+// from then until Release, Now never passes that point, so nothing due
+// after it can fire however slowly the test goes meanwhile. After Release
+// time runs on from where it was held.
+type heldClock struct {
+	scaledClock
+	mu     sync.Mutex
+	hold   time.Time     // zero when not held
+	behind time.Duration // scaled time that passed while held
+}
+
+func (c *heldClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.scaledClock.Now().Add(-c.behind)
+	if !c.hold.IsZero() && t.After(c.hold) {
+		return c.hold
+	}
+	return t
+}
+
+// HoldAt holds the clock once it reaches t.
+func (c *heldClock) HoldAt(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = t
+}
+
+// Release lets the clock run on from where it is held.
+func (c *heldClock) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.scaledClock.Now().Add(-c.behind); t.After(c.hold) {
+		c.behind += t.Sub(c.hold)
+	}
+	c.hold = time.Time{}
+}
+
 func forEachBackend(t *testing.T, test func(t *testing.T, b sdk.Backend)) {
 	brokertest.Run(t, test)
 }
@@ -198,7 +236,8 @@ func add(t *testing.T, s *delay.Service, msgs ...delay.Message) []delay.Result {
 	return res
 }
 
-// Messages of 1.5 s, 12 s and 119 s (on a clock 10 times fast) arrive
+// Messages of 1.5 s, 40 s and 119 s (on a clock 10 times fast: seconds
+// apart in real time, so that a slow machine keeps their order) arrive
 // once each, in due order, with key, value, headers and tags intact, and
 // the delay id and due time added.
 func TestDelaysArriveOnceInDueOrder(t *testing.T) {
@@ -209,7 +248,7 @@ func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 		out := newCollector(t, b, "orders")
 		now := clock.Now()
 		var msgs []delay.Message
-		for _, d := range []time.Duration{119 * time.Second, 1500 * time.Millisecond, 12 * time.Second} {
+		for _, d := range []time.Duration{119 * time.Second, 1500 * time.Millisecond, 40 * time.Second} {
 			msgs = append(msgs, delay.Message{Topic: "orders", DueAt: now.Add(d), Msg: produce.Message{
 				Key: []byte("k-" + d.String()), Value: []byte("after " + d.String()), Tags: "t1", Partition: sdk.PartitionHash,
 				Headers: []sdk.Header{{Key: "trace", Value: []byte(d.String())}},
@@ -222,7 +261,7 @@ func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 		for _, r := range got {
 			order = append(order, string(r.Value))
 		}
-		if want := []string{"after 1.5s", "after 12s", "after 1m59s"}; !slices.Equal(order, want) {
+		if want := []string{"after 1.5s", "after 40s", "after 1m59s"}; !slices.Equal(order, want) {
 			t.Fatalf("arrival order %q; want %q", order, want)
 		}
 		for _, r := range got {
@@ -252,9 +291,13 @@ func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 func TestCancelBeforeFiring(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
-		s := startService(t, b, nil)
+		clock := &heldClock{scaledClock: scaledClock{start: time.Now(), speed: 1}}
+		s := startService(t, b, clock)
 		out := newCollector(t, b, "reminders")
-		now := time.Now()
+		now := clock.Now()
+		// Held before the first due time until the cancels have returned,
+		// however slow this machine is.
+		clock.HoldAt(now.Add(time.Second))
 		res := add(t, s,
 			delay.Message{Topic: "reminders", ID: "cancel-me", DueAt: now.Add(1500 * time.Millisecond), Msg: produce.Message{Value: []byte("cancelled"), Partition: sdk.PartitionHash}},
 			delay.Message{Topic: "reminders", DueAt: now.Add(2500 * time.Millisecond), Msg: produce.Message{Value: []byte("kept"), Partition: sdk.PartitionHash}},
@@ -272,6 +315,7 @@ func TestCancelBeforeFiring(t *testing.T) {
 		if err := s.Cancel(ctx, "reminders", ""); sdk.CodeOf(err) != sdk.CodeIllegal {
 			t.Fatalf("cancel without an id: %v; want code 11", err)
 		}
+		clock.Release()
 		got := out.wait(1, 30*time.Second)
 		time.Sleep(time.Second) // past the cancelled one's due time
 		out.poll()
@@ -286,10 +330,14 @@ func TestCancelBeforeFiring(t *testing.T) {
 func TestLoopFiresTimes(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
-		clock := scaledClock{start: time.Now(), speed: 5}
+		clock := &heldClock{scaledClock: scaledClock{start: time.Now(), speed: 5}}
 		s := startWorking(t, b, clock)
 		out := newCollector(t, b, "ticks")
 		now := clock.Now()
+		// Held past the first firings until the cancel has returned: the
+		// stopped loop's second firing cannot come first, however slow
+		// this machine is.
+		clock.HoldAt(now.Add(3 * time.Second))
 		add(t, s,
 			delay.Message{Topic: "ticks", ID: "three", DueAt: now.Add(2 * time.Second), Loop: &delay.Loop{Interval: 10 * time.Second, Times: 3},
 				Msg: produce.Message{Value: []byte("tick"), Partition: sdk.PartitionHash}},
@@ -306,6 +354,7 @@ func TestLoopFiresTimes(t *testing.T) {
 		if err := s.Cancel(context.Background(), "ticks", "stopped"); err != nil {
 			t.Fatal(err)
 		}
+		clock.Release()
 		got := out.wait(4, 60*time.Second)
 		// Past the stopped loop's second firing (20 s after its first).
 		deadline := clock.Now().Add(25 * time.Second)
