@@ -51,6 +51,8 @@ type Backend struct {
 
 	// reach tracks whether the brokers can be dialed at all.
 	reach reachability
+	// repeats holds back the clients' repeated log lines.
+	repeats repeats
 
 	// stop ends the retention ticker. wg counts it and the goroutines
 	// Produce leaves behind when its caller gives up, which closing
@@ -166,7 +168,7 @@ func dialable(addrs []string) []string {
 func (b *Backend) clientOpts(cfg config, seeds []string) []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
-		kgo.WithLogger(kgoLogger{b.logger}),
+		kgo.WithLogger(kgoLogger{b.logger, &b.repeats}),
 		kgo.WithHooks(&b.reach),
 		// kgo v1.22 defaults to rewinding one minute on data loss; we
 		// never skip what is still retained.
@@ -283,12 +285,25 @@ func (b *Backend) forget(c *consumer) {
 }
 
 // kgoLogger sends franz-go's client logs to slog. It logs warnings and
-// errors only: the client's info logs describe every metadata refresh.
-type kgoLogger struct{ l *slog.Logger }
+// errors only: the client's info logs describe every metadata refresh. A
+// line the clients repeat (a broker that cannot be dialed is retried every
+// few hundred milliseconds) is logged once a minute, with how many were
+// left out.
+type kgoLogger struct {
+	l       *slog.Logger
+	repeats *repeats
+}
 
 func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	log, left := k.repeats.admit(fmt.Sprint(level, msg, keyvals), time.Now())
+	if !log {
+		return
+	}
+	if left > 0 {
+		keyvals = append(keyvals, "repeated", left)
+	}
 	switch level {
 	case kgo.LogLevelError:
 		k.l.Error(msg, keyvals...)
