@@ -34,8 +34,10 @@ type testBroker struct {
 	// each gateway that starts it.
 	addr string
 	// embedded is a broker the gateway's plugin runs on a port the OS
-	// picks.
+	// picks; latest, set by the gateway that runs it, says where it
+	// listens now (a restarted plugin restarts it on a new port).
 	embedded bool
+	latest   func() string
 	// readUntil reads topic from the start with the broker's own client
 	// until done says it has read enough, failing t after 30 s.
 	readUntil func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord
@@ -83,10 +85,10 @@ func embeddedKafka(t *testing.T, dir string) *testBroker {
 		embedded: true,
 	}
 	b.readUntil = func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord {
-		if b.addr == "" {
+		if b.latest == nil {
 			t.Fatal("the embedded broker has not started")
 		}
-		return readKafka(t, b.addr, topic, done)
+		return readKafka(t, b.latest(), topic, done)
 	}
 	return b
 }
@@ -212,16 +214,17 @@ func readRocketMQ(t *testing.T, f *rmqfake.Fake, topic string, done func([]broke
 		dec := json.NewDecoder(stdout)
 		for {
 			var m struct {
-				Key, Value, Tags string
-				Properties       map[string]string
-				QueueID          int32 `json:"queue_id"`
-				Offset           int64
+				Key, Tags  string
+				Value      []byte // base64 in JSON: bodies may be binary
+				Properties map[string]string
+				QueueID    int32 `json:"queue_id"`
+				Offset     int64
 			}
 			if err := dec.Decode(&m); err != nil {
 				ended <- err
 				return
 			}
-			lines <- brokerRecord{Key: m.Key, Value: m.Value, Tags: m.Tags, Headers: m.Properties, Partition: m.QueueID, Offset: m.Offset}
+			lines <- brokerRecord{Key: m.Key, Value: string(m.Value), Tags: m.Tags, Headers: m.Properties, Partition: m.QueueID, Offset: m.Offset}
 		}
 	}()
 	defer func() {

@@ -182,6 +182,8 @@ func startGatewayUnready(t *testing.T, s *setup) *gateway {
 	g.thriftAddr = g.logged("thrift ProducerService listening", "addr")
 	if s.broker != nil && s.broker.embedded {
 		s.broker.addr = g.logged("embedded broker listening", "addr")
+		// A restarted plugin restarts its broker on a new port.
+		s.broker.latest = func() string { return g.log.last("embedded broker listening", "addr") }
 	}
 	waitFor(t, "the gateway to answer", func() bool { return g.status("/readyz") != 0 })
 	return g
@@ -264,6 +266,21 @@ func (l *processLog) wait(msg, key string, gone <-chan struct{}, timeout time.Du
 			return "", fmt.Errorf("no %q with %s logged in %v", msg, key, timeout)
 		}
 	}
+}
+
+// last returns the value of attribute key on the last line logged so far
+// with message msg, "" when there is none.
+func (l *processLog) last(msg, key string) string {
+	l.mu.Lock()
+	text := l.buf.String()
+	l.mu.Unlock()
+	v := ""
+	for line := range strings.Lines(text) {
+		if lv, ok := loggedValue(line, msg, key); ok {
+			v = lv
+		}
+	}
+	return v
 }
 
 // loggedValue finds the first line of log whose message is msg and returns

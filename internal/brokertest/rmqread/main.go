@@ -30,7 +30,7 @@ import (
 // Message is one line of output.
 type Message struct {
 	Key        string            `json:"key"`
-	Value      string            `json:"value"`
+	Value      []byte            `json:"value"` // base64: bodies may be binary
 	Tags       string            `json:"tags"`
 	Properties map[string]string `json:"properties"`
 	QueueID    int32             `json:"queue_id"`
@@ -69,7 +69,7 @@ func read(nameserver, topic, group string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range msgs {
-			line := Message{Key: m.GetKeys(), Value: string(m.Body), Tags: m.GetTags(), Properties: m.GetProperties(),
+			line := Message{Key: m.GetKeys(), Value: m.Body, Tags: m.GetTags(), Properties: m.GetProperties(),
 				QueueID: int32(m.Queue.QueueId), Offset: m.QueueOffset}
 			if err := out.Encode(line); err != nil {
 				return consumer.SuspendCurrentQueueAMoment, err
