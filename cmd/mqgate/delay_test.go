@@ -34,7 +34,8 @@ func (g *gateway) do(method, path, body string, header map[string]string) (int, 
 // does not.
 func TestDelayedMessagesEndToEnd(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, kind brokerKind) {
-		g := startLocal(t, kind)
+		dir := t.TempDir()
+		g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{delay: true}))
 		code, body := g.do("POST", "/v1/topics/later/delayed", `{"key":"k1","value":"in a second and a half","delay_ms":1500,"headers":{"h":"v"}}`, nil)
 		var added struct {
 			ID          string `json:"id"`
@@ -43,7 +44,7 @@ func TestDelayedMessagesEndToEnd(t *testing.T) {
 		if code != 200 || json.Unmarshal(body, &added) != nil || added.ID == "" {
 			t.Fatalf("POST delayed: %d %s", code, body)
 		}
-		code, body = g.do("POST", "/v1/topics/later/delayed", `{"id":"never","value":"cancelled","delay_ms":2000}`, nil)
+		code, body = g.do("POST", "/v1/topics/later/delayed", `{"id":"never","value":"cancelled","delay_ms":4000}`, nil)
 		if code != 200 {
 			t.Fatalf("POST delayed: %d %s", code, body)
 		}
@@ -60,7 +61,7 @@ func TestDelayedMessagesEndToEnd(t *testing.T) {
 
 		// A sentinel due after the cancelled one: once it is in, the
 		// cancelled one would have been too.
-		g.do("POST", "/v1/topics/later/delayed", `{"value":"sentinel","delay_ms":3000}`, nil)
+		g.do("POST", "/v1/topics/later/delayed", `{"value":"sentinel","delay_ms":5000}`, nil)
 		got := g.broker.readUntil(t, "later", func(rs []brokerRecord) bool {
 			return valuesOf(rs)["sentinel"] && len(rs) >= 3
 		})
@@ -91,7 +92,7 @@ func TestDelayedMessagesEndToEnd(t *testing.T) {
 func TestKilledGatewayKeepsPendingDelays(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, kind brokerKind) {
 		dir := t.TempDir()
-		s := writeConfig(t, dir, kind.local(t, dir), options{})
+		s := writeConfig(t, dir, kind.local(t, dir), options{delay: true})
 		g := startGateway(t, s)
 		var msgs []string
 		for i := range 30 {
@@ -123,7 +124,7 @@ func TestTwoGatewaysShareDelays(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, kind brokerKind) {
 		dir := t.TempDir()
 		broker := kind.local(t, dir)
-		a := startGateway(t, writeConfig(t, dir, broker, options{}))
+		a := startGateway(t, writeConfig(t, dir, broker, options{delay: true}))
 		// The second gateway reaches the same broker as an external one.
 		other := *broker
 		if other.plugin == "kafka" {
@@ -131,7 +132,7 @@ func TestTwoGatewaysShareDelays(t *testing.T) {
 			other.embedded = false
 		}
 		dirB := t.TempDir()
-		b := startGateway(t, writeConfig(t, dirB, &other, options{}))
+		b := startGateway(t, writeConfig(t, dirB, &other, options{delay: true}))
 		const n = 40
 		for i := range n {
 			g := a

@@ -91,6 +91,10 @@ type options struct {
 	requestTimeout string
 	// httpExtra adds keys to the http: map.
 	httpExtra string
+	// delay runs the delay service. Off by default: its 36 tier consumer
+	// groups cost a gateway seconds of CPU to join, which tests that do
+	// not delay messages need not pay.
+	delay bool
 }
 
 // writeConfig writes a plugins.yaml whose one cluster, "local", is b, with
@@ -125,6 +129,9 @@ thrift: {%s}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
 producer: {spool_dir: %q}
 %s`, b.plugin, o.plugin, b.plugin, b.config, anyPort, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
+	if !o.delay {
+		cfg += "\ndelay: {enabled: false}\n"
+	}
 	s.cfgPath = filepath.Join(dir, "plugins.yaml")
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

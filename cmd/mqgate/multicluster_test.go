@@ -47,6 +47,7 @@ topics:
 http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
+delay: {enabled: false}
 `, kafka.config, fake.Addr(), anyPort, anyPort, anyPort, filepath.Join(dir, "spool"))
 	s := &setup{cfgPath: filepath.Join(dir, "plugins.yaml"), broker: kafka}
 	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o644); err != nil {

@@ -131,7 +131,7 @@ func TestUnreachableKafkaIs503(t *testing.T) {
 // with code 14 naming the topic, not a timeout.
 func TestDueDelayToMissingTopicIs404(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, kind brokerKind) {
-		g := startOnExternal(t, kind.external(t, "orders"), options{})
+		g := startOnExternal(t, kind.external(t, "orders"), options{delay: true})
 		code, body := g.do("POST", "/v1/topics/nope/delayed", `{"value": "now", "delay_ms": 0}`, nil)
 		checkAPIError(t, "a due delay to a missing topic", code, body, 404, 14, "nope")
 	})

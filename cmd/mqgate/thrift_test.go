@@ -17,7 +17,7 @@ import (
 func startThriftGateway(t *testing.T, kind brokerKind, transport, protocol string) (*gateway, *producer.ProducerServiceClient) {
 	t.Helper()
 	dir := t.TempDir()
-	g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{thrift: "transport: " + transport + ", protocol: " + protocol}))
+	g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{thrift: "transport: " + transport + ", protocol: " + protocol, delay: true}))
 	thriftAddr := g.thriftAddr
 
 	conf := &thrift.TConfiguration{}

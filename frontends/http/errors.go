@@ -50,15 +50,20 @@ type errorDetail struct {
 
 // clientError turns an error from the producer (or from this package) into
 // the code and message a client sees. An *sdk.Error keeps its own; a
-// deadline is a timeout naming http.request_timeout; anything else is an
+// timeout names http.request_timeout, then what timed out if it says; anything else is an
 // internal error whose details go to the log, not to the client.
 func (s *Server) clientError(err error) (sdk.Code, string) {
 	var e *sdk.Error
 	switch code := sdk.CodeOf(err); {
+	case code == sdk.CodeTimeout:
+		// Every timeout names the limit, and what timed out when known.
+		msg := fmt.Sprintf("timed out after %s (http.request_timeout)", s.opts.RequestTimeout)
+		if errors.As(err, &e) {
+			msg += ": " + e.Msg
+		}
+		return code, msg
 	case errors.As(err, &e) && code != sdk.CodeOK:
 		return code, e.Msg
-	case code == sdk.CodeTimeout:
-		return code, fmt.Sprintf("timed out after %s (http.request_timeout)", s.opts.RequestTimeout)
 	case errors.Is(err, context.Canceled):
 		return sdk.CodeUnavailable, "request cancelled"
 	default:

@@ -193,7 +193,7 @@ func (b *Backend) callError(ctx context.Context, err error, format string, args 
 		return sdk.Errorf(sdk.CodeUnavailable, "kafka brokers unreachable: %v", reach)
 	}
 	if ctx.Err() != nil {
-		err = ctx.Err()
+		return sdk.Errorf(sdk.CodeTimeout, "the kafka brokers did not answer in time: "+format, args...)
 	}
 	return toSDKError(err, format, args...)
 }
