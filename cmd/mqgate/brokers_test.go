@@ -39,7 +39,7 @@ type testBroker struct {
 	embedded bool
 	latest   func() string
 	// readUntil reads topic from the start with the broker's own client
-	// until done says it has read enough, failing t after 30 s.
+	// until done says it has read enough, failing t after 2 minutes.
 	readUntil func(t *testing.T, topic string, done func([]brokerRecord) bool) []brokerRecord
 	// pause, when not nil, makes the broker stop answering produce
 	// requests (true) or answer again (false).
@@ -108,7 +108,8 @@ func readKafka(t *testing.T, addr, topic string, done func([]brokerRecord) bool)
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A guard against a hang, not a speed requirement.
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var out []brokerRecord
 	for !done(out) {
@@ -186,7 +187,7 @@ func readRocketMQ(t *testing.T, f *rmqfake.Fake, topic string, done func([]broke
 	t.Helper()
 	// The client refuses to consume a topic that does not exist yet (a
 	// topic created by its first, delayed, message, say).
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(120 * time.Second) // a guard against a hang
 	for !slices.Contains(f.Topics(), topic) {
 		if time.Now().After(deadline) {
 			t.Fatalf("topic %s never appeared on the RocketMQ fake", topic)

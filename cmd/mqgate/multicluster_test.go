@@ -116,7 +116,7 @@ func TestNameserverDownAtStartup(t *testing.T) {
 	dir := t.TempDir()
 	ns := testport.Reserve(t) // nothing listens here yet: dials are refused
 	broker := &testBroker{plugin: "rocketmq", config: fmt.Sprintf("{nameservers: [%q]}", ns.Addr), addr: ns.Addr}
-	s := writeConfig(t, dir, broker, options{requestTimeout: "1s"})
+	s := writeConfig(t, dir, broker, options{})
 
 	g := startGatewayUnready(t, s)
 	if code := g.status("/readyz"); code != 503 {

@@ -172,8 +172,9 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 }
 
 // answerReserve bounds the time kept back from a call's deadline for its
-// answer to travel back: a tenth of what is left, at most this much.
-const answerReserve = 250 * time.Millisecond
+// answer to travel back, through gRPC and a busy gateway: a quarter of what
+// is left, at most this much.
+const answerReserve = time.Second
 
 // answerContext returns ctx with its deadline brought forward by the answer
 // reserve, so that a call that runs out of time can still say why.
@@ -182,7 +183,7 @@ func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if !ok {
 		return context.WithCancel(ctx)
 	}
-	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, answerReserve)))
+	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/4, answerReserve)))
 }
 
 // callError is the error of a call that failed whole: while no broker can
