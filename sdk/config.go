@@ -37,7 +37,7 @@ func DecodeConfig(data []byte, v any) error {
 	for _, k := range slices.Sorted(maps.Keys(keys)) {
 		i := slices.IndexFunc(fields, func(f jsonField) bool { return f.name == k })
 		if i < 0 {
-			errs.Addf(k, "unknown key; %s", suggestKey(k, known))
+			errs.Addf(k, "unknown key; %s", SuggestKey(k, known))
 			continue
 		}
 		// Decoded into a copy, so that a value of the wrong type leaves the
@@ -87,9 +87,11 @@ func jsonFields(t reflect.Type) []jsonField {
 	return fs
 }
 
-// suggestKey names the known key an unknown one is likely a misspelling
-// of, or lists the known keys.
-func suggestKey(key string, known []string) string {
+// SuggestKey names the known key an unknown one is likely a misspelling
+// of ("did you mean data_dir?"), or lists the known keys ("known keys are
+// brokers, listen"): the end of an "unknown key" message, worded alike for
+// plugins.yaml and for every plugin's config.
+func SuggestKey(key string, known []string) string {
 	best, bestDist := "", 3 // more than two edits away is not a typo
 	for _, k := range known {
 		if d := editDistance(key, k); d < bestDist {

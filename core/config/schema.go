@@ -43,6 +43,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mqgate/mqgate/sdk"
 )
 
 type decoder struct {
@@ -224,38 +226,10 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string, at in
 // suggest names the key the user probably meant, or lists the known keys.
 func suggest(name string, fields []field) string {
 	names := make([]string, len(fields))
-	best, bestDist := "", 3
 	for i, f := range fields {
 		names[i] = f.name
-		if dist := editDistance(name, f.name); dist < bestDist {
-			best, bestDist = f.name, dist
-		}
 	}
-	if best != "" {
-		return "did you mean " + best + "?"
-	}
-	return "known keys: " + strings.Join(names, ", ")
-}
-
-// editDistance is the Levenshtein distance of a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return sdk.SuggestKey(name, names)
 }
 
 // applyDefault sets fv to its default, or for structs and maps to their
