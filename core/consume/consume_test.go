@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/produce"
@@ -28,10 +30,12 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-// fast settings, so redeliveries and timeouts happen within a test.
+// fast settings, so redeliveries happen within a test. The ack timeout is
+// one no slow machine reaches between a pull and its ack; tests of the
+// timeout move a held clock past it.
 func fast() consume.Settings {
 	s := consume.DefaultSettings()
-	s.AckTimeout = time.Second
+	s.AckTimeout = time.Minute
 	s.RetryBackoff = 100 * time.Millisecond
 	s.RetryBackoffMax = time.Second
 	s.MaxRetries = 2
@@ -43,11 +47,18 @@ type env struct {
 	b   sdk.Backend
 	p   *produce.Producer
 	svc *consume.Service
+	now func() time.Time     // the gateways' session clock; nil is time.Now
+	reg *prometheus.Registry // the gateways' metrics
 }
 
 func newEnv(t testing.TB, b sdk.Backend, set consume.Settings) *env {
+	return newEnvAt(t, b, set, nil)
+}
+
+// newEnvAt is newEnv with the gateways' sessions running on the clock now.
+func newEnvAt(t testing.TB, b sdk.Backend, set consume.Settings, now func() time.Time) *env {
 	p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
-	e := &env{t: t, b: b, p: p}
+	e := &env{t: t, b: b, p: p, now: now, reg: prometheus.NewRegistry()}
 	e.svc = e.service(set)
 	return e
 }
@@ -57,9 +68,64 @@ func (e *env) service(set consume.Settings) *consume.Service {
 	svc := consume.New(consume.Options{
 		Backends: map[string]sdk.Backend{"local": e.b}, Route: func(string) (string, error) { return "local", nil },
 		DefaultCluster: "local", Producer: e.p, Defaults: set, Logger: slog.New(slog.DiscardHandler),
+		Now: e.now, Registerer: e.reg,
 	})
 	e.t.Cleanup(svc.Close)
 	return svc
+}
+
+// metric is the sum of the series of the named metric of e's gateways.
+func (e *env) metric(name string) float64 {
+	e.t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return sum
+}
+
+// waitMetric waits until the named metric of e's gateways is want.
+func (e *env) waitMetric(name string, want float64) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.metric(name) != want {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%s is %v; want %v", name, e.metric(name), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// heldClock is a session clock that stands still until the test moves it,
+// so that what times out depends on the test's steps, not on how fast the
+// machine is.
+type heldClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newHeldClock() *heldClock { return &heldClock{now: time.Now()} }
+
+func (c *heldClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Add moves the clock d ahead.
+func (c *heldClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // produce writes n messages "prefix-i" to one partition of topic.
@@ -141,7 +207,10 @@ func waitCommitted(t *testing.T, b sdk.Backend, topic, group, qid string, want i
 func TestAcksAndRedelivery(t *testing.T) {
 	t.Parallel()
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
-		e := newEnv(t, b, fast())
+		set := fast()
+		set.AckTimeout = time.Second
+		clock := newHeldClock()
+		e := newEnvAt(t, b, set, clock.Now)
 		e.produce("acks", 1, 6, "m")
 		batch := pull(t, e.svc, "g", "acks", 6)
 		if got := offsets(batch); !slices.Equal(got, []int64{0, 1, 2, 3, 4, 5}) {
@@ -155,6 +224,7 @@ func TestAcksAndRedelivery(t *testing.T) {
 		}
 		waitCommitted(t, b, "acks", "g", qid, 2) // 0 and 1: the prefix
 
+		clock.Add(set.RetryBackoff) // 2's backoff is over; the ack timeout of 4 and 5 is not
 		again := pull(t, e.svc, "g", "acks", 6)
 		if got := offsets(again); !slices.Equal(got, []int64{2}) || again.Messages[0].Attempt != 2 || string(again.Messages[0].Value) != "m-2" {
 			t.Fatalf("after a failure: %+v; want offset 2 again, attempt 2", again.Messages)
@@ -163,7 +233,11 @@ func TestAcksAndRedelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitCommitted(t, b, "acks", "g", qid, 4) // 0..3
-		late := pull(t, e.svc, "g", "acks", 6)   // 4 and 5, after the ack timeout
+
+		clock.Add(set.AckTimeout) // 4 and 5 time out ...
+		e.waitMetric("mqgate_consume_ack_timeouts_total", 2)
+		clock.Add(set.RetryBackoff) // ... and come back after the backoff
+		late := pull(t, e.svc, "g", "acks", 6)
 		if got := offsets(late); !slices.Equal(got, []int64{4, 5}) || late.Messages[0].Attempt != 2 {
 			t.Fatalf("after the ack timeout: %+v; want offsets 4 and 5, attempt 2", late.Messages)
 		}
@@ -427,16 +501,21 @@ func TestFetchAndCommit(t *testing.T) {
 func TestIdleSessionCloses(t *testing.T) {
 	t.Parallel()
 	set := fast()
-	set.SessionIdle = 300 * time.Millisecond
+	set.SessionIdle = time.Minute
+	clock := newHeldClock()
 	b := brokertest.Kinds[0].Start(t)
-	e := newEnv(t, b, set)
+	e := newEnvAt(t, b, set, clock.Now)
 	e.produce("idle", 1, 3, "i")
 	first := pull(t, e.svc, "g", "idle", 1)
 	if err := e.svc.Ack(context.Background(), []consume.Ack{{Group: "g", Topic: "idle", Qid: first.Qid, Success: offsets(first)}}); err != nil {
 		t.Fatal(err)
 	}
 	waitCommitted(t, b, "idle", "g", first.Qid, 1)
-	time.Sleep(time.Second) // idle past session_idle
+	if n := e.metric("mqgate_consume_sessions"); n != 1 {
+		t.Fatalf("%v sessions open while in use; want 1", n)
+	}
+	clock.Add(set.SessionIdle + time.Second) // idle past session_idle
+	e.waitMetric("mqgate_consume_sessions", 0)
 	if err := e.svc.Ack(context.Background(), []consume.Ack{{Group: "g", Topic: "idle", Qid: first.Qid, Success: []int64{1}}}); sdk.CodeOf(err) != sdk.CodeNotFound {
 		t.Fatalf("an ack after the session closed: %v; want code 19 (no session)", err)
 	}

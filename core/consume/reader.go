@@ -113,7 +113,7 @@ func (r *Reader) Ack(qid string, offsets ...int64) error {
 	if err != nil {
 		return err
 	}
-	return ss.ack(Ack{Group: r.key.group, Topic: r.key.topic, Qid: qid, Success: offsets}, time.Now())
+	return ss.ack(Ack{Group: r.key.group, Topic: r.key.topic, Qid: qid, Success: offsets}, r.svc.opts.Now())
 }
 
 // DeadLetter settles one message by sending it to the group's dead-letter

@@ -82,6 +82,12 @@ type Options struct {
 	MaxBatch   int
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Now is the clock of session time: ack deadlines, retry backoffs,
+	// idleness and the commit interval. Nil is time.Now. How long a pull
+	// waits is real time whatever the clock. Tests hold it still and move
+	// it past a timeout, so that what times out does not depend on how
+	// fast the machine is.
+	Now func() time.Time
 }
 
 type sessionKey struct{ cluster, group, topic string }
@@ -114,6 +120,9 @@ func New(opts Options) *Service {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Service{opts: opts, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
 		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}, readers: map[sessionKey]*Reader{},
@@ -198,7 +207,7 @@ func (s *Service) sessionOf(key sessionKey) (*session, error) {
 	}
 	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
-		changed: make(chan struct{}), lastUse: time.Now()}
+		changed: make(chan struct{}), lastUse: s.opts.Now()}
 	s.sessions[key] = ss
 	s.metrics.sessions.Inc()
 	go ss.run()
@@ -286,7 +295,7 @@ func (s *Service) Pull(ctx context.Context, group, topic string, max int, wait t
 
 // Ack applies acks in order.
 func (s *Service) Ack(ctx context.Context, acks []Ack) error {
-	now := time.Now()
+	now := s.opts.Now()
 	for _, a := range acks {
 		if a.Qid == "" {
 			return sdk.Errorf(sdk.CodeIllegal, "qid: required")

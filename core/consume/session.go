@@ -381,9 +381,9 @@ func toMessage(r sdk.Record, attempt int) Message {
 // pull waits for messages until wait passes, or until stop (which may be
 // nil) is closed.
 func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bool, stop <-chan struct{}) (Batch, error) {
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(wait) // real time: the client's wait
 	for {
-		now := time.Now()
+		now := s.svc.opts.Now()
 		s.mu.Lock()
 		s.lastUse = now
 		if s.closed || s.failure != nil {
@@ -398,14 +398,14 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 		ch := s.changed
 		redo := s.nextRedoLocked()
 		s.mu.Unlock()
-		if len(b.Messages) > 0 || !now.Before(deadline) || closed(stop) {
+		if len(b.Messages) > 0 || !time.Now().Before(deadline) || closed(stop) {
 			return b, nil
 		}
-		until := deadline
-		if !redo.IsZero() && redo.Before(until) {
-			until = redo
+		wake := time.Until(deadline)
+		if !redo.IsZero() && redo.Sub(now) < wake {
+			wake = redo.Sub(now) // redo is on the session clock
 		}
-		t := time.NewTimer(time.Until(until))
+		t := time.NewTimer(wake)
 		select {
 		case <-ch:
 		case <-t.C:
@@ -486,7 +486,7 @@ func (s *session) maintain() {
 			return
 		case <-t.C:
 		}
-		now := time.Now()
+		now := s.svc.opts.Now()
 		s.mu.Lock()
 		var dead []deadLetter
 		for _, q := range s.qids {
@@ -607,7 +607,7 @@ func (s *session) commit(ctx context.Context) {
 		return
 	}
 	s.mu.Lock()
-	s.lastCommit = time.Now()
+	s.lastCommit = s.svc.opts.Now()
 	s.mu.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
