@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,13 +178,27 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestConsumerIDsChanged(t *testing.T) {
-	f := startFake(t, rmqfake.Options{ClientExpiry: 300 * time.Millisecond})
+	// An expiry no test step can outlast; the test expires client-a
+	// itself, with ExpireAsOf.
+	const expiry = time.Minute
+	f := startFake(t, rmqfake.Options{ClientExpiry: expiry})
 	notified := make(chan string, 10)
 	heartbeat := func(c *remoting.Conn, id string) {
 		body := `{"clientID":"` + id + `","producerDataSet":[],"consumerDataSet":[{"groupName":"G","consumeType":"CONSUME_PASSIVELY",` +
 			`"messageModel":"CLUSTERING","consumeFromWhere":"CONSUME_FROM_FIRST_OFFSET","subscriptionDataSet":[{"topic":"T","subString":"*"}]}]}`
 		if r := invoke(t, c, remoting.HeartBeat, nil, []byte(body)); r.Code != remoting.Success {
 			t.Fatalf("heartbeat: %d %s", r.Code, r.Remark)
+		}
+	}
+	expectNotified := func(why string) {
+		t.Helper()
+		select {
+		case g := <-notified:
+			if g != "G" {
+				t.Fatalf("notified for %q when %s", g, why)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("client-a was not notified when %s", why)
 		}
 	}
 	a := dial(t, f, func(cmd *remoting.Command) {
@@ -194,20 +209,24 @@ func TestConsumerIDsChanged(t *testing.T) {
 	heartbeat(a, "client-a")
 	b := dial(t, f, nil)
 	heartbeat(b, "client-b")
-	if g := <-notified; g != "G" {
-		t.Fatalf("notified for %q", g)
-	}
+	expectNotified("client-b joined")
 	r := invoke(t, a, remoting.GetConsumerListByGroup, map[string]string{"consumerGroup": "G"}, nil)
 	if string(r.Body) != `{"consumerIdList":["client-a","client-b"]}` {
 		t.Fatalf("consumer list %s", r.Body)
 	}
 	b.Close()
-	if g := <-notified; g != "G" {
-		t.Fatalf("notified for %q", g)
+	expectNotified("client-b hung up")
+	waitFor(t, 10*time.Second, "client-b dropped", func() bool { return len(f.Consumers("G")) == 1 })
+	// Without heartbeats client-a expires too: not within the expiry,
+	// but past it.
+	f.ExpireAsOf(time.Now())
+	if got := f.Consumers("G"); !slices.Equal(got, []string{"client-a"}) {
+		t.Fatalf("consumers %q within the client expiry; want client-a", got)
 	}
-	waitFor(t, 5*time.Second, "client-b dropped", func() bool { return len(f.Consumers("G")) == 1 })
-	// Without heartbeats client-a expires too.
-	waitFor(t, 5*time.Second, "client-a expired", func() bool { return len(f.Consumers("G")) == 0 })
+	f.ExpireAsOf(time.Now().Add(expiry + time.Second))
+	if got := f.Consumers("G"); len(got) != 0 {
+		t.Fatalf("consumers %q past the client expiry; want none", got)
+	}
 }
 
 // FuzzServe feeds arbitrary bytes to a connection: the fake must answer or

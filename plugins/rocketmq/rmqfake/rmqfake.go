@@ -238,11 +238,17 @@ func (f *Fake) expiryLoop() {
 		case <-f.done:
 			return
 		case now := <-tick.C:
-			f.mu.Lock()
-			f.dropMembers(func(m *member) bool { return now.Sub(m.lastBeat) > f.opts.ClientExpiry })
-			f.mu.Unlock()
+			f.expire(now)
 		}
 	}
+}
+
+// expire drops the consumers whose last heartbeat is more than
+// ClientExpiry before now.
+func (f *Fake) expire(now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dropMembers(func(m *member) bool { return now.Sub(m.lastBeat) > f.opts.ClientExpiry })
 }
 
 // conn is one client connection.
