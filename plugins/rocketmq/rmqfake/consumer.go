@@ -105,6 +105,10 @@ func (x *exchange) heartbeat() *remoting.Command {
 		if retry := retryPrefix + cd.GroupName; validTopic(retry) == nil {
 			f.createTopic(retry, 1, 1, permRead|permWrite)
 		}
+		if x.c.groups == nil {
+			x.c.groups = map[string]bool{}
+		}
+		x.c.groups[cd.GroupName] = true
 		members := f.groups[cd.GroupName]
 		if members == nil {
 			members = map[string]*member{}
@@ -236,7 +240,10 @@ const (
 // maxSuspend caps a long poll.
 const maxSuspend = time.Minute
 
-func (x *exchange) pull() *remoting.Command {
+// pull applies a PULL_MESSAGE (the commit offset it may carry) and returns
+// what answers it, which may wait for messages up to the long poll's
+// suspend time.
+func (x *exchange) pull() func() *remoting.Command {
 	group := x.str("consumerGroup")
 	name := x.str("topic")
 	queueID := x.bounded("queueId", 0, maxQueues)
@@ -246,7 +253,7 @@ func (x *exchange) pull() *remoting.Command {
 	commit := x.intOr("commitOffset", 0)
 	suspend := time.Duration(min(max(x.intOr("suspendTimeoutMillis", 0), 0), int64(maxSuspend/time.Millisecond))) * time.Millisecond
 	if x.err != nil {
-		return nil
+		return answer(nil) // finish answers which field is bad
 	}
 	if sysFlag&pullSuspend == 0 {
 		suspend = 0
@@ -257,15 +264,15 @@ func (x *exchange) pull() *remoting.Command {
 	t := f.topics[name]
 	if t == nil {
 		f.mu.Unlock()
-		return x.fail(remoting.TopicNotExist, "topic[%s] not exist, apply first please!", name)
+		return answer(x.fail(remoting.TopicNotExist, "topic[%s] not exist, apply first please!", name))
 	}
 	if t.perm&permRead == 0 {
 		f.mu.Unlock()
-		return x.fail(remoting.NoPermission, "the topic[%s] pulling message is forbidden", name)
+		return answer(x.fail(remoting.NoPermission, "the topic[%s] pulling message is forbidden", name))
 	}
 	if int(queueID) >= t.readQueues {
 		f.mu.Unlock()
-		return x.fail(remoting.SystemError, "queueId[%d] is illegal, topic:[%s] topicConfig.readQueueNums:[%d]", queueID, name, t.readQueues)
+		return answer(x.fail(remoting.SystemError, "queueId[%d] is illegal, topic:[%s] topicConfig.readQueueNums:[%d]", queueID, name, t.readQueues))
 	}
 	var filter tagFilter
 	if sysFlag&pullSubscription != 0 {
@@ -274,18 +281,24 @@ func (x *exchange) pull() *remoting.Command {
 		filter = parseTagFilter(expr)
 	} else {
 		f.mu.Unlock()
-		return x.fail(remoting.SubscriptionNotExist, "the consumer's subscription of group %s to topic %s not exist", group, name)
+		return answer(x.fail(remoting.SubscriptionNotExist, "the consumer's subscription of group %s to topic %s not exist", group, name))
 	}
 	if sysFlag&pullCommitOffset != 0 {
 		f.offsets[offsetKey{group, name, int(queueID)}] = commit
 	}
 	q := t.queues[queueID]
 	f.mu.Unlock()
+	return func() *remoting.Command { return x.awaitPull(q, offset, int(maxNums), filter, suspend) }
+}
 
+// awaitPull reads a queue for a pull, waiting up to suspend for a message
+// when there is none.
+func (x *exchange) awaitPull(q *queue, offset int64, maxNums int, filter tagFilter, suspend time.Duration) *remoting.Command {
+	f := x.f
 	deadline := time.Now().Add(suspend)
 	for {
 		f.mu.Lock()
-		code, fields, body := f.read(q, offset, int(maxNums), filter)
+		code, fields, body := f.read(q, offset, maxNums, filter)
 		wake := q.wake
 		f.mu.Unlock()
 		left := time.Until(deadline)

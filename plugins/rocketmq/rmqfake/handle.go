@@ -14,20 +14,43 @@ import (
 // handle answers one request; nil means no answer (a one-way request, or
 // the connection ended during a long poll).
 func (f *Fake) handle(c *conn, req *remoting.Command) *remoting.Command {
+	return f.start(c, req)()
+}
+
+// start applies one request and returns what answers it. Every request
+// is applied in the order its connection sent it, a pull too (the commit
+// offset it carries), so that all a client sent before hanging up is
+// applied when its connection ends; only the answer of a pull may wait,
+// for a long poll.
+func (f *Fake) start(c *conn, req *remoting.Command) func() *remoting.Command {
+	x := &exchange{f: f, c: c, req: req, fields: fields{m: req.ExtFields}}
+	if req.Code == remoting.PullMessage {
+		wait := x.pull()
+		return func() *remoting.Command { return x.finish(wait()) }
+	}
 	h := handlers[req.Code]
 	if h == nil {
-		return remoting.NewResponse(req, remoting.RequestCodeNotSupported,
-			fmt.Sprintf("request code %d not supported by rmqfake", req.Code), nil, nil)
+		return answer(remoting.NewResponse(req, remoting.RequestCodeNotSupported,
+			fmt.Sprintf("request code %d not supported by rmqfake", req.Code), nil, nil))
 	}
-	x := &exchange{f: f, c: c, req: req, fields: fields{m: req.ExtFields}}
-	resp := h(x)
-	if f.opts.Handled != nil {
-		f.opts.Handled(req.Code)
+	return answer(x.finish(h(x)))
+}
+
+// finish turns a handler's answer into the answer sent: Handled is told
+// first, and a bad header field replaces it.
+func (x *exchange) finish(resp *remoting.Command) *remoting.Command {
+	if x.f.opts.Handled != nil {
+		x.f.opts.Handled(x.req.Code)
 	}
 	if x.fields.err != nil {
-		return remoting.NewResponse(req, remoting.SystemError, x.fields.err.Error(), nil, nil)
+		return remoting.NewResponse(x.req, remoting.SystemError, x.fields.err.Error(), nil, nil)
 	}
 	return resp
+}
+
+// answer is an answer that is ready.
+func answer(resp *remoting.Command) func() *remoting.Command {
+	return func() *remoting.Command { return resp }
 }
 
 type handler func(*exchange) *remoting.Command
@@ -51,7 +74,6 @@ func init() {
 		remoting.GetMaxOffset:               (*exchange).maxOffset,
 		remoting.GetMinOffset:               (*exchange).minOffset,
 		remoting.SearchOffsetByTimestamp:    (*exchange).searchOffset,
-		remoting.PullMessage:                (*exchange).pull,
 		remoting.ConsumerSendMsgBack:        (*exchange).sendBack,
 		remoting.LockBatchMQ:                (*exchange).lockBatch,
 		remoting.UnlockBatchMQ:              (*exchange).unlockBatch,

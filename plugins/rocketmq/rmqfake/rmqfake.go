@@ -257,6 +257,9 @@ type conn struct {
 	nc   net.Conn
 	wmu  sync.Mutex
 	done chan struct{} // closed when the connection ends
+	// groups are the consumer groups this connection sent heartbeats
+	// for, members still or not; f.mu guards it.
+	groups map[string]bool
 }
 
 // writeTimeout bounds a write to a client that does not read.
@@ -277,11 +280,13 @@ func (c *conn) serve() {
 			continue // we only send one-way requests
 		}
 		if cmd.Code == remoting.PullMessage {
-			// May be held for a long poll; answer out of order.
+			// Applied in order; answered out of order, since a long
+			// poll may hold the answer.
+			answer := c.f.start(c, cmd)
 			c.f.wg.Add(1)
 			go func() {
 				defer c.f.wg.Done()
-				c.reply(cmd, c.f.handle(c, cmd))
+				c.reply(cmd, answer())
 			}()
 			continue
 		}
