@@ -257,6 +257,10 @@ type conn struct {
 	nc   net.Conn
 	wmu  sync.Mutex
 	done chan struct{} // closed when the connection ends
+	// mute is set, under wmu, once a write failed: nothing more is
+	// answered, but requests are still read and applied until the client
+	// hangs up.
+	mute bool
 	// groups are the consumer groups this connection sent heartbeats
 	// for, members still or not; f.mu guards it.
 	groups map[string]bool
@@ -318,9 +322,22 @@ func (c *conn) send(cmd *remoting.Command) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.mute {
+		return
+	}
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := c.nc.Write(frame); err != nil {
-		c.nc.Close()
+		// The client hung up, or does not read. Closing the connection
+		// here would drop the requests it sent before and the fake has
+		// not read yet (rocketmq-client-go sends its last offset updates
+		// as requests it does not wait for, and then hangs up): close
+		// only the sending side, and read on until the client hangs up.
+		c.mute = true
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite() // the peer may be gone already
+		} else {
+			c.nc.Close()
+		}
 	}
 }
 
