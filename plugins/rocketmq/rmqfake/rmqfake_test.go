@@ -1,9 +1,14 @@
 package rmqfake_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +17,6 @@ import (
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
-	"github.com/apache/rocketmq-client-go/v2/consumer"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
@@ -22,13 +26,17 @@ import (
 
 func TestMain(m *testing.M) {
 	rlog.SetLogLevel("error")
-	os.Exit(m.Run())
+	code := m.Run()
+	if readerDir != "" {
+		os.RemoveAll(readerDir)
+	}
+	os.Exit(code)
 }
 
 var seq atomic.Int64
 
-// unique names producers, consumers, groups and topics: the client shares
-// one internal client per IP@instance process-wide.
+// unique names producers, groups and topics: the client shares one
+// internal client per IP@instance process-wide.
 func unique(prefix string) string { return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), seq.Add(1)) }
 
 func startFake(t *testing.T, opts rmqfake.Options) *rmqfake.Fake {
@@ -63,73 +71,208 @@ func newProducer(t *testing.T, f *rmqfake.Fake, opts ...producer.Option) rocketm
 	return p
 }
 
-type handler func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error)
+// The consumers of these tests are rocketmq-client-go's push consumer run
+// in an rmqread process, built once without the race detector: the
+// client races with itself at start-up (see internal/brokertest/rmqread),
+// and inside this -race test binary that report would fail the test.
+var (
+	readerOnce sync.Once
+	readerDir  string // removed by TestMain
+	readerBin  string
+	readerErr  error
+)
 
-// newConsumer starts a clustering push consumer reading from the first
-// offset; shut it down with the returned function (also done at cleanup).
-func newConsumer(t *testing.T, f *rmqfake.Fake, group, topic, expr string, h handler, opts ...consumer.Option) func() {
+func rmqreadBin(t *testing.T) string {
 	t.Helper()
-	// rocketmq-client-go v2.1.2 races with itself: the first route refresh
-	// of a client, 10 ms after it starts, reads SubscriptionData.SubVersion
-	// (internal/model.go:70) while the consumer's start-up rebalance writes
-	// it (consumer/push_consumer.go:505). Starting the shared client first,
-	// through a producer with the same instance name, gets that refresh
-	// out of the way before the consumer exists.
-	instance := unique("c")
-	warm := newProducer(t, f, producer.WithInstanceName(instance))
-	time.Sleep(100 * time.Millisecond)
-	opts = append([]consumer.Option{
-		consumer.WithNameServer(primitive.NamesrvAddr{f.Addr()}),
-		consumer.WithGroupName(group),
-		consumer.WithInstance(instance),
-		consumer.WithConsumerModel(consumer.Clustering),
-		consumer.WithConsumeFromWhere(consumer.ConsumeFromFirstOffset),
-	}, opts...)
-	c, err := rocketmq.NewPushConsumer(opts...)
+	readerOnce.Do(func() {
+		if readerDir, readerErr = os.MkdirTemp("", "rmqfake-test"); readerErr != nil {
+			return
+		}
+		readerBin = filepath.Join(readerDir, "rmqread")
+		out, err := exec.Command("go", "build", "-o", readerBin, "../../../internal/brokertest/rmqread").CombinedOutput()
+		if err != nil {
+			readerErr = fmt.Errorf("building rmqread: %v\n%s", err, out)
+		}
+	})
+	if readerErr != nil {
+		t.Fatal(readerErr)
+	}
+	return readerBin
+}
+
+// delivery is one message as a consumer got it (a line of rmqread).
+type delivery struct {
+	Topic          string
+	Key            string
+	Value          []byte
+	Tags           string
+	Properties     map[string]string
+	QueueID        int32  `json:"queue_id"`
+	Offset         int64  `json:"offset"`
+	OffsetMsgID    string `json:"offset_msg_id"`
+	StoreHost      string `json:"store_host"`
+	ReconsumeTimes int32  `json:"reconsume_times"`
+}
+
+// consumerProc is a clustering push consumer of one group reading a topic
+// from its first offset, in a process of its own.
+type consumerProc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	stdin  io.Closer
+	lines  chan delivery
+	ended  chan error // what ended stdout
+	stderr bytes.Buffer
+	got    []delivery
+	exited bool // stop saw it exit
+}
+
+// startConsumer starts a consumer; args are more rmqread flags.
+func startConsumer(t *testing.T, f *rmqfake.Fake, group, topic string, args ...string) *consumerProc {
+	t.Helper()
+	c := &consumerProc{t: t, lines: make(chan delivery), ended: make(chan error, 1)}
+	c.cmd = exec.Command(rmqreadBin(t), append([]string{"-nameserver", f.Addr(), "-topic", topic, "-group", group}, args...)...)
+	stdin, err := c.cmd.StdinPipe() // closing it stops the consumer
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Subscribe(topic, consumer.MessageSelector{Type: consumer.TAG, Expression: expr}, h); err != nil {
+	c.stdin = stdin
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(); err != nil {
+	c.cmd.Stderr = &c.stderr
+	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var once sync.Once
-	// The client closes its connections when its last user shuts down.
-	stop := func() { once.Do(func() { c.Shutdown(); warm.Shutdown() }) }
-	t.Cleanup(stop)
-	return stop
+	go func() {
+		dec := json.NewDecoder(stdout)
+		for {
+			var d delivery
+			if err := dec.Decode(&d); err != nil {
+				c.ended <- err
+				close(c.lines)
+				return
+			}
+			c.lines <- d
+		}
+	}()
+	t.Cleanup(func() {
+		if !c.exited {
+			_ = c.cmd.Process.Kill()
+			for range c.lines { // until the reader of its stdout is done
+			}
+			_ = c.cmd.Wait()
+		}
+	})
+	return c
 }
 
-// collector records what a consumer received.
-type collector struct {
-	mu   sync.Mutex
-	msgs []*primitive.MessageExt
+// fail ends the test with what the consumer wrote on stderr, read once
+// the process is gone.
+func (c *consumerProc) fail(format string, args ...any) {
+	c.t.Helper()
+	_ = c.cmd.Process.Kill()
+	go func() { // the reader of its stdout may be waiting to hand a line
+		for range c.lines {
+		}
+	}()
+	_ = c.cmd.Wait()
+	c.exited = true
+	c.t.Fatalf(format+"\nrmqread's stderr:\n%s", append(args, c.stderr.String())...)
 }
 
-func (c *collector) handle(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-	c.mu.Lock()
-	c.msgs = append(c.msgs, msgs...)
-	c.mu.Unlock()
-	return consumer.ConsumeSuccess, nil
+// until reads deliveries until done says there are enough, and returns
+// all so far.
+func (c *consumerProc) until(what string, done func([]delivery) bool) []delivery {
+	c.t.Helper()
+	timeout := time.After(30 * time.Second)
+	for !done(c.got) {
+		select {
+		case d, ok := <-c.lines:
+			if !ok {
+				c.fail("the consumer stopped after %d deliveries, waiting for %s: %v", len(c.got), what, <-c.ended)
+			}
+			c.got = append(c.got, d)
+		case <-timeout:
+			c.fail("the consumer got %d messages in 30 s, waiting for %s: %q", len(c.got), what, bodies(c.got))
+		}
+	}
+	return c.got
 }
 
-func (c *collector) bodies() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// stop shuts the consumer down (which persists its offsets), waits for
+// its process to exit and returns every delivery it printed.
+func (c *consumerProc) stop() []delivery {
+	c.t.Helper()
+	c.stdin.Close()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case d, ok := <-c.lines:
+			if ok {
+				c.got = append(c.got, d)
+				continue
+			}
+			if err := <-c.ended; err != io.EOF {
+				c.fail("reading the consumer: %v", err)
+			}
+			err := c.cmd.Wait()
+			c.exited = true
+			if err != nil {
+				c.t.Fatalf("the consumer: %v\n%s", err, c.stderr.String()) // read after Wait
+			}
+			return c.got
+		case <-timeout:
+			c.fail("the consumer did not stop within 30 s")
+		}
+	}
+}
+
+// atLeast is an until condition: n deliveries.
+func atLeast(n int) func([]delivery) bool {
+	return func(ds []delivery) bool { return len(ds) >= n }
+}
+
+// sawAll is an until condition: every one of bodies delivered.
+func sawAll(bodies ...string) func([]delivery) bool {
+	return func(ds []delivery) bool {
+		for _, b := range bodies {
+			if !slices.ContainsFunc(ds, func(d delivery) bool { return string(d.Value) == b }) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// bodies are the bodies of ds, sorted.
+func bodies(ds []delivery) []string {
 	var b []string
-	for _, m := range c.msgs {
-		b = append(b, string(m.Body))
+	for _, d := range ds {
+		b = append(b, string(d.Value))
 	}
 	slices.Sort(b)
 	return b
 }
 
-func (c *collector) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.msgs)
+// endQueues sends a sentinel "end-<queue>" with tag to the end of every
+// queue of topic and returns their bodies. A consumer run with -serial
+// prints each queue in offset order, so once it printed every sentinel it
+// printed everything stored before them: a negative check needs no wait.
+func endQueues(t *testing.T, f *rmqfake.Fake, topic string, queues int, tag string) []string {
+	t.Helper()
+	p := newProducer(t, f, producer.WithQueueSelector(producer.NewManualQueueSelector()))
+	var ends []string
+	for q := range queues {
+		m := message(topic, fmt.Sprintf("end-%d", q), tag)
+		m.Queue = &primitive.MessageQueue{Topic: topic, BrokerName: "broker-a", QueueId: q}
+		if _, err := p.SendSync(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, string(m.Body))
+	}
+	return ends
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
@@ -230,20 +373,16 @@ func TestSendAndConsume(t *testing.T) {
 	}
 
 	// Everything comes back intact.
-	var c collector
-	newConsumer(t, f, unique("g"), topic, "*", c.handle)
-	waitFor(t, 20*time.Second, "5 messages consumed", func() bool { return c.len() >= 5 })
+	got := startConsumer(t, f, unique("g"), topic).until("5 messages", atLeast(5))
 	want := []string{"async", "batch-0", "batch-1", "batch-2", "single"}
-	if got := c.bodies(); !slices.Equal(got, want) {
+	if got := bodies(got); !slices.Equal(got, want) {
 		t.Fatalf("consumed %q, want %q", got, want)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, m := range c.msgs {
-		if string(m.Body) == "single" {
-			if m.GetTags() != "ta" || m.GetKeys() != "k1 k2" || m.GetProperty("color") != "red" ||
-				m.Topic != topic || m.ReconsumeTimes != 0 || m.StoreHost != f.Addr() || m.OffsetMsgId != res0(f, topic, q) {
-				t.Fatalf("consumed single: %v", m)
+	for _, m := range got {
+		if string(m.Value) == "single" {
+			if m.Tags != "ta" || m.Key != "k1 k2" || m.Properties["color"] != "red" ||
+				m.Topic != topic || m.ReconsumeTimes != 0 || m.StoreHost != f.Addr() || m.OffsetMsgID != res0(f, topic, q) {
+				t.Fatalf("consumed single: %+v", m)
 			}
 		}
 	}
@@ -262,12 +401,13 @@ func TestTagFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var c collector
-	newConsumer(t, f, unique("g"), topic, "a || b", c.handle)
-	waitFor(t, 20*time.Second, "6 messages", func() bool { return c.len() >= 6 })
-	time.Sleep(200 * time.Millisecond) // a stray "c" would come with the same pulls
-	want := []string{"a0", "a3", "a6", "b1", "b4", "b7"}
-	if got := c.bodies(); !slices.Equal(got, want) {
+	// A stray "c" would be stored before the end of its queue.
+	ends := endQueues(t, f, topic, 2, "a")
+	c := startConsumer(t, f, unique("g"), topic, "-tags", "a || b", "-serial")
+	got := c.until("the end of both queues", sawAll(ends...))
+	want := append([]string{"a0", "a3", "a6", "b1", "b4", "b7"}, ends...)
+	slices.Sort(want)
+	if got := bodies(got); !slices.Equal(got, want) {
 		t.Fatalf("consumed %q, want %q", got, want)
 	}
 }
@@ -285,39 +425,40 @@ func TestCommitAndRestart(t *testing.T) {
 		}
 	}
 	send("old", 8)
-	var first collector
-	stop := newConsumer(t, f, group, topic, "*", first.handle)
-	waitFor(t, 20*time.Second, "8 old messages", func() bool { return first.len() >= 8 })
-	// The client records a consumed offset just after the handler
-	// returns, so Shutdown may persist one or two short of 8, and it sends
-	// its updates one-way. Whatever the fake holds once every queue has an
-	// offset and the updates have landed is where the restarted consumer
-	// must start.
-	time.Sleep(300 * time.Millisecond)
-	stop()
-	committedSum := func() (sum int64, all bool) {
-		all = true
-		for q := range 4 {
-			off, ok := f.ConsumerOffset(group, topic, q)
-			all = all && ok
-			sum += off
-		}
-		return sum, all
+	// One handler call at a time (-serial): when the 8th message is
+	// printed, the client has recorded the consumed offsets of the 7
+	// before it, and Shutdown persists what it recorded, one-way.
+	first := startConsumer(t, f, group, topic, "-serial")
+	first.until("8 old messages", atLeast(8))
+	first.stop()
+	// Once the first client's connection is gone, everything it sent
+	// has been applied, its last offset updates too: what the fake holds
+	// now is where the restarted consumer must start.
+	waitFor(t, 30*time.Second, "the first consumer to hang up", func() bool { return !f.GroupConnected(group) })
+	if ids := f.Consumers(group); len(ids) != 0 {
+		t.Fatalf("consumers %q still in the group after the only one shut down", ids)
 	}
-	waitFor(t, 10*time.Second, "offsets of every queue", func() bool { _, all := committedSum(); return all })
-	time.Sleep(200 * time.Millisecond) // the last one-way updates
-	committed, _ := committedSum()
+	var committed int64
+	for q := range 4 {
+		off, ok := f.ConsumerOffset(group, topic, q)
+		if !ok {
+			t.Fatalf("Shutdown persisted no offset of queue %d", q)
+		}
+		committed += off
+	}
 	if committed < 6 {
 		t.Fatalf("Shutdown persisted offsets summing to %d after 8 messages were consumed", committed)
 	}
 
 	send("new", 4)
-	var second collector
-	newConsumer(t, f, group, topic, "*", second.handle)
-	want := 4 + int(8-committed)
-	waitFor(t, 20*time.Second, "the new messages", func() bool { return second.len() >= want })
-	time.Sleep(200 * time.Millisecond)
-	got := second.bodies()
+	ends := endQueues(t, f, topic, 4, "")
+	second := startConsumer(t, f, group, topic, "-serial")
+	var got []string
+	for _, b := range bodies(second.until("the end of every queue", sawAll(ends...))) {
+		if !strings.HasPrefix(b, "end-") {
+			got = append(got, b)
+		}
+	}
 	old := 0
 	for _, b := range got {
 		if strings.HasPrefix(b, "old-") {
@@ -329,7 +470,7 @@ func TestCommitAndRestart(t *testing.T) {
 			t.Fatalf("restarted consumer got %q, missing new-%d", got, i)
 		}
 	}
-	if len(got) != want || old != int(8-committed) {
+	if want := 4 + int(8-committed); len(got) != want || old != int(8-committed) {
 		t.Fatalf("restarted consumer got %q; want the 4 new ones and the %d old ones past the committed offsets", got, 8-committed)
 	}
 }
@@ -342,31 +483,20 @@ func TestRetryAndDeadLetter(t *testing.T) {
 
 	// Fails once, then succeeds: the message comes back via %RETRY%group.
 	group := unique("g")
-	var mu sync.Mutex
-	var seen []int32
-	newConsumer(t, f, group, topic, "*", func(_ context.Context, msgs ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range msgs {
-			if string(m.Body) != "flaky" || m.Topic != topic || m.GetTags() != "x" {
-				t.Errorf("unexpected message %v", m)
-			}
-			seen = append(seen, m.ReconsumeTimes)
-		}
-		if len(seen) == 1 {
-			return consumer.ConsumeRetryLater, nil
-		}
-		return consumer.ConsumeSuccess, nil
-	})
+	c := startConsumer(t, f, group, topic, "-fail", "1")
 	if _, err := p.SendSync(context.Background(), message(topic, "flaky", "x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "redelivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 2 })
-	mu.Lock()
+	var seen []int32
+	for _, m := range c.until("redelivery", atLeast(2)) {
+		if string(m.Value) != "flaky" || m.Topic != topic || m.Tags != "x" {
+			t.Errorf("unexpected message %+v", m)
+		}
+		seen = append(seen, m.ReconsumeTimes)
+	}
 	if !slices.Equal(seen, []int32{0, 1}) {
 		t.Fatalf("reconsume times %v, want [0 1]", seen)
 	}
-	mu.Unlock()
 	retried := f.Messages("%RETRY%"+group, 0)
 	if len(retried) != 1 || retried[0].ReconsumeTimes != 1 || retried[0].Properties["RETRY_TOPIC"] != topic {
 		t.Fatalf("retry topic holds %+v", retried)
@@ -374,15 +504,12 @@ func TestRetryAndDeadLetter(t *testing.T) {
 
 	// Always fails with maxReconsumeTimes 1: two attempts, then the DLQ.
 	dlqGroup := unique("g")
-	var attempts atomic.Int32
-	newConsumer(t, f, dlqGroup, topic, "*", func(context.Context, ...*primitive.MessageExt) (consumer.ConsumeResult, error) {
-		attempts.Add(1)
-		return consumer.ConsumeRetryLater, nil
-	}, consumer.WithMaxReconsumeTimes(1))
-	waitFor(t, 20*time.Second, "dead letter", func() bool { return len(f.Messages("%DLQ%"+dlqGroup, 0)) == 1 })
+	dc := startConsumer(t, f, dlqGroup, topic, "-fail", "-1", "-max-reconsume", "1")
+	waitFor(t, 30*time.Second, "dead letter", func() bool { return len(f.Messages("%DLQ%"+dlqGroup, 0)) == 1 })
+	attempts := dc.stop()
 	dead := f.Messages("%DLQ%"+dlqGroup, 0)[0]
-	if string(dead.Body) != "flaky" || dead.ReconsumeTimes != 2 || dead.Properties["RETRY_TOPIC"] != topic || attempts.Load() != 2 {
-		t.Fatalf("dead letter %+v after %d attempts", dead, attempts.Load())
+	if string(dead.Body) != "flaky" || dead.ReconsumeTimes != 2 || dead.Properties["RETRY_TOPIC"] != topic || len(attempts) != 2 {
+		t.Fatalf("dead letter %+v after %d attempts", dead, len(attempts))
 	}
 }
 
