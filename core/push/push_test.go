@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/internal/brokertest"
+	"github.com/mqgate/mqgate/internal/testport"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -387,17 +387,15 @@ func TestTargets(t *testing.T) {
 		t.Errorf("targets got %d and %d of 200; want both a fair share", na, nb)
 	}
 
-	// A dead target: its port is closed.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "http://" + l.Addr().String() + "/hook"
-	l.Close()
+	// A dead target: its port is bound and not listening, so dials are
+	// refused and no other socket can take it. It stays down for the
+	// rest of the test: the cooldown outlasts it.
+	dead := "http://" + testport.Reserve(t).Addr + "/hook"
 	live := newEndpoint(t, nil)
 	e.topic("spread2", 2)
 	e.produce("spread2", msgs...)
 	sub := subscription(t, "spread2", "spread2", dead, live.URL)
+	sub.TargetCooldown = time.Hour
 	ps2 := e.start(sub)
 	waitFor(t, "delivery", func() bool { return statusOf(ps2, "spread2").Delivered == 200 })
 	st := statusOf(ps2, "spread2")
