@@ -406,7 +406,21 @@ func TestSpoolRetriesRejectsAndIsolatesClusters(t *testing.T) {
 				appendSpool(t, s, cluster, rs...)
 			}
 			runSpool(t, s, b.send)
-			// And ten more while it runs.
+			// And ten more while it runs, once its first send has read
+			// the first ten: appended sooner, they could join it.
+			spoolWaitFor(t, 20*time.Second, func() error {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				for cluster := range tc.want {
+					if len(b.sent[cluster]) == 0 {
+						return fmt.Errorf("nothing sent to cluster %s yet", cluster)
+					}
+					if first := b.sent[cluster][0]; !reflect.DeepEqual(first, spoolIDs(0, 10)) {
+						t.Fatalf("the first send to cluster %s carried %v, want the 10 appended before Run", cluster, first)
+					}
+				}
+				return nil
+			})
 			for cluster := range tc.want {
 				for id := 10; id < 20; id++ {
 					topic := topics[id]
