@@ -258,7 +258,16 @@ func TestRateLimit(t *testing.T) {
 	if _, err := p.Send(ctx, "c", "limited", make([]Message, 10)); err != nil {
 		t.Fatalf("the burst was refused: %v", err)
 	}
-	_, err := p.Send(ctx, "c", "limited", make([]Message, 2))
+	// The bucket refills a message a second: however slow this machine,
+	// requests sent one after the other soon outrun it.
+	accepted := 1
+	var err error
+	for {
+		if _, err = p.Send(ctx, "c", "limited", make([]Message, 2)); err != nil {
+			break
+		}
+		accepted++
+	}
 	if sdk.CodeOf(err) != sdk.CodeRateLimited || !strings.Contains(err.Error(), "topics.limited.rate_limit") {
 		t.Fatalf("over the limit: %v, want code 15 naming topics.limited.rate_limit", err)
 	}
@@ -269,8 +278,8 @@ func TestRateLimit(t *testing.T) {
 	if _, err := p.Send(ctx, "c", "free", make([]Message, 100)); err != nil {
 		t.Fatalf("a topic without a limit was limited: %v", err)
 	}
-	if b.callCount() != 2 {
-		t.Fatalf("%d plugin calls; refused requests must not reach the backend", b.callCount())
+	if b.callCount() != accepted+1 {
+		t.Fatalf("%d plugin calls for %d accepted requests; refused requests must not reach the backend", b.callCount(), accepted+1)
 	}
 }
 
