@@ -19,7 +19,7 @@ type pullArgs struct {
 	group, topic string
 	max          int
 	wait         time.Duration
-	deadline     time.Duration // from the call's start to its context's deadline
+	deadline     time.Time // its context's deadline; zero when none
 }
 
 // fakeConsumer records calls and answers them with its funcs, or with
@@ -57,12 +57,9 @@ type fetchArgs struct {
 var _ consume.Consumer = (*fakeConsumer)(nil)
 
 func (f *fakeConsumer) Pull(ctx context.Context, group, topic string, max int, wait time.Duration) (consume.Batch, error) {
-	var until time.Duration
-	if d, ok := ctx.Deadline(); ok {
-		until = time.Until(d)
-	}
+	deadline, _ := ctx.Deadline()
 	f.mu.Lock()
-	f.pulls = append(f.pulls, pullArgs{group: group, topic: topic, max: max, wait: wait, deadline: until})
+	f.pulls = append(f.pulls, pullArgs{group: group, topic: topic, max: max, wait: wait, deadline: deadline})
 	f.order = append(f.order, "pull")
 	f.mu.Unlock()
 	if f.pull != nil {
