@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -110,24 +111,95 @@ func startWorking(t *testing.T, b sdk.Backend, clock delay.Clock) *delay.Service
 }
 
 func owned(t *testing.T, reg *prometheus.Registry) float64 {
+	return metric(t, reg, "mqgate_delay_partitions_owned")
+}
+
+// metric is the value of an unlabelled gauge or counter; 0 when absent.
+func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == "mqgate_delay_partitions_owned" {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
 		}
 	}
 	return 0
 }
 
-func startServiceReg(t *testing.T, b sdk.Backend, clock delay.Clock) (*delay.Service, *prometheus.Registry) {
+// settle waits until the tier groups have committed every record of the
+// tier topics, then reads out to its end. A worker commits a record only
+// once it moved or delivered it, so nothing is then left to move or
+// deliver: every delivery there will be, a repeated one included, is in
+// out. That is a negative check's sentinel, with no sleep.
+func settle(t *testing.T, b sdk.Backend, out *collector) {
+	t.Helper()
+	ctx := context.Background()
+	var tiers []string
+	for _, tier := range testPlan(t).Tiers() {
+		tiers = append(tiers, delay.TierName("mqgate_delay_", tier))
+	}
+	// ends are the tier partitions' end offsets when all are committed;
+	// nil when some are not.
+	ends := func() map[string]int64 {
+		offs, err := b.ListOffsets(ctx, tiers, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := map[string]int64{}
+		used := map[string]bool{}
+		for _, o := range offs {
+			all[o.Topic+"/"+o.Qid] = o.End
+			used[o.Topic] = used[o.Topic] || o.End > o.Start
+		}
+		for topic := range used {
+			if !used[topic] {
+				continue
+			}
+			offs, err := b.ListOffsets(ctx, []string{topic}, topic) // each tier's group is named after it
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range offs {
+				if o.End > o.Start && o.Committed < o.End {
+					return nil
+				}
+			}
+		}
+		return all
+	}
+	// Twice the same: a hop to a tier read before the tier it left would
+	// otherwise go unseen.
+	deadline := time.Now().Add(60 * time.Second)
+	for prev := ends(); ; {
+		if time.Now().After(deadline) {
+			t.Fatal("the delay tiers still hold records not moved on")
+		}
+		time.Sleep(20 * time.Millisecond)
+		now := ends()
+		if prev != nil && now != nil && maps.Equal(prev, now) {
+			break
+		}
+		prev = now
+	}
+	out.drain()
+}
+
+// testPlan is the tier plan of the tests' services.
+func testPlan(t *testing.T) delay.Plan {
 	t.Helper()
 	plan, err := delay.NewPlan(10, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return plan
+}
+
+func startServiceReg(t *testing.T, b sdk.Backend, clock delay.Clock) (*delay.Service, *prometheus.Registry) {
+	t.Helper()
+	plan := testPlan(t)
 	reg := prometheus.NewRegistry()
 	p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
 	s := delay.New(delay.Options{
@@ -197,6 +269,33 @@ func (c *collector) poll() {
 		}
 		c.got = append(c.got, r.Records...)
 		c.pos[r.Qid] = r.NextOffset
+	}
+}
+
+// drain reads until it has everything the topic held when it was called.
+func (c *collector) drain() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	offs, err := c.b.ListOffsets(ctx, []string{c.topic}, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		behind := len(c.pos) == 0 // not read yet
+		for _, o := range offs {
+			if c.pos[o.Qid] < o.End {
+				behind = true
+			}
+		}
+		if !behind {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("reading %s to its end: at %v of %v", c.topic, c.pos, offs)
+		}
+		c.poll()
 	}
 }
 
@@ -278,8 +377,7 @@ func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 			}
 		}
 		// Nothing more comes: each arrived once.
-		time.Sleep(500 * time.Millisecond)
-		out.poll()
+		settle(t, b, out)
 		if len(out.got) != 3 {
 			t.Fatalf("%d deliveries of 3 messages", len(out.got))
 		}
@@ -292,7 +390,7 @@ func TestCancelBeforeFiring(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
 		clock := &heldClock{scaledClock: scaledClock{start: time.Now(), speed: 1}}
-		s := startService(t, b, clock)
+		s, reg := startServiceReg(t, b, clock)
 		out := newCollector(t, b, "reminders")
 		now := clock.Now()
 		// Held before the first due time until the cancels have returned,
@@ -317,10 +415,12 @@ func TestCancelBeforeFiring(t *testing.T) {
 		}
 		clock.Release()
 		got := out.wait(1, 30*time.Second)
-		time.Sleep(time.Second) // past the cancelled one's due time
-		out.poll()
+		settle(t, b, out) // the cancelled one is dropped or delivered by now
 		if len(out.got) != 1 || string(got[0].Value) != "kept" {
 			t.Fatalf("delivered %d messages, first %q; want only the uncancelled one", len(out.got), got[0].Value)
+		}
+		if n := metric(t, reg, "mqgate_delay_cancelled_total"); n != 1 {
+			t.Fatalf("mqgate_delay_cancelled_total is %v; want the cancelled message dropped at its due time", n)
 		}
 	})
 }
@@ -400,9 +500,8 @@ func TestTwoGatewaysDeliverOnce(t *testing.T) {
 			add(t, s, delay.Message{Topic: "shared", DueAt: now.Add(time.Duration(1000+50*i) * time.Millisecond),
 				Msg: produce.Message{Value: fmt.Appendf(nil, "m%02d", i), Partition: sdk.PartitionHash}})
 		}
-		got := out.wait(n, 60*time.Second)
-		time.Sleep(time.Second)
-		out.poll()
+		out.wait(n, 60*time.Second)
+		settle(t, b, out)
 		seen := map[string]int{}
 		for _, r := range out.got {
 			seen[string(r.Value)]++
@@ -412,7 +511,6 @@ func TestTwoGatewaysDeliverOnce(t *testing.T) {
 				t.Errorf("%s delivered %d times", v, seen[v])
 			}
 		}
-		_ = got
 	})
 }
 
