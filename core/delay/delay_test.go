@@ -335,17 +335,20 @@ func add(t *testing.T, s *delay.Service, msgs ...delay.Message) []delay.Result {
 	return res
 }
 
-// Messages of 1.5 s, 40 s and 119 s (on a clock 10 times fast: seconds
-// apart in real time, so that a slow machine keeps their order) arrive
+// Messages of 1.5 s, 40 s and 119 s (on a clock 10 times fast) arrive
 // once each, in due order, with key, value, headers and tags intact, and
 // the delay id and due time added.
 func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
-		clock := scaledClock{start: time.Now(), speed: 10}
+		clock := &heldClock{scaledClock: scaledClock{start: time.Now(), speed: 10}}
 		s := startWorking(t, b, clock)
 		out := newCollector(t, b, "orders")
 		now := clock.Now()
+		// The clock is held short of each due time until the message due
+		// before it has come: however slow this machine, a message can
+		// only come before an earlier one by being delivered early.
+		clock.HoldAt(now.Add(20 * time.Second))
 		var msgs []delay.Message
 		for _, d := range []time.Duration{119 * time.Second, 1500 * time.Millisecond, 40 * time.Second} {
 			msgs = append(msgs, delay.Message{Topic: "orders", DueAt: now.Add(d), Msg: produce.Message{
@@ -354,6 +357,11 @@ func TestDelaysArriveOnceInDueOrder(t *testing.T) {
 			}})
 		}
 		res := add(t, s, msgs...)
+		out.wait(1, 60*time.Second)
+		clock.Release()
+		clock.HoldAt(now.Add(80 * time.Second))
+		out.wait(2, 60*time.Second)
+		clock.Release()
 		got := out.wait(3, 60*time.Second)
 		slices.SortFunc(got, func(a, b sdk.Record) int { return a.Timestamp.Compare(b.Timestamp) })
 		var order []string
