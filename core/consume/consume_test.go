@@ -139,14 +139,28 @@ func (e *env) produce(topic string, partitions int32, n int, prefix string) {
 	for i := range n {
 		recs = append(recs, sdk.Record{Topic: topic, Partition: int32(i) % partitions, Value: fmt.Appendf(nil, "%s-%d", prefix, i)})
 	}
-	res, err := e.b.Produce(ctx, recs)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			e.t.Fatal(r.Err)
+	// A topic just created may not be routable yet: rocketmq-client-go's
+	// first sends to a topic, in parallel, can find its queues before the
+	// broker's address ("route info not found"). Retry what failed, as
+	// the gateway's producer does.
+	for attempt := 1; ; attempt++ {
+		res, err := e.b.Produce(ctx, recs)
+		if err == nil {
+			var again []sdk.Record
+			for i, r := range res {
+				if r.Err != nil {
+					again, err = append(again, recs[i]), r.Err
+				}
+			}
+			recs = again
 		}
+		if err == nil || len(recs) == 0 {
+			return
+		}
+		if attempt == 20 {
+			e.t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
