@@ -77,7 +77,12 @@ func (c *cancels) follow(ctx context.Context) {
 	}
 }
 
-// readOnce fetches from every qid once, waiting up to a second for news.
+// cancelsWait is how long one read of the cancel topic waits at the broker
+// for a new cancel. A cancel ends the wait at once, so this bounds only how
+// often an idle gateway asks.
+const cancelsWait = 5 * time.Second
+
+// readOnce fetches from every qid once, waiting up to cancelsWait for news.
 func (c *cancels) readOnce(ctx context.Context) error {
 	c.mu.Lock()
 	known := len(c.pos) > 0
@@ -94,7 +99,7 @@ func (c *cancels) readOnce(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: time.Second}
+	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: cancelsWait}
 	for qid, off := range c.pos {
 		req.Positions = append(req.Positions, sdk.FetchPosition{Topic: c.topic, Qid: qid, Offset: off})
 	}

@@ -39,6 +39,7 @@ type worker struct {
 	held  int           // records held, done or not, until committed
 	room  chan struct{} // signalled when held drops
 	wake  chan struct{} // signalled when timed gets an earlier head
+	moved chan struct{} // signalled when a commit point moves
 }
 
 type qstate struct {
@@ -79,6 +80,7 @@ func newWorker(s *Service, tier time.Duration) *worker {
 	return &worker{
 		s: s, tier: tier, topic: TierName(s.opts.TopicPrefix, tier),
 		qids: map[string]*qstate{}, room: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		moved: make(chan struct{}, 1),
 	}
 }
 
@@ -113,10 +115,15 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// sleep waits for d and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-time.After(d):
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -253,6 +260,7 @@ func (w *worker) advance(q *qstate) {
 	q.entries = slices.Delete(q.entries, 0, n)
 	w.held -= n
 	signal(w.room)
+	signal(w.moved)
 }
 
 // dropAll forgets everything after the stream ended: the next member (or
@@ -510,23 +518,31 @@ func (w *worker) finish(es []*entry, _ error) {
 	}
 }
 
-// commits commits finished offsets every commitInterval until ctx ends.
+// commits commits finished offsets until ctx ends: commitInterval after
+// a commit point first moves, so that the moves of that interval share one
+// commit, and not at all while nothing moves. A failed commit is tried
+// again an interval later.
 func (w *worker) commits(ctx context.Context, c sdk.Consumer) {
-	t := time.NewTicker(commitInterval)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			w.commitNow(ctx, c)
+		case <-w.moved:
+		}
+		if !sleep(ctx, commitInterval) {
+			return
+		}
+		if !w.commitNow(ctx, c) {
+			signal(w.moved)
 		}
 	}
 }
 
 const commitInterval = 100 * time.Millisecond
 
-func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
+// commitNow commits every moved commit point; it reports false when the
+// commit failed and the points are still to commit.
+func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) bool {
 	w.mu.Lock()
 	var offs []sdk.Offset
 	var qs []*qstate
@@ -538,7 +554,7 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
 	}
 	w.mu.Unlock()
 	if len(offs) == 0 {
-		return
+		return true
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -546,7 +562,7 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
 		if sdk.CodeOf(err) != sdk.CodeNotFound {
 			w.s.logger.Warn("delay tier worker commit", "tier", w.topic, "error", err)
 		}
-		return
+		return false
 	}
 	w.mu.Lock()
 	for i, q := range qs {
@@ -556,4 +572,5 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
 		}
 	}
 	w.mu.Unlock()
+	return true
 }
