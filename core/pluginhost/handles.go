@@ -16,9 +16,19 @@ import (
 // or when the process is declared dead, whichever comes first; in the last
 // case the error is code 17, so the caller may retry.
 func (i *instance) call(ctx context.Context, method string, fn func(context.Context, *generation) error) error {
+	return i.callWaiting(ctx, method, true, fn)
+}
+
+// callWaiting is call; waits is false for a long poll, which by design may
+// get no answer for a while: its silence does not make the host check the
+// process sooner (see Options.HealthInterval).
+func (i *instance) callWaiting(ctx context.Context, method string, waits bool, fn func(context.Context, *generation) error) error {
 	start := time.Now()
 	gen, err := i.current()
 	if err == nil {
+		if waits {
+			gen.startWait()
+		}
 		cctx, cancel := context.WithCancel(ctx)
 		stop := context.AfterFunc(gen.ctx, cancel)
 		if _, ok := cctx.Deadline(); !ok {
@@ -29,6 +39,12 @@ func (i *instance) call(ctx context.Context, method string, fn func(context.Cont
 		err = fn(cctx, gen)
 		stop()
 		cancel()
+		if waits {
+			gen.endWait()
+		}
+		if err == nil {
+			gen.answered()
+		}
 		if err != nil && gen.ctx.Err() != nil && ctx.Err() == nil {
 			err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "plugin " + i.spec.Plugin + " for " + i.spec.Name + " died during the call"}
 		}
@@ -73,7 +89,7 @@ func (b *backendHandle) Commit(ctx context.Context, group string, offsets []sdk.
 }
 
 func (b *backendHandle) Fetch(ctx context.Context, req sdk.FetchRequest) (res []sdk.FetchResult, err error) {
-	err = b.inst.call(ctx, "Fetch", func(ctx context.Context, g *generation) error {
+	err = b.inst.callWaiting(ctx, "Fetch", req.MaxWait <= 0, func(ctx context.Context, g *generation) error {
 		res, err = backendOf(g).Fetch(ctx, req)
 		return err
 	})
@@ -118,6 +134,7 @@ type consumer struct {
 
 	mu      sync.Mutex
 	inner   sdk.Consumer // nil between an ended stream and its re-open
+	gen     *generation  // the process inner runs on
 	release func()       // ends inner's context
 
 	// Owned by the polling goroutine.
@@ -148,7 +165,7 @@ func (c *consumer) open(gen *generation) error {
 		cancel()
 		return errConsumerClosed
 	}
-	c.inner = inner
+	c.inner, c.gen = inner, gen
 	c.release = func() { stop(); cancel() }
 	return nil
 }
@@ -157,7 +174,7 @@ func (c *consumer) open(gen *generation) error {
 func (c *consumer) drop() {
 	c.mu.Lock()
 	inner, release := c.inner, c.release
-	c.inner, c.release = nil, nil
+	c.inner, c.gen, c.release = nil, nil, nil
 	c.mu.Unlock()
 	if inner != nil {
 		_ = inner.Close() // ending a stream that may already be broken; nothing to report
@@ -165,10 +182,10 @@ func (c *consumer) drop() {
 	}
 }
 
-func (c *consumer) current() sdk.Consumer {
+func (c *consumer) current() (sdk.Consumer, *generation) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.inner
+	return c.inner, c.gen
 }
 
 func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, error) {
@@ -181,7 +198,7 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			c.pendingErr = nil
 			return sdk.ConsumeEvent{}, err
 		}
-		inner := c.current()
+		inner, streamGen := c.current()
 		if inner == nil {
 			// Wait for the plugin, within this Poll's own deadline.
 			gen, err := c.inst.waitUp(ctx)
@@ -203,6 +220,7 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		}
 		ev, err := inner.Poll(ctx, maxRecords)
 		if err == nil {
+			streamGen.answered()
 			c.track(ev)
 			return ev, nil
 		}
@@ -244,7 +262,7 @@ func (c *consumer) revokeAll() sdk.ConsumeEvent {
 }
 
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
-	inner := c.current()
+	inner, _ := c.current()
 	if inner == nil {
 		return &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after it ended"}
 	}

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,9 +57,13 @@ type Options struct {
 	// SelfPath is the mqgate binary bundled plugins run from; default
 	// os.Executable().
 	SelfPath string
-	// HealthInterval is how often a live plugin is health-checked (default
-	// 1s); HealthTimeout how long one check may take (default 2s). Two
-	// failed checks in a row restart the plugin.
+	// HealthInterval is how long a plugin that a call waits on may stay
+	// silent before it is health-checked (default 1s); HealthTimeout how
+	// long one check may take (default 2s). Two failed checks in a row
+	// restart the plugin. Answers to calls count as checks passed, so a
+	// busy plugin is not pinged, and one nobody waits on (long polls and
+	// consume streams waiting for records aside) is checked only every
+	// idleChecks health intervals.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	// RestartBackoffMax caps the wait between restart attempts (default 2s).
@@ -216,11 +221,58 @@ func (h *Host) Close() error {
 // the process is declared dead, which fails every call still using it.
 type generation struct {
 	client *plugin.Client
+	cmd    *exec.Cmd // go-plugin runs and reaps it
 	conn   *grpc.ClientConn
 	impl   any // sdk.Backend or sdk.Sink
 	pid    int
 	ctx    context.Context
 	cancel context.CancelFunc
+	// exited is closed once the process has exited.
+	exited <-chan struct{}
+	// heard is when the process last answered (unix ns): a call, a
+	// stream event or a health check.
+	heard atomic.Int64
+	// waiting counts the calls waiting on the process, long polls aside;
+	// waited is signalled when it rises from zero, so that the watcher
+	// checks a process that was idle at the pace of a busy one.
+	waiting atomic.Int32
+	waited  chan struct{}
+}
+
+// answered records that the process answered.
+func (g *generation) answered() { g.heard.Store(time.Now().UnixNano()) }
+
+// silence is how long the process has not answered.
+func (g *generation) silence() time.Duration {
+	return time.Duration(time.Now().UnixNano() - g.heard.Load())
+}
+
+// startWait and endWait bracket a call the caller waits on.
+func (g *generation) startWait() {
+	if g.waiting.Add(1) == 1 {
+		select {
+		case g.waited <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *generation) endWait() { g.waiting.Add(-1) }
+
+// exitStatus says how the exited process ended ("signal: killed", "exit
+// status 2"), once go-plugin has reaped it; "" when that takes more than
+// a second.
+func (g *generation) exitStatus() string {
+	for range 200 {
+		if g.client.Exited() { // go-plugin sets it after reaping, under its lock
+			if ps := g.cmd.ProcessState; ps != nil {
+				return ps.String()
+			}
+			return ""
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return ""
 }
 
 type instance struct {
@@ -292,6 +344,10 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 		StartTimeout:     i.host.opts.StartTimeout,
 	})
 	gen, err := i.connect(ctx, client)
+	if err == nil {
+		gen.cmd = cmd
+		gen.exited = watchExit(gen.pid, client.Exited)
+	}
 	if err != nil {
 		// A plugin that did not answer in time may be wedged, and
 		// go-plugin's Kill waits on it without a deadline: kill it first.
@@ -335,7 +391,8 @@ func (i *instance) connect(ctx context.Context, client *plugin.Client) (*generat
 		return nil, fmt.Errorf("configuring plugin %s for %s: %w", i.spec.Plugin, i.spec.Name, err)
 	}
 	gctx, gcancel := context.WithCancel(context.Background())
-	gen := &generation{client: client, conn: grpcClient.Conn, impl: raw, ctx: gctx, cancel: gcancel}
+	gen := &generation{client: client, conn: grpcClient.Conn, impl: raw, ctx: gctx, cancel: gcancel, waited: make(chan struct{}, 1)}
+	gen.answered() // Configure just did
 	if rc := client.ReattachConfig(); rc != nil {
 		gen.pid = rc.Pid
 	}
@@ -415,53 +472,99 @@ func (i *instance) status() Status {
 	return st
 }
 
-// exitPoll is how often the host looks for an exited process; checking is a
-// cheap flag read, so a killed plugin is noticed almost at once.
-const exitPoll = 100 * time.Millisecond
-
 // supervise watches the live process and replaces it when it dies.
 func (i *instance) supervise() {
 	defer close(i.done)
-	tick := time.NewTicker(exitPoll)
-	defer tick.Stop()
-	var lastPing time.Time
-	failures := 0
 	for {
-		select {
-		case <-i.life.Done():
-			return
-		case <-tick.C:
-		}
 		gen, err := i.current()
 		if err != nil {
-			continue
+			return // taken down by someone else: only supervise restarts
 		}
-		why := ""
-		if gen.client.Exited() {
-			why = "plugin process exited"
-		} else if time.Since(lastPing) >= i.host.opts.HealthInterval {
-			lastPing = time.Now()
-			if err := i.ping(gen); err != nil {
-				failures++
-				i.log.Warn("plugin health check failed", "error", err, "failures", failures)
-				if failures >= 2 {
-					why = "plugin stopped answering health checks: " + err.Error()
-				}
-			} else {
-				failures = 0
-			}
+		if !i.watch(gen) {
+			return
 		}
-		if why == "" {
-			continue
-		}
-		failures = 0
-		i.log.Error("plugin down, restarting", "reason", why, "pid", gen.pid)
-		i.setDown(gen, why)
 		gen.destroy()
 		if !i.restart() {
 			return
 		}
 	}
+}
+
+// idleChecks is how many health intervals a plugin nobody waits on may
+// stay silent before it is checked.
+const idleChecks = 10
+
+// watch waits until gen's process exits or fails two health checks in a
+// row, logs why and sets it down; it returns false, leaving gen up, when
+// the host stops the instance first. Exits are waited for, not polled. The
+// health check, which catches a process that is alive but stuck (stopped,
+// or its runtime wedged), runs only when the process has been silent: for
+// HealthInterval while a call waits on it or after a failed check, for
+// idleChecks intervals otherwise.
+func (i *instance) watch(gen *generation) bool {
+	interval := i.host.opts.HealthInterval
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-i.life.Done():
+			return false
+		case <-gen.exited:
+			i.exited(gen)
+			return true
+		case <-gen.waited:
+		case <-timer.C:
+		}
+		allowed := interval
+		if gen.waiting.Load() == 0 && failures == 0 {
+			allowed = idleChecks * interval
+		}
+		if silent := gen.silence(); silent < allowed {
+			resetTimer(timer, allowed-silent)
+			continue
+		}
+		err := i.ping(gen)
+		if err == nil {
+			gen.answered()
+			failures = 0
+			resetTimer(timer, interval)
+			continue
+		}
+		select {
+		case <-gen.exited: // the check failed because the process died
+			i.exited(gen)
+			return true
+		default:
+		}
+		failures++
+		if failures < 2 {
+			i.log.Warn("plugin health check failed", "pid", gen.pid, "error", err)
+			resetTimer(timer, interval)
+			continue
+		}
+		why := "plugin stopped answering health checks: " + err.Error()
+		i.log.Error("plugin stopped answering health checks; killing and restarting it", "pid", gen.pid, "error", err)
+		i.setDown(gen, why)
+		return true
+	}
+}
+
+// resetTimer makes t fire after d, whether or not it fired already.
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	t.Reset(d)
+}
+
+// exited sets gen down after its process exited, with one line saying so.
+func (i *instance) exited(gen *generation) {
+	status := gen.exitStatus()
+	why := "plugin process exited"
+	if status != "" {
+		why += ": " + status
+	}
+	i.log.Error("plugin process exited; restarting it", "pid", gen.pid, "status", status)
+	i.setDown(gen, why)
 }
 
 func (i *instance) ping(gen *generation) error {

@@ -491,3 +491,24 @@ func TestSinkPluginProcess(t *testing.T) {
 		t.Fatalf("status after restart = %+v", h.Statuses()[0])
 	}
 }
+
+// A plugin that wedges while nothing waits on it is still noticed (by the
+// slower idle health checks) and replaced.
+func TestPluginWedgedWhileIdleIsReplaced(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	old := h.Statuses()[0].PID
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new process", func() bool {
+		s := h.Statuses()[0]
+		return s.State == StateUp && s.PID != old
+	})
+	if err := produceOne(b, "t", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.Statuses()[0].LastError, "health") {
+		t.Fatalf("last error %q does not say the health check failed", h.Statuses()[0].LastError)
+	}
+}
