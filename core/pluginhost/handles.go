@@ -140,6 +140,14 @@ type consumer struct {
 	// Owned by the polling goroutine.
 	assigned   map[[2]string]sdk.Offset
 	pendingErr error // why the last stream ended, reported after its revocation
+	// ended is why the last stream ended and the process it ran on,
+	// until the stream is re-opened.
+	ended *streamEnd
+}
+
+type streamEnd struct {
+	gen *generation
+	err error
 }
 
 // errConsumerClosed is what Poll answers once Close was called or the
@@ -166,19 +174,25 @@ func (c *consumer) open(gen *generation) error {
 		return errConsumerClosed
 	}
 	c.inner, c.gen = inner, gen
+	gen.streams.Add(1)
 	c.release = func() { stop(); cancel() }
 	return nil
 }
 
-// drop forgets the current stream and closes it.
-func (c *consumer) drop() {
+// drop forgets the current stream and closes it. closing is true when
+// the subscription ends: the stream no longer counts among those of its
+// process, which otherwise keeps counting it as one its death ended.
+func (c *consumer) drop(closing bool) {
 	c.mu.Lock()
-	inner, release := c.inner, c.release
+	inner, gen, release := c.inner, c.gen, c.release
 	c.inner, c.gen, c.release = nil, nil, nil
 	c.mu.Unlock()
 	if inner != nil {
 		_ = inner.Close() // ending a stream that may already be broken; nothing to report
 		release()
+		if closing {
+			gen.streams.Add(-1)
+		}
 	}
 }
 
@@ -205,6 +219,9 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			if err == nil {
 				err = c.open(gen)
 			}
+			if err == nil {
+				c.reopened(gen)
+			}
 			if err != nil {
 				if ctx.Err() != nil || sdk.CodeOf(err) != sdk.CodeUnavailable {
 					return sdk.ConsumeEvent{}, err
@@ -227,8 +244,8 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		if ctx.Err() != nil || !errors.Is(err, sdk.ErrStreamEnded) {
 			return ev, err // the caller's deadline, or a failed poll on a live stream
 		}
-		c.inst.log.Warn("consume stream ended, re-opening", "group", c.sub.Group, "error", err)
-		c.drop()
+		c.ended = &streamEnd{gen: streamGen, err: err}
+		c.drop(false)
 		retriable := sdk.CodeOf(err) == sdk.CodeUnavailable
 		lost := c.revokeAll()
 		switch {
@@ -240,6 +257,22 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		case !retriable:
 			return sdk.ConsumeEvent{}, err
 		}
+	}
+}
+
+// reopened logs that a stream ended and was re-opened on gen, when the
+// stream ended on the same process: a stream lost with its process is
+// already told by the host's line about the process, once for all.
+func (c *consumer) reopened(gen *generation) {
+	end := c.ended
+	c.ended = nil
+	switch {
+	case end == nil:
+	case end.gen == gen:
+		gen.streams.Add(-1) // the process outlived the stream
+		c.inst.log.Warn("consume stream ended; re-opened it", "group", c.sub.Group, "error", end.err)
+	default:
+		c.inst.log.Debug("consume stream re-opened on the new plugin process", "group", c.sub.Group, "pid", gen.pid, "ended_with", end.err)
 	}
 }
 
@@ -261,10 +294,16 @@ func (c *consumer) revokeAll() sdk.ConsumeEvent {
 	return ev
 }
 
+// errReopening is what Commit answers between a stream's end and its
+// re-open: the stream those offsets came from is gone, so they cannot be
+// committed on it (sdk.ErrStreamEnded), and the caller may try again on
+// the new stream (code 17).
+var errReopening = fmt.Errorf("%w: %w", sdk.ErrStreamEnded, &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after it ended"})
+
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 	inner, _ := c.current()
 	if inner == nil {
-		return &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after it ended"}
+		return errReopening
 	}
 	return c.inst.call(ctx, "Consume.Commit", func(ctx context.Context, _ *generation) error {
 		return inner.Commit(ctx, offsets)
@@ -274,7 +313,7 @@ func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 // Close ends the subscription; a Poll running meanwhile returns.
 func (c *consumer) Close() error {
 	c.cancel()
-	c.drop()
+	c.drop(true)
 	return nil
 }
 

@@ -164,7 +164,7 @@ func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
 		// starts anyway, with this cluster unready, and keeps trying: a
 		// broker that comes up after the gateway is not an outage.
 		inst.mu.Lock()
-		inst.state, inst.lastErr = StateRestarting, err.Error()
+		inst.state, inst.lastErr, inst.downSince = StateRestarting, err.Error(), time.Now()
 		inst.mu.Unlock()
 		inst.host.metrics.up.WithLabelValues(spec.Name).Set(0)
 		inst.log.Warn("plugin cannot reach its broker; retrying", "error", err)
@@ -221,7 +221,8 @@ func (h *Host) Close() error {
 // the process is declared dead, which fails every call still using it.
 type generation struct {
 	client *plugin.Client
-	cmd    *exec.Cmd // go-plugin runs and reaps it
+	cmd    *exec.Cmd     // go-plugin runs and reaps it
+	log    *hclogAdapter // go-plugin's logger for it
 	conn   *grpc.ClientConn
 	impl   any // sdk.Backend or sdk.Sink
 	pid    int
@@ -229,6 +230,9 @@ type generation struct {
 	cancel context.CancelFunc
 	// exited is closed once the process has exited.
 	exited <-chan struct{}
+	// streams counts the consume streams opened on the process and not
+	// closed by their subscriber: when it dies, the streams it ends.
+	streams atomic.Int32
 	// heard is when the process last answered (unix ns): a call, a
 	// stream event or a health check.
 	heard atomic.Int64
@@ -286,6 +290,8 @@ type instance struct {
 	upCh     chan struct{} // closed while up; replaced when the plugin goes down
 	restarts int
 	lastErr  string
+	// downSince is when the plugin last went down.
+	downSince time.Time
 
 	// life ends when the host stops the instance.
 	life context.Context
@@ -333,22 +339,24 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	logger := newHCLogAdapter(i.log)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginSets(),
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           newHCLogAdapter(i.log),
+		Logger:           logger,
 		GRPCDialOptions:  sdk.DialOptions(),
 		StartTimeout:     i.host.opts.StartTimeout,
 	})
 	gen, err := i.connect(ctx, client)
 	if err == nil {
-		gen.cmd = cmd
+		gen.cmd, gen.log = cmd, logger
 		gen.exited = watchExit(gen.pid, client.Exited)
 	}
 	if err != nil {
+		logger.endingProcess()
 		// A plugin that did not answer in time may be wedged, and
 		// go-plugin's Kill waits on it without a deadline: kill it first.
 		// One that answered (refusing its config, say) stops cleanly.
@@ -404,9 +412,14 @@ func (i *instance) setUp(gen *generation) {
 	i.gen = gen
 	i.state = StateUp
 	close(i.upCh)
+	restarts, down := i.restarts, i.downSince
 	i.mu.Unlock()
 	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(1)
-	i.log.Info("plugin up", "pid", gen.pid)
+	if restarts == 0 {
+		i.log.Info("plugin up", "pid", gen.pid)
+		return
+	}
+	i.log.Info("plugin up again", "pid", gen.pid, "restarts", restarts, "down_for", time.Since(down).Round(time.Millisecond))
 }
 
 // setDown declares gen dead: calls on it fail from now on.
@@ -416,6 +429,7 @@ func (i *instance) setDown(gen *generation, why string) {
 		i.gen = nil
 		i.state = StateRestarting
 		i.lastErr = why
+		i.downSince = time.Now()
 		i.upCh = make(chan struct{})
 	}
 	i.mu.Unlock()
@@ -544,7 +558,8 @@ func (i *instance) watch(gen *generation) bool {
 			continue
 		}
 		why := "plugin stopped answering health checks: " + err.Error()
-		i.log.Error("plugin stopped answering health checks; killing and restarting it", "pid", gen.pid, "error", err)
+		i.log.Error("plugin stopped answering health checks; killing and restarting it", "pid", gen.pid, "error", err,
+			"restarts", i.status().Restarts, "streams", gen.streams.Load())
 		i.setDown(gen, why)
 		return true
 	}
@@ -563,7 +578,10 @@ func (i *instance) exited(gen *generation) {
 	if status != "" {
 		why += ": " + status
 	}
-	i.log.Error("plugin process exited; restarting it", "pid", gen.pid, "status", status)
+	// The streams re-open on the new process by themselves; they say
+	// nothing more unless that fails.
+	i.log.Error("plugin process exited; restarting it", "pid", gen.pid, "status", status,
+		"restarts", i.status().Restarts, "streams", gen.streams.Load())
 	i.setDown(gen, why)
 }
 
@@ -574,10 +592,21 @@ func (i *instance) ping(gen *generation) error {
 	return err
 }
 
+// restartReport is how often restart repeats a failure it already
+// logged: a plugin that cannot start is retried every RestartBackoffMax,
+// and one line a minute says it still cannot.
+const restartReport = time.Minute
+
 // restart starts new processes with growing backoff until one comes up. It
-// returns false when the host is stopping.
+// returns false when the host is stopping. The first failure is logged,
+// then a failure only when its reason changes or restartReport has passed.
 func (i *instance) restart() bool {
 	backoff := 50 * time.Millisecond
+	var (
+		attempts   int
+		lastLogged string
+		loggedAt   time.Time
+	)
 	for {
 		select {
 		case <-i.life.Done():
@@ -585,12 +614,18 @@ func (i *instance) restart() bool {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, i.host.opts.RestartBackoffMax)
+		attempts++
 		gen, err := i.launch(i.life)
 		if err != nil {
 			i.mu.Lock()
 			i.lastErr = err.Error()
 			i.mu.Unlock()
-			i.log.Error("restarting plugin failed", "error", err, "next_attempt_in", backoff)
+			if msg := err.Error(); msg != lastLogged || time.Since(loggedAt) >= restartReport {
+				i.log.Error("restarting plugin failed", "error", err, "attempts", attempts, "next_attempt_in", backoff)
+				lastLogged, loggedAt = msg, time.Now()
+			} else {
+				i.log.Debug("restarting plugin failed", "error", err, "attempts", attempts, "next_attempt_in", backoff)
+			}
 			continue
 		}
 		i.mu.Lock()
@@ -625,6 +660,7 @@ const stopTimeout = 10 * time.Second
 // asks the plugin to shut down over gRPC, with no deadline; a wedged plugin
 // would never answer, so it is killed outright first.
 func (g *generation) destroy() {
+	g.log.endingProcess()
 	if g.pid > 0 {
 		_ = syscall.Kill(g.pid, syscall.SIGKILL) // it may already be gone
 	}
