@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -97,6 +98,7 @@ func (s *session) run() {
 	var wg sync.WaitGroup
 	wg.Go(s.maintain)
 	defer wg.Wait()
+	failures := 0 // polls failed in a row
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
 		free := s.set.Buffer - s.buffered
@@ -141,15 +143,36 @@ func (s *session) run() {
 				s.end(err)
 				return
 			}
-			s.svc.logger.Warn("consume poll", "group", s.group, "topic", s.topic, "error", err)
+			// Logged when polling starts to fail, not at every retry.
+			failures++
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			s.svc.logger.Log(s.ctx, level, "consume poll failed; retrying", "group", s.group, "topic", s.topic, "error", err, "failures", failures)
 			sleep(s.ctx, 100*time.Millisecond)
 			continue
 		}
+		if failures > 1 {
+			s.svc.logger.Info("consume poll working again", "group", s.group, "topic", s.topic, "failures", failures)
+		}
+		failures = 0
 		if len(ev.Revoked) > 0 {
 			s.revoke(ev.Revoked)
 		}
 		s.apply(ev)
 	}
+}
+
+// streamLossLevel is the level for a failure to commit: debug when the
+// stream itself ended (a plugin restart ends every stream at once, and the
+// plugin host logs that once; what was not committed is delivered again),
+// warn otherwise.
+func streamLossLevel(err error) slog.Level {
+	if errors.Is(err, sdk.ErrStreamEnded) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -282,7 +305,7 @@ func (s *session) revoke(revoked []sdk.Offset) {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	if err := s.c.Commit(ctx, offs); err != nil && s.ctx.Err() == nil {
-		s.svc.logger.Warn("commit on revoke", "group", s.group, "topic", s.topic, "error", err)
+		s.svc.logger.Log(ctx, streamLossLevel(err), "commit on revoke", "group", s.group, "topic", s.topic, "error", err)
 	}
 }
 
@@ -601,7 +624,7 @@ func (s *session) commit(ctx context.Context) {
 	defer cancel()
 	if err := s.c.Commit(cctx, offs); err != nil {
 		if sdk.CodeOf(err) != sdk.CodeNotFound {
-			s.svc.logger.Warn("consume commit", "group", s.group, "topic", s.topic, "error", err)
+			s.svc.logger.Log(ctx, streamLossLevel(err), "consume commit", "group", s.group, "topic", s.topic, "error", err)
 		}
 		return
 	}

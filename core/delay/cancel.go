@@ -58,21 +58,38 @@ func (c *cancels) len() int {
 }
 
 // follow reads the topic from its start and keeps reading until ctx ends.
+// A failure is logged when reading starts to fail, not at every retry, and
+// the return to reading once, with how often it failed.
 func (c *cancels) follow(ctx context.Context) {
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
+	failures := 0
 	for ctx.Err() == nil {
 		select {
 		case <-expire.C:
 			c.expire(time.Now())
 		default:
 		}
-		if err := c.readOnce(ctx); err != nil && ctx.Err() == nil {
-			c.logger.Warn("reading delay cancels", "topic", c.topic, "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+		err := c.readOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			if failures > 1 {
+				c.logger.Info("reading delay cancels again", "topic", c.topic, "failures", failures)
 			}
+			failures = 0
+			continue
+		}
+		failures++
+		if failures == 1 {
+			c.logger.Warn("reading delay cancels; retrying every second", "topic", c.topic, "error", err)
+		} else {
+			c.logger.Debug("reading delay cancels", "topic", c.topic, "error", err, "failures", failures)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -66,6 +66,8 @@ type Service struct {
 	cancels *cancels
 	metrics *serviceMetrics
 	ready   atomic.Bool
+	// consumeTrouble and moveTrouble log failures the tier workers share.
+	consumeTrouble, moveTrouble *workerTrouble
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,7 +89,10 @@ func New(opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
-	s := &Service{opts: opts, plan: opts.Plan, logger: opts.Logger}
+	s := &Service{opts: opts, plan: opts.Plan, logger: opts.Logger,
+		consumeTrouble: &workerTrouble{logger: opts.Logger, recoveredMsg: "delay tier workers consuming again"},
+		moveTrouble:    &workerTrouble{logger: opts.Logger, recoveredMsg: "delay tier workers moving records again"},
+	}
 	s.cancels = newCancels(opts.Backend, s.cancelTopic(), opts.Logger)
 	s.metrics = newServiceMetrics(opts.Registerer, opts.Plan, opts.TopicPrefix, s.samplePending, s.cancels.len)
 	return s
