@@ -183,7 +183,7 @@ func (s *Service) sessionOf(key sessionKey) (*session, error) {
 	}
 	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
-		changed: make(chan struct{}), lastUse: time.Now()}
+		changed: make(chan struct{}), lastUse: time.Now(), used: make(chan struct{}, 1)}
 	s.sessions[key] = ss
 	s.metrics.sessions.Inc()
 	go ss.run()

@@ -36,6 +36,9 @@ type session struct {
 	buffered int
 	changed  chan struct{} // closed and replaced on every change Pull waits for
 	lastUse  time.Time
+	// used is signalled (never blocking) by pulls and acks, which may
+	// give maintain work.
+	used chan struct{}
 	// lastCommit is when commit last sent offsets (for CommitInterval).
 	lastCommit time.Time
 	closed     bool
@@ -420,6 +423,9 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 		ch := s.changed
 		redo := s.nextRedoLocked()
 		s.mu.Unlock()
+		if len(b.Messages) > 0 {
+			s.usedNow()
+		}
 		if len(b.Messages) > 0 || !now.Before(deadline) {
 			return b, nil
 		}
@@ -447,6 +453,7 @@ var errSessionClosed = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "the consume s
 func (s *session) ack(a Ack, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.usedNow()
 	s.lastUse = now
 	q := s.qids[a.Qid]
 	if q == nil {
@@ -486,21 +493,35 @@ func (s *session) failLocked(f *flight, now time.Time, why string) {
 }
 
 // maintain times out unacked messages, dead-letters spent ones, commits
-// what moved, and closes an idle session.
+// what moved, and closes an idle session. It runs every maintainInterval
+// while messages are out or acked offsets wait to be committed; otherwise
+// it sleeps until the session would be idle, or a pull hands out messages
+// or an ack comes: a session nobody uses does not wake the process.
 func (s *session) maintain() {
-	t := time.NewTicker(maintainInterval)
+	t := time.NewTimer(maintainInterval)
 	defer t.Stop()
+	sleeping := false // t is set for the idle wait, not the next tick
 	for {
 		select {
 		case <-s.ctx.Done():
 			s.commit(context.Background())
 			return
+		case <-s.used:
+			// Work may have come: tick again, at the usual pace (a tick
+			// per ack would be a commit per ack).
+			if sleeping {
+				sleeping = false
+				t.Reset(maintainInterval)
+			}
+			continue
 		case <-t.C:
 		}
 		now := time.Now()
 		s.mu.Lock()
 		var dead []deadLetter
+		busy := false
 		for _, q := range s.qids {
+			busy = busy || len(q.out) > 0 || q.dirty
 			for off, f := range q.out {
 				if !f.deadline.IsZero() && now.After(f.deadline) {
 					s.svc.metrics.timeouts.WithLabelValues(s.group, s.topic).Inc()
@@ -511,7 +532,8 @@ func (s *session) maintain() {
 				}
 			}
 		}
-		idle := !s.lastUse.IsZero() && now.Sub(s.lastUse) > s.set.SessionIdle && s.svc.readerOf(s) == nil
+		idleAt := s.lastUse.Add(s.set.SessionIdle)
+		idle := !s.lastUse.IsZero() && now.After(idleAt) && s.svc.readerOf(s) == nil
 		if len(dead) > 0 {
 			s.notifyLocked()
 		}
@@ -527,6 +549,27 @@ func (s *session) maintain() {
 			s.svc.closeSession(s, "idle")
 			return
 		}
+		next := maintainInterval
+		if !busy {
+			// Nothing to time out or commit: wake when the session turns
+			// idle (past that, while a batch-id reader holds it, a
+			// SessionIdle later).
+			next = time.Until(idleAt)
+			if next <= 0 {
+				next = s.set.SessionIdle
+			}
+			next = max(next, maintainInterval)
+		}
+		sleeping = next > maintainInterval
+		t.Reset(next)
+	}
+}
+
+// usedNow wakes maintain after a pull or an ack.
+func (s *session) usedNow() {
+	select {
+	case s.used <- struct{}{}:
+	default:
 	}
 }
 
