@@ -3,6 +3,11 @@
 //
 //	go run ./cmd/mqgate-bench -scenario produce-http -n 200000 -size 1024 -batch 100 -concurrency 8
 //
+// -scenario idle instead measures the CPU the gateway and its plugins use
+// with no traffic (docs/BENCHMARKS.md, Idle CPU):
+//
+//	go run ./cmd/mqgate-bench -scenario idle [-idle-settle 10s] [-idle-for 60s]
+//
 // It builds (or takes, with -mqgate) the mqgate binary, starts it with an
 // embedded Kafka broker in a temporary directory, and runs each scenario
 // against the gateway and then against the broker directly.
@@ -99,6 +104,8 @@ func main() {
 		keep    = flag.Bool("keep", false, "keep the temporary directory")
 		backend = flag.String("backend", "kafka", "kafka (embedded broker) or rocketmq (the RocketMQ protocol fake, in this process)")
 		endpt   = flag.String("endpoint", "inprocess", "push: where the HTTP endpoint runs: inprocess (in the bench process) or process (a child process)")
+		settle  = flag.Duration("idle-settle", 10*time.Second, "idle: how long to wait after /readyz before measuring")
+		idleFor = flag.Duration("idle-for", 60*time.Second, "idle: how long to measure")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
 	flag.IntVar(&p.size, "size", 1024, "message value size in bytes")
@@ -117,10 +124,14 @@ func main() {
 	}
 	p.endpointProcess = *endpt == "process"
 
-	run, err := pick(*names)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "mqgate-bench: %v\n", err)
-		os.Exit(2)
+	idle := *names == idleScenario
+	var run []scenario
+	if !idle {
+		var err error
+		if run, err = pick(*names); err != nil {
+			fmt.Fprintf(os.Stderr, "mqgate-bench: %v\n", err)
+			os.Exit(2)
+		}
 	}
 
 	dir, err := os.MkdirTemp("", "mqgate-bench")
@@ -141,6 +152,13 @@ func main() {
 
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel())
 	fmt.Printf("backend: %s\n", e.about())
+	if idle {
+		if err := runIdle(e, *settle, *idleFor); err != nil {
+			e.stop()
+			log.Fatal(err)
+		}
+		return
+	}
 	fmt.Printf("params: n=%d size=%d batch=%d concurrency=%d partitions=%d\n\n", p.n, p.size, p.batch, p.concurrency, p.partitions)
 	fmt.Println("| scenario | side | msgs/s | MiB/s | p50 call | p99 call | failures |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
@@ -205,6 +223,7 @@ func scenarioList() string {
 	for _, s := range scenarios {
 		fmt.Fprintf(&b, "  %-20s %s\n", s.name, s.about)
 	}
+	fmt.Fprintf(&b, "  %-20s %s\n", idleScenario, "CPU ms/s of the gateway and each plugin with no traffic (runs alone)")
 	return b.String()
 }
 

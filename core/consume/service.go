@@ -86,7 +86,9 @@ type Options struct {
 	// idleness and the commit interval. Nil is time.Now. How long a pull
 	// waits is real time whatever the clock. Tests hold it still and move
 	// it past a timeout, so that what times out does not depend on how
-	// fast the machine is.
+	// fast the machine is. Timers cannot follow such a clock, so with one
+	// an unused session checks for idleness every maintainInterval
+	// instead of sleeping until it would be idle.
 	Now func() time.Time
 }
 
@@ -95,9 +97,11 @@ type sessionKey struct{ cluster, group, topic string }
 // Service is the gateway's consumption: sessions, cursors and the
 // low-level fetch and commit.
 type Service struct {
-	opts    Options
-	logger  *slog.Logger
-	metrics *consumeMetrics
+	opts Options
+	// realClock is whether opts.Now is time.Now, which timers follow.
+	realClock bool
+	logger    *slog.Logger
+	metrics   *consumeMetrics
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
@@ -121,10 +125,11 @@ func New(opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Now == nil {
+	realClock := opts.Now == nil
+	if realClock {
 		opts.Now = time.Now
 	}
-	return &Service{opts: opts, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
+	return &Service{opts: opts, realClock: realClock, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
 		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}, readers: map[sessionKey]*Reader{},
 		stopWaiting: make(chan struct{})}
 }
@@ -207,7 +212,7 @@ func (s *Service) sessionOf(key sessionKey) (*session, error) {
 	}
 	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
-		changed: make(chan struct{}), lastUse: s.opts.Now()}
+		changed: make(chan struct{}), lastUse: s.opts.Now(), used: make(chan struct{}, 1)}
 	s.sessions[key] = ss
 	s.metrics.sessions.Inc()
 	go ss.run()

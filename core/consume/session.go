@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
@@ -35,6 +36,9 @@ type session struct {
 	buffered int
 	changed  chan struct{} // closed and replaced on every change Pull waits for
 	lastUse  time.Time
+	// used is signalled (never blocking) by pulls and acks, which may
+	// give maintain work.
+	used chan struct{}
 	// lastCommit is when commit last sent offsets (for CommitInterval).
 	lastCommit time.Time
 	closed     bool
@@ -97,6 +101,7 @@ func (s *session) run() {
 	var wg sync.WaitGroup
 	wg.Go(s.maintain)
 	defer wg.Wait()
+	failures := 0 // polls failed in a row
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
 		free := s.set.Buffer - s.buffered
@@ -141,15 +146,36 @@ func (s *session) run() {
 				s.end(err)
 				return
 			}
-			s.svc.logger.Warn("consume poll", "group", s.group, "topic", s.topic, "error", err)
+			// Logged when polling starts to fail, not at every retry.
+			failures++
+			level := slog.LevelDebug
+			if failures == 1 {
+				level = slog.LevelWarn
+			}
+			s.svc.logger.Log(s.ctx, level, "consume poll failed; retrying", "group", s.group, "topic", s.topic, "error", err, "failures", failures)
 			sleep(s.ctx, 100*time.Millisecond)
 			continue
 		}
+		if failures > 1 {
+			s.svc.logger.Info("consume poll working again", "group", s.group, "topic", s.topic, "failures", failures)
+		}
+		failures = 0
 		if len(ev.Revoked) > 0 {
 			s.revoke(ev.Revoked)
 		}
 		s.apply(ev)
 	}
+}
+
+// streamLossLevel is the level for a failure to commit: debug when the
+// stream itself ended (a plugin restart ends every stream at once, and the
+// plugin host logs that once; what was not committed is delivered again),
+// warn otherwise.
+func streamLossLevel(err error) slog.Level {
+	if errors.Is(err, sdk.ErrStreamEnded) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -282,7 +308,7 @@ func (s *session) revoke(revoked []sdk.Offset) {
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	if err := s.c.Commit(ctx, offs); err != nil && s.ctx.Err() == nil {
-		s.svc.logger.Warn("commit on revoke", "group", s.group, "topic", s.topic, "error", err)
+		s.svc.logger.Log(ctx, streamLossLevel(err), "commit on revoke", "group", s.group, "topic", s.topic, "error", err)
 	}
 }
 
@@ -398,6 +424,9 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 		ch := s.changed
 		redo := s.nextRedoLocked()
 		s.mu.Unlock()
+		if len(b.Messages) > 0 {
+			s.usedNow()
+		}
 		if len(b.Messages) > 0 || !time.Now().Before(deadline) || closed(stop) {
 			return b, nil
 		}
@@ -436,6 +465,7 @@ var errSessionClosed = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "the consume s
 func (s *session) ack(a Ack, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer s.usedNow()
 	s.lastUse = now
 	q := s.qids[a.Qid]
 	if q == nil {
@@ -475,21 +505,35 @@ func (s *session) failLocked(f *flight, now time.Time, why string) {
 }
 
 // maintain times out unacked messages, dead-letters spent ones, commits
-// what moved, and closes an idle session.
+// what moved, and closes an idle session. It runs every maintainInterval
+// while messages are out or acked offsets wait to be committed; otherwise
+// it sleeps until the session would be idle, or a pull hands out messages
+// or an ack comes: a session nobody uses does not wake the process.
 func (s *session) maintain() {
-	t := time.NewTicker(maintainInterval)
+	t := time.NewTimer(maintainInterval)
 	defer t.Stop()
+	sleeping := false // t is set for the idle wait, not the next tick
 	for {
 		select {
 		case <-s.ctx.Done():
 			s.commit(context.Background())
 			return
+		case <-s.used:
+			// Work may have come: tick again, at the usual pace (a tick
+			// per ack would be a commit per ack).
+			if sleeping {
+				sleeping = false
+				t.Reset(maintainInterval)
+			}
+			continue
 		case <-t.C:
 		}
 		now := s.svc.opts.Now()
 		s.mu.Lock()
 		var dead []deadLetter
+		busy := false
 		for _, q := range s.qids {
+			busy = busy || len(q.out) > 0 || q.dirty
 			for off, f := range q.out {
 				if !f.deadline.IsZero() && now.After(f.deadline) {
 					s.svc.metrics.timeouts.WithLabelValues(s.group, s.topic).Inc()
@@ -500,7 +544,8 @@ func (s *session) maintain() {
 				}
 			}
 		}
-		idle := !s.lastUse.IsZero() && now.Sub(s.lastUse) > s.set.SessionIdle && s.svc.readerOf(s) == nil
+		idleAt := s.lastUse.Add(s.set.SessionIdle)
+		idle := !s.lastUse.IsZero() && now.After(idleAt) && s.svc.readerOf(s) == nil
 		if len(dead) > 0 {
 			s.notifyLocked()
 		}
@@ -516,6 +561,27 @@ func (s *session) maintain() {
 			s.svc.closeSession(s, "idle")
 			return
 		}
+		next := maintainInterval
+		if !busy && s.svc.realClock {
+			// Nothing to time out or commit: wake when the session turns
+			// idle (past that, while a batch-id reader holds it, a
+			// SessionIdle later).
+			next = idleAt.Sub(now)
+			if next <= 0 {
+				next = s.set.SessionIdle
+			}
+			next = max(next, maintainInterval)
+		}
+		sleeping = next > maintainInterval
+		t.Reset(next)
+	}
+}
+
+// usedNow wakes maintain after a pull or an ack.
+func (s *session) usedNow() {
+	select {
+	case s.used <- struct{}{}:
+	default:
 	}
 }
 
@@ -613,7 +679,7 @@ func (s *session) commit(ctx context.Context) {
 	defer cancel()
 	if err := s.c.Commit(cctx, offs); err != nil {
 		if sdk.CodeOf(err) != sdk.CodeNotFound {
-			s.svc.logger.Warn("consume commit", "group", s.group, "topic", s.topic, "error", err)
+			s.svc.logger.Log(ctx, streamLossLevel(err), "consume commit", "group", s.group, "topic", s.topic, "error", err)
 		}
 		return
 	}

@@ -58,26 +58,48 @@ func (c *cancels) len() int {
 }
 
 // follow reads the topic from its start and keeps reading until ctx ends.
+// A failure is logged when reading starts to fail, not at every retry, and
+// the return to reading once, with how often it failed.
 func (c *cancels) follow(ctx context.Context) {
 	expire := time.NewTicker(time.Minute)
 	defer expire.Stop()
+	failures := 0
 	for ctx.Err() == nil {
 		select {
 		case <-expire.C:
 			c.expire(time.Now())
 		default:
 		}
-		if err := c.readOnce(ctx); err != nil && ctx.Err() == nil {
-			c.logger.Warn("reading delay cancels", "topic", c.topic, "error", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+		err := c.readOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			if failures > 1 {
+				c.logger.Info("reading delay cancels again", "topic", c.topic, "failures", failures)
 			}
+			failures = 0
+			continue
+		}
+		failures++
+		if failures == 1 {
+			c.logger.Warn("reading delay cancels; retrying every second", "topic", c.topic, "error", err)
+		} else {
+			c.logger.Debug("reading delay cancels", "topic", c.topic, "error", err, "failures", failures)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 }
 
-// readOnce fetches from every qid once, waiting up to a second for news.
+// cancelsWait is how long one read of the cancel topic waits at the broker
+// for a new cancel. A cancel ends the wait at once, so this bounds only how
+// often an idle gateway asks.
+const cancelsWait = 5 * time.Second
+
+// readOnce fetches from every qid once, waiting up to cancelsWait for news.
 func (c *cancels) readOnce(ctx context.Context) error {
 	c.mu.Lock()
 	known := len(c.pos) > 0
@@ -94,7 +116,7 @@ func (c *cancels) readOnce(ctx context.Context) error {
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: time.Second}
+	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: cancelsWait}
 	for qid, off := range c.pos {
 		req.Positions = append(req.Positions, sdk.FetchPosition{Topic: c.topic, Qid: qid, Offset: off})
 	}

@@ -553,3 +553,35 @@ func TestAddRefusesBadInput(t *testing.T) {
 		}
 	}
 }
+
+// What waits in the tiers is counted from the broker when the metrics are
+// scraped (no timer samples it).
+func TestPendingCountedWhenScraped(t *testing.T) {
+	b := brokertest.Kinds[0].Start(t)
+	s, reg := startServiceReg(t, b, nil)
+	add(t, s, delay.Message{Topic: "later", DueAt: time.Now().Add(time.Hour), Msg: produce.Message{Value: []byte("x")}})
+	deadline := time.Now().Add(60 * time.Second)
+	for pending(t, reg) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a message an hour away never showed in mqgate_delay_pending_messages")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// pending sums mqgate_delay_pending_messages over the tiers.
+func pending(t *testing.T, reg *prometheus.Registry) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "mqgate_delay_pending_messages" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return n
+}

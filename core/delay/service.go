@@ -66,6 +66,8 @@ type Service struct {
 	cancels *cancels
 	metrics *serviceMetrics
 	ready   atomic.Bool
+	// consumeTrouble and moveTrouble log failures the tier workers share.
+	consumeTrouble, moveTrouble *workerTrouble
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -87,8 +89,12 @@ func New(opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
-	s := &Service{opts: opts, plan: opts.Plan, logger: opts.Logger, metrics: newServiceMetrics(opts.Registerer, opts.Plan, opts.TopicPrefix)}
+	s := &Service{opts: opts, plan: opts.Plan, logger: opts.Logger,
+		consumeTrouble: &workerTrouble{logger: opts.Logger, recoveredMsg: "delay tier workers consuming again"},
+		moveTrouble:    &workerTrouble{logger: opts.Logger, recoveredMsg: "delay tier workers moving records again"},
+	}
 	s.cancels = newCancels(opts.Backend, s.cancelTopic(), opts.Logger)
+	s.metrics = newServiceMetrics(opts.Registerer, opts.Plan, opts.TopicPrefix, s.samplePending, s.cancels.len)
 	return s
 }
 
@@ -113,7 +119,6 @@ func (s *Service) Start() {
 		}
 		s.ready.Store(true)
 		s.wg.Go(func() { s.cancels.follow(ctx) })
-		s.wg.Go(func() { s.measure(ctx) })
 		for _, t := range s.plan.tiers {
 			w := newWorker(s, t)
 			s.wg.Go(func() { w.run(ctx) })
@@ -346,34 +351,61 @@ func (s *Service) Cancel(ctx context.Context, topic, id string) error {
 	return nil
 }
 
-// measure updates the pending gauges from the brokers' offsets.
-func (s *Service) measure(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		for _, tier := range s.plan.tiers {
-			topic := TierName(s.opts.TopicPrefix, tier)
-			offs, err := s.opts.Backend.ListOffsets(ctx, []string{topic}, topic)
-			if err != nil {
-				continue
-			}
-			var pending int64
-			for _, o := range offs {
-				from := o.Committed
-				if from < 0 {
-					from = o.Start
-				}
-				pending += max(o.End-from, 0)
-			}
-			s.metrics.pending.WithLabelValues(topic).Set(float64(pending))
-		}
-		s.metrics.cancelsHeld.Set(float64(s.cancels.len()))
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// samplePending sets the pending gauges from the brokers' offsets; a tier
+// whose offsets cannot be read keeps its last value.
+func (s *Service) samplePending(ctx context.Context, pending *prometheus.GaugeVec) {
+	if s.Ready() != nil {
+		return // no tier topics yet
 	}
+	for _, tier := range s.plan.tiers {
+		topic := TierName(s.opts.TopicPrefix, tier)
+		offs, err := s.opts.Backend.ListOffsets(ctx, []string{topic}, topic)
+		if err != nil {
+			continue
+		}
+		var n int64
+		for _, o := range offs {
+			from := o.Committed
+			if from < 0 {
+				from = o.Start
+			}
+			n += max(o.End-from, 0)
+		}
+		pending.WithLabelValues(topic).Set(float64(n))
+	}
+}
+
+// pendingMaxAge is how old a sample of the pending gauges may be when they
+// are scraped; pendingSampleTimeout bounds taking one.
+const (
+	pendingMaxAge        = 5 * time.Second
+	pendingSampleTimeout = 5 * time.Second
+)
+
+// pendingGauge is mqgate_delay_pending_messages. Counting what waits in a
+// tier takes a ListOffsets call per tier, so the counts are taken when the
+// metrics are scraped (at most every pendingMaxAge), not on a timer: an idle
+// gateway nobody watches asks its broker nothing.
+type pendingGauge struct {
+	vec    *prometheus.GaugeVec
+	sample func(context.Context, *prometheus.GaugeVec)
+
+	mu      sync.Mutex // held while sampling, so concurrent scrapes share one sample
+	sampled time.Time
+}
+
+func (p *pendingGauge) Describe(ch chan<- *prometheus.Desc) { p.vec.Describe(ch) }
+
+func (p *pendingGauge) Collect(ch chan<- prometheus.Metric) {
+	p.mu.Lock()
+	if time.Since(p.sampled) >= pendingMaxAge {
+		ctx, cancel := context.WithTimeout(context.Background(), pendingSampleTimeout)
+		p.sample(ctx, p.vec)
+		cancel()
+		p.sampled = time.Now()
+	}
+	p.mu.Unlock()
+	p.vec.Collect(ch)
 }
 
 type serviceMetrics struct {
@@ -381,11 +413,14 @@ type serviceMetrics struct {
 	hops                                        *prometheus.CounterVec
 	dropped                                     *prometheus.CounterVec
 	lateness                                    prometheus.Histogram
-	pending                                     *prometheus.GaugeVec
-	cancelsHeld, owned                          prometheus.Gauge
+	pending                                     *pendingGauge
+	cancelsHeld                                 prometheus.GaugeFunc
+	owned                                       prometheus.Gauge
 }
 
-func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string) *serviceMetrics {
+// newServiceMetrics returns the service's metrics; sample fills the
+// pending gauges when they are scraped, and held counts the cancels held.
+func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string, sample func(context.Context, *prometheus.GaugeVec), held func() int) *serviceMetrics {
 	m := &serviceMetrics{
 		added:            prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_delay_added_total", Help: "Delayed messages accepted into the tiers."}),
 		delivered:        prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_delay_delivered_total", Help: "Delayed messages delivered to their topics (each loop firing counts)."}),
@@ -397,12 +432,16 @@ func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string) *ser
 			Name: "mqgate_delay_lateness_seconds", Help: "How long after its due time a delayed message was delivered.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
-		pending:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_delay_pending_messages", Help: "Records in each tier topic not yet moved on (all gateways), sampled every 5 s."}, []string{"tier"}),
-		cancelsHeld: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_delay_cancels_held", Help: "Cancels this gateway holds in memory."}),
-		owned:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_delay_partitions_owned", Help: "Tier topic partitions this gateway's workers own."}),
+		pending: &pendingGauge{
+			vec:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_delay_pending_messages", Help: "Records in each tier topic not yet moved on (all gateways), counted when scraped, at most every 5 s."}, []string{"tier"}),
+			sample: sample,
+		},
+		cancelsHeld: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mqgate_delay_cancels_held", Help: "Cancels this gateway holds in memory."},
+			func() float64 { return float64(held()) }),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_delay_partitions_owned", Help: "Tier topic partitions this gateway's workers own."}),
 	}
 	for _, t := range plan.tiers {
-		m.pending.WithLabelValues(TierName(prefix, t))
+		m.pending.vec.WithLabelValues(TierName(prefix, t))
 	}
 	if reg != nil {
 		m.added = metrics.Register(reg, m.added)

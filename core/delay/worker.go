@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -28,6 +29,10 @@ type worker struct {
 	s     *Service
 	tier  time.Duration
 	topic string // the tier topic, also the group
+	// failing is set while consuming fails; owned by run's goroutine.
+	failing bool
+	// moveFailing is set while moves fail; owned by schedule's goroutine.
+	moveFailing bool
 
 	// actMu is held while entries are moved, so that a revoke waits for
 	// moves in flight and commits them before the partition changes hands.
@@ -39,6 +44,7 @@ type worker struct {
 	held  int           // records held, done or not, until committed
 	room  chan struct{} // signalled when held drops
 	wake  chan struct{} // signalled when timed gets an earlier head
+	moved chan struct{} // signalled when a commit point moves
 }
 
 type qstate struct {
@@ -79,6 +85,7 @@ func newWorker(s *Service, tier time.Duration) *worker {
 	return &worker{
 		s: s, tier: tier, topic: TierName(s.opts.TopicPrefix, tier),
 		qids: map[string]*qstate{}, room: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+		moved: make(chan struct{}, 1),
 	}
 }
 
@@ -97,7 +104,9 @@ func (w *worker) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		c, err := w.s.opts.Backend.Consume(ctx, sdk.Subscription{Group: w.topic, Topics: []string{w.topic}, Start: sdk.StartEarliest})
 		if err != nil {
-			w.s.logger.Warn("delay tier worker cannot consume", "tier", w.topic, "error", err)
+			if ctx.Err() == nil {
+				w.failed("delay tier worker cannot consume", err)
+			}
 			sleep(ctx, time.Second)
 			continue
 		}
@@ -113,10 +122,95 @@ func (w *worker) run(ctx context.Context) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
+// failed reports a failure to consume or poll. The tier workers share one
+// cluster, so when one fails the others mostly do too: see workerTrouble.
+func (w *worker) failed(msg string, err error) {
+	first := !w.failing
+	w.failing = true
+	w.s.consumeTrouble.fail(first, msg, w.topic, err)
+}
+
+// recovered reports that a worker consumes again after failures.
+func (w *worker) recovered() {
+	if w.failing {
+		w.failing = false
+		w.s.consumeTrouble.recover()
+	}
+}
+
+// troubleReport is how often a failure the tier workers keep meeting is
+// logged again.
+const troubleReport = time.Minute
+
+// workerTrouble logs a failure the tier workers share (their cluster is
+// down, or its plugin restarting) once, rather than once per worker and
+// retry: when the first worker starts failing, again every troubleReport
+// while any still fails, and, with recoveredMsg, when the last one is past
+// it. Other failures are logged at debug level.
+type workerTrouble struct {
+	logger       *slog.Logger
+	recoveredMsg string
+
+	mu      sync.Mutex
+	failing int // workers failing now
+	since   time.Time
+	logged  time.Time
+}
+
+// fail records a failure; first is true for a worker's first failure since
+// it last recovered.
+func (t *workerTrouble) fail(first bool, msg, tier string, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if first {
+		t.failing++
+		if t.failing == 1 {
+			t.since = time.Time{}
+		}
+	}
+	now := time.Now()
+	if t.since.IsZero() {
+		t.since = now
+	}
+	if (first && t.failing == 1) || now.Sub(t.logged) >= troubleReport {
+		t.logger.Warn(msg, "tier", tier, "error", err, "workers_failing", t.failing,
+			"note", "tier workers' failures are logged at debug level until they recover, and once a minute")
+		t.logged = now
+		return
+	}
+	t.logger.Debug(msg, "tier", tier, "error", err)
+}
+
+// recover records that a failing worker is past its failure.
+func (t *workerTrouble) recover() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failing--
+	if t.failing == 0 {
+		t.logger.Info(t.recoveredMsg, "after", time.Since(t.since).Round(time.Millisecond))
+	}
+}
+
+// streamLossLevel is the level for a failure to commit: debug when the
+// stream itself ended (a plugin restart ends every worker's stream at once,
+// and the plugin host logs that once; the moves not committed are made
+// again), warn otherwise.
+func streamLossLevel(err error) slog.Level {
+	if errors.Is(err, sdk.ErrStreamEnded) {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}
+
+// sleep waits for d and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-time.After(d):
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -136,6 +230,9 @@ func (w *worker) poll(ctx context.Context, c sdk.Consumer) {
 			continue
 		}
 		ev, err := c.Poll(ctx, min(free, 500))
+		if err == nil {
+			w.recovered()
+		}
 		if err == nil && len(ev.Revoked) > 0 {
 			w.revoke(ctx, c, ev.Revoked)
 		}
@@ -146,7 +243,7 @@ func (w *worker) poll(ctx context.Context, c sdk.Consumer) {
 			if errors.Is(err, sdk.ErrStreamEnded) {
 				return
 			}
-			w.s.logger.Warn("delay tier worker poll", "tier", w.topic, "error", err)
+			w.failed("delay tier worker poll", err)
 			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
@@ -184,7 +281,7 @@ func (w *worker) revoke(ctx context.Context, c sdk.Consumer, revoked []sdk.Offse
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := c.Commit(cctx, offs); err != nil && ctx.Err() == nil {
-		w.s.logger.Warn("delay tier worker commit on revoke", "tier", w.topic, "error", err)
+		w.s.logger.Log(ctx, streamLossLevel(err), "delay tier worker commit on revoke", "tier", w.topic, "error", err)
 	}
 }
 
@@ -253,6 +350,7 @@ func (w *worker) advance(q *qstate) {
 	q.entries = slices.Delete(q.entries, 0, n)
 	w.held -= n
 	signal(w.room)
+	signal(w.moved)
 }
 
 // dropAll forgets everything after the stream ended: the next member (or
@@ -467,9 +565,15 @@ func (w *worker) settleWith(es []*entry, res []sdk.ProduceResult, err error, ok 
 		}
 	}
 	w.finish(done, nil)
-	if len(failed) > 0 {
-		w.s.logger.Warn("delay tier worker will retry", "tier", w.topic, "records", len(failed), "error", lastErr)
+	switch {
+	case len(failed) > 0:
+		first := !w.moveFailing
+		w.moveFailing = true
+		w.s.moveTrouble.fail(first, "delay tier worker will retry moving records", w.topic, lastErr)
 		w.retry(failed, lastErr)
+	case len(done) > 0 && w.moveFailing:
+		w.moveFailing = false
+		w.s.moveTrouble.recover()
 	}
 }
 
@@ -510,23 +614,31 @@ func (w *worker) finish(es []*entry, _ error) {
 	}
 }
 
-// commits commits finished offsets every commitInterval until ctx ends.
+// commits commits finished offsets until ctx ends: commitInterval after
+// a commit point first moves, so that the moves of that interval share one
+// commit, and not at all while nothing moves. A failed commit is tried
+// again an interval later.
 func (w *worker) commits(ctx context.Context, c sdk.Consumer) {
-	t := time.NewTicker(commitInterval)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			w.commitNow(ctx, c)
+		case <-w.moved:
+		}
+		if !sleep(ctx, commitInterval) {
+			return
+		}
+		if !w.commitNow(ctx, c) {
+			signal(w.moved)
 		}
 	}
 }
 
 const commitInterval = 100 * time.Millisecond
 
-func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
+// commitNow commits every moved commit point; it reports false when the
+// commit failed and the points are still to commit.
+func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) bool {
 	w.mu.Lock()
 	var offs []sdk.Offset
 	var qs []*qstate
@@ -538,15 +650,15 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
 	}
 	w.mu.Unlock()
 	if len(offs) == 0 {
-		return
+		return true
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := c.Commit(cctx, offs); err != nil {
 		if sdk.CodeOf(err) != sdk.CodeNotFound {
-			w.s.logger.Warn("delay tier worker commit", "tier", w.topic, "error", err)
+			w.s.logger.Log(ctx, streamLossLevel(err), "delay tier worker commit", "tier", w.topic, "error", err)
 		}
-		return
+		return false
 	}
 	w.mu.Lock()
 	for i, q := range qs {
@@ -556,4 +668,5 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) {
 		}
 	}
 	w.mu.Unlock()
+	return true
 }

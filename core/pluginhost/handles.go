@@ -16,9 +16,19 @@ import (
 // or when the process is declared dead, whichever comes first; in the last
 // case the error is code 17, so the caller may retry.
 func (i *instance) call(ctx context.Context, method string, fn func(context.Context, *generation) error) error {
+	return i.callWaiting(ctx, method, true, fn)
+}
+
+// callWaiting is call; waits is false for a long poll, which by design may
+// get no answer for a while: its silence does not make the host check the
+// process sooner (see Options.HealthInterval).
+func (i *instance) callWaiting(ctx context.Context, method string, waits bool, fn func(context.Context, *generation) error) error {
 	start := time.Now()
 	gen, err := i.current()
 	if err == nil {
+		if waits {
+			gen.startWait()
+		}
 		cctx, cancel := context.WithCancel(ctx)
 		stop := context.AfterFunc(gen.ctx, cancel)
 		if _, ok := cctx.Deadline(); !ok {
@@ -29,6 +39,12 @@ func (i *instance) call(ctx context.Context, method string, fn func(context.Cont
 		err = fn(cctx, gen)
 		stop()
 		cancel()
+		if waits {
+			gen.endWait()
+		}
+		if err == nil {
+			gen.answered()
+		}
 		if err != nil && gen.ctx.Err() != nil && ctx.Err() == nil {
 			err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "plugin " + i.spec.Plugin + " for " + i.spec.Name + " died during the call"}
 		}
@@ -73,7 +89,7 @@ func (b *backendHandle) Commit(ctx context.Context, group string, offsets []sdk.
 }
 
 func (b *backendHandle) Fetch(ctx context.Context, req sdk.FetchRequest) (res []sdk.FetchResult, err error) {
-	err = b.inst.call(ctx, "Fetch", func(ctx context.Context, g *generation) error {
+	err = b.inst.callWaiting(ctx, "Fetch", req.MaxWait <= 0, func(ctx context.Context, g *generation) error {
 		res, err = backendOf(g).Fetch(ctx, req)
 		return err
 	})
@@ -118,11 +134,20 @@ type consumer struct {
 
 	mu      sync.Mutex
 	inner   sdk.Consumer // nil between an ended stream and its re-open
+	gen     *generation  // the process inner runs on
 	release func()       // ends inner's context
 
 	// Owned by the polling goroutine.
 	assigned   map[[2]string]sdk.Offset
 	pendingErr error // why the last stream ended, reported after its revocation
+	// ended is why the last stream ended and the process it ran on,
+	// until the stream is re-opened.
+	ended *streamEnd
+}
+
+type streamEnd struct {
+	gen *generation
+	err error
 }
 
 // errConsumerClosed is what Poll answers once Close was called or the
@@ -148,27 +173,33 @@ func (c *consumer) open(gen *generation) error {
 		cancel()
 		return errConsumerClosed
 	}
-	c.inner = inner
+	c.inner, c.gen = inner, gen
+	gen.streams.Add(1)
 	c.release = func() { stop(); cancel() }
 	return nil
 }
 
-// drop forgets the current stream and closes it.
-func (c *consumer) drop() {
+// drop forgets the current stream and closes it. closing is true when
+// the subscription ends: the stream no longer counts among those of its
+// process, which otherwise keeps counting it as one its death ended.
+func (c *consumer) drop(closing bool) {
 	c.mu.Lock()
-	inner, release := c.inner, c.release
-	c.inner, c.release = nil, nil
+	inner, gen, release := c.inner, c.gen, c.release
+	c.inner, c.gen, c.release = nil, nil, nil
 	c.mu.Unlock()
 	if inner != nil {
 		_ = inner.Close() // ending a stream that may already be broken; nothing to report
 		release()
+		if closing {
+			gen.streams.Add(-1)
+		}
 	}
 }
 
-func (c *consumer) current() sdk.Consumer {
+func (c *consumer) current() (sdk.Consumer, *generation) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.inner
+	return c.inner, c.gen
 }
 
 func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, error) {
@@ -181,12 +212,15 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			c.pendingErr = nil
 			return sdk.ConsumeEvent{}, err
 		}
-		inner := c.current()
+		inner, streamGen := c.current()
 		if inner == nil {
 			// Wait for the plugin, within this Poll's own deadline.
 			gen, err := c.inst.waitUp(ctx)
 			if err == nil {
 				err = c.open(gen)
+			}
+			if err == nil {
+				c.reopened(gen)
 			}
 			if err != nil {
 				if ctx.Err() != nil || sdk.CodeOf(err) != sdk.CodeUnavailable {
@@ -203,14 +237,15 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		}
 		ev, err := inner.Poll(ctx, maxRecords)
 		if err == nil {
+			streamGen.answered()
 			c.track(ev)
 			return ev, nil
 		}
 		if ctx.Err() != nil || !errors.Is(err, sdk.ErrStreamEnded) {
 			return ev, err // the caller's deadline, or a failed poll on a live stream
 		}
-		c.inst.log.Warn("consume stream ended, re-opening", "group", c.sub.Group, "error", err)
-		c.drop()
+		c.ended = &streamEnd{gen: streamGen, err: err}
+		c.drop(false)
 		retriable := sdk.CodeOf(err) == sdk.CodeUnavailable
 		lost := c.revokeAll()
 		switch {
@@ -222,6 +257,22 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		case !retriable:
 			return sdk.ConsumeEvent{}, err
 		}
+	}
+}
+
+// reopened logs that a stream ended and was re-opened on gen, when the
+// stream ended on the same process: a stream lost with its process is
+// already told by the host's line about the process, once for all.
+func (c *consumer) reopened(gen *generation) {
+	end := c.ended
+	c.ended = nil
+	switch {
+	case end == nil:
+	case end.gen == gen:
+		gen.streams.Add(-1) // the process outlived the stream
+		c.inst.log.Warn("consume stream ended; re-opened it", "group", c.sub.Group, "error", end.err)
+	default:
+		c.inst.log.Debug("consume stream re-opened on the new plugin process", "group", c.sub.Group, "pid", gen.pid, "ended_with", end.err)
 	}
 }
 
@@ -243,10 +294,16 @@ func (c *consumer) revokeAll() sdk.ConsumeEvent {
 	return ev
 }
 
+// errReopening is what Commit answers between a stream's end and its
+// re-open: the stream those offsets came from is gone, so they cannot be
+// committed on it (sdk.ErrStreamEnded), and the caller may try again on
+// the new stream (code 17).
+var errReopening = fmt.Errorf("%w: %w", sdk.ErrStreamEnded, &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after it ended"})
+
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
-	inner := c.current()
+	inner, _ := c.current()
 	if inner == nil {
-		return &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream is re-opening after it ended"}
+		return errReopening
 	}
 	return c.inst.call(ctx, "Consume.Commit", func(ctx context.Context, _ *generation) error {
 		return inner.Commit(ctx, offsets)
@@ -256,7 +313,7 @@ func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 // Close ends the subscription; a Poll running meanwhile returns.
 func (c *consumer) Close() error {
 	c.cancel()
-	c.drop()
+	c.drop(true)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,9 +59,13 @@ type Options struct {
 	// SelfPath is the mqgate binary bundled plugins run from; default
 	// os.Executable().
 	SelfPath string
-	// HealthInterval is how often a live plugin is health-checked (default
-	// 1s); HealthTimeout how long one check may take (default 2s). Two
-	// failed checks in a row restart the plugin.
+	// HealthInterval is how long a plugin that a call waits on may stay
+	// silent before it is health-checked (default 1s); HealthTimeout how
+	// long one check may take (default 2s). Two failed checks in a row
+	// restart the plugin. Answers to calls count as checks passed, so a
+	// busy plugin is not pinged, and one nobody waits on (long polls and
+	// consume streams waiting for records aside) is checked only every
+	// idleChecks health intervals.
 	HealthInterval time.Duration
 	HealthTimeout  time.Duration
 	// RestartBackoffMax caps the wait between restart attempts (default 2s).
@@ -162,7 +167,7 @@ func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
 		// starts anyway, with this cluster unready, and keeps trying: a
 		// broker that comes up after the gateway is not an outage.
 		inst.mu.Lock()
-		inst.state, inst.lastErr = StateRestarting, err.Error()
+		inst.state, inst.lastErr, inst.downSince = StateRestarting, err.Error(), time.Now()
 		inst.mu.Unlock()
 		inst.host.metrics.up.WithLabelValues(spec.Name).Set(0)
 		inst.log.Warn("plugin cannot reach its broker; retrying", "error", err)
@@ -208,12 +213,12 @@ func (h *Host) Validate(ctx context.Context, spec Spec) (sdk.ConfigErrors, error
 	if closed {
 		return nil, errors.New("plugin host is closed")
 	}
-	client, err := h.newClient(spec, h.opts.Logger.With("plugin", spec.Plugin, "instance", spec.Name))
+	client, _, logger, err := h.newClient(spec, h.opts.Logger.With("plugin", spec.Plugin, "instance", spec.Name))
 	if err != nil {
 		return nil, err
 	}
 	errs, err := validate(ctx, client, spec, h.opts.CallTimeout)
-	discard(client, err)
+	discard(client, logger, err)
 	return errs, err
 }
 
@@ -267,11 +272,62 @@ func (h *Host) Close() error {
 // the process is declared dead, which fails every call still using it.
 type generation struct {
 	client *plugin.Client
+	cmd    *exec.Cmd     // go-plugin runs and reaps it
+	log    *hclogAdapter // go-plugin's logger for it
 	conn   *grpc.ClientConn
 	impl   any // sdk.Backend or sdk.Sink
 	pid    int
 	ctx    context.Context
 	cancel context.CancelFunc
+	// exited is closed once the process has exited.
+	exited <-chan struct{}
+	// streams counts the consume streams opened on the process and not
+	// closed by their subscriber: when it dies, the streams it ends.
+	streams atomic.Int32
+	// heard is when the process last answered (unix ns): a call, a
+	// stream event or a health check.
+	heard atomic.Int64
+	// waiting counts the calls waiting on the process, long polls aside;
+	// waited is signalled when it rises from zero, so that the watcher
+	// checks a process that was idle at the pace of a busy one.
+	waiting atomic.Int32
+	waited  chan struct{}
+}
+
+// answered records that the process answered.
+func (g *generation) answered() { g.heard.Store(time.Now().UnixNano()) }
+
+// silence is how long the process has not answered.
+func (g *generation) silence() time.Duration {
+	return time.Duration(time.Now().UnixNano() - g.heard.Load())
+}
+
+// startWait and endWait bracket a call the caller waits on.
+func (g *generation) startWait() {
+	if g.waiting.Add(1) == 1 {
+		select {
+		case g.waited <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *generation) endWait() { g.waiting.Add(-1) }
+
+// exitStatus says how the exited process ended ("signal: killed", "exit
+// status 2"), once go-plugin has reaped it; "" when that takes more than
+// a second.
+func (g *generation) exitStatus() string {
+	for range 200 {
+		if g.client.Exited() { // go-plugin sets it after reaping, under its lock
+			if ps := g.cmd.ProcessState; ps != nil {
+				return ps.String()
+			}
+			return ""
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return ""
 }
 
 type instance struct {
@@ -285,6 +341,8 @@ type instance struct {
 	upCh     chan struct{} // closed while up; replaced when the plugin goes down
 	restarts int
 	lastErr  string
+	// downSince is when the plugin last went down.
+	downSince time.Time
 
 	health health // the last answer to Health
 
@@ -309,8 +367,9 @@ func newInstance(h *Host, spec Spec) *instance {
 }
 
 // newClient returns a go-plugin client for one process of spec's plugin,
-// not yet started. Its logs, the plugin's own included, go to log.
-func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, error) {
+// not yet started, with the command it runs and its logger. Its logs, the
+// plugin's own included, go to log.
+func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, *exec.Cmd, *hclogAdapter, error) {
 	var cmd *exec.Cmd
 	if spec.Builtin != "" {
 		cmd = exec.Command(h.opts.SelfPath, "plugin", spec.Builtin)
@@ -324,20 +383,21 @@ func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, error) {
 	if spec.SHA256 != "" && spec.Builtin == "" {
 		sum, err := hex.DecodeString(spec.SHA256)
 		if err != nil || len(sum) != sha256.Size {
-			return nil, fmt.Errorf("plugin %s: sha256 must be %d hex digits", spec.Plugin, 2*sha256.Size)
+			return nil, nil, nil, fmt.Errorf("plugin %s: sha256 must be %d hex digits", spec.Plugin, 2*sha256.Size)
 		}
 		secure = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
 	}
+	logger := newHCLogAdapter(log)
 	return plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginSets(),
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           newHCLogAdapter(log),
+		Logger:           logger,
 		GRPCDialOptions:  sdk.DialOptions(),
 		StartTimeout:     h.opts.StartTimeout,
-	}), nil
+	}), cmd, logger, nil
 }
 
 // dispense starts client's process and returns the plugin of kind it
@@ -362,7 +422,8 @@ func dispense(client *plugin.Client, spec Spec) (any, *plugin.GRPCClient, error)
 // that did not answer in time may be wedged, and go-plugin's Kill waits on
 // it without a deadline: it is killed first. One that answered (refusing
 // its config, say) stops cleanly.
-func discard(client *plugin.Client, err error) {
+func discard(client *plugin.Client, logger *hclogAdapter, err error) {
+	logger.endingProcess()
 	if sdk.CodeOf(err) == sdk.CodeTimeout {
 		if rc := client.ReattachConfig(); rc != nil && rc.Pid > 0 {
 			_ = syscall.Kill(rc.Pid, syscall.SIGKILL) // it may already be gone
@@ -373,15 +434,17 @@ func discard(client *plugin.Client, err error) {
 
 // launch starts one process, dispenses the plugin and configures it.
 func (i *instance) launch(ctx context.Context) (*generation, error) {
-	client, err := i.host.newClient(i.spec, i.log)
+	client, cmd, logger, err := i.host.newClient(i.spec, i.log)
 	if err != nil {
 		return nil, err
 	}
 	gen, err := i.connect(ctx, client)
 	if err != nil {
-		discard(client, err)
+		discard(client, logger, err)
 		return nil, err
 	}
+	gen.cmd, gen.log = cmd, logger
+	gen.exited = watchExit(gen.pid, client.Exited)
 	return gen, nil
 }
 
@@ -405,7 +468,8 @@ func (i *instance) connect(ctx context.Context, client *plugin.Client) (*generat
 		return nil, fmt.Errorf("configuring plugin %s for %s: %w", i.spec.Plugin, i.spec.Name, err)
 	}
 	gctx, gcancel := context.WithCancel(context.Background())
-	gen := &generation{client: client, conn: grpcClient.Conn, impl: raw, ctx: gctx, cancel: gcancel}
+	gen := &generation{client: client, conn: grpcClient.Conn, impl: raw, ctx: gctx, cancel: gcancel, waited: make(chan struct{}, 1)}
+	gen.answered() // Configure just did
 	if rc := client.ReattachConfig(); rc != nil {
 		gen.pid = rc.Pid
 	}
@@ -417,9 +481,14 @@ func (i *instance) setUp(gen *generation) {
 	i.gen = gen
 	i.state = StateUp
 	close(i.upCh)
+	restarts, down := i.restarts, i.downSince
 	i.mu.Unlock()
 	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(1)
-	i.log.Info("plugin up", "pid", gen.pid)
+	if restarts == 0 {
+		i.log.Info("plugin up", "pid", gen.pid)
+		return
+	}
+	i.log.Info("plugin up again", "pid", gen.pid, "restarts", restarts, "down_for", time.Since(down).Round(time.Millisecond))
 }
 
 // setDown declares gen dead: calls on it fail from now on.
@@ -429,6 +498,7 @@ func (i *instance) setDown(gen *generation, why string) {
 		i.gen = nil
 		i.state = StateRestarting
 		i.lastErr = why
+		i.downSince = time.Now()
 		i.upCh = make(chan struct{})
 	}
 	i.mu.Unlock()
@@ -485,53 +555,103 @@ func (i *instance) status() Status {
 	return st
 }
 
-// exitPoll is how often the host looks for an exited process; checking is a
-// cheap flag read, so a killed plugin is noticed almost at once.
-const exitPoll = 100 * time.Millisecond
-
 // supervise watches the live process and replaces it when it dies.
 func (i *instance) supervise() {
 	defer close(i.done)
-	tick := time.NewTicker(exitPoll)
-	defer tick.Stop()
-	var lastPing time.Time
-	failures := 0
 	for {
-		select {
-		case <-i.life.Done():
-			return
-		case <-tick.C:
-		}
 		gen, err := i.current()
 		if err != nil {
-			continue
+			return // taken down by someone else: only supervise restarts
 		}
-		why := ""
-		if gen.client.Exited() {
-			why = "plugin process exited"
-		} else if time.Since(lastPing) >= i.host.opts.HealthInterval {
-			lastPing = time.Now()
-			if err := i.ping(gen); err != nil {
-				failures++
-				i.log.Warn("plugin health check failed", "error", err, "failures", failures)
-				if failures >= 2 {
-					why = "plugin stopped answering health checks: " + err.Error()
-				}
-			} else {
-				failures = 0
-			}
+		if !i.watch(gen) {
+			return
 		}
-		if why == "" {
-			continue
-		}
-		failures = 0
-		i.log.Error("plugin down, restarting", "reason", why, "pid", gen.pid)
-		i.setDown(gen, why)
 		gen.destroy()
 		if !i.restart() {
 			return
 		}
 	}
+}
+
+// idleChecks is how many health intervals a plugin nobody waits on may
+// stay silent before it is checked.
+const idleChecks = 10
+
+// watch waits until gen's process exits or fails two health checks in a
+// row, logs why and sets it down; it returns false, leaving gen up, when
+// the host stops the instance first. Exits are waited for, not polled. The
+// health check, which catches a process that is alive but stuck (stopped,
+// or its runtime wedged), runs only when the process has been silent: for
+// HealthInterval while a call waits on it or after a failed check, for
+// idleChecks intervals otherwise.
+func (i *instance) watch(gen *generation) bool {
+	interval := i.host.opts.HealthInterval
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	failures := 0
+	for {
+		select {
+		case <-i.life.Done():
+			return false
+		case <-gen.exited:
+			i.exited(gen)
+			return true
+		case <-gen.waited:
+		case <-timer.C:
+		}
+		allowed := interval
+		if gen.waiting.Load() == 0 && failures == 0 {
+			allowed = idleChecks * interval
+		}
+		if silent := gen.silence(); silent < allowed {
+			resetTimer(timer, allowed-silent)
+			continue
+		}
+		err := i.ping(gen)
+		if err == nil {
+			gen.answered()
+			failures = 0
+			resetTimer(timer, interval)
+			continue
+		}
+		select {
+		case <-gen.exited: // the check failed because the process died
+			i.exited(gen)
+			return true
+		default:
+		}
+		failures++
+		if failures < 2 {
+			i.log.Warn("plugin health check failed", "pid", gen.pid, "error", err)
+			resetTimer(timer, interval)
+			continue
+		}
+		why := "plugin stopped answering health checks: " + err.Error()
+		i.log.Error("plugin stopped answering health checks; killing and restarting it", "pid", gen.pid, "error", err,
+			"restarts", i.status().Restarts, "streams", gen.streams.Load())
+		i.setDown(gen, why)
+		return true
+	}
+}
+
+// resetTimer makes t fire after d, whether or not it fired already.
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	t.Reset(d)
+}
+
+// exited sets gen down after its process exited, with one line saying so.
+func (i *instance) exited(gen *generation) {
+	status := gen.exitStatus()
+	why := "plugin process exited"
+	if status != "" {
+		why += ": " + status
+	}
+	// The streams re-open on the new process by themselves; they say
+	// nothing more unless that fails.
+	i.log.Error("plugin process exited; restarting it", "pid", gen.pid, "status", status,
+		"restarts", i.status().Restarts, "streams", gen.streams.Load())
+	i.setDown(gen, why)
 }
 
 func (i *instance) ping(gen *generation) error {
@@ -541,10 +661,21 @@ func (i *instance) ping(gen *generation) error {
 	return err
 }
 
+// restartReport is how often restart repeats a failure it already
+// logged: a plugin that cannot start is retried every RestartBackoffMax,
+// and one line a minute says it still cannot.
+const restartReport = time.Minute
+
 // restart starts new processes with growing backoff until one comes up. It
-// returns false when the host is stopping.
+// returns false when the host is stopping. The first failure is logged,
+// then a failure only when its reason changes or restartReport has passed.
 func (i *instance) restart() bool {
 	backoff := 50 * time.Millisecond
+	var (
+		attempts   int
+		lastLogged string
+		loggedAt   time.Time
+	)
 	for {
 		select {
 		case <-i.life.Done():
@@ -552,12 +683,18 @@ func (i *instance) restart() bool {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, i.host.opts.RestartBackoffMax)
+		attempts++
 		gen, err := i.launch(i.life)
 		if err != nil {
 			i.mu.Lock()
 			i.lastErr = err.Error()
 			i.mu.Unlock()
-			i.log.Error("restarting plugin failed", "error", err, "next_attempt_in", backoff)
+			if msg := err.Error(); msg != lastLogged || time.Since(loggedAt) >= restartReport {
+				i.log.Error("restarting plugin failed", "error", err, "attempts", attempts, "next_attempt_in", backoff)
+				lastLogged, loggedAt = msg, time.Now()
+			} else {
+				i.log.Debug("restarting plugin failed", "error", err, "attempts", attempts, "next_attempt_in", backoff)
+			}
 			continue
 		}
 		i.mu.Lock()
@@ -592,6 +729,7 @@ const stopTimeout = 10 * time.Second
 // asks the plugin to shut down over gRPC, with no deadline; a wedged plugin
 // would never answer, so it is killed outright first.
 func (g *generation) destroy() {
+	g.log.endingProcess()
 	if g.pid > 0 {
 		_ = syscall.Kill(g.pid, syscall.SIGKILL) // it may already be gone
 	}

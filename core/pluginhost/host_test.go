@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -577,5 +579,149 @@ func TestSinkPluginProcess(t *testing.T) {
 	})
 	if h.Statuses()[0].Restarts != 1 {
 		t.Fatalf("status after restart = %+v", h.Statuses()[0])
+	}
+}
+
+// atLeast returns the captured records at level or above.
+func (h *captureHandler) atLeast(level slog.Level) []slog.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []slog.Record
+	for _, r := range h.records {
+		if r.Level >= level {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// count is how many captured records have msg, at any level, and how many
+// of those are at level or above.
+func (h *captureHandler) count(msg string, level slog.Level) (all, above int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.records {
+		if r.Message == msg {
+			all++
+			if r.Level >= level {
+				above++
+			}
+		}
+	}
+	return all, above
+}
+
+// A killed plugin is one error line naming its pid and how it ended, and
+// one line when it is back; the consume streams it ended re-open without a
+// line each, and go-plugin's own lines about the exit stay at debug level.
+func TestKilledPluginLogsOnceNotPerStream(t *testing.T) {
+	h, logs := newTestHost(t)
+	b := startChild(t, h)
+	const streams = 5
+	type sub struct {
+		ctx context.Context
+		c   sdk.Consumer
+	}
+	var subs []sub
+	for range streams {
+		ctx, c := subscribe(t, b)
+		if _, err := c.Poll(ctx, 10); err != nil { // the assignment
+			t.Fatal(err)
+		}
+		subs = append(subs, sub{ctx, c})
+	}
+	pid := h.Statuses()[0].PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Every stream sees its loss and re-opens on the new process.
+	for _, s := range subs {
+		for {
+			ev, err := s.c.Poll(s.ctx, 10)
+			if err != nil {
+				t.Fatalf("Poll across the restart: %v", err)
+			}
+			if len(ev.Assigned) > 0 {
+				break
+			}
+		}
+	}
+	waitFor(t, "the up line", func() bool { _, ok := logs.find("plugin up again"); return ok })
+
+	loud := logs.atLeast(slog.LevelWarn)
+	if len(loud) != 1 {
+		var msgs []string
+		for _, r := range loud {
+			msgs = append(msgs, r.Level.String()+" "+r.Message)
+		}
+		t.Fatalf("%d warnings and errors for one crash, want 1: %q", len(loud), msgs)
+	}
+	r := loud[0]
+	if r.Level != slog.LevelError || r.Message != "plugin process exited; restarting it" ||
+		attr(r, "pid") != strconv.Itoa(pid) || attr(r, "status") != "signal: killed" || attr(r, "streams") != strconv.Itoa(streams) {
+		t.Fatalf("crash line = %v %q pid=%s status=%q streams=%s; want an error naming pid %d, signal: killed, %d streams",
+			r.Level, r.Message, attr(r, "pid"), attr(r, "status"), attr(r, "streams"), pid, streams)
+	}
+	up, _ := logs.find("plugin up again")
+	if attr(up, "restarts") != "1" || attr(up, "pid") == strconv.Itoa(pid) {
+		t.Fatalf("up line says restarts=%s pid=%s; want 1 and a new pid", attr(up, "restarts"), attr(up, "pid"))
+	}
+}
+
+// A restart that keeps failing the same way is one error line, not one per
+// attempt; the attempts go on, and the plugin comes back once it can.
+func TestFailingRestartsLogOnce(t *testing.T) {
+	h, logs := newTestHost(t)
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "plugin")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.StartBackend(context.Background(), Spec{Name: "local", Plugin: "acme", Path: bin, Config: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	away := bin + ".away"
+	if err := os.Rename(bin, away); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(h.Statuses()[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "three failed restarts", func() bool { n, _ := logs.count("restarting plugin failed", slog.LevelError); return n >= 3 })
+	if err := os.Rename(away, bin); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the plugin to come back", func() bool { return produceOne(b, "t", 5*time.Second) == nil })
+	n, loud := logs.count("restarting plugin failed", slog.LevelError)
+	if loud != 1 {
+		t.Fatalf("%d of %d failed restarts logged as errors; want the first only", loud, n)
+	}
+	if _, warned := logs.count("plugin failed to exit gracefully", slog.LevelWarn); warned != 0 {
+		t.Fatalf("go-plugin's complaint about killing a process that failed to start was logged %d times above debug", warned)
+	}
+}
+
+// A plugin that wedges while nothing waits on it is still noticed (by the
+// slower idle health checks) and replaced.
+func TestPluginWedgedWhileIdleIsReplaced(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	old := h.Statuses()[0].PID
+	if err := syscall.Kill(old, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a new process", func() bool {
+		s := h.Statuses()[0]
+		return s.State == StateUp && s.PID != old
+	})
+	if err := produceOne(b, "t", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(h.Statuses()[0].LastError, "health") {
+		t.Fatalf("last error %q does not say the health check failed", h.Statuses()[0].LastError)
 	}
 }

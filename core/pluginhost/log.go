@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -15,13 +16,39 @@ import (
 type hclogAdapter struct {
 	l    *slog.Logger
 	args []any
+	// ending is set once the host is ending the process itself (one it
+	// declared dead, or one that failed to start): go-plugin's complaints
+	// about killing it are then only debug.
+	ending *atomic.Bool
 }
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
-func newHCLogAdapter(l *slog.Logger) hclog.Logger { return &hclogAdapter{l: l} }
+// goPluginExited is go-plugin's line when a plugin process ends, at
+// error level when it did not exit cleanly. The host says so itself, once,
+// with the pid, how the process ended and what it does about it, so
+// go-plugin's line is only debug.
+const goPluginExited = "plugin process exited"
+
+// goPluginKilling are go-plugin's lines when Kill finds the process does
+// not answer, as one the host already gave up on does not.
+var goPluginKilling = map[string]bool{
+	"plugin failed to exit gracefully": true,
+	"error closing client during Kill": true,
+	"client":                           true,
+}
+
+func newHCLogAdapter(l *slog.Logger) *hclogAdapter {
+	return &hclogAdapter{l: l, ending: new(atomic.Bool)}
+}
+
+// endingProcess demotes go-plugin's lines about killing the process.
+func (a *hclogAdapter) endingProcess() { a.ending.Store(true) }
 
 func (a *hclogAdapter) emit(level slog.Level, msg string, args []any) {
+	if msg == goPluginExited || (goPluginKilling[msg] && a.ending.Load()) {
+		level = slog.LevelDebug
+	}
 	if !a.l.Enabled(context.Background(), level) {
 		return
 	}
@@ -55,7 +82,7 @@ func (a *hclogAdapter) IsError() bool { return a.l.Enabled(context.Background(),
 
 func (a *hclogAdapter) ImpliedArgs() []any { return a.args }
 func (a *hclogAdapter) With(args ...any) hclog.Logger {
-	return &hclogAdapter{l: a.l, args: append(append([]any{}, a.args...), args...)}
+	return &hclogAdapter{l: a.l, args: append(append([]any{}, a.args...), args...), ending: a.ending}
 }
 func (a *hclogAdapter) Name() string                   { return "" }
 func (a *hclogAdapter) Named(string) hclog.Logger      { return a }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
@@ -169,9 +170,21 @@ func OpenSpool(opts SpoolOptions) (*Spool, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(filepath.Join(opts.Dir, spoolStoreDir), &pebble.Options{
+	popts := &pebble.Options{
 		Logger: pebbleLogger{log},
-	})
+		// The plain file system, without pebble's default disk-health
+		// checker, whose ticker wakes the process every 2 s for each open
+		// file to log writes slower than 5 s. syncGroups logs slow writes
+		// of records itself.
+		FS: vfs.Default,
+	}
+	// pebble's default compaction scheduler wakes every 100 ms to see
+	// whether it may start more compactions, even when the store is idle.
+	// This one has no timer: it grants when the store asks and when a
+	// compaction ends, which is enough for one store (the timer serves a
+	// process that shares a limit among many stores).
+	popts.Experimental.CompactionScheduler = pebble.NewConcurrencyLimitSchedulerWithNoPeriodicGrantingForTest()
+	db, err := pebble.Open(filepath.Join(opts.Dir, spoolStoreDir), popts)
 	if err != nil {
 		lock.Release()
 		return nil, fmt.Errorf("opening spool in %s: %w", opts.Dir, err)
@@ -362,6 +375,20 @@ func (s *Spool) writeGroups(appendq <-chan *spoolAppend) {
 	}
 }
 
+// spoolSlowSync is how long a group's write and fsync may take before the
+// spool logs a slow disk, as pebble's disk-health checker (turned off: see
+// OpenSpool) would have.
+const spoolSlowSync = 5 * time.Second
+
+// records counts the records of the group's Appends.
+func (g *spoolGroup) records() int {
+	n := 0
+	for _, a := range g.appends {
+		n += len(a.values)
+	}
+	return n
+}
+
 // syncGroups waits for each group's fsync, in order, then makes its records
 // visible to forwarders and answers its Appends.
 func (s *Spool) syncGroups() {
@@ -370,13 +397,14 @@ func (s *Spool) syncGroups() {
 		applied := g.err == nil
 		err := g.err
 		if applied {
+			start := time.Now()
 			err = g.batch.SyncWait()
+			if took := time.Since(start); took >= spoolSlowSync {
+				s.log.Warn("spool: slow disk: writing records took long", "took", took.Round(time.Millisecond), "records", g.records())
+			}
 		}
 		_ = g.batch.Close() // only fails for a batch used after close; nothing to do about it
-		last := g.first - 1
-		for _, a := range g.appends {
-			last += uint64(len(a.values))
-		}
+		last := g.first - 1 + uint64(g.records())
 		if err != nil {
 			s.log.Error("spool write failed", "err", err)
 			if applied {

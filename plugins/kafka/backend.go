@@ -180,7 +180,15 @@ func (b *Backend) clientOpts(cfg config, seeds []string) []kgo.Opt {
 	if cfg.embedded {
 		// Records up to the embedded broker's message.max.bytes must come
 		// back in a fetch without tuning.
-		opts = append(opts, kgo.FetchMaxPartitionBytes(embeddedMaxMessageBytes))
+		opts = append(opts,
+			kgo.FetchMaxPartitionBytes(embeddedMaxMessageBytes),
+			// kfake asks every client for KIP-714 metrics, which kgo
+			// gzips and pushes every few seconds: with a client per
+			// consumer group (the delay tiers have 36) that was a third
+			// of an idle plugin's CPU, for metrics nobody reads. A real
+			// broker asks only when its operator subscribed to them.
+			kgo.DisableClientMetrics(),
+		)
 	}
 	return opts
 }

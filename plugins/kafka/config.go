@@ -22,6 +22,17 @@ const (
 	// producer's batch limit against external brokers.
 	kafkaMaxMessageBytes     = 1000012
 	maxRetentionTickInterval = 5 * time.Minute
+	// defaultGroupHeartbeat is franz-go's; embeddedGroupHeartbeat the
+	// default with the embedded broker (see config.groupHeartbeat), and
+	// also the most allowed: a third of franz-go's 45 s session timeout.
+	defaultGroupHeartbeat  = 3 * time.Second
+	embeddedGroupHeartbeat = 15 * time.Second
+	maxGroupHeartbeat      = 15 * time.Second
+	// embeddedFetchWait is how long a consumer's fetch waits at the
+	// embedded broker for records; franz-go's default is 5 s. A record
+	// ends the wait at once, so it bounds only how often an idle member
+	// asks.
+	embeddedFetchWait = time.Minute
 )
 
 // rawConfig is the plugin's `config:` map as JSON carries it. Durations and
@@ -34,6 +45,7 @@ type rawConfig struct {
 	Retention         *string         `json:"retention"`
 	ClientID          string          `json:"client_id"`
 	ProduceTimeout    *string         `json:"produce_timeout"`
+	GroupHeartbeat    *string         `json:"group_heartbeat"`
 }
 
 // config is the validated plugin config with defaults applied.
@@ -48,6 +60,13 @@ type config struct {
 	defaultPartitions int32
 	clientID          string
 	produceTimeout    time.Duration
+	// groupHeartbeat is how often a consumer group member heartbeats. A
+	// rebalance waits for each member's next heartbeat, so it bounds how
+	// long joining a group with other members takes. Against the embedded
+	// broker it is longer by default: the delay service keeps 36 tier
+	// groups joined, each heartbeating for nothing on a broker only this
+	// gateway uses, and that was most of an idle plugin's CPU.
+	groupHeartbeat time.Duration
 }
 
 // parseConfig decodes and validates the plugin's JSON config, without
@@ -69,8 +88,12 @@ func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 		defaultPartitions: defaultPartitions,
 		clientID:          raw.ClientID,
 		produceTimeout:    defaultProduceTimeout,
+		groupHeartbeat:    defaultGroupHeartbeat,
 	}
 	errs.Add(cfg.parseBrokers(raw.Brokers))
+	if cfg.embedded {
+		cfg.groupHeartbeat = embeddedGroupHeartbeat
+	}
 	// embeddedOnly reports key when the brokers are external. When brokers
 	// is not even a list it is not known which they are, so the key's value
 	// is checked as for an embedded broker.
@@ -106,6 +129,17 @@ func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 		d, err := sdk.ConfigDuration("produce_timeout", *raw.ProduceTimeout)
 		errs.Add(err)
 		cfg.produceTimeout = d
+	}
+	if raw.GroupHeartbeat != nil {
+		d, err := sdk.ConfigDuration("group_heartbeat", *raw.GroupHeartbeat)
+		switch {
+		case err != nil:
+			errs.Add(err)
+		case d > maxGroupHeartbeat:
+			errs.Addf("group_heartbeat", "must be at most %s (a third of the group session timeout), got %s", maxGroupHeartbeat, d)
+		default:
+			cfg.groupHeartbeat = d
+		}
 	}
 	if raw.DefaultPartitions != nil {
 		if *raw.DefaultPartitions < 1 {

@@ -67,10 +67,14 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 
 	c := &consumer{b: b, group: sub.Group, polls: make(map[*context.CancelFunc]struct{}), done: make(chan struct{})}
 	opts := b.clientOpts(shared.cfg, b.Addrs())
+	if shared.cfg.embedded {
+		opts = append(opts, kgo.FetchMaxWait(embeddedFetchWait))
+	}
 	opts = append(opts,
 		kgo.ConsumerGroup(sub.Group),
 		kgo.ConsumeTopics(sub.Topics...),
 		kgo.DisableAutoCommit(),
+		kgo.HeartbeatInterval(shared.cfg.groupHeartbeat),
 		// Start applies where the group has no commit. On data loss (a
 		// commit below the log start) the client still resumes at the
 		// oldest retained record, set by clientOpts: skipping is never

@@ -73,6 +73,8 @@ func TestConfigureErrors(t *testing.T) {
 		{"partitions wrong type", `{"brokers": "embedded", "default_partitions": "4"}`, "default_partitions"},
 		{"zero partitions", `{"brokers": "embedded", "default_partitions": 0}`, "default_partitions"},
 		{"bad produce timeout", `{"brokers": "embedded", "produce_timeout": "soon"}`, "produce_timeout"},
+		{"bad group heartbeat", `{"brokers": "embedded", "group_heartbeat": "often"}`, "group_heartbeat"},
+		{"group heartbeat over a third of the session", `{"brokers": "embedded", "group_heartbeat": "16s"}`, "group_heartbeat"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := New(nil)

@@ -98,7 +98,10 @@ func decodeMessages(body []byte) (msgs []*primitive.MessageExt, err error) {
 	return primitive.DecodeMessage(body), nil
 }
 
-// Fetch reads each position with one pull, outside any group.
+// Fetch reads each position with one pull, outside any group. The pulls
+// run together and wait at their brokers for up to req.MaxWait; once one
+// of them has records the others are called off, so Fetch waits for at
+// least one record, not for one at every position.
 func (b *Backend) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchResult, error) {
 	cfg, p, rs, err := b.state()
 	if err != nil {
@@ -109,10 +112,21 @@ func (b *Backend) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchR
 		maxMsgs = defaultPullMessages
 	}
 	out := make([]sdk.FetchResult, len(req.Positions))
+	waiting, callOff := context.WithCancel(ctx)
+	defer callOff()
 	var wg sync.WaitGroup
 	for i, pos := range req.Positions {
 		wg.Go(func() {
-			out[i] = b.fetchOne(ctx, cfg, p, rs, pos, maxMsgs, req.MaxWait)
+			r := b.fetchOne(waiting, cfg, p, rs, pos, maxMsgs, req.MaxWait)
+			switch {
+			case len(r.Records) > 0:
+				callOff()
+			case r.Err != nil && waiting.Err() != nil && ctx.Err() == nil:
+				// Called off because another position had records:
+				// nothing new here.
+				r = sdk.FetchResult{Topic: pos.Topic, Qid: pos.Qid, NextOffset: pos.Offset}
+			}
+			out[i] = r
 		})
 	}
 	wg.Wait()

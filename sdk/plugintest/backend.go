@@ -68,6 +68,7 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend, opts ..
 		{"QidOrder", s.testQidOrder},
 		{"CommitAndResume", s.testCommitAndResume},
 		{"FetchAtOffset", s.testFetchAtOffset},
+		{"FetchWaitsForOneRecord", s.testFetchWaitsForOneRecord},
 		{"EndOffsetsAdvance", s.testEndOffsetsAdvance},
 		{"EnsureTopicsIdempotent", s.testEnsureTopicsIdempotent},
 		{"LargeBatch", s.testLargeBatch},
@@ -301,6 +302,45 @@ func (s *suite) testFetchAtOffset(t *testing.T) {
 	if r.Err != nil || len(r.Records) != 0 || r.NextOffset != end {
 		t.Errorf("fetch at the end offset %d: %d records, next %d, err %v; want none, next %d, no error",
 			end, len(r.Records), r.NextOffset, r.Err, end)
+	}
+}
+
+// testFetchWaitsForOneRecord: a Fetch of several positions waits for a
+// record at any of them, not at each: one produced to one qid ends the
+// wait, however long MaxWait is.
+func (s *suite) testFetchWaitsForOneRecord(t *testing.T) {
+	topic := s.name(t, "topic")
+	s.ensure(t, topic, 2)
+	seed := s.produceOK(t, []sdk.Record{{Topic: topic, Partition: 0, Value: []byte("a")}, {Topic: topic, Partition: 1, Value: []byte("b")}})
+	var positions []sdk.FetchPosition
+	for _, r := range seed {
+		positions = append(positions, sdk.FetchPosition{Topic: topic, Qid: r.Qid, Offset: r.Offset + 1})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	go func() {
+		// The record may land before the Fetch reaches the broker; then
+		// the Fetch has it at once, which passes too. A failure shows up
+		// as the Fetch not answering with it.
+		_, _ = s.b.Produce(ctx, []sdk.Record{{Topic: topic, Partition: 0, Value: []byte("late")}})
+	}()
+	// MaxWait far beyond the context: only the record can end the wait
+	// in time.
+	res, err := s.b.Fetch(ctx, sdk.FetchRequest{Positions: positions, MaxRecords: 10, MaxWait: time.Hour})
+	if err != nil {
+		t.Fatalf("Fetch of two positions, a record produced to one: %v", err)
+	}
+	var got []string
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("Fetch result for qid %s: %v", r.Qid, r.Err)
+		}
+		for _, rec := range r.Records {
+			got = append(got, string(rec.Value))
+		}
+	}
+	if len(got) != 1 || got[0] != "late" {
+		t.Fatalf("Fetch answered %q; want the one record produced while it waited", got)
 	}
 }
 
