@@ -184,7 +184,12 @@ func (b *Backend) Commit(ctx context.Context, group string, offsets []sdk.Offset
 	if err == nil {
 		err = resps.Error()
 	}
-	return toSDKError(err, "committing offsets of group %s", group)
+	if err == nil {
+		return nil
+	}
+	// Without a broker to ask, franz-go reports each partition as unknown:
+	// say that the brokers are unreachable, not that the topic is missing.
+	return b.callError(ctx, err, "committing offsets of group %s", group)
 }
 
 // ListOffsets gives every partition's retained range and, when group is

@@ -442,4 +442,23 @@ func TestUnreachableBrokersAreUnavailable(t *testing.T) {
 	if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "unreachable") || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Produce to a dead cluster = %v (code %d), want code 17 saying the brokers are unreachable, and why", err, sdk.CodeOf(err))
 	}
+	// The calls behind stats, fetch and commit say the same, not that the
+	// topic is missing.
+	calls := map[string]func(context.Context) error{
+		"Commit": func(ctx context.Context) error {
+			return b.Commit(ctx, "g", []sdk.Offset{{Topic: "t", Qid: "0", Offset: 1}})
+		},
+		"ListOffsets": func(ctx context.Context) error {
+			_, err := b.ListOffsets(ctx, []string{"t"}, "g")
+			return err
+		},
+	}
+	for name, call := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := call(ctx)
+		cancel()
+		if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("%s on a dead cluster = %v (code %d), want code 17 naming the dial error", name, err, sdk.CodeOf(err))
+		}
+	}
 }
