@@ -101,7 +101,7 @@ func TestBatchIDRootRoutes(t *testing.T) {
 		g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{extra: "", httpExtra: "batch_default: {group: ape, topic: dts}"}))
 		g.produceOK("dts", `{"messages":[{"value":"a"},{"value":"b"},{"value":"c"},{"value":"d"}]}`)
 		code, body := g.do("GET", "/info", "", nil)
-		if code != 200 || string(body) != `{"acked_batch_id":0,"sent_batch_id":0}` {
+		if code != 200 || string(body) != "{\"acked_batch_id\":0,\"sent_batch_id\":0}\n" {
 			t.Fatalf("info: %d %s", code, body)
 		}
 		type batch struct {

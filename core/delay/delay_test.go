@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -584,4 +585,76 @@ func pending(t *testing.T, reg *prometheus.Registry) float64 {
 		}
 	}
 	return n
+}
+
+// failingEnsure is a backend whose first EnsureTopics calls fail, as they
+// do while a cluster cannot be reached.
+type failingEnsure struct {
+	sdk.Backend
+	left atomic.Int32
+}
+
+func (f *failingEnsure) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) error {
+	if f.left.Add(-1) >= 0 {
+		return sdk.Errorf(sdk.CodeUnavailable, "kafka brokers unreachable: dial tcp 10.0.0.1:9092: connect: connection refused")
+	}
+	return f.Backend.EnsureTopics(ctx, topics)
+}
+
+// lines records the level and message of each line logged.
+type lines struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *lines) Enabled(context.Context, slog.Level) bool { return true }
+func (l *lines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.got = append(l.got, r.Level.String()+" "+r.Message)
+	l.mu.Unlock()
+	return nil
+}
+func (l *lines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *lines) WithGroup(string) slog.Handler      { return l }
+
+// Creating the tier topics while the cluster cannot be reached is one
+// warning, however many times it is retried, and a line when it worked.
+func TestTopicCreationRetriesLogOnce(t *testing.T) {
+	b := &failingEnsure{Backend: brokertest.Kinds[0].Start(t)}
+	const failures = 3
+	b.left.Store(failures)
+	l := &lines{}
+	p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
+	s := delay.New(delay.Options{
+		Cluster: "local", Backend: b, Producer: p,
+		Route: func(string) (string, error) { return "local", nil },
+		Plan:  testPlan(t), Partitions: 2, Max: 30 * 24 * time.Hour,
+		Logger: slog.New(l),
+	})
+	s.Start()
+	t.Cleanup(s.Close)
+	deadline := time.Now().Add(60 * time.Second)
+	for s.Ready() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the delay service never became ready: %v", s.Ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var warned, created, debug int
+	for _, line := range l.got {
+		switch line {
+		case "WARN creating delay topics; retrying every second":
+			warned++
+		case "DEBUG creating delay topics; retrying":
+			debug++
+		case "INFO created delay topics":
+			created++
+		}
+	}
+	if warned != 1 || debug != failures-1 || created != 1 {
+		t.Fatalf("%d failures logged %d warnings, %d debug lines and %d 'created' lines; want 1, %d and 1: %q",
+			failures, warned, debug, created, failures-1, l.got)
+	}
 }

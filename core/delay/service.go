@@ -106,12 +106,34 @@ func (s *Service) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Go(func() {
+		// The first failure is a warning, and so is a new one or the same
+		// one a minute on; retries between say it at debug level.
+		var (
+			attempts           int
+			lastMsg            string
+			loggedAt, failedAt time.Time
+		)
 		for ctx.Err() == nil {
 			err := s.ensureTopics(ctx)
 			if err == nil {
+				if attempts > 0 {
+					s.logger.Info("created delay topics", "cluster", s.opts.Cluster, "attempts", attempts+1, "after", time.Since(failedAt).Round(time.Millisecond))
+				}
 				break
 			}
-			s.logger.Warn("creating delay topics; retrying", "cluster", s.opts.Cluster, "error", err)
+			if ctx.Err() != nil {
+				return // stopping: not a failure
+			}
+			if attempts == 0 {
+				failedAt = time.Now()
+			}
+			attempts++
+			if msg := err.Error(); msg != lastMsg || time.Since(loggedAt) >= troubleReport {
+				s.logger.Warn("creating delay topics; retrying every second", "cluster", s.opts.Cluster, "error", err, "attempts", attempts)
+				lastMsg, loggedAt = msg, time.Now()
+			} else {
+				s.logger.Debug("creating delay topics; retrying", "cluster", s.opts.Cluster, "error", err, "attempts", attempts)
+			}
 			sleep(ctx, time.Second)
 		}
 		if ctx.Err() != nil {

@@ -17,7 +17,7 @@ var statusOK = gin.H{"status": "ok"}
 
 // healthz serves GET /healthz: 200 while the process serves requests.
 func (s *Server) healthz(c *gin.Context) {
-	c.JSON(http.StatusOK, statusOK)
+	c.PureJSON(http.StatusOK, statusOK)
 }
 
 // readyz serves GET /readyz: 200 when every plugin is up and reaches its
@@ -50,13 +50,13 @@ func (s *Server) readyz(c *gin.Context) {
 			return
 		}
 	}
-	c.JSON(http.StatusOK, statusOK)
+	c.PureJSON(http.StatusOK, statusOK)
 }
 
 // listPlugins serves GET /v1/plugins: a JSON array of plugin statuses,
 // empty (never null) when there are none.
 func (s *Server) listPlugins(c *gin.Context) {
-	c.JSON(http.StatusOK, s.statuses(c))
+	c.PureJSON(http.StatusOK, s.statuses(c))
 }
 
 func (s *Server) statuses(c *gin.Context) []pluginhost.Status {
@@ -76,7 +76,7 @@ func (s *Server) listPush(c *gin.Context) {
 	if s.opts.Push != nil {
 		list = s.opts.Push.Status()
 	}
-	c.JSON(http.StatusOK, gin.H{"push": list})
+	c.PureJSON(http.StatusOK, gin.H{"push": list})
 }
 
 // pushStatus serves GET /v1/push/{name}: one subscription's status, or
@@ -86,7 +86,7 @@ func (s *Server) pushStatus(c *gin.Context) {
 	if s.opts.Push != nil {
 		for _, st := range s.opts.Push.Status() {
 			if st.Name == name {
-				c.JSON(http.StatusOK, st)
+				c.PureJSON(http.StatusOK, st)
 				return
 			}
 		}

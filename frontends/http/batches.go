@@ -79,7 +79,7 @@ func (s *Server) batchInfo(sub subscriptionOf) gin.HandlerFunc {
 			s.abortWithError(c, fmt.Errorf("reading the batch cursor of %s on %s: %w", group, topic, err))
 			return
 		}
-		c.JSON(http.StatusOK, info)
+		c.PureJSON(http.StatusOK, info)
 	}
 }
 
@@ -118,7 +118,7 @@ func (s *Server) batchFetchNew(sub subscriptionOf) gin.HandlerFunc {
 			s.abortWithError(c, fmt.Errorf("fetching a new batch of %s on %s: %w", group, topic, err))
 			return
 		}
-		c.JSON(http.StatusOK, batchResponse{Data: batchData(format, topic, msgs), BatchID: id})
+		c.PureJSON(http.StatusOK, batchResponse{Data: batchData(format, topic, msgs), BatchID: id})
 	}
 }
 
@@ -147,7 +147,7 @@ func (s *Server) batchFetchOld(sub subscriptionOf) gin.HandlerFunc {
 			s.abortWithError(c, fmt.Errorf("fetching batch %d of %s on %s again: %w", *id, group, topic, err))
 			return
 		}
-		c.JSON(http.StatusOK, batchResponse{Data: batchData(format, topic, msgs), BatchID: *id})
+		c.PureJSON(http.StatusOK, batchResponse{Data: batchData(format, topic, msgs), BatchID: *id})
 	}
 }
 
@@ -175,7 +175,7 @@ func (s *Server) batchAck(sub subscriptionOf) gin.HandlerFunc {
 			s.abortWithError(c, fmt.Errorf("acking batch %d of %s on %s: %w", id, group, topic, err))
 			return
 		}
-		c.JSON(http.StatusOK, batchAckResponse{AckedBatchID: acked})
+		c.PureJSON(http.StatusOK, batchAckResponse{AckedBatchID: acked})
 	}
 }
 

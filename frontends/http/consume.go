@@ -269,7 +269,7 @@ func (s *Server) pull(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("pulling %s for %s: %w", topic, group, err))
 		return
 	}
-	c.JSON(http.StatusOK, pullResponse{
+	c.PureJSON(http.StatusOK, pullResponse{
 		Context:  pullContext{Group: group, Topic: topic, Qid: b.Qid},
 		Messages: encodeConsumed(b.Messages),
 	})
@@ -313,7 +313,7 @@ func (s *Server) ack(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("acking %s of %s for %s: %w", a.qid, topic, group, err))
 		return
 	}
-	c.JSON(http.StatusOK, ackResponse{Acked: len(a.success) + len(a.fail)})
+	c.PureJSON(http.StatusOK, ackResponse{Acked: len(a.success) + len(a.fail)})
 }
 
 // stats serves GET /v1/groups/:group/stats[?topic=T].
@@ -349,7 +349,7 @@ func (s *Server) stats(c *gin.Context) {
 			Lag: st.Lag,
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 func nonNilOffsets(m map[string]int64) map[string]int64 {
@@ -388,7 +388,7 @@ func (s *Server) fetch(c *gin.Context) {
 	for i, q := range qms {
 		out.Results[i] = fetchResult{Topic: q.Topic, Qid: q.Qid, NextOffset: q.NextOffset, Messages: encodeConsumed(q.Messages)}
 	}
-	c.JSON(http.StatusOK, out)
+	c.PureJSON(http.StatusOK, out)
 }
 
 // commit serves POST /v1/commit: stores a group's offsets, with no
@@ -413,5 +413,5 @@ func (s *Server) commit(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("committing offsets of %s: %w", req.group, err))
 		return
 	}
-	c.JSON(http.StatusOK, commitResponse{Committed: true})
+	c.PureJSON(http.StatusOK, commitResponse{Committed: true})
 }

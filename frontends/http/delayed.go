@@ -98,7 +98,7 @@ func (s *Server) addDelayed(c *gin.Context) {
 			s.abortWithError(c, fmt.Errorf("adding a delay message to %s: %w", topic, r.Err))
 			return
 		}
-		c.JSON(http.StatusOK, delayedResponse{ID: r.ID, DeliverAtMs: deliverAtMs(r, &msgs[0])})
+		c.PureJSON(http.StatusOK, delayedResponse{ID: r.ID, DeliverAtMs: deliverAtMs(r, &msgs[0])})
 		return
 	}
 
@@ -121,7 +121,7 @@ func (s *Server) addDelayed(c *gin.Context) {
 		abortWithCode(c, out[0].Code, out[0].Message)
 		return
 	}
-	c.JSON(http.StatusOK, delayedBatchResponse{Results: out})
+	c.PureJSON(http.StatusOK, delayedBatchResponse{Results: out})
 }
 
 // checkDelayed sets the topic of decoded delayed messages and refuses them
@@ -196,5 +196,5 @@ func (s *Server) cancelDelayed(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("cancelling delay message %q on %s: %w", id, topic, err))
 		return
 	}
-	c.JSON(http.StatusOK, cancelResponse{ID: id, Cancelled: true})
+	c.PureJSON(http.StatusOK, cancelResponse{ID: id, Cancelled: true})
 }

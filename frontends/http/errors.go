@@ -74,11 +74,19 @@ func (s *Server) clientError(err error) (sdk.Code, string) {
 
 // abortWithCode answers with code's HTTP status and the error body.
 func abortWithCode(c *gin.Context, code sdk.Code, msg string) {
-	c.AbortWithStatusJSON(statusOf(code), errorBody{Error: errorDetail{Code: code, Message: msg}})
+	abortJSON(c, statusOf(code), errorBody{Error: errorDetail{Code: code, Message: msg}})
 }
 
 // abortWithError answers with the status and body err maps to.
 func (s *Server) abortWithError(c *gin.Context, err error) {
 	code, msg := s.clientError(err)
 	abortWithCode(c, code, msg)
+}
+
+// abortJSON ends the request with body as JSON. Like every answer it is
+// written without HTML escaping: a message saying "must be >= 0" reads so,
+// not "\u003e=".
+func abortJSON(c *gin.Context, status int, body any) {
+	c.Abort()
+	c.PureJSON(status, body)
 }

@@ -92,7 +92,7 @@ func (s *Server) kafkaSend(c *gin.Context) {
 		s.kafkaSendFail(c, fmt.Errorf("producing to %s: %w", topic, err))
 		return
 	}
-	c.JSON(http.StatusOK, kafkaSendReply{Code: sdk.CodeOK, Msg: "ok"})
+	c.PureJSON(http.StatusOK, kafkaSendReply{Code: sdk.CodeOK, Msg: "ok"})
 }
 
 // kafkaSendDelayed adds msg as a delay message due delayText (x-delay)
@@ -126,7 +126,7 @@ func (s *Server) kafkaSendDelayed(ctx context.Context, c *gin.Context, now time.
 		s.kafkaSendFail(c, fmt.Errorf("adding a delay message to %s: %w", topic, err))
 		return
 	}
-	c.JSON(http.StatusOK, kafkaSendReply{Code: sdk.CodeOK, Msg: "ok"})
+	c.PureJSON(http.StatusOK, kafkaSendReply{Code: sdk.CodeOK, Msg: "ok"})
 }
 
 // parseDelaySeconds parses x-delay: a decimal number of seconds >= 0, like
@@ -167,7 +167,7 @@ func isDecimal(s string) bool {
 
 func (s *Server) kafkaSendFail(c *gin.Context, err error) {
 	code, msg := s.clientError(err)
-	c.AbortWithStatusJSON(statusOf(code), kafkaSendReply{Code: code, Msg: msg, Error: &errorDetail{Code: code, Message: msg}})
+	abortJSON(c, statusOf(code), kafkaSendReply{Code: code, Msg: msg, Error: &errorDetail{Code: code, Message: msg}})
 }
 
 // decodeKafkaSend decodes mqproxy's body strictly: unknown fields, a

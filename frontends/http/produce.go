@@ -71,7 +71,7 @@ func (s *Server) produce(c *gin.Context) {
 			s.abortWithError(c, fmt.Errorf("spooling for %s: %w", topic, err))
 			return
 		}
-		c.JSON(http.StatusAccepted, asyncResponse{Accepted: len(msgs)})
+		c.PureJSON(http.StatusAccepted, asyncResponse{Accepted: len(msgs)})
 		return
 	}
 
@@ -103,7 +103,7 @@ func (s *Server) produce(c *gin.Context) {
 		abortWithCode(c, out[0].Code, out[0].Message)
 		return
 	}
-	c.JSON(http.StatusOK, produceResponse{Results: out})
+	c.PureJSON(http.StatusOK, produceResponse{Results: out})
 }
 
 // asyncResponse is the 202 body of an async produce: every message is

@@ -251,7 +251,7 @@ func (s *Server) noRoute(c *gin.Context) {
 // header gin has already set.
 func (s *Server) noMethod(c *gin.Context) {
 	allowed := c.Writer.Header().Get("Allow")
-	c.AbortWithStatusJSON(http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
+	abortJSON(c, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
 		Code:    sdk.CodeIllegal,
 		Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, allowed),
 	}})

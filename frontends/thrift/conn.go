@@ -103,8 +103,11 @@ func (c *serverConn) end() bool {
 func (c *serverConn) closing(err error) {
 	s := c.s
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		s.log.Warn("closing a thrift connection: a request did not arrive in full within the request timeout",
-			"remote", c.conn.RemoteAddr(), "timeout", s.opts.DefaultTimeout)
+		// A framed request read by a buffered server looks like one that
+		// never ends, so this is also how a client on another transport
+		// shows: name what the server expects.
+		s.log.Warn("closing a thrift connection: a request did not arrive in full within the request timeout; if every call of a client ends so, check that it uses the same transport and protocol",
+			"remote", c.conn.RemoteAddr(), "timeout", s.opts.DefaultTimeout, "transport", s.opts.Transport, "protocol", s.opts.Protocol)
 		return
 	}
 	if isClosed(err) || s.isStopping() {
