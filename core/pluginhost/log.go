@@ -52,15 +52,27 @@ func (a *hclogAdapter) emit(level slog.Level, msg string, args []any) {
 	if !a.l.Enabled(context.Background(), level) {
 		return
 	}
-	all := make([]any, 0, len(a.args)+len(args))
-	all = append(all, a.args...)
-	all = append(all, args...)
-	for i := 0; i+1 < len(all); i += 2 {
-		// go-plugin names the binary "plugin"; the logger already carries
-		// the plugin's configured name under that key.
-		if all[i] == "plugin" {
-			all[i] = "path"
+	in := make([]any, 0, len(a.args)+len(args))
+	in = append(in, a.args...)
+	in = append(in, args...)
+	all := in[:0]
+	for i := 0; i < len(in); i += 2 {
+		if i+1 == len(in) {
+			all = append(all, in[i])
+			break
 		}
+		switch in[i] {
+		case "timestamp":
+			// The plugin's own time of a line it wrote to stderr: the
+			// gateway's time of the line says the same a moment later.
+			continue
+		case "plugin":
+			// go-plugin names the binary "plugin"; the logger already
+			// carries the plugin's configured name under that key.
+			all = append(all, "path", in[i+1])
+			continue
+		}
+		all = append(all, in[i], in[i+1])
 	}
 	a.l.Log(context.Background(), level, msg, all...)
 }
