@@ -24,6 +24,7 @@ import (
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/core/router"
+	"github.com/mqgate/mqgate/core/topicname"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
 	thriftapi "github.com/mqgate/mqgate/frontends/thrift"
 	"github.com/mqgate/mqgate/sdk"
@@ -134,6 +135,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 			limits[name] = produce.RateLimit{PerSecond: t.RateLimit, Burst: t.Burst}
 		}
 	}
+	reserved := reservedNames(cfg)
 	producer := produce.NewProducer(backends, produce.Options{
 		Linger:           cfg.Producer.Linger,
 		MaxBatchMessages: cfg.Producer.MaxBatchMessages,
@@ -144,7 +146,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		Logger:           log,
 		Registerer:       reg,
 	})
-	rt, err := router.New(backends, routes, cfg.DefaultCluster, producer)
+	rt, err := router.New(backends, routes, cfg.DefaultCluster, producer, reserved)
 	if err != nil {
 		return err
 	}
@@ -163,7 +165,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 
 	var delayer delay.Delayer
 	if cfg.Delay.Enabled {
-		svc, err := startDelay(cfg, backends, producer, rt, log, reg)
+		svc, err := startDelay(cfg, backends, producer, rt, reserved, log, reg)
 		if err != nil {
 			return err
 		}
@@ -173,7 +175,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		delayer = svc
 	}
 
-	consumer := startConsume(cfg, backends, producer, rt, log, reg)
+	consumer := startConsume(cfg, backends, producer, rt, reserved, log, reg)
 	// Closed after the frontends stop: sessions commit what was acked and
 	// leave their groups before the plugins close.
 	defer consumer.Close()
@@ -291,7 +293,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 // startConsume returns the consumption service: sessions are created on
 // first use.
 func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer *produce.Producer, rt *router.Router,
-	log *slog.Logger, reg prometheus.Registerer) *consume.Service {
+	reserved *topicname.Reserved, log *slog.Logger, reg prometheus.Registerer) *consume.Service {
 	c := cfg.Consume
 	defaults := consume.Settings{
 		SessionIdle: c.SessionIdle, MaxInFlight: c.MaxInFlight, AckTimeout: c.AckTimeout, MaxRetries: c.MaxRetries,
@@ -324,10 +326,25 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 		Defaults:       defaults,
 		Groups:         groups,
 		Start:          start,
+		Reserved:       reserved,
 		MaxBatch:       c.MaxBatch,
 		Logger:         log.With("component", "consume"),
 		Registerer:     reg,
 	})
+}
+
+// reservedNames is the rule of the names clients may not use: the delay
+// topic prefix, and the groups of the push subscriptions, which the
+// gateway consumes with itself.
+func reservedNames(cfg *config.Config) *topicname.Reserved {
+	r := &topicname.Reserved{DelayPrefix: cfg.Delay.TopicPrefix, Groups: map[string]string{}}
+	for i, p := range cfg.Push {
+		if p == nil || p.Group == "" {
+			continue
+		}
+		r.Groups[p.Group] = fmt.Sprintf("push[%d].group, push subscription %s", i, p.Name)
+	}
+	return r
 }
 
 // setIf sets *dst to *v when v is not nil.
@@ -341,7 +358,7 @@ func setIf[T any](dst *T, v *T) {
 // topics in the background: a cluster that is down at start-up delays
 // delay messages (code 17), not the gateway.
 func startDelay(cfg *config.Config, backends map[string]sdk.Backend, producer *produce.Producer, rt *router.Router,
-	log *slog.Logger, reg prometheus.Registerer) (*delay.Service, error) {
+	reserved *topicname.Reserved, log *slog.Logger, reg prometheus.Registerer) (*delay.Service, error) {
 	plan, err := delay.NewPlan(cfg.Delay.Base, cfg.Delay.Levels)
 	if err != nil {
 		return nil, err
@@ -358,6 +375,7 @@ func startDelay(cfg *config.Config, backends map[string]sdk.Backend, producer *p
 		Partitions:  int32(cfg.Delay.Partitions),
 		Max:         cfg.Delay.Max,
 		TopicPrefix: cfg.Delay.TopicPrefix,
+		Reserved:    reserved,
 		Window:      cfg.Delay.Window,
 		Logger:      log.With("component", "delay"),
 		Registerer:  reg,

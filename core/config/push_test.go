@@ -161,6 +161,11 @@ func TestPushProblems(t *testing.T) {
 			"  - {name: a, topics: [t], targets: [\"http://h/\"]}\n" +
 			"  - {name: b, group: mqgate-push-a, topics: [t], targets: [\"http://h/\"]}\n",
 			[]string{`8: push[1].topics[0]: push[0] ("a", line 7) already consumes topic "t" from cluster "local" as group "mqgate-push-a"; the two would share one consumer-group session`}},
+		{"a delay tier's group and topic", "  - {name: a, group: mqgate_delay_1s, topics: [mqgate_delay_1s, mqgate_x], targets: [\"http://h/\"]}\n", []string{
+			`7: push[0].group: group "mqgate_delay_1s" is reserved: names starting "mqgate_delay_" are the gateway's delay tiers and cancels (delay.topic_prefix); clients may not use it`,
+			`7: push[0].topics[0]: topic "mqgate_delay_1s" is reserved: names starting "mqgate_delay_" are the gateway's delay tiers and cancels (delay.topic_prefix); clients may not use it`,
+			`7: push[0].topics[1]: topic "mqgate_x" is reserved: names starting "mqgate_" belong to the gateway itself (a fixed rule, not a config key); clients may not use it`,
+		}},
 		{"duplicate name is one error", "" +
 			"  - {name: a, topics: [t], targets: [\"http://h/\"]}\n" +
 			"  - {name: a, topics: [t], targets: [\"http://h/\"]}\n",

@@ -238,6 +238,9 @@ func (d *decoder) validatePush(c *Config) {
 	names := map[string]int{} // name -> line of its first push entry
 	type session struct{ cluster, group, topic string }
 	sessions := map[session]string{} // -> the push entry that consumes it, for errors
+	// A push subscription is the gateway's own consumer, but it may not
+	// consume the delay tiers or join their groups either.
+	reserved := &topicname.Reserved{DelayPrefix: c.Delay.TopicPrefix}
 	for i, p := range c.Push {
 		pp := fmt.Sprintf("push[%d]", i)
 		if p == nil || d.broken[pp] {
@@ -273,6 +276,9 @@ func (d *decoder) validatePush(c *Config) {
 			if msg := topicname.GroupProblem(p.Group); msg != "" {
 				d.errorf(line, gp, "invalid group name: %s", msg)
 				groupOK = false
+			} else if err := reserved.Group(p.Group); err != nil {
+				d.errorf(line, gp, "%v", err)
+				groupOK = false
 			}
 		} else if p.Group == "" && p.Name != "" {
 			p.Group = pushGroupPrefix + p.Name
@@ -287,6 +293,10 @@ func (d *decoder) validatePush(c *Config) {
 			line := d.lines[tp]
 			if msg := topicname.Problem(topic); msg != "" {
 				d.errorf(line, tp, "invalid topic name: %s", msg)
+				continue
+			}
+			if err := reserved.Topic(topic); err != nil {
+				d.errorf(line, tp, "%v", err)
 				continue
 			}
 			if k, dup := first[topic]; dup {

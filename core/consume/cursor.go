@@ -38,7 +38,7 @@ func (m chanMutex) unlock() { <-m }
 const firstWait = 100 * time.Millisecond
 
 func (s *Service) cursor(group, topic string) (*cursor, error) {
-	key, err := s.keyOf(group, topic)
+	key, err := s.clientKeyOf(group, topic)
 	if err != nil {
 		return nil, err
 	}

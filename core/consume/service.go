@@ -78,6 +78,10 @@ type Options struct {
 	Groups   map[string]Settings
 	// Start is where a new group starts on a qid it never committed.
 	Start sdk.StartPosition
+	// Reserved are the names clients may not use (topicname.Reserved);
+	// nil is the default rule. Readers (OpenReader) are the gateway's
+	// own and are not held to it.
+	Reserved *topicname.Reserved
 	// MaxBatch caps the messages of one Pull, Fetch or batch (default 1000).
 	MaxBatch   int
 	Logger     *slog.Logger
@@ -161,6 +165,19 @@ func checkNames(group, topic string) error {
 	return topicname.Validate(topic)
 }
 
+// clientKeyOf is keyOf for a client's call: it also refuses reserved
+// names, and a group reading its own dead-letter topic.
+func (s *Service) clientKeyOf(group, topic string) (sessionKey, error) {
+	key, err := s.keyOf(group, topic)
+	if err != nil {
+		return sessionKey{}, err
+	}
+	if err := s.opts.Reserved.Consume(group, topic, s.settings(group).deadLetterTopic(group)); err != nil {
+		return sessionKey{}, err
+	}
+	return key, nil
+}
+
 // keyOf checks group and topic and names their session: the cluster the
 // topic is routed to, the group, the topic.
 func (s *Service) keyOf(group, topic string) (sessionKey, error) {
@@ -177,7 +194,7 @@ func (s *Service) keyOf(group, topic string) (sessionKey, error) {
 // session returns the session of (group, topic), joining the group on
 // first use.
 func (s *Service) session(ctx context.Context, group, topic string) (*session, error) {
-	key, err := s.keyOf(group, topic)
+	key, err := s.clientKeyOf(group, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +238,7 @@ func (s *Service) sessionOf(key sessionKey) (*session, error) {
 
 // existing returns the session of (group, topic) if this gateway has one.
 func (s *Service) existing(group, topic string) (*session, error) {
-	key, err := s.keyOf(group, topic)
+	key, err := s.clientKeyOf(group, topic)
 	if err != nil {
 		return nil, err
 	}
@@ -326,9 +343,18 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 		if err := checkNames(group, topic); err != nil {
 			return nil, err
 		}
+		if err := s.opts.Reserved.Group(group); err != nil {
+			return nil, err
+		}
+		if err := s.opts.Reserved.Topic(topic); err != nil {
+			return nil, err
+		}
 		topics = []string{topic}
 	} else {
 		if err := topicname.ValidateGroup(group); err != nil {
+			return nil, err
+		}
+		if err := s.opts.Reserved.Group(group); err != nil {
 			return nil, err
 		}
 		s.mu.Lock()
@@ -393,6 +419,9 @@ func (s *Service) Fetch(ctx context.Context, cluster string, offsets map[string]
 		if err := topicname.Validate(topic); err != nil {
 			return nil, err
 		}
+		if err := s.opts.Reserved.Topic(topic); err != nil {
+			return nil, err
+		}
 		for _, qid := range slices.Sorted(mapKeys(offsets[topic])) {
 			req.Positions = append(req.Positions, sdk.FetchPosition{Topic: topic, Qid: qid, Offset: offsets[topic][qid]})
 		}
@@ -420,6 +449,9 @@ func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map
 	if err := topicname.ValidateGroup(group); err != nil {
 		return err
 	}
+	if err := s.opts.Reserved.Group(group); err != nil {
+		return err
+	}
 	b, err := s.backend(cluster)
 	if err != nil {
 		return err
@@ -427,6 +459,9 @@ func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map
 	var offs []sdk.Offset
 	for _, topic := range slices.Sorted(mapKeys(offsets)) {
 		if err := topicname.Validate(topic); err != nil {
+			return err
+		}
+		if err := s.opts.Reserved.Topic(topic); err != nil {
 			return err
 		}
 		for _, qid := range slices.Sorted(mapKeys(offsets[topic])) {

@@ -16,9 +16,15 @@ import (
 // of hops or deliveries the workers call sync, which returns once
 // everything written to the topic before the call has been read. So a
 // cancel that returned anywhere stops every delivery that starts after it.
+//
+// A record's time is capped at hold from when it is read: the cancel
+// promise needs no more, and a record that says "the year 3000" must not
+// hold its memory until then.
 type cancels struct {
 	b      sdk.Backend
 	topic  string
+	hold   time.Duration
+	now    func() time.Time // the service's clock
 	logger *slog.Logger
 
 	mu   sync.Mutex
@@ -27,8 +33,8 @@ type cancels struct {
 	read chan struct{}        // closed and replaced whenever pos moves
 }
 
-func newCancels(b sdk.Backend, topic string, logger *slog.Logger) *cancels {
-	return &cancels{b: b, topic: topic, logger: logger, ids: map[string]time.Time{}, pos: map[string]int64{}, read: make(chan struct{})}
+func newCancels(b sdk.Backend, topic string, hold time.Duration, now func() time.Time, logger *slog.Logger) *cancels {
+	return &cancels{b: b, topic: topic, hold: hold, now: now, logger: logger, ids: map[string]time.Time{}, pos: map[string]int64{}, read: make(chan struct{})}
 }
 
 func cancelKey(topic, id string) string { return topic + "/" + id }
@@ -67,7 +73,7 @@ func (c *cancels) follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		select {
 		case <-expire.C:
-			c.expire(time.Now())
+			c.expire(c.now())
 		default:
 		}
 		err := c.readOnce(ctx)
@@ -125,7 +131,7 @@ func (c *cancels) readOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	relist := false
@@ -142,7 +148,11 @@ func (c *cancels) readOnce(ctx context.Context) error {
 			if perr != nil || rec.Key == nil {
 				continue // not a cancel; a tombstone, say
 			}
-			if until := time.UnixMilli(ms); until.After(now) && until.After(c.ids[string(rec.Key)]) {
+			until := time.UnixMilli(ms)
+			if longest := now.Add(c.hold); until.After(longest) {
+				until = longest
+			}
+			if until.After(now) && until.After(c.ids[string(rec.Key)]) {
 				c.ids[string(rec.Key)] = until
 			}
 		}

@@ -546,12 +546,45 @@ func TestAddRefusesBadInput(t *testing.T) {
 			m.Loop = &delay.Loop{Interval: time.Second, Times: 3, Expire: now}
 		}), "loop.expire_at_ms"},
 		{"reserved header", msg(func(m *delay.Message) { m.Msg.Headers = []sdk.Header{{Key: "mqgate-delay-id", Value: []byte("x")}} }), "reserved"},
+		{"dead-letter header", msg(func(m *delay.Message) { m.Msg.Headers = []sdk.Header{{Key: "mqgate-dlq-attempts", Value: []byte("3")}} }), "reserved"},
+		{"id too long", msg(func(m *delay.Message) { m.ID = strings.Repeat("i", delay.MaxIDBytes+1) }), "id: 257 bytes, over the limit of 256"},
 		{"bad topic", msg(func(m *delay.Message) { m.Topic = "a b" }), "topic"},
 	} {
 		res, err := s.Add(context.Background(), []delay.Message{tc.m})
 		if err != nil || sdk.CodeOf(res[0].Err) != sdk.CodeIllegal || !strings.Contains(res[0].Err.Error(), tc.want) {
 			t.Errorf("%s: %v, %v; want code 11 naming %q", tc.name, res, err, tc.want)
 		}
+	}
+}
+
+// A client can neither aim a delay message at the gateway's own topics nor
+// cancel there (code 13), nor cancel with an id longer than any delay id
+// (code 11 naming the limit): every gateway holds every cancel in memory.
+// An id at the limit still works. Nothing refused is written.
+func TestDelayRefusesGatewayNamesAndLongIDs(t *testing.T) {
+	b := brokertest.Kinds[0].Start(t)
+	s := startService(t, b, nil)
+	ctx := context.Background()
+	cancels := newCollector(t, b, "mqgate_delay_cancel")
+	for _, topic := range []string{"mqgate_delay_cancel", "mqgate_delay_1s", "mqgate_other"} {
+		res, err := s.Add(ctx, []delay.Message{{Topic: topic, DueAt: time.Now().Add(time.Minute), Msg: produce.Message{Value: []byte("x")}}})
+		if err != nil || sdk.CodeOf(res[0].Err) != sdk.CodeNotAllowed || !strings.Contains(res[0].Err.Error(), "reserved") {
+			t.Errorf("Add to %s: %v, %v; want code 13", topic, res, err)
+		}
+		if err := s.Cancel(ctx, topic, "id"); sdk.CodeOf(err) != sdk.CodeNotAllowed {
+			t.Errorf("Cancel on %s: %v; want code 13", topic, err)
+		}
+	}
+	long := strings.Repeat("i", 1<<20)
+	if err := s.Cancel(ctx, "orders", long); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "over the limit of 256 bytes") {
+		t.Errorf("Cancel with a 1 MiB id: %v; want code 11 naming the limit", err)
+	}
+	cancels.drain()
+	if n := len(cancels.got); n != 0 {
+		t.Fatalf("refused cancels wrote %d records", n)
+	}
+	if err := s.Cancel(ctx, "orders", strings.Repeat("i", delay.MaxIDBytes)); err != nil {
+		t.Fatalf("Cancel with an id at the limit: %v", err)
 	}
 }
 

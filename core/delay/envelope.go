@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
 // Headers of a record in a tier topic. The message's own key, value, tags
 // and headers travel as they are; these are appended.
 const (
-	headerPrefix = "mqgate-delay-"
+	headerPrefix = topicname.DelayHeaderPrefix
 	hTopic       = headerPrefix + "topic" // the target topic
 	hID          = headerPrefix + "id"
 	hDue         = headerPrefix + "due-ms" // when it fires, epoch ms
@@ -40,9 +41,6 @@ type envelope struct {
 	loop  *Loop
 	fired int64 // firings so far, for loops
 }
-
-// reserved reports whether a header name is one mqgate's delay uses.
-func reserved(key string) bool { return strings.HasPrefix(strings.ToLower(key), headerPrefix) }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 

@@ -8,6 +8,22 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
+// MaxIDBytes is the longest delay id accepted, to add or to cancel. A
+// DDMQ uniqDelayMsgId (eight fields: times, counts, an inner topic and a
+// UUID) is under 200 bytes, mqgate's own ids are 32; every cancel is held
+// in memory on every gateway until it expires, so an id may not be a
+// payload.
+const MaxIDBytes = 256
+
+// ValidateID refuses an id over MaxIDBytes with code 11, naming the field
+// "id" and the limit.
+func ValidateID(id string) error {
+	if len(id) > MaxIDBytes {
+		return sdk.Errorf(sdk.CodeIllegal, "id: %d bytes, over the limit of %d bytes for a delay id", len(id), MaxIDBytes)
+	}
+	return nil
+}
+
 // Message is one delayed message as a frontend decoded it.
 type Message struct {
 	// ID names the message for cancels and traces; Add generates one when
@@ -49,6 +65,9 @@ type Result struct {
 func (m *Message) Validate(now time.Time, max time.Duration) error {
 	if m.Topic == "" {
 		return sdk.Errorf(sdk.CodeIllegal, "topic: required")
+	}
+	if err := ValidateID(m.ID); err != nil {
+		return err
 	}
 	if d := m.DueAt.Sub(now); d > max {
 		return sdk.Errorf(sdk.CodeIllegal, "delay of %s exceeds delay.max of %s", d.Round(time.Second), max)

@@ -51,6 +51,10 @@ type Options struct {
 	// TopicPrefix starts the names of the tier topics, their groups and the
 	// cancel topic (prefix + "cancel"). Default "mqgate_delay_".
 	TopicPrefix string
+	// Reserved are the names clients may not use (topicname.Reserved):
+	// Add and Cancel refuse them as target topics. Nil is the rule of
+	// TopicPrefix alone. The tier workers are not held to it.
+	Reserved *topicname.Reserved
 	// Window bounds the records each tier worker holds. Default 2000.
 	Window     int
 	Logger     *slog.Logger
@@ -89,16 +93,31 @@ func New(opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
+	if opts.Reserved == nil {
+		opts.Reserved = &topicname.Reserved{DelayPrefix: opts.TopicPrefix}
+	}
 	s := &Service{opts: opts, plan: opts.Plan, logger: opts.Logger,
 		consumeTrouble: &workerTrouble{logger: opts.Logger, recoveredMsg: "delay tier workers consuming again"},
 		moveTrouble:    &workerTrouble{logger: opts.Logger, recoveredMsg: "delay tier workers moving records again"},
 	}
-	s.cancels = newCancels(opts.Backend, s.cancelTopic(), opts.Logger)
+	s.cancels = newCancels(opts.Backend, s.cancelTopic(), s.cancelHold()+cancelSkew, opts.Clock.Now, opts.Logger)
 	s.metrics = newServiceMetrics(opts.Registerer, opts.Plan, opts.TopicPrefix, s.samplePending, s.cancels.len)
 	return s
 }
 
 func (s *Service) cancelTopic() string { return s.opts.TopicPrefix + "cancel" }
+
+// cancelHold is how long a cancel applies from when it is written:
+// delay.max plus the longest tier, longer than any message added before it
+// can wait, and long enough for a loop to meet it at its next hop.
+func (s *Service) cancelHold() time.Duration {
+	return s.opts.Max + s.plan.tiers[len(s.plan.tiers)-1]
+}
+
+// cancelSkew is what a cancel read from the topic may apply beyond
+// cancelHold from the time it is read, for the clocks of the gateway that
+// wrote it and the one that reads it to disagree.
+const cancelSkew = 10 * time.Minute
 
 // Start creates the topics (retrying while the cluster is down) and runs
 // the cancel reader and a worker per tier until Close.
@@ -330,13 +349,14 @@ func (s *Service) check(m *Message, now time.Time) error {
 	if err := topicname.Validate(m.Topic); err != nil {
 		return err
 	}
+	if err := s.opts.Reserved.Topic(m.Topic); err != nil {
+		return err
+	}
 	if err := m.Validate(now, s.opts.Max); err != nil {
 		return err
 	}
-	for _, h := range m.Msg.Headers {
-		if reserved(h.Key) {
-			return sdk.Errorf(sdk.CodeIllegal, "headers: %q is reserved (headers starting %q carry the delay itself)", h.Key, headerPrefix)
-		}
+	if err := topicname.CheckHeaders(m.Msg.Headers); err != nil {
+		return err
 	}
 	if _, err := s.opts.Route(m.Topic); err != nil {
 		return err
@@ -345,20 +365,25 @@ func (s *Service) check(m *Message, now time.Time) error {
 }
 
 // Cancel writes a cancel for id on topic and waits for the broker. It
-// applies for delay.max plus the longest tier from now: longer than any
-// message added before it can wait, and long enough for a loop to meet it
-// at its next hop.
+// applies for cancelHold from now. An id that Add would refuse (empty,
+// longer than MaxIDBytes) is code 11, and a reserved topic code 13.
 func (s *Service) Cancel(ctx context.Context, topic, id string) error {
 	if id == "" {
 		return sdk.Errorf(sdk.CodeIllegal, "id: required to cancel")
 	}
+	if err := ValidateID(id); err != nil {
+		return err
+	}
 	if err := topicname.Validate(topic); err != nil {
+		return err
+	}
+	if err := s.opts.Reserved.Topic(topic); err != nil {
 		return err
 	}
 	if err := s.Ready(); err != nil {
 		return err
 	}
-	until := s.opts.Clock.Now().Add(s.opts.Max + s.plan.tiers[len(s.plan.tiers)-1])
+	until := s.opts.Clock.Now().Add(s.cancelHold())
 	key := cancelKey(topic, id)
 	rec := sdk.Record{Topic: s.cancelTopic(), Partition: sdk.PartitionHash, Hash: hashString(key), Key: []byte(key), Value: []byte(strconv.FormatInt(until.UnixMilli(), 10))}
 	res, err := s.opts.Producer.SendRecords(ctx, s.opts.Cluster, []sdk.Record{rec})

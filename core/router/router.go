@@ -18,13 +18,15 @@ type Router struct {
 	topics         map[string]string // topic -> cluster, explicit entries
 	defaultCluster string
 	producer       *produce.Producer
+	reserved       *topicname.Reserved
 }
 
 // New returns a router over clusters (name -> backend). routes holds the
 // explicit topic -> cluster entries; every other topic goes to
 // defaultCluster. Produce requests run through p, which must serve the same
-// clusters.
-func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string, p *produce.Producer) (*Router, error) {
+// clusters. Produce and ProduceAsync refuse the topics reserved names (nil:
+// the default rule) and the headers only the gateway writes.
+func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string, p *produce.Producer, reserved *topicname.Reserved) (*Router, error) {
 	if _, ok := clusters[defaultCluster]; !ok && defaultCluster != "" {
 		return nil, fmt.Errorf("default cluster %q has no backend", defaultCluster)
 	}
@@ -33,10 +35,12 @@ func New(clusters map[string]sdk.Backend, routes map[string]string, defaultClust
 			return nil, fmt.Errorf("topic %q routes to cluster %q, which has no backend", topic, cluster)
 		}
 	}
-	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster, producer: p}, nil
+	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster, producer: p, reserved: reserved}, nil
 }
 
 // Cluster returns the name and backend of the cluster that serves topic.
+// It checks only the name's syntax: the gateway's own components route
+// their reserved topics through it too.
 func (r *Router) Cluster(topic string) (string, sdk.Backend, error) {
 	if err := topicname.Validate(topic); err != nil {
 		return "", nil, err
@@ -56,7 +60,7 @@ func (r *Router) Cluster(topic string) (string, sdk.Backend, error) {
 // spool; the spool's forwarder delivers them later. Bad input and a full
 // spool are refused at once.
 func (r *Router) ProduceAsync(ctx context.Context, topic string, msgs []produce.Message) error {
-	name, _, err := r.Cluster(topic)
+	name, err := r.clientCluster(topic, msgs)
 	if err != nil {
 		return err
 	}
@@ -67,7 +71,7 @@ func (r *Router) ProduceAsync(ctx context.Context, topic string, msgs []produce.
 // order. The error is for failures of the whole request (an invalid topic,
 // the backend down); per-message failures are in the results.
 func (r *Router) Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
-	name, _, err := r.Cluster(topic)
+	name, err := r.clientCluster(topic, msgs)
 	if err != nil {
 		return nil, err
 	}
@@ -76,4 +80,24 @@ func (r *Router) Produce(ctx context.Context, topic string, msgs []produce.Messa
 		return nil, fmt.Errorf("producing to %s: %w", topic, err)
 	}
 	return results, nil
+}
+
+// clientCluster is Cluster for a client's produce: it also refuses a
+// reserved topic (code 13) and reserved headers (code 11), so a client can
+// neither feed the delay tiers or cancels nor fake a delivered delay
+// message or a dead letter.
+func (r *Router) clientCluster(topic string, msgs []produce.Message) (string, error) {
+	name, _, err := r.Cluster(topic)
+	if err != nil {
+		return "", err
+	}
+	if err := r.reserved.Topic(topic); err != nil {
+		return "", err
+	}
+	for i := range msgs {
+		if err := topicname.CheckHeaders(msgs[i].Headers); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
 }

@@ -2,9 +2,11 @@ package router
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -22,7 +24,7 @@ func (b *recordingBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Pr
 func TestRouting(t *testing.T) {
 	local, other := &recordingBackend{}, &recordingBackend{}
 	backends := map[string]sdk.Backend{"local": local, "other": other}
-	r, err := New(backends, map[string]string{"payments": "other"}, "local", produce.NewProducer(backends, produce.Options{}))
+	r, err := New(backends, map[string]string{"payments": "other"}, "local", produce.NewProducer(backends, produce.Options{}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestRouting(t *testing.T) {
 func TestRoutingRefusals(t *testing.T) {
 	b := &recordingBackend{}
 	backends := map[string]sdk.Backend{"a": b}
-	noDefault, err := New(backends, map[string]string{"t1": "a"}, "", produce.NewProducer(backends, produce.Options{}))
+	noDefault, err := New(backends, map[string]string{"t1": "a"}, "", produce.NewProducer(backends, produce.Options{}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,57 @@ func TestRoutingRefusals(t *testing.T) {
 	if len(b.got) != 0 {
 		t.Fatalf("refused requests reached the backend: %+v", b.got)
 	}
-	if _, err := New(backends, map[string]string{"t": "missing"}, "a", produce.NewProducer(backends, produce.Options{})); err == nil {
+	if _, err := New(backends, map[string]string{"t": "missing"}, "a", produce.NewProducer(backends, produce.Options{}), nil); err == nil {
 		t.Fatal("a route to a cluster without a backend was accepted")
+	}
+}
+
+// TestClientProduceRefusesGatewayNames pins that a client's produce can
+// reach neither the delay tiers nor the cancel topic (a forged cancel, an
+// injected tier record) and cannot carry the headers of a delivered delay
+// message or a dead letter, sync or async; and that nothing refused
+// reaches the broker.
+func TestClientProduceRefusesGatewayNames(t *testing.T) {
+	b := &recordingBackend{}
+	backends := map[string]sdk.Backend{"a": b}
+	r, err := New(backends, nil, "a", produce.NewProducer(backends, produce.Options{}),
+		&topicname.Reserved{DelayPrefix: "acme_delay_"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []produce.Message{{Value: []byte("v"), Partition: sdk.PartitionHash}}
+	withHeader := func(k string) []produce.Message {
+		return []produce.Message{plain[0], {Value: []byte("v"), Partition: sdk.PartitionHash, Headers: []sdk.Header{{Key: k, Value: []byte("x")}}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		topic    string
+		msgs     []produce.Message
+		wantCode sdk.Code
+		wantMsg  string
+	}{
+		{"forged cancel", "acme_delay_cancel", plain, sdk.CodeNotAllowed, "delay.topic_prefix"},
+		{"tier injection", "acme_delay_1s", plain, sdk.CodeNotAllowed, "delay.topic_prefix"},
+		{"default delay prefix", "mqgate_delay_cancel", plain, sdk.CodeNotAllowed, `"mqgate_"`},
+		{"fake delivered delay", "orders", withHeader("mqgate-delay-id"), sdk.CodeIllegal, `headers: "mqgate-delay-id" is reserved`},
+		{"fake dead letter", "orders", withHeader("Mqgate-DLQ-Origin-Topic"), sdk.CodeIllegal, "is reserved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := r.Produce(context.Background(), tc.topic, tc.msgs)
+			if sdk.CodeOf(err) != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("Produce: %v; want code %d with %q", err, tc.wantCode, tc.wantMsg)
+			}
+			err = r.ProduceAsync(context.Background(), tc.topic, tc.msgs)
+			if sdk.CodeOf(err) != tc.wantCode || !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Fatalf("ProduceAsync: %v; want code %d with %q", err, tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+	if len(b.got) != 0 {
+		t.Fatalf("refused produces reached the broker: %+v", b.got)
+	}
+	// The gateway's own components route reserved topics: Cluster allows them.
+	if _, _, err := r.Cluster("acme_delay_1s"); err != nil {
+		t.Fatalf("Cluster refused a tier topic the delay service routes: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 // Package topicname holds the rules for topic names, which the config, the
 // router and every frontend apply alike. Consumer group names follow the
-// same rule.
+// same rule. It also holds the names the gateway reserves for itself
+// (Reserved) and the headers only the gateway writes (HeaderProblem).
 package topicname
 
 import (

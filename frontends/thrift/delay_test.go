@@ -263,6 +263,14 @@ func TestSendDelaySyncBadInput(t *testing.T) {
 		{"loop times negative", loop(func(m *producer.DelayMessage) { m.Times = ptr(int64(-2)) }), 11, "delayMessage.times: must be at least 1 for a loop (dmsgtype 3); got -2"},
 		{"loop expiring before it fires", loop(func(m *producer.DelayMessage) { m.Expire = ptr(nowMs) }), 11,
 			fmt.Sprintf("delayMessage.expire: %d is before timestamp %d (both in milliseconds)", nowMs, nowMs+1000)},
+		// Last: a large id is slow to send under -race, and the cases above
+		// compare times with nowMs.
+		{"cancel with a 1 MiB id", add(func(m *producer.DelayMessage) {
+			m.Action, m.UniqDelayMsgId = delayActionCancel, ptr(strings.Repeat("i", 1<<20))
+		}), 11,
+			"delayMessage.uniqDelayMsgId: 1048576 bytes, over the limit of 256 bytes for a delay id"},
+		{"add with an id over the limit", add(func(m *producer.DelayMessage) { m.UniqDelayMsgId = ptr(strings.Repeat("i", 257)) }), 11,
+			"delayMessage.uniqDelayMsgId: 257 bytes, over the limit of 256 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			beforeAdds, beforeCancels := fd.calls()
@@ -429,6 +437,9 @@ func FuzzDelayMessageMapping(f *testing.F) {
 		}
 		if req.msg.Topic != topic {
 			t.Fatalf("topic %q, want %q", req.msg.Topic, topic)
+		}
+		if len(req.msg.ID) > delay.MaxIDBytes {
+			t.Fatalf("accepted an id of %d bytes, over delay.MaxIDBytes", len(req.msg.ID))
 		}
 		if req.cancel {
 			if action != delayActionCancel || req.msg.ID == "" {

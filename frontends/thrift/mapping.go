@@ -151,6 +151,9 @@ func decodeDelayMessage(m *producer.DelayMessage, now time.Time, max time.Durati
 		if id == "" {
 			return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.uniqDelayMsgId: required to cancel", path)
 		}
+		if err := delay.ValidateID(id); err != nil {
+			return delayRequest{}, thriftFieldNames(path, err)
+		}
 		return delayRequest{cancel: true, msg: delay.Message{ID: id, Topic: m.Topic}}, nil
 	default:
 		return delayRequest{}, sdk.Errorf(sdk.CodeIllegal, "%s.action: must be 1 (add) or 2 (cancel); got %d", path, m.Action)
@@ -244,7 +247,10 @@ func thriftFieldNames(path string, err error) error {
 		return err
 	}
 	msg := delayFieldNames.Replace(e.Msg)
-	for _, field := range []string{"interval:", "times:", "expire:", "topic:"} {
+	if rest, ok := strings.CutPrefix(msg, "id:"); ok {
+		msg = "uniqDelayMsgId:" + rest
+	}
+	for _, field := range []string{"uniqDelayMsgId:", "interval:", "times:", "expire:", "topic:"} {
 		if strings.HasPrefix(msg, field) {
 			return &sdk.Error{Code: e.Code, Msg: path + "." + msg}
 		}
