@@ -281,8 +281,16 @@ func TestSendDelaySyncBadInput(t *testing.T) {
 			if res.Code != tc.wantCode || !strings.Contains(res.Msg, tc.wantMsg) {
 				t.Errorf("result = {%d %q}, want code %d and a msg containing %q", res.Code, res.Msg, tc.wantCode, tc.wantMsg)
 			}
-			if tc.msg != nil && tc.msg.UniqDelayMsgId != nil && res.UniqDelayMsgId != *tc.msg.UniqDelayMsgId {
-				t.Errorf("uniqDelayMsgId = %q, want %q echoed", res.UniqDelayMsgId, *tc.msg.UniqDelayMsgId)
+			var id string
+			if tc.msg != nil {
+				id = tc.msg.GetUniqDelayMsgId()
+			}
+			if len(id) > delay.MaxIDBytes {
+				if res.UniqDelayMsgId != "" {
+					t.Errorf("uniqDelayMsgId of %d bytes echoed for an id of %d bytes; want none", len(res.UniqDelayMsgId), len(id))
+				}
+			} else if tc.msg != nil && tc.msg.UniqDelayMsgId != nil && res.UniqDelayMsgId != id {
+				t.Errorf("uniqDelayMsgId = %q, want %q echoed", res.UniqDelayMsgId, id)
 			}
 			adds, cancels := fd.calls()
 			if len(adds) != len(beforeAdds) || len(cancels) != len(beforeCancels) {

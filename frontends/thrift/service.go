@@ -190,9 +190,10 @@ func (h *producerService) delayFailure(ctx context.Context, err error, timeoutMs
 }
 
 // withDelayID sets res.UniqDelayMsgId to the id the client sent, which
-// DelayResult echoes.
+// DelayResult echoes; an id over delay.MaxIDBytes, which was refused, is
+// not echoed, so that an answer is never as big as a hostile request.
 func withDelayID(res *producer.DelayResult_, m *producer.DelayMessage) *producer.DelayResult_ {
-	if m != nil && m.UniqDelayMsgId != nil {
+	if m != nil && m.UniqDelayMsgId != nil && len(*m.UniqDelayMsgId) <= delay.MaxIDBytes {
 		res.UniqDelayMsgId = *m.UniqDelayMsgId
 	}
 	return res
