@@ -119,6 +119,10 @@ func (c *cancels) readOnce(ctx context.Context) error {
 		for _, o := range offs {
 			c.pos[o.Qid] = o.Start
 		}
+		// Tell sync the positions now, not when the first read answers: on
+		// an empty topic there is nothing to wait for, and that read may
+		// wait cancelsWait at the broker.
+		c.readLocked()
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
@@ -161,9 +165,14 @@ func (c *cancels) readOnce(ctx context.Context) error {
 	if relist {
 		clear(c.pos)
 	}
+	c.readLocked()
+	return err
+}
+
+// readLocked wakes the syncs waiting for the reader to move; c.mu is held.
+func (c *cancels) readLocked() {
 	close(c.read)
 	c.read = make(chan struct{})
-	return err
 }
 
 // sync returns once every cancel written before the call has been read.

@@ -691,3 +691,69 @@ func TestTopicCreationRetriesLogOnce(t *testing.T) {
 			failures, warned, debug, created, failures-1, l.got)
 	}
 }
+
+// silentCancels is a backend whose reads of the cancel topic get no answer
+// until their caller gives up, as a long poll of an empty topic may not,
+// and whose first listing of the cancel topic (the reader's) waits for
+// release; later listings signal listed.
+type silentCancels struct {
+	sdk.Backend
+	first         atomic.Bool
+	held, release chan struct{}
+	listed        chan struct{}
+}
+
+func (s *silentCancels) ListOffsets(ctx context.Context, topics []string, group string) ([]sdk.QidOffsets, error) {
+	if topics[0] != "mqgate_delay_cancel" {
+		return s.Backend.ListOffsets(ctx, topics, group)
+	}
+	if s.first.CompareAndSwap(false, true) {
+		close(s.held)
+		<-s.release
+		return s.Backend.ListOffsets(ctx, topics, group)
+	}
+	defer func() {
+		select {
+		case s.listed <- struct{}{}:
+		default:
+		}
+	}()
+	return s.Backend.ListOffsets(ctx, topics, group)
+}
+
+func (s *silentCancels) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchResult, error) {
+	if len(req.Positions) > 0 && req.Positions[0].Topic == "mqgate_delay_cancel" {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Backend.Fetch(ctx, req)
+}
+
+// A message due at once, added before the cancel reader knows where the
+// cancel topic starts, is delivered as soon as it does: on an empty topic
+// there is no cancel to wait for, though the reader's first read may not
+// answer for a while.
+func TestDueAtStartDoesNotWaitForCancelRead(t *testing.T) {
+	b := &silentCancels{Backend: brokertest.Kinds[0].Start(t), held: make(chan struct{}), release: make(chan struct{}), listed: make(chan struct{}, 1)}
+	s := startService(t, b, nil)
+	got := newCollector(t, b, "due")
+	<-b.held // the reader is listing the cancel topic
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type added struct {
+		res []delay.Result
+		err error
+	}
+	done := make(chan added, 1)
+	go func() {
+		res, err := s.Add(ctx, []delay.Message{{Topic: "due", DueAt: time.Now().Add(-time.Second), Msg: produce.Message{Value: []byte("now")}}})
+		done <- added{res, err}
+	}()
+	<-b.listed // Add's own listing: it now waits for the reader
+	close(b.release)
+	a := <-done
+	if a.err != nil || a.res[0].Err != nil {
+		t.Fatalf("Add of a due message: %v, %+v", a.err, a.res)
+	}
+	got.wait(1, 30*time.Second)
+}
