@@ -54,7 +54,7 @@ func (c *serverConn) serve() {
 	}
 	oprot := s.protocol.GetProtocol(trans)
 	for {
-		ok, err := s.processor.Process(s.base, iprot, oprot)
+		ok, err := c.process(iprot, oprot)
 		stopping := c.end()
 		if err != nil && ok && isDeclaredException(err) {
 			// The processor has answered with an exception the IDL
@@ -76,6 +76,32 @@ func (c *serverConn) serve() {
 			return
 		}
 	}
+}
+
+// process reads one call and answers it. A request nested past
+// maxStructDepth ends here at once: the generated code would otherwise
+// prefix the error with its type at every level on the way out, text
+// quadratic in the depth (188 KB and tens of MB of garbage for 4,000
+// levels), and answer with all of it.
+func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			tooDeep, is := r.(errTooDeep)
+			if !is {
+				panic(r)
+			}
+			ok, err = false, thrift.NewTProtocolExceptionWithType(thrift.DEPTH_LIMIT, tooDeep)
+		}
+	}()
+	return c.s.processor.Process(c.s.base, iprot, oprot)
+}
+
+// errTooDeep is what ReadStructBegin panics with past maxStructDepth, for
+// process to recover: not an error the generated code sees.
+type errTooDeep struct{}
+
+func (errTooDeep) Error() string {
+	return fmt.Sprintf("structs nested more than %d deep", maxStructDepth)
 }
 
 // begin marks a call in flight, unless the server is stopping.
@@ -173,7 +199,7 @@ func (p *guardedProtocol) ReadMessageBegin(ctx context.Context) (string, thrift.
 func (p *guardedProtocol) ReadStructBegin(ctx context.Context) (string, error) {
 	p.depth++
 	if p.depth > maxStructDepth {
-		return "", thrift.NewTProtocolExceptionWithType(thrift.DEPTH_LIMIT, fmt.Errorf("structs nested more than %d deep", maxStructDepth))
+		panic(errTooDeep{}) // see serverConn.process
 	}
 	return p.TProtocol.ReadStructBegin(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -269,17 +270,29 @@ func TestPullBadInput(t *testing.T) {
 
 // TestDeeplyNestedChainClosesConnection checks that structs nested past
 // maxStructDepth are a protocol error, not a stack that grows without
-// bound.
+// bound, and cost the server memory linear in the request, not an error
+// text growing by a type name at every level (quadratic: hundreds of MB
+// for 4,000 levels).
 func TestDeeplyNestedChainClosesConnection(t *testing.T) {
 	fake := &fakeConsumer{}
 	srv := startConsumerServer(t, Options{}, fake)
 	client := dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact)
 	req := consumer.NewPullRequest()
 	req.GroupId, req.Topic, req.Result_ = "g", ptr("t"), chainOf(maxStructDepth+10)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	_, err := client.Pull(context.Background(), req)
+	runtime.ReadMemStats(&after)
 	var pe *consumer.PullException
-	if err == nil || errors.As(err, &pe) {
-		t.Fatalf("Pull = %v, want the connection closed", err)
+	var ae thrift.TApplicationException
+	if err == nil || errors.As(err, &pe) || errors.As(err, &ae) {
+		msg := fmt.Sprint(err)
+		t.Fatalf("Pull answered %T, %d bytes of text starting %.200q; want the connection closed without an answer", err, len(msg), msg)
+	}
+	// The client's own encoding of the request is a few hundred KB.
+	const bound = 16 << 20
+	if n := after.TotalAlloc - before.TotalAlloc; n > bound {
+		t.Errorf("reading a chain %d deep allocated %d MB; want at most %d MB", maxStructDepth+10, n>>20, bound>>20)
 	}
 	if n := len(fake.callOrder()); n != 0 {
 		t.Errorf("consumer got %d calls, want none", n)
