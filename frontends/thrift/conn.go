@@ -86,11 +86,14 @@ func (c *serverConn) serve() {
 func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			tooDeep, is := r.(errTooDeep)
-			if !is {
+			switch r := r.(type) {
+			case errTooDeep:
+				ok, err = false, thrift.NewTProtocolExceptionWithType(thrift.DEPTH_LIMIT, r)
+			case readAbort:
+				ok, err = false, r.err
+			default:
 				panic(r)
 			}
-			ok, err = false, thrift.NewTProtocolExceptionWithType(thrift.DEPTH_LIMIT, tooDeep)
 		}
 	}()
 	return c.s.processor.Process(c.s.base, iprot, oprot)
@@ -103,6 +106,10 @@ type errTooDeep struct{}
 func (errTooDeep) Error() string {
 	return fmt.Sprintf("structs nested more than %d deep", maxStructDepth)
 }
+
+// readAbort carries a read error out of a nested struct by panic, for
+// process to recover (see abortNested).
+type readAbort struct{ err error }
 
 // begin marks a call in flight, unless the server is stopping.
 func (c *serverConn) begin() bool {
@@ -206,7 +213,78 @@ func (p *guardedProtocol) ReadStructBegin(ctx context.Context) (string, error) {
 
 func (p *guardedProtocol) ReadStructEnd(ctx context.Context) error {
 	p.depth--
-	return p.TProtocol.ReadStructEnd(ctx)
+	return p.abortNested(p.TProtocol.ReadStructEnd(ctx))
+}
+
+// abortNested passes err on, unless it comes from inside a nested struct:
+// the generated code would prefix it with a type name at every level on
+// its way out (text quadratic in the depth), so it goes to process by
+// panic instead, and the connection closes without an answer. An error at
+// the top level of the arguments is returned as it is.
+func (p *guardedProtocol) abortNested(err error) error {
+	if err != nil && p.depth > 1 {
+		panic(readAbort{err})
+	}
+	return err
+}
+
+// The reads below only route their errors through abortNested. (ReadByte
+// is left to the embedded protocol: the IDL has no byte fields, and vet
+// holds the name to io.ByteReader's signature.)
+
+func (p *guardedProtocol) ReadFieldBegin(ctx context.Context) (string, thrift.TType, int16, error) {
+	name, typ, id, err := p.TProtocol.ReadFieldBegin(ctx)
+	return name, typ, id, p.abortNested(err)
+}
+
+func (p *guardedProtocol) ReadFieldEnd(ctx context.Context) error {
+	return p.abortNested(p.TProtocol.ReadFieldEnd(ctx))
+}
+
+func (p *guardedProtocol) ReadListEnd(ctx context.Context) error {
+	return p.abortNested(p.TProtocol.ReadListEnd(ctx))
+}
+
+func (p *guardedProtocol) ReadSetEnd(ctx context.Context) error {
+	return p.abortNested(p.TProtocol.ReadSetEnd(ctx))
+}
+
+func (p *guardedProtocol) ReadMapEnd(ctx context.Context) error {
+	return p.abortNested(p.TProtocol.ReadMapEnd(ctx))
+}
+
+func (p *guardedProtocol) ReadBool(ctx context.Context) (bool, error) {
+	v, err := p.TProtocol.ReadBool(ctx)
+	return v, p.abortNested(err)
+}
+
+func (p *guardedProtocol) ReadI16(ctx context.Context) (int16, error) {
+	v, err := p.TProtocol.ReadI16(ctx)
+	return v, p.abortNested(err)
+}
+
+func (p *guardedProtocol) ReadI32(ctx context.Context) (int32, error) {
+	v, err := p.TProtocol.ReadI32(ctx)
+	return v, p.abortNested(err)
+}
+
+func (p *guardedProtocol) ReadI64(ctx context.Context) (int64, error) {
+	v, err := p.TProtocol.ReadI64(ctx)
+	return v, p.abortNested(err)
+}
+
+func (p *guardedProtocol) ReadDouble(ctx context.Context) (float64, error) {
+	v, err := p.TProtocol.ReadDouble(ctx)
+	return v, p.abortNested(err)
+}
+
+func (p *guardedProtocol) ReadUUID(ctx context.Context) (thrift.Tuuid, error) {
+	v, err := p.TProtocol.ReadUUID(ctx)
+	return v, p.abortNested(err)
+}
+
+func (p *guardedProtocol) Skip(ctx context.Context, fieldType thrift.TType) error {
+	return p.abortNested(p.TProtocol.Skip(ctx, fieldType))
 }
 
 // ReadMessageEnd comes once a call's arguments are read, before its handler
@@ -218,13 +296,14 @@ func (p *guardedProtocol) ReadMessageEnd(ctx context.Context) error {
 
 // ReadBinary reads a binary field into a buffer of exactly its size.
 func (p *guardedProtocol) ReadBinary(context.Context) ([]byte, error) {
-	return p.readBytes()
+	b, err := p.readBytes()
+	return b, p.abortNested(err)
 }
 
 // ReadString reads a string field as ReadBinary does.
 func (p *guardedProtocol) ReadString(context.Context) (string, error) {
 	b, err := p.readBytes()
-	return string(b), err
+	return string(b), p.abortNested(err)
 }
 
 // readBytes reads a length-prefixed byte string: the compact protocol's
@@ -323,7 +402,7 @@ func (p *guardedProtocol) ReadListBegin(ctx context.Context) (thrift.TType, int,
 	if err == nil {
 		err = p.checkSize(size)
 	}
-	return typ, size, err
+	return typ, size, p.abortNested(err)
 }
 
 func (p *guardedProtocol) ReadSetBegin(ctx context.Context) (thrift.TType, int, error) {
@@ -331,7 +410,7 @@ func (p *guardedProtocol) ReadSetBegin(ctx context.Context) (thrift.TType, int, 
 	if err == nil {
 		err = p.checkSize(size)
 	}
-	return typ, size, err
+	return typ, size, p.abortNested(err)
 }
 
 func (p *guardedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrift.TType, int, error) {
@@ -339,7 +418,7 @@ func (p *guardedProtocol) ReadMapBegin(ctx context.Context) (thrift.TType, thrif
 	if err == nil {
 		err = p.checkSize(size)
 	}
-	return kt, vt, size, err
+	return kt, vt, size, p.abortNested(err)
 }
 
 // checkSize refuses a container of n elements when n exceeds maxElems, or

@@ -2,8 +2,11 @@ package thriftapi
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"reflect"
 	"runtime"
 	"strings"
@@ -302,6 +305,60 @@ func TestDeeplyNestedChainClosesConnection(t *testing.T) {
 	req.Result_ = nil
 	if _, err := other.Pull(context.Background(), req); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A deep chain cut short inside (a frame whose last bytes are missing)
+// closes the connection without an answer, at a cost linear in the
+// request: the read error deep inside is not prefixed at every level on
+// its way out, as the generated readers would.
+func TestTruncatedDeepChainClosesConnection(t *testing.T) {
+	fake := &fakeConsumer{}
+	srv := startConsumerServer(t, Options{}, fake)
+	req := consumer.NewPullRequest()
+	req.GroupId, req.Topic, req.Result_ = "g", ptr("t"), chainOf(maxAckChain-10)
+	mem := thrift.NewTMemoryBuffer()
+	proto := thrift.NewTCompactProtocolConf(mem, nil)
+	ctx := context.Background()
+	if err := proto.WriteMessageBegin(ctx, "pull", thrift.CALL, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&consumer.ConsumerServicePullArgs{Request: req}).Write(ctx, proto); err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.WriteMessageEnd(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body := mem.Bytes()
+	body = body[:len(body)*2/3] // cut inside the chain
+	frame := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+	frame = append(frame, body...)
+
+	conn, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := conn.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	// The reader would otherwise wait for the next frame past the cut.
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := io.ReadAll(conn) // until the server closes
+	runtime.ReadMemStats(&after)
+	if err != nil || len(answer) != 0 {
+		t.Fatalf("answer of %d bytes (%.200q), %v; want the connection closed without one", len(answer), answer, err)
+	}
+	const bound = 8 << 20
+	if n := after.TotalAlloc - before.TotalAlloc; n > bound {
+		t.Errorf("reading a cut chain allocated %d MB; want at most %d MB", n>>20, bound>>20)
+	}
+	if n := len(fake.callOrder()); n != 0 {
+		t.Errorf("consumer got %d calls, want none", n)
 	}
 }
 
