@@ -126,7 +126,7 @@ func TestBatchIDRootRoutes(t *testing.T) {
 			t.Fatalf("fetch_new with ack_batch_id: %d %s", code, body)
 		}
 		code, body = g.do("POST", "/ack", fmt.Sprintf(`{"ack_batch_id": %d}`, b2.BatchID), nil)
-		if code != 200 || string(body) != fmt.Sprintf(`{"acked_batch_id":%d}`, b2.BatchID) {
+		if code != 200 || string(body) != fmt.Sprintf("{\"acked_batch_id\":%d}\n", b2.BatchID) {
 			t.Fatalf("ack: %d %s", code, body)
 		}
 		code, body = g.do("GET", fmt.Sprintf("/fetch_old?old_batch_id=%d", b2.BatchID), "", nil)
