@@ -39,6 +39,7 @@ func serve(file string, log *slog.Logger) int {
 		}
 		return 1
 	}
+	setMemoryLimit(cfg.Runtime, os.DirFS("/"), log)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	signals := make(chan os.Signal, 2)
@@ -191,17 +192,18 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	}
 
 	srv := httpapi.New(httpapi.Options{
-		Listen:           cfg.HTTP.Listen,
-		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
-		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
-		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
-		RequestTimeout:   cfg.HTTP.RequestTimeout,
-		Registry:         reg,
-		Logger:           log,
-		Delayer:          delayer,
-		Consumer:         consumer,
-		BatchDefault:     batchDefault,
-		Push:             pusher,
+		Listen:               cfg.HTTP.Listen,
+		MaxMessageBytes:      int(cfg.HTTP.MaxMessageBytes),
+		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+		MaxBodyBytesInFlight: cfg.HTTP.MaxBodyBytesInFlight,
+		MaxBatchMessages:     cfg.HTTP.MaxBatchMessages,
+		RequestTimeout:       cfg.HTTP.RequestTimeout,
+		Registry:             reg,
+		Logger:               log,
+		Delayer:              delayer,
+		Consumer:             consumer,
+		BatchDefault:         batchDefault,
+		Push:                 pusher,
 	}, rt, host)
 	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
