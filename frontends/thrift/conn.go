@@ -239,9 +239,50 @@ func (p *guardedProtocol) readBytes() ([]byte, error) {
 	case n > int64(p.maxBytes) || uint64(n) > t.RemainingBytes():
 		return nil, thrift.NewTProtocolExceptionWithType(thrift.SIZE_LIMIT, errors.New("field longer than the request"))
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(t, buf); err != nil {
+	if n <= initialFieldBytes || t.RemainingBytes() != unknownRemaining {
+		// The frame holds the bytes already: one exact allocation.
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(t, buf); err != nil {
+			return nil, thrift.NewTProtocolException(err)
+		}
+		return buf, nil
+	}
+	buf, err := readGrowing(t, int(n))
+	if err != nil {
 		return nil, thrift.NewTProtocolException(err)
+	}
+	return buf, nil
+}
+
+// unknownRemaining is what RemainingBytes says on an unframed transport.
+const unknownRemaining = ^uint64(0)
+
+// initialFieldBytes is the most readGrowing allocates before bytes
+// arrive, and the largest field of an unframed request read with one
+// exact allocation.
+const initialFieldBytes = 64 << 10
+
+// readGrowing reads n bytes from r into a buffer that grows as they
+// arrive: on an unframed transport a length prefix is all a client has to
+// send to make a field of up to MaxRequestBytes, and allocating that much
+// before the bytes come would let a few idle connections take gigabytes.
+// The buffer holds at most twice what has arrived plus initialFieldBytes.
+func readGrowing(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, initialFieldBytes)
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			bigger := make([]byte, len(buf), min(2*cap(buf), n))
+			copy(bigger, buf)
+			buf = bigger
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return buf, nil
 }
