@@ -214,11 +214,12 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	go func() { serveErr <- srv.Serve(lis) }()
 
 	tsrv := thriftapi.NewProducerServer(thriftapi.Options{
-		Transport:        cfg.Thrift.Transport,
-		Protocol:         cfg.Thrift.Protocol,
-		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
-		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
-		DefaultTimeout:   cfg.HTTP.RequestTimeout,
+		Transport:               cfg.Thrift.Transport,
+		Protocol:                cfg.Thrift.Protocol,
+		MaxMessageBytes:         int(cfg.HTTP.MaxMessageBytes),
+		MaxBatchMessages:        cfg.HTTP.MaxBatchMessages,
+		DefaultTimeout:          cfg.HTTP.RequestTimeout,
+		MaxRequestBytesInFlight: cfg.Thrift.MaxRequestBytesInFlight,
 		// Half the shutdown budget: calls in flight get it, and the spool
 		// drain after them gets the rest.
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
@@ -235,14 +236,15 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	go func() { serveErr <- tsrv.Serve(tlis) }()
 
 	csrv := thriftapi.NewConsumerServer(thriftapi.Options{
-		Transport:        cfg.Thrift.Transport,
-		Protocol:         cfg.Thrift.Protocol,
-		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
-		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
-		DefaultTimeout:   cfg.HTTP.RequestTimeout,
-		StopTimeout:      cfg.HTTP.ShutdownTimeout / 2,
-		Logger:           log,
-		Registry:         reg,
+		Transport:               cfg.Thrift.Transport,
+		Protocol:                cfg.Thrift.Protocol,
+		MaxMessageBytes:         int(cfg.HTTP.MaxMessageBytes),
+		MaxBatchMessages:        cfg.HTTP.MaxBatchMessages,
+		DefaultTimeout:          cfg.HTTP.RequestTimeout,
+		MaxRequestBytesInFlight: cfg.Thrift.MaxRequestBytesInFlight,
+		StopTimeout:             cfg.HTTP.ShutdownTimeout / 2,
+		Logger:                  log,
+		Registry:                reg,
 	}, consumer)
 	clis, err := net.Listen("tcp", cfg.Thrift.ConsumerListen)
 	if err != nil {

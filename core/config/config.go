@@ -265,6 +265,10 @@ type Thrift struct {
 	ConsumerListen string `yaml:"consumer_listen" default:"127.0.0.1:9713" check:"hostport"`
 	Transport      string `yaml:"transport" default:"framed" check:"oneof=framed|buffered"`
 	Protocol       string `yaml:"protocol" default:"compact" check:"oneof=compact|binary"`
+	// MaxRequestBytesInFlight bounds the bytes of the requests each
+	// service has read and not yet answered. Zero (absent) means four
+	// times the largest request (64 MiB).
+	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight" check:"size,positive"`
 }
 
 // DefaultBodyBytesInFlightFactor times http.max_body_bytes is the default

@@ -95,7 +95,7 @@ func TestFullConfig(t *testing.T) {
 			MaxBatchMessages: 10000, RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute}},
 		{"runtime", c.Runtime, Runtime{MemoryLimit: 3 << 30}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
-			Transport: "buffered", Protocol: "binary"}},
+			Transport: "buffered", Protocol: "binary", MaxRequestBytesInFlight: 512 << 20}},
 		{"plugin_host", c.PluginHost, PluginHost{HealthInterval: 500 * time.Millisecond,
 			RestartBackoffMax: 30 * time.Second, CallTimeout: 2 * time.Second}},
 	} {

@@ -35,7 +35,8 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
-	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout}
+	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout, charge: requestCharge{budget: s.budget}}
+	defer rc.charge.release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
 	// One transport reads and writes: its read and write buffers are
 	// separate, and calls on a connection never overlap.
@@ -55,6 +56,8 @@ func (c *serverConn) serve() {
 	oprot := s.protocol.GetProtocol(trans)
 	for {
 		ok, err := s.processor.Process(s.base, iprot, oprot)
+		// Answered: the request's bytes are no longer held.
+		rc.charge.release()
 		stopping := c.end()
 		if err != nil && ok && isDeclaredException(err) {
 			// The processor has answered with an exception the IDL
@@ -102,6 +105,11 @@ func (c *serverConn) end() bool {
 // a server that stops, as a warning for input that is not a valid call.
 func (c *serverConn) closing(err error) {
 	s := c.s
+	if errors.Is(err, errBudgetFull) {
+		s.log.Warn("closing a thrift connection: its request found no room in thrift.max_request_bytes_in_flight; the client may send again",
+			"remote", c.conn.RemoteAddr(), "limit", s.opts.MaxRequestBytesInFlight)
+		return
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		s.log.Warn("closing a thrift connection: a request did not arrive in full within the request timeout",
 			"remote", c.conn.RemoteAddr(), "timeout", s.opts.DefaultTimeout)
@@ -306,6 +314,9 @@ type requestConn struct {
 	net.Conn
 	timeout time.Duration
 	started bool // a request's first byte has arrived
+	// charge holds the bytes read since the last answer, in the server's
+	// request budget.
+	charge requestCharge
 }
 
 func (c *requestConn) Read(b []byte) (int, error) {
@@ -313,6 +324,11 @@ func (c *requestConn) Read(b []byte) (int, error) {
 	if n > 0 && !c.started {
 		c.started = true
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, which Read reports
+	}
+	if n > 0 {
+		if cerr := c.charge.grow(int64(n)); cerr != nil {
+			return 0, cerr
+		}
 	}
 	return n, err
 }
