@@ -40,6 +40,7 @@ func serve(file string, log *slog.Logger) int {
 		}
 		return 1
 	}
+	setMemoryLimit(cfg.Runtime, os.DirFS("/"), log)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	signals := make(chan os.Signal, 2)
@@ -193,17 +194,18 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	}
 
 	srv := httpapi.New(httpapi.Options{
-		Listen:           cfg.HTTP.Listen,
-		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
-		MaxBodyBytes:     cfg.HTTP.MaxBodyBytes,
-		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
-		RequestTimeout:   cfg.HTTP.RequestTimeout,
-		Registry:         reg,
-		Logger:           log,
-		Delayer:          delayer,
-		Consumer:         consumer,
-		BatchDefault:     batchDefault,
-		Push:             pusher,
+		Listen:               cfg.HTTP.Listen,
+		MaxMessageBytes:      int(cfg.HTTP.MaxMessageBytes),
+		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
+		MaxBodyBytesInFlight: cfg.HTTP.MaxBodyBytesInFlight,
+		MaxBatchMessages:     cfg.HTTP.MaxBatchMessages,
+		RequestTimeout:       cfg.HTTP.RequestTimeout,
+		Registry:             reg,
+		Logger:               log,
+		Delayer:              delayer,
+		Consumer:             consumer,
+		BatchDefault:         batchDefault,
+		Push:                 pusher,
 	}, rt, host)
 	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
@@ -214,11 +216,12 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	go func() { serveErr <- srv.Serve(lis) }()
 
 	tsrv := thriftapi.NewProducerServer(thriftapi.Options{
-		Transport:        cfg.Thrift.Transport,
-		Protocol:         cfg.Thrift.Protocol,
-		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
-		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
-		DefaultTimeout:   cfg.HTTP.RequestTimeout,
+		Transport:               cfg.Thrift.Transport,
+		Protocol:                cfg.Thrift.Protocol,
+		MaxMessageBytes:         int(cfg.HTTP.MaxMessageBytes),
+		MaxBatchMessages:        cfg.HTTP.MaxBatchMessages,
+		DefaultTimeout:          cfg.HTTP.RequestTimeout,
+		MaxRequestBytesInFlight: cfg.Thrift.MaxRequestBytesInFlight,
 		// Half the shutdown budget: calls in flight get it, and the spool
 		// drain after them gets the rest.
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
@@ -235,14 +238,15 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	go func() { serveErr <- tsrv.Serve(tlis) }()
 
 	csrv := thriftapi.NewConsumerServer(thriftapi.Options{
-		Transport:        cfg.Thrift.Transport,
-		Protocol:         cfg.Thrift.Protocol,
-		MaxMessageBytes:  int(cfg.HTTP.MaxMessageBytes),
-		MaxBatchMessages: cfg.HTTP.MaxBatchMessages,
-		DefaultTimeout:   cfg.HTTP.RequestTimeout,
-		StopTimeout:      cfg.HTTP.ShutdownTimeout / 2,
-		Logger:           log,
-		Registry:         reg,
+		Transport:               cfg.Thrift.Transport,
+		Protocol:                cfg.Thrift.Protocol,
+		MaxMessageBytes:         int(cfg.HTTP.MaxMessageBytes),
+		MaxBatchMessages:        cfg.HTTP.MaxBatchMessages,
+		DefaultTimeout:          cfg.HTTP.RequestTimeout,
+		MaxRequestBytesInFlight: cfg.Thrift.MaxRequestBytesInFlight,
+		StopTimeout:             cfg.HTTP.ShutdownTimeout / 2,
+		Logger:                  log,
+		Registry:                reg,
 	}, consumer)
 	clis, err := net.Listen("tcp", cfg.Thrift.ConsumerListen)
 	if err != nil {

@@ -48,6 +48,7 @@ type Config struct {
 	HTTP           HTTP                `yaml:"http"`
 	Thrift         Thrift              `yaml:"thrift"`
 	PluginHost     PluginHost          `yaml:"plugin_host"`
+	Runtime        Runtime             `yaml:"runtime"`
 	Producer       Producer            `yaml:"producer"`
 	Delay          Delay               `yaml:"delay"`
 	Consume        Consume             `yaml:"consume"`
@@ -242,10 +243,14 @@ type BatchDefault struct {
 
 // HTTP configures the HTTP frontend.
 type HTTP struct {
-	Listen           string `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
-	MaxMessageBytes  int64  `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
-	MaxBodyBytes     int64  `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
-	MaxBatchMessages int    `yaml:"max_batch_messages" default:"10000" check:"positive"`
+	Listen          string `yaml:"listen" default:"127.0.0.1:8080" check:"hostport"`
+	MaxMessageBytes int64  `yaml:"max_message_bytes" default:"1MiB" check:"size,positive"`
+	MaxBodyBytes    int64  `yaml:"max_body_bytes" default:"64MiB" check:"size,positive"`
+	// MaxBodyBytesInFlight bounds the bytes of every request body held in
+	// memory at once. Absent, it is DefaultBodyBytesInFlightFactor times
+	// MaxBodyBytes; it is never below MaxBodyBytes.
+	MaxBodyBytesInFlight int64 `yaml:"max_body_bytes_in_flight" check:"size,positive"`
+	MaxBatchMessages     int   `yaml:"max_batch_messages" default:"10000" check:"positive"`
 	// BatchDefault, when set, serves the batch-id routes (ape_dts's HTTP
 	// consumer API) at the root (/info, /fetch_new, /fetch_old, /ack) for
 	// one subscription.
@@ -260,6 +265,23 @@ type Thrift struct {
 	ConsumerListen string `yaml:"consumer_listen" default:"127.0.0.1:9713" check:"hostport"`
 	Transport      string `yaml:"transport" default:"framed" check:"oneof=framed|buffered"`
 	Protocol       string `yaml:"protocol" default:"compact" check:"oneof=compact|binary"`
+	// MaxRequestBytesInFlight bounds the bytes of the requests each
+	// service has read and not yet answered. Zero (absent) means four
+	// times the largest request (64 MiB).
+	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight" check:"size,positive"`
+}
+
+// DefaultBodyBytesInFlightFactor times http.max_body_bytes is the default
+// of http.max_body_bytes_in_flight: room for a few bodies of the largest
+// size while many small ones are served.
+const DefaultBodyBytesInFlightFactor = 4
+
+// Runtime tunes the Go runtime of the gateway process.
+type Runtime struct {
+	// MemoryLimit is the Go soft memory limit (debug.SetMemoryLimit). Zero
+	// (absent) means 75% of the cgroup's memory limit when there is one,
+	// else none. The GOMEMLIMIT environment variable overrides it.
+	MemoryLimit int64 `yaml:"memory_limit" check:"size,positive"`
 }
 
 // PluginHost tunes how plugin processes are watched and restarted.

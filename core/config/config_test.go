@@ -91,10 +91,11 @@ func TestFullConfig(t *testing.T) {
 		{"topic with null value", *c.Topics["orders.v2-eu_1"], Topic{Name: "orders.v2-eu_1", Cluster: "local"}},
 		{"topic with empty mapping", *c.Topics["audit"], Topic{Name: "audit", Cluster: "local"}},
 		{"topic with a rate limit", *c.Topics["payments"], Topic{Name: "payments", Cluster: "local", RateLimit: 100, Burst: 20}},
-		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10, MaxBodyBytes: 64 << 20, MaxBatchMessages: 10000,
-			RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute}},
+		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10, MaxBodyBytes: 64 << 20, MaxBodyBytesInFlight: 96 << 20,
+			MaxBatchMessages: 10000, RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute}},
+		{"runtime", c.Runtime, Runtime{MemoryLimit: 3 << 30}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
-			Transport: "buffered", Protocol: "binary"}},
+			Transport: "buffered", Protocol: "binary", MaxRequestBytesInFlight: 512 << 20}},
 		{"plugin_host", c.PluginHost, PluginHost{HealthInterval: 500 * time.Millisecond,
 			RestartBackoffMax: 30 * time.Second, CallTimeout: 2 * time.Second}},
 	} {
@@ -113,8 +114,8 @@ func TestDefaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := HTTP{Listen: "127.0.0.1:8080", MaxMessageBytes: 1 << 20, MaxBodyBytes: 64 << 20, MaxBatchMessages: 10000,
-				RequestTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second}
+			want := HTTP{Listen: "127.0.0.1:8080", MaxMessageBytes: 1 << 20, MaxBodyBytes: 64 << 20, MaxBodyBytesInFlight: 256 << 20,
+				MaxBatchMessages: 10000, RequestTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second}
 			if c.HTTP != want {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)
 			}

@@ -32,6 +32,19 @@ func (d *decoder) validate(c *Config) {
 	d.validateGroups(c)
 	d.validatePush(c)
 	d.validateListeners(c)
+	d.validateHTTP(c)
+}
+
+func (d *decoder) validateHTTP(c *Config) {
+	h := &c.HTTP
+	const key = "http.max_body_bytes_in_flight"
+	switch {
+	case h.MaxBodyBytesInFlight == 0:
+		h.MaxBodyBytesInFlight = DefaultBodyBytesInFlightFactor * h.MaxBodyBytes
+	case h.MaxBodyBytesInFlight < h.MaxBodyBytes && !d.broken[key] && !d.broken["http.max_body_bytes"]:
+		d.errorf(d.lines[key], key, "%d bytes is below http.max_body_bytes (%d): a body of the largest size could never be read",
+			h.MaxBodyBytesInFlight, h.MaxBodyBytes)
+	}
 }
 
 func (d *decoder) validateGroups(c *Config) {

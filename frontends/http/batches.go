@@ -161,10 +161,11 @@ func (s *Server) batchAck(sub subscriptionOf) gin.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 		defer cancel()
-		body, ok := s.bodyOrAbort(ctx, c)
+		body, charge, ok := s.bodyOrAbort(ctx, c)
 		if !ok {
 			return
 		}
+		defer charge.release()
 		id, err := decodeBatchAckBody(body)
 		if err != nil {
 			s.abortWithError(c, err)

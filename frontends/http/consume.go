@@ -236,11 +236,14 @@ func (s *Server) pull(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, ok := s.bodyOrAbort(ctx, c)
+	body, charge, ok := s.bodyOrAbort(ctx, c)
 	if !ok {
 		return
 	}
 	req, err := decodePullBody(body)
+	// The decoded request holds what the pull needs: the body's bytes are
+	// not kept while the pull waits for messages.
+	charge.release()
 	if err == nil && req.ack != nil {
 		err = s.checkAckSize(req.ack)
 	}
@@ -297,10 +300,11 @@ func (s *Server) ack(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, ok := s.bodyOrAbort(ctx, c)
+	body, charge, ok := s.bodyOrAbort(ctx, c)
 	if !ok {
 		return
 	}
+	defer charge.release()
 	a, err := decodeAckBody(body)
 	if err == nil {
 		err = s.checkAckSize(&a)
@@ -367,10 +371,11 @@ func (s *Server) fetch(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, ok := s.bodyOrAbort(ctx, c)
+	body, charge, ok := s.bodyOrAbort(ctx, c)
 	if !ok {
 		return
 	}
+	defer charge.release()
 	req, err := decodeFetchBody(body)
 	if err != nil {
 		s.abortWithError(c, err)
@@ -400,10 +405,11 @@ func (s *Server) commit(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, ok := s.bodyOrAbort(ctx, c)
+	body, charge, ok := s.bodyOrAbort(ctx, c)
 	if !ok {
 		return
 	}
+	defer charge.release()
 	req, err := decodeCommitBody(body)
 	if err != nil {
 		s.abortWithError(c, err)

@@ -71,10 +71,11 @@ func (s *Server) addDelayed(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, ok := s.bodyOrAbort(ctx, c)
+	body, charge, ok := s.bodyOrAbort(ctx, c)
 	if !ok {
 		return
 	}
+	defer charge.release()
 	msgs, batch, err := decodeDelayed(body, now, dl.Max())
 	if err == nil {
 		err = s.checkDelayed(topic, msgs, batch, now, dl.Max())

@@ -56,11 +56,12 @@ func (s *Server) kafkaSend(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, err := s.readBody(ctx, c)
+	body, charge, err := s.readBody(ctx, c)
 	if err != nil {
 		s.kafkaSendFail(c, err)
 		return
 	}
+	defer charge.release()
 	topic, msg, delayText, err := decodeKafkaSend(body)
 	if err == nil && delayText == "" {
 		delayText = c.GetHeader(delayHeader)

@@ -22,6 +22,10 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// bodyBytesInFlight and bodiesRefused watch request bodies in memory
+	// (bodies.go).
+	bodyBytesInFlight prometheus.Gauge
+	bodiesRefused     *prometheus.CounterVec
 }
 
 // newHTTPMetrics registers the HTTP metrics in reg, reusing ones an earlier
@@ -41,6 +45,14 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 			Name: "mqgate_http_requests_in_flight",
 			Help: "HTTP requests received and not yet answered, long polls and this scrape included.",
 		})),
+		bodyBytesInFlight: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mqgate_http_request_body_bytes_in_flight",
+			Help: "Bytes of memory held for HTTP request bodies being read or served; bounded by http.max_body_bytes_in_flight.",
+		})),
+		bodiesRefused: metrics.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mqgate_http_request_bodies_refused_total",
+			Help: "HTTP request bodies refused, by the limit they met: max_body_bytes (code 16) or max_body_bytes_in_flight (code 17).",
+		}, []string{"limit"})),
 	}
 }
 

@@ -1,12 +1,9 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/gin-gonic/gin"
 
@@ -54,10 +51,11 @@ func (s *Server) produce(c *gin.Context) {
 
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	body, ok := s.bodyOrAbort(ctx, c)
+	body, charge, ok := s.bodyOrAbort(ctx, c)
 	if !ok {
 		return
 	}
+	defer charge.release()
 	msgs, err := decodeMessages(body)
 	if err == nil {
 		err = s.checkLimits(msgs)
@@ -153,47 +151,6 @@ func (s *Server) checkMessageSize(i int, m *produce.Message) error {
 		return sdk.Errorf(sdk.CodeTooLarge, "message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes)
 	}
 	return nil
-}
-
-// bodyOrAbort reads the request body as readBody does; on failure it
-// answers with the error and reports false.
-func (s *Server) bodyOrAbort(ctx context.Context, c *gin.Context) ([]byte, bool) {
-	body, err := s.readBody(ctx, c)
-	if err != nil {
-		s.abortWithError(c, err)
-		return nil, false
-	}
-	return body, true
-}
-
-// readBody reads the request body, bounded by Options.MaxBodyBytes and by
-// ctx's deadline.
-func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		// Recorders in tests do not support deadlines; a real connection does.
-		if err := http.NewResponseController(c.Writer).SetReadDeadline(deadline); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			s.log.Debug("setting body read deadline", "err", err)
-		}
-	}
-	// Size the buffer from Content-Length when the client sent one, so a
-	// large batch is read without growing (and copying) the buffer.
-	var buf bytes.Buffer
-	if n := c.Request.ContentLength; n > 0 && n <= s.opts.MaxBodyBytes {
-		buf.Grow(int(n) + bytes.MinRead)
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Writer, c.Request.Body, s.opts.MaxBodyBytes))
-	body := buf.Bytes()
-	var tooLarge *http.MaxBytesError
-	switch {
-	case err == nil:
-		return body, nil
-	case errors.As(err, &tooLarge):
-		return nil, sdk.Errorf(sdk.CodeTooLarge, "request body exceeds http.max_body_bytes (%d bytes)", s.opts.MaxBodyBytes)
-	case errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil:
-		return nil, sdk.Errorf(sdk.CodeTimeout, "reading the request body timed out after %s (http.request_timeout)", s.opts.RequestTimeout)
-	default:
-		return nil, sdk.Errorf(sdk.CodeIllegal, "reading the request body: %v", err)
-	}
 }
 
 // truncate shortens a client-sent string for an error message.

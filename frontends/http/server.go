@@ -51,6 +51,10 @@ const (
 	DefaultMaxBodyBytes     = 64 << 20
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxBatchMessages = 10000
+	// DefaultBodyBytesInFlightFactor times MaxBodyBytes is the default of
+	// MaxBodyBytesInFlight: room for a few bodies of the largest size
+	// while many small ones are served.
+	DefaultBodyBytesInFlightFactor = 4
 )
 
 // Options configure a Server. Zero fields take the Default* values.
@@ -63,6 +67,12 @@ type Options struct {
 	// MaxBodyBytes bounds a whole request body (http.max_body_bytes); a
 	// larger one is refused with code 16.
 	MaxBodyBytes int64
+	// MaxBodyBytesInFlight bounds the bytes of all request bodies held in
+	// memory at once (http.max_body_bytes_in_flight): a request that finds
+	// no room within a second is refused with code 17. Zero means
+	// DefaultBodyBytesInFlightFactor times MaxBodyBytes; it is raised to
+	// MaxBodyBytes when smaller, so that every allowed body can be read.
+	MaxBodyBytesInFlight int64
 	// RequestTimeout bounds reading a request's body and producing it
 	// (http.request_timeout); past it the answer is code 12.
 	RequestTimeout time.Duration
@@ -107,6 +117,10 @@ func (o Options) withDefaults() Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if o.MaxBodyBytesInFlight <= 0 {
+		o.MaxBodyBytesInFlight = DefaultBodyBytesInFlightFactor * o.MaxBodyBytes
+	}
+	o.MaxBodyBytesInFlight = max(o.MaxBodyBytesInFlight, o.MaxBodyBytes)
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
@@ -133,6 +147,7 @@ type Server struct {
 	plugins  Plugins
 	log      *slog.Logger
 	metrics  *httpMetrics
+	bodies   *bodyBudget
 	engine   *gin.Engine
 	srv      *http.Server
 }
@@ -149,6 +164,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		log:      opts.Logger,
 		metrics:  newHTTPMetrics(opts.Registry),
 	}
+	s.bodies = newBodyBudget(opts.MaxBodyBytesInFlight, s.metrics)
 
 	// Release mode silences gin's debug route printing; gin keeps the mode
 	// in a process-wide atomic.

@@ -35,7 +35,8 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
-	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout}
+	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout, charge: requestCharge{budget: s.budget}}
+	defer rc.charge.release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
 	// One transport reads and writes: its read and write buffers are
 	// separate, and calls on a connection never overlap.
@@ -55,6 +56,8 @@ func (c *serverConn) serve() {
 	oprot := s.protocol.GetProtocol(trans)
 	for {
 		ok, err := c.process(iprot, oprot)
+		// Answered: the request's bytes are no longer held.
+		rc.charge.release()
 		stopping := c.end()
 		if err != nil && ok && isDeclaredException(err) {
 			// The processor has answered with an exception the IDL
@@ -135,6 +138,11 @@ func (c *serverConn) end() bool {
 // a server that stops, as a warning for input that is not a valid call.
 func (c *serverConn) closing(err error) {
 	s := c.s
+	if errors.Is(err, errBudgetFull) {
+		s.log.Warn("closing a thrift connection: its request found no room in thrift.max_request_bytes_in_flight; the client may send again",
+			"remote", c.conn.RemoteAddr(), "limit", s.opts.MaxRequestBytesInFlight)
+		return
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// A framed request read by a buffered server looks like one that
 		// never ends, so this is also how a client on another transport
@@ -347,9 +355,50 @@ func (p *guardedProtocol) readBytes() ([]byte, error) {
 	case n > int64(p.maxBytes) || uint64(n) > t.RemainingBytes():
 		return nil, thrift.NewTProtocolExceptionWithType(thrift.SIZE_LIMIT, errors.New("field longer than the request"))
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(t, buf); err != nil {
+	if n <= initialFieldBytes || t.RemainingBytes() != unknownRemaining {
+		// The frame holds the bytes already: one exact allocation.
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(t, buf); err != nil {
+			return nil, thrift.NewTProtocolException(err)
+		}
+		return buf, nil
+	}
+	buf, err := readGrowing(t, int(n))
+	if err != nil {
 		return nil, thrift.NewTProtocolException(err)
+	}
+	return buf, nil
+}
+
+// unknownRemaining is what RemainingBytes says on an unframed transport.
+const unknownRemaining = ^uint64(0)
+
+// initialFieldBytes is the most readGrowing allocates before bytes
+// arrive, and the largest field of an unframed request read with one
+// exact allocation.
+const initialFieldBytes = 64 << 10
+
+// readGrowing reads n bytes from r into a buffer that grows as they
+// arrive: on an unframed transport a length prefix is all a client has to
+// send to make a field of up to MaxRequestBytes, and allocating that much
+// before the bytes come would let a few idle connections take gigabytes.
+// The buffer holds at most twice what has arrived plus initialFieldBytes.
+func readGrowing(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, 0, initialFieldBytes)
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			bigger := make([]byte, len(buf), min(2*cap(buf), n))
+			copy(bigger, buf)
+			buf = bigger
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
 	}
 	return buf, nil
 }
@@ -373,6 +422,9 @@ type requestConn struct {
 	net.Conn
 	timeout time.Duration
 	started bool // a request's first byte has arrived
+	// charge holds the bytes read since the last answer, in the server's
+	// request budget.
+	charge requestCharge
 }
 
 func (c *requestConn) Read(b []byte) (int, error) {
@@ -380,6 +432,11 @@ func (c *requestConn) Read(b []byte) (int, error) {
 	if n > 0 && !c.started {
 		c.started = true
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, which Read reports
+	}
+	if n > 0 {
+		if cerr := c.charge.grow(int64(n)); cerr != nil {
+			return 0, cerr
+		}
 	}
 	return n, err
 }

@@ -14,6 +14,10 @@ import (
 type thriftMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// requestBytesInFlight and requestsRefused watch requests in memory
+	// (budget.go).
+	requestBytesInFlight prometheus.Gauge
+	requestsRefused      prometheus.Counter
 }
 
 // newThriftMetrics registers the Thrift metrics in reg, reusing ones an
@@ -29,6 +33,14 @@ func newThriftMetrics(reg *prometheus.Registry) *thriftMetrics {
 			Help:    "Time from reading a Thrift call to having its answer ready, by method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"method"})),
+		requestBytesInFlight: metrics.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mqgate_thrift_request_bytes_in_flight",
+			Help: "Bytes of Thrift requests read and not yet answered; bounded per service by thrift.max_request_bytes_in_flight.",
+		})),
+		requestsRefused: metrics.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mqgate_thrift_requests_refused_total",
+			Help: "Thrift connections closed because their request found no room in thrift.max_request_bytes_in_flight.",
+		})),
 	}
 }
 

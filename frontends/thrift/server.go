@@ -89,6 +89,12 @@ type Options struct {
 	// is closed without an answer. It is raised to MaxMessageBytes plus
 	// 64 KiB when smaller.
 	MaxRequestBytes int
+	// MaxRequestBytesInFlight bounds the bytes of all requests the server
+	// has read and not yet answered (thrift.max_request_bytes_in_flight);
+	// a connection whose request finds no room within a second is closed.
+	// Zero means 4 times MaxRequestBytes; it is raised to MaxRequestBytes
+	// plus 64 KiB when smaller, room for one request of the largest size.
+	MaxRequestBytesInFlight int64
 	// MaxBatchMessages bounds the messages of one sendBatchSync; more are
 	// answered with code 16.
 	MaxBatchMessages int
@@ -131,6 +137,12 @@ func (o Options) withDefaults() Options {
 	const maxInt32 = 1<<31 - 1
 	o.MaxMessageBytes = min(o.MaxMessageBytes, maxInt32-requestOverhead)
 	o.MaxRequestBytes = min(max(o.MaxRequestBytes, o.MaxMessageBytes+requestOverhead), maxInt32)
+	if o.MaxRequestBytesInFlight <= 0 {
+		o.MaxRequestBytesInFlight = 4 * int64(o.MaxRequestBytes)
+	}
+	// A read may come in bytes beyond the request's own (the next
+	// request's, read ahead by the transport's buffer): leave room.
+	o.MaxRequestBytesInFlight = max(o.MaxRequestBytesInFlight, int64(o.MaxRequestBytes)+requestOverhead)
 	if o.MaxBatchMessages <= 0 {
 		o.MaxBatchMessages = DefaultMaxBatchMessages
 	}
@@ -190,6 +202,7 @@ type server struct {
 	opts      Options
 	log       *slog.Logger
 	metrics   *thriftMetrics
+	budget    *requestBudget
 	processor thrift.TProcessor
 	transport thrift.TTransportFactory
 	protocol  thrift.TProtocolFactory
@@ -246,6 +259,7 @@ func newServer(service, listenKey string, opts Options) *server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
 	}
+	s.budget = newRequestBudget(opts.MaxRequestBytesInFlight, s.metrics)
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
 	s.cfg = &thrift.TConfiguration{
 		MaxMessageSize: int32(opts.MaxRequestBytes),
