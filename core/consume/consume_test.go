@@ -510,6 +510,31 @@ func TestFetchAndCommit(t *testing.T) {
 	})
 }
 
+// Kafka refuses a commit from outside a group that has members; that is
+// not a passing outage (17) but code 13, saying why and what to do.
+// RocketMQ takes commits from anyone.
+func TestCommitWhileGroupIsActive(t *testing.T) {
+	t.Parallel()
+	for _, k := range brokertest.Kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			b := k.Start(t)
+			e := newEnv(t, b, fast())
+			e.produce("busy", 1, 3, "b")
+			batch := pull(t, e.svc, "members", "busy", 1) // the session joins the group
+			err := e.svc.Commit(context.Background(), "", "members", map[string]map[string]int64{"busy": {batch.Qid: 2}})
+			if k.Name == "rocketmq" {
+				if err != nil {
+					t.Fatalf("commit to an active group on RocketMQ: %v", err)
+				}
+				return
+			}
+			if sdk.CodeOf(err) != sdk.CodeNotAllowed || !strings.Contains(err.Error(), "active members") || !strings.Contains(err.Error(), "stop the group's consumers") {
+				t.Fatalf("commit to an active Kafka group: %v (code %d); want code 13 saying the group has members and what to do", err, sdk.CodeOf(err))
+			}
+		})
+	}
+}
+
 // An idle session closes (leaving the group, after committing what was
 // acked); the next pull opens a new one that resumes from the commit.
 func TestIdleSessionCloses(t *testing.T) {
