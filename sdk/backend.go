@@ -26,7 +26,9 @@ type Backend interface {
 	Consume(ctx context.Context, sub Subscription) (Consumer, error)
 	// Commit stores a group's offsets without a consumer session. It never
 	// moves a committed offset unless asked to. A broker may refuse it while
-	// the group has active members (Kafka does); that is CodeUnavailable.
+	// the group has active members (Kafka does); that is CodeNotAllowed,
+	// with a message saying so: it lasts as long as the members do, so
+	// retrying is no answer.
 	Commit(ctx context.Context, group string, offsets []Offset) error
 	// Fetch reads records at explicit positions, outside any group.
 	Fetch(ctx context.Context, req FetchRequest) ([]FetchResult, error)

@@ -51,6 +51,13 @@ var (
 	// plugin has ended: it is unusable and a new one must be opened. Other
 	// Poll errors leave the subscription going.
 	ErrStreamEnded = errors.New("consume stream ended")
+
+	// ErrLasting marks a retriable error (code 17) whose cause is not
+	// expected to pass within one request, such as a plugin whose restarts
+	// keep failing: a caller that retries within a request answers it at
+	// once instead of retrying into a timeout. Later requests may still
+	// succeed.
+	ErrLasting = errors.New("the outage is lasting")
 )
 
 // CodeOf maps any error to the code a client sees: an *Error's own code,

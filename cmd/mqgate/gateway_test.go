@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -582,6 +584,53 @@ func TestBackendDownIs503(t *testing.T) {
 			t.Fatalf("produce with the backend down: %d %s; want 503 with code 17 naming the plugin", code, body)
 		}
 	})
+}
+
+// A plugin binary replaced under a running gateway no longer matches its
+// sha256: once the plugin process dies, every restart fails. Produce must
+// then answer at once, 503 with code 17 naming the plugin and the checksum
+// problem, not ride the outage out into a timeout.
+func TestReplacedPluginBinaryAnswers503AtOnce(t *testing.T) {
+	kind := brokerKinds[0] // the host's behaviour, not the broker's
+	dir := t.TempDir()
+	wrapper := filepath.Join(dir, "acme")
+	script := []byte("#!/bin/sh\nexec " + mqgateBin + " plugin " + kind.name + "\n")
+	if err := os.WriteFile(wrapper, script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(script)
+	// A request timeout far beyond the client's: an answer that waits for
+	// it is no answer at all.
+	g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{
+		plugin:         fmt.Sprintf("{path: %q, sha256: %q}", wrapper, hex.EncodeToString(sum[:])),
+		requestTimeout: "10m",
+	}))
+	g.produceOK("orders", `{"value":"x"}`)
+
+	// Still a working plugin, but not the binary plugins.yaml vouches for.
+	if err := os.WriteFile(wrapper, append(script, "# upgraded\n"...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(g.plugins()[0].PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/readyz to report the plugin down", func() bool { return g.status("/readyz") == 503 })
+
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Post("http://"+g.httpAddr+"/v1/topics/orders/messages", "application/json", strings.NewReader(`{"value":"y"}`))
+	if err != nil {
+		t.Fatalf("produce while the plugin's restarts fail got no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e apiError
+	if resp.StatusCode != 503 || json.Unmarshal(body, &e) != nil || e.Error.Code != 17 ||
+		!strings.Contains(e.Error.Message, "plugin "+kind.name) || !strings.Contains(e.Error.Message, "does not match its sha256") {
+		t.Fatalf("produce while the plugin's restarts fail: %d %s; want 503, code 17, naming the plugin and the sha256 mismatch", resp.StatusCode, body)
+	}
+	if p := g.plugins()[0]; p.State != "restarting" {
+		t.Fatalf("plugin state %q, want restarting", p.State)
+	}
 }
 
 func TestCheckReportsFileLineAndKey(t *testing.T) {

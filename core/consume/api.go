@@ -50,8 +50,18 @@ type Stats struct {
 	// ProduceOffsets is the end offset per qid (the offset the next
 	// produced message gets).
 	ProduceOffsets map[string]int64
-	// Lag is the sum over qids of ProduceOffsets - ConsumeOffsets.
+	// Lag is the sum over qids of ProduceOffsets - ConsumeOffsets: the
+	// messages waiting for the group. A qid whose committed offset is past
+	// its end offset adds nothing to it and is in BeyondEnd instead, so
+	// that it neither hides another qid's lag nor reads as "caught up".
 	Lag int64
+	// BeyondEnd is, for each qid whose committed offset is past its end
+	// offset, by how much (ConsumeOffsets - ProduceOffsets, > 0); nil when
+	// none is. Such an offset was committed by another client (mqgate
+	// refuses it), or the topic was recreated or lost messages; where the
+	// group's next pull of the qid starts is then up to the broker's
+	// offset reset.
+	BeyondEnd map[string]int64
 }
 
 // QidMessages is what Fetch read from one qid.

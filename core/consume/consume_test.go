@@ -510,6 +510,77 @@ func TestFetchAndCommit(t *testing.T) {
 	})
 }
 
+// A commit past the end of a qid is refused, naming the offset and the
+// end, and stores nothing; stats keep showing the real lag. A committed
+// offset past the end that got there anyway (another client) is reported,
+// not counted as "no lag".
+func TestCommitBeyondEndIsRefusedAndStatsSayIt(t *testing.T) {
+	t.Parallel()
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e := newEnv(t, b, fast())
+		e.produce("ends", 1, 11, "e")
+		ctx := context.Background()
+		offs, err := b.ListOffsets(ctx, []string{"ends"}, "")
+		if err != nil || len(offs) != 1 {
+			t.Fatalf("ListOffsets: %+v, %v", offs, err)
+		}
+		qid := offs[0].Qid
+		err = e.svc.Commit(ctx, "", "far", map[string]map[string]int64{"ends": {qid: 1_000_000}})
+		field := fmt.Sprintf("offsets[%q][%q]", "ends", qid)
+		if sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), field) || !strings.Contains(err.Error(), "beyond the end offset 11") {
+			t.Fatalf("commit of 1000000 on a qid ending at 11: %v; want code 11 naming %s and the end offset 11", err, field)
+		}
+		err = e.svc.Commit(ctx, "", "far", map[string]map[string]int64{"ends": {"99": 1}})
+		if sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "has no qid 99") {
+			t.Fatalf("commit on a qid the topic lacks: %v; want code 11", err)
+		}
+		if err := e.svc.Commit(ctx, "", "far", map[string]map[string]int64{"ends": {qid: 11}}); err != nil {
+			t.Fatalf("commit at the end: %v", err)
+		}
+		st, err := e.svc.Stats(ctx, "far", "ends")
+		if err != nil || st[0].ConsumeOffsets[qid] != 11 || st[0].Lag != 0 || st[0].BeyondEnd != nil {
+			t.Fatalf("stats after committing the end: %+v, %v; want offset 11, lag 0", st, err)
+		}
+
+		// Another client stores what mqgate refuses.
+		if err := b.Commit(ctx, "elsewhere", []sdk.Offset{{Topic: "ends", Qid: qid, Offset: 1_000_000}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err = e.svc.Stats(ctx, "elsewhere", "ends")
+		if err != nil || st[0].Lag != 0 || st[0].BeyondEnd[qid] != 1_000_000-11 {
+			t.Fatalf("stats of a group committed past the end: %+v, %v; want beyond_end %d for qid %s", st, err, 1_000_000-11, qid)
+		}
+		if got := e.metric("mqgate_consume_lag_messages"); got != -(1_000_000 - 11) {
+			t.Fatalf("mqgate_consume_lag_messages = %v; want the true difference, %d", got, -(1_000_000 - 11))
+		}
+	})
+}
+
+// Kafka refuses a commit from outside a group that has members; that is
+// not a passing outage (17) but code 13, saying why and what to do.
+// RocketMQ takes commits from anyone.
+func TestCommitWhileGroupIsActive(t *testing.T) {
+	t.Parallel()
+	for _, k := range brokertest.Kinds {
+		t.Run(k.Name, func(t *testing.T) {
+			b := k.Start(t)
+			e := newEnv(t, b, fast())
+			e.produce("busy", 1, 3, "b")
+			batch := pull(t, e.svc, "members", "busy", 1) // the session joins the group
+			err := e.svc.Commit(context.Background(), "", "members", map[string]map[string]int64{"busy": {batch.Qid: 2}})
+			if k.Name == "rocketmq" {
+				if err != nil {
+					t.Fatalf("commit to an active group on RocketMQ: %v", err)
+				}
+				return
+			}
+			if sdk.CodeOf(err) != sdk.CodeNotAllowed || !strings.Contains(err.Error(), "active members") || !strings.Contains(err.Error(), "stop the group's consumers") {
+				t.Fatalf("commit to an active Kafka group: %v (code %d); want code 13 saying the group has members and what to do", err, sdk.CodeOf(err))
+			}
+		})
+	}
+}
+
 // An idle session closes (leaving the group, after committing what was
 // acked); the next pull opens a new one that resumes from the commit.
 func TestIdleSessionCloses(t *testing.T) {

@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -384,8 +385,16 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 			}
 			st.ConsumeOffsets[o.Qid] = c
 			st.ProduceOffsets[o.Qid] = o.End
-			lag := max(o.End-c, 0)
-			st.Lag += lag
+			lag := o.End - c
+			if lag < 0 {
+				// Not "no lag": the group's position is past the end.
+				if st.BeyondEnd == nil {
+					st.BeyondEnd = map[string]int64{}
+				}
+				st.BeyondEnd[o.Qid] = -lag
+			} else {
+				st.Lag += lag
+			}
 			s.metrics.lag.WithLabelValues(group, t, o.Qid).Set(float64(lag))
 		}
 		out = append(out, st)
@@ -457,7 +466,8 @@ func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map
 		return err
 	}
 	var offs []sdk.Offset
-	for _, topic := range slices.Sorted(mapKeys(offsets)) {
+	topics := slices.Sorted(mapKeys(offsets))
+	for _, topic := range topics {
 		if err := topicname.Validate(topic); err != nil {
 			return err
 		}
@@ -468,7 +478,44 @@ func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map
 			offs = append(offs, sdk.Offset{Topic: topic, Qid: qid, Offset: offsets[topic][qid]})
 		}
 	}
+	if len(offs) == 0 {
+		return b.Commit(ctx, group, offs)
+	}
+	if err := checkCommitRange(ctx, b, topics, offs); err != nil {
+		return err
+	}
 	return b.Commit(ctx, group, offs)
+}
+
+// checkCommitRange refuses, with code 11 naming the offset and the end, an
+// offset beyond its qid's end offset or of a qid the topic does not have.
+// The broker takes such a commit (Kafka does), and the group then counts
+// as having consumed messages that do not exist yet: stats show no lag and
+// the messages produced up to that offset are never delivered to it.
+// Offsets below the start stay allowed: the broker resets them as the
+// group's start setting says.
+func checkCommitRange(ctx context.Context, b sdk.Backend, topics []string, offs []sdk.Offset) error {
+	ranges, err := b.ListOffsets(ctx, topics, "")
+	if err != nil {
+		return fmt.Errorf("reading the end offsets to check the commit: %w", err)
+	}
+	end := map[[2]string]int64{}
+	qids := map[string][]string{}
+	for _, r := range ranges {
+		end[[2]string{r.Topic, r.Qid}] = r.End
+		qids[r.Topic] = append(qids[r.Topic], r.Qid)
+	}
+	for _, o := range offs {
+		field := fmt.Sprintf("offsets[%q][%q]", o.Topic, o.Qid)
+		e, ok := end[[2]string{o.Topic, o.Qid}]
+		if !ok {
+			return sdk.Errorf(sdk.CodeIllegal, "%s: topic %s has no qid %s (its qids: %s)", field, o.Topic, o.Qid, strings.Join(qids[o.Topic], ", "))
+		}
+		if o.Offset > e {
+			return sdk.Errorf(sdk.CodeIllegal, "%s: %d is beyond the end offset %d of topic %s qid %s; commit at most %d (the offset the next message will get)", field, o.Offset, e, o.Topic, o.Qid, e)
+		}
+	}
+	return nil
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {
@@ -499,7 +546,7 @@ func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
 		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_redeliveries_total", Help: "Messages handed out again after a failure or an ack timeout."}, gt),
 		timeouts:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_ack_timeouts_total", Help: "Handed-out messages not acked within the ack timeout."}, gt),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_dead_lettered_total", Help: "Messages moved to the dead-letter topic after their retries."}, gt),
-		lag:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_lag_messages", Help: "End offset minus committed offset, per qid, as last asked for by stats."}, []string{"group", "topic", "qid"}),
+		lag:          prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_lag_messages", Help: "End offset minus committed offset, per qid, as last asked for by stats; negative when the committed offset is past the end."}, []string{"group", "topic", "qid"}),
 	}
 	if reg != nil {
 		m.sessions = metrics.Register(reg, m.sessions)

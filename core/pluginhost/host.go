@@ -167,7 +167,7 @@ func (h *Host) start(ctx context.Context, spec Spec) (*instance, error) {
 		// starts anyway, with this cluster unready, and keeps trying: a
 		// broker that comes up after the gateway is not an outage.
 		inst.mu.Lock()
-		inst.state, inst.lastErr, inst.downSince = StateRestarting, err.Error(), time.Now()
+		inst.state, inst.lastErr, inst.downSince, inst.failedStarts = StateRestarting, err.Error(), time.Now(), 1
 		inst.mu.Unlock()
 		inst.host.metrics.up.WithLabelValues(spec.Name).Set(0)
 		inst.log.Warn("plugin cannot reach its broker; retrying", "error", err)
@@ -341,8 +341,10 @@ type instance struct {
 	upCh     chan struct{} // closed while up; replaced when the plugin goes down
 	restarts int
 	lastErr  string
-	// downSince is when the plugin last went down.
-	downSince time.Time
+	// downSince is when the plugin last went down; failedStarts how many
+	// starts failed since then.
+	downSince    time.Time
+	failedStarts int
 
 	health health // the last answer to Health
 
@@ -404,6 +406,9 @@ func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, *exec.Cmd
 // serves: an sdk.Backend or sdk.Sink over gRPC.
 func dispense(client *plugin.Client, spec Spec) (any, *plugin.GRPCClient, error) {
 	rpc, err := client.Client()
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		return nil, nil, fmt.Errorf("starting plugin %s: the binary %s does not match its sha256 in plugins.yaml (%w): it was replaced or changed; restore it, or set plugins.%s.sha256 to the new binary's", spec.Plugin, spec.Path, err, spec.Plugin)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting plugin %s: %w", spec.Plugin, err)
 	}
@@ -499,6 +504,7 @@ func (i *instance) setDown(gen *generation, why string) {
 		i.state = StateRestarting
 		i.lastErr = why
 		i.downSince = time.Now()
+		i.failedStarts = 0
 		i.upCh = make(chan struct{})
 	}
 	i.mu.Unlock()
@@ -506,8 +512,9 @@ func (i *instance) setDown(gen *generation, why string) {
 	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(0)
 }
 
-// current returns the live generation, or a retriable error while the
-// plugin is down.
+// current returns the live generation, or a code 17 error while the
+// plugin is down: one that wraps ErrRestartsFailing once the outage is
+// more than a brief restart.
 func (i *instance) current() (*generation, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -517,8 +524,36 @@ func (i *instance) current() (*generation, error) {
 	return i.gen, nil
 }
 
+// restartGrace is how long a plugin that went down counts as a brief
+// restart, which callers may ride out by retrying (sync produce does,
+// within its request's deadline). After it, while starts keep failing,
+// calls fail at once with ErrRestartsFailing: waiting out the request
+// would only turn an answer that names the cause into a timeout.
+const restartGrace = time.Second
+
+// ErrRestartsFailing is sdk.ErrLasting: it is wrapped, with a code 17
+// *sdk.Error naming the plugin and the last start's error, by calls to a
+// plugin that has been down for longer than a brief restart and whose
+// starts keep failing (a binary that no longer matches its sha256, a
+// broker it cannot reach). Callers that retry code 17 within one request
+// stop on it and answer at once; the host goes on restarting the plugin.
+var ErrRestartsFailing = sdk.ErrLasting
+
+// restartsFailingError is a code 17 error that also matches
+// ErrRestartsFailing.
+type restartsFailingError struct{ err *sdk.Error }
+
+func (e *restartsFailingError) Error() string   { return e.err.Error() }
+func (e *restartsFailingError) Unwrap() []error { return []error{e.err, ErrRestartsFailing} }
+
 // unavailable must be called with i.mu held.
 func (i *instance) unavailable() error {
+	down := time.Since(i.downSince)
+	if i.state == StateRestarting && i.failedStarts > 0 && down >= restartGrace {
+		msg := fmt.Sprintf("plugin %s for %s is down and restarting it keeps failing (%d attempts in %s); the last attempt: %s",
+			i.spec.Plugin, i.spec.Name, i.failedStarts, down.Round(100*time.Millisecond), i.lastErr)
+		return &restartsFailingError{&sdk.Error{Code: sdk.CodeUnavailable, Msg: msg}}
+	}
 	msg := fmt.Sprintf("plugin %s for %s is %s", i.spec.Plugin, i.spec.Name, i.state)
 	if i.lastErr != "" {
 		msg += ": " + i.lastErr
@@ -688,6 +723,7 @@ func (i *instance) restart() bool {
 		if err != nil {
 			i.mu.Lock()
 			i.lastErr = err.Error()
+			i.failedStarts++
 			i.mu.Unlock()
 			if msg := err.Error(); msg != lastLogged || time.Since(loggedAt) >= restartReport {
 				i.log.Error("restarting plugin failed", "error", err, "attempts", attempts, "next_attempt_in", backoff)

@@ -2,6 +2,7 @@ package produce
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -107,7 +108,8 @@ func (p *Producer) SendAsync(ctx context.Context, cluster, topic string, msgs []
 
 // SendRecords produces placed records on cluster, batched with concurrent
 // senders. Records that fail with a retriable code (17, or 12 while ctx
-// still has time) are sent again with growing backoff until ctx ends; the
+// still has time) are sent again with growing backoff until ctx ends,
+// unless the 17 says the plugin's restarts keep failing; the
 // others keep their result, and a record acknowledged once stays so. The
 // error is only for a first attempt that failed whole with a code retrying
 // cannot mend (nothing was produced); after that every record has its own
@@ -174,11 +176,16 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 
 // retriable reports whether err may succeed if sent again, and there is
 // time within ctx to wait backoff and still make an attempt (given at least
-// the first backoff's length).
+// the first backoff's length). A plugin whose restarts keep failing will
+// not be back within one request: its 17 is answered at once, naming why,
+// rather than retried into a timeout.
 func (p *Producer) retriable(ctx context.Context, err error, backoff time.Duration) bool {
 	switch sdk.CodeOf(err) {
 	case sdk.CodeUnavailable, sdk.CodeTimeout:
 	default:
+		return false
+	}
+	if errors.Is(err, sdk.ErrLasting) {
 		return false
 	}
 	if ctx.Err() != nil {

@@ -45,12 +45,12 @@ type spoolEntry struct {
 // closes. Each cluster has its own forwarder, so one cluster's outage
 // does not hold up another's records. A forwarder sends its cluster's
 // records in append order, in batches, and deletes only those the broker
-// acknowledged. Records that failed with a retriable code or a rate limit,
-// and whole sends that failed, are sent again after a backoff (50ms
-// doubling to 5s), before anything newer of their cluster. Records
-// refused with a code that cannot succeed (illegal, unknown topic, too
-// large, ...) are moved to rejected.jsonl in the spool's Dir, counted and
-// logged; a whole send refused with such a code is split until the record
+// acknowledged. Records refused with a code that cannot succeed
+// (spoolRejectsRecord: illegal, not allowed, unknown topic, too large)
+// are moved to rejected.jsonl in the spool's Dir, counted and logged;
+// every other failure of a record, unknown ones (100) included, and whole
+// sends that failed, are sent again after a backoff (50ms doubling to
+// 5s), before anything newer of their cluster; a whole send refused with such a code is split until the record
 // it is refused for is alone. Run returns at once if another Run is
 // forwarding.
 func (s *Spool) Run(ctx context.Context, send SendFunc) {
@@ -220,12 +220,12 @@ func (s *Spool) forward(ctx context.Context, c *spoolCluster, send SendFunc) {
 			switch {
 			case rerr == nil:
 				acked = append(acked, e)
-			case spoolRetries(sdk.CodeOf(rerr)):
-				retry = append(retry, e)
-				retryErr = rerr
-			default:
+			case spoolRejectsRecord(sdk.CodeOf(rerr)):
 				rejected = append(rejected, e)
 				rejErrs = append(rejErrs, rerr)
+			default:
+				retry = append(retry, e)
+				retryErr = rerr
 			}
 		}
 		if err := s.settle(c, acked, rejected, rejErrs); err != nil {
@@ -253,11 +253,34 @@ func (s *Spool) forward(ctx context.Context, c *spoolCluster, send SendFunc) {
 	}
 }
 
-// spoolRetries reports whether the forwarder sends a record whose own
-// result failed with c again rather than rejecting it: codes the sdk
-// calls retriable, and a rate limit (it says later, not never).
-func spoolRetries(c sdk.Code) bool {
-	return c.Retriable() || c == sdk.CodeRateLimited
+// spoolRejectsRecord reports whether a record whose own result failed
+// with c is moved to rejected.jsonl rather than sent again. An accepted
+// record is only given up on when the broker refused that record for a
+// reason sending the same bytes again cannot change:
+//
+//   - 11 illegal: the record itself is malformed for the broker (a bad
+//     topic name, a null key on a compacted topic, ...).
+//   - 16 too large: the record is over the broker's size limit.
+//   - 14 topic does not exist: plugins answer it only when the cluster does
+//     not create topics on produce. Someone may create the topic later, but
+//     the forwarder keeps a cluster's order, so holding the record would
+//     stop every newer record of the cluster until then; rejected.jsonl
+//     keeps it to replay once the topic exists.
+//   - 13 not allowed: the broker's ACL (or a RocketMQ topic without write
+//     permission) refuses this topic; the same reasoning as 14.
+//
+// Everything else is sent again after a backoff: the retriable codes, a
+// rate limit (it says later, not never), 18 (the gateway's credentials
+// are the cluster's problem, not the record's), and any code whose
+// meaning for this record is unknown (100, 19, codes a third-party plugin
+// makes up): a broker out of file descriptors answers 100, and an
+// accepted record is never dropped for a failure that may pass.
+func spoolRejectsRecord(c sdk.Code) bool {
+	switch c {
+	case sdk.CodeIllegal, sdk.CodeTooLarge, sdk.CodeTopicNotExist, sdk.CodeNotAllowed:
+		return true
+	}
+	return false
 }
 
 // spoolRefusesRecord reports whether a whole send that failed with c was

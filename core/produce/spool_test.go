@@ -326,6 +326,27 @@ func TestSpoolRetriesRejectsAndIsolatesClusters(t *testing.T) {
 			},
 		},
 		{
+			// A broker out of file descriptors answers records with
+			// errors the plugin cannot classify (100); they may pass, so
+			// an accepted record is sent again, never rejected.
+			name: "unknown and credential failures of records are retried, not rejected",
+			fate: func(_ string, call int, r sdk.Record) error {
+				switch id := spoolRecID(r); {
+				case (id == 2 || id == 5) && call <= 3:
+					return sdk.Errorf(sdk.CodeInternal, "kafka: accept tcp: too many open files")
+				case id == 8 && call <= 2:
+					return sdk.Errorf(sdk.CodeUnauthenticated, "SASL authentication failed")
+				case id == 9 && call <= 2:
+					return sdk.Errorf(sdk.Code(42), "a code only the plugin knows")
+				}
+				return nil
+			},
+			want: map[string][]int{"a": {0, 1, 3, 4, 6, 7, 8, 9, 2, 5, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}},
+			retried: func(call, id int) bool {
+				return (id == 2 || id == 5) && call <= 3 || (id == 8 || id == 9) && call <= 2
+			},
+		},
+		{
 			name: "whole send failures are retried",
 			whole: func(_ string, call int, _ []sdk.Record) error {
 				if call <= 3 {
@@ -353,12 +374,16 @@ func TestSpoolRetriesRejectsAndIsolatesClusters(t *testing.T) {
 					return sdk.Errorf(sdk.CodeTopicNotExist, "topic %q does not exist", r.Topic)
 				case "huge":
 					return sdk.Errorf(sdk.CodeTooLarge, "record larger than max.message.bytes")
+				case "denied":
+					return sdk.Errorf(sdk.CodeNotAllowed, "TOPIC_AUTHORIZATION_FAILED")
+				case "bad":
+					return sdk.Errorf(sdk.CodeIllegal, "null key on a compacted topic")
 				}
 				return nil
 			},
-			topics:   map[int]string{3: "missing", 15: "huge"},
-			want:     map[string][]int{"a": {0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 19}},
-			rejected: map[int]sdk.Code{3: sdk.CodeTopicNotExist, 15: sdk.CodeTooLarge},
+			topics:   map[int]string{3: "missing", 6: "denied", 12: "bad", 15: "huge"},
+			want:     map[string][]int{"a": {0, 1, 2, 4, 5, 7, 8, 9, 10, 11, 13, 14, 16, 17, 18, 19}},
+			rejected: map[int]sdk.Code{3: sdk.CodeTopicNotExist, 6: sdk.CodeNotAllowed, 12: sdk.CodeIllegal, 15: sdk.CodeTooLarge},
 		},
 		{
 			name: "a record that fails its whole send is isolated and rejected",

@@ -61,6 +61,8 @@ type statsJSON struct {
 	ConsumeOffsets map[string]int64 `json:"consume_offsets"`
 	ProduceOffsets map[string]int64 `json:"produce_offsets"`
 	Lag            int64            `json:"lag"`
+	// BeyondEnd is omitted unless a committed offset is past its end.
+	BeyondEnd map[string]int64 `json:"beyond_end,omitempty"`
 }
 
 // fetchResponse is the 200 body of POST /v1/fetch.
@@ -350,7 +352,7 @@ func (s *Server) stats(c *gin.Context) {
 		out.Stats[i] = statsJSON{
 			Group: st.Group, Topic: st.Topic,
 			ConsumeOffsets: nonNilOffsets(st.ConsumeOffsets), ProduceOffsets: nonNilOffsets(st.ProduceOffsets),
-			Lag: st.Lag,
+			Lag: st.Lag, BeyondEnd: st.BeyondEnd,
 		}
 	}
 	c.PureJSON(http.StatusOK, out)

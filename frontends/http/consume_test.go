@@ -407,13 +407,15 @@ func TestStats(t *testing.T) {
 		return []consume.Stats{
 			{Group: group, Topic: "a", ConsumeOffsets: map[string]int64{"0": 5}, ProduceOffsets: map[string]int64{"0": 9}, Lag: 4},
 			{Group: group, Topic: "b"},
+			{Group: group, Topic: "c", ConsumeOffsets: map[string]int64{"0": 1000000, "1": 2}, ProduceOffsets: map[string]int64{"0": 11, "1": 3}, Lag: 1, BeyondEnd: map[string]int64{"0": 999989}},
 		}, nil
 	}}
 	h := consumeServer(t, Options{}, fake)
 	status, _, body := do(t, h, "GET", "/v1/groups/g/stats", "")
 	checkOK(t, status, body, `{"stats": [
 		{"group": "g", "topic": "a", "consume_offsets": {"0": 5}, "produce_offsets": {"0": 9}, "lag": 4},
-		{"group": "g", "topic": "b", "consume_offsets": {}, "produce_offsets": {}, "lag": 0}]}`)
+		{"group": "g", "topic": "b", "consume_offsets": {}, "produce_offsets": {}, "lag": 0},
+		{"group": "g", "topic": "c", "consume_offsets": {"0": 1000000, "1": 2}, "produce_offsets": {"0": 11, "1": 3}, "lag": 1, "beyond_end": {"0": 999989}}]}`)
 	do(t, h, "GET", "/v1/groups/g/stats?topic=a", "")
 	if got := fake.callLog(); !reflect.DeepEqual(got, []string{"stats g ", "stats g a"}) {
 		t.Errorf("calls %v, want every topic, then a", got)

@@ -160,7 +160,8 @@ func (b *Backend) unknownTopics(records []sdk.Record) []sdk.TopicSpec {
 }
 
 // Commit stores a group's offsets without joining the group. Kafka accepts
-// this only while the group has no active members.
+// this only while the group has no active members; while it has some, the
+// commit is refused with CodeNotAllowed, which retrying does not mend.
 func (b *Backend) Commit(ctx context.Context, group string, offsets []sdk.Offset) error {
 	c, err := b.clients()
 	if err != nil {
@@ -186,6 +187,12 @@ func (b *Backend) Commit(ctx context.Context, group string, offsets []sdk.Offset
 	}
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) || errors.Is(err, kerr.StaleMemberEpoch) {
+		// Kafka takes a commit from outside the group only while the
+		// group has no members; it answers as if the committer were a
+		// stale member. Retrying does not help while the members stay.
+		return sdk.Errorf(sdk.CodeNotAllowed, "committing offsets of group %s: the group has active members, and Kafka takes a commit from outside a group only while it has none (%v); stop the group's consumers (other Kafka clients, and pulls and push subscriptions of this group on every gateway, whose sessions close after consume.session_idle), then commit again", group, err)
 	}
 	// Without a broker to ask, franz-go reports each partition as unknown:
 	// say that the brokers are unreachable, not that the topic is missing.
