@@ -148,7 +148,9 @@ func checkTopic(topic string) error {
 func pickQueue(r *sdk.Record, rt *route) (queue, error) {
 	n := len(rt.write)
 	if n == 0 {
-		return queue{}, sdk.Errorf(sdk.CodeNotAllowed, "topic %s has no writable queue", r.Topic)
+		// Brokers drained for maintenance (write permission off) or
+		// without a master: it passes, so the record may be sent again.
+		return queue{}, sdk.Errorf(sdk.CodeUnavailable, "topic %s has no writable queue: its brokers take no writes now (write permission off, or no master up)", r.Topic)
 	}
 	switch p := r.Partition; {
 	case p >= 0:

@@ -308,3 +308,13 @@ func TestSignMatchesClient(t *testing.T) {
 			mine.ExtFields["Signature"], got.ExtFields["Signature"], got.ExtFields)
 	}
 }
+
+// A topic whose brokers take no writes (drained for maintenance, or no
+// master up) is a passing condition: code 17, so that sync produce and
+// the spool send again rather than refuse for good.
+func TestNoWritableQueueIsRetriable(t *testing.T) {
+	_, err := pickQueue(&sdk.Record{Topic: "t", Partition: sdk.PartitionRandom}, &route{})
+	if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "no writable queue") {
+		t.Fatalf("pickQueue with no writable queue = %v (code %d); want code 17", err, sdk.CodeOf(err))
+	}
+}
