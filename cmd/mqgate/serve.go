@@ -215,7 +215,8 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(lis) }()
 
-	tsrv := thriftapi.NewProducerServer(thriftapi.Options{
+	// Both Thrift services share every setting but the producer's Delayer.
+	thriftOpts := thriftapi.Options{
 		Transport:               cfg.Thrift.Transport,
 		Protocol:                cfg.Thrift.Protocol,
 		MaxMessageBytes:         int(cfg.HTTP.MaxMessageBytes),
@@ -227,8 +228,10 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
 		Logger:      log,
 		Registry:    reg,
-		Delayer:     delayer,
-	}, rt)
+	}
+	producerOpts := thriftOpts
+	producerOpts.Delayer = delayer
+	tsrv := thriftapi.NewProducerServer(producerOpts, rt)
 	tlis, err := net.Listen("tcp", cfg.Thrift.ProducerListen)
 	if err != nil {
 		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
@@ -237,17 +240,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol)
 	go func() { serveErr <- tsrv.Serve(tlis) }()
 
-	csrv := thriftapi.NewConsumerServer(thriftapi.Options{
-		Transport:               cfg.Thrift.Transport,
-		Protocol:                cfg.Thrift.Protocol,
-		MaxMessageBytes:         int(cfg.HTTP.MaxMessageBytes),
-		MaxBatchMessages:        cfg.HTTP.MaxBatchMessages,
-		DefaultTimeout:          cfg.HTTP.RequestTimeout,
-		MaxRequestBytesInFlight: cfg.Thrift.MaxRequestBytesInFlight,
-		StopTimeout:             cfg.HTTP.ShutdownTimeout / 2,
-		Logger:                  log,
-		Registry:                reg,
-	}, consumer)
+	csrv := thriftapi.NewConsumerServer(thriftOpts, consumer)
 	clis, err := net.Listen("tcp", cfg.Thrift.ConsumerListen)
 	if err != nil {
 		_ = tsrv.Stop()

@@ -165,7 +165,7 @@ func (s *Server) batchAck(sub subscriptionOf) gin.HandlerFunc {
 		if !ok {
 			return
 		}
-		defer charge.release()
+		defer charge.Release()
 		id, err := decodeBatchAckBody(body)
 		if err != nil {
 			s.abortWithError(c, err)

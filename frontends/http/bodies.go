@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/sync/semaphore"
-
+	"github.com/mqgate/mqgate/internal/bytebudget"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -58,62 +57,22 @@ const (
 	refusedInFlight = "max_body_bytes_in_flight"
 )
 
-// bodyBudget is the server-wide bound on request body bytes in memory.
-type bodyBudget struct {
-	sem   *semaphore.Weighted
-	limit int64
-	m     *httpMetrics
-}
-
-func newBodyBudget(limit int64, m *httpMetrics) *bodyBudget {
-	return &bodyBudget{sem: semaphore.NewWeighted(limit), limit: limit, m: m}
-}
-
-// bodyCharge is what one request holds of the budget. The zero value
-// holds nothing.
-type bodyCharge struct {
-	budget *bodyBudget
-	n      int64
-}
-
-// grow charges n more bytes, waiting at most bodyBudgetWait (and no longer
-// than ctx) for room. It fails with code 17 naming the limit when there is
-// none, or code 12 when ctx ends first.
-func (ch *bodyCharge) grow(ctx context.Context, n int64) error {
-	b := ch.budget
-	if !b.sem.TryAcquire(n) {
-		wctx, cancel := context.WithTimeout(ctx, bodyBudgetWait)
-		err := b.sem.Acquire(wctx, n)
-		cancel()
-		if err != nil {
-			b.m.bodiesRefused.WithLabelValues(refusedInFlight).Inc()
-			if ctx.Err() != nil {
-				return sdk.Errorf(sdk.CodeTimeout, "waiting for room to read the request body")
-			}
-			return sdk.Errorf(sdk.CodeUnavailable,
-				"the gateway is holding its limit of request bodies in memory, http.max_body_bytes_in_flight (%d bytes); send again, here or to another gateway",
-				b.limit)
-		}
+// chargeError is the client's error for a body's charge that found no
+// room in http.max_body_bytes_in_flight (code 17 naming it), or whose
+// request ran out of time waiting (code 12).
+func (s *Server) chargeError(err error) error {
+	if errors.Is(err, bytebudget.ErrFull) {
+		return sdk.Errorf(sdk.CodeUnavailable,
+			"the gateway is holding its limit of request bodies in memory, http.max_body_bytes_in_flight (%d bytes); send again, here or to another gateway",
+			s.bodies.Limit())
 	}
-	ch.n += n
-	b.m.bodyBytesInFlight.Add(float64(n))
-	return nil
-}
-
-// release returns everything ch holds to the budget.
-func (ch *bodyCharge) release() {
-	if ch.n == 0 {
-		return
-	}
-	ch.budget.sem.Release(ch.n)
-	ch.budget.m.bodyBytesInFlight.Sub(float64(ch.n))
-	ch.n = 0
+	return sdk.Errorf(sdk.CodeTimeout, "waiting for room to read the request body")
 }
 
 // bodyOrAbort reads the request body as readBody does; on failure it
 // answers with the error and reports false. On success the caller must
 // release the charge once the body is no longer used.
-func (s *Server) bodyOrAbort(ctx context.Context, c *gin.Context) ([]byte, bodyCharge, bool) {
+func (s *Server) bodyOrAbort(ctx context.Context, c *gin.Context) ([]byte, bytebudget.Charge, bool) {
 	body, charge, err := s.readBody(ctx, c)
 	if err != nil {
 		s.abortWithError(c, err)
@@ -126,8 +85,8 @@ func (s *Server) bodyOrAbort(ctx context.Context, c *gin.Context) ([]byte, bodyC
 // Options.MaxBodyBytesInFlight and by ctx's deadline. On success the
 // caller must release the charge once the body is no longer used; on
 // failure nothing is held.
-func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, bodyCharge, error) {
-	charge := bodyCharge{budget: s.bodies}
+func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, bytebudget.Charge, error) {
+	charge := bytebudget.Charge{Budget: s.bodies}
 	r := c.Request
 	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
 		return nil, charge, nil
@@ -146,11 +105,16 @@ func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, bodyChar
 		}
 	}
 	body, err := readBounded(http.MaxBytesReader(c.Writer, r.Body, s.opts.MaxBodyBytes), r.ContentLength, s.opts.MaxBodyBytes,
-		func(n int64) error { return charge.grow(ctx, n) })
+		func(n int64) error {
+			if err := charge.Grow(ctx, n); err != nil {
+				return s.chargeError(err)
+			}
+			return nil
+		})
 	if err == nil {
 		return body, charge, nil
 	}
-	charge.release()
+	charge.Release()
 	var tooLarge *http.MaxBytesError
 	var coded *sdk.Error
 	switch {

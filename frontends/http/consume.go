@@ -245,7 +245,7 @@ func (s *Server) pull(c *gin.Context) {
 	req, err := decodePullBody(body)
 	// The decoded request holds what the pull needs: the body's bytes are
 	// not kept while the pull waits for messages.
-	charge.release()
+	charge.Release()
 	if err == nil && req.ack != nil {
 		err = s.checkAckSize(req.ack)
 	}
@@ -306,7 +306,7 @@ func (s *Server) ack(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer charge.release()
+	defer charge.Release()
 	a, err := decodeAckBody(body)
 	if err == nil {
 		err = s.checkAckSize(&a)
@@ -377,7 +377,7 @@ func (s *Server) fetch(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer charge.release()
+	defer charge.Release()
 	req, err := decodeFetchBody(body)
 	if err != nil {
 		s.abortWithError(c, err)
@@ -411,7 +411,7 @@ func (s *Server) commit(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer charge.release()
+	defer charge.Release()
 	req, err := decodeCommitBody(body)
 	if err != nil {
 		s.abortWithError(c, err)

@@ -75,7 +75,7 @@ func (s *Server) addDelayed(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer charge.release()
+	defer charge.Release()
 	msgs, batch, err := decodeDelayed(body, now, dl.Max())
 	if err == nil {
 		err = s.checkDelayed(topic, msgs, batch, now, dl.Max())

@@ -61,7 +61,7 @@ func (s *Server) kafkaSend(c *gin.Context) {
 		s.kafkaSendFail(c, err)
 		return
 	}
-	defer charge.release()
+	defer charge.Release()
 	topic, msg, delayText, err := decodeKafkaSend(body)
 	if err == nil && delayText == "" {
 		delayText = c.GetHeader(delayHeader)

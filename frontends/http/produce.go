@@ -55,7 +55,7 @@ func (s *Server) produce(c *gin.Context) {
 	if !ok {
 		return
 	}
-	defer charge.release()
+	defer charge.Release()
 	msgs, err := decodeMessages(body)
 	if err == nil {
 		err = s.checkLimits(msgs)

@@ -25,6 +25,7 @@ import (
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/push"
+	"github.com/mqgate/mqgate/internal/bytebudget"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -147,7 +148,7 @@ type Server struct {
 	plugins  Plugins
 	log      *slog.Logger
 	metrics  *httpMetrics
-	bodies   *bodyBudget
+	bodies   *bytebudget.Budget
 	engine   *gin.Engine
 	srv      *http.Server
 }
@@ -164,7 +165,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		log:      opts.Logger,
 		metrics:  newHTTPMetrics(opts.Registry),
 	}
-	s.bodies = newBodyBudget(opts.MaxBodyBytesInFlight, s.metrics)
+	s.bodies = bytebudget.New(opts.MaxBodyBytesInFlight, bodyBudgetWait, s.metrics.bodyBytesInFlight, s.metrics.bodiesRefused.WithLabelValues(refusedInFlight))
 
 	// Release mode silences gin's debug route printing; gin keeps the mode
 	// in a process-wide atomic.

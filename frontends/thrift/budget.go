@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"golang.org/x/sync/semaphore"
+	"github.com/mqgate/mqgate/internal/bytebudget"
 )
 
 // A Thrift request is read whole before its handler runs: a frame into a
@@ -26,46 +26,11 @@ const requestBudgetWait = time.Second
 // errBudgetFull ends a connection whose request found no room.
 var errBudgetFull = errors.New("requests in flight hold thrift.max_request_bytes_in_flight")
 
-// requestBudget is a server's bound on request bytes in memory.
-type requestBudget struct {
-	sem   *semaphore.Weighted
-	limit int64
-	m     *thriftMetrics
-}
-
-func newRequestBudget(limit int64, m *thriftMetrics) *requestBudget {
-	return &requestBudget{sem: semaphore.NewWeighted(limit), limit: limit, m: m}
-}
-
-// requestCharge is what one connection's current request holds.
-type requestCharge struct {
-	budget *requestBudget
-	n      int64
-}
-
-// grow charges n more bytes, waiting at most requestBudgetWait for room.
-func (ch *requestCharge) grow(n int64) error {
-	b := ch.budget
-	if !b.sem.TryAcquire(n) {
-		ctx, cancel := context.WithTimeout(context.Background(), requestBudgetWait)
-		err := b.sem.Acquire(ctx, n)
-		cancel()
-		if err != nil {
-			b.m.requestsRefused.Inc()
-			return fmt.Errorf("%w (%d bytes)", errBudgetFull, b.limit)
-		}
+// chargeRead charges n bytes read to c; past the budget's wait the
+// connection ends with errBudgetFull naming the limit.
+func chargeRead(c *bytebudget.Charge, n int) error {
+	if err := c.Grow(context.Background(), int64(n)); err != nil {
+		return fmt.Errorf("%w (%d bytes)", errBudgetFull, c.Budget.Limit())
 	}
-	ch.n += n
-	b.m.requestBytesInFlight.Add(float64(n))
 	return nil
-}
-
-// release returns everything ch holds.
-func (ch *requestCharge) release() {
-	if ch.n == 0 {
-		return
-	}
-	ch.budget.sem.Release(ch.n)
-	ch.budget.m.requestBytesInFlight.Sub(float64(ch.n))
-	ch.n = 0
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
+	"github.com/mqgate/mqgate/internal/bytebudget"
 )
 
 // minContainerLimit is the fewest list, set or map elements a request may
@@ -35,8 +36,8 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
-	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout, charge: requestCharge{budget: s.budget}}
-	defer rc.charge.release()
+	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout, charge: bytebudget.Charge{Budget: s.budget}}
+	defer rc.charge.Release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
 	// One transport reads and writes: its read and write buffers are
 	// separate, and calls on a connection never overlap.
@@ -57,7 +58,7 @@ func (c *serverConn) serve() {
 	for {
 		ok, err := c.process(iprot, oprot)
 		// Answered: the request's bytes are no longer held.
-		rc.charge.release()
+		rc.charge.Release()
 		stopping := c.end()
 		if err != nil && ok && isDeclaredException(err) {
 			// The processor has answered with an exception the IDL
@@ -424,7 +425,7 @@ type requestConn struct {
 	started bool // a request's first byte has arrived
 	// charge holds the bytes read since the last answer, in the server's
 	// request budget.
-	charge requestCharge
+	charge bytebudget.Charge
 }
 
 func (c *requestConn) Read(b []byte) (int, error) {
@@ -434,7 +435,7 @@ func (c *requestConn) Read(b []byte) (int, error) {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, which Read reports
 	}
 	if n > 0 {
-		if cerr := c.charge.grow(int64(n)); cerr != nil {
+		if cerr := chargeRead(&c.charge, n); cerr != nil {
 			return 0, cerr
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/internal/bytebudget"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -202,7 +203,7 @@ type server struct {
 	opts      Options
 	log       *slog.Logger
 	metrics   *thriftMetrics
-	budget    *requestBudget
+	budget    *bytebudget.Budget
 	processor thrift.TProcessor
 	transport thrift.TTransportFactory
 	protocol  thrift.TProtocolFactory
@@ -259,7 +260,7 @@ func newServer(service, listenKey string, opts Options) *server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*serverConn]struct{}),
 	}
-	s.budget = newRequestBudget(opts.MaxRequestBytesInFlight, s.metrics)
+	s.budget = bytebudget.New(opts.MaxRequestBytesInFlight, requestBudgetWait, s.metrics.requestBytesInFlight, s.metrics.requestsRefused)
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
 	s.cfg = &thrift.TConfiguration{
 		MaxMessageSize: int32(opts.MaxRequestBytes),
