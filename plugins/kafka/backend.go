@@ -53,6 +53,9 @@ type Backend struct {
 	reach reachability
 	// repeats holds back the clients' repeated log lines.
 	repeats repeats
+	// createMu makes counting the embedded broker's topics and creating
+	// new ones one step, so that max_topics holds under concurrent calls.
+	createMu sync.Mutex
 
 	// stop ends the retention ticker. wg counts it and the goroutines
 	// Produce leaves behind when its caller gives up, which closing
@@ -103,6 +106,7 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		return sdk.Errorf(sdk.CodeIllegal, "kafka backend is already configured")
 	}
 
+	cfg.maxTopics = b.descriptorLimit(cfg)
 	seeds := cfg.brokers
 	if cfg.embedded {
 		cluster, lock, err := startEmbedded(ctx, cfg, b.logger)
@@ -146,6 +150,34 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 	}
 	b.logger.Info("configured", "embedded", cfg.embedded, "brokers", seeds)
 	return nil
+}
+
+// descriptorLimit raises the process's soft RLIMIT_NOFILE to its hard
+// limit and logs both, and returns cfg's max_topics: as configured, or for
+// the embedded broker the default the limit allows (0 for external
+// brokers, which it does not apply to). A configured max_topics that may
+// need more descriptors than the limit has is logged as a warning.
+func (b *Backend) descriptorLimit(cfg config) int {
+	before, soft, err := raiseNoFileLimit()
+	if err != nil {
+		b.logger.Warn("raising the file descriptor limit", "error", err)
+	} else {
+		b.logger.Info("file descriptor limit", "rlimit_nofile", soft, "raised_from", before)
+	}
+	if !cfg.embedded {
+		return 0
+	}
+	if cfg.maxTopics == 0 {
+		if err != nil {
+			return maxDefaultMaxTopics
+		}
+		return defaultMaxTopics(soft, cfg.defaultPartitions)
+	}
+	if need := uint64(cfg.maxTopics) * fdsPerPartition * uint64(cfg.defaultPartitions); err == nil && need > soft {
+		b.logger.Warn("max_topics may need more file descriptors than the process may open",
+			"max_topics", cfg.maxTopics, "descriptors_needed", need, "rlimit_nofile", soft)
+	}
+	return cfg.maxTopics
 }
 
 // dialable turns listen addresses into addresses a client can dial: a
