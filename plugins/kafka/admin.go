@@ -125,7 +125,7 @@ func (b *Backend) admitTopics(ctx context.Context, c clients, specs []sdk.TopicS
 	req := kmsg.NewPtrMetadataRequest() // no topics: all of them
 	resp, err := req.RequestWith(ctx, c.admin)
 	if err != nil {
-		return nil, toSDKError(err, "counting topics")
+		return nil, b.sdkError(err, "counting topics")
 	}
 	have := make(map[string]bool, len(resp.Topics))
 	for _, t := range resp.Topics {
@@ -340,13 +340,19 @@ func timeUntilMillis(t time.Time) int64 { return time.Until(t).Milliseconds() }
 
 var _ sdk.HealthChecker = (*Backend)(nil)
 
-// Health reports whether a broker answers. The embedded broker, in this
-// process, always does; an external cluster is asked with one ApiVersions
+// Health reports whether a broker answers. A process out of file
+// descriptors, or that was in the last ten seconds, is code 17 naming the
+// shortage: the embedded broker then fails every write to a partition new
+// to it and refuses new connections. Otherwise the embedded broker, in
+// this process, always answers; an external cluster is asked with one ApiVersions
 // request, on a connection the clients keep open, and a cluster none of
 // whose brokers can be dialed is code 17 naming the dial error.
 func (b *Backend) Health(ctx context.Context) error {
 	c, err := b.clients()
 	if err != nil {
+		return err
+	}
+	if err := b.fds.shortage(); err != nil {
 		return err
 	}
 	if c.cfg.embedded {

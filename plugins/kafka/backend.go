@@ -53,6 +53,8 @@ type Backend struct {
 	reach reachability
 	// repeats holds back the clients' repeated log lines.
 	repeats repeats
+	// fds tracks whether the process is out of file descriptors.
+	fds *fdWatch
 	// createMu makes counting the embedded broker's topics and creating
 	// new ones one step, so that max_topics holds under concurrent calls.
 	createMu sync.Mutex
@@ -74,6 +76,7 @@ func New(logger *slog.Logger) *Backend {
 		logger:    logger, // the gateway tags each line with the plugin and cluster
 		consumers: make(map[*consumer]struct{}),
 		known:     make(map[string]bool),
+		fds:       newFDWatch(),
 		stop:      make(chan struct{}),
 	}
 }
@@ -107,9 +110,10 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 	}
 
 	cfg.maxTopics = b.descriptorLimit(cfg)
+	b.fds.advise(cfg.embedded)
 	seeds := cfg.brokers
 	if cfg.embedded {
-		cluster, lock, err := startEmbedded(ctx, cfg, b.logger)
+		cluster, lock, err := startEmbedded(ctx, cfg, b.logger, b.fds)
 		if err != nil {
 			return err
 		}
@@ -356,10 +360,20 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 }
 
-// kfakeLogger sends the embedded broker's warnings and errors to slog.
-type kfakeLogger struct{ l *slog.Logger }
+// kfakeLogger sends the embedded broker's warnings and errors to slog,
+// and the descriptor shortages they report to fds: kfake answers a produce
+// it could not write with UNKNOWN_SERVER_ERROR, and only its log says why.
+type kfakeLogger struct {
+	l   *slog.Logger
+	fds *fdWatch
+}
 
 func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			k.fds.observe(err)
+		}
+	}
 	switch level {
 	case kfake.LogLevelError:
 		k.l.Error(fmt.Sprintf(format, args...))
