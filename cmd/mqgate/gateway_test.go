@@ -79,6 +79,9 @@ type gateway struct {
 type setup struct {
 	cfgPath string
 	broker  *testBroker
+	// nofile, when set, is the RLIMIT_NOFILE (soft and hard) the gateway,
+	// and so its plugins, start with.
+	nofile int
 }
 
 // options shape the plugins.yaml writeConfig writes.
@@ -166,6 +169,9 @@ func startGatewayUnready(t *testing.T, s *setup) *gateway {
 	t.Helper()
 	g := &gateway{t: t, setup: s, log: newProcessLog(), exited: make(chan error, 1), gone: make(chan struct{})}
 	g.cmd = exec.Command(mqgateBin, "serve", "-c", s.cfgPath)
+	if s.nofile > 0 {
+		g.cmd = exec.Command("/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" serve -c "$1"`, s.nofile), mqgateBin, s.cfgPath)
+	}
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -46,9 +46,24 @@ func (b *Backend) EnsureTopics(ctx context.Context, topics []sdk.TopicSpec) erro
 // topic's outcome: nil when it was created or already existed. Topics that
 // exist are remembered, so Produce does not ask again. The returned error
 // is for failures of the whole request.
+//
+// The embedded broker creates no topic past max_topics: a topic refused so
+// is CodeTopicNotExist naming the limit.
 func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.TopicSpec) (map[string]error, error) {
 	if len(specs) == 0 {
 		return nil, nil
+	}
+	errs := make(map[string]error, len(specs))
+	if c.cfg.embedded {
+		b.createMu.Lock()
+		defer b.createMu.Unlock()
+		var err error
+		if specs, err = b.admitTopics(ctx, c, specs, errs); err != nil {
+			return nil, err
+		}
+		if len(specs) == 0 {
+			return errs, nil
+		}
 	}
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 30_000
@@ -80,7 +95,6 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 	if err != nil {
 		return nil, toSDKError(err, "creating topics")
 	}
-	errs := make(map[string]error, len(specs))
 	for _, spec := range specs {
 		errs[spec.Name] = sdk.Errorf(sdk.CodeInternal, "creating topic %s: the broker did not answer for it", spec.Name)
 	}
@@ -99,6 +113,47 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 		errs[t.Topic] = toSDKError(err, "creating topic %s", t.Topic)
 	}
 	return errs, nil
+}
+
+// admitTopics returns the specs the embedded broker may create under
+// max_topics, counting the topics it has with one metadata request. Specs
+// of topics that exist are left out and remembered, with a nil outcome in
+// errs; those past the limit are left out with a CodeTopicNotExist
+// outcome naming it. b.createMu is held, so no other call creates topics
+// between the count and the creation.
+func (b *Backend) admitTopics(ctx context.Context, c clients, specs []sdk.TopicSpec, errs map[string]error) ([]sdk.TopicSpec, error) {
+	req := kmsg.NewPtrMetadataRequest() // no topics: all of them
+	resp, err := req.RequestWith(ctx, c.admin)
+	if err != nil {
+		return nil, b.sdkError(err, "counting topics")
+	}
+	have := make(map[string]bool, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic != nil && t.ErrorCode == 0 {
+			have[*t.Topic] = true
+		}
+	}
+	var admitted []sdk.TopicSpec
+	admitting := make(map[string]bool)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, spec := range specs {
+		switch {
+		case have[spec.Name]:
+			errs[spec.Name] = nil
+			b.known[spec.Name] = true
+		case admitting[spec.Name]:
+			// Asked for twice: created once, by the first.
+		case len(have)+len(admitted) < c.cfg.maxTopics:
+			admitting[spec.Name] = true
+			admitted = append(admitted, spec)
+		default:
+			errs[spec.Name] = sdk.Errorf(sdk.CodeTopicNotExist,
+				"topic %s does not exist, and the embedded broker creates no more topics: it has %d and max_topics (Kafka plugin config) is %d; each topic keeps %d file descriptors per partition written open; delete topics no longer used, or raise max_topics with the descriptor limit",
+				spec.Name, len(have)+len(admitted), c.cfg.maxTopics, fdsPerPartition)
+		}
+	}
+	return admitted, nil
 }
 
 // lookupTopics asks an external cluster's brokers about specs in one
@@ -285,13 +340,19 @@ func timeUntilMillis(t time.Time) int64 { return time.Until(t).Milliseconds() }
 
 var _ sdk.HealthChecker = (*Backend)(nil)
 
-// Health reports whether a broker answers. The embedded broker, in this
-// process, always does; an external cluster is asked with one ApiVersions
+// Health reports whether a broker answers. A process out of file
+// descriptors, or that was in the last ten seconds, is code 17 naming the
+// shortage: the embedded broker then fails every write to a partition new
+// to it and refuses new connections. Otherwise the embedded broker, in
+// this process, always answers; an external cluster is asked with one ApiVersions
 // request, on a connection the clients keep open, and a cluster none of
 // whose brokers can be dialed is code 17 naming the dial error.
 func (b *Backend) Health(ctx context.Context) error {
 	c, err := b.clients()
 	if err != nil {
+		return err
+	}
+	if err := b.fds.shortage(); err != nil {
 		return err
 	}
 	if c.cfg.embedded {

@@ -53,6 +53,11 @@ type Backend struct {
 	reach reachability
 	// repeats holds back the clients' repeated log lines.
 	repeats repeats
+	// fds tracks whether the process is out of file descriptors.
+	fds *fdWatch
+	// createMu makes counting the embedded broker's topics and creating
+	// new ones one step, so that max_topics holds under concurrent calls.
+	createMu sync.Mutex
 
 	// stop ends the retention ticker. wg counts it and the goroutines
 	// Produce leaves behind when its caller gives up, which closing
@@ -71,6 +76,7 @@ func New(logger *slog.Logger) *Backend {
 		logger:    logger, // the gateway tags each line with the plugin and cluster
 		consumers: make(map[*consumer]struct{}),
 		known:     make(map[string]bool),
+		fds:       newFDWatch(),
 		stop:      make(chan struct{}),
 	}
 }
@@ -103,9 +109,11 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		return sdk.Errorf(sdk.CodeIllegal, "kafka backend is already configured")
 	}
 
+	cfg.maxTopics = b.descriptorLimit(cfg)
+	b.fds.advise(cfg.embedded)
 	seeds := cfg.brokers
 	if cfg.embedded {
-		cluster, lock, err := startEmbedded(ctx, cfg, b.logger)
+		cluster, lock, err := startEmbedded(ctx, cfg, b.logger, b.fds)
 		if err != nil {
 			return err
 		}
@@ -146,6 +154,34 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 	}
 	b.logger.Info("configured", "embedded", cfg.embedded, "brokers", seeds)
 	return nil
+}
+
+// descriptorLimit raises the process's soft RLIMIT_NOFILE to its hard
+// limit and logs both, and returns cfg's max_topics: as configured, or for
+// the embedded broker the default the limit allows (0 for external
+// brokers, which it does not apply to). A configured max_topics that may
+// need more descriptors than the limit has is logged as a warning.
+func (b *Backend) descriptorLimit(cfg config) int {
+	before, soft, err := raiseNoFileLimit()
+	if err != nil {
+		b.logger.Warn("raising the file descriptor limit", "error", err)
+	} else {
+		b.logger.Info("file descriptor limit", "rlimit_nofile", soft, "raised_from", before)
+	}
+	if !cfg.embedded {
+		return 0
+	}
+	if cfg.maxTopics == 0 {
+		if err != nil {
+			return maxDefaultMaxTopics
+		}
+		return defaultMaxTopics(soft, cfg.defaultPartitions)
+	}
+	if need := uint64(cfg.maxTopics) * fdsPerPartition * uint64(cfg.defaultPartitions); err == nil && need > soft {
+		b.logger.Warn("max_topics may need more file descriptors than the process may open",
+			"max_topics", cfg.maxTopics, "descriptors_needed", need, "rlimit_nofile", soft)
+	}
+	return cfg.maxTopics
 }
 
 // dialable turns listen addresses into addresses a client can dial: a
@@ -324,10 +360,20 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 }
 
-// kfakeLogger sends the embedded broker's warnings and errors to slog.
-type kfakeLogger struct{ l *slog.Logger }
+// kfakeLogger sends the embedded broker's warnings and errors to slog,
+// and the descriptor shortages they report to fds: kfake answers a produce
+// it could not write with UNKNOWN_SERVER_ERROR, and only its log says why.
+type kfakeLogger struct {
+	l   *slog.Logger
+	fds *fdWatch
+}
 
 func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok {
+			k.fds.observe(err)
+		}
+	}
 	switch level {
 	case kfake.LogLevelError:
 		k.l.Error(fmt.Sprintf(format, args...))

@@ -46,6 +46,7 @@ type rawConfig struct {
 	ClientID          string          `json:"client_id"`
 	ProduceTimeout    *string         `json:"produce_timeout"`
 	GroupHeartbeat    *string         `json:"group_heartbeat"`
+	MaxTopics         *int            `json:"max_topics"`
 }
 
 // config is the validated plugin config with defaults applied.
@@ -67,6 +68,10 @@ type config struct {
 	// groups joined, each heartbeating for nothing on a broker only this
 	// gateway uses, and that was most of an idle plugin's CPU.
 	groupHeartbeat time.Duration
+	// maxTopics bounds the embedded broker's topics: past it, no topic is
+	// created (see Backend.admitTopics). 0 means the default, derived at
+	// Configure from the process's descriptor limit (defaultMaxTopics).
+	maxTopics int
 }
 
 // parseConfig decodes and validates the plugin's JSON config, without
@@ -139,6 +144,13 @@ func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 			errs.Addf("group_heartbeat", "must be at most %s (a third of the group session timeout), got %s", maxGroupHeartbeat, d)
 		default:
 			cfg.groupHeartbeat = d
+		}
+	}
+	if raw.MaxTopics != nil && !embeddedOnly("max_topics") {
+		if *raw.MaxTopics < 1 {
+			errs.Addf("max_topics", "must be at least 1, got %d", *raw.MaxTopics)
+		} else {
+			cfg.maxTopics = *raw.MaxTopics
 		}
 	}
 	if raw.DefaultPartitions != nil {

@@ -14,23 +14,25 @@ func TestParseConfigReportsEveryProblem(t *testing.T) {
 		// want holds "key: text the message contains", in order.
 		want []string
 	}{
-		{"valid embedded", `{"brokers": "embedded", "listen": "127.0.0.1:0", "data_dir": "d", "retention": "168h", "default_partitions": 2, "produce_timeout": "5s", "client_id": "x"}`, nil},
+		{"valid embedded", `{"brokers": "embedded", "listen": "127.0.0.1:0", "data_dir": "d", "retention": "168h", "default_partitions": 2, "produce_timeout": "5s", "client_id": "x", "max_topics": 100}`, nil},
 		{"valid external", `{"brokers": ["a:9092", "b:9092"], "produce_timeout": "5s"}`, nil},
-		{"embedded, every key wrong", `{"brokers": "embedded", "data_dri": "x", "retention": "7d", "listen": "nohost", "data_dir": "", "produce_timeout": "-1s", "default_partitions": 0}`, []string{
+		{"embedded, every key wrong", `{"brokers": "embedded", "data_dri": "x", "retention": "7d", "listen": "nohost", "data_dir": "", "produce_timeout": "-1s", "max_topics": 0, "default_partitions": 0}`, []string{
 			"data_dri: unknown key; did you mean data_dir?",
 			`listen: want host:port, got "nohost"`,
 			"data_dir: must not be empty",
 			`retention: want a duration like "168h" or "30s", got "7d"`,
 			`produce_timeout: must be positive, got "-1s"`,
+			"max_topics: must be at least 1, got 0",
 			"default_partitions: must be at least 1, got 0",
 		}},
-		{"external brokers with embedded keys", `{"brokers": ["a:9092", "b", ":1"], "listen": "x:1", "data_dir": "d", "retention": "1h", "bogus": true}`, []string{
+		{"external brokers with embedded keys", `{"brokers": ["a:9092", "b", ":1"], "listen": "x:1", "data_dir": "d", "retention": "1h", "max_topics": 10, "bogus": true}`, []string{
 			"bogus: unknown key; known keys are brokers, listen, data_dir",
 			`brokers.1: want host:port, got "b"`,
 			`brokers.2: missing host in ":1"`,
 			"listen: applies only with brokers: embedded",
 			"data_dir: applies only with brokers: embedded",
 			"retention: applies only with brokers: embedded",
+			"max_topics: applies only with brokers: embedded",
 		}},
 		{"wrong types are reported once", `{"brokers": "embedded", "default_partitions": "4", "retention": 7, "listen": ["a:1"]}`, []string{
 			"default_partitions: want a int32, got a JSON string",
@@ -63,5 +65,27 @@ func TestParseConfigReportsEveryProblem(t *testing.T) {
 				t.Errorf("ValidateConfig = %v; parseConfig = %v", got, errs)
 			}
 		})
+	}
+}
+
+// The default of max_topics leaves a reserve for connections and state
+// files and gives each topic two descriptors per partition, within bounds.
+func TestDefaultMaxTopics(t *testing.T) {
+	for _, tc := range []struct {
+		soft       uint64
+		partitions int32
+		want       int
+	}{
+		{1024, 4, 64},        // half kept back: 512 / 8
+		{4096, 4, 384},       // 1024 kept back: 3072 / 8
+		{65536, 4, 8064},     // (65536 - 1024) / 8
+		{1 << 20, 4, 10_000}, // capped
+		{1 << 20, 1, 10_000}, // capped
+		{8, 64, 1},           // never 0: one topic is always allowed
+		{4096, 1, 1536},      // (4096 - 1024) / 2
+	} {
+		if got := defaultMaxTopics(tc.soft, tc.partitions); got != tc.want {
+			t.Errorf("defaultMaxTopics(%d, %d) = %d; want %d", tc.soft, tc.partitions, got, tc.want)
+		}
 	}
 }

@@ -23,11 +23,12 @@ import (
 const takeoverWait = 10 * time.Second
 
 // startEmbedded starts the kfake broker described by cfg: it locks the data
-// directory, binds the listen address and loads the data. A directory or
+// directory, binds the listen address and loads the data. Its listener
+// outlasts descriptor shortages, and its log reports them to fds. A directory or
 // port still held by another process is waited for, up to takeoverWait or
 // ctx's end, so that a restarted gateway takes over from its predecessor
 // instead of failing; past that the error names the holder.
-func startEmbedded(ctx context.Context, cfg config, logger *slog.Logger) (*kfake.Cluster, *dirlock.Lock, error) {
+func startEmbedded(ctx context.Context, cfg config, logger *slog.Logger, fds *fdWatch) (*kfake.Cluster, *dirlock.Lock, error) {
 	wait, cancel := takeoverContext(ctx)
 	defer cancel()
 	if err := os.MkdirAll(cfg.dataDir, 0o755); err != nil {
@@ -60,7 +61,7 @@ func startEmbedded(ctx context.Context, cfg config, logger *slog.Logger) (*kfake
 		kfake.Ports(port),
 		// The listener bound above, on the configured host; kfake would
 		// ask for 127.0.0.1:port.
-		kfake.ListenFn(func(string, string) (net.Listener, error) { return ln, nil }),
+		kfake.ListenFn(func(string, string) (net.Listener, error) { return newPatientListener(ln, fds, logger), nil }),
 		// No kfake.AllowAutoTopicCreation: kfake does not persist a
 		// topic made by a metadata request until Close, so a crash
 		// would lose it and its records. Produce creates topics with
@@ -71,7 +72,7 @@ func startEmbedded(ctx context.Context, cfg config, logger *slog.Logger) (*kfake
 			"log.retention.ms":  strconv.FormatInt(cfg.retention.Milliseconds(), 10),
 			"message.max.bytes": strconv.Itoa(embeddedMaxMessageBytes),
 		}),
-		kfake.WithLogger(kfakeLogger{logger.With("component", "embedded-broker")}),
+		kfake.WithLogger(kfakeLogger{logger.With("component", "embedded-broker"), fds}),
 	)
 	if err != nil {
 		ln.Close()

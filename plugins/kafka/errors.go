@@ -75,5 +75,25 @@ func codeOf(err error) sdk.Code {
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return sdk.CodeUnavailable
 	}
+	if isFDShortage(err) {
+		// Descriptors free up as connections close and topics go.
+		return sdk.CodeUnavailable
+	}
 	return sdk.CodeInternal
+}
+
+// sdkError is toSDKError, except that a failure with no better code than
+// CodeInternal while the process is out of file descriptors is that
+// shortage (code 17, naming it): the embedded broker answers a write it
+// could not open a segment file for with UNKNOWN_SERVER_ERROR, which says
+// nothing of why.
+func (b *Backend) sdkError(err error, format string, args ...any) error {
+	e := toSDKError(err, format, args...)
+	if sdk.CodeOf(e) != sdk.CodeInternal {
+		return e
+	}
+	if short := b.fds.shortage(); short != nil {
+		return sdk.Errorf(sdk.CodeUnavailable, "%s: %v: %v", fmt.Sprintf(format, args...), err, short)
+	}
+	return e
 }

@@ -160,7 +160,7 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 				res.Err = sdk.Errorf(sdk.CodeTooLarge, "record of %d bytes is too large for %s: the limit is %d bytes per batch, less where the topic's max.message.bytes is lower (%v)",
 					len(r.Key)+len(r.Value), r.Topic, c.cfg.maxBatchBytes(), pr.Err)
 			} else {
-				res.Err = toSDKError(pr.Err, "producing to %s", pr.Record.Topic)
+				res.Err = b.sdkError(pr.Err, "producing to %s", pr.Record.Topic)
 			}
 			continue
 		}
@@ -196,7 +196,7 @@ func (b *Backend) callError(ctx context.Context, err error, format string, args 
 	if ctx.Err() != nil {
 		return sdk.Errorf(sdk.CodeTimeout, "the kafka brokers did not answer in time: "+format, args...)
 	}
-	return toSDKError(err, format, args...)
+	return b.sdkError(err, format, args...)
 }
 
 // checkProduce refuses records no broker could place.
