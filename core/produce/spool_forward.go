@@ -273,8 +273,10 @@ func (s *Spool) forward(ctx context.Context, c *spoolCluster, send SendFunc) {
 // rate limit (it says later, not never), 18 (the gateway's credentials
 // are the cluster's problem, not the record's), and any code whose
 // meaning for this record is unknown (100, 19, codes a third-party plugin
-// makes up): a broker out of file descriptors answers 100, and an
-// accepted record is never dropped for a failure that may pass.
+// makes up): a plugin may answer 100 for a failure that passes (a
+// third-party one, or a broker out of some resource the bundled plugins
+// do not recognize), and an accepted record is never dropped for a
+// failure that may pass.
 func spoolRejectsRecord(c sdk.Code) bool {
 	switch c {
 	case sdk.CodeIllegal, sdk.CodeTooLarge, sdk.CodeTopicNotExist, sdk.CodeNotAllowed:
