@@ -8,6 +8,11 @@
 //
 //	go run ./cmd/mqgate-bench -scenario idle [-idle-settle 10s] [-idle-for 60s]
 //
+// -scenario abuse replays what hostile or buggy clients try and says, per
+// probe, whether the gateway held (docs/BENCHMARKS.md, Abuse):
+//
+//	go run ./cmd/mqgate-bench -scenario abuse
+//
 // It builds (or takes, with -mqgate) the mqgate binary, starts it with an
 // embedded Kafka broker in a temporary directory, and runs each scenario
 // against the gateway and then against the broker directly.
@@ -125,8 +130,9 @@ func main() {
 	p.endpointProcess = *endpt == "process"
 
 	idle := *names == idleScenario
+	abuse := *names == abuseScenario
 	var run []scenario
-	if !idle {
+	if !idle && !abuse {
 		var err error
 		if run, err = pick(*names); err != nil {
 			fmt.Fprintf(os.Stderr, "mqgate-bench: %v\n", err)
@@ -154,6 +160,13 @@ func main() {
 	fmt.Printf("backend: %s\n", e.about())
 	if idle {
 		if err := runIdle(e, *settle, *idleFor); err != nil {
+			e.stop()
+			log.Fatal(err)
+		}
+		return
+	}
+	if abuse {
+		if err := runAbuse(e); err != nil {
 			e.stop()
 			log.Fatal(err)
 		}
@@ -224,6 +237,7 @@ func scenarioList() string {
 		fmt.Fprintf(&b, "  %-20s %s\n", s.name, s.about)
 	}
 	fmt.Fprintf(&b, "  %-20s %s\n", idleScenario, "CPU ms/s of the gateway and each plugin with no traffic (runs alone)")
+	fmt.Fprintf(&b, "  %-20s %s\n", abuseScenario, "what hostile or buggy clients try, each probe held or failed with its figures (runs alone)")
 	return b.String()
 }
 
