@@ -241,6 +241,9 @@ func (s *Service) sessionOf(key sessionKey, client bool) (*session, error) {
 	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: s.opts.Now(), used: make(chan struct{}, 1)}
+	if g, ok := c.(reopenGate); ok {
+		g.ReopenIf(ss.worthReopening)
+	}
 	s.sessions[key] = ss
 	s.metrics.sessions.Inc()
 	go ss.run()
@@ -260,6 +263,13 @@ func errTooManySessions(max int, key sessionKey) error {
 		max, key.group, key.topic)
 }
 
+// reopenGate is a consumer that re-opens its stream by itself when it
+// ends (the plugin host's, on the new process after a plugin restart),
+// asking keep first; see session.worthReopening.
+type reopenGate interface {
+	ReopenIf(keep func() bool)
+}
+
 // existing returns the session of (group, topic) if this gateway has one.
 func (s *Service) existing(group, topic string) (*session, error) {
 	key, err := s.clientKeyOf(group, topic)
@@ -273,6 +283,11 @@ func (s *Service) existing(group, topic string) (*session, error) {
 
 // closeSession ends ss: it commits what was acked and leaves the group.
 func (s *Service) closeSession(ss *session, why string) {
+	s.closeSessionLogged(ss, why, slog.LevelInfo)
+}
+
+// closeSessionLogged is closeSession logging at level.
+func (s *Service) closeSessionLogged(ss *session, why string, level slog.Level) {
 	s.mu.Lock()
 	key := sessionKey{ss.cluster, ss.group, ss.topic}
 	if s.sessions[key] == ss {
@@ -289,7 +304,7 @@ func (s *Service) closeSession(ss *session, why string) {
 	ss.mu.Unlock()
 	ss.cancel()
 	ss.c.Close()
-	s.logger.Info("consume session closed", "group", ss.group, "topic", ss.topic, "why", why)
+	s.logger.Log(context.Background(), level, "consume session closed", "group", ss.group, "topic", ss.topic, "why", why)
 }
 
 // Close ends every session, committing what was acked.
@@ -553,7 +568,7 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 
 type consumeMetrics struct {
 	sessions                                               prometheus.Gauge
-	refused                                                prometheus.Counter
+	refused, notReopened                                   prometheus.Counter
 	owned, inFlight                                        *prometheus.GaugeVec
 	delivered, acked, redeliveries, timeouts, deadLettered *prometheus.CounterVec
 	lag                                                    *prometheus.GaugeVec
@@ -564,6 +579,7 @@ func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
 	m := &consumeMetrics{
 		sessions:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_consume_sessions", Help: "Group sessions open on this gateway."}),
 		refused:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_consume_sessions_refused_total", Help: "Pulls refused because they would have opened a session past consume.max_sessions."}),
+		notReopened:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_consume_sessions_not_reopened_total", Help: "Sessions closed, instead of re-opened, when their stream ended (a plugin restart) while they were idle."}),
 		owned:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_qids_owned", Help: "Qids this gateway's sessions own."}, gt),
 		inFlight:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_in_flight", Help: "Messages handed out and not yet acked."}, gt),
 		delivered:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_delivered_total", Help: "Messages handed out by Pull (first deliveries and redeliveries)."}, gt),
@@ -576,6 +592,7 @@ func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
 	if reg != nil {
 		m.sessions = metrics.Register(reg, m.sessions)
 		m.refused = metrics.Register(reg, m.refused)
+		m.notReopened = metrics.Register(reg, m.notReopened)
 		m.owned = metrics.Register(reg, m.owned)
 		m.inFlight = metrics.Register(reg, m.inFlight)
 		m.delivered = metrics.Register(reg, m.delivered)
