@@ -325,6 +325,7 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 		Start:          start,
 		Reserved:       reserved,
 		MaxBatch:       c.MaxBatch,
+		MaxSessions:    c.MaxSessions,
 		Logger:         log.With("component", "consume"),
 		Registerer:     reg,
 	})

@@ -152,6 +152,9 @@ type Consume struct {
 	// Start is where a new group starts on a qid it never committed.
 	Start    string `yaml:"start" default:"earliest" check:"oneof=earliest|latest"`
 	MaxBatch int    `yaml:"max_batch" default:"1000" check:"positive"`
+	// MaxSessions bounds the group sessions a gateway holds; a pull that
+	// would open one more is refused.
+	MaxSessions int `yaml:"max_sessions" default:"1000" check:"positive"`
 }
 
 // Group overrides consume: settings for one group; keys left out take

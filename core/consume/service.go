@@ -84,9 +84,14 @@ type Options struct {
 	// own and are not held to it.
 	Reserved *topicname.Reserved
 	// MaxBatch caps the messages of one Pull, Fetch or batch (default 1000).
-	MaxBatch   int
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	MaxBatch int
+	// MaxSessions bounds the sessions open at once (0: no bound). A
+	// client's pull or batch fetch that would open one more is refused
+	// with code 15; readers (push subscriptions, sinks: the gateway's
+	// own, as many as its config names) open theirs regardless, and count.
+	MaxSessions int
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 	// Now is the clock of session time: ack deadlines, retry backoffs,
 	// idleness and the commit interval. Nil is time.Now. How long a pull
 	// waits is real time whatever the clock. Tests hold it still and move
@@ -199,11 +204,12 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 	if err != nil {
 		return nil, err
 	}
-	return s.sessionOf(key)
+	return s.sessionOf(key, true)
 }
 
 // sessionOf returns the session of key, joining the group on first use.
-func (s *Service) sessionOf(key sessionKey) (*session, error) {
+// A client's call (client) may not open one past Options.MaxSessions.
+func (s *Service) sessionOf(key sessionKey, client bool) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -211,6 +217,10 @@ func (s *Service) sessionOf(key sessionKey) (*session, error) {
 	}
 	if ss := s.sessions[key]; ss != nil {
 		return ss, nil
+	}
+	if max := s.opts.MaxSessions; client && max > 0 && len(s.sessions) >= max {
+		s.metrics.refused.Inc()
+		return nil, errTooManySessions(max, key)
 	}
 	b, ok := s.opts.Backends[key.cluster]
 	if !ok {
@@ -231,10 +241,33 @@ func (s *Service) sessionOf(key sessionKey) (*session, error) {
 	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: s.opts.Now(), used: make(chan struct{}, 1)}
+	if g, ok := c.(reopenGate); ok {
+		g.ReopenIf(ss.worthReopening)
+	}
 	s.sessions[key] = ss
 	s.metrics.sessions.Inc()
 	go ss.run()
 	return ss, nil
+}
+
+// errTooManySessions is the refusal of a session past the limit: code 15,
+// as the gateway refuses load it cannot take; the backend is fine (17 would
+// say otherwise, and make load balancers take the gateway out), the
+// sessions already open go on, and a pull later (once sessions idle out)
+// or through another gateway may pass.
+func errTooManySessions(max int, key sessionKey) error {
+	return sdk.Errorf(sdk.CodeRateLimited,
+		"this gateway already holds %d consume sessions, its limit (consume.max_sessions); "+
+			"a pull of group %s on topic %s would open another. Pull again once sessions close "+
+			"(a session closes consume.session_idle after its last pull or ack), or through another gateway",
+		max, key.group, key.topic)
+}
+
+// reopenGate is a consumer that re-opens its stream by itself when it
+// ends (the plugin host's, on the new process after a plugin restart),
+// asking keep first; see session.worthReopening.
+type reopenGate interface {
+	ReopenIf(keep func() bool)
 }
 
 // existing returns the session of (group, topic) if this gateway has one.
@@ -250,6 +283,11 @@ func (s *Service) existing(group, topic string) (*session, error) {
 
 // closeSession ends ss: it commits what was acked and leaves the group.
 func (s *Service) closeSession(ss *session, why string) {
+	s.closeSessionLogged(ss, why, slog.LevelInfo)
+}
+
+// closeSessionLogged is closeSession logging at level.
+func (s *Service) closeSessionLogged(ss *session, why string, level slog.Level) {
 	s.mu.Lock()
 	key := sessionKey{ss.cluster, ss.group, ss.topic}
 	if s.sessions[key] == ss {
@@ -266,7 +304,7 @@ func (s *Service) closeSession(ss *session, why string) {
 	ss.mu.Unlock()
 	ss.cancel()
 	ss.c.Close()
-	s.logger.Info("consume session closed", "group", ss.group, "topic", ss.topic, "why", why)
+	s.logger.Log(context.Background(), level, "consume session closed", "group", ss.group, "topic", ss.topic, "why", why)
 }
 
 // Close ends every session, committing what was acked.
@@ -530,6 +568,7 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 
 type consumeMetrics struct {
 	sessions                                               prometheus.Gauge
+	refused, notReopened                                   prometheus.Counter
 	owned, inFlight                                        *prometheus.GaugeVec
 	delivered, acked, redeliveries, timeouts, deadLettered *prometheus.CounterVec
 	lag                                                    *prometheus.GaugeVec
@@ -539,6 +578,8 @@ func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
 	gt := []string{"group", "topic"}
 	m := &consumeMetrics{
 		sessions:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "mqgate_consume_sessions", Help: "Group sessions open on this gateway."}),
+		refused:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_consume_sessions_refused_total", Help: "Pulls refused because they would have opened a session past consume.max_sessions."}),
+		notReopened:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_consume_sessions_not_reopened_total", Help: "Sessions closed, instead of re-opened, when their stream ended (a plugin restart) while they were idle."}),
 		owned:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_qids_owned", Help: "Qids this gateway's sessions own."}, gt),
 		inFlight:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mqgate_consume_in_flight", Help: "Messages handed out and not yet acked."}, gt),
 		delivered:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_consume_delivered_total", Help: "Messages handed out by Pull (first deliveries and redeliveries)."}, gt),
@@ -550,6 +591,8 @@ func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
 	}
 	if reg != nil {
 		m.sessions = metrics.Register(reg, m.sessions)
+		m.refused = metrics.Register(reg, m.refused)
+		m.notReopened = metrics.Register(reg, m.notReopened)
 		m.owned = metrics.Register(reg, m.owned)
 		m.inFlight = metrics.Register(reg, m.inFlight)
 		m.delivered = metrics.Register(reg, m.delivered)

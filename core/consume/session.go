@@ -43,6 +43,44 @@ type session struct {
 	lastCommit time.Time
 	closed     bool
 	failure    error // why the stream ended, for callers
+	// pulls counts the pulls waiting on the session.
+	pulls int
+	// declined is set when worthReopening said no: the stream's end
+	// closes the session quietly, and the next pull opens a new one.
+	declined bool
+}
+
+// reopenRecentShare is how recently, as a share of SessionIdle (30 s of
+// the default 5 m), a session must have been pulled or acked to be
+// re-opened when its stream ends (a plugin restart): a client that pulls
+// in a loop is back well within it. A session older than that, with
+// nothing handed out and no pull waiting, closes instead, and its group's
+// next pull opens it again: a new plugin process should not have to
+// rejoin every group pulled once since the gateway started, which is what
+// took a plugin that had died of too many groups down again at each
+// restart.
+const reopenRecentShare = 10
+
+// worthReopening reports whether the session's ended stream should be
+// re-opened: a reader (push, sink) holds it, a pull waits on it, messages
+// are handed out and not settled (their acks must still find a session),
+// or it was used within a tenth of SessionIdle.
+func (s *session) worthReopening() bool {
+	if s.svc.readerOf(s) != nil { // takes the service's lock: not under s.mu
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pulls > 0 || s.svc.opts.Now().Sub(s.lastUse) < s.set.SessionIdle/reopenRecentShare {
+		return true
+	}
+	for _, q := range s.qids {
+		if len(q.out) > 0 {
+			return true
+		}
+	}
+	s.declined = true
+	return false
 }
 
 // qtrack is one qid's state.
@@ -143,6 +181,16 @@ func (s *session) run() {
 				return
 			}
 			if errors.Is(err, sdk.ErrStreamEnded) {
+				s.mu.Lock()
+				declined := s.declined
+				s.mu.Unlock()
+				if declined {
+					// Debug: a plugin restart ends every stream at once,
+					// and the plugin host logs that once.
+					s.svc.metrics.notReopened.Inc()
+					s.svc.closeSessionLogged(s, "idle when its stream ended; not re-opened: the next pull opens it again", slog.LevelDebug)
+					return
+				}
 				s.end(err)
 				return
 			}
@@ -408,6 +456,14 @@ func toMessage(r sdk.Record, attempt int) Message {
 // nil) is closed.
 func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bool, stop <-chan struct{}) (Batch, error) {
 	deadline := time.Now().Add(wait) // real time: the client's wait
+	s.mu.Lock()
+	s.pulls++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.pulls--
+		s.mu.Unlock()
+	}()
 	for {
 		now := s.svc.opts.Now()
 		s.mu.Lock()

@@ -109,8 +109,9 @@ func (b *backendHandle) Close() error { return nil }
 
 // Consume returns a Consumer that outlives plugin restarts: when its stream
 // ends it reports every qid it held as revoked (their uncommitted progress
-// is gone with the stream) and re-opens on the live process. Like every
-// other call, Consume itself fails at once with code 17 while the plugin is
+// is gone with the stream) and re-opens on the live process, unless its
+// subscriber said otherwise (see consumer.ReopenIf). Like every other
+// call, Consume itself fails at once with code 17 while the plugin is
 // down.
 func (b *backendHandle) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consumer, error) {
 	c := &consumer{inst: b.inst, sub: sub, assigned: map[[2]string]sdk.Offset{}}
@@ -136,6 +137,7 @@ type consumer struct {
 	inner   sdk.Consumer // nil between an ended stream and its re-open
 	gen     *generation  // the process inner runs on
 	release func()       // ends inner's context
+	keep    func() bool  // see ReopenIf; nil: always re-open
 
 	// Owned by the polling goroutine.
 	assigned   map[[2]string]sdk.Offset
@@ -148,6 +150,24 @@ type consumer struct {
 type streamEnd struct {
 	gen *generation
 	err error
+}
+
+// errNotReopened is what Poll answers when its stream ended and the
+// subscriber's ReopenIf said not to re-open it: the subscription is over
+// (sdk.ErrStreamEnded), and opening a new one may succeed (code 17).
+var errNotReopened = fmt.Errorf("%w: %w", sdk.ErrStreamEnded, &sdk.Error{Code: sdk.CodeUnavailable, Msg: "consume stream ended and its subscriber was idle: not re-opened"})
+
+// ReopenIf sets keep, which Poll asks when the stream has ended (its
+// plugin process died, or the plugin ended it) before re-opening it: when
+// keep answers false, the subscription ends instead, Poll answers an
+// sdk.ErrStreamEnded error and the qids are not reported revoked. A plugin
+// restart then costs the new process only the subscriptions still in use,
+// not every one opened since the gateway started. keep runs on the polling
+// goroutine.
+func (c *consumer) ReopenIf(keep func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keep = keep
 }
 
 // errConsumerClosed is what Poll answers once Close was called or the
@@ -247,6 +267,15 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		c.ended = &streamEnd{gen: streamGen, err: err}
 		c.drop(false)
 		retriable := sdk.CodeOf(err) == sdk.CodeUnavailable
+		if retriable && !c.reopenWanted() {
+			if streamGen.ctx.Err() == nil {
+				streamGen.streams.Add(-1) // the process outlived the stream
+			}
+			c.ended = nil
+			clear(c.assigned)
+			c.cancel() // later Polls answer errConsumerClosed
+			return sdk.ConsumeEvent{}, errNotReopened
+		}
 		lost := c.revokeAll()
 		switch {
 		case len(lost.Revoked) > 0:
@@ -258,6 +287,15 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			return sdk.ConsumeEvent{}, err
 		}
 	}
+}
+
+// reopenWanted asks the subscriber's keep whether to re-open an ended
+// stream.
+func (c *consumer) reopenWanted() bool {
+	c.mu.Lock()
+	keep := c.keep
+	c.mu.Unlock()
+	return keep == nil || keep()
 }
 
 // reopened logs that a stream ended and was re-opened on gen, when the

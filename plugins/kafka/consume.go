@@ -17,6 +17,13 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
+// consumerFetchMaxBytes bounds what one fetch of a group's client asks
+// for, in all and per partition: a quarter of what a gateway session
+// buffers of 1 KiB records, a two-hundredth of Kafka's default. Fetches
+// are pipelined (the next is asked for as soon as the gateway has polled
+// this one), so this bounds memory more than throughput.
+const consumerFetchMaxBytes = 256 << 10
+
 // consumer is one member of a Kafka consumer group, with its own kgo
 // client. Offsets are committed only when asked.
 type consumer struct {
@@ -71,6 +78,19 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		opts = append(opts, kgo.FetchMaxWait(embeddedFetchWait))
 	}
 	opts = append(opts,
+		// A group's client buffers one fetch per broker until the
+		// gateway has polled all of it, and the embedded broker keeps
+		// a write buffer as large as the largest response it sent on
+		// the connection: with Kafka's 50 MiB fetches (16 MiB per
+		// partition on the embedded broker) every session that pulled
+		// once from a topic with a backlog held that backlog twice.
+		// The gateway takes at most its session buffer (1024 records
+		// by default) at a time, so a fetch larger than that only sits
+		// in memory. A record larger than these limits still comes
+		// back: the broker returns the first batch of a fetch whole,
+		// and the client rotates which partition it asks for first.
+		kgo.FetchMaxBytes(consumerFetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(consumerFetchMaxBytes),
 		kgo.ConsumerGroup(sub.Group),
 		kgo.ConsumeTopics(sub.Topics...),
 		kgo.DisableAutoCommit(),
