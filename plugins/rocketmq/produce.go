@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	rmqerrors "github.com/apache/rocketmq-client-go/v2/errors"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 
 	"github.com/mqgate/mqgate/sdk"
@@ -238,7 +239,9 @@ func sendError(err error, topic string, q queue) error {
 	msg := fmt.Sprintf("producing to %s qid %s: %v", topic, q.qid(), err)
 	code := sdk.CodeUnavailable
 	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, rmqerrors.ErrRequestTimeout):
+		// The client answers a call its broker did not answer in time
+		// with its own error or the context's, whichever fires first.
 		code = sdk.CodeTimeout
 	case strings.Contains(err.Error(), "route info not found"):
 		code = sdk.CodeTopicNotExist

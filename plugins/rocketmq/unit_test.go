@@ -12,6 +12,7 @@ import (
 	"time"
 
 	rmq "github.com/apache/rocketmq-client-go/v2"
+	rmqerrors "github.com/apache/rocketmq-client-go/v2/errors"
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
@@ -316,5 +317,16 @@ func TestNoWritableQueueIsRetriable(t *testing.T) {
 	_, err := pickQueue(&sdk.Record{Topic: "t", Partition: sdk.PartitionRandom}, &route{})
 	if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "no writable queue") {
 		t.Fatalf("pickQueue with no writable queue = %v (code %d); want code 17", err, sdk.CodeOf(err))
+	}
+}
+
+// A send the broker did not answer in time is a timeout (12) whichever of
+// the client's own timer and the context fired first: both mean the same
+// to the caller.
+func TestSendTimeoutIsTimeout(t *testing.T) {
+	for _, err := range []error{rmqerrors.ErrRequestTimeout, context.DeadlineExceeded, fmt.Errorf("send: %w", rmqerrors.ErrRequestTimeout)} {
+		if got := sendError(err, "orders", queue{"broker-a", 0}); sdk.CodeOf(got) != sdk.CodeTimeout {
+			t.Errorf("sendError(%v) = %v (code %d); want code 12", err, got, sdk.CodeOf(got))
+		}
 	}
 }
