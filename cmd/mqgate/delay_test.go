@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 )
 
 // post sends a JSON body and returns the status and body.
@@ -92,7 +95,15 @@ func TestDelayedMessagesEndToEnd(t *testing.T) {
 func TestKilledGatewayKeepsPendingDelays(t *testing.T) {
 	forEachBroker(t, func(t *testing.T, kind brokerKind) {
 		dir := t.TempDir()
-		s := writeConfig(t, dir, kind.local(t, dir), options{delay: true})
+		broker := kind.local(t, dir)
+		if kind.name == "rocketmq" {
+			// The killed gateway's tier workers hold queue locks that must
+			// expire before the new gateway's may take the queues: 60 s on
+			// a default broker, which with a loaded machine's start-up ran
+			// past the reader's guard.
+			broker = startRocketMQ(t, rmqfake.Options{AutoCreateTopics: true, LockLifetime: 2 * time.Second})
+		}
+		s := writeConfig(t, dir, broker, options{delay: true})
 		g := startGateway(t, s)
 		var msgs []string
 		for i := range 30 {

@@ -189,7 +189,9 @@ func (ep *endpoint) bodies() []string {
 // waitFor polls cond every 10 ms until it holds or 30 s pass.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// A guard against a hang, not a measure: a loaded 2-core machine ran a
+	// thousand ordered deliveries past 30 s.
+	deadline := time.Now().Add(120 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
