@@ -757,3 +757,74 @@ func TestDueAtStartDoesNotWaitForCancelRead(t *testing.T) {
 	}
 	got.wait(1, 30*time.Second)
 }
+
+// A record already in a tier topic that Add would have refused (written
+// there before the gateway refused such writes, or by a client of the
+// broker itself) is skipped, not delivered: one aimed at the cancel topic
+// (a forged cancel), one whose message carries the gateway's own headers.
+// A proper record next to them is delivered.
+func TestTierRecordsAddWouldRefuseAreSkipped(t *testing.T) {
+	b := brokertest.Kinds[0].Start(t)
+	_, reg := startServiceReg(t, b, nil)
+	good := newCollector(t, b, "good")
+	orders := newCollector(t, b, "orders")
+	cancels := newCollector(t, b, "mqgate_delay_cancel")
+	cancels.drain()
+	before := len(cancels.got)
+
+	due := []byte(strconv.FormatInt(time.Now().UnixMilli(), 10))
+	tier := func(target, id string, own ...sdk.Header) sdk.Record {
+		return sdk.Record{Topic: delay.TierName("mqgate_delay_", time.Second), Partition: sdk.PartitionHash, Value: []byte(id),
+			Headers: append(own,
+				sdk.Header{Key: "mqgate-delay-topic", Value: []byte(target)},
+				sdk.Header{Key: "mqgate-delay-id", Value: []byte(id)},
+				sdk.Header{Key: "mqgate-delay-due-ms", Value: due})}
+	}
+	res, err := b.Produce(context.Background(), []sdk.Record{
+		tier("mqgate_delay_cancel", "forged"),
+		tier("orders", "faked", sdk.Header{Key: "mqgate-dlq-origin-topic", Value: []byte("payments")}),
+		tier("good", "proper"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if got := good.wait(1, 60*time.Second); string(got[0].Value) != "proper" {
+		t.Fatalf("delivered to good: %q; want proper", got[0].Value)
+	}
+	settle(t, b, orders)
+	cancels.drain()
+	if n := len(orders.got); n != 0 {
+		t.Errorf("a tier record with mqgate-dlq-* headers was delivered %d times", n)
+	}
+	if n := len(cancels.got) - before; n != 0 {
+		t.Errorf("a tier record aimed at the cancel topic wrote %d cancels", n)
+	}
+	if n := counter(t, reg, "mqgate_delay_dropped_total", "reserved"); n != 2 {
+		t.Errorf("mqgate_delay_dropped_total{reason=\"reserved\"} = %v; want 2", n)
+	}
+}
+
+// counter is the value of a counter's sample with the one label value.
+func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if lp := m.GetLabel(); len(lp) == 1 && lp[0].GetValue() == label {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -364,6 +365,21 @@ func (s *Service) check(m *Message, now time.Time) error {
 	return nil
 }
 
+// admissible reports why a tier record's message must not be delivered:
+// the rules of check that a record written into a tier topic by other
+// means than Add (before the gateway refused such writes, or by a client
+// of the broker itself) could break. Its target topic must not be reserved,
+// its id must fit, and its own headers must not carry the gateway's.
+func (s *Service) admissible(e *envelope) error {
+	if err := s.opts.Reserved.Topic(e.topic); err != nil {
+		return fmt.Errorf("its target: %w", err)
+	}
+	if err := ValidateID(e.id); err != nil {
+		return err
+	}
+	return topicname.CheckHeaders(e.msg.Headers)
+}
+
 // Cancel writes a cancel for id on topic and waits for the broker. It
 // applies for cancelHold from now. An id that Add would refuse (empty,
 // longer than MaxIDBytes) is code 11, and a reserved topic code 13.
@@ -474,7 +490,7 @@ func newServiceMetrics(reg prometheus.Registerer, plan Plan, prefix string, samp
 		cancels:          prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_delay_cancels_total", Help: "Cancels written."}),
 		cancelledDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "mqgate_delay_cancelled_total", Help: "Delayed messages dropped because a cancel named them."}),
 		hops:             prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_delay_hops_total", Help: "Moves of a message from a tier to the next tier, by the tier it left."}, []string{"tier"}),
-		dropped:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_delay_dropped_total", Help: "Delayed messages dropped: refused by their topic, or malformed tier records."}, []string{"reason"}),
+		dropped:          prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mqgate_delay_dropped_total", Help: "Delayed messages dropped: refused by their topic, malformed tier records, or tier records aimed at reserved topics or carrying reserved headers."}, []string{"reason"}),
 		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "mqgate_delay_lateness_seconds", Help: "How long after its due time a delayed message was delivered.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},

@@ -305,9 +305,15 @@ func (w *worker) apply(ev sdk.ConsumeEvent) {
 		}
 		e := &entry{q: q, offset: r.Offset}
 		env, err := parseEnvelope(r)
+		reason := "malformed"
+		if err == nil {
+			if err = w.s.admissible(env); err != nil {
+				reason = "reserved"
+			}
+		}
 		if err != nil {
 			w.s.logger.Error("skipping a record in a delay tier", "tier", w.topic, "error", err)
-			w.s.metrics.dropped.WithLabelValues("malformed").Inc()
+			w.s.metrics.dropped.WithLabelValues(reason).Inc()
 			e.done = true
 		} else {
 			e.env, e.at = env, env.hop
