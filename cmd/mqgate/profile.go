@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sync"
 	"time"
@@ -17,9 +18,38 @@ const profileEnv = "MQGATE_CPUPROFILE"
 // process does, so that a profile of an idle gateway leaves out its start.
 const profileDelayEnv = "MQGATE_CPUPROFILE_DELAY"
 
+// heapProfileEnv names a file for a heap profile of what the process
+// still holds when it exits (after a collection), for finding what keeps
+// memory. A plugin process writes FILE.plugin-NAME.
+const heapProfileEnv = "MQGATE_HEAPPROFILE"
+
 // startProfile starts a CPU profile when MQGATE_CPUPROFILE is set and
-// returns the function that ends it.
+// returns the function that ends it, which also writes the heap profile
+// MQGATE_HEAPPROFILE asks for.
 func startProfile(suffix string, stderr io.Writer) func() {
+	stopCPU := startCPUProfile(suffix, stderr)
+	return func() {
+		stopCPU()
+		if path := os.Getenv(heapProfileEnv); path != "" {
+			writeHeapProfile(path+suffix, stderr)
+		}
+	}
+}
+
+func writeHeapProfile(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", heapProfileEnv, err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", heapProfileEnv, err)
+	}
+}
+
+func startCPUProfile(suffix string, stderr io.Writer) func() {
 	path := os.Getenv(profileEnv)
 	if path == "" {
 		return func() {}
