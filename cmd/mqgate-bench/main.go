@@ -111,6 +111,7 @@ func main() {
 		endpt   = flag.String("endpoint", "inprocess", "push: where the HTTP endpoint runs: inprocess (in the bench process) or process (a child process)")
 		settle  = flag.Duration("idle-settle", 10*time.Second, "idle: how long to wait after /readyz before measuring")
 		idleFor = flag.Duration("idle-for", 60*time.Second, "idle: how long to measure")
+		only    = flag.String("probe", "", "abuse: run only the probes whose name contains this")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
 	flag.IntVar(&p.size, "size", 1024, "message value size in bytes")
@@ -166,7 +167,7 @@ func main() {
 		return
 	}
 	if abuse {
-		if err := runAbuse(e); err != nil {
+		if err := runAbuse(e, *only); err != nil {
 			e.stop()
 			log.Fatal(err)
 		}
@@ -325,6 +326,12 @@ producer: {spool_dir: %q}
 // in logPath and extra added to its environment, and waits until
 // httpAddr answers /readyz.
 func launch(bin, cfgPath, cfg, logPath, httpAddr string, extra []string) (*exec.Cmd, error) {
+	return launchCmd(exec.Command(bin, "serve", "-c", cfgPath, "-log-level", "warn"), cfgPath, cfg, logPath, httpAddr, extra)
+}
+
+// launchCmd is launch with the command that runs the gateway on cfgPath
+// given, for a gateway started under a shell's ulimit.
+func launchCmd(cmd *exec.Cmd, cfgPath, cfg, logPath, httpAddr string, extra []string) (*exec.Cmd, error) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
@@ -333,7 +340,6 @@ func launch(bin, cfgPath, cfg, logPath, httpAddr string, extra []string) (*exec.
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, "serve", "-c", cfgPath, "-log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), extra...)
 	if err := cmd.Start(); err != nil {
