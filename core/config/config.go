@@ -260,6 +260,25 @@ type HTTP struct {
 	BatchDefault    *BatchDefault `yaml:"batch_default"`
 	RequestTimeout  time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
+	// Limits bound the connections of the HTTP listener.
+	Limits HTTPLimits `yaml:"limits"`
+}
+
+// HTTPLimits bound what clients may hold of the HTTP listener.
+type HTTPLimits struct {
+	// MaxConnections bounds the connections open at once; past it a new
+	// one is answered 503 (code 17) and closed. Zero (absent) means a
+	// share of the descriptor limit (connlimit.DefaultMaxConnections).
+	MaxConnections int `yaml:"max_connections" check:"positive"`
+	// MaxConnectionsPerSource bounds the connections open at once from
+	// one client IP address. Zero (absent) means half of MaxConnections,
+	// at most 1000.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source" check:"positive"`
+	// IdleTimeout closes a keep-alive connection idle this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout" default:"2m" check:"positive"`
+	// HeaderTimeout bounds the time a request's headers may take to
+	// arrive, from the connection's start or the previous answer's end.
+	HeaderTimeout time.Duration `yaml:"header_timeout" default:"10s" check:"positive"`
 }
 
 // Thrift configures the Thrift frontend.
@@ -272,6 +291,27 @@ type Thrift struct {
 	// service has read and not yet answered. Zero (absent) means four
 	// times the largest request (64 MiB).
 	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight" check:"size,positive"`
+	// Limits bound the connections of each Thrift listener.
+	Limits ThriftLimits `yaml:"limits"`
+}
+
+// ThriftLimits bound what clients may hold of each Thrift listener (the
+// producer's and the consumer's alike, each on its own).
+type ThriftLimits struct {
+	// MaxConnections bounds the connections open at once; past it a new
+	// one is closed at once. Zero (absent) means a share of the
+	// descriptor limit (connlimit.DefaultMaxConnections).
+	MaxConnections int `yaml:"max_connections" check:"positive"`
+	// MaxConnectionsPerSource bounds the connections open at once from
+	// one client IP address. Zero (absent) means half of MaxConnections,
+	// at most 1000.
+	MaxConnectionsPerSource int `yaml:"max_connections_per_source" check:"positive"`
+	// IdleTimeout closes a connection that has sent nothing for this long
+	// since its last answer; long enough for DDMQ's pooled clients.
+	IdleTimeout time.Duration `yaml:"idle_timeout" default:"10m" check:"positive"`
+	// ReadTimeout bounds the time one request may take to arrive, from
+	// its first byte. Zero (absent) means http.request_timeout.
+	ReadTimeout time.Duration `yaml:"read_timeout" check:"positive"`
 }
 
 // DefaultBodyBytesInFlightFactor times http.max_body_bytes is the default

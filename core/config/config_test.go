@@ -92,10 +92,12 @@ func TestFullConfig(t *testing.T) {
 		{"topic with empty mapping", *c.Topics["audit"], Topic{Name: "audit", Cluster: "local"}},
 		{"topic with a rate limit", *c.Topics["payments"], Topic{Name: "payments", Cluster: "local", RateLimit: 100, Burst: 20}},
 		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10, MaxBodyBytes: 64 << 20, MaxBodyBytesInFlight: 96 << 20,
-			MaxBatchMessages: 10000, RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute}},
+			MaxBatchMessages: 10000, RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute,
+			Limits: HTTPLimits{MaxConnections: 5000, MaxConnectionsPerSource: 200, IdleTimeout: 30 * time.Second, HeaderTimeout: 5 * time.Second}}},
 		{"runtime", c.Runtime, Runtime{MemoryLimit: 3 << 30}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
-			Transport: "buffered", Protocol: "binary", MaxRequestBytesInFlight: 512 << 20}},
+			Transport: "buffered", Protocol: "binary", MaxRequestBytesInFlight: 512 << 20,
+			Limits: ThriftLimits{MaxConnections: 3000, IdleTimeout: 30 * time.Minute, ReadTimeout: 20 * time.Second}}},
 		{"plugin_host", c.PluginHost, PluginHost{HealthInterval: 500 * time.Millisecond,
 			RestartBackoffMax: 30 * time.Second, CallTimeout: 2 * time.Second}},
 	} {
@@ -115,12 +117,16 @@ func TestDefaults(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := HTTP{Listen: "127.0.0.1:8080", MaxMessageBytes: 1 << 20, MaxBodyBytes: 64 << 20, MaxBodyBytesInFlight: 256 << 20,
-				MaxBatchMessages: 10000, RequestTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second}
+				MaxBatchMessages: 10000, RequestTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second,
+				Limits: HTTPLimits{IdleTimeout: 2 * time.Minute, HeaderTimeout: 10 * time.Second}}
 			if c.HTTP != want {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)
 			}
 			wantThrift := Thrift{ProducerListen: "127.0.0.1:9613", ConsumerListen: "127.0.0.1:9713",
-				Transport: "framed", Protocol: "compact"}
+				Transport: "framed", Protocol: "compact",
+				// read_timeout takes http.request_timeout; the connection
+				// limits are derived from the descriptor limit at start.
+				Limits: ThriftLimits{IdleTimeout: 10 * time.Minute, ReadTimeout: 10 * time.Second}}
 			if c.Thrift != wantThrift {
 				t.Errorf("Thrift = %+v, want %+v", c.Thrift, wantThrift)
 			}

@@ -45,6 +45,9 @@ func (d *decoder) validateHTTP(c *Config) {
 		d.errorf(d.lines[key], key, "%d bytes is below http.max_body_bytes (%d): a body of the largest size could never be read",
 			h.MaxBodyBytesInFlight, h.MaxBodyBytes)
 	}
+	if c.Thrift.Limits.ReadTimeout == 0 {
+		c.Thrift.Limits.ReadTimeout = h.RequestTimeout
+	}
 }
 
 func (d *decoder) validateGroups(c *Config) {
