@@ -52,6 +52,8 @@ const (
 	DefaultMaxBodyBytes     = 64 << 20
 	DefaultRequestTimeout   = 10 * time.Second
 	DefaultMaxBatchMessages = 10000
+	DefaultIdleTimeout      = 2 * time.Minute
+	DefaultHeaderTimeout    = 10 * time.Second
 	// DefaultBodyBytesInFlightFactor times MaxBodyBytes is the default of
 	// MaxBodyBytesInFlight: room for a few bodies of the largest size
 	// while many small ones are served.
@@ -80,6 +82,13 @@ type Options struct {
 	// MaxBatchMessages bounds the messages of one request
 	// (http.max_batch_messages); more are refused with code 16.
 	MaxBatchMessages int
+	// IdleTimeout closes a keep-alive connection idle this long
+	// (http.limits.idle_timeout).
+	IdleTimeout time.Duration
+	// HeaderTimeout bounds the time a request's headers may take to
+	// arrive (http.limits.header_timeout): a client trickling them in
+	// cannot hold a connection longer.
+	HeaderTimeout time.Duration
 	// Registry receives the HTTP metrics, and /metrics serves everything
 	// registered in it. Nil means a registry of the server's own.
 	Registry *prometheus.Registry
@@ -127,6 +136,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatchMessages <= 0 {
 		o.MaxBatchMessages = DefaultMaxBatchMessages
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = DefaultHeaderTimeout
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
@@ -219,10 +234,10 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 
 	s.srv = &http.Server{
 		Handler:           e,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: opts.HeaderTimeout,
 		// Each produce request sets its own body read deadline from
 		// RequestTimeout, so no server-wide ReadTimeout.
-		IdleTimeout:    2 * time.Minute,
+		IdleTimeout:    opts.IdleTimeout,
 		MaxHeaderBytes: 1 << 20,
 		ErrorLog:       slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}

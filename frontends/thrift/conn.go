@@ -36,7 +36,7 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
-	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout, charge: bytebudget.Charge{Budget: s.budget}}
+	rc := &requestConn{Conn: c.conn, timeout: s.opts.ReadTimeout, idle: s.opts.IdleTimeout, charge: bytebudget.Charge{Budget: s.budget}}
 	defer rc.charge.Release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
 	// One transport reads and writes: its read and write buffers are
@@ -56,6 +56,7 @@ func (c *serverConn) serve() {
 	}
 	oprot := s.protocol.GetProtocol(trans)
 	for {
+		rc.waitNext()
 		ok, err := c.process(iprot, oprot)
 		// Answered: the request's bytes are no longer held.
 		rc.charge.Release()
@@ -144,12 +145,16 @@ func (c *serverConn) closing(err error) {
 			"remote", c.conn.RemoteAddr(), "limit", s.opts.MaxRequestBytesInFlight)
 		return
 	}
+	if errors.Is(err, errIdle) {
+		s.log.Debug("closing an idle thrift connection", "remote", c.conn.RemoteAddr(), "idle_timeout", s.opts.IdleTimeout)
+		return
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// A framed request read by a buffered server looks like one that
 		// never ends, so this is also how a client on another transport
 		// shows: name what the server expects.
 		s.log.Warn("closing a thrift connection: a request did not arrive in full within the request timeout; if every call of a client ends so, check that it uses the same transport and protocol",
-			"remote", c.conn.RemoteAddr(), "timeout", s.opts.DefaultTimeout, "transport", s.opts.Transport, "protocol", s.opts.Protocol)
+			"remote", c.conn.RemoteAddr(), "timeout", s.opts.ReadTimeout, "transport", s.opts.Transport, "protocol", s.opts.Protocol)
 		return
 	}
 	if isClosed(err) || s.isStopping() {
@@ -415,21 +420,28 @@ func readByte(r io.Reader) (byte, error) {
 
 // requestConn bounds how long one request may take to arrive: the clock
 // starts with the request's first byte and stops when its arguments are
-// read, so a client stalled mid-request cannot hold a connection forever,
-// while between requests a connection may idle as long as it likes (DDMQ
-// clients pool them). A handler's own time is not counted. It is read by
-// the connection's one goroutine only.
+// read, so a client stalled mid-request cannot hold a connection forever.
+// Between requests a connection may idle for idle (DDMQ clients pool
+// them; the default is long). A handler's own time is not counted. It is
+// read by the connection's one goroutine only.
 type requestConn struct {
 	net.Conn
 	timeout time.Duration
+	idle    time.Duration
 	started bool // a request's first byte has arrived
 	// charge holds the bytes read since the last answer, in the server's
 	// request budget.
 	charge bytebudget.Charge
 }
 
+// errIdle ends a connection that sent nothing for its idle timeout.
+var errIdle = errors.New("connection idle past thrift.limits.idle_timeout")
+
 func (c *requestConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
+	if n == 0 && !c.started && errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, errIdle
+	}
 	if n > 0 && !c.started {
 		c.started = true
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout)) // fails only on a closed conn, which Read reports
@@ -440,6 +452,14 @@ func (c *requestConn) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// waitNext starts the idle clock, which the next request's first byte
+// stops.
+func (c *requestConn) waitNext() {
+	if !c.started {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle)) // as in Read
+	}
 }
 
 // arrived stops the current request's clock.

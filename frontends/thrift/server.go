@@ -60,6 +60,7 @@ const (
 	DefaultMaxTimeout       = time.Minute
 	DefaultStopTimeout      = 15 * time.Second
 	DefaultMaxConnections   = 10000
+	DefaultIdleTimeout      = 10 * time.Minute
 )
 
 // requestOverhead is what a request needs on the wire besides one
@@ -104,6 +105,14 @@ type Options struct {
 	// ConsumerService it bounds every call, after the linger of a pull or
 	// fetch, and caps that linger.
 	DefaultTimeout time.Duration
+	// ReadTimeout bounds the time one request may take to arrive, from
+	// its first byte to its last (thrift.limits.read_timeout): a client
+	// trickling a request in cannot hold a connection longer. Zero means
+	// DefaultTimeout.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a connection that sends nothing for this long
+	// after its last answer (thrift.limits.idle_timeout).
+	IdleTimeout time.Duration
 	// MaxTimeout caps the timeout a sendSync asks for.
 	MaxTimeout time.Duration
 	// StopTimeout bounds how long Stop waits for in-flight calls.
@@ -154,6 +163,12 @@ func (o Options) withDefaults() Options {
 		o.MaxTimeout = DefaultMaxTimeout
 	}
 	o.DefaultTimeout = min(o.DefaultTimeout, o.MaxTimeout)
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = o.DefaultTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}

@@ -51,3 +51,39 @@ func TestStalledRequestIsClosed(t *testing.T) {
 		t.Fatal("the server kept a stalled request's connection open")
 	}
 }
+
+// A connection that sends nothing for the idle timeout is closed; a
+// handler's own time does not count as idle, and a connection in use
+// stays open.
+func TestIdleConnectionIsClosed(t *testing.T) {
+	const idle = 500 * time.Millisecond
+	slow := &fakeProducer{produce: func(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
+		time.Sleep(idle + 200*time.Millisecond)
+		return make([]sdk.ProduceResult, len(msgs)), nil
+	}}
+	srv := startServer(t, Options{IdleTimeout: idle, ReadTimeout: 5 * time.Second, DefaultTimeout: 5 * time.Second}, slow)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := dial(t, srv.addr, TransportFramed, ProtocolCompact)
+	for i := range 2 {
+		if r, err := client.SendSync(ctx, newMessage("t", "k", "v"), 5000); err != nil || r.Code != 0 {
+			t.Fatalf("call %d on a connection in use = %+v, %v; want it answered", i, r, err)
+		}
+	}
+
+	conn, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var buf [1]byte
+	if _, err := conn.Read(buf[:]); err == nil {
+		t.Fatal("the server sent something on a connection that never asked")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("the server kept an idle connection open past thrift.limits.idle_timeout")
+	}
+}
