@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/mqgate/mqgate/core/topicname"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
 	thriftapi "github.com/mqgate/mqgate/frontends/thrift"
+	"github.com/mqgate/mqgate/internal/connlimit"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -41,6 +43,21 @@ func serve(file string, log *slog.Logger) int {
 		return 1
 	}
 	setMemoryLimit(cfg.Runtime, os.DirFS("/"), log)
+	before, nofile, err := raiseNoFileLimit()
+	if err != nil {
+		log.Warn("reading or raising the descriptor limit (RLIMIT_NOFILE); connection limits take their caps", "error", err)
+		nofile = 0
+	} else if before != nofile {
+		log.Info("raised the descriptor limit (RLIMIT_NOFILE)", "from", before, "to", nofile)
+	}
+	conns, err := resolveConnectionLimits(cfg, int(min(nofile, math.MaxInt32)))
+	if err != nil {
+		log.Error("connection limits do not fit the descriptor limit", "error", err)
+		return 1
+	}
+	log.Info("connection limits", "nofile", conns.nofile, "reserve", connlimit.Reserve(conns.nofile),
+		"http_max", conns.http.max, "http_per_source", conns.http.perSource,
+		"thrift_max", conns.thrift.max, "thrift_per_source", conns.thrift.perSource)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	signals := make(chan os.Signal, 2)
@@ -65,7 +82,7 @@ func serve(file string, log *slog.Logger) int {
 		case <-served:
 		}
 	}()
-	if err := runGateway(ctx, cfg, log); err != nil {
+	if err := runGateway(ctx, cfg, conns, log); err != nil {
 		if !logConfigErrors(log, err) {
 			log.Error("gateway stopped", "error", err)
 		}
@@ -89,7 +106,7 @@ func logConfigErrors(log *slog.Logger, err error) bool {
 
 // runGateway starts every plugin and frontend of cfg and serves until ctx
 // ends.
-func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -200,6 +217,8 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		MaxBodyBytesInFlight: cfg.HTTP.MaxBodyBytesInFlight,
 		MaxBatchMessages:     cfg.HTTP.MaxBatchMessages,
 		RequestTimeout:       cfg.HTTP.RequestTimeout,
+		IdleTimeout:          cfg.HTTP.Limits.IdleTimeout,
+		HeaderTimeout:        cfg.HTTP.Limits.HeaderTimeout,
 		Registry:             reg,
 		Logger:               log,
 		Delayer:              delayer,
@@ -211,6 +230,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
 	}
+	lis = limitListener(lis, "http", "http", conns.http, log, reg)
 	log.Info("http listening", "addr", lis.Addr().String())
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(lis) }()
@@ -223,6 +243,13 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		MaxBatchMessages:        cfg.HTTP.MaxBatchMessages,
 		DefaultTimeout:          cfg.HTTP.RequestTimeout,
 		MaxRequestBytesInFlight: cfg.Thrift.MaxRequestBytesInFlight,
+		ReadTimeout:             cfg.Thrift.Limits.ReadTimeout,
+		IdleTimeout:             cfg.Thrift.Limits.IdleTimeout,
+		// The listener refuses connections past the limit at once. The
+		// server's own bound stops accepting, which would leave them
+		// waiting unseen in the backlog: one more keeps its accept loop
+		// calling the listener's Accept, which refuses them.
+		MaxConnections: conns.thrift.max + 1,
 		// Half the shutdown budget: calls in flight get it, and the spool
 		// drain after them gets the rest.
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
@@ -237,6 +264,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
 		return fmt.Errorf("thrift.producer_listen: %w", err)
 	}
+	tlis = limitListener(tlis, "thrift", "thrift_producer", conns.thrift, log, reg)
 	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol)
 	go func() { serveErr <- tsrv.Serve(tlis) }()
 
@@ -247,6 +275,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
 		return fmt.Errorf("thrift.consumer_listen: %w", err)
 	}
+	clis = limitListener(clis, "thrift", "thrift_consumer", conns.thrift, log, reg)
 	log.Info("thrift ConsumerService listening", "addr", clis.Addr().String())
 	go func() { serveErr <- csrv.Serve(clis) }()
 
