@@ -44,6 +44,7 @@ var probes = []probe{
 	{"produce to 400 new topics with max_topics 300", probeManyTopics},
 	{"run the embedded broker out of descriptors, then send async", probeDescriptors},
 	{"replace a plugin binary run by path with its sha256, kill the plugin", probeReplacedPlugin},
+	{"hold 20,000 idle connections over HTTP and both Thrift listeners, plus a slowloris on each", probeConnectionFlood},
 }
 
 // runAbuse runs every probe and prints a table; it fails when a probe

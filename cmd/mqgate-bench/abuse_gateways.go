@@ -25,7 +25,10 @@ import (
 // abuseGateway is a gateway started for one probe.
 type abuseGateway struct {
 	http, dir string
-	cmd       *exec.Cmd
+	// thrift and consumer are the ProducerService's and the
+	// ConsumerService's addresses.
+	thrift, consumer string
+	cmd              *exec.Cmd
 }
 
 // gatewaySetup is what a probe's gateway differs in.
@@ -36,6 +39,9 @@ type gatewaySetup struct {
 	nofile int    // when set, the RLIMIT_NOFILE (soft and hard) of the gateway and its plugins
 	// requestTimeout is http.request_timeout (5s when empty).
 	requestTimeout string
+	// httpExtra and thriftExtra add keys to http: and thrift:
+	// (", k: v").
+	httpExtra, thriftExtra string
 }
 
 // startAbuseGateway starts a gateway for the probe name, in a directory
@@ -55,17 +61,17 @@ func startAbuseGateway(e *env, name string, s gatewaySetup) (*abuseGateway, erro
 	if s.kafka != "" {
 		kafka += ", " + s.kafka
 	}
-	g := &abuseGateway{http: freeAddr(), dir: dir}
+	g := &abuseGateway{http: freeAddr(), thrift: freeAddr(), consumer: freeAddr(), dir: dir}
 	cfg := fmt.Sprintf(`version: 1
 plugins: {kafka: %s}
 clusters:
   local: {plugin: kafka, config: {%s}}
 default_cluster: local
-http: {listen: %q, request_timeout: %s}
-thrift: {producer_listen: %q, consumer_listen: %q}
+http: {listen: %q, request_timeout: %s%s}
+thrift: {producer_listen: %q, consumer_listen: %q%s}
 producer: {spool_dir: %q}
 delay: {enabled: false}
-%s`, s.plugin, kafka, g.http, s.requestTimeout, freeAddr(), freeAddr(), filepath.Join(dir, "spool"), s.extra)
+%s`, s.plugin, kafka, g.http, s.requestTimeout, s.httpExtra, g.thrift, g.consumer, s.thriftExtra, filepath.Join(dir, "spool"), s.extra)
 	cfgPath := filepath.Join(dir, "plugins.yaml")
 	cmd := exec.Command(e.bin, "serve", "-c", cfgPath, "-log-level", "warn")
 	if s.nofile > 0 {

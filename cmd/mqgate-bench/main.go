@@ -94,6 +94,12 @@ type scenario struct {
 var scenarios = []scenario{produceHTTP, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, pushHTTP}
 
 func main() {
+	if spec := os.Getenv(floodEnv); spec != "" { // a flood child of the abuse scenario
+		if err := runFloodChild(spec); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if n := os.Getenv(sinkEnv); n != "" { // the endpoint of push -endpoint process
 		count, err := strconv.Atoi(n)
 		if err != nil {
