@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/delay"
@@ -193,7 +194,14 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		batchDefault = &httpapi.BatchSubscription{Group: bd.Group, Topic: bd.Topic}
 	}
 
+	gateCtx, gateCancel := context.WithTimeout(ctx, 30*time.Second)
+	gate, err := auth.New(gateCtx, cfg, log.With("component", "auth"))
+	gateCancel()
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Options{
+		Gate:                 gate,
 		Listen:               cfg.HTTP.Listen,
 		MaxMessageBytes:      int(cfg.HTTP.MaxMessageBytes),
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
@@ -228,6 +236,7 @@ func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
 		Logger:      log,
 		Registry:    reg,
+		Gate:        gate,
 	}
 	producerOpts := thriftOpts
 	producerOpts.Delayer = delayer

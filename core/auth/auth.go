@@ -322,3 +322,7 @@ func addrText(a netip.Addr) string {
 	}
 	return a.Unmap().String()
 }
+
+// Open is the gate of a gateway without auth: or acl: — everyone is the
+// anonymous principal and may do anything.
+func Open(log *slog.Logger) *Gate { return &Gate{log: log} }
