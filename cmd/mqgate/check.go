@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/mqgate/mqgate/core/auth"
