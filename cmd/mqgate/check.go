@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 
+	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/sdk"
@@ -44,6 +46,13 @@ func check(file string, stdout, stderr io.Writer, log *slog.Logger) int {
 	}()
 	pluginProblems, notes := checkPlugins(context.Background(), cfg, problems, host)
 	problems = append(problems, pluginProblems...)
+	// A JWKS file is read and parsed as serve would (a JWKS URL is not
+	// fetched: check connects to nothing).
+	if a := cfg.Auth; len(problems) == 0 && a != nil && a.JWT != nil && a.JWT.JWKSFile != "" {
+		if _, err := auth.New(context.Background(), cfg, log); err != nil {
+			problems = append(problems, &config.Error{File: file, Key: "auth.jwt.jwks_file", Msg: strings.TrimPrefix(err.Error(), "auth.jwt.jwks_file: ")})
+		}
+	}
 	problems.SortByLine()
 
 	for _, n := range notes {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/delay"
@@ -210,7 +211,14 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		batchDefault = &httpapi.BatchSubscription{Group: bd.Group, Topic: bd.Topic}
 	}
 
+	gateCtx, gateCancel := context.WithTimeout(ctx, 30*time.Second)
+	gate, err := auth.New(gateCtx, cfg, log.With("component", "auth"))
+	gateCancel()
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Options{
+		Gate:                 gate,
 		Listen:               cfg.HTTP.Listen,
 		MaxMessageBytes:      int(cfg.HTTP.MaxMessageBytes),
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
@@ -255,6 +263,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		StopTimeout: cfg.HTTP.ShutdownTimeout / 2,
 		Logger:      log,
 		Registry:    reg,
+		Gate:        gate,
 	}
 	producerOpts := thriftOpts
 	producerOpts.Delayer = delayer

@@ -56,6 +56,11 @@ type Config struct {
 	Groups map[string]*Group `yaml:"groups"`
 	// Push lists the HTTP push subscriptions.
 	Push []*Push `yaml:"push"`
+	// Auth, when set, makes every client request prove who sends it.
+	Auth *Auth `yaml:"auth"`
+	// ACL lists what each principal may do; absent, anyone may do
+	// anything (but touch the gateway's own names).
+	ACL []*ACLRule `yaml:"acl"`
 
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
@@ -318,6 +323,71 @@ type ThriftLimits struct {
 // of http.max_body_bytes_in_flight: room for a few bodies of the largest
 // size while many small ones are served.
 const DefaultBodyBytesInFlightFactor = 4
+
+// Auth says how clients prove who they are. Each request is tried, in
+// order, by client certificate (MTLS), by its Authorization header (an API
+// key, or a JWT), by its source address (Networks), and else gets the
+// Anonymous principal, if any; a credential that is presented and fails is
+// refused, never taken as anonymous.
+type Auth struct {
+	APIKeys   []*APIKey  `yaml:"api_keys"`
+	JWT       *JWT       `yaml:"jwt"`
+	MTLS      *MTLS      `yaml:"mtls"`
+	Networks  []*Network `yaml:"networks"`
+	Anonymous *Anonymous `yaml:"anonymous"`
+}
+
+// APIKey is a static key, kept as the hex SHA-256 of the key. A client
+// sends the key as "Authorization: Bearer KEY", or as the password of HTTP
+// Basic with the principal as the user.
+type APIKey struct {
+	Principal string `yaml:"principal" check:"required"`
+	SHA256    string `yaml:"sha256" check:"required"`
+}
+
+// JWT accepts bearer tokens signed by a key of a JWKS, from a file or a
+// URL (refreshed), with the issuer and audience given and not expired.
+type JWT struct {
+	JWKSFile string `yaml:"jwks_file"`
+	JWKSURL  string `yaml:"jwks_url"`
+	Issuer   string `yaml:"issuer" check:"required"`
+	Audience string `yaml:"audience" check:"required"`
+	// PrincipalClaim names the claim that is the principal.
+	PrincipalClaim string `yaml:"principal_claim" default:"sub"`
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration `yaml:"leeway" default:"30s"`
+}
+
+// MTLS takes the principal from a verified client certificate (the
+// listener's client_ca_file verifies it): its subject's common name, or
+// its first DNS or URI subject alternative name.
+type MTLS struct {
+	Principal string `yaml:"principal" default:"cn" check:"oneof=cn|san_dns|san_uri"`
+}
+
+// Network gives a principal to requests from its networks: for
+// deployments that rely on network isolation, as DDMQ's proxies do.
+type Network struct {
+	CIDRs     []string `yaml:"cidrs" check:"required"`
+	Principal string   `yaml:"principal" check:"required"`
+}
+
+// Anonymous is the principal of requests that present no credential.
+type Anonymous struct {
+	Principal string `yaml:"principal" check:"required"`
+}
+
+// ACLRule allows (or denies) a principal operations on topics and groups.
+type ACLRule struct {
+	// Principal is a name, a glob ("team-*"), or "*" for every principal.
+	Principal  string   `yaml:"principal" check:"required"`
+	Effect     string   `yaml:"effect" default:"allow" check:"oneof=allow|deny"`
+	Operations []string `yaml:"operations" check:"required"`
+	// Topics and Groups are names, prefixes ("orders.*") or globs;
+	// absent, any.
+	Topics []string `yaml:"topics"`
+	Groups []string `yaml:"groups"`
+}
 
 // Runtime tunes the Go runtime of the gateway process.
 type Runtime struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -13,6 +14,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/core/transform"
 )
@@ -33,6 +35,108 @@ func (d *decoder) validate(c *Config) {
 	d.validatePush(c)
 	d.validateListeners(c)
 	d.validateHTTP(c)
+	d.validateAuth(c)
+	d.validateACL(c)
+}
+
+func (d *decoder) validateAuth(c *Config) {
+	a := c.Auth
+	if a == nil || d.broken["auth"] {
+		return
+	}
+	keys := map[string]string{} // sha256 -> the entry that has it
+	for i, k := range a.APIKeys {
+		kp := fmt.Sprintf("auth.api_keys[%d]", i)
+		if k == nil || d.broken[kp] {
+			continue
+		}
+		if sp, line, ok := d.keyAt(kp, "sha256"); ok {
+			switch first, dup := keys[k.SHA256]; {
+			case !isSHA256Hex(k.SHA256):
+				d.errorf(line, sp, "must be the 64 lower-case hex digits of the key's SHA-256 (printf %%s KEY | sha256sum), not the key")
+			case dup:
+				d.errorf(line, sp, "the same key as %s: a key must name one principal", first)
+			default:
+				keys[k.SHA256] = kp
+			}
+		}
+	}
+	if j := a.JWT; j != nil && !d.broken["auth.jwt"] {
+		line := d.lines["auth.jwt"]
+		switch {
+		case (j.JWKSFile == "") == (j.JWKSURL == ""):
+			d.errorf(line, "auth.jwt", "set one of jwks_file and jwks_url")
+		case j.JWKSURL != "":
+			if u, err := url.Parse(j.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				d.errorf(d.lines["auth.jwt.jwks_url"], "auth.jwt.jwks_url", "%q is not an http(s) URL", j.JWKSURL)
+			}
+		}
+	}
+	for i, n := range a.Networks {
+		kp := fmt.Sprintf("auth.networks[%d]", i)
+		if n == nil || d.broken[kp] {
+			continue
+		}
+		for j, cidr := range n.CIDRs {
+			if _, err := netip.ParsePrefix(cidr); err != nil {
+				cp := fmt.Sprintf("%s.cidrs[%d]", kp, j)
+				line := d.lines[cp]
+				if line == 0 {
+					line = d.lines[kp+".cidrs"]
+				}
+				d.errorf(line, cp, "%q is not a network such as 10.0.0.0/8 or 192.168.1.7/32", cidr)
+			}
+		}
+	}
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *decoder) validateACL(c *Config) {
+	for i, r := range c.ACL {
+		kp := fmt.Sprintf("acl[%d]", i)
+		if r == nil || d.broken[kp] {
+			continue
+		}
+		if pp, line, ok := d.keyAt(kp, "principal"); ok {
+			if _, err := acl.ParsePattern(r.Principal); err != nil {
+				d.errorf(line, pp, "%v", err)
+			}
+		}
+		if op, line, ok := d.keyAt(kp, "operations"); ok {
+			for _, o := range r.Operations {
+				if _, err := acl.ParseOp(o); err != nil {
+					d.errorf(line, op, "%v", err)
+				}
+			}
+		}
+		for _, key := range []string{"topics", "groups"} {
+			list := r.Topics
+			if key == "groups" {
+				list = r.Groups
+			}
+			if lp, line, ok := d.keyAt(kp, key); ok {
+				if len(list) == 0 {
+					d.errorf(line, lp, "empty: leave the key out for any name")
+				}
+				for _, s := range list {
+					if _, err := acl.ParsePattern(s); err != nil {
+						d.errorf(line, lp, "%v", err)
+					}
+				}
+			}
+		}
+	}
 }
 
 func (d *decoder) validateHTTP(c *Config) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
@@ -379,6 +380,9 @@ func (s *Server) fetch(c *gin.Context) {
 	}
 	defer charge.Release()
 	req, err := decodeFetchBody(body)
+	if err == nil {
+		err = s.authorizeTopics(c, acl.Consume, req.offsets, "")
+	}
 	if err != nil {
 		s.abortWithError(c, err)
 		return
@@ -413,6 +417,9 @@ func (s *Server) commit(c *gin.Context) {
 	}
 	defer charge.Release()
 	req, err := decodeCommitBody(body)
+	if err == nil {
+		err = s.authorizeTopics(c, acl.Commit, req.offsets, req.group)
+	}
 	if err != nil {
 		s.abortWithError(c, err)
 		return

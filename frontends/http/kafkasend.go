@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/topicname"
@@ -65,6 +66,13 @@ func (s *Server) kafkaSend(c *gin.Context) {
 	topic, msg, delayText, err := decodeKafkaSend(body)
 	if err == nil && delayText == "" {
 		delayText = c.GetHeader(delayHeader)
+	}
+	if err == nil {
+		op := acl.Produce
+		if delayText != "" {
+			op = acl.ProduceDelayed
+		}
+		err = s.authorize(c, op, topic, "")
 	}
 	if err == nil && delayText != "" {
 		if s.opts.Delayer != nil {

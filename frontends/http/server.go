@@ -20,6 +20,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqgate/mqgate/core/auth"
+	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/pluginhost"
@@ -110,6 +112,9 @@ type Options struct {
 	// Push reports the push subscriptions for GET /v1/push. Nil: the
 	// route lists none.
 	Push PushStatus
+	// Gate authenticates and authorizes every request but the probes.
+	// Nil: no auth, no ACL.
+	Gate *auth.Gate
 }
 
 // PushStatus is what GET /v1/push reads; *push.Service implements it.
@@ -165,6 +170,7 @@ type Server struct {
 	metrics  *httpMetrics
 	bodies   *bytebudget.Budget
 	engine   *gin.Engine
+	gate     *auth.Gate
 	srv      *http.Server
 }
 
@@ -179,6 +185,10 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		plugins:  plugins,
 		log:      opts.Logger,
 		metrics:  newHTTPMetrics(opts.Registry),
+		gate:     opts.Gate,
+	}
+	if s.gate == nil {
+		s.gate = auth.Open(opts.Logger)
 	}
 	s.bodies = bytebudget.New(opts.MaxBodyBytesInFlight, bodyBudgetWait, s.metrics.bodyBytesInFlight, s.metrics.bodiesRefused.WithLabelValues(refusedInFlight))
 
@@ -196,40 +206,49 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.NoRoute(s.noRoute)
 	e.NoMethod(s.noMethod)
 
-	e.POST("/v1/topics/:topic/messages", s.produce)
-	e.POST("/v1/topics/:topic/delayed", s.addDelayed)
-	e.DELETE("/v1/topics/:topic/delayed/:id", s.cancelDelayed)
+	// Every route but the probes is guarded: authenticated, and authorized
+	// for its operation on the topic and group it names (routes whose
+	// resources are in the body authorize in the handler).
+	path, gw := pathResource, noResource
+	e.POST("/v1/topics/:topic/messages", s.guarded(acl.Produce, path, s.produce))
+	e.POST("/v1/topics/:topic/delayed", s.guarded(acl.ProduceDelayed, path, s.addDelayed))
+	cancel := s.guarded(acl.CancelDelay, path, s.cancelDelayed)
+	e.DELETE("/v1/topics/:topic/delayed/:id", cancel)
 	// Without an id: answered code 11 naming id rather than "no route".
-	e.DELETE("/v1/topics/:topic/delayed/", s.cancelDelayed)
-	e.DELETE("/v1/topics/:topic/delayed", s.cancelDelayed)
-	e.POST("/v1/kafka/send", s.kafkaSend)
+	e.DELETE("/v1/topics/:topic/delayed/", cancel)
+	e.DELETE("/v1/topics/:topic/delayed", cancel)
+	e.POST("/v1/kafka/send", s.guard("", gw, s.kafkaSendFail, s.kafkaSend))
 
-	e.POST("/v1/groups/:group/topics/:topic/pull", s.pull)
-	e.POST("/v1/groups/:group/topics/:topic/ack", s.ack)
-	e.GET("/v1/groups/:group/stats", s.stats)
-	e.POST("/v1/fetch", s.fetch)
-	e.POST("/v1/commit", s.commit)
+	e.POST("/v1/groups/:group/topics/:topic/pull", s.guarded(acl.Consume, path, s.pull))
+	e.POST("/v1/groups/:group/topics/:topic/ack", s.guarded(acl.Consume, path, s.ack))
+	e.GET("/v1/groups/:group/stats", s.guarded(acl.ReadStats, func(c *gin.Context) (string, string) {
+		return c.Query("topic"), c.Param("group")
+	}, s.stats))
+	e.POST("/v1/fetch", s.guarded("", gw, s.fetch))
+	e.POST("/v1/commit", s.guarded("", gw, s.commit))
 	const batches = "/v1/groups/:group/topics/:topic/batches/"
-	e.GET(batches+"info", s.batchInfo(pathSubscription))
-	e.GET(batches+"fetch_new", s.batchFetchNew(pathSubscription))
-	e.GET(batches+"fetch_old", s.batchFetchOld(pathSubscription))
-	e.POST(batches+"ack", s.batchAck(pathSubscription))
-	e.GET("/v1/schemas/message.avsc", s.messageSchemaJSON)
-	if opts.BatchDefault != nil {
-		e.GET("/info", s.batchInfo(s.defaultSubscription))
-		e.GET("/fetch_new", s.batchFetchNew(s.defaultSubscription))
-		e.GET("/fetch_old", s.batchFetchOld(s.defaultSubscription))
-		e.POST("/ack", s.batchAck(s.defaultSubscription))
+	e.GET(batches+"info", s.guarded(acl.Consume, path, s.batchInfo(pathSubscription)))
+	e.GET(batches+"fetch_new", s.guarded(acl.Consume, path, s.batchFetchNew(pathSubscription)))
+	e.GET(batches+"fetch_old", s.guarded(acl.Consume, path, s.batchFetchOld(pathSubscription)))
+	e.POST(batches+"ack", s.guarded(acl.Consume, path, s.batchAck(pathSubscription)))
+	e.GET("/v1/schemas/message.avsc", s.guarded("", gw, s.messageSchemaJSON))
+	if bd := opts.BatchDefault; bd != nil {
+		sub := func(*gin.Context) (string, string) { return bd.Topic, bd.Group }
+		e.GET("/info", s.guarded(acl.Consume, sub, s.batchInfo(s.defaultSubscription)))
+		e.GET("/fetch_new", s.guarded(acl.Consume, sub, s.batchFetchNew(s.defaultSubscription)))
+		e.GET("/fetch_old", s.guarded(acl.Consume, sub, s.batchFetchOld(s.defaultSubscription)))
+		e.POST("/ack", s.guarded(acl.Consume, sub, s.batchAck(s.defaultSubscription)))
 	}
-	// HEAD too, for load balancers that probe with it.
+	// HEAD too, for load balancers that probe with it. The probes answer
+	// anyone: they say nothing but up or not.
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		e.Handle(method, "/healthz", s.healthz)
 		e.Handle(method, "/readyz", s.readyz)
 	}
-	e.GET("/metrics", s.serveMetrics())
-	e.GET("/v1/plugins", s.listPlugins)
-	e.GET("/v1/push", s.listPush)
-	e.GET("/v1/push/:name", s.pushStatus)
+	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
+	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
+	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))
+	e.GET("/v1/push/:name", s.guarded(acl.Metrics, gw, s.pushStatus))
 	s.engine = e
 
 	s.srv = &http.Server{

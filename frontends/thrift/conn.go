@@ -28,6 +28,9 @@ type serverConn struct {
 	// inFlight is true from the moment a call's message header has been
 	// read until its answer has been written. Guarded by s.mu.
 	inFlight bool
+	// ctx is the parent of the connection's calls: the server's, with
+	// the connection's principal.
+	ctx context.Context
 }
 
 // serve answers the connection's calls one after the other until the
@@ -36,6 +39,13 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
+	ctx, err := s.authenticate(c.conn)
+	if err != nil {
+		// A refused principal is in the audit log already.
+		s.log.Debug("thrift connection refused", "remote", c.conn.RemoteAddr(), "err", err)
+		return
+	}
+	c.ctx = ctx
 	rc := &requestConn{Conn: c.conn, timeout: s.opts.ReadTimeout, idle: s.opts.IdleTimeout, charge: bytebudget.Charge{Budget: s.budget}}
 	defer rc.charge.Release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
@@ -101,7 +111,7 @@ func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error)
 			}
 		}
 	}()
-	return c.s.processor.Process(c.s.base, iprot, oprot)
+	return c.s.processor.Process(c.ctx, iprot, oprot)
 }
 
 // errTooDeep is what ReadStructBegin panics with past maxStructDepth, for

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 	"github.com/mqgate/mqgate/sdk"
@@ -90,6 +91,9 @@ func (h *consumerService) Submit(ctx context.Context, result *consumer.ConsumeRe
 			return sdk.Errorf(sdk.CodeIllegal, "result: required")
 		}
 		acks, err := decodeChain(result, "result")
+		if err == nil {
+			err = authorizeAcks(ctx, acks)
+		}
 		if err != nil {
 			return err
 		}
@@ -120,6 +124,9 @@ func (h *consumerService) GetConsumeStats(ctx context.Context, req *consumer.Con
 				return err
 			}
 		}
+		if err := authorize(ctx, acl.ReadStats, topic, req.Group); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
 		defer cancel()
 		stats, err := h.consumer.Stats(ctx, req.Group, topic)
@@ -147,6 +154,9 @@ func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest)
 	resp := &consumer.FetchResponse{Results: []*consumer.QidResponse{}}
 	code, msg := h.serve(ctx, methodFetch, func() error {
 		call, err := decodeFetch(req, h.limits())
+		if err == nil {
+			err = authorizeTopics(ctx, acl.Consume, call.offsets, "")
+		}
 		if err != nil {
 			return err
 		}
@@ -181,6 +191,9 @@ func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) 
 		if err := decodeAckResult(result); err != nil {
 			return err
 		}
+		if err := authorizeTopics(ctx, acl.Commit, result.Offsets, result.GroupId); err != nil {
+			return err
+		}
 		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
 		defer cancel()
 		if err := h.consumer.Commit(ctx, result.Cluster, result.GroupId, result.Offsets); err != nil {
@@ -197,6 +210,12 @@ func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) 
 
 func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (*consumer.PullResponse, error) {
 	call, err := decodePull(req, h.limits())
+	if err == nil {
+		err = authorizeAcks(ctx, call.acks)
+	}
+	if err == nil {
+		err = authorize(ctx, acl.Consume, call.topic, call.group)
+	}
 	if err != nil {
 		return nil, err
 	}

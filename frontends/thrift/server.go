@@ -20,6 +20,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
@@ -125,6 +126,9 @@ type Options struct {
 	// Registry receives the Thrift metrics. Nil means a registry of the
 	// server's own.
 	Registry *prometheus.Registry
+	// Gate authenticates each connection as it opens and authorizes each
+	// call. Nil: no auth, no ACL.
+	Gate *auth.Gate
 	// Delayer adds and cancels the delay messages of sendDelaySync. Nil
 	// means delay messages are not enabled: sendDelaySync answers code 11.
 	Delayer delay.Delayer
@@ -229,6 +233,7 @@ type server struct {
 	// base is the parent context of every call; cancelled when Stop runs
 	// out of time.
 	base       context.Context
+	gate       *auth.Gate
 	cancelBase context.CancelCauseFunc
 	slots      chan struct{} // one per open connection, up to MaxConnections
 	stopped    chan struct{} // closed by Stop
@@ -277,6 +282,10 @@ func newServer(service, listenKey string, opts Options) *server {
 	}
 	s.budget = bytebudget.New(opts.MaxRequestBytesInFlight, requestBudgetWait, s.metrics.requestBytesInFlight, s.metrics.requestsRefused)
 	s.base, s.cancelBase = context.WithCancelCause(context.Background())
+	s.gate = opts.Gate
+	if s.gate == nil {
+		s.gate = auth.Open(opts.Logger)
+	}
 	s.cfg = &thrift.TConfiguration{
 		MaxMessageSize: int32(opts.MaxRequestBytes),
 		MaxFrameSize:   int32(opts.MaxRequestBytes),

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
@@ -128,6 +129,9 @@ func (h *producerService) observe(ctx context.Context, method string, code sdk.C
 
 func (h *producerService) sendSync(ctx context.Context, m *producer.Message, timeoutMs int64) *producer.Result_ {
 	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
+	if err == nil {
+		err = authorize(ctx, acl.Produce, topic, "")
+	}
 	if err != nil {
 		return h.failure(ctx, err, "")
 	}
@@ -150,6 +154,13 @@ func (h *producerService) sendDelaySync(ctx context.Context, m *producer.DelayMe
 		return withDelayID(&producer.DelayResult_{Code: int32(sdk.CodeIllegal), Msg: "delay messages are not enabled"}, m)
 	}
 	req, err := decodeDelayMessage(m, time.Now(), dl.Max(), h.opts.MaxMessageBytes)
+	if err == nil {
+		op := acl.ProduceDelayed
+		if req.cancel {
+			op = acl.CancelDelay
+		}
+		err = authorize(ctx, op, req.msg.Topic, "")
+	}
 	if err != nil {
 		return withDelayID(h.delayFailure(ctx, err, ""), m)
 	}
@@ -201,6 +212,9 @@ func withDelayID(res *producer.DelayResult_, m *producer.DelayMessage) *producer
 
 func (h *producerService) sendAsync(ctx context.Context, m *producer.Message) *producer.Result_ {
 	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
+	if err == nil {
+		err = authorize(ctx, acl.Produce, topic, "")
+	}
 	if err != nil {
 		return h.failure(ctx, err, "")
 	}
@@ -232,6 +246,9 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 	byTopic := make(map[string]*topicBatch)
 	for i, m := range ms {
 		topic, msg, err := decodeMessage(m, "messages["+strconv.Itoa(i)+"]", h.opts.MaxMessageBytes)
+		if err == nil {
+			err = authorize(ctx, acl.Produce, topic, "")
+		}
 		if err != nil {
 			return h.failure(ctx, err, "")
 		}

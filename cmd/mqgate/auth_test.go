@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+)
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// jwtIssuer signs ES256 tokens with a key whose JWKS it writes to a file.
+type jwtIssuer struct {
+	key  *ecdsa.PrivateKey
+	jwks string
+}
+
+func newJWTIssuer(t *testing.T, dir string) jwtIssuer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.PublicKey.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	raw, _ := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "x": b64(pub[1:33]), "y": b64(pub[33:]),
+	}}})
+	path := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return jwtIssuer{k, path}
+}
+
+func (j jwtIssuer) token(t *testing.T, sub string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+		"iss": "https://idp.example", "aud": "mqgate", "sub": sub, "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	tok.Header["kid"] = "k1"
+	s, err := tok.SignedString(j.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// authConfig is an auth: and acl: section: API keys for orders-svc and
+// ops, JWTs of the issuer, and the network 127.0.0.2 as principal dc.
+func authConfig(jwks string) string {
+	return fmt.Sprintf(`auth:
+  api_keys:
+    - {principal: orders-svc, sha256: %q}
+    - {principal: ops, sha256: %q}
+  jwt: {jwks_file: %q, issuer: "https://idp.example", audience: mqgate}
+  networks: [{cidrs: ["127.0.0.2/32"], principal: dc}]
+acl:
+  - {principal: orders-svc, operations: [produce, produce-delayed, cancel-delay], topics: ["orders*"]}
+  - {principal: alice, operations: [consume, commit, read-stats], topics: [orders], groups: ["billing-*"]}
+  - {principal: ops, operations: [metrics, read-stats]}
+  - {principal: dc, operations: [produce], topics: [orders]}
+  - {principal: "*", effect: deny, operations: [produce], topics: [orders-frozen]}
+`, sha256Hex("k-orders"), sha256Hex("k-ops"), jwks)
+}
+
+// Each way of authenticating is accepted and refused over HTTP, and each
+// operation is allowed or refused by the ACL, with 401/18 and 403/13
+// naming what was refused; the probes answer anyone.
+func TestHTTPAuthAndACL(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		iss := newJWTIssuer(t, dir)
+		g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{extra: authConfig(iss.jwks)}))
+		bearer := func(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+		orders, ops, alice := bearer("k-orders"), bearer("k-ops"), bearer(iss.token(t, "alice"))
+		basic := map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("orders-svc:k-orders"))}
+		const msg = `{"value":"v"}`
+		for _, c := range []struct {
+			name, method, path, body string
+			header                   map[string]string
+			status, code             int
+			names                    string
+		}{
+			{"no credential", "POST", "/v1/topics/orders/messages", msg, nil, 401, 18, "no credential"},
+			{"unknown key", "POST", "/v1/topics/orders/messages", msg, bearer("k-wrong"), 401, 18, "not a known API key"},
+			{"forged JWT", "POST", "/v1/topics/orders/messages", msg, bearer(iss.token(t, "alice") + "x"), 401, 18, "JWT refused"},
+			{"API key", "POST", "/v1/topics/orders/messages", msg, orders, 200, 0, ""},
+			{"Basic", "POST", "/v1/topics/orders-eu/messages", msg, basic, 200, 0, ""},
+			{"API key, topic not allowed", "POST", "/v1/topics/payments/messages", msg, orders, 403, 13, `produce on topic "payments"`},
+			{"deny wins", "POST", "/v1/topics/orders-frozen/messages", msg, orders, 403, 13, "acl[4] denies produce"},
+			{"JWT may consume", "POST", "/v1/groups/billing-eu/topics/orders/pull", `{"max_messages":1,"max_wait_ms":0}`, alice, 200, 0, ""},
+			{"JWT, group not allowed", "POST", "/v1/groups/other/topics/orders/pull", `{"max_messages":1,"max_wait_ms":0}`, alice, 403, 13, `consume on topic "orders" as group "other"`},
+			{"JWT may not produce", "POST", "/v1/topics/orders/messages", msg, alice, 403, 13, `principal "alice"`},
+			{"commit in the body", "POST", "/v1/commit", `{"group":"billing-eu","offsets":{"payments":{"0":0}}}`, alice, 403, 13, `commit on topic "payments"`},
+			{"stats", "GET", "/v1/groups/billing-eu/stats", "", ops, 200, 0, ""},
+			{"metrics refused", "GET", "/metrics", "", orders, 403, 13, "metrics on the gateway"},
+			{"metrics", "GET", "/metrics", "", ops, 200, 0, ""},
+			{"plugins refused", "GET", "/v1/plugins", "", nil, 401, 18, ""},
+			{"mqproxy send, topic not allowed", "POST", "/v1/kafka/send", `{"topic":"payments","payload":"p"}`, orders, 403, 13, `produce on topic "payments"`},
+			{"probe", "GET", "/healthz", "", nil, 200, 0, ""},
+		} {
+			status, body := g.do(c.method, c.path, c.body, c.header)
+			var e apiError
+			_ = json.Unmarshal(body, &e)
+			if status != c.status || e.Error.Code != c.code || !strings.Contains(e.Error.Message, c.names) {
+				t.Errorf("%s: %d %s; want %d, code %d, naming %q", c.name, status, body, c.status, c.code, c.names)
+			}
+		}
+		if log := g.log.String(); !strings.Contains(log, "authorization refused") {
+			t.Errorf("no audit line for the refusals in the gateway's log")
+		}
+	})
+}
+
+// A Thrift connection takes its principal from its source network: from
+// 127.0.0.2 (dc) a DDMQ client produces to what dc may; from 127.0.0.1,
+// which has no principal and no anonymous one, the connection is closed.
+func TestThriftAuthByNetwork(t *testing.T) {
+	kind := brokerKinds[0]
+	dir := t.TempDir()
+	iss := newJWTIssuer(t, dir)
+	g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{extra: authConfig(iss.jwks)}))
+	client := func(local string) *producer.ProducerServiceClient {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
+		conn, err := d.Dial("tcp", g.thriftAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conf := &thrift.TConfiguration{SocketTimeout: 30 * time.Second}
+		trans := thrift.NewTFramedTransportConf(thrift.NewTSocketFromConnConf(conn, conf), conf)
+		return producer.NewProducerServiceClientFactory(trans, thrift.NewTCompactProtocolFactoryConf(conf))
+	}
+	ctx := context.Background()
+	dc := client("127.0.0.2")
+	res, err := dc.SendSync(ctx, &producer.Message{Topic: "orders", Body: []byte("x")}, 5000)
+	if err != nil || res.Code != 0 {
+		t.Fatalf("sendSync from dc to orders: %+v, %v; want code 0", res, err)
+	}
+	res, err = dc.SendSync(ctx, &producer.Message{Topic: "payments", Body: []byte("x")}, 5000)
+	if err != nil || res.Code != 13 || !strings.Contains(res.Msg, `produce on topic "payments"`) {
+		t.Fatalf("sendSync from dc to payments: %+v, %v; want code 13 naming the operation and topic", res, err)
+	}
+	if res, err := client("127.0.0.1").SendSync(ctx, &producer.Message{Topic: "orders", Body: []byte("x")}, 5000); err == nil {
+		t.Fatalf("an unauthenticated connection was answered: %+v", res)
+	}
+}

@@ -1,0 +1,328 @@
+// Package auth decides who sends a request (authentication: API keys,
+// HTTP Basic, JWTs, client certificates, source networks, an anonymous
+// principal) and whether that principal may do what it asks (the ACL
+// rules of package acl). Both frontends ask it; it knows nothing of HTTP
+// or Thrift beyond the credentials they hand it.
+//
+// Every refusal is logged as an audit line with the principal (or the
+// credential's kind), the source address, the operation and the resource.
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+
+	"github.com/mqgate/mqgate/core/auth/acl"
+	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Methods a principal was established by.
+const (
+	MethodNone      = "none" // auth: is not configured
+	MethodAPIKey    = "api_key"
+	MethodBasic     = "basic"
+	MethodJWT       = "jwt"
+	MethodMTLS      = "mtls"
+	MethodNetwork   = "network"
+	MethodAnonymous = "anonymous"
+)
+
+// NoAuthPrincipal is every request's principal when auth: is not
+// configured; ACL rules may name it.
+const NoAuthPrincipal = "anonymous"
+
+// maxCredentialBytes bounds an Authorization header's credential: a JWT
+// with many claims is a few KiB.
+const maxCredentialBytes = 16 << 10
+
+// Principal is who sent a request.
+type Principal struct {
+	Name   string
+	Method string
+}
+
+// Credentials are what a request presents.
+type Credentials struct {
+	// Authorization is the HTTP Authorization header ("Bearer KEY",
+	// "Basic ..."), or a token a Thrift client sent in its stead.
+	Authorization string
+	// Remote is the client's address.
+	Remote netip.Addr
+	// PeerCertificates is the client's verified certificate chain, leaf
+	// first, when the listener verified one.
+	PeerCertificates []*x509.Certificate
+}
+
+// Gate authenticates and authorizes requests. Its methods are safe for
+// concurrent use.
+type Gate struct {
+	on        bool
+	keys      map[[sha256.Size]byte]string // key hash -> principal
+	jwt       *jwtVerifier
+	mtls      string // cn, san_dns or san_uri; "" when not configured
+	networks  []network
+	anonymous string
+	rules     acl.Rules
+	log       *slog.Logger
+}
+
+type network struct {
+	prefixes  []netip.Prefix
+	principal string
+}
+
+// New builds the gate of cfg's auth: and acl: sections, which Load has
+// validated. Relative file names are read against cfg.Dir. The context
+// bounds the first fetch of a JWKS URL.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gate, error) {
+	g := &Gate{keys: map[[sha256.Size]byte]string{}, log: log}
+	rules, err := compileRules(cfg.ACL)
+	if err != nil {
+		return nil, err
+	}
+	g.rules = rules
+	a := cfg.Auth
+	if a == nil {
+		return g, nil
+	}
+	g.on = true
+	for _, k := range a.APIKeys {
+		var h [sha256.Size]byte
+		if _, err := hex.Decode(h[:], []byte(k.SHA256)); err != nil {
+			return nil, fmt.Errorf("auth.api_keys: %w", err)
+		}
+		g.keys[h] = k.Principal
+	}
+	if a.JWT != nil {
+		if g.jwt, err = newJWTVerifier(ctx, a.JWT, cfg.Dir); err != nil {
+			return nil, err
+		}
+	}
+	if a.MTLS != nil {
+		g.mtls = a.MTLS.Principal
+	}
+	for i, n := range a.Networks {
+		nw := network{principal: n.Principal}
+		for _, c := range n.CIDRs {
+			p, err := netip.ParsePrefix(c)
+			if err != nil {
+				return nil, fmt.Errorf("auth.networks[%d].cidrs: %w", i, err)
+			}
+			nw.prefixes = append(nw.prefixes, p.Masked())
+		}
+		g.networks = append(g.networks, nw)
+	}
+	if a.Anonymous != nil {
+		g.anonymous = a.Anonymous.Principal
+	}
+	return g, nil
+}
+
+func compileRules(rules []*config.ACLRule) (acl.Rules, error) {
+	if rules == nil {
+		return nil, nil
+	}
+	out := make(acl.Rules, 0, len(rules))
+	for i, r := range rules {
+		src := fmt.Sprintf("acl[%d]", i)
+		rule := acl.Rule{Deny: r.Effect == "deny", Source: src}
+		var err error
+		if rule.Principal, err = acl.ParsePattern(r.Principal); err != nil {
+			return nil, fmt.Errorf("%s.principal: %w", src, err)
+		}
+		for _, o := range r.Operations {
+			op, err := acl.ParseOp(o)
+			if err != nil {
+				return nil, fmt.Errorf("%s.operations: %w", src, err)
+			}
+			rule.Ops = append(rule.Ops, op)
+		}
+		for _, list := range []struct {
+			key  string
+			in   []string
+			into *[]acl.Pattern
+		}{{"topics", r.Topics, &rule.Topics}, {"groups", r.Groups, &rule.Groups}} {
+			for _, s := range list.in {
+				p, err := acl.ParsePattern(s)
+				if err != nil {
+					return nil, fmt.Errorf("%s.%s: %w", src, list.key, err)
+				}
+				*list.into = append(*list.into, p)
+			}
+		}
+		out = append(out, rule)
+	}
+	return out, nil
+}
+
+// Enabled reports whether auth: is configured.
+func (g *Gate) Enabled() bool { return g.on }
+
+// Authenticate returns the principal of c, or a code 18 error saying why
+// there is none. A credential that is presented and fails is refused, even
+// where an anonymous principal is configured: a client that meant to be
+// someone should hear that it is not.
+func (g *Gate) Authenticate(c Credentials) (Principal, error) {
+	if !g.on {
+		return Principal{Name: NoAuthPrincipal, Method: MethodNone}, nil
+	}
+	if g.mtls != "" && len(c.PeerCertificates) > 0 {
+		if name := certPrincipal(c.PeerCertificates[0], g.mtls); name != "" {
+			return Principal{Name: name, Method: MethodMTLS}, nil
+		}
+	}
+	if c.Authorization != "" {
+		p, err := g.fromHeader(c.Authorization)
+		if err != nil {
+			g.audit("authentication refused", "", c.Remote, "", "", err)
+			return Principal{}, sdk.Errorf(sdk.CodeUnauthenticated, "unauthenticated: %v", err)
+		}
+		return p, nil
+	}
+	for _, n := range g.networks {
+		for _, p := range n.prefixes {
+			if c.Remote.IsValid() && p.Contains(c.Remote.Unmap()) {
+				return Principal{Name: n.principal, Method: MethodNetwork}, nil
+			}
+		}
+	}
+	if g.anonymous != "" {
+		return Principal{Name: g.anonymous, Method: MethodAnonymous}, nil
+	}
+	err := fmt.Errorf("no credential: send \"Authorization: Bearer <API key or JWT>\", HTTP Basic, or a client certificate%s", g.accepted())
+	g.audit("authentication refused", "", c.Remote, "", "", err)
+	return Principal{}, sdk.Errorf(sdk.CodeUnauthenticated, "unauthenticated: %v", err)
+}
+
+// accepted lists what the gate takes, for the message to a client that
+// sent nothing.
+func (g *Gate) accepted() string {
+	var m []string
+	if len(g.keys) > 0 {
+		m = append(m, "API keys")
+	}
+	if g.jwt != nil {
+		m = append(m, "JWTs")
+	}
+	if g.mtls != "" {
+		m = append(m, "client certificates")
+	}
+	if len(m) == 0 {
+		return ""
+	}
+	return " (this gateway accepts " + strings.Join(m, ", ") + ")"
+}
+
+// fromHeader authenticates an Authorization header.
+func (g *Gate) fromHeader(h string) (Principal, error) {
+	scheme, cred, err := ParseAuthorization(h)
+	if err != nil {
+		return Principal{}, err
+	}
+	switch scheme {
+	case "bearer":
+		if name, ok := g.keys[sha256.Sum256([]byte(cred))]; ok {
+			return Principal{Name: name, Method: MethodAPIKey}, nil
+		}
+		if g.jwt != nil && strings.Count(cred, ".") == 2 {
+			name, err := g.jwt.verify(cred)
+			if err != nil {
+				return Principal{}, err
+			}
+			return Principal{Name: name, Method: MethodJWT}, nil
+		}
+		return Principal{}, fmt.Errorf("the bearer token is not a known API key%s", map[bool]string{true: " or a JWT", false: ""}[g.jwt != nil])
+	default: // basic
+		user, pass, _ := strings.Cut(cred, ":")
+		if name, ok := g.keys[sha256.Sum256([]byte(pass))]; ok && name == user {
+			return Principal{Name: name, Method: MethodBasic}, nil
+		}
+		return Principal{}, fmt.Errorf("HTTP Basic: the password is not an API key of principal %q", user)
+	}
+}
+
+// ParseAuthorization splits an Authorization header into its scheme,
+// "bearer" or "basic", and its credential: the token, or Basic's decoded
+// "user:password".
+func ParseAuthorization(h string) (scheme, credential string, err error) {
+	if len(h) > maxCredentialBytes {
+		return "", "", fmt.Errorf("Authorization header of %d bytes is over the limit of %d", len(h), maxCredentialBytes)
+	}
+	s, cred, ok := strings.Cut(strings.TrimSpace(h), " ")
+	cred = strings.TrimSpace(cred)
+	if !ok || cred == "" {
+		return "", "", fmt.Errorf("Authorization header must be \"Bearer <token>\" or \"Basic <base64 of user:password>\"")
+	}
+	switch strings.ToLower(s) {
+	case "bearer":
+		return "bearer", cred, nil
+	case "basic":
+		b, err := base64.StdEncoding.DecodeString(cred)
+		if err != nil {
+			return "", "", fmt.Errorf("Authorization: Basic credential is not base64: %v", err)
+		}
+		if !strings.Contains(string(b), ":") {
+			return "", "", fmt.Errorf("Authorization: Basic credential must be base64 of user:password")
+		}
+		return "basic", string(b), nil
+	}
+	return "", "", fmt.Errorf("Authorization scheme %q is not Bearer or Basic", s)
+}
+
+// certPrincipal is the principal a client certificate names.
+func certPrincipal(c *x509.Certificate, from string) string {
+	switch from {
+	case "san_dns":
+		if len(c.DNSNames) > 0 {
+			return c.DNSNames[0]
+		}
+	case "san_uri":
+		if len(c.URIs) > 0 {
+			return c.URIs[0].String()
+		}
+	default:
+		return c.Subject.CommonName
+	}
+	return ""
+}
+
+// Authorize returns nil when p may do op on topic as group (either may be
+// empty), else a code 13 error naming the operation and the resource; the
+// refusal is logged for audit. remote is the client's address.
+func (g *Gate) Authorize(p Principal, remote netip.Addr, op acl.Op, topic, group string) error {
+	err := g.rules.Decide(acl.Request{Principal: p.Name, Op: op, Topic: topic, Group: group})
+	if err == nil {
+		return nil
+	}
+	g.audit("authorization refused", p.Name, remote, op, acl.Request{Topic: topic, Group: group}.Resource(), err)
+	return sdk.Errorf(sdk.CodeNotAllowed, "not allowed: %v", err)
+}
+
+// Audit logs an action a principal took that operators must be able to
+// trace (an offset reset, say).
+func (g *Gate) Audit(action string, p Principal, remote netip.Addr, op acl.Op, resource string) {
+	g.log.Info("audit", "action", action, "principal", p.Name, "method", p.Method, "source", addrText(remote), "operation", string(op), "resource", resource)
+}
+
+func (g *Gate) audit(action, principal string, remote netip.Addr, op acl.Op, resource string, err error) {
+	g.log.Warn("audit", "action", action, "principal", principal, "source", addrText(remote), "operation", string(op), "resource", resource, "error", err.Error())
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.Unmap().String()
+}
+
+// Open is the gate of a gateway without auth: or acl: — everyone is the
+// anonymous principal and may do anything.
+func Open(log *slog.Logger) *Gate { return &Gate{log: log} }

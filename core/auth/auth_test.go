@@ -1,0 +1,234 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mqgate/mqgate/core/auth/acl"
+	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+func hash(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
+// signer is a JWKS of one ES256 key, written to a file, and its private key.
+type signer struct {
+	key  *ecdsa.PrivateKey
+	file string
+}
+
+func newSigner(t testing.TB) signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := k.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	set := map[string]any{"keys": []map[string]string{{
+		"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+		"x": b64(pub[1:33]), "y": b64(pub[33:]),
+	}}}
+	raw, _ := json.Marshal(set)
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(file, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return signer{k, file}
+}
+
+func (s signer) token(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
+	tok.Header["kid"] = "k1"
+	out, err := tok.SignedString(s.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func gate(t testing.TB, cfg *config.Config, log *bytes.Buffer) *Gate {
+	t.Helper()
+	w := any(log)
+	if log == nil {
+		w = &bytes.Buffer{}
+	}
+	g, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(w.(*bytes.Buffer), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+func TestAuthenticate(t *testing.T) {
+	s := newSigner(t)
+	cfg := &config.Config{Auth: &config.Auth{
+		APIKeys:  []*config.APIKey{{Principal: "orders-svc", SHA256: hash("k-orders")}},
+		JWT:      &config.JWT{JWKSFile: s.file, Issuer: "https://idp", Audience: "mqgate", PrincipalClaim: "sub", Leeway: time.Second},
+		MTLS:     &config.MTLS{Principal: "cn"},
+		Networks: []*config.Network{{CIDRs: []string{"10.1.0.0/16"}, Principal: "dc-east"}},
+	}}
+	var log bytes.Buffer
+	g := gate(t, cfg, &log)
+	now := time.Now()
+	valid := jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice", "exp": now.Add(time.Hour).Unix()}
+	with := func(k string, v any) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for kk, vv := range valid {
+			c[kk] = vv
+		}
+		c[k] = v
+		return c
+	}
+	other := newSigner(t)
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "billing"}}
+	lan := netip.MustParseAddr("10.1.2.3")
+	for _, c := range []struct {
+		name   string
+		creds  Credentials
+		want   Principal
+		refuse string
+	}{
+		{"API key as bearer", Credentials{Authorization: "Bearer k-orders"}, Principal{"orders-svc", MethodAPIKey}, ""},
+		{"API key as Basic password", Credentials{Authorization: basic("orders-svc", "k-orders")}, Principal{"orders-svc", MethodBasic}, ""},
+		{"Basic with another principal's key", Credentials{Authorization: basic("admin", "k-orders")}, Principal{}, `principal "admin"`},
+		{"unknown key", Credentials{Authorization: "Bearer nope"}, Principal{}, "not a known API key or a JWT"},
+		{"unknown key from a trusted network", Credentials{Authorization: "Bearer nope", Remote: lan}, Principal{}, "not a known API key"},
+		{"JWT", Credentials{Authorization: "Bearer " + s.token(t, valid)}, Principal{"alice", MethodJWT}, ""},
+		{"JWT expired", Credentials{Authorization: "Bearer " + s.token(t, with("exp", now.Add(-time.Hour).Unix()))}, Principal{}, "expired"},
+		{"JWT without exp", Credentials{Authorization: "Bearer " + s.token(t, jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice"})}, Principal{}, "exp"},
+		{"JWT for another audience", Credentials{Authorization: "Bearer " + s.token(t, with("aud", "other"))}, Principal{}, "audience"},
+		{"JWT of another issuer", Credentials{Authorization: "Bearer " + s.token(t, with("iss", "https://evil"))}, Principal{}, "issuer"},
+		{"JWT signed by another key", Credentials{Authorization: "Bearer " + other.token(t, valid)}, Principal{}, "JWT refused"},
+		{"JWT without the principal claim", Credentials{Authorization: "Bearer " + s.token(t, with("sub", 7))}, Principal{}, `claim "sub"`},
+		{"JWT alg none", Credentials{Authorization: "Bearer " + noneToken(valid)}, Principal{}, "JWT refused"},
+		{"client certificate", Credentials{PeerCertificates: []*x509.Certificate{cert}}, Principal{"billing", MethodMTLS}, ""},
+		{"network", Credentials{Remote: lan}, Principal{"dc-east", MethodNetwork}, ""},
+		{"IPv4-mapped network", Credentials{Remote: netip.MustParseAddr("::ffff:10.1.2.3")}, Principal{"dc-east", MethodNetwork}, ""},
+		{"nothing", Credentials{Remote: netip.MustParseAddr("192.168.1.1")}, Principal{}, "no credential"},
+		{"bad scheme", Credentials{Authorization: "Digest x"}, Principal{}, "not Bearer or Basic"},
+	} {
+		p, err := g.Authenticate(c.creds)
+		switch {
+		case c.refuse == "" && (err != nil || p != c.want):
+			t.Errorf("%s: %+v, %v; want %+v", c.name, p, err, c.want)
+		case c.refuse != "" && (sdk.CodeOf(err) != sdk.CodeUnauthenticated || !strings.Contains(err.Error(), c.refuse)):
+			t.Errorf("%s: %+v, %v; want code 18 naming %q", c.name, p, err, c.refuse)
+		}
+	}
+	if !strings.Contains(log.String(), `action="authentication refused"`) || !strings.Contains(log.String(), "source=192.168.1.1") {
+		t.Errorf("refusals were not audited:\n%s", log.String())
+	}
+	if strings.Contains(log.String(), "k-orders") {
+		t.Errorf("the audit log holds a key:\n%s", log.String())
+	}
+
+	cfg.Auth.Anonymous = &config.Anonymous{Principal: "guest"}
+	g = gate(t, cfg, nil)
+	if p, err := g.Authenticate(Credentials{}); err != nil || p != (Principal{"guest", MethodAnonymous}) {
+		t.Errorf("anonymous: %+v, %v", p, err)
+	}
+	if _, err := g.Authenticate(Credentials{Authorization: "Bearer wrong"}); sdk.CodeOf(err) != sdk.CodeUnauthenticated {
+		t.Errorf("a wrong key with anonymous allowed: %v; want code 18, not anonymous", err)
+	}
+}
+
+func noneToken(c jwt.MapClaims) string {
+	tok := jwt.NewWithClaims(jwt.SigningMethodNone, c)
+	s, _ := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
+	return s
+}
+
+func TestNoAuthIsAnonymousAndACLStillApplies(t *testing.T) {
+	var log bytes.Buffer
+	g := gate(t, &config.Config{ACL: []*config.ACLRule{
+		{Principal: "anonymous", Effect: "allow", Operations: []string{"produce"}, Topics: []string{"public.*"}},
+	}}, &log)
+	p, err := g.Authenticate(Credentials{Authorization: "Bearer whatever"})
+	if err != nil || p.Name != NoAuthPrincipal {
+		t.Fatalf("without auth: %+v, %v", p, err)
+	}
+	remote := netip.MustParseAddr("127.0.0.1")
+	if err := g.Authorize(p, remote, acl.Produce, "public.news", ""); err != nil {
+		t.Errorf("allowed produce refused: %v", err)
+	}
+	err = g.Authorize(p, remote, acl.Consume, "public.news", "g")
+	if sdk.CodeOf(err) != sdk.CodeNotAllowed || !strings.Contains(err.Error(), `consume on topic "public.news" as group "g"`) {
+		t.Errorf("consume: %v; want code 13 naming the operation and resource", err)
+	}
+	if !strings.Contains(log.String(), `action="authorization refused" principal=anonymous source=127.0.0.1 operation=consume`) {
+		t.Errorf("refusal not audited:\n%s", log.String())
+	}
+	if err := gate(t, &config.Config{}, nil).Authorize(p, remote, acl.Admin, "", ""); err != nil {
+		t.Errorf("no acl: refused %v", err)
+	}
+}
+
+func FuzzParseAuthorization(f *testing.F) {
+	for _, s := range []string{"Bearer abc", basic("u", "p"), "Basic !!!", "bearer  x ", "Basic " + base64.StdEncoding.EncodeToString([]byte("nocolon")), ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		scheme, cred, err := ParseAuthorization(h)
+		if err != nil {
+			return
+		}
+		if scheme != "bearer" && scheme != "basic" || cred == "" {
+			t.Fatalf("ParseAuthorization(%q) = %q, %q", h, scheme, cred)
+		}
+		if scheme == "basic" && !strings.Contains(cred, ":") {
+			t.Fatalf("basic credential without a colon: %q", cred)
+		}
+	})
+}
+
+// FuzzAuthenticateToken feeds arbitrary bearer tokens to a gate with API
+// keys and a JWKS: none but the known key and the valid token may pass.
+func FuzzAuthenticateToken(f *testing.F) {
+	s := newSigner(f)
+	valid := s.token(f, jwt.MapClaims{"iss": "i", "aud": "a", "sub": "alice", "exp": time.Now().Add(24 * time.Hour).Unix()})
+	g := gate(f, &config.Config{Auth: &config.Auth{
+		APIKeys: []*config.APIKey{{Principal: "svc", SHA256: hash("key")}},
+		JWT:     &config.JWT{JWKSFile: s.file, Issuer: "i", Audience: "a", PrincipalClaim: "sub"},
+	}}, nil)
+	f.Add(valid)
+	f.Add("key")
+	f.Add(valid[:len(valid)-2] + "AA")
+	f.Add(noneToken(jwt.MapClaims{"iss": "i", "aud": "a", "sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}))
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, token string) {
+		p, err := g.Authenticate(Credentials{Authorization: "Bearer " + token})
+		if err == nil && strings.TrimSpace(token) != "key" && strings.TrimSpace(token) != valid {
+			t.Fatalf("token %q authenticated as %+v", token, p)
+		}
+	})
+}

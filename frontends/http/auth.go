@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mqgate/mqgate/core/auth"
+	"github.com/mqgate/mqgate/core/auth/acl"
+)
+
+// principalKey holds the request's auth.Principal in the gin context.
+const principalKey = "mqgate.principal"
+
+// resourceOf says which topic and group a route acts on, from its path.
+type resourceOf func(c *gin.Context) (topic, group string)
+
+// pathResource is the :topic and :group of the path (either may be absent).
+func pathResource(c *gin.Context) (string, string) { return c.Param("topic"), c.Param("group") }
+
+// noResource is for routes about the gateway itself.
+func noResource(*gin.Context) (string, string) { return "", "" }
+
+// guard runs h for an authenticated request, once op on the route's
+// resource is authorized; op "" leaves authorization to h (the resource is
+// in the body). A refusal is answered by fail: 401 with code 18, or 403
+// with code 13.
+func (s *Server) guard(op acl.Op, res resourceOf, fail func(*gin.Context, error), h gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, err := s.gate.Authenticate(credentials(c))
+		if err != nil {
+			c.Header("WWW-Authenticate", `Bearer realm="mqgate"`)
+			fail(c, err)
+			return
+		}
+		c.Set(principalKey, p)
+		if op != "" {
+			topic, group := res(c)
+			if err := s.gate.Authorize(p, remoteAddr(c), op, topic, group); err != nil {
+				fail(c, err)
+				return
+			}
+		}
+		h(c)
+	}
+}
+
+// guarded is guard answering with the standard error body.
+func (s *Server) guarded(op acl.Op, res resourceOf, h gin.HandlerFunc) gin.HandlerFunc {
+	return s.guard(op, res, s.abortWithError, h)
+}
+
+// authorize checks op on a resource a guarded handler found in the body.
+func (s *Server) authorize(c *gin.Context, op acl.Op, topic, group string) error {
+	p, _ := c.Get(principalKey)
+	principal, _ := p.(auth.Principal)
+	return s.gate.Authorize(principal, remoteAddr(c), op, topic, group)
+}
+
+// credentials are what the request presents: its Authorization header,
+// its source address and its verified client certificate.
+func credentials(c *gin.Context) auth.Credentials {
+	cr := auth.Credentials{Authorization: c.GetHeader("Authorization"), Remote: remoteAddr(c)}
+	if t := c.Request.TLS; t != nil && len(t.VerifiedChains) > 0 && len(t.VerifiedChains[0]) > 0 {
+		cr.PeerCertificates = t.VerifiedChains[0]
+	}
+	return cr
+}
+
+// remoteAddr is the TCP peer's address: no proxy header is trusted.
+func remoteAddr(c *gin.Context) netip.Addr {
+	ap, err := netip.ParseAddrPort(c.Request.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+// authorizeTopics checks op on every topic of offsets (as group), in name
+// order so the refusal named is always the same.
+func (s *Server) authorizeTopics(c *gin.Context, op acl.Op, offsets map[string]map[string]int64, group string) error {
+	for _, topic := range slices.Sorted(maps.Keys(offsets)) {
+		if err := s.authorize(c, op, topic, group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
