@@ -358,7 +358,7 @@ func (b *Backend) Health(ctx context.Context) error {
 	if c.cfg.embedded {
 		return nil
 	}
-	ctx, cancel := answerContext(ctx)
+	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	if err := c.admin.Ping(ctx); err != nil {
 		return b.callError(ctx, err, "reaching the kafka brokers")
