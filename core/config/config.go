@@ -61,8 +61,7 @@ type Config struct {
 	File string `yaml:"-"`
 	// Dir is the directory of File; absolute when the config came from
 	// Load. Relative paths inside the config are left as written; callers
-	// resolve them against Dir where that is what they mean; a
-	// ${file:...} reference is read relative to it.
+	// resolve them against Dir where that is what they mean.
 	Dir string `yaml:"-"`
 
 	// secrets are the values read through references, which PluginError
@@ -354,7 +353,7 @@ func parse(file string, data []byte) (*Config, Errors) {
 	d := newDecoder(file)
 	c := &Config{File: file, Dir: filepath.Dir(file)}
 	if root := d.document(data); root != nil {
-		d.expandReferences(root, c.Dir)
+		d.expandReferences(root)
 		d.decodeStruct(root, reflect.ValueOf(c).Elem(), "", root.Line)
 		d.validate(c)
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,10 +29,11 @@ type secret struct {
 
 // expandReferences replaces the references in the string scalars under
 // root, recording an error at the key path for each that cannot be read,
-// and the secrets read in d.secrets. dir is what a relative file path is
-// relative to: the config file's directory. Each node is visited once, so
-// a value an alias repeats is read once and aliases cannot make this loop.
-func (d *decoder) expandReferences(root *yaml.Node, dir string) {
+// and the secrets read in d.secrets. A relative file path is read as
+// written, relative to the working directory, as every path in the config
+// is. Each node is visited once, so a value an alias repeats is read once
+// and aliases cannot make this loop.
+func (d *decoder) expandReferences(root *yaml.Node) {
 	seen := map[*yaml.Node]bool{}
 	var walk func(n *yaml.Node, path string)
 	walk = func(n *yaml.Node, path string) {
@@ -59,7 +59,7 @@ func (d *decoder) expandReferences(root *yaml.Node, dir string) {
 			if m == nil {
 				return
 			}
-			value, err := readReference(m[1], m[2], dir)
+			value, err := readReference(m[1], m[2])
 			if err != nil {
 				d.errorf(n.Line, path, "%s: %v", n.Value, err)
 				d.broken[path] = true
@@ -75,7 +75,7 @@ func (d *decoder) expandReferences(root *yaml.Node, dir string) {
 
 // readReference reads what `${kind:arg}` refers to. Its errors name the
 // variable or file, never a value.
-func readReference(kind, arg, dir string) (string, error) {
+func readReference(kind, arg string) (string, error) {
 	switch kind {
 	case "env":
 		if !envName.MatchString(arg) {
@@ -90,11 +90,7 @@ func readReference(kind, arg, dir string) (string, error) {
 		if arg == "" {
 			return "", fmt.Errorf("want a file path after file:")
 		}
-		path := arg
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(dir, path)
-		}
-		data, err := os.ReadFile(path)
+		data, err := os.ReadFile(arg)
 		if err != nil {
 			// The os error names the path and why, not the content.
 			return "", fmt.Errorf("reading the file: %v", err)

@@ -36,13 +36,13 @@ clusters:
       brokers: ["${env:MQGATE_TEST_LISTEN}", "b:9092"]
       sasl:
         username: &user ${env:MQGATE_TEST_USER}
-        password: ${file:password}
+        password: ${file:`+filepath.Join(dir, "password")+`}
         token: "${file:`+filepath.Join(dir, "token")+`}"
         also: *user
         empty: ${env:MQGATE_TEST_EMPTY}
         inside: prefix-${env:MQGATE_TEST_USER}
         number: 5
-      tls: {ca_file: '${file:ca.pem}'}
+      tls: {ca_file: '${file:`+filepath.Join(dir, "ca.pem")+`}'}
 http:
   listen: ${env:MQGATE_TEST_LISTEN}
 `))
