@@ -327,6 +327,11 @@ func TestSASLWrongPassword(t *testing.T) {
 		_, err := b.Produce(ctx, []sdk.Record{{Topic: allowedTopic, Partition: sdk.PartitionRandom, Value: []byte("v")}})
 		wantAuth("Produce", err)
 	}
+	_, err := b.ListOffsets(ctx, []string{allowedTopic}, allowedGroup)
+	wantAuth("ListOffsets", err)
+	_, err = b.Fetch(ctx, sdk.FetchRequest{Positions: []sdk.FetchPosition{{Topic: allowedTopic, Qid: "0", Offset: 0}}, MaxWait: time.Second})
+	wantAuth("Fetch", err)
+	wantAuth("Commit", b.Commit(ctx, allowedGroup, []sdk.Offset{{Topic: allowedTopic, Qid: "0", Offset: 1}}))
 	if ctx.Err() != nil {
 		t.Fatal("the calls ran into their deadline")
 	}
