@@ -72,6 +72,13 @@ func TestParseConfigReportsEveryProblem(t *testing.T) {
 		{"sasl without mechanism", `{"brokers": ["a:9092"], "sasl": {"username": "u"}}`, []string{
 			"sasl.mechanism: required; want one of PLAIN, SCRAM-SHA-256",
 		}},
+		{"sasl values of the wrong type are reported once", `{"brokers": ["a:9092"], "sasl": {"mechanism": 1, "username": "u", "password": 2}}`, []string{
+			"sasl.mechanism: want a string, got a JSON number",
+			"sasl.password: want a string, got a JSON number",
+		}},
+		{"PLAIN with a password of the wrong type", `{"brokers": ["a:9092"], "sasl": {"mechanism": "PLAIN", "username": "u", "password": 2}}`, []string{
+			"sasl.password: want a string, got a JSON number",
+		}},
 		{"blocks that are not objects", `{"brokers": ["a:9092"], "tls": true, "sasl": "PLAIN"}`, []string{
 			"tls: must be a JSON object",
 			"sasl: must be a JSON object",

@@ -156,9 +156,10 @@ func parseSASL(raw json.RawMessage) (credentials, sdk.ConfigErrors) {
 	}
 	mech := strings.ToUpper(r.Mechanism)
 	c := credentials{mechanism: mech, username: r.Username}
-	// need reports key when it is empty; unwanted reports it when set.
+	// need reports key when it is empty; unwanted reports it when set. A
+	// key whose value had the wrong type is already reported.
 	need := func(key, v string) {
-		if v == "" {
+		if v == "" && !errs.Has("sasl."+key) {
 			errs.Addf("sasl."+key, "required with mechanism %s", mech)
 		}
 	}
@@ -187,7 +188,9 @@ func parseSASL(raw json.RawMessage) (credentials, sdk.ConfigErrors) {
 		c.username = ""
 		c.auth = oauth.Auth{Token: r.Token}.AsMechanism()
 	case "":
-		errs.Addf("sasl.mechanism", "required; want one of %s", strings.Join(mechanisms, ", "))
+		if !errs.Has("sasl.mechanism") {
+			errs.Addf("sasl.mechanism", "required; want one of %s", strings.Join(mechanisms, ", "))
+		}
 	default:
 		errs.Addf("sasl.mechanism", "want one of %s, got %q", strings.Join(mechanisms, ", "), r.Mechanism)
 	}
