@@ -147,6 +147,51 @@ default_cluster: local
 	}
 }
 
+// A secret that cannot be read is a problem at its key naming the variable
+// or file; a secret that can is checked by the plugin like any value, and
+// shows in no message.
+func TestCheckReportsSecretProblems(t *testing.T) {
+	t.Setenv("MQGATE_TEST_CHECK_PASSWORD", "check-secret-value")
+	code, _, stdout, stderr := runCheck(t, `version: 1
+plugins:
+  kafka: {builtin: kafka}
+clusters:
+  local:
+    plugin: kafka
+    config:
+      brokers: ["127.0.0.1:1"]
+      sasl: {mechanism: SCRAM-SHA-256, username: alice, password: "${env:MQGATE_TEST_CHECK_UNSET}"}
+  other:
+    plugin: kafka
+    config:
+      brokers: ["127.0.0.1:1"]
+      sasl: {mechanism: GSSAPI, username: alice, password: "${env:MQGATE_TEST_CHECK_PASSWORD}"}
+  third:
+    plugin: kafka
+    config:
+      brokers: ["127.0.0.1:1"]
+      sasl:
+        mechanism: PLAIN
+        username: bob
+        password: ${file:{{dir}}/no-such-secret}
+default_cluster: local
+`)
+	want := []string{
+		`FILE:9: clusters.local.config.sasl.password: ${env:MQGATE_TEST_CHECK_UNSET}: environment variable MQGATE_TEST_CHECK_UNSET is not set`,
+		`FILE:14: clusters.other.config.sasl.mechanism: want one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, got "GSSAPI"`,
+		`FILE:22: clusters.third.config.sasl.password: ${file:...`,
+	}
+	if code != 1 || len(stdout) != 0 || !linesMatch(stderr, want) {
+		t.Fatalf("check = %d\nstdout: %q\nstderr:\n%s\nwant:\n%s", code, stdout, strings.Join(stderr, "\n"), strings.Join(want, "\n"))
+	}
+	if out := strings.Join(append(stdout, stderr...), "\n"); strings.Contains(out, "check-secret-value") {
+		t.Errorf("check printed the password:\n%s", out)
+	}
+	if !strings.Contains(stderr[2], "no-such-secret: no such file or directory") {
+		t.Errorf("missing file reported as %q; want the file named and why", stderr[2])
+	}
+}
+
 // linesMatch reports whether got is want, line for line; a wanted line
 // ending in "..." matches any line it is a prefix of.
 func linesMatch(got, want []string) bool {

@@ -68,6 +68,10 @@ type Config struct {
 	// Load. Relative paths inside the config are left as written; callers
 	// resolve them against Dir where that is what they mean.
 	Dir string `yaml:"-"`
+
+	// secrets are the values read through references, which PluginError
+	// keeps out of its messages.
+	secrets []secret
 }
 
 // Plugin is one entry of `plugins:`: exactly one of Builtin or Path is set.
@@ -459,8 +463,13 @@ func parse(file string, data []byte) (*Config, Errors) {
 	d := newDecoder(file)
 	c := &Config{File: file, Dir: filepath.Dir(file)}
 	if root := d.document(data); root != nil {
+		d.expandReferences(root)
 		d.decodeStruct(root, reflect.ValueOf(c).Elem(), "", root.Line)
 		d.validate(c)
+	}
+	c.secrets = d.secrets
+	for _, e := range d.errs {
+		e.Msg = redact(c.secrets, e.Msg)
 	}
 	d.errs.SortByLine()
 	return c, d.errs
@@ -527,7 +536,7 @@ func (c *Config) PluginError(cluster, key, msg string) *Error {
 	if cl, ok := c.Clusters[cluster]; ok {
 		line = cl.LineOf(key)
 	}
-	return &Error{File: c.File, Line: line, Key: path, Msg: msg}
+	return &Error{File: c.File, Line: line, Key: path, Msg: redact(c.secrets, msg)}
 }
 
 // PluginEntryError locates a problem with a plugin as a whole, such as one

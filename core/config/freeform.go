@@ -64,6 +64,9 @@ func (d *decoder) freeform(n *yaml.Node, path string, inside []*yaml.Node) any {
 			}
 			return v
 		}
+		if d.unread[n] {
+			return nil // already reported by expandReferences
+		}
 		return n.Value // strings, timestamps and other tags, as written
 	}
 	d.errorf(n.Line, path, "want a value, got %s", describe(n))

@@ -54,6 +54,11 @@ type decoder struct {
 	values map[string]*yaml.Node // key path -> its value node, aliases resolved
 	broken map[string]bool       // key paths whose value had the wrong shape
 	budget int                   // nodes free-form maps may still expand to
+	// secrets are the values read through ${env:...} and ${file:...}
+	// references; unread holds the references that could not be read,
+	// which are reported once and otherwise left alone.
+	secrets []secret
+	unread  map[*yaml.Node]bool
 }
 
 func newDecoder(file string) *decoder {
@@ -63,6 +68,7 @@ func newDecoder(file string) *decoder {
 		values: map[string]*yaml.Node{},
 		broken: map[string]bool{},
 		budget: freeformBudget,
+		unread: map[*yaml.Node]bool{},
 	}
 }
 
@@ -266,6 +272,9 @@ func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path stri
 		d.broken[path] = true
 	}
 	wrong := func(want string) { bad("want %s, got %s", want, describe(n)) }
+	if d.unread[n] {
+		return // already reported by expandReferences
+	}
 	switch {
 	case fv.Kind() == reflect.Pointer:
 		nv := reflect.New(fv.Type().Elem())

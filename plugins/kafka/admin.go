@@ -93,7 +93,7 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 	}
 	resp, err := req.RequestWith(ctx, c.admin)
 	if err != nil {
-		return nil, toSDKError(err, "creating topics")
+		return nil, b.sdkError(err, "creating topics")
 	}
 	for _, spec := range specs {
 		errs[spec.Name] = sdk.Errorf(sdk.CodeInternal, "creating topic %s: the broker did not answer for it", spec.Name)
@@ -110,7 +110,7 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 		if t.ErrorMessage != nil {
 			err = fmt.Errorf("%w: %s", err, *t.ErrorMessage)
 		}
-		errs[t.Topic] = toSDKError(err, "creating topic %s", t.Topic)
+		errs[t.Topic] = b.sdkError(err, "creating topic %s", t.Topic)
 	}
 	return errs, nil
 }
@@ -225,6 +225,9 @@ func (b *Backend) Commit(ctx context.Context, group string, offsets []sdk.Offset
 	if group == "" {
 		return sdk.Errorf(sdk.CodeIllegal, "group is empty")
 	}
+	// A cluster refusing the credentials ends the call at once.
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
 	os := make(kadm.Offsets)
 	for _, o := range offsets {
 		p, err := commitPartition(o)
@@ -272,13 +275,16 @@ func (b *Backend) ListOffsets(ctx context.Context, topics []string, group string
 	if slices.Contains(topics, "") {
 		return nil, sdk.Errorf(sdk.CodeIllegal, "topic name is empty")
 	}
+	// A cluster refusing the credentials ends the call at once.
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
 	starts, err := adm.ListStartOffsets(ctx, topics...)
 	if err != nil {
-		return nil, toSDKError(err, "listing start offsets")
+		return nil, b.sdkError(err, "listing start offsets")
 	}
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
-		return nil, toSDKError(err, "listing end offsets")
+		return nil, b.sdkError(err, "listing end offsets")
 	}
 	var committed kadm.OffsetResponses
 	if group != "" {
@@ -291,7 +297,7 @@ func (b *Backend) ListOffsets(ctx context.Context, topics []string, group string
 			committed, err = nil, nil
 		}
 		if err != nil {
-			return nil, toSDKError(err, "fetching offsets of group %s", group)
+			return nil, b.sdkError(err, "fetching offsets of group %s", group)
 		}
 	}
 
@@ -309,7 +315,7 @@ func (b *Backend) ListOffsets(ctx context.Context, topics []string, group string
 		parts := make([]int32, 0, len(ps))
 		for p, lo := range ps {
 			if lo.Err != nil {
-				return nil, toSDKError(lo.Err, "listing offsets of %s", t)
+				return nil, b.sdkError(lo.Err, "listing offsets of %s", t)
 			}
 			parts = append(parts, p)
 		}
@@ -322,7 +328,7 @@ func (b *Backend) ListOffsets(ctx context.Context, topics []string, group string
 				if err == nil {
 					err = kerr.UnknownTopicOrPartition
 				}
-				return nil, toSDKError(err, "listing start offsets of %s", t)
+				return nil, b.sdkError(err, "listing start offsets of %s", t)
 			}
 			q.Start = s.Offset
 			if c, ok := committed.Lookup(t, p); ok && c.Err == nil && c.At >= 0 {
@@ -358,7 +364,7 @@ func (b *Backend) Health(ctx context.Context) error {
 	if c.cfg.embedded {
 		return nil
 	}
-	ctx, cancel := answerContext(ctx)
+	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	if err := c.admin.Ping(ctx); err != nil {
 		return b.callError(ctx, err, "reaching the kafka brokers")

@@ -51,6 +51,8 @@ type Backend struct {
 
 	// reach tracks whether the brokers can be dialed at all.
 	reach reachability
+	// auth tracks whether they accept the SASL credentials.
+	auth authWatch
 	// repeats holds back the clients' repeated log lines.
 	repeats repeats
 	// fds tracks whether the process is out of file descriptors.
@@ -74,6 +76,7 @@ func New(logger *slog.Logger) *Backend {
 	}
 	return &Backend{
 		logger:    logger, // the gateway tags each line with the plugin and cluster
+		auth:      authWatch{logger: logger},
 		consumers: make(map[*consumer]struct{}),
 		known:     make(map[string]bool),
 		fds:       newFDWatch(),
@@ -110,6 +113,9 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 	}
 
 	cfg.maxTopics = b.descriptorLimit(cfg)
+	if cfg.creds.auth != nil {
+		b.auth.enable(cfg.creds.who())
+	}
 	b.fds.advise(cfg.embedded)
 	seeds := cfg.brokers
 	if cfg.embedded {
@@ -152,7 +158,9 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 		b.wg.Add(1)
 		go b.applyRetention(b.cluster, retentionTick(cfg.retention))
 	}
-	b.logger.Info("configured", "embedded", cfg.embedded, "brokers", seeds)
+	b.logger.Info("configured", "embedded", cfg.embedded, "brokers", seeds,
+		"tls", cfg.creds.tls != nil, "sasl", cfg.creds.mechanism)
+	cfg.creds.warn(b.logger)
 	return nil
 }
 
@@ -212,6 +220,10 @@ func (b *Backend) clientOpts(cfg config, seeds []string) []kgo.Opt {
 	}
 	if cfg.clientID != "" {
 		opts = append(opts, kgo.ClientID(cfg.clientID))
+	}
+	opts = append(opts, cfg.creds.opts()...)
+	if cfg.creds.auth != nil {
+		opts = append(opts, kgo.WithHooks(&b.auth))
 	}
 	if cfg.embedded {
 		// Records up to the embedded broker's message.max.bytes must come

@@ -47,6 +47,8 @@ type rawConfig struct {
 	ProduceTimeout    *string         `json:"produce_timeout"`
 	GroupHeartbeat    *string         `json:"group_heartbeat"`
 	MaxTopics         *int            `json:"max_topics"`
+	TLS               json.RawMessage `json:"tls"`
+	SASL              json.RawMessage `json:"sasl"`
 }
 
 // config is the validated plugin config with defaults applied.
@@ -72,6 +74,9 @@ type config struct {
 	// created (see Backend.admitTopics). 0 means the default, derived at
 	// Configure from the process's descriptor limit (defaultMaxTopics).
 	maxTopics int
+	// creds are the TLS and SASL settings of an external cluster, applied
+	// to every client the backend makes.
+	creds credentials
 }
 
 // parseConfig decodes and validates the plugin's JSON config, without
@@ -153,6 +158,19 @@ func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 			cfg.maxTopics = *raw.MaxTopics
 		}
 	}
+	// The embedded broker listens in plaintext without SASL; its
+	// clients need neither.
+	if present(raw.TLS) && !externalOnly("tls", &errs, cfg) {
+		c, tlsErrs := parseTLS(raw.TLS)
+		errs = append(errs, tlsErrs...)
+		cfg.creds.tls = c
+	}
+	if present(raw.SASL) && !externalOnly("sasl", &errs, cfg) {
+		c, saslErrs := parseSASL(raw.SASL)
+		errs = append(errs, saslErrs...)
+		c.tls = cfg.creds.tls
+		cfg.creds = c
+	}
 	if raw.DefaultPartitions != nil {
 		if *raw.DefaultPartitions < 1 {
 			errs.Addf("default_partitions", "must be at least 1, got %d", *raw.DefaultPartitions)
@@ -164,6 +182,21 @@ func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 		return config{}, errs
 	}
 	return cfg, nil
+}
+
+// present reports whether a block was given a value other than null.
+func present(raw json.RawMessage) bool {
+	return len(raw) > 0 && string(raw) != "null"
+}
+
+// externalOnly reports key, a block that applies only to external
+// brokers, when the brokers are embedded, and then returns true.
+func externalOnly(key string, errs *sdk.ConfigErrors, cfg config) bool {
+	if cfg.embedded {
+		errs.Addf(key, "applies only to external brokers, not brokers: embedded")
+		return true
+	}
+	return false
 }
 
 // parseBrokers accepts "embedded" or a non-empty list of host:port. Every

@@ -48,6 +48,45 @@ func TestParseConfigReportsEveryProblem(t *testing.T) {
 			`listen: want host:port, got "bad"`,
 		}},
 		{"not an object", `[1]`, []string{": config must be a JSON object"}},
+		{"valid sasl, tls switched off", `{"brokers": ["a:9092"], "sasl": {"mechanism": "scram-sha-512", "username": "u", "password": "p"}, "tls": {"enabled": false, "ca_file": "/nonexistent"}}`, nil},
+		{"valid oauth", `{"brokers": ["a:9092"], "sasl": {"mechanism": "OAUTHBEARER", "token": "t"}, "tls": null}`, nil},
+		{"tls and sasl, every key wrong", `{"brokers": ["a:9092"], "tls": {"servername": "x", "ca_file": "/nonexistent/ca.pem", "cert_file": "c.pem"}, "sasl": {"mechanism": "SCRAM-SHA-256", "token": "t", "passwd": "x"}}`, []string{
+			"tls.servername: unknown key; did you mean server_name?",
+			"tls.ca_file: reading the CA certificates: open /nonexistent/ca.pem",
+			"tls.key_file: required with tls.cert_file",
+			"sasl.passwd: unknown key; did you mean password?",
+			"sasl.username: required with mechanism SCRAM-SHA-256",
+			"sasl.password: required with mechanism SCRAM-SHA-256",
+			"sasl.token: applies only to mechanism OAUTHBEARER, not SCRAM-SHA-256",
+		}},
+		{"oauth with a user and no token", `{"brokers": ["a:9092"], "sasl": {"mechanism": "OAUTHBEARER", "username": "u", "password": "p"}}`, []string{
+			"sasl.token: required with mechanism OAUTHBEARER",
+			"sasl.username: applies only to mechanism PLAIN or SCRAM",
+			"sasl.password: applies only to mechanism PLAIN or SCRAM",
+		}},
+		{"unknown mechanism, key without cert", `{"brokers": ["a:9092"], "tls": {"key_file": "k.pem", "insecure_skip_verify": "yes"}, "sasl": {"mechanism": "GSSAPI"}}`, []string{
+			"tls.insecure_skip_verify: want a bool, got a JSON string",
+			"tls.cert_file: required with tls.key_file",
+			`sasl.mechanism: want one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, got "GSSAPI"`,
+		}},
+		{"sasl without mechanism", `{"brokers": ["a:9092"], "sasl": {"username": "u"}}`, []string{
+			"sasl.mechanism: required; want one of PLAIN, SCRAM-SHA-256",
+		}},
+		{"sasl values of the wrong type are reported once", `{"brokers": ["a:9092"], "sasl": {"mechanism": 1, "username": "u", "password": 2}}`, []string{
+			"sasl.mechanism: want a string, got a JSON number",
+			"sasl.password: want a string, got a JSON number",
+		}},
+		{"PLAIN with a password of the wrong type", `{"brokers": ["a:9092"], "sasl": {"mechanism": "PLAIN", "username": "u", "password": 2}}`, []string{
+			"sasl.password: want a string, got a JSON number",
+		}},
+		{"blocks that are not objects", `{"brokers": ["a:9092"], "tls": true, "sasl": "PLAIN"}`, []string{
+			"tls: must be a JSON object",
+			"sasl: must be a JSON object",
+		}},
+		{"tls and sasl with the embedded broker", `{"brokers": "embedded", "tls": {"ca_file": "/nonexistent"}, "sasl": {"mechanism": "PLAIN"}}`, []string{
+			"tls: applies only to external brokers, not brokers: embedded",
+			"sasl: applies only to external brokers, not brokers: embedded",
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, errs := parseConfig([]byte(tc.config))

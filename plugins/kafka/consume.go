@@ -262,7 +262,7 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 			return sdk.ConsumeEvent{Records: recs}, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return sdk.ConsumeEvent{}, toSDKError(context.Cause(ctx), "polling group %s", c.group)
+			return sdk.ConsumeEvent{}, c.b.sdkError(context.Cause(ctx), "polling group %s", c.group)
 		}
 		for _, fe := range fetches.Errors() {
 			switch {
@@ -275,7 +275,7 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 				// log line, not an error for the caller.
 				c.b.logger.Warn("fetch error", "group", c.group, "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 			default:
-				return sdk.ConsumeEvent{}, toSDKError(fe.Err, "consuming %s partition %d for group %s", fe.Topic, fe.Partition, c.group)
+				return sdk.ConsumeEvent{}, c.b.sdkError(fe.Err, "consuming %s partition %d for group %s", fe.Topic, fe.Partition, c.group)
 			}
 		}
 	}
@@ -328,7 +328,7 @@ func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 			}
 		}
 	})
-	return toSDKError(cerr, "committing offsets of group %s", c.group)
+	return c.b.sdkError(cerr, "committing offsets of group %s", c.group)
 }
 
 // Close leaves the group and closes the consumer's client. Uncommitted

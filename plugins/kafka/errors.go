@@ -44,8 +44,10 @@ func codeOf(err error) sdk.Code {
 		errors.Is(err, kerr.ClusterAuthorizationFailed),
 		errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
 		return sdk.CodeNotAllowed
-	case errors.Is(err, kerr.SaslAuthenticationFailed):
-		return sdk.CodeUnauthenticated
+	case isSASLError(err):
+		// The gateway's own credentials were refused: the client can do
+		// nothing about it, and it may pass once the operator fixes them.
+		return sdk.CodeUnavailable
 	case errors.Is(err, kerr.OffsetOutOfRange),
 		errors.Is(err, kerr.InvalidTopicException),
 		errors.Is(err, kerr.InvalidPartitions),
@@ -75,6 +77,10 @@ func codeOf(err error) sdk.Code {
 	if _, ok := errors.AsType[net.Error](err); ok {
 		return sdk.CodeUnavailable
 	}
+	if _, ok := errors.AsType[*kgo.ErrFirstReadEOF](err); ok {
+		// Its message asks whether TLS or SASL is missing on one side.
+		return sdk.CodeUnavailable
+	}
 	if isFDShortage(err) {
 		// Descriptors free up as connections close and topics go.
 		return sdk.CodeUnavailable
@@ -89,6 +95,13 @@ func codeOf(err error) sdk.Code {
 // nothing of why.
 func (b *Backend) sdkError(err error, format string, args ...any) error {
 	e := toSDKError(err, format, args...)
+	if code := sdk.CodeOf(e); code == sdk.CodeInternal || code == sdk.CodeUnavailable {
+		// A failure to talk to the cluster while it refuses the
+		// credentials is that refusal.
+		if auth := b.auth.failure(); auth != nil {
+			return auth
+		}
+	}
 	if sdk.CodeOf(e) != sdk.CodeInternal {
 		return e
 	}

@@ -52,9 +52,12 @@ func (b *Backend) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchR
 	if len(topics) == 0 {
 		return results, nil
 	}
+	// A cluster refusing the credentials ends the call at once.
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
 	meta, err := c.adm.Metadata(ctx, topics...)
 	if err != nil {
-		return nil, toSDKError(err, "loading metadata")
+		return nil, b.sdkError(err, "loading metadata")
 	}
 
 	// Group positions by leader; each leader gets one request.
@@ -69,7 +72,7 @@ func (b *Backend) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchR
 			if err == nil {
 				err = kerr.UnknownTopicOrPartition
 			}
-			results[i].Err = toSDKError(err, "fetching %s", pos.Topic)
+			results[i].Err = b.sdkError(err, "fetching %s", pos.Topic)
 			continue
 		}
 		pd, ok := td.Partitions[parts[i]]
@@ -130,7 +133,7 @@ func (b *Backend) fetchFromLeader(ctx context.Context, c clients, leader int32, 
 		}
 		if err != nil {
 			for _, s := range round {
-				results[s.i].Err = toSDKError(err, "fetching %s partition %d", s.topic, s.partition)
+				results[s.i].Err = b.sdkError(err, "fetching %s partition %d", s.topic, s.partition)
 			}
 			continue
 		}
@@ -209,7 +212,7 @@ func (b *Backend) fillFetchResult(ctx context.Context, adm *kadm.Client, res *sd
 		if errors.Is(fp.Err, kerr.OffsetOutOfRange) {
 			res.Err = b.outOfRange(ctx, adm, pos, partition)
 		} else {
-			res.Err = toSDKError(fp.Err, "fetching %s partition %d", pos.Topic, partition)
+			res.Err = b.sdkError(fp.Err, "fetching %s partition %d", pos.Topic, partition)
 		}
 		return
 	}

@@ -83,7 +83,7 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	}
 	// The answer must reach the gateway before ctx's deadline, which the
 	// gateway's call shares: at that moment it stops listening.
-	ctx, cancel := answerContext(ctx)
+	ctx, cancel := b.callContext(ctx)
 	defer cancel()
 	// On the embedded broker a new topic is made with CreateTopics, which
 	// kfake persists at once; its auto-creation is off (see startEmbedded).
@@ -186,10 +186,22 @@ func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/4, answerReserve)))
 }
 
-// callError is the error of a call that failed whole: while no broker can
-// be dialed that is what it says (code 17, naming the dial error), whatever
-// the call ran into meanwhile.
+// callContext is answerContext, ended also by the cluster refusing the
+// SASL credentials while the call waits (see authWatch.guard).
+func (b *Backend) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancelAnswer := answerContext(ctx)
+	ctx, cancelGuard := b.auth.guard(ctx)
+	return ctx, func() { cancelGuard(); cancelAnswer() }
+}
+
+// callError is the error of a call that failed whole: while the cluster
+// refuses the SASL credentials, or no broker can be dialed, that is what
+// it says (code 17, naming the cause), whatever the call ran into
+// meanwhile.
 func (b *Backend) callError(ctx context.Context, err error, format string, args ...any) error {
+	if auth := b.auth.failure(); auth != nil {
+		return auth
+	}
 	if reach := b.reach.unreachable(); reach != nil {
 		return sdk.Errorf(sdk.CodeUnavailable, "kafka brokers unreachable: %v", reach)
 	}
