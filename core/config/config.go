@@ -260,6 +260,8 @@ type HTTP struct {
 	BatchDefault    *BatchDefault `yaml:"batch_default"`
 	RequestTimeout  time.Duration `yaml:"request_timeout" default:"10s" check:"positive"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
+	// TLS, when set, makes the listener speak HTTPS only.
+	TLS *TLSConfig `yaml:"tls"`
 }
 
 // Thrift configures the Thrift frontend.
@@ -272,6 +274,22 @@ type Thrift struct {
 	// service has read and not yet answered. Zero (absent) means four
 	// times the largest request (64 MiB).
 	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight" check:"size,positive"`
+	// TLS, when set, makes both listeners speak Thrift over TLS only.
+	TLS *TLSConfig `yaml:"tls"`
+}
+
+// TLSConfig is the TLS of a client listener (http.tls, thrift.tls). Its
+// files are read at start, checked to form a pair, and read again when
+// they change. Relative paths are resolved against mqgate's working
+// directory.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file" check:"required"` // PEM: the certificate, then any intermediates
+	KeyFile  string `yaml:"key_file" check:"required"`  // PEM: the certificate's private key
+	// ClientCAFile, when set, makes the listener require a client
+	// certificate signed by one of the PEM certificates it holds (mTLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MinVersion is the oldest TLS version accepted: "1.2" or "1.3".
+	MinVersion string `yaml:"min_version" default:"1.2" check:"oneof=1.2|1.3"`
 }
 
 // DefaultBodyBytesInFlightFactor times http.max_body_bytes is the default

@@ -33,6 +33,7 @@ func (d *decoder) validate(c *Config) {
 	d.validatePush(c)
 	d.validateListeners(c)
 	d.validateHTTP(c)
+	d.validateTLS(c)
 }
 
 func (d *decoder) validateHTTP(c *Config) {
