@@ -2,6 +2,7 @@ package thriftapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,6 +37,14 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
+	ctx := s.base
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		state, err := c.handshake(tc)
+		if err != nil {
+			return
+		}
+		ctx = context.WithValue(ctx, connectionStateKey{}, &state)
+	}
 	rc := &requestConn{Conn: c.conn, timeout: s.opts.DefaultTimeout, charge: bytebudget.Charge{Budget: s.budget}}
 	defer rc.charge.Release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
@@ -56,7 +65,7 @@ func (c *serverConn) serve() {
 	}
 	oprot := s.protocol.GetProtocol(trans)
 	for {
-		ok, err := c.process(iprot, oprot)
+		ok, err := c.process(ctx, iprot, oprot)
 		// Answered: the request's bytes are no longer held.
 		rc.charge.Release()
 		stopping := c.end()
@@ -87,7 +96,7 @@ func (c *serverConn) serve() {
 // prefix the error with its type at every level on the way out, text
 // quadratic in the depth (188 KB and tens of MB of garbage for 4,000
 // levels), and answer with all of it.
-func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error) {
+func (c *serverConn) process(ctx context.Context, iprot, oprot thrift.TProtocol) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			switch r := r.(type) {
@@ -100,7 +109,38 @@ func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error)
 			}
 		}
 	}()
-	return c.s.processor.Process(c.s.base, iprot, oprot)
+	return c.s.processor.Process(ctx, iprot, oprot)
+}
+
+// connectionStateKey is the context key of a TLS connection's state.
+type connectionStateKey struct{}
+
+// ConnectionState returns the TLS state of the connection a call came on,
+// nil for plaintext: what http.Request.TLS is to an HTTP handler. With
+// thrift.tls.client_ca_file set, its PeerCertificates and VerifiedChains
+// hold the client's verified certificate, leaf first.
+func ConnectionState(ctx context.Context) *tls.ConnectionState {
+	st, _ := ctx.Value(connectionStateKey{}).(*tls.ConnectionState)
+	return st
+}
+
+// handshake runs the TLS handshake, bounded by the request timeout as a
+// request's arrival is: a client that connects and stalls cannot hold a
+// connection. A failure is logged: a client without a valid certificate
+// shows here.
+func (c *serverConn) handshake(tc *tls.Conn) (tls.ConnectionState, error) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(s.base, s.opts.DefaultTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if isClosed(err) || s.isStopping() {
+			s.log.Debug("thrift connection closed during its TLS handshake", "remote", c.conn.RemoteAddr(), "err", err)
+		} else {
+			s.log.Warn("thrift TLS handshake failed", "remote", c.conn.RemoteAddr(), "err", err)
+		}
+		return tls.ConnectionState{}, err
+	}
+	return tc.ConnectionState(), nil
 }
 
 // errTooDeep is what ReadStructBegin panics with past maxStructDepth, for
