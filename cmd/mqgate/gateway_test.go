@@ -82,6 +82,18 @@ type setup struct {
 	// nofile, when set, is the RLIMIT_NOFILE (soft and hard) the gateway,
 	// and so its plugins, start with.
 	nofile int
+	// https, when set, is the client of a gateway whose HTTP API speaks
+	// TLS (http.tls); status, metric and produce go through it.
+	https *http.Client
+}
+
+// httpURL returns the URL of path on the gateway's HTTP API, and the
+// client to ask it with.
+func (g *gateway) httpURL(path string) (*http.Client, string) {
+	if g.https != nil {
+		return g.https, "https://" + g.httpAddr + path
+	}
+	return http.DefaultClient, "http://" + g.httpAddr + path
 }
 
 // options shape the plugins.yaml writeConfig writes.
@@ -350,7 +362,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func (g *gateway) status(path string) int {
-	resp, err := http.Get("http://" + g.httpAddr + path)
+	client, url := g.httpURL(path)
+	resp, err := client.Get(url)
 	if err != nil {
 		return 0
 	}
@@ -362,7 +375,8 @@ func (g *gateway) status(path string) int {
 // gateway's /metrics shows, 0 when there is none.
 func (g *gateway) metric(name string) float64 {
 	g.t.Helper()
-	resp, err := http.Get("http://" + g.httpAddr + "/metrics")
+	client, url := g.httpURL("/metrics")
+	resp, err := client.Get(url)
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -407,7 +421,8 @@ type apiError struct {
 
 func (g *gateway) produce(topic, body string) (int, []byte) {
 	g.t.Helper()
-	resp, err := http.Post("http://"+g.httpAddr+"/v1/topics/"+topic+"/messages", "application/json", strings.NewReader(body))
+	client, url := g.httpURL("/v1/topics/" + topic + "/messages")
+	resp, err := client.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
 		g.t.Fatal(err)
 	}

@@ -70,7 +70,7 @@ func resolveConnectionLimits(cfg *config.Config, nofile int) (connectionLimits, 
 // Thrift connection, whose protocol has no answer without a call, is
 // closed. TLS, when configured, wraps the result: the limits count
 // connections before their handshake.
-func limitListener(lis net.Listener, kind, name string, c listenerCap, log *slog.Logger, reg prometheus.Registerer) net.Listener {
+func limitListener(lis net.Listener, plaintext bool, kind, name string, c listenerCap, log *slog.Logger, reg prometheus.Registerer) net.Listener {
 	opts := connlimit.Options{
 		Listener:                name,
 		KeyPrefix:               kind + ".limits",
@@ -79,7 +79,9 @@ func limitListener(lis net.Listener, kind, name string, c listenerCap, log *slog
 		Logger:                  log,
 		Registerer:              reg,
 	}
-	if kind == "http" {
+	// A refused HTTP connection is told why, in plaintext; over TLS it
+	// is only closed: an answer before the handshake would be noise.
+	if kind == "http" && plaintext {
 		opts.Refuse = func(conn net.Conn, r connlimit.Refusal) error {
 			return httpapi.RefuseConnection(conn, r.String()+"; retry later")
 		}

@@ -111,6 +111,18 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Certificates first, like the config: files changed since it was
+	// checked stop the start before any plugin runs. HTTP offers only
+	// HTTP/1.1 over TLS, what it serves in plaintext.
+	httpCerts, err := loadTLS("http.tls", cfg.HTTP.TLS, []string{"http/1.1"}, log)
+	if err != nil {
+		return err
+	}
+	thriftCerts, err := loadTLS("thrift.tls", cfg.Thrift.TLS, nil, log)
+	if err != nil {
+		return err
+	}
+
 	// The spool first: a second gateway on the same directory stops here,
 	// naming the first, before it starts any plugin.
 	spool, err := produce.OpenSpool(produce.SpoolOptions{
@@ -234,12 +246,13 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		BatchDefault:         batchDefault,
 		Push:                 pusher,
 	}, rt, host)
-	lis, err := net.Listen("tcp", cfg.HTTP.Listen)
+	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
+		return limitListener(l, plaintext, "http", "http", conns.http, log, reg)
+	}, log)
 	if err != nil {
-		return fmt.Errorf("http.listen: %w", err)
+		return err
 	}
-	lis = limitListener(lis, "http", "http", conns.http, log, reg)
-	log.Info("http listening", "addr", lis.Addr().String())
+	log.Info("http listening", "addr", lis.Addr().String(), "tls", httpCerts != nil)
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(lis) }()
 
@@ -268,24 +281,26 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	producerOpts := thriftOpts
 	producerOpts.Delayer = delayer
 	tsrv := thriftapi.NewProducerServer(producerOpts, rt)
-	tlis, err := net.Listen("tcp", cfg.Thrift.ProducerListen)
+	tlis, err := listen("thrift.producer_listen", cfg.Thrift.ProducerListen, thriftCerts, "thrift.tls", func(l net.Listener, plaintext bool) net.Listener {
+		return limitListener(l, plaintext, "thrift", "thrift_producer", conns.thrift, log, reg)
+	}, log)
 	if err != nil {
 		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
-		return fmt.Errorf("thrift.producer_listen: %w", err)
+		return err
 	}
-	tlis = limitListener(tlis, "thrift", "thrift_producer", conns.thrift, log, reg)
-	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol)
+	log.Info("thrift ProducerService listening", "addr", tlis.Addr().String(), "transport", cfg.Thrift.Transport, "protocol", cfg.Thrift.Protocol, "tls", thriftCerts != nil)
 	go func() { serveErr <- tsrv.Serve(tlis) }()
 
 	csrv := thriftapi.NewConsumerServer(thriftOpts, consumer)
-	clis, err := net.Listen("tcp", cfg.Thrift.ConsumerListen)
+	clis, err := listen("thrift.consumer_listen", cfg.Thrift.ConsumerListen, thriftCerts, "thrift.tls", func(l net.Listener, plaintext bool) net.Listener {
+		return limitListener(l, plaintext, "thrift", "thrift_consumer", conns.thrift, log, reg)
+	}, log)
 	if err != nil {
 		_ = tsrv.Stop()
 		_ = srv.Shutdown(context.Background()) // startup failed; the error says why
-		return fmt.Errorf("thrift.consumer_listen: %w", err)
+		return err
 	}
-	clis = limitListener(clis, "thrift", "thrift_consumer", conns.thrift, log, reg)
-	log.Info("thrift ConsumerService listening", "addr", clis.Addr().String())
+	log.Info("thrift ConsumerService listening", "addr", clis.Addr().String(), "tls", thriftCerts != nil)
 	go func() { serveErr <- csrv.Serve(clis) }()
 
 	select {

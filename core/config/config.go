@@ -271,6 +271,8 @@ type HTTP struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" default:"15s" check:"positive"` // how long SIGTERM waits for in-flight requests
 	// Limits bound the connections of the HTTP listener.
 	Limits HTTPLimits `yaml:"limits"`
+	// TLS, when set, makes the listener speak HTTPS only.
+	TLS *TLSConfig `yaml:"tls"`
 }
 
 // HTTPLimits bound what clients may hold of the HTTP listener.
@@ -302,6 +304,8 @@ type Thrift struct {
 	MaxRequestBytesInFlight int64 `yaml:"max_request_bytes_in_flight" check:"size,positive"`
 	// Limits bound the connections of each Thrift listener.
 	Limits ThriftLimits `yaml:"limits"`
+	// TLS, when set, makes both listeners speak Thrift over TLS only.
+	TLS *TLSConfig `yaml:"tls"`
 }
 
 // ThriftLimits bound what clients may hold of each Thrift listener (the
@@ -321,6 +325,20 @@ type ThriftLimits struct {
 	// ReadTimeout bounds the time one request may take to arrive, from
 	// its first byte. Zero (absent) means http.request_timeout.
 	ReadTimeout time.Duration `yaml:"read_timeout" check:"positive"`
+}
+
+// TLSConfig is the TLS of a client listener (http.tls, thrift.tls). Its
+// files are read at start, checked to form a pair, and read again when
+// they change. Relative paths are resolved against mqgate's working
+// directory.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file" check:"required"` // PEM: the certificate, then any intermediates
+	KeyFile  string `yaml:"key_file" check:"required"`  // PEM: the certificate's private key
+	// ClientCAFile, when set, makes the listener require a client
+	// certificate signed by one of the PEM certificates it holds (mTLS).
+	ClientCAFile string `yaml:"client_ca_file"`
+	// MinVersion is the oldest TLS version accepted: "1.2" or "1.3".
+	MinVersion string `yaml:"min_version" default:"1.2" check:"oneof=1.2|1.3"`
 }
 
 // DefaultBodyBytesInFlightFactor times http.max_body_bytes is the default

@@ -13,7 +13,9 @@ package config
 //	    positive       a number or duration must be > 0 (else >= 0)
 //	    size           an integer that also accepts sizes like 512KiB, 1MiB
 //	    hostport       a listen address, host:port with a numeric port
-//	    oneof=x|y      the value must be one of those listed
+//	    oneof=x|y      the value must be one of those listed; a number
+//	                   written unquoted counts as its text, so that
+//	                   oneof=1.2|1.3 takes min_version: 1.2
 //
 // Field types:
 //
@@ -300,8 +302,9 @@ func (d *decoder) decodeValue(n *yaml.Node, fv reflect.Value, f field, path stri
 		fv.SetInt(int64(dur))
 
 	case fv.Kind() == reflect.String:
+		numeric := n.ShortTag() == "!!int" || n.ShortTag() == "!!float"
 		switch {
-		case n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str":
+		case n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!str" && !(f.oneof != nil && numeric)):
 			wrong("a string")
 		case n.Value == "":
 			bad("must not be empty")

@@ -37,6 +37,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateHTTP(c)
 	d.validateAuth(c)
 	d.validateACL(c)
+	d.validateTLS(c)
 }
 
 func (d *decoder) validateAuth(c *Config) {

@@ -396,9 +396,14 @@ func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, *exec.Cmd
 		Cmd:              cmd,
 		SecureConfig:     secure,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           logger,
-		GRPCDialOptions:  sdk.DialOptions(),
-		StartTimeout:     h.opts.StartTimeout,
+		// Each process gets a one-time certificate, and the host another:
+		// only this host can call the plugin's socket, and the host talks
+		// only to the process it started. Plugins built with sdk.Serve
+		// need nothing more.
+		AutoMTLS:        true,
+		Logger:          logger,
+		GRPCDialOptions: sdk.DialOptions(),
+		StartTimeout:    h.opts.StartTimeout,
 	}), cmd, logger, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/auth/acl"
@@ -29,32 +28,22 @@ type connAuth struct {
 	remote    netip.Addr
 }
 
-// handshakeTimeout bounds a TLS handshake before authentication.
-const handshakeTimeout = 10 * time.Second
-
-// authenticate returns the context the connection's calls run in, or the
-// code 18 error that closes it.
-func (s *server) authenticate(conn net.Conn) (context.Context, error) {
+// authenticate returns ctx with the connection's principal, for its
+// calls, or the code 18 error that closes it. state is the connection's
+// TLS state, nil for plaintext.
+func (s *server) authenticate(ctx context.Context, conn net.Conn, state *tls.ConnectionState) (context.Context, error) {
 	cr := auth.Credentials{}
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
 		cr.Remote = ap.Addr()
 	}
-	if tc, ok := conn.(*tls.Conn); ok {
-		ctx, cancel := context.WithTimeout(s.base, handshakeTimeout)
-		err := tc.HandshakeContext(ctx)
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		if vc := tc.ConnectionState().VerifiedChains; len(vc) > 0 {
-			cr.PeerCertificates = vc[0]
-		}
+	if state != nil && len(state.VerifiedChains) > 0 {
+		cr.PeerCertificates = state.VerifiedChains[0]
 	}
 	p, err := s.gate.Authenticate(cr)
 	if err != nil {
 		return nil, err
 	}
-	return context.WithValue(s.base, connAuthKey{}, &connAuth{gate: s.gate, principal: p, remote: cr.Remote}), nil
+	return context.WithValue(ctx, connAuthKey{}, &connAuth{gate: s.gate, principal: p, remote: cr.Remote}), nil
 }
 
 // authorize checks op on topic as group for the call's connection; a

@@ -2,6 +2,7 @@ package thriftapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,9 +29,6 @@ type serverConn struct {
 	// inFlight is true from the moment a call's message header has been
 	// read until its answer has been written. Guarded by s.mu.
 	inFlight bool
-	// ctx is the parent of the connection's calls: the server's, with
-	// the connection's principal.
-	ctx context.Context
 }
 
 // serve answers the connection's calls one after the other until the
@@ -39,13 +37,22 @@ type serverConn struct {
 func (c *serverConn) serve() {
 	defer c.conn.Close()
 	s := c.s
-	ctx, err := s.authenticate(c.conn)
+	ctx := s.base
+	var state *tls.ConnectionState
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		st, err := c.handshake(tc)
+		if err != nil {
+			return
+		}
+		state = &st
+		ctx = context.WithValue(ctx, connectionStateKey{}, state)
+	}
+	ctx, err := s.authenticate(ctx, c.conn, state)
 	if err != nil {
 		// A refused principal is in the audit log already.
 		s.log.Debug("thrift connection refused", "remote", c.conn.RemoteAddr(), "err", err)
 		return
 	}
-	c.ctx = ctx
 	rc := &requestConn{Conn: c.conn, timeout: s.opts.ReadTimeout, idle: s.opts.IdleTimeout, charge: bytebudget.Charge{Budget: s.budget}}
 	defer rc.charge.Release()
 	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
@@ -67,7 +74,7 @@ func (c *serverConn) serve() {
 	oprot := s.protocol.GetProtocol(trans)
 	for {
 		rc.waitNext()
-		ok, err := c.process(iprot, oprot)
+		ok, err := c.process(ctx, iprot, oprot)
 		// Answered: the request's bytes are no longer held.
 		rc.charge.Release()
 		stopping := c.end()
@@ -98,7 +105,7 @@ func (c *serverConn) serve() {
 // prefix the error with its type at every level on the way out, text
 // quadratic in the depth (188 KB and tens of MB of garbage for 4,000
 // levels), and answer with all of it.
-func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error) {
+func (c *serverConn) process(ctx context.Context, iprot, oprot thrift.TProtocol) (ok bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			switch r := r.(type) {
@@ -111,7 +118,38 @@ func (c *serverConn) process(iprot, oprot thrift.TProtocol) (ok bool, err error)
 			}
 		}
 	}()
-	return c.s.processor.Process(c.ctx, iprot, oprot)
+	return c.s.processor.Process(ctx, iprot, oprot)
+}
+
+// connectionStateKey is the context key of a TLS connection's state.
+type connectionStateKey struct{}
+
+// ConnectionState returns the TLS state of the connection a call came on,
+// nil for plaintext: what http.Request.TLS is to an HTTP handler. With
+// thrift.tls.client_ca_file set, its PeerCertificates and VerifiedChains
+// hold the client's verified certificate, leaf first.
+func ConnectionState(ctx context.Context) *tls.ConnectionState {
+	st, _ := ctx.Value(connectionStateKey{}).(*tls.ConnectionState)
+	return st
+}
+
+// handshake runs the TLS handshake, bounded by the request timeout as a
+// request's arrival is: a client that connects and stalls cannot hold a
+// connection. A failure is logged: a client without a valid certificate
+// shows here.
+func (c *serverConn) handshake(tc *tls.Conn) (tls.ConnectionState, error) {
+	s := c.s
+	ctx, cancel := context.WithTimeout(s.base, s.opts.DefaultTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		if isClosed(err) || s.isStopping() {
+			s.log.Debug("thrift connection closed during its TLS handshake", "remote", c.conn.RemoteAddr(), "err", err)
+		} else {
+			s.log.Warn("thrift TLS handshake failed", "remote", c.conn.RemoteAddr(), "err", err)
+		}
+		return tls.ConnectionState{}, err
+	}
+	return tc.ConnectionState(), nil
 }
 
 // errTooDeep is what ReadStructBegin panics with past maxStructDepth, for

@@ -30,6 +30,7 @@ func StartBackendProcess(t *testing.T, cmd *exec.Cmd) sdk.Backend {
 		VersionedPlugins: sdk.PluginSets(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true, // as the gateway's host: a plugin must serve over it
 		GRPCDialOptions:  sdk.DialOptions(),
 		Logger:           hclog.New(&hclog.LoggerOptions{Name: "plugin", Output: logs, Level: hclog.Debug}),
 	})
