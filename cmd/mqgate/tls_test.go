@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -33,7 +34,7 @@ type tlsGateway struct {
 // startTLSGateway runs a gateway on an embedded Kafka with http.tls and
 // thrift.tls set; with mutual, both require client certificates from the
 // same CA, and client is one.
-func startTLSGateway(t *testing.T, mutual bool) (tg *tlsGateway, client *testcert.Pair) {
+func startTLSGateway(t *testing.T, mutual bool, extra ...string) (tg *tlsGateway, client *testcert.Pair) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := testcert.NewCA(t, "gateway")
@@ -48,7 +49,7 @@ func startTLSGateway(t *testing.T, mutual bool) (tg *tlsGateway, client *testcer
 		clientTLS.Certificates = []tls.Certificate{client.TLS}
 	}
 	section += "}"
-	s := writeConfig(t, dir, embeddedKafka(t, dir), options{httpExtra: section, thrift: section})
+	s := writeConfig(t, dir, embeddedKafka(t, dir), options{httpExtra: section, thrift: section, extra: strings.Join(extra, "")})
 	s.https = &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}, Timeout: 30 * time.Second}
 	t.Cleanup(s.https.CloseIdleConnections)
 	g := startGateway(t, s)
@@ -227,5 +228,42 @@ func TestPlaintextBeyondLoopbackWarns(t *testing.T) {
 				t.Fatalf("warned %v, want %v; log: %s", warned, tc.warn, buf.String())
 			}
 		})
+	}
+}
+
+// With auth.mtls, a verified client certificate's common name is the
+// principal, over HTTPS and Thrift alike, and the ACL applies to it.
+func TestClientCertificateIsThePrincipal(t *testing.T) {
+	tg, alice := startTLSGateway(t, true, "auth: {mtls: {principal: cn}}\nacl: [{principal: alice, operations: [produce], topics: [secure]}]\n")
+	bob := tg.ca.Client(t.TempDir(), "bob")
+	for _, tc := range []struct {
+		who           string
+		cert          tls.Certificate
+		topic         string
+		status        int
+		code          int32
+		names         string
+		thriftAllowed bool
+	}{
+		{"alice", alice.TLS, "secure", 200, 0, "", true},
+		{"alice", alice.TLS, "other", 403, 13, `produce on topic "other" to principal "alice"`, true},
+		{"bob", bob.TLS, "secure", 403, 13, `principal "bob"`, false},
+	} {
+		cfg := &tls.Config{RootCAs: tg.ca.Pool, Certificates: []tls.Certificate{tc.cert}}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
+		resp, err := hc.Post("https://"+tg.httpAddr+"/v1/topics/"+tc.topic+"/messages", "application/json", strings.NewReader(`{"value": "v"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		hc.CloseIdleConnections()
+		if resp.StatusCode != tc.status || !strings.Contains(strings.ReplaceAll(string(body), `\"`, `"`), tc.names) {
+			t.Errorf("%s producing to %s over HTTPS: %d %s; want %d naming %q", tc.who, tc.topic, resp.StatusCode, body, tc.status, tc.names)
+		}
+		code, err := thriftSend(tg.thriftAddr, cfg) // to "secure"
+		if want := map[bool]int32{true: 0, false: 13}[tc.thriftAllowed]; err != nil || code != want {
+			t.Errorf("%s sendSync to secure over Thrift: code %d, %v; want %d", tc.who, code, err, want)
+		}
 	}
 }
