@@ -41,6 +41,9 @@ fuzz:
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzMessageMapping -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzServeConn -fuzztime $(FUZZTIME)
 	$(GO) test ./core/config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./core/auth/acl -run '^$$' -fuzz FuzzPattern -fuzztime $(FUZZTIME)
+	$(GO) test ./core/auth -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME)
+	$(GO) test ./core/auth -run '^$$' -fuzz FuzzAuthenticateToken -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) run ./cmd/mqgate-bench -scenario all
