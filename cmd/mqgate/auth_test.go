@@ -129,8 +129,18 @@ func TestHTTPAuthAndACL(t *testing.T) {
 				t.Errorf("%s: %d %s; want %d, code %d, naming %q", c.name, status, body, c.status, c.code, c.names)
 			}
 		}
-		if log := g.log.String(); !strings.Contains(log, "authorization refused") {
+		// A commit is audited when it moves offsets (a group with no
+		// session here; RocketMQ's qids name their broker).
+		qid := map[string]string{"kafka": "0", "rocketmq": "broker-a:0"}[kind.name]
+		if code, body := g.do("POST", "/v1/commit", fmt.Sprintf(`{"group":"billing-idle","offsets":{"orders":{%q:0}}}`, qid), alice); code != 200 {
+			t.Errorf("alice's commit of billing-idle on orders: %d %s", code, body)
+		}
+		log := g.log.String()
+		if !strings.Contains(log, "authorization refused") {
 			t.Errorf("no audit line for the refusals in the gateway's log")
+		}
+		if !strings.Contains(log, `action="offsets committed" principal=alice method=jwt`) {
+			t.Errorf("no audit line for alice's commit in the gateway's log")
 		}
 	})
 }

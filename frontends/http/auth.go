@@ -88,3 +88,11 @@ func (s *Server) authorizeTopics(c *gin.Context, op acl.Op, offsets map[string]m
 	}
 	return nil
 }
+
+// audit logs an action that moved state others rely on (a group's
+// offsets), with the principal who took it.
+func (s *Server) audit(c *gin.Context, action string, op acl.Op, resource string) {
+	p, _ := c.Get(principalKey)
+	principal, _ := p.(auth.Principal)
+	s.gate.Audit(action, principal, remoteAddr(c), op, resource)
+}

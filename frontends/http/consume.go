@@ -428,5 +428,6 @@ func (s *Server) commit(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("committing offsets of %s: %w", req.group, err))
 		return
 	}
+	s.audit(c, "offsets committed", acl.Commit, fmt.Sprintf("group %q offsets %v", req.group, req.offsets))
 	c.PureJSON(http.StatusOK, commitResponse{Committed: true})
 }

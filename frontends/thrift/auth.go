@@ -76,3 +76,11 @@ func authorizeTopics(ctx context.Context, op acl.Op, offsets map[string]map[stri
 	}
 	return nil
 }
+
+// audit logs an action that moved state others rely on, with the
+// connection's principal; nothing for a context without one.
+func audit(ctx context.Context, action string, op acl.Op, resource string) {
+	if ca, ok := ctx.Value(connAuthKey{}).(*connAuth); ok {
+		ca.gate.Audit(action, ca.principal, ca.remote, op, resource)
+	}
+}

@@ -199,6 +199,7 @@ func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) 
 		if err := h.consumer.Commit(ctx, result.Cluster, result.GroupId, result.Offsets); err != nil {
 			return h.timedOut(ctx, fmt.Errorf("committing offsets of %s: %w", result.GroupId, err), h.opts.DefaultTimeout)
 		}
+		audit(ctx, "offsets committed", acl.Commit, fmt.Sprintf("group %q offsets %v", result.GroupId, result.Offsets))
 		return nil
 	})
 	if code != sdk.CodeOK {
