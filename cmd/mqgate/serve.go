@@ -30,6 +30,7 @@ import (
 	httpapi "github.com/mqgate/mqgate/frontends/http"
 	thriftapi "github.com/mqgate/mqgate/frontends/thrift"
 	"github.com/mqgate/mqgate/internal/connlimit"
+	"github.com/mqgate/mqgate/internal/nofile"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -44,14 +45,14 @@ func serve(file string, log *slog.Logger) int {
 		return 1
 	}
 	setMemoryLimit(cfg.Runtime, os.DirFS("/"), log)
-	before, nofile, err := raiseNoFileLimit()
+	before, limit, err := nofile.Raise()
 	if err != nil {
 		log.Warn("reading or raising the descriptor limit (RLIMIT_NOFILE); connection limits take their caps", "error", err)
-		nofile = 0
-	} else if before != nofile {
-		log.Info("raised the descriptor limit (RLIMIT_NOFILE)", "from", before, "to", nofile)
+		limit = 0
+	} else if before != limit {
+		log.Info("raised the descriptor limit (RLIMIT_NOFILE)", "from", before, "to", limit)
 	}
-	conns, err := resolveConnectionLimits(cfg, int(min(nofile, math.MaxInt32)))
+	conns, err := resolveConnectionLimits(cfg, int(min(limit, math.MaxInt32)))
 	if err != nil {
 		log.Error("connection limits do not fit the descriptor limit", "error", err)
 		return 1

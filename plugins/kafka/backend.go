@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mqgate/mqgate/internal/dirlock"
+	"github.com/mqgate/mqgate/internal/nofile"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -170,7 +171,7 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 // brokers, which it does not apply to). A configured max_topics that may
 // need more descriptors than the limit has is logged as a warning.
 func (b *Backend) descriptorLimit(cfg config) int {
-	before, soft, err := raiseNoFileLimit()
+	before, soft, err := nofile.Raise()
 	if err != nil {
 		b.logger.Warn("raising the file descriptor limit", "error", err)
 	} else {

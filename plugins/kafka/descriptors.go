@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mqgate/mqgate/internal/nofile"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -111,7 +112,7 @@ func (w *fdWatch) shortage() error {
 		return nil
 	}
 	limit := "unknown"
-	if soft, _, ok := noFileLimit(); ok {
+	if soft, _, ok := nofile.Limit(); ok {
 		limit = fmt.Sprint(soft)
 	}
 	return sdk.Errorf(sdk.CodeUnavailable,
