@@ -232,6 +232,20 @@ func (g *gateway) logged(msg, key string) string {
 	return v
 }
 
+// eventuallyLogged reports whether the gateway logs text within a minute.
+// The log reaches the test through a pipe, so a line written while a
+// request was answered may arrive just after the answer.
+func (g *gateway) eventuallyLogged(text string) bool {
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(g.log.String(), text) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
 // kill9 kills the gateway with SIGKILL and waits until its orphaned plugin
 // has stopped too (so the embedded broker's port is free again).
 func (g *gateway) kill9() {

@@ -192,7 +192,7 @@ func TestMutualTLSListeners(t *testing.T) {
 			}
 		})
 	}
-	if !strings.Contains(tg.log.String(), "thrift TLS handshake failed") {
+	if !tg.eventuallyLogged("thrift TLS handshake failed") {
 		t.Error("no thrift handshake failure logged for the refused clients")
 	}
 }
