@@ -107,7 +107,7 @@ func errorToPB(err error) *pb.Error {
 	if errors.As(err, &ce) {
 		return &pb.Error{Code: int32(CodeIllegal), Message: ce.Msg, ConfigKey: ce.Key}
 	}
-	return &pb.Error{Code: int32(CodeOf(err)), Message: err.Error()}
+	return &pb.Error{Code: int32(CodeOf(err)), Message: err.Error(), Lasting: errors.Is(err, ErrLasting)}
 }
 
 // errorFromPB is errorToPB's inverse. Code 0 is success: a repeated field
@@ -119,6 +119,9 @@ func errorFromPB(e *pb.Error) error {
 	}
 	if e.ConfigKey != "" {
 		return &ConfigError{Key: e.ConfigKey, Msg: e.Message}
+	}
+	if e.Lasting {
+		return Lasting(&Error{Code: Code(e.Code), Msg: e.Message})
 	}
 	return &Error{Code: Code(e.Code), Msg: e.Message}
 }

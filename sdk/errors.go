@@ -60,6 +60,17 @@ var (
 	ErrLasting = errors.New("the outage is lasting")
 )
 
+// Lasting returns e marked as lasting: it matches both e (its code and
+// message) and ErrLasting. A plugin returns one for an outage it knows will
+// not pass within a request, such as a cluster refusing its credentials;
+// the mark crosses the plugin protocol.
+func Lasting(e *Error) error { return &lastingError{e} }
+
+type lastingError struct{ err *Error }
+
+func (e *lastingError) Error() string   { return e.err.Error() }
+func (e *lastingError) Unwrap() []error { return []error{e.err, ErrLasting} }
+
 // CodeOf maps any error to the code a client sees: an *Error's own code,
 // context deadlines to CodeTimeout, cancellation to CodeUnavailable (the
 // work was abandoned, not refused: sending again may succeed), everything

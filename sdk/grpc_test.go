@@ -201,6 +201,25 @@ func TestErrorsKeepTheirCodes(t *testing.T) {
 	}
 }
 
+// A plugin's lasting outage stays lasting across the wire, so the gateway
+// answers it rather than retrying it into the request's deadline.
+func TestLastingErrorsStayLasting(t *testing.T) {
+	for _, lasting := range []bool{false, true} {
+		var fail error = sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed")
+		if lasting {
+			fail = sdk.Lasting(sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed"))
+		}
+		b := dial(t, &memBackend{failWith: fail})
+		_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "t"}})
+		if sdk.CodeOf(err) != sdk.CodeUnavailable || err.Error() != "kafka SASL authentication failed" {
+			t.Fatalf("Produce error = %v (code %d), want code 17 with the plugin's message", err, sdk.CodeOf(err))
+		}
+		if errors.Is(err, sdk.ErrLasting) != lasting {
+			t.Errorf("lasting %v became lasting %v on the wire", lasting, !lasting)
+		}
+	}
+}
+
 func TestBatchOverFourMiB(t *testing.T) {
 	mem := &memBackend{}
 	b := dial(t, mem)

@@ -93,6 +93,11 @@ func TestKafkaSASLWithSecretReferences(t *testing.T) {
 			status, body := g.produce("orders", `{"value": "refused"}`)
 			checkAPIError(t, "produce with a wrong password", status, body, 503, 17, "SASL authentication failed")
 		}
+		// Answered, not retried until the request's deadline: credentials
+		// are not mended within a request.
+		if n := g.metric("mqgate_produce_retries_total"); n != 0 {
+			t.Errorf("the gateway retried produces %v times while the cluster refused its credentials; want 0", n)
+		}
 		if n := strings.Count(g.log.String(), "kafka SASL authentication failed;"); n != 1 {
 			t.Errorf("the SASL failure was logged %d times; want once", n)
 		}

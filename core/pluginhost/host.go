@@ -544,20 +544,13 @@ const restartGrace = time.Second
 // stop on it and answer at once; the host goes on restarting the plugin.
 var ErrRestartsFailing = sdk.ErrLasting
 
-// restartsFailingError is a code 17 error that also matches
-// ErrRestartsFailing.
-type restartsFailingError struct{ err *sdk.Error }
-
-func (e *restartsFailingError) Error() string   { return e.err.Error() }
-func (e *restartsFailingError) Unwrap() []error { return []error{e.err, ErrRestartsFailing} }
-
 // unavailable must be called with i.mu held.
 func (i *instance) unavailable() error {
 	down := time.Since(i.downSince)
 	if i.state == StateRestarting && i.failedStarts > 0 && down >= restartGrace {
 		msg := fmt.Sprintf("plugin %s for %s is down and restarting it keeps failing (%d attempts in %s); the last attempt: %s",
 			i.spec.Plugin, i.spec.Name, i.failedStarts, down.Round(100*time.Millisecond), i.lastErr)
-		return &restartsFailingError{&sdk.Error{Code: sdk.CodeUnavailable, Msg: msg}}
+		return sdk.Lasting(&sdk.Error{Code: sdk.CodeUnavailable, Msg: msg})
 	}
 	msg := fmt.Sprintf("plugin %s for %s is %s", i.spec.Plugin, i.spec.Name, i.state)
 	if i.lastErr != "" {

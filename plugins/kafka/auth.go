@@ -80,7 +80,9 @@ func (a *authWatch) enable(who string) {
 }
 
 // failure is the error a call gets while the cluster refuses the
-// credentials: code 17, naming SASL and the user, never a secret. It is
+// credentials: code 17, naming SASL and the user, never a secret, and
+// lasting, so the gateway answers it rather than retrying it until the
+// request's deadline (credentials are not mended within a request). It is
 // nil when the last authentication succeeded or none was tried.
 func (a *authWatch) failure() error {
 	a.mu.Lock()
@@ -88,7 +90,7 @@ func (a *authWatch) failure() error {
 	if a.lastErr == nil {
 		return nil
 	}
-	return sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed (%s): %v", a.who, a.lastErr)
+	return sdk.Lasting(sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed (%s): %v", a.who, a.lastErr))
 }
 
 // guard returns ctx ended by the next refused authentication, so a call

@@ -38,7 +38,11 @@ type Error struct {
 	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// config_key names the offending key of a plugin config, when the error is
 	// about one.
-	ConfigKey     string `protobuf:"bytes,3,opt,name=config_key,json=configKey,proto3" json:"config_key,omitempty"`
+	ConfigKey string `protobuf:"bytes,3,opt,name=config_key,json=configKey,proto3" json:"config_key,omitempty"`
+	// lasting marks an outage that will not pass within one request (the
+	// cluster refuses the plugin's credentials, say): the gateway answers it
+	// at once rather than retrying it until the request's deadline.
+	Lasting       bool `protobuf:"varint,4,opt,name=lasting,proto3" json:"lasting,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -92,6 +96,13 @@ func (x *Error) GetConfigKey() string {
 		return x.ConfigKey
 	}
 	return ""
+}
+
+func (x *Error) GetLasting() bool {
+	if x != nil {
+		return x.Lasting
+	}
+	return false
 }
 
 type Header struct {
@@ -1920,12 +1931,13 @@ var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\fplugin.proto\x12\x10mqgate.plugin.v1\"T\n" +
+	"\fplugin.proto\x12\x10mqgate.plugin.v1\"n\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1d\n" +
 	"\n" +
-	"config_key\x18\x03 \x01(\tR\tconfigKey\"0\n" +
+	"config_key\x18\x03 \x01(\tR\tconfigKey\x12\x18\n" +
+	"\alasting\x18\x04 \x01(\bR\alasting\"0\n" +
 	"\x06Header\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\xa6\x02\n" +
