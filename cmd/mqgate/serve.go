@@ -224,9 +224,8 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		batchDefault = &httpapi.BatchSubscription{Group: bd.Group, Topic: bd.Topic}
 	}
 
-	gateCtx, gateCancel := context.WithTimeout(ctx, 30*time.Second)
-	gate, err := auth.New(gateCtx, cfg, log.With("component", "auth"))
-	gateCancel()
+	// The gate refreshes a JWKS URL for as long as the gateway runs.
+	gate, err := auth.New(ctx, cfg, log.With("component", "auth"))
 	if err != nil {
 		return err
 	}

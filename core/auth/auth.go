@@ -80,8 +80,9 @@ type network struct {
 }
 
 // New builds the gate of cfg's auth: and acl: sections, which Load has
-// validated. Relative file names are read against cfg.Dir. The context
-// bounds the first fetch of a JWKS URL.
+// validated. Relative file names are read against cfg.Dir. A JWKS URL is
+// fetched again in the background until ctx ends: pass the context of the
+// gateway's whole run.
 func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gate, error) {
 	g := &Gate{keys: map[[sha256.Size]byte]string{}, log: log}
 	rules, err := compileRules(cfg.ACL)
@@ -102,7 +103,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gate, erro
 		g.keys[h] = k.Principal
 	}
 	if a.JWT != nil {
-		if g.jwt, err = newJWTVerifier(ctx, a.JWT, cfg.Dir); err != nil {
+		if g.jwt, err = newJWTVerifier(ctx, a.JWT, cfg.Dir, log); err != nil {
 			return nil, err
 		}
 	}

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -13,10 +12,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,10 +37,14 @@ func hash(key string) string {
 // signer is a JWKS of one ES256 key, written to a file, and its private key.
 type signer struct {
 	key  *ecdsa.PrivateKey
+	kid  string
+	jwks []byte
 	file string
 }
 
-func newSigner(t testing.TB) signer {
+func newSigner(t testing.TB) signer { return newSignerKid(t, "k1") }
+
+func newSignerKid(t testing.TB, kid string) signer {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -50,7 +56,7 @@ func newSigner(t testing.TB) signer {
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	set := map[string]any{"keys": []map[string]string{{
-		"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+		"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
 		"x": b64(pub[1:33]), "y": b64(pub[33:]),
 	}}}
 	raw, _ := json.Marshal(set)
@@ -58,13 +64,13 @@ func newSigner(t testing.TB) signer {
 	if err := os.WriteFile(file, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return signer{k, file}
+	return signer{k, kid, raw, file}
 }
 
 func (s signer) token(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	tok.Header["kid"] = "k1"
+	tok.Header["kid"] = s.kid
 	out, err := tok.SignedString(s.key)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +84,7 @@ func gate(t testing.TB, cfg *config.Config, log *bytes.Buffer) *Gate {
 	if log == nil {
 		w = &bytes.Buffer{}
 	}
-	g, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(w.(*bytes.Buffer), nil)))
+	g, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(w.(*bytes.Buffer), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +172,99 @@ func noneToken(c jwt.MapClaims) string {
 	tok := jwt.NewWithClaims(jwt.SigningMethodNone, c)
 	s, _ := tok.SignedString(jwt.UnsafeAllowNoneSignatureType)
 	return s
+}
+
+// idp serves a JWKS at URL, or 503 while jwks is nil.
+type idp struct {
+	*httptest.Server
+	mu   sync.Mutex
+	jwks []byte
+}
+
+func newIDP(t *testing.T, jwks []byte) *idp {
+	p := &idp{jwks: jwks}
+	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.jwks == nil {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(p.jwks)
+	}))
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *idp) serve(jwks []byte) {
+	p.mu.Lock()
+	p.jwks = jwks
+	p.mu.Unlock()
+}
+
+// eventually polls cond for up to 10 s.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}
+
+func jwksURLConfig(url string) *config.Config {
+	return &config.Config{Auth: &config.Auth{JWT: &config.JWT{
+		JWKSURL: url, Issuer: "https://idp", Audience: "mqgate", PrincipalClaim: "sub", JWKSRefresh: 20 * time.Millisecond,
+	}}}
+}
+
+// A JWKS from a URL is fetched at start, again at once when a token names
+// a key it does not hold (the provider rotated its keys), and again every
+// jwks_refresh, which drops a key the provider revoked.
+func TestJWKSFromURL(t *testing.T) {
+	old, rotated := newSignerKid(t, "old"), newSignerKid(t, "new")
+	p := newIDP(t, old.jwks)
+	g := gate(t, jwksURLConfig(p.URL+"/jwks.json"), nil)
+	claims := jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice", "exp": time.Now().Add(time.Hour).Unix()}
+	accepted := func(s signer) bool {
+		p, err := g.Authenticate(Credentials{Authorization: "Bearer " + s.token(t, claims)})
+		return err == nil && p.Name == "alice"
+	}
+	if !accepted(old) {
+		t.Fatal("a token of the served key is refused")
+	}
+	p.serve(rotated.jwks)
+	if !accepted(rotated) {
+		t.Fatal("a token of the rotated key is refused")
+	}
+	if !eventually(func() bool { return !accepted(old) }) {
+		t.Fatal("a token of the revoked key is still accepted after refreshes")
+	}
+	if accepted(newSignerKid(t, "rogue")) {
+		t.Fatal("a token of a key the provider never served is accepted")
+	}
+}
+
+// An identity provider that is down when the gateway starts does not stop
+// it: the failure is logged, JWTs are refused, and accepted once a fetch
+// succeeds.
+func TestJWKSProviderDownAtStart(t *testing.T) {
+	s := newSigner(t)
+	p := newIDP(t, nil)
+	var log bytes.Buffer
+	g := gate(t, jwksURLConfig(p.URL), &log)
+	if !strings.Contains(log.String(), "fetching the JWKS failed") || !strings.Contains(log.String(), p.URL) {
+		t.Errorf("log = %s; want the failed fetch, naming the URL", log.String())
+	}
+	tok := "Bearer " + s.token(t, jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	if _, err := g.Authenticate(Credentials{Authorization: tok}); err == nil || !strings.Contains(err.Error(), "JWT refused") {
+		t.Fatalf("a JWT while the JWKS is not fetched: %v; want refused", err)
+	}
+	p.serve(s.jwks)
+	if !eventually(func() bool { _, err := g.Authenticate(Credentials{Authorization: tok}); return err == nil }) {
+		t.Fatal("JWTs are still refused after the provider came back")
+	}
 }
 
 func TestNoAuthIsAnonymousAndACLStillApplies(t *testing.T) {

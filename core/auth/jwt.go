@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 
 	"github.com/mqgate/mqgate/core/config"
 )
@@ -26,7 +29,12 @@ type jwtVerifier struct {
 	claim  string
 }
 
-func newJWTVerifier(ctx context.Context, c *config.JWT, dir string) (*jwtVerifier, error) {
+// jwksFetchTimeout bounds one fetch of a JWKS URL.
+const jwksFetchTimeout = 10 * time.Second
+
+// newJWTVerifier reads c's key set. A JWKS URL is fetched again in the
+// background until ctx ends, so ctx must live as long as the verifier.
+func newJWTVerifier(ctx context.Context, c *config.JWT, dir string, log *slog.Logger) (*jwtVerifier, error) {
 	v := &jwtVerifier{claim: c.PrincipalClaim, parser: jwt.NewParser(
 		jwt.WithValidMethods(jwtMethods),
 		jwt.WithIssuer(c.Issuer),
@@ -52,7 +60,27 @@ func newJWTVerifier(ctx context.Context, c *config.JWT, dir string) (*jwtVerifie
 		}
 		return v, nil
 	}
-	if v.keys, err = keyfunc.NewDefaultCtx(ctx, []string{c.JWKSURL}); err != nil {
+	failed := func(url string) func(context.Context, error) {
+		return func(_ context.Context, err error) {
+			log.Error("fetching the JWKS failed; JWTs signed by keys not yet fetched are refused until a fetch succeeds",
+				"url", url, "err", err, "next", "at once for a token naming an unknown key (at most once a minute), else in auth.jwt.jwks_refresh")
+		}
+	}
+	startAnyway := true
+	if v.keys, err = keyfunc.NewDefaultOverrideCtx(ctx, []string{c.JWKSURL}, keyfunc.Override{
+		HTTPTimeout:     jwksFetchTimeout,
+		RefreshInterval: c.JWKSRefresh,
+		// A token naming a key the set does not hold (the provider has
+		// rotated its keys) fetches the set again, at most once a minute;
+		// a request waits for that turn no longer than a fetch may take.
+		RefreshUnknownKID:       rate.NewLimiter(rate.Every(time.Minute), 1),
+		RateLimitWaitMax:        jwksFetchTimeout,
+		RefreshErrorHandlerFunc: failed,
+		// An identity provider that is down when the gateway starts does
+		// not keep the gateway down: API keys, certificates and networks
+		// work, and JWTs once a fetch succeeds. The failure is logged.
+		NoErrorReturnFirstHTTPReq: &startAnyway,
+	}); err != nil {
 		return nil, fmt.Errorf("auth.jwt.jwks_url: %w", err)
 	}
 	return v, nil

@@ -378,6 +378,9 @@ type JWT struct {
 	PrincipalClaim string `yaml:"principal_claim" default:"sub"`
 	// Leeway is the clock skew allowed on exp, nbf and iat.
 	Leeway time.Duration `yaml:"leeway" default:"30s"`
+	// JWKSRefresh is how often a JWKS URL is fetched again, so a key the
+	// identity provider revoked stops being accepted.
+	JWKSRefresh time.Duration `yaml:"jwks_refresh" default:"1h" check:"positive"`
 }
 
 // MTLS takes the principal from a verified client certificate (the
