@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -21,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/internal/testjwt"
 )
 
 func sha256Hex(s string) string {
@@ -30,38 +28,28 @@ func sha256Hex(s string) string {
 
 // jwtIssuer signs ES256 tokens with a key whose JWKS it writes to a file.
 type jwtIssuer struct {
-	key  *ecdsa.PrivateKey
+	*testjwt.Issuer
 	jwks string
 }
 
 func newJWTIssuer(t *testing.T, dir string) jwtIssuer {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	iss, err := testjwt.New("k1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := k.PublicKey.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	raw, _ := json.Marshal(map[string]any{"keys": []map[string]string{{
-		"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "x": b64(pub[1:33]), "y": b64(pub[33:]),
-	}}})
 	path := filepath.Join(dir, "jwks.json")
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
+	if err := os.WriteFile(path, iss.JWKS, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return jwtIssuer{k, path}
+	return jwtIssuer{iss, path}
 }
 
 func (j jwtIssuer) token(t *testing.T, sub string) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
+	s, err := j.Sign(jwt.MapClaims{
 		"iss": "https://idp.example", "aud": "mqgate", "sub": sub, "exp": time.Now().Add(time.Hour).Unix(),
 	})
-	tok.Header["kid"] = "k1"
-	s, err := tok.SignedString(j.key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,11 @@ package auth
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +22,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/internal/testjwt"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -34,10 +31,9 @@ func hash(key string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// signer is a JWKS of one ES256 key, written to a file, and its private key.
+// signer is an issuer of JWTs whose JWKS is written to file.
 type signer struct {
-	key  *ecdsa.PrivateKey
-	kid  string
+	*testjwt.Issuer
 	jwks []byte
 	file string
 }
@@ -46,32 +42,20 @@ func newSigner(t testing.TB) signer { return newSignerKid(t, "k1") }
 
 func newSignerKid(t testing.TB, kid string) signer {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	iss, err := testjwt.New(kid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := k.PublicKey.Bytes() // 0x04 || X || Y
-	if err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	set := map[string]any{"keys": []map[string]string{{
-		"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-		"x": b64(pub[1:33]), "y": b64(pub[33:]),
-	}}}
-	raw, _ := json.Marshal(set)
 	file := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(file, raw, 0o644); err != nil {
+	if err := os.WriteFile(file, iss.JWKS, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return signer{k, kid, raw, file}
+	return signer{iss, iss.JWKS, file}
 }
 
 func (s signer) token(t testing.TB, claims jwt.MapClaims) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	tok.Header["kid"] = s.kid
-	out, err := tok.SignedString(s.key)
+	out, err := s.Sign(claims)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mqgate/mqgate/internal/testjwt"
+)
+
+// produceHTTPAuth: what authentication costs a request. One gateway with
+// auth on (API keys, JWTs from a JWKS file, an anonymous principal and an
+// ACL of three rules) takes the produce-http load three times: with no
+// credential (the anonymous principal), with an API key, and with a JWT;
+// the gateway side is the JWT run, the slowest. The direct side is the
+// same load on the main gateway, which has no auth: section at all, so
+// the ratio is what JWT auth costs in throughput. The report gives each
+// run's rate and the server CPU per message of the gateway process, which
+// is where authentication runs.
+var produceHTTPAuth = scenario{
+	name:      "produce-http-auth",
+	about:     "sync HTTP produce with an API key, a JWT and no credential on a gateway with auth on, vs the same on a gateway without auth",
+	kafkaOnly: true,
+	adjust: func(p params) params {
+		// One message per request: authentication is per request, so
+		// its cost shows where requests are many and small.
+		p.batch = 1
+		p.n = min(p.n, 30000)
+		return p
+	},
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		dir := filepath.Join(e.dir, "auth")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return result{}, err
+		}
+		iss, err := testjwt.New("bench")
+		if err != nil {
+			return result{}, err
+		}
+		jwksPath := filepath.Join(dir, "jwks.json")
+		if err := os.WriteFile(jwksPath, iss.JWKS, 0o644); err != nil {
+			return result{}, err
+		}
+		token, err := iss.Sign(jwt.MapClaims{"iss": "https://idp.bench", "aud": "mqgate", "sub": "bench-jwt", "exp": time.Now().Add(24 * time.Hour).Unix()})
+		if err != nil {
+			return result{}, err
+		}
+		const key = "bench-api-key-0123456789"
+		sum := sha256.Sum256([]byte(key))
+		httpAddr := freeAddr()
+		cfg := fmt.Sprintf(`version: 1
+plugins: {kafka: {builtin: kafka}}
+clusters:
+  local: {plugin: kafka, config: {brokers: [%q]}}
+default_cluster: local
+http: {listen: %q}
+thrift: {producer_listen: %q, consumer_listen: %q}
+producer: {spool_dir: %q}
+delay: {enabled: false}
+auth:
+  api_keys: [{principal: bench-key, sha256: %q}]
+  jwt: {jwks_file: %q, issuer: "https://idp.bench", audience: mqgate}
+  anonymous: {principal: bench-anonymous}
+acl:
+  - {principal: "bench-*", operations: [produce], topics: ["bench-*"]}
+  - {principal: "bench-*", effect: deny, operations: [produce], topics: [bench-frozen]}
+  - {principal: ops, operations: [metrics, read-stats, admin]}
+`, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"), hex.EncodeToString(sum[:]), jwksPath)
+		cmd, err := launch(e.bin, filepath.Join(dir, "plugins.yaml"), cfg, filepath.Join(dir, "mqgate.log"), httpAddr, nil)
+		if err != nil {
+			return result{}, err
+		}
+		defer stopCmd(cmd)
+
+		bodies, err := jsonBodies(p)
+		if err != nil {
+			return result{}, err
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		url := "http://" + httpAddr + "/v1/topics/bench-http-auth/messages"
+		var notes []string
+		var last result
+		for _, run := range []struct{ name, authorization string }{
+			{"no credential (anonymous)", ""},
+			{"API key", "Bearer " + key},
+			{"JWT (ES256)", "Bearer " + token},
+		} {
+			post := func(body []byte) error { return postAuthorized(client, url, run.authorization, body) }
+			if err := post(bodies[0]); err != nil { // creates the topic, opens the connections
+				return result{}, fmt.Errorf("%s: warm-up: %w", run.name, err)
+			}
+			cpu0 := procCPU(cmd.Process.Pid)
+			r := runCalls(p, func(_, call int) error { return post(bodies[call%len(bodies)]) })
+			cpu := procCPU(cmd.Process.Pid) - cpu0
+			notes = append(notes, fmt.Sprintf("| %s | %.0f | %.0f | %d |", run.name, r.rate(), float64(cpu.Microseconds())/float64(max(r.msgs, 1)), r.failures))
+			last = r
+		}
+		last.note = "| credential | msgs/s | gateway CPU µs/msg | failures |\n|---|---:|---:|---:|\n" + strings.Join(notes, "\n")
+		return last, nil
+	},
+	direct: func(ctx context.Context, e *env, p params) (result, error) {
+		bodies, err := jsonBodies(p)
+		if err != nil {
+			return result{}, err
+		}
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		url := "http://" + e.httpAddr + "/v1/topics/bench-http-auth/messages"
+		if err := postStatus(client, url, bodies[0], http.StatusOK); err != nil {
+			return result{}, fmt.Errorf("warm-up: %w", err)
+		}
+		cpu0 := procCPU(e.cmd.Process.Pid)
+		r := runCalls(p, func(_, call int) error { return postStatus(client, url, bodies[call%len(bodies)], http.StatusOK) })
+		cpu := procCPU(e.cmd.Process.Pid) - cpu0
+		r.note = fmt.Sprintf("| no auth: section (main gateway) | %.0f | %.0f | %d |", r.rate(), float64(cpu.Microseconds())/float64(max(r.msgs, 1)), r.failures)
+		return r, nil
+	},
+	report: func(g, d result) {
+		fmt.Printf("\nproduce-http-auth: per credential (gateway side is the JWT run; direct is the main gateway, without auth):\n\n%s\n%s\n", g.note, d.note)
+	},
+}
+
+// postAuthorized posts body with the Authorization header given (none
+// when empty) and wants 200.
+func postAuthorized(client *http.Client, url, authorization string, body []byte) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%d: %s", resp.StatusCode, b)
+	}
+	return nil
+}
