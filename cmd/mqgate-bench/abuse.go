@@ -40,7 +40,7 @@ var probes = []probe{
 	{"cancel with 512 KiB delay ids over Thrift (100 calls)", probeLongIDs},
 	{"submit ConsumeResult chains 4,001 deep (20 calls)", probeDeepChains},
 	{"commit far past the end offset", probeCommitPastEnd},
-	{"pull once in each of 2,000 consumer groups while producing", probeManyGroups},
+	{"pull once in each of 10,000 consumer groups from one anonymous client while producing", probeManyGroups},
 	{"produce to 400 new topics with max_topics 300", probeManyTopics},
 	{"run the embedded broker out of descriptors, then send async", probeDescriptors},
 	{"replace a plugin binary run by path with its sha256, kill the plugin", probeReplacedPlugin},

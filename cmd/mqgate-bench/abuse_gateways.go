@@ -152,11 +152,12 @@ func until(limit time.Duration, cond func() bool) bool {
 	}
 }
 
-// probeManyGroups pulls once in each of 2,000 groups (one session each)
-// while a producer goes on, and watches the plugin that holds the
-// sessions: its memory, its restarts, and the sessions the gateway holds.
+// probeManyGroups pulls once in each of 10,000 groups (one session each)
+// from one anonymous client while a producer goes on, and watches the
+// plugin that holds the sessions (its memory, its restarts), the
+// gateway's memory, and the sessions the gateway holds.
 func probeManyGroups(e *env) (bool, string, error) {
-	const groups, sessionIdle = 2000, 30 * time.Second
+	const groups, sessionIdle = 10000, 30 * time.Second
 	g, err := startAbuseGateway(e, "groups", gatewaySetup{extra: fmt.Sprintf("consume: {session_idle: %s}\n", sessionIdle)})
 	if err != nil {
 		return false, "", err
@@ -166,7 +167,7 @@ func probeManyGroups(e *env) (bool, string, error) {
 		return false, "", fmt.Errorf("producing: %v %s", err, a.body)
 	}
 	pid, _, _ := g.plugin()
-	before := rssMiB(pid)
+	before, gatewayBefore := rssMiB(pid), rssMiB(g.cmd.Process.Pid)
 
 	var (
 		wg                       sync.WaitGroup
@@ -174,6 +175,7 @@ func probeManyGroups(e *env) (bool, string, error) {
 		produced, produceFailed  atomic.Int64
 		opened, refused, other   atomic.Int64
 		peakRSS, peakSessions    atomic.Int64
+		peakGatewayRSS           atomic.Int64
 		firstOther, firstRefusal atomic.Value
 	)
 	wg.Go(func() { // a producer that must not notice the consumers
@@ -193,6 +195,7 @@ func probeManyGroups(e *env) (bool, string, error) {
 	wg.Go(func() { // the plugin's memory and the gateway's sessions
 		for {
 			peakRSS.Store(max(peakRSS.Load(), rssMiB(pid)))
+			peakGatewayRSS.Store(max(peakGatewayRSS.Load(), rssMiB(g.cmd.Process.Pid)))
 			peakSessions.Store(max(peakSessions.Load(), int64(g.metric("mqgate_consume_sessions"))))
 			select {
 			case <-stop:
@@ -241,14 +244,17 @@ func probeManyGroups(e *env) (bool, string, error) {
 	returned := until(3*time.Minute, func() bool { return rssMiB(pid)-before < keep })
 	after, afterTook := rssMiB(pid), time.Since(closedAt)
 
-	const bound = 1500 // MiB over the idle plugin: 1,000 sessions at about 0.6 MiB, and room
+	const bound = 1500       // MiB over the idle plugin: 1,000 sessions at about 0.6 MiB, and room
+	const gatewayBound = 500 // MiB over the idle gateway
 	held := peakSessions.Load() <= 1000 && refused.Load() > 0 && other.Load() == 0 && produceFailed.Load() == 0 &&
-		restarts == 0 && state == "up" && peakRSS.Load()-before < bound && closed && returned
+		restarts == 0 && state == "up" && peakRSS.Load()-before < bound && closed && returned &&
+		peakGatewayRSS.Load()-gatewayBefore < gatewayBound
 	figures := fmt.Sprintf("%d pulls answered in %s: %d opened a session, %d refused 429/15, %d otherwise; at most %d sessions at once; "+
 		"%d produces until every session closed (%t), %d failed; plugin restarts %d; plugin RSS %d MiB before, peak %d (bound +%d), "+
-		"%d MiB %s after the last session closed (bound +%d)",
+		"%d MiB %s after the last session closed (bound +%d); gateway RSS %d MiB before, peak %d (bound +%d)",
 		groups, took.Round(time.Second), opened.Load(), refused.Load(), other.Load(), peakSessions.Load(),
-		produced.Load(), closed, produceFailed.Load(), restarts, before, peakRSS.Load(), bound, after, afterTook.Round(time.Second), keep)
+		produced.Load(), closed, produceFailed.Load(), restarts, before, peakRSS.Load(), bound, after, afterTook.Round(time.Second), keep,
+		gatewayBefore, peakGatewayRSS.Load(), gatewayBound)
 	if v := firstOther.Load(); v != nil {
 		figures += "; first other answer: " + v.(string)
 	}
