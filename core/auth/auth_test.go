@@ -62,13 +62,31 @@ func (s signer) token(t testing.TB, claims jwt.MapClaims) string {
 	return out
 }
 
-func gate(t testing.TB, cfg *config.Config, log *bytes.Buffer) *Gate {
+// logBuffer is a log that a gate's background JWKS refresh may write
+// while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func gate(t testing.TB, cfg *config.Config, log *logBuffer) *Gate {
 	t.Helper()
-	w := any(log)
 	if log == nil {
-		w = &bytes.Buffer{}
+		log = &logBuffer{}
 	}
-	g, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(w.(*bytes.Buffer), nil)))
+	g, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +105,7 @@ func TestAuthenticate(t *testing.T) {
 		MTLS:     &config.MTLS{Principal: "cn"},
 		Networks: []*config.Network{{CIDRs: []string{"10.1.0.0/16"}, Principal: "dc-east"}},
 	}}
-	var log bytes.Buffer
+	var log logBuffer
 	g := gate(t, cfg, &log)
 	now := time.Now()
 	valid := jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice", "exp": now.Add(time.Hour).Unix()}
@@ -236,7 +254,7 @@ func TestJWKSFromURL(t *testing.T) {
 func TestJWKSProviderDownAtStart(t *testing.T) {
 	s := newSigner(t)
 	p := newIDP(t, nil)
-	var log bytes.Buffer
+	var log logBuffer
 	g := gate(t, jwksURLConfig(p.URL), &log)
 	if !strings.Contains(log.String(), "fetching the JWKS failed") || !strings.Contains(log.String(), p.URL) {
 		t.Errorf("log = %s; want the failed fetch, naming the URL", log.String())
@@ -252,7 +270,7 @@ func TestJWKSProviderDownAtStart(t *testing.T) {
 }
 
 func TestNoAuthIsAnonymousAndACLStillApplies(t *testing.T) {
-	var log bytes.Buffer
+	var log logBuffer
 	g := gate(t, &config.Config{ACL: []*config.ACLRule{
 		{Principal: "anonymous", Effect: "allow", Operations: []string{"produce"}, Topics: []string{"public.*"}},
 	}}, &log)
