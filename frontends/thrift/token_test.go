@@ -1,14 +1,12 @@
 package thriftapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -255,9 +253,9 @@ func sha256Hex(s string) string {
 // tokenGate is a gate with the API keys k-orders (orders-svc, may produce
 // to orders and consume it as billing) and k-ops (ops, may do nothing),
 // logging to a buffer.
-func tokenGate(t *testing.T, networks ...*config.Network) (*auth.Gate, *syncBuffer) {
+func tokenGate(t *testing.T, networks ...*config.Network) (*auth.Gate, *lockedBuffer) {
 	t.Helper()
-	log := &syncBuffer{}
+	log := &lockedBuffer{}
 	g, err := auth.New(context.Background(), &config.Config{
 		Auth: &config.Auth{
 			APIKeys: []*config.APIKey{
@@ -276,25 +274,6 @@ func tokenGate(t *testing.T, networks ...*config.Network) (*auth.Gate, *syncBuff
 		t.Fatal(err)
 	}
 	return g, log
-}
-
-// syncBuffer is a log buffer the server's goroutines write while the test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // Over the wire, with auth.thrift_token on: a connection with no
