@@ -347,6 +347,31 @@ func TestProducerCallToken(t *testing.T) {
 	}
 }
 
+// sendDelaySync carries its token in the delay message's properties, which
+// the Delayer (and so the tier topics) never sees.
+func TestDelayCallToken(t *testing.T) {
+	gate, _ := tokenGate(t)
+	fd := &fakeDelayer{}
+	srv := startServer(t, Options{Gate: gate, Token: testCarrier, Delayer: fd}, &fakeProducer{})
+	c := dial(t, srv.addr, TransportFramed, ProtocolCompact)
+	ctx := context.Background()
+	m := newDelayMessage("orders", time.Now().Add(time.Minute).UnixMilli(), "b")
+	m.Properties = map[string]string{"Mqgate-Token": "k-orders", "trace": "t1"}
+	if res, err := c.SendDelaySync(ctx, m, 1000); err != nil || res.Code != 0 {
+		t.Fatalf("with a token: %+v, %v", res, err)
+	}
+	adds, _ := fd.calls()
+	if len(adds) != 1 || len(adds[0].msgs[0].Msg.Headers) != 1 || adds[0].msgs[0].Msg.Headers[0].Key != "trace" {
+		t.Fatalf("the Delayer got %+v; want the message with its trace header alone", adds)
+	}
+	cancel := producer.NewDelayMessage()
+	cancel.Topic, cancel.Action, cancel.UniqDelayMsgId = "orders", delayActionCancel, ptr("id-1")
+	res, err := c.SendDelaySync(ctx, cancel, 1000)
+	if err != nil || res.Code != 18 || res.UniqDelayMsgId != "id-1" || !strings.Contains(res.Msg, `set the message property "mqgate-token"`) {
+		t.Fatalf("a cancel without a token: %+v, %v; want code 18 echoing the id", res, err)
+	}
+}
+
 // A connection with a principal of its own (a network's) makes the calls
 // that carry no token; a call's token names its principal instead.
 func TestCallTokenOverridesNetwork(t *testing.T) {
