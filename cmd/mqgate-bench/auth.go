@@ -87,6 +87,12 @@ acl:
 			return result{}, err
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		// The broker is the main gateway's embedded one, which this
+		// gateway reaches as an external cluster: topics are created
+		// through the main gateway.
+		if err := postStatus(client, "http://"+e.httpAddr+"/v1/topics/bench-http-auth/messages", bodies[0], http.StatusOK); err != nil {
+			return result{}, fmt.Errorf("creating the topic: %w", err)
+		}
 		url := "http://" + httpAddr + "/v1/topics/bench-http-auth/messages"
 		var notes []string
 		var last result

@@ -6,17 +6,22 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/internal/testjwt"
 )
@@ -164,5 +169,131 @@ func TestThriftAuthByNetwork(t *testing.T) {
 	}
 	if res, err := client("127.0.0.1").SendSync(ctx, &producer.Message{Topic: "orders", Body: []byte("x")}, 5000); err == nil {
 		t.Fatalf("an unauthenticated connection was answered: %+v", res)
+	}
+}
+
+// With auth.thrift_token, a DDMQ client whose connection has no principal
+// authenticates each call: a producer by a message property, which never
+// reaches the broker, a consumer by a "<token>@" group prefix, which the
+// broker never sees. A call without a token, or with one the gate refuses,
+// is code 18; one the ACL refuses to the token's principal, 13.
+func TestThriftAuthByToken(t *testing.T) {
+	kind := brokerKinds[0]
+	dir := t.TempDir()
+	iss := newJWTIssuer(t, dir)
+	extra := strings.Replace(authConfig(iss.jwks), "acl:\n", "  thrift_token: {}\nacl:\n", 1)
+	g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{extra: extra}))
+	alice := iss.token(t, "alice")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	conf := &thrift.TConfiguration{SocketTimeout: 30 * time.Second}
+	open := func(addr string) thrift.TTransport {
+		t.Helper()
+		trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(addr, conf), conf)
+		if err := trans.Open(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { trans.Close() })
+		return trans
+	}
+	pc := producer.NewProducerServiceClientFactory(open(g.thriftAddr), thrift.NewTCompactProtocolFactoryConf(conf))
+	message := func(token string) *producer.Message {
+		props := map[string]string{"trace": "t1"}
+		if token != "" {
+			props["mqgate-token"] = token
+		}
+		return &producer.Message{Topic: "orders", Key: "k", Body: []byte("with a token"), PartitionId: -1, Properties: props}
+	}
+	for _, c := range []struct {
+		name  string
+		token string
+		code  int32
+		names string
+	}{
+		{"no token", "", 18, `set the message property "mqgate-token" to an API key or JWT`},
+		{"unknown key", "k-wrong", 18, "not a known API key"},
+		{"forged JWT", alice + "x", 18, "JWT refused"},
+		{"a principal that may not produce", alice, 13, `no acl rule allows produce on topic "orders" to principal "alice"`},
+		{"API key", "k-orders", 0, ""},
+	} {
+		res, err := pc.SendSync(ctx, message(c.token), 5000)
+		if err != nil || res.Code != c.code || !strings.Contains(res.Msg, c.names) {
+			t.Errorf("%s: %+v, %v; want code %d naming %q", c.name, res, err, c.code, c.names)
+		}
+	}
+	rec := g.read("orders", 1)[0]
+	if rec.Value != "with a token" || rec.Headers["trace"] != "t1" {
+		t.Errorf("the broker holds %+v; want the message with its trace property", rec)
+	}
+	for k := range rec.Headers {
+		if strings.EqualFold(k, "mqgate-token") {
+			t.Errorf("the broker holds the token property: %+v", rec.Headers)
+		}
+	}
+
+	cc := consumer.NewConsumerServiceClientFactory(open(g.consumerAddr), thrift.NewTCompactProtocolFactoryConf(conf))
+	topic, linger := "orders", int32(500)
+	pull := func(group string, result *consumer.ConsumeResult_) (*consumer.PullResponse, error) {
+		return cc.Pull(ctx, &consumer.PullRequest{GroupId: group, Topic: &topic, MaxLingerTime: &linger, Result_: result})
+	}
+	for _, c := range []struct {
+		name, group string
+		code        int32
+		names       string
+	}{
+		{"no token", "billing-eu", 18, `prefix the group name with an API key or JWT and "@"`},
+		{"unknown key", "k-wrong@billing-eu", 18, "not a known API key"},
+		{"a group the principal may not consume as", alice + "@other", 13, `consume on topic "orders" as group "other"`},
+	} {
+		_, err := pull(c.group, nil)
+		var pe *consumer.PullException
+		if !errors.As(err, &pe) || pe.Code != c.code || !strings.Contains(pe.Message, c.names) {
+			t.Errorf("pull, %s: %v; want code %d naming %q", c.name, err, c.code, c.names)
+		}
+	}
+	var resp *consumer.PullResponse
+	waitFor(t, "alice's pull to get the message", func() bool {
+		r, err := pull(alice+"@billing-eu", nil)
+		if err != nil {
+			t.Fatalf("alice's pull: %v", err)
+		}
+		resp = r
+		return len(r.Messages) > 0
+	})
+	if string(resp.Messages[0].Value) != "with a token" {
+		t.Errorf("pulled %q", resp.Messages[0].Value)
+	}
+	if resp.Context.GroupId != alice+"@billing-eu" {
+		t.Errorf("the context's group is not the group as sent")
+	}
+	// DDMQ's SDK acks with the context it was given, token and all.
+	result := &consumer.ConsumeResult_{Context: resp.Context, SuccessOffsets: []int64{resp.Messages[0].Offset}, FailOffsets: []int64{}}
+	if ok, err := cc.Submit(ctx, result); err != nil || !ok {
+		t.Fatalf("submit with the context of the pull: %v, %v", ok, err)
+	}
+
+	// The broker knows the group by its plain name.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(g.broker.latest()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var groups []string
+	waitFor(t, "the broker to list group billing-eu", func() bool {
+		listed, err := kadm.NewClient(cl).ListGroups(ctx)
+		groups = listed.Groups()
+		return err == nil && slices.Contains(groups, "billing-eu")
+	})
+	for _, name := range groups {
+		if strings.Contains(name, "@") {
+			t.Errorf("the broker has group %q", name)
+		}
+	}
+	if !g.eventuallyLogged(`action="authentication refused"`) {
+		t.Errorf("no audit line for the refused tokens")
+	}
+	if log := g.log.String(); strings.Contains(log, "k-orders") || strings.Contains(log, "k-wrong") || strings.Contains(log, alice) {
+		t.Errorf("the gateway's log holds a token")
 	}
 }

@@ -278,6 +278,9 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Registry:    reg,
 		Gate:        gate,
 	}
+	if cfg.Auth != nil && cfg.Auth.ThriftToken != nil {
+		thriftOpts.Token = &thriftapi.CallToken{Property: cfg.Auth.ThriftToken.Property, GroupSeparator: cfg.Auth.ThriftToken.GroupSeparator}
+	}
 	producerOpts := thriftOpts
 	producerOpts.Delayer = delayer
 	tsrv := thriftapi.NewProducerServer(producerOpts, rt)

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/config"
@@ -47,13 +48,23 @@ const maxCredentialBytes = 16 << 10
 type Principal struct {
 	Name   string
 	Method string
+	// Expires is when the credential that established the principal
+	// stops being accepted: a JWT's exp plus auth.jwt.leeway. It is zero
+	// for one that does not expire. A frontend that remembers a verified
+	// credential must not use it past Expires.
+	Expires time.Time
 }
 
 // Credentials are what a request presents.
 type Credentials struct {
 	// Authorization is the HTTP Authorization header ("Bearer KEY",
-	// "Basic ..."), or a token a Thrift client sent in its stead.
+	// "Basic ...").
 	Authorization string
+	// Token is a bearer token (an API key or a JWT) sent outside an
+	// Authorization header: a Thrift call's message property or group
+	// name prefix. It is tried where Authorization is, and only when
+	// Authorization is empty.
+	Token string
 	// Remote is the client's address.
 	Remote netip.Addr
 	// PeerCertificates is the client's verified certificate chain, leaf
@@ -168,39 +179,82 @@ func compileRules(rules []*config.ACLRule) (acl.Rules, error) {
 func (g *Gate) Enabled() bool { return g.on }
 
 // Authenticate returns the principal of c, or a code 18 error saying why
-// there is none. A credential that is presented and fails is refused, even
-// where an anonymous principal is configured: a client that meant to be
-// someone should hear that it is not.
+// there is none. It tries, in order, the client certificate, the
+// Authorization header or Token, the source network and the anonymous
+// principal; the first that applies decides. A credential that is
+// presented and fails is refused, even where an anonymous principal is
+// configured: a client that meant to be someone should hear that it is
+// not.
 func (g *Gate) Authenticate(c Credentials) (Principal, error) {
 	if !g.on {
 		return Principal{Name: NoAuthPrincipal, Method: MethodNone}, nil
 	}
-	if g.mtls != "" && len(c.PeerCertificates) > 0 {
-		if name := certPrincipal(c.PeerCertificates[0], g.mtls); name != "" {
-			return Principal{Name: name, Method: MethodMTLS}, nil
-		}
+	if p, ok := g.byCertificate(c); ok {
+		return p, nil
 	}
-	if c.Authorization != "" {
-		p, err := g.fromHeader(c.Authorization)
+	if c.Authorization != "" || c.Token != "" {
+		p, err := g.fromCredential(c)
 		if err != nil {
 			g.audit("authentication refused", "", c.Remote, "", "", err)
 			return Principal{}, sdk.Errorf(sdk.CodeUnauthenticated, "unauthenticated: %v", err)
 		}
 		return p, nil
 	}
+	if p, ok := g.byAddress(c); ok {
+		return p, nil
+	}
+	return Principal{}, g.NoCredential(c.Remote, `send "Authorization: Bearer <API key or JWT>", HTTP Basic, or a client certificate`)
+}
+
+// Implicit returns the principal c has without a credential of its own:
+// by client certificate, source network or as the anonymous principal,
+// in Authenticate's order; false when none applies. c.Authorization and
+// c.Token are not looked at, and nothing is audited: a caller that gets
+// false asks each request for a credential (Thrift calls' tokens) and
+// refuses one without with NoCredential.
+func (g *Gate) Implicit(c Credentials) (Principal, bool) {
+	if !g.on {
+		return Principal{Name: NoAuthPrincipal, Method: MethodNone}, true
+	}
+	if p, ok := g.byCertificate(c); ok {
+		return p, true
+	}
+	return g.byAddress(c)
+}
+
+// NoCredential returns the code 18 error for a request from remote that
+// presented no credential, telling the client how to send one (the
+// frontend's words) and what this gate accepts, and audits the refusal.
+func (g *Gate) NoCredential(remote netip.Addr, how string) error {
+	err := fmt.Errorf("no credential: %s%s", how, g.accepted())
+	g.audit("authentication refused", "", remote, "", "", err)
+	return sdk.Errorf(sdk.CodeUnauthenticated, "unauthenticated: %v", err)
+}
+
+// byCertificate is the principal of c's verified client certificate.
+func (g *Gate) byCertificate(c Credentials) (Principal, bool) {
+	if g.mtls != "" && len(c.PeerCertificates) > 0 {
+		if name := certPrincipal(c.PeerCertificates[0], g.mtls); name != "" {
+			return Principal{Name: name, Method: MethodMTLS}, true
+		}
+	}
+	return Principal{}, false
+}
+
+// byAddress is the principal of c's source network, else the anonymous
+// principal.
+func (g *Gate) byAddress(c Credentials) (Principal, bool) {
 	for _, n := range g.networks {
 		for _, p := range n.prefixes {
 			if c.Remote.IsValid() && p.Contains(c.Remote.Unmap()) {
-				return Principal{Name: n.principal, Method: MethodNetwork}, nil
+				return Principal{Name: n.principal, Method: MethodNetwork}, true
 			}
 		}
 	}
 	if g.anonymous != "" {
-		return Principal{Name: g.anonymous, Method: MethodAnonymous}, nil
+		return Principal{Name: g.anonymous, Method: MethodAnonymous}, true
 	}
-	err := fmt.Errorf("no credential: send \"Authorization: Bearer <API key or JWT>\", HTTP Basic, or a client certificate%s", g.accepted())
-	g.audit("authentication refused", "", c.Remote, "", "", err)
-	return Principal{}, sdk.Errorf(sdk.CodeUnauthenticated, "unauthenticated: %v", err)
+	return Principal{}, false
 }
 
 // accepted lists what the gate takes, for the message to a client that
@@ -222,32 +276,46 @@ func (g *Gate) accepted() string {
 	return " (this gateway accepts " + strings.Join(m, ", ") + ")"
 }
 
+// fromCredential authenticates c's Authorization header, else its Token.
+func (g *Gate) fromCredential(c Credentials) (Principal, error) {
+	if c.Authorization != "" {
+		return g.fromHeader(c.Authorization)
+	}
+	if len(c.Token) > maxCredentialBytes {
+		return Principal{}, fmt.Errorf("token of %d bytes is over the limit of %d", len(c.Token), maxCredentialBytes)
+	}
+	return g.bearer(c.Token)
+}
+
 // fromHeader authenticates an Authorization header.
 func (g *Gate) fromHeader(h string) (Principal, error) {
 	scheme, cred, err := ParseAuthorization(h)
 	if err != nil {
 		return Principal{}, err
 	}
-	switch scheme {
-	case "bearer":
-		if name, ok := g.keys[sha256.Sum256([]byte(cred))]; ok {
-			return Principal{Name: name, Method: MethodAPIKey}, nil
-		}
-		if g.jwt != nil && strings.Count(cred, ".") == 2 {
-			name, err := g.jwt.verify(cred)
-			if err != nil {
-				return Principal{}, err
-			}
-			return Principal{Name: name, Method: MethodJWT}, nil
-		}
-		return Principal{}, fmt.Errorf("the bearer token is not a known API key%s", map[bool]string{true: " or a JWT", false: ""}[g.jwt != nil])
-	default: // basic
-		user, pass, _ := strings.Cut(cred, ":")
-		if name, ok := g.keys[sha256.Sum256([]byte(pass))]; ok && name == user {
-			return Principal{Name: name, Method: MethodBasic}, nil
-		}
-		return Principal{}, fmt.Errorf("HTTP Basic: the password is not an API key of principal %q", user)
+	if scheme == "bearer" {
+		return g.bearer(cred)
 	}
+	user, pass, _ := strings.Cut(cred, ":")
+	if name, ok := g.keys[sha256.Sum256([]byte(pass))]; ok && name == user {
+		return Principal{Name: name, Method: MethodBasic}, nil
+	}
+	return Principal{}, fmt.Errorf("HTTP Basic: the password is not an API key of principal %q", user)
+}
+
+// bearer authenticates a bearer token: an API key, else a JWT.
+func (g *Gate) bearer(token string) (Principal, error) {
+	if name, ok := g.keys[sha256.Sum256([]byte(token))]; ok {
+		return Principal{Name: name, Method: MethodAPIKey}, nil
+	}
+	if g.jwt != nil && strings.Count(token, ".") == 2 {
+		name, expires, err := g.jwt.verify(token)
+		if err != nil {
+			return Principal{}, err
+		}
+		return Principal{Name: name, Method: MethodJWT, Expires: expires}, nil
+	}
+	return Principal{}, fmt.Errorf("the bearer token is not a known API key%s", map[bool]string{true: " or a JWT", false: ""}[g.jwt != nil])
 }
 
 // ParseAuthorization splits an Authorization header into its scheme,

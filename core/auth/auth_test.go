@@ -126,12 +126,12 @@ func TestAuthenticate(t *testing.T) {
 		want   Principal
 		refuse string
 	}{
-		{"API key as bearer", Credentials{Authorization: "Bearer k-orders"}, Principal{"orders-svc", MethodAPIKey}, ""},
-		{"API key as Basic password", Credentials{Authorization: basic("orders-svc", "k-orders")}, Principal{"orders-svc", MethodBasic}, ""},
+		{"API key as bearer", Credentials{Authorization: "Bearer k-orders"}, Principal{Name: "orders-svc", Method: MethodAPIKey}, ""},
+		{"API key as Basic password", Credentials{Authorization: basic("orders-svc", "k-orders")}, Principal{Name: "orders-svc", Method: MethodBasic}, ""},
 		{"Basic with another principal's key", Credentials{Authorization: basic("admin", "k-orders")}, Principal{}, `principal "admin"`},
 		{"unknown key", Credentials{Authorization: "Bearer nope"}, Principal{}, "not a known API key or a JWT"},
 		{"unknown key from a trusted network", Credentials{Authorization: "Bearer nope", Remote: lan}, Principal{}, "not a known API key"},
-		{"JWT", Credentials{Authorization: "Bearer " + s.token(t, valid)}, Principal{"alice", MethodJWT}, ""},
+		{"JWT", Credentials{Authorization: "Bearer " + s.token(t, valid)}, Principal{Name: "alice", Method: MethodJWT}, ""},
 		{"JWT expired", Credentials{Authorization: "Bearer " + s.token(t, with("exp", now.Add(-time.Hour).Unix()))}, Principal{}, "expired"},
 		{"JWT without exp", Credentials{Authorization: "Bearer " + s.token(t, jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice"})}, Principal{}, "exp"},
 		{"JWT for another audience", Credentials{Authorization: "Bearer " + s.token(t, with("aud", "other"))}, Principal{}, "audience"},
@@ -139,15 +139,23 @@ func TestAuthenticate(t *testing.T) {
 		{"JWT signed by another key", Credentials{Authorization: "Bearer " + other.token(t, valid)}, Principal{}, "JWT refused"},
 		{"JWT without the principal claim", Credentials{Authorization: "Bearer " + s.token(t, with("sub", 7))}, Principal{}, `claim "sub"`},
 		{"JWT alg none", Credentials{Authorization: "Bearer " + noneToken(valid)}, Principal{}, "JWT refused"},
-		{"client certificate", Credentials{PeerCertificates: []*x509.Certificate{cert}}, Principal{"billing", MethodMTLS}, ""},
-		{"network", Credentials{Remote: lan}, Principal{"dc-east", MethodNetwork}, ""},
-		{"IPv4-mapped network", Credentials{Remote: netip.MustParseAddr("::ffff:10.1.2.3")}, Principal{"dc-east", MethodNetwork}, ""},
+		{"client certificate", Credentials{PeerCertificates: []*x509.Certificate{cert}}, Principal{Name: "billing", Method: MethodMTLS}, ""},
+		{"network", Credentials{Remote: lan}, Principal{Name: "dc-east", Method: MethodNetwork}, ""},
+		{"IPv4-mapped network", Credentials{Remote: netip.MustParseAddr("::ffff:10.1.2.3")}, Principal{Name: "dc-east", Method: MethodNetwork}, ""},
 		{"nothing", Credentials{Remote: netip.MustParseAddr("192.168.1.1")}, Principal{}, "no credential"},
 		{"bad scheme", Credentials{Authorization: "Digest x"}, Principal{}, "not Bearer or Basic"},
+		{"API key as token", Credentials{Token: "k-orders"}, Principal{Name: "orders-svc", Method: MethodAPIKey}, ""},
+		{"JWT as token", Credentials{Token: s.token(t, valid)}, Principal{Name: "alice", Method: MethodJWT}, ""},
+		{"expired JWT as token", Credentials{Token: s.token(t, with("exp", now.Add(-time.Hour).Unix()))}, Principal{}, "expired"},
+		{"unknown token from a trusted network", Credentials{Token: "nope", Remote: lan}, Principal{}, "not a known API key or a JWT"},
+		{"token over the limit", Credentials{Token: strings.Repeat("k", maxCredentialBytes+1)}, Principal{}, "token of 16385 bytes is over the limit of 16384"},
+		{"Authorization before token", Credentials{Authorization: "Bearer nope", Token: "k-orders"}, Principal{}, "not a known API key"},
+		{"client certificate before token", Credentials{Token: "nope", PeerCertificates: []*x509.Certificate{cert}}, Principal{Name: "billing", Method: MethodMTLS}, ""},
+		{"token before network", Credentials{Token: "k-orders", Remote: lan}, Principal{Name: "orders-svc", Method: MethodAPIKey}, ""},
 	} {
 		p, err := g.Authenticate(c.creds)
 		switch {
-		case c.refuse == "" && (err != nil || p != c.want):
+		case c.refuse == "" && (err != nil || p.Name != c.want.Name || p.Method != c.want.Method):
 			t.Errorf("%s: %+v, %v; want %+v", c.name, p, err, c.want)
 		case c.refuse != "" && (sdk.CodeOf(err) != sdk.CodeUnauthenticated || !strings.Contains(err.Error(), c.refuse)):
 			t.Errorf("%s: %+v, %v; want code 18 naming %q", c.name, p, err, c.refuse)
@@ -156,17 +164,79 @@ func TestAuthenticate(t *testing.T) {
 	if !strings.Contains(log.String(), `action="authentication refused"`) || !strings.Contains(log.String(), "source=192.168.1.1") {
 		t.Errorf("refusals were not audited:\n%s", log.String())
 	}
-	if strings.Contains(log.String(), "k-orders") {
+	if strings.Contains(log.String(), "k-orders") || strings.Contains(log.String(), "nope") {
 		t.Errorf("the audit log holds a key:\n%s", log.String())
 	}
 
 	cfg.Auth.Anonymous = &config.Anonymous{Principal: "guest"}
 	g = gate(t, cfg, nil)
-	if p, err := g.Authenticate(Credentials{}); err != nil || p != (Principal{"guest", MethodAnonymous}) {
+	if p, err := g.Authenticate(Credentials{}); err != nil || p != (Principal{Name: "guest", Method: MethodAnonymous}) {
 		t.Errorf("anonymous: %+v, %v", p, err)
 	}
 	if _, err := g.Authenticate(Credentials{Authorization: "Bearer wrong"}); sdk.CodeOf(err) != sdk.CodeUnauthenticated {
 		t.Errorf("a wrong key with anonymous allowed: %v; want code 18, not anonymous", err)
+	}
+}
+
+// A JWT's principal says when the token stops being accepted, so that a
+// frontend remembering it can honour exp; an API key's never expires.
+func TestPrincipalExpires(t *testing.T) {
+	s := newSigner(t)
+	g := gate(t, &config.Config{Auth: &config.Auth{
+		APIKeys: []*config.APIKey{{Principal: "svc", SHA256: hash("key")}},
+		JWT:     &config.JWT{JWKSFile: s.file, Issuer: "i", Audience: "a", PrincipalClaim: "sub", Leeway: 30 * time.Second},
+	}}, nil)
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	p, err := g.Authenticate(Credentials{Token: s.token(t, jwt.MapClaims{"iss": "i", "aud": "a", "sub": "alice", "exp": exp.Unix()})})
+	if err != nil || !p.Expires.Equal(exp.Add(30*time.Second)) {
+		t.Errorf("JWT: %+v, %v; want Expires at exp plus the leeway, %v", p, err, exp.Add(30*time.Second))
+	}
+	if p, err := g.Authenticate(Credentials{Token: "key"}); err != nil || !p.Expires.IsZero() {
+		t.Errorf("API key: %+v, %v; want no expiry", p, err)
+	}
+}
+
+// Implicit finds a certificate's, a network's or the anonymous principal
+// without auditing anything; NoCredential refuses with the frontend's
+// words and audits the refusal.
+func TestImplicitAndNoCredential(t *testing.T) {
+	var log logBuffer
+	cfg := &config.Config{Auth: &config.Auth{
+		APIKeys:  []*config.APIKey{{Principal: "svc", SHA256: hash("key")}},
+		MTLS:     &config.MTLS{Principal: "cn"},
+		Networks: []*config.Network{{CIDRs: []string{"10.1.0.0/16"}, Principal: "dc"}},
+	}}
+	g := gate(t, cfg, &log)
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "billing"}}
+	outside := netip.MustParseAddr("192.168.1.1")
+	for _, c := range []struct {
+		name  string
+		creds Credentials
+		want  string // "": none
+	}{
+		{"certificate", Credentials{PeerCertificates: []*x509.Certificate{cert}, Remote: netip.MustParseAddr("10.1.0.1")}, "billing"},
+		{"network", Credentials{Remote: netip.MustParseAddr("10.1.0.1")}, "dc"},
+		{"a key is not looked at", Credentials{Token: "key", Authorization: "Bearer key", Remote: outside}, ""},
+		{"nothing", Credentials{Remote: outside}, ""},
+	} {
+		p, ok := g.Implicit(c.creds)
+		if ok != (c.want != "") || p.Name != c.want {
+			t.Errorf("%s: %+v, %v; want %q", c.name, p, ok, c.want)
+		}
+	}
+	if log.String() != "" {
+		t.Errorf("Implicit audited:\n%s", log.String())
+	}
+	err := g.NoCredential(outside, `set the message property "tok"`)
+	if sdk.CodeOf(err) != sdk.CodeUnauthenticated || err.Error() != `unauthenticated: no credential: set the message property "tok" (this gateway accepts API keys, client certificates)` {
+		t.Errorf("NoCredential: %v", err)
+	}
+	if !strings.Contains(log.String(), `action="authentication refused" principal="" source=192.168.1.1`) {
+		t.Errorf("the refusal was not audited:\n%s", log.String())
+	}
+	cfg.Auth.Anonymous = &config.Anonymous{Principal: "guest"}
+	if p, ok := gate(t, cfg, nil).Implicit(Credentials{Remote: outside}); !ok || p.Name != "guest" {
+		t.Errorf("anonymous: %+v, %v", p, ok)
 	}
 }
 
@@ -312,7 +382,8 @@ func FuzzParseAuthorization(f *testing.F) {
 	})
 }
 
-// FuzzAuthenticateToken feeds arbitrary bearer tokens to a gate with API
+// FuzzAuthenticateToken feeds arbitrary bearer tokens, in an
+// Authorization header and as a Thrift call's Token, to a gate with API
 // keys and a JWKS: none but the known key and the valid token may pass.
 func FuzzAuthenticateToken(f *testing.F) {
 	s := newSigner(f)
@@ -330,6 +401,11 @@ func FuzzAuthenticateToken(f *testing.F) {
 		p, err := g.Authenticate(Credentials{Authorization: "Bearer " + token})
 		if err == nil && strings.TrimSpace(token) != "key" && strings.TrimSpace(token) != valid {
 			t.Fatalf("token %q authenticated as %+v", token, p)
+		}
+		// A Thrift call's token is taken as it is, without trimming.
+		p, err = g.Authenticate(Credentials{Token: token})
+		if err == nil && token != "key" && token != valid {
+			t.Fatalf("Thrift token %q authenticated as %+v", token, p)
 		}
 	})
 }

@@ -27,6 +27,7 @@ type jwtVerifier struct {
 	keys   keyfunc.Keyfunc
 	parser *jwt.Parser
 	claim  string
+	leeway time.Duration
 }
 
 // jwksFetchTimeout bounds one fetch of a JWKS URL.
@@ -35,7 +36,7 @@ const jwksFetchTimeout = 10 * time.Second
 // newJWTVerifier reads c's key set. A JWKS URL is fetched again in the
 // background until ctx ends, so ctx must live as long as the verifier.
 func newJWTVerifier(ctx context.Context, c *config.JWT, dir string, log *slog.Logger) (*jwtVerifier, error) {
-	v := &jwtVerifier{claim: c.PrincipalClaim, parser: jwt.NewParser(
+	v := &jwtVerifier{claim: c.PrincipalClaim, leeway: c.Leeway, parser: jwt.NewParser(
 		jwt.WithValidMethods(jwtMethods),
 		jwt.WithIssuer(c.Issuer),
 		jwt.WithAudience(c.Audience),
@@ -86,15 +87,21 @@ func newJWTVerifier(ctx context.Context, c *config.JWT, dir string, log *slog.Lo
 	return v, nil
 }
 
-// verify returns the principal of a valid token.
-func (v *jwtVerifier) verify(token string) (string, error) {
+// verify returns the principal of a valid token and when the token stops
+// being accepted (its exp plus the leeway).
+func (v *jwtVerifier) verify(token string) (string, time.Time, error) {
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(token, claims, v.keys.Keyfunc); err != nil {
-		return "", fmt.Errorf("JWT refused: %v", err)
+		return "", time.Time{}, fmt.Errorf("JWT refused: %v", err)
 	}
 	name, ok := claims[v.claim].(string)
 	if !ok || name == "" {
-		return "", fmt.Errorf("JWT refused: it has no string claim %q (auth.jwt.principal_claim)", v.claim)
+		return "", time.Time{}, fmt.Errorf("JWT refused: it has no string claim %q (auth.jwt.principal_claim)", v.claim)
 	}
-	return name, nil
+	// The parser requires exp (WithExpirationRequired) and has read it.
+	exp, err := claims.GetExpirationTime()
+	if err != nil || exp == nil {
+		return "", time.Time{}, fmt.Errorf("JWT refused: no exp claim")
+	}
+	return name, exp.Time.Add(v.leeway), nil
 }

@@ -357,6 +357,22 @@ type Auth struct {
 	MTLS      *MTLS      `yaml:"mtls"`
 	Networks  []*Network `yaml:"networks"`
 	Anonymous *Anonymous `yaml:"anonymous"`
+	// ThriftToken, when set, lets each Thrift call carry a token of its
+	// own, for DDMQ clients that can present no certificate.
+	ThriftToken *ThriftToken `yaml:"thrift_token"`
+}
+
+// ThriftToken is where a Thrift call carries a bearer token (an API key or
+// a JWT): a producer message's property, or a consumer call's group name
+// "<token><GroupSeparator><group>". The token is removed before the
+// broker sees the message or the group.
+type ThriftToken struct {
+	// Property names the message property that holds the token; it is
+	// matched without regard to case.
+	Property string `yaml:"property" default:"mqgate-token"`
+	// GroupSeparator ends the token in a group name. It holds a character
+	// no group name may, so a group is never mistaken for a token.
+	GroupSeparator string `yaml:"group_separator" default:"'@'"` // quoted: @ is reserved in YAML
 }
 
 // APIKey is a static key, kept as the hex SHA-256 of the key. A client

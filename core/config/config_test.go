@@ -363,3 +363,20 @@ func TestParseSize(t *testing.T) {
 		})
 	}
 }
+
+// auth.thrift_token: {} turns the Thrift token on with its defaults.
+func TestThriftTokenDefaults(t *testing.T) {
+	c, err := Parse("plugins.yaml", []byte(`version: 1
+plugins: {kafka: {builtin: kafka}}
+clusters: {local: {plugin: kafka, config: {brokers: embedded}}}
+auth:
+  api_keys: [{principal: svc, sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}]
+  thrift_token: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := *c.Auth.ThriftToken, (ThriftToken{Property: "mqgate-token", GroupSeparator: "@"}); got != want {
+		t.Errorf("thrift_token: %+v; want %+v", got, want)
+	}
+}

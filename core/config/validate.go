@@ -73,6 +73,9 @@ func (d *decoder) validateAuth(c *Config) {
 			}
 		}
 	}
+	if a.ThriftToken != nil && !d.broken["auth.thrift_token"] {
+		d.validateThriftToken(a)
+	}
 	for i, n := range a.Networks {
 		kp := fmt.Sprintf("auth.networks[%d]", i)
 		if n == nil || d.broken[kp] {
@@ -87,6 +90,28 @@ func (d *decoder) validateAuth(c *Config) {
 				}
 				d.errorf(line, cp, "%q is not a network such as 10.0.0.0/8 or 192.168.1.7/32", cidr)
 			}
+		}
+	}
+}
+
+// validateThriftToken checks auth.thrift_token: a token is an API key or a
+// JWT, so one of them must be configured; the property must not be one
+// only the gateway writes; the separator must hold a character no group
+// name may.
+func (d *decoder) validateThriftToken(a *Auth) {
+	const kp = "auth.thrift_token"
+	tt := a.ThriftToken
+	if len(a.APIKeys) == 0 && a.JWT == nil {
+		d.errorf(d.lines[kp], kp, "a token is an API key or a JWT: set auth.api_keys or auth.jwt too")
+	}
+	if pp, line, ok := d.keyAt(kp, "property"); ok && tt.Property != "" {
+		if p := topicname.HeaderProblem(tt.Property); p != "" {
+			d.errorf(line, pp, "%s", p)
+		}
+	}
+	if sp, line, ok := d.keyAt(kp, "group_separator"); ok && tt.GroupSeparator != "" {
+		if !strings.ContainsFunc(tt.GroupSeparator, func(r rune) bool { return !topicname.NameChar(r) }) {
+			d.errorf(line, sp, "%q could be part of a group name: it must hold a character outside [a-zA-Z0-9._-], such as \"@\"", tt.GroupSeparator)
 		}
 	}
 }

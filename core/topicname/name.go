@@ -27,11 +27,17 @@ func Problem(name string) string {
 		return fmt.Sprintf("%q is not a valid topic name", name)
 	}
 	for i, r := range name {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
+		if !NameChar(r) {
 			return fmt.Sprintf("character %q at byte %d is not allowed; a topic is made of [a-zA-Z0-9._-]", r, i)
 		}
 	}
 	return ""
+}
+
+// NameChar reports whether r may appear in a topic or group name: an ASCII
+// letter or digit, '.', '_' or '-'.
+func NameChar(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-'
 }
 
 // Validate is Problem as the error clients see: code 11 naming the field.

@@ -32,14 +32,16 @@ type pullCall struct {
 }
 
 // decodePull checks a PullRequest and turns it into the calls it asks for
-// (docs/thrift.md, "ConsumerService"). Every error is an *sdk.Error with
-// code 11 naming the field ("request.topic: required").
-func decodePull(req *consumer.PullRequest, lim consumeLimits) (pullCall, error) {
+// (docs/thrift.md, "ConsumerService"); ct takes the tokens out of its
+// group names. Every error is an *sdk.Error with code 11 naming the field
+// ("request.topic: required").
+func decodePull(req *consumer.PullRequest, lim consumeLimits, ct *callToken) (pullCall, error) {
 	const path = "request"
 	if req == nil {
 		return pullCall{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
-	if err := checkGroup(path+".groupId", req.GroupId); err != nil {
+	group, err := ct.group(path+".groupId", req.GroupId)
+	if err != nil {
 		return pullCall{}, err
 	}
 	// DDMQ's proxy pulls from any topic the group subscribes to when topic
@@ -58,19 +60,20 @@ func decodePull(req *consumer.PullRequest, lim consumeLimits) (pullCall, error) 
 	if err != nil {
 		return pullCall{}, err
 	}
-	acks, err := decodeChain(req.Result_, path+".result")
+	acks, err := decodeChain(req.Result_, path+".result", ct)
 	if err != nil {
 		return pullCall{}, err
 	}
-	return pullCall{acks: acks, group: req.GroupId, topic: *req.Topic, max: max, wait: wait}, nil
+	return pullCall{acks: acks, group: group, topic: *req.Topic, max: max, wait: wait}, nil
 }
 
 // decodeChain turns a ConsumeResult and its nextResult chain into one Ack
 // per ConsumeResult that reports offsets, in chain order; a ConsumeResult
 // with neither success nor fail offsets is skipped (the DDMQ SDK sends one
 // after an empty pull). path names the chain's head; its links are
-// path[1], path[2], ... in errors. A nil r is no acks.
-func decodeChain(r *consumer.ConsumeResult_, path string) ([]consume.Ack, error) {
+// path[1], path[2], ... in errors. A nil r is no acks. ct takes the tokens
+// out of the group names.
+func decodeChain(r *consumer.ConsumeResult_, path string, ct *callToken) ([]consume.Ack, error) {
 	var acks []consume.Ack
 	for i := 0; r != nil; i, r = i+1, r.NextResult_ {
 		if i == maxAckChain {
@@ -88,7 +91,8 @@ func decodeChain(r *consumer.ConsumeResult_, path string) ([]consume.Ack, error)
 		if c == nil {
 			return nil, sdk.Errorf(sdk.CodeIllegal, "%s.context: required with offsets", at)
 		}
-		if err := checkGroup(at+".context.groupId", c.GroupId); err != nil {
+		group, err := ct.group(at+".context.groupId", c.GroupId)
+		if err != nil {
 			return nil, err
 		}
 		if err := checkTopic(at+".context.topic", c.Topic); err != nil {
@@ -104,7 +108,7 @@ func decodeChain(r *consumer.ConsumeResult_, path string) ([]consume.Ack, error)
 			return nil, err
 		}
 		acks = append(acks, consume.Ack{
-			Group: c.GroupId, Topic: c.Topic, Qid: c.Qid,
+			Group: group, Topic: c.Topic, Qid: c.Qid,
 			Success: nilIfEmpty(r.SuccessOffsets), Fail: nilIfEmpty(r.FailOffsets),
 		})
 	}
@@ -139,13 +143,14 @@ type fetchCall struct {
 }
 
 // decodeFetch checks a FetchRequest. groupId is checked as a name
-// although Fetch does not use it: DDMQ's proxy requires it.
-func decodeFetch(req *consumer.FetchRequest, lim consumeLimits) (fetchCall, error) {
+// although Fetch does not use it: DDMQ's proxy requires it, and it may
+// carry the call's token, which ct takes out.
+func decodeFetch(req *consumer.FetchRequest, lim consumeLimits, ct *callToken) (fetchCall, error) {
 	const path = "request"
 	if req == nil {
 		return fetchCall{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
-	if err := checkGroup(path+".groupId", req.GroupId); err != nil {
+	if _, err := ct.group(path+".groupId", req.GroupId); err != nil {
 		return fetchCall{}, err
 	}
 	if err := checkOffsetMap(path+".fetchOffset", req.FetchOffset); err != nil {
@@ -162,16 +167,18 @@ func decodeFetch(req *consumer.FetchRequest, lim consumeLimits) (fetchCall, erro
 	return fetchCall{cluster: req.Cluster, offsets: req.FetchOffset, max: max, wait: wait}, nil
 }
 
-// decodeAckResult checks an AckResult, the low-level commit.
-func decodeAckResult(r *consumer.AckResult_) error {
+// decodeAckResult checks an AckResult, the low-level commit, and returns
+// its group, whose token ct takes out.
+func decodeAckResult(r *consumer.AckResult_, ct *callToken) (string, error) {
 	const path = "result"
 	if r == nil {
-		return sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
+		return "", sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
-	if err := checkGroup(path+".groupId", r.GroupId); err != nil {
-		return err
+	group, err := ct.group(path+".groupId", r.GroupId)
+	if err != nil {
+		return "", err
 	}
-	return checkOffsetMap(path+".offsets", r.Offsets)
+	return group, checkOffsetMap(path+".offsets", r.Offsets)
 }
 
 // checkOffsetMap checks a topic -> qid -> offset map: at least one

@@ -90,7 +90,11 @@ func (h *consumerService) Submit(ctx context.Context, result *consumer.ConsumeRe
 		if result == nil {
 			return sdk.Errorf(sdk.CodeIllegal, "result: required")
 		}
-		acks, err := decodeChain(result, "result")
+		ct := h.callToken()
+		acks, err := decodeChain(result, "result", ct)
+		if err == nil {
+			ctx, err = authenticateCall(ctx, ct)
+		}
 		if err == nil {
 			err = authorizeAcks(ctx, acks)
 		}
@@ -115,7 +119,9 @@ func (h *consumerService) GetConsumeStats(ctx context.Context, req *consumer.Con
 		if req == nil {
 			return sdk.Errorf(sdk.CodeIllegal, "request: required")
 		}
-		if err := checkGroup("request.group", req.Group); err != nil {
+		ct := h.callToken()
+		group, err := ct.group("request.group", req.Group)
+		if err != nil {
 			return err
 		}
 		topic := req.GetTopic()
@@ -124,14 +130,17 @@ func (h *consumerService) GetConsumeStats(ctx context.Context, req *consumer.Con
 				return err
 			}
 		}
-		if err := authorize(ctx, acl.ReadStats, topic, req.Group); err != nil {
+		if ctx, err = authenticateCall(ctx, ct); err != nil {
+			return err
+		}
+		if err := authorize(ctx, acl.ReadStats, topic, group); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
 		defer cancel()
-		stats, err := h.consumer.Stats(ctx, req.Group, topic)
+		stats, err := h.consumer.Stats(ctx, group, topic)
 		if err != nil {
-			return h.timedOut(ctx, fmt.Errorf("reading the consume stats of %s: %w", req.Group, err), h.opts.DefaultTimeout)
+			return h.timedOut(ctx, fmt.Errorf("reading the consume stats of %s: %w", group, err), h.opts.DefaultTimeout)
 		}
 		out = make([]*consumer.ConsumeStats, len(stats))
 		for i, st := range stats {
@@ -153,7 +162,11 @@ func (h *consumerService) GetConsumeStats(ctx context.Context, req *consumer.Con
 func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest) (*consumer.FetchResponse, error) {
 	resp := &consumer.FetchResponse{Results: []*consumer.QidResponse{}}
 	code, msg := h.serve(ctx, methodFetch, func() error {
-		call, err := decodeFetch(req, h.limits())
+		ct := h.callToken()
+		call, err := decodeFetch(req, h.limits(), ct)
+		if err == nil {
+			ctx, err = authenticateCall(ctx, ct)
+		}
 		if err == nil {
 			err = authorizeTopics(ctx, acl.Consume, call.offsets, "")
 		}
@@ -188,18 +201,23 @@ func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest)
 // tracking. Its IDL declares no exception: an error is false, and logged.
 func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) (bool, error) {
 	code, msg := h.serve(ctx, methodAck, func() error {
-		if err := decodeAckResult(result); err != nil {
-			return err
+		ct := h.callToken()
+		group, err := decodeAckResult(result, ct)
+		if err == nil {
+			ctx, err = authenticateCall(ctx, ct)
 		}
-		if err := authorizeTopics(ctx, acl.Commit, result.Offsets, result.GroupId); err != nil {
+		if err == nil {
+			err = authorizeTopics(ctx, acl.Commit, result.Offsets, group)
+		}
+		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
 		defer cancel()
-		if err := h.consumer.Commit(ctx, result.Cluster, result.GroupId, result.Offsets); err != nil {
-			return h.timedOut(ctx, fmt.Errorf("committing offsets of %s: %w", result.GroupId, err), h.opts.DefaultTimeout)
+		if err := h.consumer.Commit(ctx, result.Cluster, group, result.Offsets); err != nil {
+			return h.timedOut(ctx, fmt.Errorf("committing offsets of %s: %w", group, err), h.opts.DefaultTimeout)
 		}
-		audit(ctx, "offsets committed", acl.Commit, fmt.Sprintf("group %q offsets %v", result.GroupId, result.Offsets))
+		audit(ctx, "offsets committed", acl.Commit, fmt.Sprintf("group %q offsets %v", group, result.Offsets))
 		return nil
 	})
 	if code != sdk.CodeOK {
@@ -210,7 +228,11 @@ func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) 
 }
 
 func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (*consumer.PullResponse, error) {
-	call, err := decodePull(req, h.limits())
+	ct := h.callToken()
+	call, err := decodePull(req, h.limits(), ct)
+	if err == nil {
+		ctx, err = authenticateCall(ctx, ct)
+	}
 	if err == nil {
 		err = authorizeAcks(ctx, call.acks)
 	}
@@ -237,12 +259,16 @@ func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (
 	if err != nil {
 		return nil, h.timedOut(ctx, fmt.Errorf("pulling %s for %s: %w", call.topic, call.group, err), timeout)
 	}
-	resp := &consumer.PullResponse{
-		Context:  &consumer.Context{GroupId: call.group, Topic: call.topic, Qid: b.Qid},
-		Messages: encodeMessages(b.Messages),
-	}
+	group := call.group
 	if b.Group != "" {
-		resp.Context.GroupId = b.Group
+		group = b.Group
+	}
+	// The context goes back as the client named the group, token and all:
+	// DDMQ's SDK acks with it, in the next pull or a submit, and those
+	// calls must carry the token too.
+	resp := &consumer.PullResponse{
+		Context:  &consumer.Context{GroupId: ct.prefix() + group, Topic: call.topic, Qid: b.Qid},
+		Messages: encodeMessages(b.Messages),
 	}
 	if b.Topic != "" {
 		resp.Context.Topic = b.Topic
@@ -259,6 +285,12 @@ func (h *consumerService) ack(ctx context.Context, acks []consume.Ack, timeout t
 		return h.timedOut(ctx, fmt.Errorf("acking: %w", err), timeout)
 	}
 	return nil
+}
+
+// callToken is the token gatherer of one call, whose tokens are in group
+// names.
+func (h *consumerService) callToken() *callToken {
+	return &callToken{carrier: h.opts.Token, inGroups: true}
 }
 
 func (h *consumerService) limits() consumeLimits {

@@ -639,7 +639,7 @@ func FuzzConsumeMapping(f *testing.F) {
 		}
 		var pr consumer.PullRequest
 		if read(&pr) {
-			call, err := decodePull(&pr, lim)
+			call, err := decodePull(&pr, lim, fuzzToken())
 			if err == nil {
 				if checkTopic("t", call.topic) != nil || checkGroup("g", call.group) != nil ||
 					call.max < 1 || call.max > lim.maxBatch || call.wait < 0 || call.wait > lim.maxWait || len(call.acks) > maxAckChain {
@@ -661,7 +661,7 @@ func FuzzConsumeMapping(f *testing.F) {
 		}
 		var fr consumer.FetchRequest
 		if read(&fr) {
-			call, err := decodeFetch(&fr, lim)
+			call, err := decodeFetch(&fr, lim, fuzzToken())
 			if err == nil {
 				if call.max < 1 || call.max > lim.maxBatch || call.wait < 0 || call.wait > lim.maxWait || len(call.offsets) == 0 {
 					t.Fatalf("decodeFetch accepted %+v", call)
@@ -673,13 +673,22 @@ func FuzzConsumeMapping(f *testing.F) {
 		}
 		var ar consumer.AckResult_
 		if read(&ar) {
-			if err := decodeAckResult(&ar); err == nil {
+			if group, err := decodeAckResult(&ar, fuzzToken()); err == nil {
+				if checkGroup("g", group) != nil {
+					t.Fatalf("decodeAckResult accepted group %q", group)
+				}
 				checkOffsetsValid(t, ar.Offsets)
 			} else if sdk.CodeOf(err) != sdk.CodeIllegal {
 				t.Fatalf("decodeAckResult error %v is not code 11", err)
 			}
 		}
 	})
+}
+
+// fuzzToken takes tokens out of group names "<token>@<group>", so the
+// fuzzer reaches the token path of the decoders too.
+func fuzzToken() *callToken {
+	return &callToken{carrier: &CallToken{Property: "mqgate-token", GroupSeparator: "@"}, inGroups: true}
 }
 
 // boundedProtocol refuses containers larger than the input, as the

@@ -129,6 +129,10 @@ type Options struct {
 	// Gate authenticates each connection as it opens and authorizes each
 	// call. Nil: no auth, no ACL.
 	Gate *auth.Gate
+	// Token, when set, lets each call carry a token of its own
+	// (auth.thrift_token), and keeps open the connections that have no
+	// principal: their calls must carry one. Nil: no call carries a token.
+	Token *CallToken
 	// Delayer adds and cancels the delay messages of sendDelaySync. Nil
 	// means delay messages are not enabled: sendDelaySync answers code 11.
 	Delayer delay.Delayer

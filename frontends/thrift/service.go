@@ -128,6 +128,10 @@ func (h *producerService) observe(ctx context.Context, method string, code sdk.C
 }
 
 func (h *producerService) sendSync(ctx context.Context, m *producer.Message, timeoutMs int64) *producer.Result_ {
+	ctx, err := h.authenticateMessages(ctx, []*producer.Message{m}, messagePath)
+	if err != nil {
+		return h.failure(ctx, err, "")
+	}
 	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
 	if err == nil {
 		err = authorize(ctx, acl.Produce, topic, "")
@@ -152,6 +156,17 @@ func (h *producerService) sendDelaySync(ctx context.Context, m *producer.DelayMe
 	dl := h.opts.Delayer
 	if dl == nil {
 		return withDelayID(&producer.DelayResult_{Code: int32(sdk.CodeIllegal), Msg: "delay messages are not enabled"}, m)
+	}
+	ct := h.callToken()
+	var err error
+	if m != nil {
+		err = ct.property("delayMessage.properties", m.Properties)
+	}
+	if err == nil {
+		ctx, err = authenticateCall(ctx, ct)
+	}
+	if err != nil {
+		return withDelayID(h.delayFailure(ctx, err, ""), m)
 	}
 	req, err := decodeDelayMessage(m, time.Now(), dl.Max(), h.opts.MaxMessageBytes)
 	if err == nil {
@@ -194,6 +209,32 @@ func (h *producerService) sendDelaySync(ctx context.Context, m *producer.DelayMe
 	return &producer.DelayResult_{Code: int32(sdk.CodeOK), Msg: msgOK, UniqDelayMsgId: id}
 }
 
+// messagePath names the message of sendSync and sendAsync in errors;
+// batchPath the i-th of sendBatchSync.
+func messagePath(int) string { return "message" }
+func batchPath(i int) string { return "messages[" + strconv.Itoa(i) + "]" }
+
+// callToken is the token gatherer of one call.
+func (h *producerService) callToken() *callToken {
+	return &callToken{carrier: h.opts.Token}
+}
+
+// authenticateMessages takes the token property out of the messages of a
+// call, message i named path(i) in errors, and returns ctx with the call's
+// principal. A nil message carries nothing: decodeMessage refuses it next.
+func (h *producerService) authenticateMessages(ctx context.Context, ms []*producer.Message, path func(i int) string) (context.Context, error) {
+	ct := h.callToken()
+	for i, m := range ms {
+		if m == nil {
+			continue
+		}
+		if err := ct.property(path(i)+".properties", m.Properties); err != nil {
+			return ctx, err
+		}
+	}
+	return authenticateCall(ctx, ct)
+}
+
 // delayFailure answers err with its code and message.
 func (h *producerService) delayFailure(ctx context.Context, err error, timeoutMsg string) *producer.DelayResult_ {
 	code, msg := h.clientError(ctx, err, timeoutMsg)
@@ -211,6 +252,10 @@ func withDelayID(res *producer.DelayResult_, m *producer.DelayMessage) *producer
 }
 
 func (h *producerService) sendAsync(ctx context.Context, m *producer.Message) *producer.Result_ {
+	ctx, err := h.authenticateMessages(ctx, []*producer.Message{m}, messagePath)
+	if err != nil {
+		return h.failure(ctx, err, "")
+	}
 	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
 	if err == nil {
 		err = authorize(ctx, acl.Produce, topic, "")
@@ -242,10 +287,14 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 		return h.failure(ctx, sdk.Errorf(sdk.CodeTooLarge, "messages: %d messages, over the limit of %d per call (http.max_batch_messages)",
 			len(ms), h.opts.MaxBatchMessages), "")
 	}
+	ctx, err := h.authenticateMessages(ctx, ms, batchPath)
+	if err != nil {
+		return h.failure(ctx, err, "")
+	}
 	var batches []*topicBatch
 	byTopic := make(map[string]*topicBatch)
 	for i, m := range ms {
-		topic, msg, err := decodeMessage(m, "messages["+strconv.Itoa(i)+"]", h.opts.MaxMessageBytes)
+		topic, msg, err := decodeMessage(m, batchPath(i), h.opts.MaxMessageBytes)
 		if err == nil {
 			err = authorize(ctx, acl.Produce, topic, "")
 		}
