@@ -409,3 +409,49 @@ func FuzzAuthenticateToken(f *testing.F) {
 		}
 	})
 }
+
+// A JWT's signature is checked once, then remembered until the sooner of
+// jwtRecheck and its exp (plus leeway); a refusal is not remembered, and
+// at most verifiedJWTs tokens are.
+func TestVerifiedJWTsAreRemembered(t *testing.T) {
+	s := newSigner(t)
+	g := gate(t, &config.Config{Auth: &config.Auth{JWT: &config.JWT{JWKSFile: s.file, Issuer: "https://idp", Audience: "mqgate", PrincipalClaim: "sub"}}}, nil)
+	now := time.Now()
+	g.jwt.now = func() time.Time { return now }
+	checks := 0
+	g.jwt.parser = jwt.NewParser(jwt.WithValidMethods(jwtMethods), jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { checks++; return now }))
+	short := s.token(t, jwt.MapClaims{"sub": "alice", "exp": now.Add(10 * time.Second).Unix()})
+	long := s.token(t, jwt.MapClaims{"sub": "bob", "exp": now.Add(time.Hour).Unix()})
+	auth := func(tok string) (Principal, error) {
+		return g.Authenticate(Credentials{Authorization: "Bearer " + tok})
+	}
+	for range 3 {
+		if p, err := auth(short); err != nil || p.Name != "alice" {
+			t.Fatalf("short: %+v, %v", p, err)
+		}
+		if p, err := auth(long); err != nil || p.Name != "bob" {
+			t.Fatalf("long: %+v, %v", p, err)
+		}
+		if _, err := auth(short + "x"); err == nil {
+			t.Fatal("a forged token is accepted")
+		}
+	}
+	if checks != 2 {
+		t.Fatalf("%d checks of the two good tokens in three rounds; want each checked once", checks)
+	}
+	// Past its exp, a remembered token is checked again, and refused.
+	now = now.Add(11 * time.Second)
+	if _, err := auth(short); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired token: %v; want refused as expired", err)
+	}
+	// Past jwtRecheck, a token is checked again: a key dropped from the
+	// JWKS stops its tokens within that time.
+	checks = 0
+	now = now.Add(jwtRecheck)
+	if _, err := auth(long); err != nil || checks != 1 {
+		t.Fatalf("long after jwtRecheck: %v, %d checks; want checked again", err, checks)
+	}
+	if g.jwt.verified.Len() > verifiedJWTs {
+		t.Fatalf("%d tokens remembered; want at most %d", g.jwt.verified.Len(), verifiedJWTs)
+	}
+}

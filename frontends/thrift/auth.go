@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/auth/acl"
@@ -38,9 +37,9 @@ type connAuth struct {
 	has       bool
 	remote    netip.Addr
 	certs     []*x509.Certificate
-	// tokens remembers the connection's verified tokens; nil when calls
-	// carry none.
-	tokens *tokenCache
+	// tokens is whether calls may carry tokens (auth.thrift_token); the
+	// gate remembers the JWTs it verified.
+	tokens bool
 }
 
 // authenticate returns ctx with the connection's principal, for its
@@ -64,7 +63,7 @@ func (s *server) authenticate(ctx context.Context, conn net.Conn, state *tls.Con
 		ca.principal, ca.has = p, true
 	} else {
 		ca.principal, ca.has = s.gate.Implicit(cr)
-		ca.tokens = newTokenCache(time.Now)
+		ca.tokens = true
 	}
 	return context.WithValue(ctx, connAuthKey{}, ca), nil
 }
@@ -81,10 +80,8 @@ func authenticateCall(ctx context.Context, c *callToken) (context.Context, error
 	}
 	call := *ca
 	switch {
-	case c.token != "" && ca.tokens != nil:
-		p, err := ca.tokens.principal(c.token, func() (auth.Principal, error) {
-			return ca.gate.Authenticate(auth.Credentials{Token: c.token, Remote: ca.remote, PeerCertificates: ca.certs})
-		})
+	case c.token != "" && ca.tokens:
+		p, err := ca.gate.Authenticate(auth.Credentials{Token: c.token, Remote: ca.remote, PeerCertificates: ca.certs})
 		if err != nil {
 			return ctx, err
 		}

@@ -1,13 +1,9 @@
 package thriftapi
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"strings"
-	"sync"
-	"time"
 
-	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -144,74 +140,4 @@ func (c *callToken) how() string {
 	default:
 		return fmt.Sprintf("set the message property %q to an API key or JWT", c.carrier.Property)
 	}
-}
-
-// maxConnTokens bounds the verified tokens one connection remembers; a
-// client sends one token, or a few.
-const maxConnTokens = 4
-
-// tokenRecheck is how long a verified token is remembered at most: a
-// JWT's key removed from the JWKS stops it within this time on open
-// connections too. A JWT is never remembered past its exp.
-const tokenRecheck = time.Minute
-
-// tokenCache remembers the principals of the tokens a connection's calls
-// carried, so that a JWT is not verified again on every call. Refused
-// tokens are not remembered: each refusal is audited.
-type tokenCache struct {
-	now     func() time.Time
-	mu      sync.Mutex
-	entries map[[sha256.Size]byte]verifiedToken // by the token's SHA-256; guarded by mu
-}
-
-type verifiedToken struct {
-	principal auth.Principal
-	until     time.Time
-}
-
-func newTokenCache(now func() time.Time) *tokenCache {
-	return &tokenCache{now: now, entries: make(map[[sha256.Size]byte]verifiedToken)}
-}
-
-// principal returns the principal of token: a remembered one, or what
-// verify says, remembered when it succeeds until the sooner of
-// tokenRecheck and the principal's Expires.
-func (c *tokenCache) principal(token string, verify func() (auth.Principal, error)) (auth.Principal, error) {
-	key := sha256.Sum256([]byte(token))
-	now := c.now()
-	c.mu.Lock()
-	v, ok := c.entries[key]
-	c.mu.Unlock()
-	if ok && now.Before(v.until) {
-		return v.principal, nil
-	}
-	p, err := verify()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		delete(c.entries, key)
-		return p, err
-	}
-	until := now.Add(tokenRecheck)
-	if !p.Expires.IsZero() && p.Expires.Before(until) {
-		until = p.Expires
-	}
-	if _, ok := c.entries[key]; !ok && len(c.entries) >= maxConnTokens {
-		c.evictSoonest()
-	}
-	c.entries[key] = verifiedToken{principal: p, until: until}
-	return p, nil
-}
-
-// evictSoonest forgets the entry that would be checked again first. c.mu
-// is held.
-func (c *tokenCache) evictSoonest() {
-	var soonest [sha256.Size]byte
-	var at time.Time
-	for k, v := range c.entries {
-		if at.IsZero() || v.until.Before(at) {
-			soonest, at = k, v.until
-		}
-	}
-	delete(c.entries, soonest)
 }

@@ -192,59 +192,6 @@ func FuzzCallToken(f *testing.F) {
 	})
 }
 
-// The cache verifies a token once, until the sooner of tokenRecheck and
-// the principal's Expires (a JWT's exp); a refusal is not remembered, and
-// at most maxConnTokens tokens are.
-func TestTokenCache(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	c := newTokenCache(func() time.Time { return now })
-	verified := map[string]int{}
-	verify := func(token string, p auth.Principal, err error) func() (auth.Principal, error) {
-		return func() (auth.Principal, error) {
-			verified[token]++
-			return p, err
-		}
-	}
-	key := auth.Principal{Name: "svc", Method: auth.MethodAPIKey}
-	jwt := auth.Principal{Name: "alice", Method: auth.MethodJWT, Expires: now.Add(10 * time.Second)}
-	errRefused := errors.New("refused")
-	call := func(token string, p auth.Principal, err error) (auth.Principal, error) {
-		return c.principal(token, verify(token, p, err))
-	}
-	for range 3 {
-		if p, err := call("key", key, nil); err != nil || p.Name != "svc" {
-			t.Fatalf("key: %+v, %v", p, err)
-		}
-		if p, err := call("jwt", jwt, nil); err != nil || p.Name != "alice" {
-			t.Fatalf("jwt: %+v, %v", p, err)
-		}
-		if _, err := call("bad", auth.Principal{}, errRefused); err != errRefused {
-			t.Fatalf("bad: %v", err)
-		}
-	}
-	if verified["key"] != 1 || verified["jwt"] != 1 || verified["bad"] != 3 {
-		t.Fatalf("verified %v; want key and jwt once, bad every time", verified)
-	}
-	// Past the JWT's exp, it is verified again (and the gate refuses it).
-	now = now.Add(10 * time.Second)
-	if _, err := call("jwt", auth.Principal{}, errRefused); err != errRefused || verified["jwt"] != 2 {
-		t.Fatalf("expired jwt: %v, verified %d times; want it verified again and refused", err, verified["jwt"])
-	}
-	// Past tokenRecheck, even an API key is verified again.
-	now = now.Add(tokenRecheck)
-	if _, err := call("key", key, nil); err != nil || verified["key"] != 2 {
-		t.Fatalf("key after tokenRecheck: %v, verified %d times", err, verified["key"])
-	}
-	for i := range 2 * maxConnTokens {
-		if _, err := call(strings.Repeat("t", i+1), key, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := len(c.entries); n != maxConnTokens {
-		t.Fatalf("%d tokens remembered; want at most %d", n, maxConnTokens)
-	}
-}
-
 func sha256Hex(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
