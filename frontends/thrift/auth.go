@@ -29,8 +29,9 @@ type connAuth struct {
 }
 
 // authenticate returns ctx with the connection's principal, for its
-// calls, or the code 18 error that closes it. state is the connection's
-// TLS state, nil for plaintext.
+// calls (auth.PrincipalFrom gives it, quotas count against it), or the
+// code 18 error that closes it. state is the connection's TLS state, nil
+// for plaintext.
 func (s *server) authenticate(ctx context.Context, conn net.Conn, state *tls.ConnectionState) (context.Context, error) {
 	cr := auth.Credentials{}
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
@@ -43,6 +44,7 @@ func (s *server) authenticate(ctx context.Context, conn net.Conn, state *tls.Con
 	if err != nil {
 		return nil, err
 	}
+	ctx = auth.WithPrincipal(ctx, p)
 	return context.WithValue(ctx, connAuthKey{}, &connAuth{gate: s.gate, principal: p, remote: cr.Remote}), nil
 }
 

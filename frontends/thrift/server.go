@@ -22,6 +22,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/delay"
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
@@ -129,6 +130,11 @@ type Options struct {
 	// Gate authenticates each connection as it opens and authorizes each
 	// call. Nil: no auth, no ACL.
 	Gate *auth.Gate
+	// Quotas hold each connection's principal to its produce rates
+	// (quotas:); a refusal is code 15 in the call's Result. Nil: no
+	// principal is limited. The consume sessions they bound are the
+	// consumer's to count.
+	Quotas *quota.Ledger
 	// Delayer adds and cancels the delay messages of sendDelaySync. Nil
 	// means delay messages are not enabled: sendDelaySync answers code 11.
 	Delayer delay.Delayer
