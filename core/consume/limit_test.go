@@ -15,15 +15,27 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
-// limitedService is e.service with at most max sessions.
-func (e *env) limitedService(set consume.Settings, max int) *consume.Service {
+// limitedService is e.service with at most max sessions (0: no bound),
+// and those of each principal counted by quota (nil: none).
+func (e *env) limitedService(set consume.Settings, max int, quota consume.SessionQuota) *consume.Service {
 	svc := consume.New(consume.Options{
 		Backends: map[string]sdk.Backend{"local": e.b}, Route: func(string) (string, error) { return "local", nil },
 		DefaultCluster: "local", Producer: e.p, Defaults: set, Logger: slog.New(slog.DiscardHandler),
-		Now: e.now, Registerer: e.reg, MaxSessions: max,
+		Now: e.now, Registerer: e.reg, MaxSessions: max, Quota: quota,
 	})
 	e.t.Cleanup(svc.Close)
 	return svc
+}
+
+// idlingEnv is an env whose sessions idle out after a minute of a clock
+// held still until the test moves it, with three messages on topic.
+func idlingEnv(t *testing.T, b sdk.Backend, topic string) (*env, consume.Settings, *heldClock) {
+	set := fast()
+	set.SessionIdle = time.Minute
+	clock := newHeldClock()
+	e := newEnvAt(t, b, set, clock.Now)
+	e.produce(topic, 1, 3, "m")
+	return e, set, clock
 }
 
 // A pull that would open a session past consume.max_sessions is refused
@@ -32,12 +44,8 @@ func (e *env) limitedService(set consume.Settings, max int) *consume.Service {
 // the refused pull passes.
 func TestSessionLimit(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
-		set := fast()
-		set.SessionIdle = time.Minute
-		clock := newHeldClock()
-		e := newEnvAt(t, b, set, clock.Now)
-		e.produce("capped", 1, 3, "m")
-		svc := e.limitedService(set, 2)
+		e, set, clock := idlingEnv(t, b, "capped")
+		svc := e.limitedService(set, 2, nil)
 		ctx := context.Background()
 		for _, g := range []string{"a", "b"} {
 			if _, err := svc.Pull(ctx, g, "capped", 1, 0); err != nil {
@@ -83,18 +91,9 @@ func as(name string) context.Context {
 // that idles out gives its place back.
 func TestSessionQuota(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
-		set := fast()
-		set.SessionIdle = time.Minute
-		clock := newHeldClock()
-		e := newEnvAt(t, b, set, clock.Now)
-		e.produce("quoted", 1, 3, "m")
+		e, set, clock := idlingEnv(t, b, "quoted")
 		ledger := quota.New(quota.Options{Rules: []quota.Rule{{Principal: acl.MustPattern("*"), MaxSessions: 1, Source: "quotas[0]"}}})
-		svc := consume.New(consume.Options{
-			Backends: map[string]sdk.Backend{"local": e.b}, Route: func(string) (string, error) { return "local", nil },
-			DefaultCluster: "local", Producer: e.p, Defaults: set, Logger: slog.New(slog.DiscardHandler),
-			Now: e.now, Registerer: e.reg, Quota: ledger,
-		})
-		t.Cleanup(svc.Close)
+		svc := e.limitedService(set, 0, ledger)
 		alice, bob := as("alice"), as("bob")
 		if _, err := svc.Pull(alice, "a", "quoted", 1, 0); err != nil {
 			t.Fatalf("alice's first session: %v", err)
@@ -133,11 +132,7 @@ func TestSessionQuota(t *testing.T) {
 // idles out, ids start from 1 again and an old ack is out of range.
 func TestBatchCursorEndsWithItsSession(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
-		set := fast()
-		set.SessionIdle = time.Minute
-		clock := newHeldClock()
-		e := newEnvAt(t, b, set, clock.Now)
-		e.produce("cursor", 1, 3, "m")
+		e, set, clock := idlingEnv(t, b, "cursor")
 		ctx := context.Background()
 		if info, err := e.svc.BatchInfo(ctx, "never", "cursor"); err != nil || info != (consume.BatchInfo{}) {
 			t.Fatalf("info of a group never fetched: %+v, %v", info, err)

@@ -22,8 +22,8 @@ import (
 
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/delay"
-	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/internal/bytebudget"
