@@ -45,6 +45,7 @@ var probes = []probe{
 	{"run the embedded broker out of descriptors, then send async", probeDescriptors},
 	{"replace a plugin binary run by path with its sha256, kill the plugin", probeReplacedPlugin},
 	{"hold 20,000 idle connections over HTTP and both Thrift listeners, plus a slowloris on each", probeConnectionFlood},
+	{"flood produce as one principal past its quota while another produces", probeQuotaFlood},
 }
 
 // runAbuse runs every probe and prints a table; it fails when a probe
@@ -89,6 +90,8 @@ type answer struct {
 	status int
 	code   int
 	body   string
+	// retryAfter is the Retry-After header, "" when there is none.
+	retryAfter string
 }
 
 func call(method, url, body string) (answer, error) {
@@ -108,7 +111,7 @@ func call(method, url, body string) (answer, error) {
 		} `json:"error"`
 	}
 	_ = json.Unmarshal(b, &e)
-	return answer{resp.StatusCode, e.Error.Code, strings.TrimSpace(string(b))}, nil
+	return answer{resp.StatusCode, e.Error.Code, strings.TrimSpace(string(b)), resp.Header.Get("Retry-After")}, nil
 }
 
 // probeTierGroup pulls and acks as a tier worker's group, then checks that

@@ -12,8 +12,15 @@ import (
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 )
 
-// post sends a JSON body and returns the status and body.
+// do sends a JSON body and returns the status and body.
 func (g *gateway) do(method, path, body string, header map[string]string) (int, []byte) {
+	g.t.Helper()
+	status, _, b := g.exchange(method, path, body, header)
+	return status, b
+}
+
+// exchange is do returning the answer's headers too.
+func (g *gateway) exchange(method, path, body string, header map[string]string) (int, http.Header, []byte) {
 	g.t.Helper()
 	req, err := http.NewRequest(method, "http://"+g.httpAddr+path, strings.NewReader(body))
 	if err != nil {
@@ -29,7 +36,7 @@ func (g *gateway) do(method, path, body string, header map[string]string) (int, 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // Delayed messages through HTTP and mqproxy's x-delay arrive, read back

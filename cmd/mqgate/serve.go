@@ -25,6 +25,7 @@ import (
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/push"
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/core/topicname"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
@@ -207,7 +208,11 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		delayer = svc
 	}
 
-	consumer := startConsume(cfg, backends, producer, rt, reserved, log, reg)
+	quotas, err := newQuotas(cfg, reg)
+	if err != nil {
+		return err
+	}
+	consumer := startConsume(cfg, backends, producer, rt, reserved, quotas, log, reg)
 	// Closed after the frontends stop: sessions commit what was acked and
 	// leave their groups before the plugins close.
 	defer consumer.Close()
@@ -231,6 +236,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	}
 	srv := httpapi.New(httpapi.Options{
 		Gate:                 gate,
+		Quotas:               quotas,
 		Listen:               cfg.HTTP.Listen,
 		MaxMessageBytes:      int(cfg.HTTP.MaxMessageBytes),
 		MaxBodyBytes:         cfg.HTTP.MaxBodyBytes,
@@ -277,6 +283,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Logger:      log,
 		Registry:    reg,
 		Gate:        gate,
+		Quotas:      quotas,
 	}
 	if cfg.Auth != nil && cfg.Auth.ThriftToken != nil {
 		thriftOpts.Token = &thriftapi.CallToken{Property: cfg.Auth.ThriftToken.Property, GroupSeparator: cfg.Auth.ThriftToken.GroupSeparator}
@@ -343,10 +350,24 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	return nil
 }
 
+// newQuotas returns the ledger of cfg's quotas:, or nil when there are
+// none: then nothing is counted per principal.
+func newQuotas(cfg *config.Config, reg prometheus.Registerer) (*quota.Ledger, error) {
+	if len(cfg.Quotas) == 0 {
+		return nil, nil
+	}
+	rules, err := quota.Compile(cfg.Quotas)
+	if err != nil {
+		return nil, err
+	}
+	return quota.New(quota.Options{Rules: rules, Registerer: reg}), nil
+}
+
 // startConsume returns the consumption service: sessions are created on
-// first use.
+// first use, and those clients open count against their principals'
+// quotas (nil: none).
 func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer *produce.Producer, rt *router.Router,
-	reserved *topicname.Reserved, log *slog.Logger, reg prometheus.Registerer) *consume.Service {
+	reserved *topicname.Reserved, quotas *quota.Ledger, log *slog.Logger, reg prometheus.Registerer) *consume.Service {
 	c := cfg.Consume
 	defaults := consume.Settings{
 		SessionIdle: c.SessionIdle, MaxInFlight: c.MaxInFlight, AckTimeout: c.AckTimeout, MaxRetries: c.MaxRetries,
@@ -368,7 +389,12 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 	if c.Start == "latest" {
 		start = sdk.StartLatest
 	}
+	var sessionQuota consume.SessionQuota // a nil *quota.Ledger would be a non-nil interface
+	if quotas != nil {
+		sessionQuota = quotas
+	}
 	return consume.New(consume.Options{
+		Quota:    sessionQuota,
 		Backends: backends,
 		Route: func(topic string) (string, error) {
 			name, _, err := rt.Cluster(topic)

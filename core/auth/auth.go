@@ -55,6 +55,23 @@ type Principal struct {
 	Expires time.Time
 }
 
+// principalKey holds a request's Principal in its context.
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p, the principal of the request ctx
+// serves: what the request does after it is authenticated (opening a
+// consume session, say) is counted against p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the principal WithPrincipal put in ctx, and
+// whether there is one.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
 // Credentials are what a request presents.
 type Credentials struct {
 	// Authorization is the HTTP Authorization header ("Bearer KEY",

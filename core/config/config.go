@@ -61,6 +61,10 @@ type Config struct {
 	// ACL lists what each principal may do; absent, anyone may do
 	// anything (but touch the gateway's own names).
 	ACL []*ACLRule `yaml:"acl"`
+	// Quotas limit what each principal may do on this gateway; the first
+	// rule whose principal matches applies. Absent, no principal is
+	// limited beyond the gateway's own limits.
+	Quotas []*Quota `yaml:"quotas"`
 
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
@@ -428,6 +432,27 @@ type ACLRule struct {
 	// absent, any.
 	Topics []string `yaml:"topics"`
 	Groups []string `yaml:"groups"`
+}
+
+// Quota limits each principal its Principal pattern matches, every one on
+// its own: messages and bytes per second produced, and consume sessions
+// open. A rate left out is not limited; a rule that sets no limit exempts
+// the principals it matches from the rules after it.
+type Quota struct {
+	// Principal is a name, a glob ("team-*"), or "*" for every principal.
+	Principal         string `yaml:"principal" check:"required"`
+	MessagesPerSecond int    `yaml:"messages_per_second" check:"positive"`
+	// Burst is how many messages may come at once above the steady rate;
+	// absent, MessagesPerSecond (one second's worth).
+	Burst          int   `yaml:"burst" check:"positive"`
+	BytesPerSecond int64 `yaml:"bytes_per_second" check:"size,positive"`
+	// BurstBytes is how many bytes may come at once above the steady
+	// rate; absent, BytesPerSecond or http.max_message_bytes, whichever
+	// is larger, so that a message of the largest size can pass.
+	BurstBytes int64 `yaml:"burst_bytes" check:"size,positive"`
+	// MaxSessions bounds the consume sessions (pulls, batch-id cursors)
+	// the principal holds open at once on this gateway.
+	MaxSessions int `yaml:"max_sessions" check:"positive"`
 }
 
 // Runtime tunes the Go runtime of the gateway process.

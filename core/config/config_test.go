@@ -95,6 +95,13 @@ func TestFullConfig(t *testing.T) {
 			MaxBatchMessages: 10000, RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute,
 			Limits: HTTPLimits{MaxConnections: 5000, MaxConnectionsPerSource: 200, IdleTimeout: 30 * time.Second, HeaderTimeout: 5 * time.Second}}},
 		{"runtime", c.Runtime, Runtime{MemoryLimit: 3 << 30}},
+		{"quota without limits", *c.Quotas[0], Quota{Principal: "ops"}},
+		{"quota with every key", *c.Quotas[1], Quota{Principal: "ingest", MessagesPerSecond: 5000, Burst: 20000,
+			BytesPerSecond: 8 << 20, BurstBytes: 32 << 20, MaxSessions: 4}},
+		// The bursts default to a second's worth, and burst_bytes to at
+		// least http.max_message_bytes (512KiB here).
+		{"quota with default bursts", *c.Quotas[2], Quota{Principal: "team-*", MessagesPerSecond: 100, Burst: 100,
+			BytesPerSecond: 256 << 10, BurstBytes: 512 << 10}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
 			Transport: "buffered", Protocol: "binary", MaxRequestBytesInFlight: 512 << 20,
 			Limits: ThriftLimits{MaxConnections: 3000, IdleTimeout: 30 * time.Minute, ReadTimeout: 20 * time.Second}}},

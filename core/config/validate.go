@@ -37,6 +37,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateHTTP(c)
 	d.validateAuth(c)
 	d.validateACL(c)
+	d.validateQuotas(c)
 	d.validateTLS(c)
 }
 
@@ -161,6 +162,52 @@ func (d *decoder) validateACL(c *Config) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// validateQuotas checks the quota rules and fills in their bursts. A rule
+// that can never apply (its principal is an earlier rule's, or follows a
+// rule for "*") is a mistake: the first matching rule is the one used.
+func (d *decoder) validateQuotas(c *Config) {
+	first := map[string]string{} // principal pattern -> the rule that has it
+	everyone := ""               // the first rule for "*"
+	for i, q := range c.Quotas {
+		kp := fmt.Sprintf("quotas[%d]", i)
+		if q == nil || d.broken[kp] {
+			continue
+		}
+		if pp, line, ok := d.keyAt(kp, "principal"); ok {
+			if _, err := acl.ParsePattern(q.Principal); err != nil {
+				d.errorf(line, pp, "%v", err)
+			} else if everyone != "" {
+				d.errorf(line, pp, "never applies: %s matches every principal first", everyone)
+			} else if earlier, dup := first[q.Principal]; dup {
+				d.errorf(line, pp, "never applies: %s has the same principal and applies first", earlier)
+			} else {
+				first[q.Principal] = kp
+				if q.Principal == "*" {
+					everyone = kp
+				}
+			}
+		}
+		if bp, line, ok := d.keyAt(kp, "burst"); ok && q.MessagesPerSecond == 0 && !d.broken[keyPath(kp, "messages_per_second")] {
+			d.errorf(line, bp, "burst needs a messages_per_second; without one the principal's messages are not limited")
+		}
+		if q.Burst == 0 {
+			q.Burst = q.MessagesPerSecond
+		}
+		bp, line, given := d.keyAt(kp, "burst_bytes")
+		switch {
+		case !given:
+			if q.BytesPerSecond > 0 {
+				q.BurstBytes = max(q.BytesPerSecond, c.HTTP.MaxMessageBytes)
+			}
+		case q.BytesPerSecond == 0 && !d.broken[keyPath(kp, "bytes_per_second")]:
+			d.errorf(line, bp, "burst_bytes needs a bytes_per_second; without one the principal's bytes are not limited")
+		case q.BurstBytes < c.HTTP.MaxMessageBytes && !d.broken["http.max_message_bytes"]:
+			d.errorf(line, bp, "%d bytes is below http.max_message_bytes (%d): a message of the largest size could never pass",
+				q.BurstBytes, c.HTTP.MaxMessageBytes)
 		}
 	}
 }

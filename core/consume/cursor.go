@@ -9,9 +9,17 @@ import (
 
 // A cursor is seed 004's batch-id API over a session: every fetch_new is a
 // new batch with the next id (1, 2, ...; info says 0 and 0 before the
-// first, and ids restart with the gateway); its messages are held, exempt
-// from the ack timeout, until a batch at or after it is acked; fetch_old
-// serves an unacked batch again, the same messages.
+// first); its messages are held, exempt from the ack timeout, until a
+// batch at or after it is acked; fetch_old serves an unacked batch again,
+// the same messages.
+//
+// A cursor belongs to its session and ends with it: a session that closes
+// gives its messages back to the group, so its batches mean nothing after
+// it, and the next fetch_new opens a new session with a cursor that counts
+// from 1 again. Only fetch_new opens a session (and so a cursor); info,
+// fetch_old and ack on a group and topic with no session here answer as a
+// cursor before its first batch, and keep nothing. So cursors are bounded
+// as sessions are: consume.max_sessions, and the principals' quotas.
 type cursor struct {
 	mu           chanMutex
 	acked, sent  int64
@@ -37,19 +45,31 @@ func (m chanMutex) unlock() { <-m }
 // ready then joins the batch without waiting.
 const firstWait = 100 * time.Millisecond
 
+func newCursor(group, topic string) *cursor {
+	return &cursor{mu: make(chanMutex, 1), batches: map[int64][]Message{}, group: group, topic: topic}
+}
+
+// batchCursor returns the session's cursor, making it on first use.
+func (ss *session) batchCursor() *cursor {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.cursor == nil {
+		ss.cursor = newCursor(ss.group, ss.topic)
+	}
+	return ss.cursor
+}
+
+// cursor returns the cursor of (group, topic)'s session on this gateway,
+// or, when it has none, a new cursor that is not kept.
 func (s *Service) cursor(group, topic string) (*cursor, error) {
-	key, err := s.clientKeyOf(group, topic)
+	ss, err := s.existing(group, topic)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.cursors[key]
-	if c == nil {
-		c = &cursor{mu: make(chanMutex, 1), batches: map[int64][]Message{}, group: group, topic: topic}
-		s.cursors[key] = c
+	if ss == nil {
+		return newCursor(group, topic), nil
 	}
-	return c, nil
+	return ss.batchCursor(), nil
 }
 
 // BatchInfo reports the cursor's acked and sent batch ids.
@@ -71,10 +91,11 @@ func (s *Service) FetchNew(ctx context.Context, group, topic string, size int, a
 		return 0, nil, sdk.Errorf(sdk.CodeIllegal, "batch_size must be at least 1, got %d", size)
 	}
 	size = min(size, s.opts.MaxBatch)
-	c, err := s.cursor(group, topic)
+	ss, err := s.session(ctx, group, topic)
 	if err != nil {
 		return 0, nil, err
 	}
+	c := ss.batchCursor()
 	if err := c.mu.lock(ctx); err != nil {
 		return 0, nil, err
 	}
@@ -83,10 +104,6 @@ func (s *Service) FetchNew(ctx context.Context, group, topic string, size int, a
 		if err := s.ackUpTo(ctx, c, *ackID, "ack_batch_id"); err != nil {
 			return 0, nil, err
 		}
-	}
-	ss, err := s.session(ctx, group, topic)
-	if err != nil {
-		return 0, nil, err
 	}
 	var msgs []Message
 	wait := firstWait

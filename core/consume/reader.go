@@ -80,7 +80,7 @@ func (r *Reader) Pull(ctx context.Context, max int, wait time.Duration) (Batch, 
 		return Batch{}, err
 	}
 	for range 2 {
-		ss, err := r.svc.sessionOf(r.key, false)
+		ss, err := r.svc.sessionOf(ctx, r.key, false)
 		if err != nil {
 			return Batch{}, err
 		}

@@ -90,8 +90,12 @@ type Options struct {
 	// with code 15; readers (push subscriptions, sinks: the gateway's
 	// own, as many as its config names) open theirs regardless, and count.
 	MaxSessions int
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// Quota counts the sessions a client's call opens against the
+	// principal of its context (*quota.Ledger), which may refuse them;
+	// nil: no principal is limited. Readers' sessions are not counted.
+	Quota      SessionQuota
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 	// Now is the clock of session time: ack deadlines, retry backoffs,
 	// idleness and the commit interval. Nil is time.Now. How long a pull
 	// waits is real time whatever the clock. Tests hold it still and move
@@ -102,10 +106,19 @@ type Options struct {
 	Now func() time.Time
 }
 
+// SessionQuota bounds the sessions each principal holds open.
+type SessionQuota interface {
+	// OpenSession counts one more session, of group on topic, against
+	// the principal of ctx, or refuses it with the error clients see.
+	// The caller calls release once the session closes.
+	OpenSession(ctx context.Context, group, topic string) (release func(), err error)
+}
+
 type sessionKey struct{ cluster, group, topic string }
 
 // Service is the gateway's consumption: sessions, cursors and the
-// low-level fetch and commit.
+// low-level fetch and commit. Its lock is taken before a session's, and
+// before Options.Quota's.
 type Service struct {
 	opts Options
 	// realClock is whether opts.Now is time.Now, which timers follow.
@@ -115,7 +128,6 @@ type Service struct {
 
 	mu       sync.Mutex
 	sessions map[sessionKey]*session
-	cursors  map[sessionKey]*cursor
 	readers  map[sessionKey]*Reader
 	closed   bool
 
@@ -140,7 +152,7 @@ func New(opts Options) *Service {
 		opts.Now = time.Now
 	}
 	return &Service{opts: opts, realClock: realClock, logger: opts.Logger, metrics: newConsumeMetrics(opts.Registerer),
-		sessions: map[sessionKey]*session{}, cursors: map[sessionKey]*cursor{}, readers: map[sessionKey]*Reader{},
+		sessions: map[sessionKey]*session{}, readers: map[sessionKey]*Reader{},
 		stopWaiting: make(chan struct{})}
 }
 
@@ -204,12 +216,15 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 	if err != nil {
 		return nil, err
 	}
-	return s.sessionOf(key, true)
+	return s.sessionOf(ctx, key, true)
 }
 
 // sessionOf returns the session of key, joining the group on first use.
-// A client's call (client) may not open one past Options.MaxSessions.
-func (s *Service) sessionOf(key sessionKey, client bool) (*session, error) {
+// A client's call (client) may not open one past Options.MaxSessions, nor
+// past the quota of the principal of ctx, which the session counts
+// against until it closes. A session is shared by every client of its
+// group and topic: those that did not open it are not counted.
+func (s *Service) sessionOf(ctx context.Context, key sessionKey, client bool) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -226,6 +241,14 @@ func (s *Service) sessionOf(key sessionKey, client bool) (*session, error) {
 	if !ok {
 		return nil, sdk.Errorf(sdk.CodeIllegal, "no cluster %q", key.cluster)
 	}
+	release := func() {}
+	if client && s.opts.Quota != nil {
+		r, err := s.opts.Quota.OpenSession(ctx, key.group, key.topic)
+		if err != nil {
+			return nil, err
+		}
+		release = r
+	}
 	set := s.settings(key.group)
 	if r := s.readers[key]; r != nil && r.opts.CommitInterval > 0 {
 		set.CommitInterval = r.opts.CommitInterval
@@ -236,9 +259,10 @@ func (s *Service) sessionOf(key sessionKey, client bool) (*session, error) {
 	c, err := b.Consume(sctx, sdk.Subscription{Group: key.group, Topics: []string{key.topic}, Start: s.opts.Start})
 	if err != nil {
 		cancel()
+		release()
 		return nil, err
 	}
-	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c,
+	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c, release: release,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: s.opts.Now(), used: make(chan struct{}, 1)}
 	if g, ok := c.(reopenGate); ok {
@@ -293,6 +317,7 @@ func (s *Service) closeSessionLogged(ss *session, why string, level slog.Level) 
 	if s.sessions[key] == ss {
 		delete(s.sessions, key)
 		s.metrics.sessions.Dec()
+		ss.release()
 	}
 	s.mu.Unlock()
 	ss.mu.Lock()

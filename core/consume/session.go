@@ -24,6 +24,9 @@ type session struct {
 	cluster, group, topic string
 	set                   Settings
 	c                     sdk.Consumer
+	// release gives the session back to the quota of the principal that
+	// opened it; called once, when the session leaves the service.
+	release func()
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -48,6 +51,9 @@ type session struct {
 	// declined is set when worthReopening said no: the stream's end
 	// closes the session quietly, and the next pull opens a new one.
 	declined bool
+	// cursor is the session's batch-id cursor, made on first use: it
+	// lives and ends with the session, whose messages its batches hold.
+	cursor *cursor
 }
 
 // reopenRecentShare is how recently, as a share of SessionIdle (30 s of

@@ -11,9 +11,6 @@ import (
 	"github.com/mqgate/mqgate/core/auth/acl"
 )
 
-// principalKey holds the request's auth.Principal in the gin context.
-const principalKey = "mqgate.principal"
-
 // resourceOf says which topic and group a route acts on, from its path.
 type resourceOf func(c *gin.Context) (topic, group string)
 
@@ -26,7 +23,8 @@ func noResource(*gin.Context) (string, string) { return "", "" }
 // guard runs h for an authenticated request, once op on the route's
 // resource is authorized; op "" leaves authorization to h (the resource is
 // in the body). A refusal is answered by fail: 401 with code 18, or 403
-// with code 13.
+// with code 13. The request's context carries its principal
+// (auth.PrincipalFrom), for what the handler does on its behalf.
 func (s *Server) guard(op acl.Op, res resourceOf, fail func(*gin.Context, error), h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, err := s.gate.Authenticate(credentials(c))
@@ -35,7 +33,7 @@ func (s *Server) guard(op acl.Op, res resourceOf, fail func(*gin.Context, error)
 			fail(c, err)
 			return
 		}
-		c.Set(principalKey, p)
+		c.Request = c.Request.WithContext(auth.WithPrincipal(c.Request.Context(), p))
 		if op != "" {
 			topic, group := res(c)
 			if err := s.gate.Authorize(p, remoteAddr(c), op, topic, group); err != nil {
@@ -54,9 +52,7 @@ func (s *Server) guarded(op acl.Op, res resourceOf, h gin.HandlerFunc) gin.Handl
 
 // authorize checks op on a resource a guarded handler found in the body.
 func (s *Server) authorize(c *gin.Context, op acl.Op, topic, group string) error {
-	p, _ := c.Get(principalKey)
-	principal, _ := p.(auth.Principal)
-	return s.gate.Authorize(principal, remoteAddr(c), op, topic, group)
+	return s.gate.Authorize(principalOf(c), remoteAddr(c), op, topic, group)
 }
 
 // credentials are what the request presents: its Authorization header,
@@ -92,7 +88,11 @@ func (s *Server) authorizeTopics(c *gin.Context, op acl.Op, offsets map[string]m
 // audit logs an action that moved state others rely on (a group's
 // offsets), with the principal who took it.
 func (s *Server) audit(c *gin.Context, action string, op acl.Op, resource string) {
-	p, _ := c.Get(principalKey)
-	principal, _ := p.(auth.Principal)
-	s.gate.Audit(action, principal, remoteAddr(c), op, resource)
+	s.gate.Audit(action, principalOf(c), remoteAddr(c), op, resource)
+}
+
+// principalOf is the principal guard authenticated the request as.
+func principalOf(c *gin.Context) auth.Principal {
+	p, _ := auth.PrincipalFrom(c.Request.Context())
+	return p
 }

@@ -80,6 +80,9 @@ func (s *Server) addDelayed(c *gin.Context) {
 	if err == nil {
 		err = s.checkDelayed(topic, msgs, batch, now, dl.Max())
 	}
+	if err == nil {
+		err = s.opts.Quotas.Produce(ctx, len(msgs), delayedSize(msgs))
+	}
 	if err != nil {
 		s.abortWithError(c, err)
 		return
@@ -148,6 +151,16 @@ func (s *Server) checkDelayed(topic string, msgs []delay.Message, batch bool, no
 	return nil
 }
 
+// delayedSize is what msgs count against their principal's
+// bytes_per_second: the sum of the Size of the messages they deliver.
+func delayedSize(msgs []delay.Message) int64 {
+	var n int64
+	for i := range msgs {
+		n += int64(msgs[i].Msg.Size())
+	}
+	return n
+}
+
 // inBatch names message i of a batch in front of an *sdk.Error's message:
 // "messages[3].loop.times: ..." for one naming a loop field, else
 // "messages[3]: ...".
@@ -193,6 +206,11 @@ func (s *Server) cancelDelayed(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
+	// A cancel is a record the gateway writes, of the id's size.
+	if err := s.opts.Quotas.Produce(ctx, 1, int64(len(id))); err != nil {
+		s.abortWithError(c, err)
+		return
+	}
 	if err := dl.Cancel(ctx, topic, id); err != nil {
 		s.abortWithError(c, fmt.Errorf("cancelling delay message %q on %s: %w", id, topic, err))
 		return

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -80,7 +82,16 @@ func abortWithCode(c *gin.Context, code sdk.Code, msg string) {
 // abortWithError answers with the status and body err maps to.
 func (s *Server) abortWithError(c *gin.Context, err error) {
 	code, msg := s.clientError(err)
+	setRetryAfter(c, err)
 	abortWithCode(c, code, msg)
+}
+
+// setRetryAfter sets the Retry-After header, in seconds, when err is a
+// quota's refusal that says how long to wait.
+func setRetryAfter(c *gin.Context, err error) {
+	if secs, ok := quota.RetryAfterSeconds(err); ok {
+		c.Header("Retry-After", strconv.Itoa(secs))
+	}
 }
 
 // abortJSON ends the request with body as JSON. Like every answer it is

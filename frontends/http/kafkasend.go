@@ -84,6 +84,9 @@ func (s *Server) kafkaSend(c *gin.Context) {
 	if err == nil {
 		err = s.checkLimits([]produce.Message{msg})
 	}
+	if err == nil {
+		err = s.opts.Quotas.Produce(ctx, 1, int64(msg.Size()))
+	}
 	if err != nil {
 		s.kafkaSendFail(c, err)
 		return
@@ -118,6 +121,9 @@ func (s *Server) kafkaSendDelayed(ctx context.Context, c *gin.Context, now time.
 	m := delay.Message{Topic: topic, Msg: msg, DueAt: now.Add(wait)}
 	if err == nil {
 		err = m.Validate(now, dl.Max())
+	}
+	if err == nil {
+		err = s.opts.Quotas.Produce(ctx, 1, int64(msg.Size()))
 	}
 	if err != nil {
 		s.kafkaSendFail(c, err)
@@ -176,6 +182,7 @@ func isDecimal(s string) bool {
 
 func (s *Server) kafkaSendFail(c *gin.Context, err error) {
 	code, msg := s.clientError(err)
+	setRetryAfter(c, err)
 	abortJSON(c, statusOf(code), kafkaSendReply{Code: code, Msg: msg, Error: &errorDetail{Code: code, Message: msg}})
 }
 

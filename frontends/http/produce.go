@@ -60,6 +60,9 @@ func (s *Server) produce(c *gin.Context) {
 	if err == nil {
 		err = s.checkLimits(msgs)
 	}
+	if err == nil {
+		err = s.opts.Quotas.Produce(ctx, len(msgs), sizeOf(msgs))
+	}
 	if err != nil {
 		s.abortWithError(c, err)
 		return
@@ -151,6 +154,16 @@ func (s *Server) checkMessageSize(i int, m *produce.Message) error {
 		return sdk.Errorf(sdk.CodeTooLarge, "message %d is %d bytes, over http.max_message_bytes (%d)", i, n, s.opts.MaxMessageBytes)
 	}
 	return nil
+}
+
+// sizeOf is what msgs count against their principal's bytes_per_second:
+// the sum of their Size.
+func sizeOf(msgs []produce.Message) int64 {
+	var n int64
+	for i := range msgs {
+		n += int64(msgs[i].Size())
+	}
+	return n
 }
 
 // truncate shortens a client-sent string for an error message.

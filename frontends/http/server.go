@@ -27,6 +27,7 @@ import (
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/push"
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/internal/bytebudget"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -115,6 +116,10 @@ type Options struct {
 	// Gate authenticates and authorizes every request but the probes.
 	// Nil: no auth, no ACL.
 	Gate *auth.Gate
+	// Quotas hold each principal to its produce rates (quotas:); a
+	// refusal is 429 with code 15 and Retry-After. Nil: no principal is
+	// limited. The consume sessions they bound are Consumer's to count.
+	Quotas *quota.Ledger
 }
 
 // PushStatus is what GET /v1/push reads; *push.Service implements it.

@@ -43,9 +43,10 @@ type connAuth struct {
 }
 
 // authenticate returns ctx with the connection's principal, for its
-// calls, or the code 18 error that closes it. state is the connection's
-// TLS state, nil for plaintext. With calls that carry tokens, a
-// connection without a principal stays open: its calls must carry one.
+// calls (auth.PrincipalFrom gives it, quotas count against it), or the
+// code 18 error that closes it. state is the connection's TLS state, nil
+// for plaintext. With calls that carry tokens, a connection without a
+// principal stays open: its calls must carry one.
 func (s *server) authenticate(ctx context.Context, conn net.Conn, state *tls.ConnectionState) (context.Context, error) {
 	cr := auth.Credentials{}
 	if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {
@@ -64,6 +65,9 @@ func (s *server) authenticate(ctx context.Context, conn net.Conn, state *tls.Con
 	} else {
 		ca.principal, ca.has = s.gate.Implicit(cr)
 		ca.tokens = true
+	}
+	if ca.has {
+		ctx = auth.WithPrincipal(ctx, ca.principal)
 	}
 	return context.WithValue(ctx, connAuthKey{}, ca), nil
 }
@@ -86,6 +90,7 @@ func authenticateCall(ctx context.Context, c *callToken) (context.Context, error
 			return ctx, err
 		}
 		call.principal, call.has = p, true
+		ctx = auth.WithPrincipal(ctx, p) // quotas count against the token's principal
 	case !ca.has:
 		return ctx, ca.gate.NoCredential(ca.remote, c.how())
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/internal/bytebudget"
@@ -133,6 +134,11 @@ type Options struct {
 	// (auth.thrift_token), and keeps open the connections that have no
 	// principal: their calls must carry one. Nil: no call carries a token.
 	Token *CallToken
+	// Quotas hold each call's principal to its produce rates (quotas:);
+	// a refusal is code 15 in the call's Result. Nil: no principal is
+	// limited. The consume sessions they bound are the consumer's to
+	// count.
+	Quotas *quota.Ledger
 	// Delayer adds and cancels the delay messages of sendDelaySync. Nil
 	// means delay messages are not enabled: sendDelaySync answers code 11.
 	Delayer delay.Delayer

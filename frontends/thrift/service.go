@@ -136,6 +136,9 @@ func (h *producerService) sendSync(ctx context.Context, m *producer.Message, tim
 	if err == nil {
 		err = authorize(ctx, acl.Produce, topic, "")
 	}
+	if err == nil {
+		err = h.opts.Quotas.Produce(ctx, 1, int64(msg.Size()))
+	}
 	if err != nil {
 		return h.failure(ctx, err, "")
 	}
@@ -175,6 +178,14 @@ func (h *producerService) sendDelaySync(ctx context.Context, m *producer.DelayMe
 			op = acl.CancelDelay
 		}
 		err = authorize(ctx, op, req.msg.Topic, "")
+	}
+	if err == nil {
+		// A cancel is a record the gateway writes, of the id's size.
+		n := int64(req.msg.Msg.Size())
+		if req.cancel {
+			n = int64(len(req.msg.ID))
+		}
+		err = h.opts.Quotas.Produce(ctx, 1, n)
 	}
 	if err != nil {
 		return withDelayID(h.delayFailure(ctx, err, ""), m)
@@ -260,6 +271,9 @@ func (h *producerService) sendAsync(ctx context.Context, m *producer.Message) *p
 	if err == nil {
 		err = authorize(ctx, acl.Produce, topic, "")
 	}
+	if err == nil {
+		err = h.opts.Quotas.Produce(ctx, 1, int64(msg.Size()))
+	}
 	if err != nil {
 		return h.failure(ctx, err, "")
 	}
@@ -293,6 +307,7 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 	}
 	var batches []*topicBatch
 	byTopic := make(map[string]*topicBatch)
+	var size int64
 	for i, m := range ms {
 		topic, msg, err := decodeMessage(m, batchPath(i), h.opts.MaxMessageBytes)
 		if err == nil {
@@ -309,6 +324,11 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 		}
 		b.msgs = append(b.msgs, msg)
 		b.indexes = append(b.indexes, i)
+		size += int64(msg.Size())
+	}
+	// The whole call or none of it: a quota refusal fails every message.
+	if err := h.opts.Quotas.Produce(ctx, len(ms), size); err != nil {
+		return h.failure(ctx, err, "")
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
