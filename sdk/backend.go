@@ -51,9 +51,13 @@ type Consumer interface {
 	//
 	// After Poll returns a Revoked event, the gateway commits what it
 	// finished of those qids with one Commit call (possibly of no
-	// offsets) before it polls again. A plugin may hold the broker's
-	// rebalance until that call, and must accept commits for the revoked
-	// qids in it, so that the next owner starts after them.
+	// offsets), their offsets marked Release, before it polls again. A
+	// plugin may hold the broker's rebalance until that call, and must
+	// accept commits for the revoked qids in it, so that the next owner
+	// starts after them. A commit of a revoked qid without Release may
+	// still come (one the gateway began before it saw the Revoked event);
+	// it must not release the qid, or the next owner would start before
+	// what the Release commit stores.
 	Commit(ctx context.Context, offsets []Offset) error
 	// Close leaves the group.
 	Close() error

@@ -85,7 +85,7 @@ func recordsFromPB(ps []*pb.Record) []Record {
 func offsetsToPB(os []Offset) []*pb.Offset {
 	out := make([]*pb.Offset, len(os))
 	for i, o := range os {
-		out[i] = &pb.Offset{Topic: o.Topic, Qid: o.Qid, Offset: o.Offset}
+		out[i] = &pb.Offset{Topic: o.Topic, Qid: o.Qid, Offset: o.Offset, Release: o.Release}
 	}
 	return out
 }
@@ -93,7 +93,7 @@ func offsetsToPB(os []Offset) []*pb.Offset {
 func offsetsFromPB(ps []*pb.Offset) []Offset {
 	out := make([]Offset, len(ps))
 	for i, p := range ps {
-		out[i] = Offset{Topic: p.Topic, Qid: p.Qid, Offset: p.Offset}
+		out[i] = Offset{Topic: p.Topic, Qid: p.Qid, Offset: p.Offset, Release: p.Release}
 	}
 	return out
 }

@@ -72,6 +72,12 @@ type Offset struct {
 	Qid   string
 	// Offset is the next offset to consume.
 	Offset int64
+	// Release marks the gateway's last commit of a qid that Poll reported
+	// revoked: the plugin may hand the qid to its next owner once it is
+	// stored. Other commits of a revoked qid (the gateway's periodic
+	// commits race the Revoked event) store their offset without
+	// releasing it. A plugin with nothing to release ignores it.
+	Release bool
 }
 
 // StartPosition says where a subscription starts on a queue its group has

@@ -352,7 +352,7 @@ func (s *session) revoke(revoked []sdk.Offset) {
 			// Every revoked qid with a known position, moved or not: a
 			// plugin may release the qid to its next owner on this commit.
 			if p := q.commitPoint(); p >= 0 {
-				offs = append(offs, sdk.Offset{Topic: s.topic, Qid: q.qid, Offset: p})
+				offs = append(offs, sdk.Offset{Topic: s.topic, Qid: q.qid, Offset: p, Release: true})
 			}
 			s.dropLocked(o.Qid)
 		}

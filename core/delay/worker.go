@@ -269,7 +269,7 @@ func (w *worker) revoke(ctx context.Context, c sdk.Consumer, revoked []sdk.Offse
 		// Every revoked qid with a known position, moved or not: a plugin
 		// may release the qid to its next owner on this commit.
 		if p := max(q.next, q.base); p >= 0 {
-			offs = append(offs, sdk.Offset{Topic: w.topic, Qid: q.qid, Offset: p})
+			offs = append(offs, sdk.Offset{Topic: w.topic, Qid: q.qid, Offset: p, Release: true})
 		}
 		q.revoked = true
 		w.held -= len(q.entries)

@@ -798,10 +798,13 @@ func (x *ProduceResponse) GetResults() []*ProduceResult {
 }
 
 type Offset struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Topic         string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
-	Qid           string                 `protobuf:"bytes,2,opt,name=qid,proto3" json:"qid,omitempty"`
-	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Topic  string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
+	Qid    string                 `protobuf:"bytes,2,opt,name=qid,proto3" json:"qid,omitempty"`
+	Offset int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// release marks the gateway's last commit of a qid it was told was
+	// revoked: the plugin may hand the qid to its next owner once stored.
+	Release       bool `protobuf:"varint,4,opt,name=release,proto3" json:"release,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +858,13 @@ func (x *Offset) GetOffset() int64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *Offset) GetRelease() bool {
+	if x != nil {
+		return x.Release
+	}
+	return false
 }
 
 type Subscription struct {
@@ -1985,11 +1995,12 @@ const file_plugin_proto_rawDesc = "" +
 	"message_id\x18\x04 \x01(\tR\tmessageId\x12-\n" +
 	"\x05error\x18\x05 \x01(\v2\x17.mqgate.plugin.v1.ErrorR\x05error\"L\n" +
 	"\x0fProduceResponse\x129\n" +
-	"\aresults\x18\x01 \x03(\v2\x1f.mqgate.plugin.v1.ProduceResultR\aresults\"H\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.mqgate.plugin.v1.ProduceResultR\aresults\"b\n" +
 	"\x06Offset\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x10\n" +
 	"\x03qid\x18\x02 \x01(\tR\x03qid\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"R\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x18\n" +
+	"\arelease\x18\x04 \x01(\bR\arelease\"R\n" +
 	"\fSubscription\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x16\n" +
 	"\x06topics\x18\x02 \x03(\tR\x06topics\x12\x14\n" +
