@@ -73,18 +73,12 @@ acl:
 		}
 		defer stopCmd(cmd)
 
-		bodies, err := jsonBodies(p)
-		if err != nil {
-			return result{}, err
-		}
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		// The broker is the main gateway's embedded one, which this
 		// gateway reaches as an external cluster: topics are created
 		// through the main gateway.
-		if err := postStatus(client, "http://"+e.httpAddr+"/v1/topics/bench-http-auth/messages", bodies[0], http.StatusOK); err != nil {
+		if err := postAuthorized(http.DefaultClient, "http://"+e.httpAddr+"/v1/topics/bench-http-auth/messages", "", []byte(`{"value":"v"}`)); err != nil {
 			return result{}, fmt.Errorf("creating the topic: %w", err)
 		}
-		url := "http://" + httpAddr + "/v1/topics/bench-http-auth/messages"
 		var notes []string
 		var last result
 		for _, run := range []struct{ name, authorization string }{
@@ -92,14 +86,11 @@ acl:
 			{"API key", "Bearer " + key},
 			{"JWT (ES256)", "Bearer " + token},
 		} {
-			post := func(body []byte) error { return postAuthorized(client, url, run.authorization, body) }
-			if err := post(bodies[0]); err != nil { // creates the topic, opens the connections
-				return result{}, fmt.Errorf("%s: warm-up: %w", run.name, err)
+			r, err := authRun(cmd.Process.Pid, httpAddr, run.name, run.authorization, p)
+			if err != nil {
+				return result{}, err
 			}
-			cpu0 := procCPU(cmd.Process.Pid)
-			r := runCalls(p, func(_, call int) error { return post(bodies[call%len(bodies)]) })
-			cpu := procCPU(cmd.Process.Pid) - cpu0
-			notes = append(notes, fmt.Sprintf("| %s | %.0f | %.0f | %d |", run.name, r.rate(), float64(cpu.Microseconds())/float64(max(r.msgs, 1)), r.failures))
+			notes = append(notes, r.note)
 			last = r
 		}
 		last.note = "| credential | msgs/s | gateway CPU µs/msg | failures |\n|---|---:|---:|---:|\n" + strings.Join(notes, "\n")
@@ -111,24 +102,32 @@ acl:
 			return result{}, err
 		}
 		defer stopCmd(cmd)
-		bodies, err := jsonBodies(p)
-		if err != nil {
-			return result{}, err
-		}
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
-		url := "http://" + httpAddr + "/v1/topics/bench-http-auth/messages"
-		if err := postStatus(client, url, bodies[0], http.StatusOK); err != nil {
-			return result{}, fmt.Errorf("warm-up: %w", err)
-		}
-		cpu0 := procCPU(cmd.Process.Pid)
-		r := runCalls(p, func(_, call int) error { return postStatus(client, url, bodies[call%len(bodies)], http.StatusOK) })
-		cpu := procCPU(cmd.Process.Pid) - cpu0
-		r.note = fmt.Sprintf("| no auth: section (same gateway otherwise) | %.0f | %.0f | %d |", r.rate(), float64(cpu.Microseconds())/float64(max(r.msgs, 1)), r.failures)
-		return r, nil
+		return authRun(cmd.Process.Pid, httpAddr, "no auth: section (same gateway otherwise)", "", p)
 	},
 	report: func(g, d result) {
 		fmt.Printf("\nproduce-http-auth: per credential (gateway side is the JWT run; direct is the same gateway without auth:):\n\n%s\n%s\n", g.note, d.note)
 	},
+}
+
+// authRun produces p's load through the gateway at httpAddr (process pid)
+// with the Authorization header given (none when empty), after a warm-up;
+// its note is a table row of the rate and the gateway's CPU per message.
+func authRun(pid int, httpAddr, name, authorization string, p params) (result, error) {
+	bodies, err := jsonBodies(p)
+	if err != nil {
+		return result{}, err
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+	url := "http://" + httpAddr + "/v1/topics/bench-http-auth/messages"
+	post := func(body []byte) error { return postAuthorized(client, url, authorization, body) }
+	if err := post(bodies[0]); err != nil { // opens the connections
+		return result{}, fmt.Errorf("%s: warm-up: %w", name, err)
+	}
+	cpu0 := procCPU(pid)
+	r := runCalls(p, func(_, call int) error { return post(bodies[call%len(bodies)]) })
+	cpu := procCPU(pid) - cpu0
+	r.note = fmt.Sprintf("| %s | %.0f | %.0f | %d |", name, r.rate(), float64(cpu.Microseconds())/float64(max(r.msgs, 1)), r.failures)
+	return r, nil
 }
 
 // postAuthorized posts body with the Authorization header given (none
@@ -163,7 +162,15 @@ func startPeerGateway(e *env, name, extra string) (*exec.Cmd, string, error) {
 		return nil, "", err
 	}
 	httpAddr := freeAddr()
-	cfg := fmt.Sprintf(`version: 1
+	cmd, err := launch(e.bin, filepath.Join(dir, "plugins.yaml"), peerConfig(e, dir, httpAddr)+extra, filepath.Join(dir, "mqgate.log"), httpAddr, nil)
+	return cmd, httpAddr, err
+}
+
+// peerConfig is the config of a gateway in dir, listening for HTTP on
+// httpAddr, whose cluster is the main gateway's embedded broker, reached
+// as an external one; top-level keys may follow it.
+func peerConfig(e *env, dir, httpAddr string) string {
+	return fmt.Sprintf(`version: 1
 plugins: {kafka: {builtin: kafka}}
 clusters:
   local: {plugin: kafka, config: {brokers: [%q]}}
@@ -172,7 +179,5 @@ http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
 delay: {enabled: false}
-%s`, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"), extra)
-	cmd, err := launch(e.bin, filepath.Join(dir, "plugins.yaml"), cfg, filepath.Join(dir, "mqgate.log"), httpAddr, nil)
-	return cmd, httpAddr, err
+`, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"))
 }

@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/internal/syncbuf"
 	"github.com/mqgate/mqgate/internal/testjwt"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -62,29 +62,10 @@ func (s signer) token(t testing.TB, claims jwt.MapClaims) string {
 	return out
 }
 
-// logBuffer is a log that a gate's background JWKS refresh may write
-// while the test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func gate(t testing.TB, cfg *config.Config, log *logBuffer) *Gate {
+func gate(t testing.TB, cfg *config.Config, log *syncbuf.Buffer) *Gate {
 	t.Helper()
 	if log == nil {
-		log = &logBuffer{}
+		log = &syncbuf.Buffer{}
 	}
 	g, err := New(t.Context(), cfg, slog.New(slog.NewTextHandler(log, nil)))
 	if err != nil {
@@ -105,7 +86,7 @@ func TestAuthenticate(t *testing.T) {
 		MTLS:     &config.MTLS{Principal: "cn"},
 		Networks: []*config.Network{{CIDRs: []string{"10.1.0.0/16"}, Principal: "dc-east"}},
 	}}
-	var log logBuffer
+	var log syncbuf.Buffer
 	g := gate(t, cfg, &log)
 	now := time.Now()
 	valid := jwt.MapClaims{"iss": "https://idp", "aud": "mqgate", "sub": "alice", "exp": now.Add(time.Hour).Unix()}
@@ -200,7 +181,7 @@ func TestPrincipalExpires(t *testing.T) {
 // without auditing anything; NoCredential refuses with the frontend's
 // words and audits the refusal.
 func TestImplicitAndNoCredential(t *testing.T) {
-	var log logBuffer
+	var log syncbuf.Buffer
 	cfg := &config.Config{Auth: &config.Auth{
 		APIKeys:  []*config.APIKey{{Principal: "svc", SHA256: hash("key")}},
 		MTLS:     &config.MTLS{Principal: "cn"},
@@ -324,7 +305,7 @@ func TestJWKSFromURL(t *testing.T) {
 func TestJWKSProviderDownAtStart(t *testing.T) {
 	s := newSigner(t)
 	p := newIDP(t, nil)
-	var log logBuffer
+	var log syncbuf.Buffer
 	g := gate(t, jwksURLConfig(p.URL), &log)
 	if !strings.Contains(log.String(), "fetching the JWKS failed") || !strings.Contains(log.String(), p.URL) {
 		t.Errorf("log = %s; want the failed fetch, naming the URL", log.String())
@@ -340,7 +321,7 @@ func TestJWKSProviderDownAtStart(t *testing.T) {
 }
 
 func TestNoAuthIsAnonymousAndACLStillApplies(t *testing.T) {
-	var log logBuffer
+	var log syncbuf.Buffer
 	g := gate(t, &config.Config{ACL: []*config.ACLRule{
 		{Principal: "anonymous", Effect: "allow", Operations: []string{"produce"}, Topics: []string{"public.*"}},
 	}}, &log)

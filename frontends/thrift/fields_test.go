@@ -11,12 +11,13 @@ import (
 	"net"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mqgate/mqgate/internal/syncbuf"
 )
 
 // heapInuse is the heap in use after a collection.
@@ -109,7 +110,7 @@ func TestReadGrowing(t *testing.T) {
 // closed, and once the bytes are released calls go through again.
 func TestRequestBytesInFlightBound(t *testing.T) {
 	const maxRequest = 128 << 10
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv := startServer(t, Options{MaxMessageBytes: 64 << 10, MaxRequestBytes: maxRequest, MaxRequestBytesInFlight: 1,
 		DefaultTimeout: time.Minute, Logger: slog.New(slog.NewTextHandler(logs, nil))}, &fakeProducer{})
 	limit := srv.opts.MaxRequestBytesInFlight // raised to one request and its overhead
@@ -180,22 +181,4 @@ func TestRequestBytesInFlightBound(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// lockedBuffer is a log destination safe to read while the server writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

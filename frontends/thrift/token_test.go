@@ -15,6 +15,7 @@ import (
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/internal/syncbuf"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -200,9 +201,9 @@ func sha256Hex(s string) string {
 // tokenGate is a gate with the API keys k-orders (orders-svc, may produce
 // to orders and consume it as billing) and k-ops (ops, may do nothing),
 // logging to a buffer.
-func tokenGate(t *testing.T, networks ...*config.Network) (*auth.Gate, *lockedBuffer) {
+func tokenGate(t *testing.T, networks ...*config.Network) (*auth.Gate, *syncbuf.Buffer) {
 	t.Helper()
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	g, err := auth.New(context.Background(), &config.Config{
 		Auth: &config.Auth{
 			APIKeys: []*config.APIKey{

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/mqgate/mqgate/internal/syncbuf"
 )
 
 // server is a wrapped loopback listener whose accepted connections arrive
@@ -234,25 +236,6 @@ func (l *failingListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// lockedBuffer is a log destination written by the accept goroutine and
-// read by the test.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // Accept errors such as EMFILE are waited out inside Accept and logged
 // once per episode, not returned to the server.
 func TestAcceptErrorsAreWaitedOut(t *testing.T) {
@@ -260,7 +243,7 @@ func TestAcceptErrorsAreWaitedOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	fl := &failingListener{Listener: inner, fails: 5, err: &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}}
 	l := Wrap(fl, Options{Listener: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer l.Close()

@@ -18,13 +18,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/mqgate/mqgate/internal/syncbuf"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -202,27 +202,9 @@ func secureCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
 	return c
 }
 
-// lockedLog collects a backend's log lines for a test to read.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // newExternal returns a backend configured for brokers with the extra
 // config keys (JSON object members), logging to log.
-func newExternal(t *testing.T, log *lockedLog, brokers []string, extra string) *Backend {
+func newExternal(t *testing.T, log *syncbuf.Buffer, brokers []string, extra string) *Backend {
 	t.Helper()
 	b := New(slog.New(slog.NewTextHandler(log, nil)))
 	t.Cleanup(func() { _ = b.Close() })
@@ -248,7 +230,7 @@ func TestSASLProduceConsume(t *testing.T) {
 		{mechPlain, "bob", "bob-secret"},
 	} {
 		t.Run(tc.mechanism, func(t *testing.T) {
-			var log lockedLog
+			var log syncbuf.Buffer
 			b := newExternal(t, &log, cluster.ListenAddrs(), saslKeys(tc.mechanism, tc.user, tc.password))
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -312,7 +294,7 @@ func slicesIndexValue(records []sdk.Record, value []byte) int {
 func TestSASLWrongPassword(t *testing.T) {
 	cluster := secureCluster(t)
 	const password = "not-alices-password"
-	var log lockedLog
+	var log syncbuf.Buffer
 	b := newExternal(t, &log, cluster.ListenAddrs(), saslKeys(mechScramSHA256, "alice", password))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -352,7 +334,7 @@ func TestTLSWithCAFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var log lockedLog
+	var log syncbuf.Buffer
 	b := newExternal(t, &log, cluster.ListenAddrs(), fmt.Sprintf(`"tls": {"ca_file": %q}, %s`, pki.caFile, saslKeys(mechPlain, "bob", "bob-secret")))
 	res, err := b.Produce(ctx, []sdk.Record{{Topic: allowedTopic, Partition: 0, Value: []byte("over tls")}})
 	if err != nil || res[0].Err != nil {

@@ -1,14 +1,13 @@
 package plugintest
 
 import (
-	"bytes"
 	"os/exec"
-	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/mqgate/mqgate/internal/syncbuf"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -24,7 +23,7 @@ import (
 // The process is stopped when t ends; its log is shown if t failed.
 func StartBackendProcess(t *testing.T, cmd *exec.Cmd) sdk.Backend {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		VersionedPlugins: sdk.PluginSets(),
@@ -53,23 +52,4 @@ func StartBackendProcess(t *testing.T, cmd *exec.Cmd) sdk.Backend {
 		t.Fatalf("dispensed a %T, not an sdk.Backend", raw)
 	}
 	return b
-}
-
-// lockedBuffer is a bytes.Buffer safe for the plugin client's log
-// goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
