@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,9 +67,13 @@ func TestProduceRefusals(t *testing.T) {
 		// machine, requests sent one after the other soon outrun it.
 		accepted := 5
 		for {
-			status, body = g.produce("limited", `{"value": "more"}`)
+			var header http.Header
+			status, header, body = g.exchange("POST", "/v1/topics/limited/messages", `{"value": "more"}`, nil)
 			if status != 200 {
 				checkAPIError(t, "past the rate limit", status, body, 429, 15, "topics.limited.rate_limit")
+				if ra := header.Get("Retry-After"); ra != "1" {
+					t.Errorf("past the rate limit of 1 message/s: Retry-After %q; want 1", ra)
+				}
 				break
 			}
 			accepted++

@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -38,7 +39,8 @@ func newLimits(cfg map[string]RateLimit) limits {
 	return l
 }
 
-// allow takes n tokens for topic now or refuses at once with code 15; it
+// allow takes n tokens for topic now or refuses at once with code 15 and
+// how long until the same request would pass (HTTP's Retry-After); it
 // never waits. A request larger than the burst can never pass and says so.
 func (l limits) allow(topic string, n int) error {
 	t, ok := l[topic]
@@ -48,8 +50,14 @@ func (l limits) allow(topic string, n int) error {
 	if n > t.limit.Burst {
 		return sdk.Errorf(sdk.CodeRateLimited, "%d messages exceed topic %s's burst of %d (topics.%s.burst)", n, topic, t.limit.Burst, topic)
 	}
-	if !t.limiter.AllowN(time.Now(), n) {
-		return sdk.Errorf(sdk.CodeRateLimited, "topic %s is over its rate limit of %d messages/s (topics.%s.rate_limit)", topic, t.limit.PerSecond, topic)
+	now := time.Now()
+	r := t.limiter.ReserveN(now, n)
+	if wait := r.DelayFrom(now); wait > 0 {
+		r.CancelAt(now) // a refused request takes nothing
+		return &quota.Refusal{
+			Err:        sdk.Errorf(sdk.CodeRateLimited, "topic %s is over its rate limit of %d messages/s (topics.%s.rate_limit)", topic, t.limit.PerSecond, topic),
+			RetryAfter: wait,
+		}
 	}
 	return nil
 }

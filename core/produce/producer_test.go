@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -270,6 +271,10 @@ func TestRateLimit(t *testing.T) {
 	}
 	if sdk.CodeOf(err) != sdk.CodeRateLimited || !strings.Contains(err.Error(), "topics.limited.rate_limit") {
 		t.Fatalf("over the limit: %v, want code 15 naming topics.limited.rate_limit", err)
+	}
+	// Two messages at one a second: a client may try again within 2 s.
+	if secs, ok := quota.RetryAfterSeconds(err); !ok || secs < 1 || secs > 2 {
+		t.Fatalf("over the limit: Retry-After %d s (%v); want 1 or 2", secs, ok)
 	}
 	_, err = p.Send(ctx, "c", "limited", make([]Message, 11))
 	if sdk.CodeOf(err) != sdk.CodeRateLimited || !strings.Contains(err.Error(), "burst of 10") {
