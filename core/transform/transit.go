@@ -21,15 +21,15 @@ type transit struct {
 
 type transitSet struct{ to, from *Path }
 
-// maxTransitEntries bounds a transit: each entry is walked for every
+// MaxTransitEntries bounds a transit's entries: each is walked for every
 // message.
-const maxTransitEntries = 64
+const MaxTransitEntries = 64
 
 // compileTransit compiles a target -> source mapping. Entries are applied
 // in the order of their targets, so that "$.a" is set before "$.a.b".
 func compileTransit(m map[string]string) (*transit, error) {
-	if len(m) > maxTransitEntries {
-		return nil, &CompileError{"transit", fmt.Errorf("%d entries; at most %d", len(m), maxTransitEntries)}
+	if len(m) > MaxTransitEntries {
+		return nil, &CompileError{"transit", fmt.Errorf("%d entries; at most %d", len(m), MaxTransitEntries)}
 	}
 	t := &transit{}
 	for _, to := range slices.Sorted(maps.Keys(m)) {
