@@ -45,8 +45,8 @@ func formOf(t *testing.T, g got) url.Values {
 // Envelope ddmq over each backend: GET with the form in the body, the
 // context fields, a transit transform feeding params and the query
 // parameters, carrera_req_cnt counting a 1000002 retry, a message's
-// carrera_http_callback_url replacing the targets, and pressure traffic
-// skipped.
+// carrera_http_callback_url replacing the targets (without the
+// subscription's headers), and pressure traffic skipped.
 func TestDDMQEnvelope(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
 		e := newEnv(t, b)
@@ -67,6 +67,7 @@ func TestDDMQEnvelope(t *testing.T) {
 		)
 		sub := ddmqSubscription(t, "ddmq", "ddmq", ep.URL+"/hook")
 		sub.Method = "GET"
+		sub.Headers = map[string]string{"Authorization": "Bearer operator"}
 		sub.DDMQ.TokenKey = "tk"
 		sub.DDMQ.QueryParams = map[string]string{"uid": "$.user"}
 		sub.Transform = &config.PushTransform{Transit: map[string]string{"$.user": "$.u.id", "$.text": "$.v"}}
@@ -92,8 +93,8 @@ func TestDDMQEnvelope(t *testing.T) {
 			t.Fatalf("requests by params: %v", byText)
 		}
 		g := first[0]
-		if g.method != "GET" || g.url.Path != "/hook" || g.url.Query().Get("uid") != "7" {
-			t.Errorf("request %s %s", g.method, g.url)
+		if g.method != "GET" || g.url.Path != "/hook" || g.url.Query().Get("uid") != "7" || g.header.Get("Authorization") != "Bearer operator" {
+			t.Errorf("request %s %s %v", g.method, g.url, g.header)
 		}
 		f := formOf(t, g)
 		for name, want := range map[string]string{
@@ -115,7 +116,10 @@ func TestDDMQEnvelope(t *testing.T) {
 		}
 		cb := callback.requests()
 		if len(cb) != 1 || cb[0].url.Path != "/cb" || cb[0].url.Query().Get("x") != "1" || cb[0].url.Query().Get("uid") != "9" {
-			t.Errorf("callback endpoint got %v", cb)
+			t.Fatalf("callback endpoint got %v", cb)
+		}
+		if a := cb[0].header.Get("Authorization"); a != "" {
+			t.Errorf("a callback URL the message named got the subscription's Authorization header %q", a)
 		}
 		if len(byText[`{"text":"load test","user":10}`]) != 0 {
 			t.Errorf("a pressure-traffic message was sent")

@@ -150,8 +150,11 @@ func (s *subscription) body(m *consume.Message, attempt int) (body []byte, ctype
 }
 
 // newRequest builds the request of an attempt of it to rawURL with p;
-// requests counts those sent for it before.
-func (s *subscription) newRequest(ctx context.Context, rawURL string, it *item, p *payload, requests int) (*http.Request, error) {
+// requests counts those sent for it before. A URL that is not one of the
+// subscription's own targets (a message's carrera_http_callback_url) gets
+// neither the configured headers nor host_header: a producer must not be
+// able to send the operator's credentials where it likes.
+func (s *subscription) newRequest(ctx context.Context, rawURL string, own bool, it *item, p *payload, requests int) (*http.Request, error) {
 	m, body := &it.msg, p.body
 	if p.ddmq != nil {
 		rawURL, body = p.ddmq.target(rawURL), p.ddmq.body(requests)
@@ -201,8 +204,10 @@ func (s *subscription) newRequest(ctx context.Context, rawURL string, it *item, 
 			h.Add(kv[0], kv[1])
 		}
 	}
-	for k, v := range s.cfg.Headers {
-		h.Set(k, v)
+	if own {
+		for k, v := range s.cfg.Headers {
+			h.Set(k, v)
+		}
 	}
 	for k, v := range p.extra {
 		if !httpguts.ValidHeaderFieldValue(v) {
@@ -210,7 +215,7 @@ func (s *subscription) newRequest(ctx context.Context, rawURL string, it *item, 
 		}
 		h.Set(k, v)
 	}
-	if s.cfg.HostHeader != "" {
+	if s.cfg.HostHeader != "" && own {
 		req.Host = s.cfg.HostHeader
 	}
 	return req, nil

@@ -507,12 +507,12 @@ func (s *subscription) send(ctx context.Context, it *item) (outcome, string) {
 		// CProxy's getUrl moves to the next URL on each error retry.
 		urls := p.ddmq.urls
 		u := urls[(int(uint64(it.msg.Offset)%uint64(len(urls)))+it.errRetries)%len(urls)]
-		return s.sendTo(ctx, u, it, p), u
+		return s.sendTo(ctx, u, false, it, p), u
 	}
 	var skip *target
 	for {
 		t := s.targets.pick(time.Now(), skip)
-		o := s.sendTo(ctx, t.url, it, p)
+		o := s.sendTo(ctx, t.url, true, it, p)
 		if o.unhealthy {
 			s.targets.down(t, time.Now(), o.why)
 		}
@@ -524,10 +524,12 @@ func (s *subscription) send(ctx context.Context, it *item) (outcome, string) {
 	}
 }
 
-func (s *subscription) sendTo(ctx context.Context, rawURL string, it *item, p *payload) outcome {
+// sendTo sends one request of it to rawURL: one of the subscription's
+// targets (own), or a URL the message named.
+func (s *subscription) sendTo(ctx context.Context, rawURL string, own bool, it *item, p *payload) outcome {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	req, err := s.newRequest(actx, rawURL, it, p, it.requests)
+	req, err := s.newRequest(actx, rawURL, own, it, p, it.requests)
 	if err != nil {
 		return outcome{verdict: verdictReject, why: err.Error()}
 	}
