@@ -45,6 +45,8 @@ fuzz:
 	$(GO) test ./core/auth/acl -run '^$$' -fuzz FuzzPattern -fuzztime $(FUZZTIME)
 	$(GO) test ./core/auth -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME)
 	$(GO) test ./core/auth -run '^$$' -fuzz FuzzAuthenticateToken -fuzztime $(FUZZTIME)
+	$(GO) test ./core/push -run '^$$' -fuzz FuzzDDMQReply -fuzztime $(FUZZTIME)
+	$(GO) test ./core/transform -run '^$$' -fuzz FuzzJSONPath -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) run ./cmd/mqgate-bench -scenario all

@@ -48,6 +48,7 @@ type params struct {
 	partitions  int
 	// push only
 	delivery        int
+	envelope        string
 	endpointProcess bool
 }
 
@@ -125,6 +126,7 @@ func main() {
 	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
+	flag.StringVar(&p.envelope, "envelope", "raw", "push: the subscription's envelope (raw, json or ddmq); the direct side posts the raw value whatever it is")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mqgate-bench [flags]\n\nflags:\n")
 		flag.PrintDefaults()
@@ -135,6 +137,9 @@ func main() {
 		log.Fatalf("-endpoint must be inprocess or process, not %q", *endpt)
 	}
 	p.endpointProcess = *endpt == "process"
+	if p.envelope != "raw" && p.envelope != "json" && p.envelope != "ddmq" {
+		log.Fatalf("-envelope must be raw, json or ddmq, not %q", p.envelope)
+	}
 
 	idle := *names == idleScenario
 	abuse := *names == abuseScenario

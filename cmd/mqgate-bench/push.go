@@ -38,7 +38,8 @@ const (
 // pushHTTP: N messages (values of 100 bytes, 1000 distinct keys, 8
 // partitions) are produced first, not timed. The gateway side starts a
 // second gateway whose config has one push subscription of the topic
-// (concurrency 16, order: key, delivery 2 or -delivery) and times its
+// (concurrency 16, order: key, delivery 2 or -delivery, envelope raw or
+// -envelope) and times its
 // delivery to an HTTP endpoint that answers 200 at once, in this process
 // (or, with -endpoint process, in a child process). The direct side is a franz-go group consumer doing the same posts to
 // its own such endpoint: each polled batch of up to 1024 records is split
@@ -72,7 +73,7 @@ var pushHTTP = scenario{
 }
 
 func pushGateway(ctx context.Context, e *env, p params) (result, error) {
-	topic := "bench-push-gateway-" + strconv.Itoa(p.delivery)
+	topic := "bench-push-gateway-" + strconv.Itoa(p.delivery) + "-" + p.envelope
 	sk, err := fillAndListen(ctx, e, topic, p)
 	if err != nil {
 		return result{}, err
@@ -81,7 +82,7 @@ func pushGateway(ctx context.Context, e *env, p params) (result, error) {
 
 	// A gateway of its own, started after the fill, so the subscription
 	// finds every message waiting; it uses the broker of the main one.
-	dir := filepath.Join(e.dir, "push-"+strconv.Itoa(p.delivery))
+	dir := filepath.Join(e.dir, "push-"+strconv.Itoa(p.delivery)+"-"+p.envelope)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return result{}, err
 	}
@@ -102,9 +103,10 @@ push:
     concurrency: %d
     order: key
     delivery: %d
+    envelope: %s
     state_dir: %q
 `, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"),
-		topic, sk.url, p.concurrency, p.delivery, filepath.Join(dir, "state"))
+		topic, sk.url, p.concurrency, p.delivery, p.envelope, filepath.Join(dir, "state"))
 	// A CPU profile of this gateway goes to MQGATE_CPUPROFILE.push (and
 	// .push.plugin-kafka), apart from the main gateway's.
 	var extra []string
@@ -142,8 +144,8 @@ push:
 		return r, fmt.Errorf("GET /v1/push: delivered %d of %d (state %s, last error %q)", st.Delivered, p.n, st.State, st.LastError)
 	}
 	r.failures = int(st.Failures)
-	r.note = fmt.Sprintf("mqgate: delivery %d, %d partitions, %d keys; GET /v1/push: delivered %d, retried %d, failures %d; endpoint got %d requests\npush: mqgate: %s",
-		p.delivery, p.partitions, min(pushKeys, p.n), st.Delivered, st.Retried, st.Failures, sk.count.Load(), cpuReport)
+	r.note = fmt.Sprintf("mqgate: delivery %d, envelope %s, %d partitions, %d keys; GET /v1/push: delivered %d, retried %d, failures %d; endpoint got %d requests\npush: mqgate: %s",
+		p.delivery, p.envelope, p.partitions, min(pushKeys, p.n), st.Delivered, st.Retried, st.Failures, sk.count.Load(), cpuReport)
 	return r, nil
 }
 

@@ -81,7 +81,9 @@ type pushStatus struct {
 	Name         string `json:"name"`
 	State        string `json:"state"`
 	Delivered    int64  `json:"delivered"`
+	DeadLettered int64  `json:"dead_lettered"`
 	Deduplicated int64  `json:"deduplicated"`
+	SlowDowns    int64  `json:"slow_downs"`
 }
 
 func (g *gateway) push() []pushStatus {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -216,7 +217,8 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	// Closed after the frontends stop: sessions commit what was acked and
 	// leave their groups before the plugins close.
 	defer consumer.Close()
-	pusher, err := push.New(push.Options{Subscriptions: cfg.Push, Consumer: consumer, Logger: log.With("component", "push"), Registerer: reg})
+	pusher, err := push.New(push.Options{Subscriptions: cfg.Push, Consumer: consumer, Origin: pushOrigin(cfg),
+		Logger: log.With("component", "push"), Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -518,5 +520,28 @@ func drainSpool(ctx context.Context, spool *produce.Spool, log *slog.Logger) {
 			return
 		case <-tick.C:
 		}
+	}
+}
+
+// pushOrigin names the cluster a push subscription consumes a topic from
+// and its broker as DDMQ names it (KAFKA, RMQ; a third-party backend by
+// its plugin's name in capitals), for envelope ddmq.
+func pushOrigin(cfg *config.Config) func(cluster, topic string) push.Origin {
+	return func(cluster, topic string) push.Origin {
+		if cluster == "" {
+			cluster = cfg.ClusterFor(topic)
+		}
+		o := push.Origin{Cluster: cluster}
+		if c := cfg.Clusters[cluster]; c != nil {
+			switch p := cfg.Plugins[c.Plugin]; {
+			case p != nil && p.Builtin == "kafka":
+				o.Source = "KAFKA"
+			case p != nil && p.Builtin == "rocketmq":
+				o.Source = "RMQ"
+			default:
+				o.Source = strings.ToUpper(c.Plugin)
+			}
+		}
+		return o
 	}
 }

@@ -197,7 +197,9 @@ type Push struct {
 	Topics []string `yaml:"topics" check:"required"`
 	// Targets are http(s) URLs the requests go to, spread round-robin.
 	Targets []string `yaml:"targets" check:"required"`
-	Method  string   `yaml:"method" default:"POST" check:"oneof=POST|PUT|PATCH"`
+	// Method is POST, PUT or PATCH; GET too with envelope ddmq, which
+	// sends its form in the body whatever the method, as DDMQ does.
+	Method string `yaml:"method" default:"POST" check:"oneof=POST|PUT|PATCH|GET"`
 	// Headers are added to every request.
 	Headers map[string]string `yaml:"headers"`
 	// HostHeader, when set, is the Host header of every request.
@@ -221,8 +223,11 @@ type Push struct {
 	Delivery int `yaml:"delivery" default:"2"`
 	// CommitInterval is how often delivery 1 commits.
 	CommitInterval time.Duration `yaml:"commit_interval" default:"1s" check:"positive"`
-	// Envelope is raw (the value is the body) or json (one JSON object).
-	Envelope string `yaml:"envelope" default:"raw" check:"oneof=raw|json"`
+	// Envelope is raw (the value is the body), json (one JSON object) or
+	// ddmq (DDMQ consumer proxy's form POST, with its errno replies).
+	Envelope string `yaml:"envelope" default:"raw" check:"oneof=raw|json|ddmq"`
+	// DDMQ configures envelope ddmq.
+	DDMQ PushDDMQ `yaml:"ddmq"`
 	// Filter is an expression; messages it rejects are not sent.
 	Filter    string         `yaml:"filter"`
 	Transform *PushTransform `yaml:"transform"`
@@ -249,6 +254,36 @@ type PushRetry struct {
 type PushTransform struct {
 	Body    string            `yaml:"body"`
 	Headers map[string]string `yaml:"headers"`
+	// Transit builds the body from JSON paths, target -> source, as a
+	// DDMQ subscription's transit; it excludes Body.
+	Transit map[string]string `yaml:"transit"`
+}
+
+// PushDDMQ is how envelope ddmq builds its requests and reads its
+// replies, in the terms of a DDMQ consumer proxy (CProxy) subscription.
+type PushDDMQ struct {
+	// FormParams2 sends the members of a JSON object value as form
+	// fields, CProxy's FormParams2 action; otherwise the value goes in
+	// the field params (FormParams).
+	FormParams2 bool `yaml:"form_params2" default:"false"`
+	// AppendContext lists the carrera_* fields added to the form.
+	AppendContext []string `yaml:"append_context" default:"[TOPIC, GROUP, OFFSET, QID, SOURCE, MSG_KEY, TOKEN, PROPERTIES]" check:"oneof=TOPIC|GROUP|OFFSET|QID|SOURCE|MSG_KEY|TOKEN|PROPERTIES"`
+	// TokenKey is appended to the message key before carrera_token's MD5.
+	TokenKey string `yaml:"token_key"`
+	// QueryParams maps a query parameter to a JSON path into the value.
+	QueryParams map[string]string `yaml:"query_params"`
+	// OrderKey is QID, KEY or a JSON path into the value; when set it
+	// replaces order.
+	OrderKey string `yaml:"order_key"`
+	// RetryIntervals are the waits before retrying a message the target
+	// answered with an errno DDMQ does not define.
+	RetryIntervals []time.Duration `yaml:"retry_intervals" default:"[100ms, 150ms, 300ms]"`
+	// PressureTraffic delivers messages whose isPressureTraffic property
+	// is true; otherwise they are skipped, as CProxy does by default.
+	PressureTraffic bool `yaml:"pressure_traffic" default:"false"`
+	// HTTPCallbackURL lets a message's carrera_http_callback_url property
+	// replace the targets.
+	HTTPCallbackURL bool `yaml:"http_callback_url" default:"true"`
 }
 
 // BatchDefault names the subscription the root batch-id routes serve.

@@ -37,10 +37,12 @@ func TestPushDecoded(t *testing.T) {
 		Delivery:       3,
 		CommitInterval: 5 * time.Second,
 		Envelope:       "json",
+		DDMQ:           ddmqDefaults,
 		Filter:         `topic == "orders" && json?.amount > 100`,
 		Transform: &PushTransform{
 			Body:    `{"id": key, "amount": json?.amount}`,
 			Headers: map[string]string{"X-Amount": "string(json?.amount)"},
+			Transit: map[string]string{},
 		},
 		TargetCooldown: 30 * time.Second,
 		Buffer:         256,
@@ -64,6 +66,7 @@ func TestPushDecoded(t *testing.T) {
 		Delivery:       2,
 		CommitInterval: time.Second,
 		Envelope:       "raw",
+		DDMQ:           ddmqDefaults,
 		TargetCooldown: 10 * time.Second,
 		Buffer:         1024,
 		StateDir:       "./data/push",
@@ -103,6 +106,66 @@ func TestPushDecoded(t *testing.T) {
 	}
 	if c.Push != nil {
 		t.Errorf("Push = %#v without a push: key, want nil", c.Push)
+	}
+}
+
+// ddmqDefaults are the ddmq: settings of every push entry that leaves
+// them out.
+var ddmqDefaults = PushDDMQ{
+	AppendContext:   []string{"TOPIC", "GROUP", "OFFSET", "QID", "SOURCE", "MSG_KEY", "TOKEN", "PROPERTIES"},
+	QueryParams:     map[string]string{},
+	RetryIntervals:  []time.Duration{100 * time.Millisecond, 150 * time.Millisecond, 300 * time.Millisecond},
+	HTTPCallbackURL: true,
+}
+
+// An entry with envelope ddmq takes CProxy's settings and its error
+// backoff unless retry.backoff is given.
+func TestPushDDMQDecoded(t *testing.T) {
+	c, err := Parse("p.yaml", []byte(pushBase+`  - name: a
+    topics: [t]
+    targets: ["http://h/"]
+    envelope: ddmq
+    method: GET
+    ddmq:
+      form_params2: true
+      append_context: [QID, TOKEN]
+      token_key: secret
+      query_params: {uid: $.user.id, "first tag": "$.tags[0]"}
+      order_key: $.user.id
+      retry_intervals: [0s, 1s]
+      pressure_traffic: true
+      http_callback_url: false
+    transform: {transit: {"$": $.order, $.who: $.user.name}}
+  - {name: b, topics: [t], targets: ["http://h/"], envelope: ddmq}
+  - {name: c, topics: [t], targets: ["http://h/"], envelope: ddmq, retry: {backoff: [3s]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PushDDMQ{
+		FormParams2: true, AppendContext: []string{"QID", "TOKEN"}, TokenKey: "secret",
+		QueryParams: map[string]string{"uid": "$.user.id", "first tag": "$.tags[0]"}, OrderKey: "$.user.id",
+		RetryIntervals: []time.Duration{0, time.Second}, PressureTraffic: true,
+	}
+	if !reflect.DeepEqual(c.Push[0].DDMQ, want) {
+		t.Errorf("ddmq =\n%#v\nwant\n%#v", c.Push[0].DDMQ, want)
+	}
+	if c.Push[0].Method != "GET" {
+		t.Errorf("method = %s", c.Push[0].Method)
+	}
+	if tr := c.Push[0].Transform; tr == nil || !reflect.DeepEqual(tr.Transit, map[string]string{"$": "$.order", "$.who": "$.user.name"}) {
+		t.Errorf("transform = %+v", tr)
+	}
+	if !reflect.DeepEqual(c.Push[1].DDMQ, ddmqDefaults) {
+		t.Errorf("defaults =\n%#v\nwant\n%#v", c.Push[1].DDMQ, ddmqDefaults)
+	}
+	cproxy := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+		16 * time.Second, 32 * time.Second, 64 * time.Second, 128 * time.Second}
+	if !reflect.DeepEqual(c.Push[1].Retry.Backoff, cproxy) {
+		t.Errorf("envelope ddmq: retry.backoff = %v, want CProxy's %v", c.Push[1].Retry.Backoff, cproxy)
+	}
+	if !reflect.DeepEqual(c.Push[2].Retry.Backoff, []time.Duration{3 * time.Second}) {
+		t.Errorf("retry.backoff given = %v, want [3s]", c.Push[2].Retry.Backoff)
 	}
 }
 
@@ -230,8 +293,8 @@ func TestPushProblems(t *testing.T) {
 			"        X-B: \"((\"\n" +
 			"        X-Mqgate-Key: key\n" +
 			"        X-A: \")\"\n", []string{
-			"7: push[0].transform: set body, headers or both",
-			"8: push[1].transform: set body, headers or both",
+			"7: push[0].transform: set body, transit or headers",
+			"8: push[1].transform: set body, transit or headers",
 			"9: push[2].transform: want a mapping, got a list",
 			"10: push[3].transform.headers.X-A: want a string, got the integer 5",
 			"15: push[4].transform.body: does not compile: unexpected token EOF (1:6)",
@@ -247,9 +310,35 @@ func TestPushProblems(t *testing.T) {
 			"     host_header: ~, headers: ~, transform: ~, delivery: ~, retry: ~}\n",
 			nil},
 		{"null transform keys", "  - {name: a, topics: [t], targets: [\"http://h/\"], transform: {body: ~, headers: ~}}\n",
-			[]string{"7: push[0].transform: set body, headers or both"}},
+			[]string{"7: push[0].transform: set body, transit or headers"}},
 		{"null backoff takes the default", "  - {name: a, topics: [t], targets: [\"http://h/\"], retry: {backoff: ~}}\n",
 			nil},
+		{"ddmq keys without envelope ddmq", "  - {name: a, topics: [t], targets: [\"http://h/\"], method: GET, ddmq: {token_key: k}}\n", []string{
+			"7: push[0].method: GET is for envelope: ddmq only (DDMQ's consumer proxy sends its form in the body of a GET too); other envelopes use POST, PUT or PATCH",
+			"7: push[0].ddmq: ddmq: applies to envelope: ddmq only; set envelope: ddmq or remove it",
+		}},
+		{"ddmq settings", "  - name: a\n    topics: [t]\n    targets: [\"http://h/\"]\n    envelope: ddmq\n    order: key\n    ddmq:\n" +
+			"      append_context: [TOPIC, topic, TOPIC]\n" +
+			"      query_params: {a: \"$..x\", b: $.ok}\n" +
+			"      order_key: \"$.a[*]\"\n" +
+			"      retry_intervals: [-1s]\n" +
+			"      form_params2: yes please\n", []string{
+			`11: push[0].order: order and ddmq.order_key (line 15) both say how messages are ordered; set one`,
+			`13: push[0].ddmq.append_context[1]: invalid value "topic"; want TOPIC, GROUP, OFFSET, QID, SOURCE, MSG_KEY, TOKEN or PROPERTIES`,
+			`13: push[0].ddmq.append_context[2]: duplicate TOPIC; first at append_context[0]`,
+			`14: push[0].ddmq.query_params.a: JSON path "$..x": recursive descent (..) is not supported`,
+			`15: push[0].ddmq.order_key: want QID, KEY or a JSON path like $.user.id: JSON path "$.a[*]": [*]: want an array index like [0] or [-1], or a quoted name; wildcards, slices and filters are not supported`,
+			"16: push[0].ddmq.retry_intervals[0]: must not be negative",
+			`17: push[0].ddmq.form_params2: want true or false, got the string "yes please"`,
+		}},
+		{"transit", "  - name: a\n    topics: [t]\n    targets: [\"http://h/\"]\n    transform:\n      body: value\n      transit:\n" +
+			"        $.a: $.b\n" +
+			"        \"$.c[0]\": $.d\n" +
+			"        $.e: \"$.f[\"\n", []string{
+			"12: push[0].transform.transit: body (line 11) and transit both build the body; set one",
+			`14: push[0].transform.transit."$.c[0]": does not compile: a target may only name object members ($.a.b or $['a']), not array elements`,
+			`15: push[0].transform.transit."$.e": does not compile: JSON path "$.f[": unterminated [`,
+		}},
 		{"empty backoff", "  - {name: a, topics: [t], targets: [\"http://h/\"], retry: {backoff: []}}\n",
 			[]string{"7: push[0].retry.backoff: must have at least one entry; leave it out for the default [1s, 5s, 30s, 1m]"}},
 	} {

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -556,20 +557,113 @@ func (d *decoder) validatePush(c *Config) {
 		if tp, line, ok := at("transform"); ok && p.Transform != nil {
 			d.validateTransform(p.Transform, tp, line)
 		}
+
+		d.validatePushDDMQ(p, pp)
+	}
+}
+
+// cproxyErrorBackoff is the wait of DDMQ's consumer proxy before retrying
+// a request that failed (no reply, or a status other than 200): 1 s
+// doubled per retry up to 128 s (carrera-consumer's
+// cproxy/actions/http/CarreraAsyncRequest.java, DEFAULT_RETRY_DELAY <<
+// min(n, MAX_RETRY_DELAY_FACTOR)). Envelope ddmq takes it as
+// retry.backoff's default.
+var cproxyErrorBackoff = []time.Duration{
+	time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+	16 * time.Second, 32 * time.Second, 64 * time.Second, 128 * time.Second,
+}
+
+// Bounds of the ddmq: settings; each is paid for on every message.
+const (
+	maxDDMQQueryParams    = 32
+	maxDDMQRetryIntervals = 64
+)
+
+// validatePushDDMQ checks what envelope ddmq adds to push entry p at pp:
+// the ddmq: settings, method GET, and retry.backoff's default.
+func (d *decoder) validatePushDDMQ(p *Push, pp string) {
+	at := func(key string) (string, int, bool) { return d.keyAt(pp, key) }
+	isDDMQ := p.Envelope == "ddmq"
+	if mp, line, ok := at("method"); ok && p.Method == "GET" && !isDDMQ {
+		d.errorf(line, mp, "GET is for envelope: ddmq only (DDMQ's consumer proxy sends its form in the body of a GET too); "+
+			"other envelopes use POST, PUT or PATCH")
+	}
+	dp, line, given := at("ddmq")
+	if !isDDMQ {
+		if given {
+			d.errorf(line, dp, "ddmq: applies to envelope: ddmq only; set envelope: ddmq or remove it")
+		}
+		return
+	}
+	if _, _, ok := d.keyAt(keyPath(pp, "retry"), "backoff"); !ok && !d.broken[keyPath(pp, "retry")] {
+		p.Retry.Backoff = slices.Clone(cproxyErrorBackoff)
+	}
+	c := &p.DDMQ
+	dat := func(key string) (string, int, bool) { return d.keyAt(dp, key) }
+
+	if ap, _, ok := dat("append_context"); ok {
+		first := map[string]int{}
+		for i, name := range c.AppendContext {
+			ep := fmt.Sprintf("%s[%d]", ap, i)
+			if d.broken[ep] {
+				continue
+			}
+			if j, dup := first[name]; dup {
+				d.errorf(d.lines[ep], ep, "duplicate %s; first at append_context[%d]", name, j)
+				continue
+			}
+			first[name] = i
+		}
+	}
+
+	if qp, line, ok := dat("query_params"); ok {
+		if len(c.QueryParams) > maxDDMQQueryParams {
+			d.errorf(line, qp, "%d query parameters; at most %d", len(c.QueryParams), maxDDMQQueryParams)
+		}
+		for _, name := range d.sortedByLine(qp, c.QueryParams) {
+			ep := keyPath(qp, name)
+			if _, err := transform.CompilePath(c.QueryParams[name]); err != nil {
+				d.errorf(d.lines[ep], ep, "%v", err)
+			}
+		}
+	}
+
+	if op, line, ok := dat("order_key"); ok {
+		switch c.OrderKey {
+		case "QID", "KEY":
+		default:
+			if _, err := transform.CompilePath(c.OrderKey); err != nil {
+				d.errorf(line, op, "want QID, KEY or a JSON path like $.user.id: %v", err)
+			}
+		}
+		if orp, oline, set := at("order"); set {
+			d.errorf(oline, orp, "order and ddmq.order_key (line %d) both say how messages are ordered; set one", line)
+		}
+	}
+
+	if rp, line, ok := dat("retry_intervals"); ok && len(c.RetryIntervals) > maxDDMQRetryIntervals {
+		d.errorf(line, rp, "%d intervals; at most %d", len(c.RetryIntervals), maxDDMQRetryIntervals)
 	}
 }
 
 // validateTransform checks the transform t of a push entry, written at
 // path on line.
 func (d *decoder) validateTransform(t *PushTransform, path string, line int) {
-	if t.Body == "" && len(t.Headers) == 0 {
-		// Not when body or a header was written but was wrong: that is
-		// reported already.
-		hs := d.values[keyPath(path, "headers")]
-		if !d.broken[keyPath(path, "body")] && !d.broken[keyPath(path, "headers")] && (hs == nil || len(hs.Content) == 0) {
-			d.errorf(line, path, "set body, headers or both")
+	if t.Body == "" && len(t.Headers) == 0 && len(t.Transit) == 0 {
+		// Not when body, transit or a header was written but was wrong:
+		// that is reported already.
+		hs, ts := d.values[keyPath(path, "headers")], d.values[keyPath(path, "transit")]
+		if !d.broken[keyPath(path, "body")] && !d.broken[keyPath(path, "headers")] && !d.broken[keyPath(path, "transit")] &&
+			(hs == nil || len(hs.Content) == 0) && (ts == nil || len(ts.Content) == 0) {
+			d.errorf(line, path, "set body, transit or headers")
 		}
 		return
+	}
+	if tp, tline, ok := d.keyAt(path, "transit"); ok {
+		if t.Body != "" {
+			d.errorf(tline, tp, "body (line %d) and transit both build the body; set one", d.lines[keyPath(path, "body")])
+		}
+		d.validateTransit(tp, tline, t.Transit)
 	}
 	// Each expression on its own, so that every one that does not compile
 	// is reported, in the file's order.
@@ -580,6 +674,19 @@ func (d *decoder) validateTransform(t *PushTransform, path string, line int) {
 	for _, name := range d.checkHeaders(path, "headers", t.Headers, false) {
 		ep := keyPath(hp, name)
 		d.compileTransform(ep, d.lines[ep], transform.Spec{Headers: map[string]string{name: t.Headers[name]}})
+	}
+}
+
+// validateTransit checks a transform's transit mapping, written at path
+// on line: each entry on its own line.
+func (d *decoder) validateTransit(path string, line int, m map[string]string) {
+	if len(m) > transform.MaxTransitEntries {
+		d.errorf(line, path, "%d entries; at most %d", len(m), transform.MaxTransitEntries)
+		return
+	}
+	for _, to := range d.sortedByLine(path, m) {
+		ep := keyPath(path, to)
+		d.compileTransform(ep, d.lines[ep], transform.Spec{Transit: map[string]string{to: m[to]}})
 	}
 }
 

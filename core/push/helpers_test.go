@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"sync"
 	"testing"
@@ -123,6 +124,8 @@ func (e *env) produce(topic string, msgs ...message) {
 
 // got is one request an endpoint received.
 type got struct {
+	method string
+	url    *url.URL
 	header http.Header
 	body   string
 	at     time.Time
@@ -157,7 +160,7 @@ func (ep *endpoint) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	g := got{header: r.Header.Clone(), body: string(body), at: time.Now()}
+	g := got{method: r.Method, url: r.URL, header: r.Header.Clone(), body: string(body), at: time.Now()}
 	ep.mu.Lock()
 	ep.times[g.body]++
 	n := ep.times[g.body]

@@ -28,6 +28,10 @@ type Options struct {
 	Consumer   *consume.Service
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Origin names the cluster a subscription's topic is consumed from
+	// ("" when the topic's routed one) and its broker, for envelope ddmq's
+	// carrera_qid and carrera_source; nil gives no cluster and KAFKA.
+	Origin func(cluster, topic string) Origin
 	// DrainTimeout bounds how long Close waits for requests in flight
 	// (default 10s); then they are cut off and sent again by the next
 	// owner.
@@ -149,6 +153,7 @@ var (
 	descFiltered     = prometheus.NewDesc("mqgate_push_filtered_total", "Messages the filter rejected (acked, not sent).", []string{"subscription"}, nil)
 	descDedup        = prometheus.NewDesc("mqgate_push_deduplicated_total", "Messages not sent again because the delivered record had them.", []string{"subscription"}, nil)
 	descFailures     = prometheus.NewDesc("mqgate_push_failures_total", "Attempts that failed.", []string{"subscription"}, nil)
+	descSlowDowns    = prometheus.NewDesc("mqgate_push_slow_downs_total", "Replies asking to send slower (envelope ddmq, errno 1000000).", []string{"subscription"}, nil)
 	descInFlight     = prometheus.NewDesc("mqgate_push_in_flight", "Requests being sent.", []string{"subscription"}, nil)
 	descQueued       = prometheus.NewDesc("mqgate_push_queued", "Messages held: in flight, waiting for a retry or for their turn.", []string{"subscription"}, nil)
 	descUp           = prometheus.NewDesc("mqgate_push_running", "1 while the subscription is consuming every topic.", []string{"subscription"}, nil)
@@ -157,7 +162,7 @@ var (
 type statusCollector struct{ s *Service }
 
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descDeadLettered, descFiltered, descDedup, descFailures, descInFlight, descQueued, descUp} {
+	for _, d := range []*prometheus.Desc{descDelivered, descRetried, descDeadLettered, descFiltered, descDedup, descFailures, descSlowDowns, descInFlight, descQueued, descUp} {
 		ch <- d
 	}
 }
@@ -176,6 +181,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descFiltered, st.Filtered)
 		counter(descDedup, st.Deduplicated)
 		counter(descFailures, st.Failures)
+		counter(descSlowDowns, st.SlowDowns)
 		gauge(descInFlight, st.InFlight)
 		gauge(descQueued, st.Queued)
 		up := 0

@@ -72,6 +72,31 @@ func input(m *consume.Message) *transform.Input {
 		Tags: m.Tags, Headers: m.Headers, Timestamp: m.Timestamp}
 }
 
+// payload is what one attempt of a message sends.
+type payload struct {
+	body  []byte
+	ctype string
+	extra map[string]string // headers the transform set
+	ddmq  *ddmqRequest      // envelope ddmq only
+}
+
+// payload builds the attempt's request content. An error is the
+// message's fault: it is permanent.
+func (s *subscription) payload(it *item) (*payload, error) {
+	body, ctype, extra, err := s.body(&it.msg, it.attempt)
+	if err != nil {
+		return nil, err
+	}
+	p := &payload{body: body, ctype: ctype, extra: extra}
+	if s.ddmq != nil {
+		if p.ddmq, err = s.ddmq.build(&it.msg, it.tr.origin, body); err != nil {
+			return nil, fmt.Errorf("ddmq: %w", err)
+		}
+		p.ctype = formContentType
+	}
+	return p, nil
+}
+
 // body returns what is sent for m and its content type, with the
 // transform applied. A transform that fails is the message's fault: the
 // error is permanent.
@@ -124,16 +149,27 @@ func (s *subscription) body(m *consume.Message, attempt int) (body []byte, ctype
 	return b, "application/json", extra, nil
 }
 
-// newRequest builds the request of one attempt of m to t.
-func (s *subscription) newRequest(ctx context.Context, t *target, m *consume.Message, attempt int, body []byte, ctype string, extra map[string]string) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, t.url, bytes.NewReader(body))
+// newRequest builds the request of an attempt of it to rawURL with p;
+// requests counts those sent for it before. A URL that is not one of the
+// subscription's own targets (a message's carrera_http_callback_url) gets
+// neither the configured headers nor host_header: a producer must not be
+// able to send the operator's credentials where it likes.
+func (s *subscription) newRequest(ctx context.Context, rawURL string, own bool, it *item, p *payload, requests int) (*http.Request, error) {
+	m, body := &it.msg, p.body
+	if p.ddmq != nil {
+		rawURL, body = p.ddmq.target(rawURL), p.ddmq.body(requests)
+		if len(rawURL) > maxDDMQURLBytes {
+			return nil, fmt.Errorf("ddmq: the URL with its query is %d bytes, over the limit of %d", len(rawURL), maxDDMQURLBytes)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, rawURL, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	h := req.Header
-	h.Set("Content-Type", ctype)
+	h.Set("Content-Type", p.ctype)
 	h.Set("User-Agent", "mqgate-push")
-	if s.cfg.Envelope != "json" {
+	if s.cfg.Envelope == "raw" {
 		h.Set(HeaderTopic, m.Topic)
 		if m.Key != nil {
 			if validValue(m.Key) {
@@ -161,17 +197,25 @@ func (s *subscription) newRequest(ctx context.Context, t *target, m *consume.Mes
 	}
 	h.Set(HeaderQid, m.Qid)
 	h.Set(HeaderOffset, strconv.FormatInt(m.Offset, 10))
-	h.Set(HeaderAttempt, strconv.Itoa(attempt))
-	for k, v := range s.cfg.Headers {
-		h.Set(k, v)
+	h.Set(HeaderAttempt, strconv.Itoa(it.attempt))
+	if p.ddmq != nil {
+		// The message's own headers first: the config's win over them.
+		for _, kv := range p.ddmq.headers {
+			h.Add(kv[0], kv[1])
+		}
 	}
-	for k, v := range extra {
+	if own {
+		for k, v := range s.cfg.Headers {
+			h.Set(k, v)
+		}
+	}
+	for k, v := range p.extra {
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return nil, fmt.Errorf("transform header %s: the value is not a valid HTTP header value", k)
 		}
 		h.Set(k, v)
 	}
-	if s.cfg.HostHeader != "" {
+	if s.cfg.HostHeader != "" && own {
 		req.Host = s.cfg.HostHeader
 	}
 	return req, nil
@@ -199,9 +243,26 @@ const (
 	verdictReject                // the target refused it for good: dead-letter
 )
 
+// retryRule is how long a retried attempt waits, and what it counts
+// against.
+type retryRule int
+
+const (
+	// retryBackoff: retry.backoff, counted against retry.max. For
+	// envelope ddmq, CProxy's errors: no reply, or a status other than 200.
+	retryBackoff retryRule = iota
+	// retryErrno: ddmq.retry_intervals (an errno DDMQ does not define).
+	retryErrno
+	// retrySoon: one second (errno 1000002).
+	retrySoon
+)
+
 // outcome of one attempt.
 type outcome struct {
 	verdict verdict
+	rule    retryRule // of a verdictRetry
+	// slowDown asks the subscription to send slower (errno 1000000).
+	slowDown bool
 	// why describes a failure for logs, status and the dead-letter header.
 	why string
 	// unhealthy marks the target down: it did not answer, or answered
@@ -237,13 +298,7 @@ func classify(resp *http.Response) outcome {
 			return outcome{verdict: verdictReject, why: fmt.Sprintf("HTTP %d with status DROP", code)}
 		}
 	}
-	why := fmt.Sprintf("HTTP %d", code)
-	if snippet := strings.TrimSpace(string(reply)); snippet != "" {
-		if len(snippet) > 200 {
-			snippet = snippet[:200] + "..."
-		}
-		why += ": " + strings.ToValidUTF8(snippet, "?")
-	}
+	why := replyWhy(code, reply)
 	switch {
 	case code >= 200 && code < 300:
 		return outcome{verdict: verdictOK}

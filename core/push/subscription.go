@@ -38,6 +38,8 @@ type subscription struct {
 	limiter   *rate.Limiter // nil: unlimited
 	record    *delivered    // nil in delivery 1
 	readers   []*topicReader
+	ddmq      *ddmqEnvelope // envelope ddmq only
+	slow      *slowDown     // envelope ddmq only
 
 	delivered, retried, deadLettered, filtered, deduplicated, failures atomic.Int64
 	lastFailureLog                                                     atomic.Int64 // unix ns
@@ -57,15 +59,22 @@ type subscription struct {
 
 // topicReader is the subscription's reader of one topic.
 type topicReader struct {
-	topic string
-	r     *consume.Reader
+	topic  string
+	r      *consume.Reader
+	origin Origin
 }
 
 // item is one message held by the subscription.
 type item struct {
 	tr      *topicReader
 	msg     consume.Message
-	attempt int // attempts made
+	key     string // of its lane
+	attempt int    // attempts made
+	// requests counts the requests sent (an attempt may try a second
+	// target); errRetries and errnoRetries the retries of envelope ddmq
+	// after an error and after an errno DDMQ does not define (CProxy's
+	// errorRetryCnt and retryIdx).
+	requests, errRetries, errnoRetries int
 	// revoked is set when its qid is given up while it is in flight: a
 	// failure then releases it instead of retrying.
 	revoked bool
@@ -105,9 +114,15 @@ func newSubscription(svc *Service, cfg *config.Push) (*subscription, error) {
 		}
 	}
 	if t := cfg.Transform; t != nil {
-		if s.transform, err = transform.Compile(transform.Spec{Body: t.Body, Headers: t.Headers}); err != nil {
+		if s.transform, err = transform.Compile(transform.Spec{Body: t.Body, Headers: t.Headers, Transit: t.Transit}); err != nil {
 			return nil, fmt.Errorf("push %s: transform.%w", cfg.Name, err)
 		}
+	}
+	if cfg.Envelope == "ddmq" {
+		if s.ddmq, err = newDDMQEnvelope(cfg); err != nil {
+			return nil, fmt.Errorf("push %s: %w", cfg.Name, err)
+		}
+		s.slow = newSlowDown(cfg.RateLimit)
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, min(cfg.Concurrency, cfg.RateLimit)))
@@ -134,7 +149,10 @@ func newSubscription(svc *Service, cfg *config.Push) (*subscription, error) {
 		}
 	}
 	for _, topic := range cfg.Topics {
-		tr := &topicReader{topic: topic}
+		tr := &topicReader{topic: topic, origin: Origin{Cluster: cfg.Cluster, Source: "KAFKA"}}
+		if svc.opts.Origin != nil {
+			tr.origin = svc.opts.Origin(cfg.Cluster, topic)
+		}
 		ropts := consume.ReaderOptions{Cluster: cfg.Cluster, OnRevoke: func(qids []string) { s.revoke(tr, qids) }}
 		if cfg.Delivery == 1 {
 			ropts.CommitInterval = cfg.CommitInterval
@@ -265,6 +283,16 @@ func (s *subscription) admit(tr *topicReader, b consume.Batch) {
 			s.deduplicated.Add(int64(len(seen)))
 		}
 	}
+	if s.ddmq != nil && !s.cfg.DDMQ.PressureTraffic {
+		msgs = slices.DeleteFunc(slices.Clone(msgs), func(m consume.Message) bool {
+			if pressureTraffic(&m) {
+				done = append(done, m.Offset)
+				s.filtered.Add(1)
+				return true
+			}
+			return false
+		})
+	}
 	if s.filter != nil {
 		msgs = slices.DeleteFunc(slices.Clone(msgs), func(m consume.Message) bool {
 			ok, err := s.filter.Match(input(&m))
@@ -285,15 +313,19 @@ func (s *subscription) admit(tr *topicReader, b consume.Batch) {
 			s.logger.Debug("acking skipped messages", "topic", tr.topic, "qid", b.Qid, "error", err)
 		}
 	}
+	// Lane keys before the lock: an order_key path parses the value.
+	items := make([]*item, len(msgs))
+	for i, m := range msgs {
+		items[i] = &item{tr: tr, msg: m}
+		items[i].key = s.laneKey(&items[i].msg)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, m := range msgs {
-		it := &item{tr: tr, msg: m}
-		key := s.laneKey(&it.msg)
-		l := s.lanes[key]
+	for _, it := range items {
+		l := s.lanes[it.key]
 		if l == nil {
-			l = &lane{key: key}
-			s.lanes[key] = l
+			l = &lane{key: it.key}
+			s.lanes[it.key] = l
 		}
 		l.items = append(l.items, it)
 		s.queued++
@@ -307,14 +339,24 @@ func (s *subscription) admit(tr *topicReader, b consume.Batch) {
 
 // laneKey names the lane a message waits in.
 func (s *subscription) laneKey(m *consume.Message) string {
+	if s.ddmq != nil {
+		if key, ok := s.ddmq.laneKey(m); ok {
+			return key
+		}
+	}
 	switch {
 	case s.cfg.Order == "partition":
 		return m.Topic + "\x00" + m.Qid
 	case s.cfg.Order == "key" && m.Key != nil:
 		return m.Topic + "\x01" + string(m.Key)
 	default: // none, or a message without a key: no order to keep
-		return m.Topic + "\x02" + m.Qid + "\x00" + strconv.FormatInt(m.Offset, 10)
+		return unorderedKey(m)
 	}
+}
+
+// unorderedKey is a lane of m's own.
+func unorderedKey(m *consume.Message) string {
+	return m.Topic + "\x02" + m.Qid + "\x00" + strconv.FormatInt(m.Offset, 10)
 }
 
 // work sends attempts until the subscription closes.
@@ -364,6 +406,12 @@ func (s *subscription) attempt(ctx context.Context, it *item) {
 			return
 		}
 	}
+	if s.slow != nil {
+		if err := s.slow.wait(ctx); err != nil {
+			s.settle(it, settleRelease, "")
+			return
+		}
+	}
 	start := time.Now()
 	o, tgt := s.send(ctx, it)
 	took := time.Since(start)
@@ -377,6 +425,9 @@ func (s *subscription) attempt(ctx context.Context, it *item) {
 		// sends it again.
 		s.settle(it, settleRelease, "")
 		return
+	}
+	if o.slowDown {
+		s.slow.trigger(time.Now())
 	}
 	switch o.verdict {
 	case verdictOK:
@@ -392,28 +443,76 @@ func (s *subscription) attempt(ctx context.Context, it *item) {
 		s.settle(it, settleDeadLetter, o.why)
 	case verdictRetry:
 		s.failed(it, o.why, tgt)
+		wait, giveUp := s.retryPlan(it, o)
 		switch {
 		case it.revoked:
 			s.settle(it, settleRelease, "")
-		case s.cfg.CanSkip && it.attempt >= s.cfg.Retry.Max:
+		case giveUp:
 			s.settle(it, settleDeadLetter, fmt.Sprintf("%s (after %d attempts)", o.why, it.attempt))
 		default:
-			s.scheduleRetry(it)
+			s.scheduleRetry(it, wait)
 		}
+	}
+}
+
+// retryPlan says how long a failed attempt of it waits before the next,
+// or that its retries are spent (only with can_skip).
+func (s *subscription) retryPlan(it *item, o outcome) (wait time.Duration, giveUp bool) {
+	if s.ddmq != nil {
+		return s.ddmqRetryPlan(it, o)
+	}
+	return s.backoff(it.attempt), s.cfg.CanSkip && it.attempt >= s.cfg.Retry.Max
+}
+
+// ddmqRetryPlan is CProxy's: an error (no reply, or not 200) waits
+// retry.backoff and counts against retry.max (errorRetryCnt against
+// maxRetry, which is retry.max - 1); errno 1000002 waits a second; any
+// other errno waits the next of ddmq.retry_intervals. Whatever the cause,
+// CProxy retries only while errorRetryCnt < maxRetry (canDoErrorRetry).
+// With can_skip false nothing gives up: spent retry_intervals repeat
+// their last, as a trailing -1 does in CProxy.
+func (s *subscription) ddmqRetryPlan(it *item, o outcome) (time.Duration, bool) {
+	canRetry := !s.cfg.CanSkip || it.errRetries < s.cfg.Retry.Max-1
+	switch o.rule {
+	case retrySoon:
+		return ddmqRetrySoon, !canRetry
+	case retryErrno:
+		iv := s.cfg.DDMQ.RetryIntervals
+		switch {
+		case it.errnoRetries < len(iv):
+			it.errnoRetries++
+			return iv[it.errnoRetries-1], !canRetry
+		case s.cfg.CanSkip:
+			return 0, true
+		case len(iv) > 0:
+			return iv[len(iv)-1], false
+		default:
+			return s.backoff(len(s.cfg.Retry.Backoff)), false
+		}
+	default:
+		it.errRetries++
+		return s.backoff(it.errRetries), !canRetry
 	}
 }
 
 // send tries targets for one attempt: a target that refused the
 // connection did not see the request, so the next one is tried at once.
 func (s *subscription) send(ctx context.Context, it *item) (outcome, string) {
-	body, ctype, extra, err := s.body(&it.msg, it.attempt)
+	p, err := s.payload(it)
 	if err != nil {
 		return outcome{verdict: verdictReject, why: err.Error()}, ""
+	}
+	if p.ddmq != nil && len(p.ddmq.urls) > 0 {
+		// The message's carrera_http_callback_url replaces the targets;
+		// CProxy's getUrl moves to the next URL on each error retry.
+		urls := p.ddmq.urls
+		u := urls[(int(uint64(it.msg.Offset)%uint64(len(urls)))+it.errRetries)%len(urls)]
+		return s.sendTo(ctx, u, false, it, p), u
 	}
 	var skip *target
 	for {
 		t := s.targets.pick(time.Now(), skip)
-		o := s.sendTo(ctx, t, it, body, ctype, extra)
+		o := s.sendTo(ctx, t.url, true, it, p)
 		if o.unhealthy {
 			s.targets.down(t, time.Now(), o.why)
 		}
@@ -425,18 +524,27 @@ func (s *subscription) send(ctx context.Context, it *item) (outcome, string) {
 	}
 }
 
-func (s *subscription) sendTo(ctx context.Context, t *target, it *item, body []byte, ctype string, extra map[string]string) outcome {
+// sendTo sends one request of it to rawURL: one of the subscription's
+// targets (own), or a URL the message named.
+func (s *subscription) sendTo(ctx context.Context, rawURL string, own bool, it *item, p *payload) outcome {
 	actx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
-	req, err := s.newRequest(actx, t, &it.msg, it.attempt, body, ctype, extra)
+	req, err := s.newRequest(actx, rawURL, own, it, p, it.requests)
 	if err != nil {
 		return outcome{verdict: verdictReject, why: err.Error()}
+	}
+	it.requests++
+	if s.slow != nil {
+		s.slow.sent(time.Now())
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return transportOutcome(err, actx.Err())
 	}
 	defer resp.Body.Close()
+	if s.ddmq != nil {
+		return classifyDDMQ(resp)
+	}
 	return classify(resp)
 }
 
@@ -460,21 +568,21 @@ func (s *subscription) backoff(n int) time.Duration {
 	return b[min(n, len(b))-1]
 }
 
-// scheduleRetry frees the worker; the lane stays busy until the backoff
-// is over, then becomes ready with the same head.
-func (s *subscription) scheduleRetry(it *item) {
+// scheduleRetry frees the worker; the lane stays busy until wait is
+// over, then becomes ready with the same head.
+func (s *subscription) scheduleRetry(it *item, wait time.Duration) {
 	s.retried.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inFlight--
 	s.retrying++
-	it.timer = time.AfterFunc(s.backoff(it.attempt), func() { s.retryDue(it) })
+	it.timer = time.AfterFunc(wait, func() { s.retryDue(it) })
 }
 
 func (s *subscription) retryDue(it *item) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.lanes[s.laneKey(&it.msg)]
+	l := s.lanes[it.key]
 	if it.timer == nil || l == nil || len(l.items) == 0 || l.items[0] != it {
 		return // given up (revoked or closing) meanwhile
 	}
@@ -520,14 +628,13 @@ func (s *subscription) settle(it *item, how settlement, why string) {
 // popLocked removes the head it from its lane and readies the next one.
 func (s *subscription) popLocked(it *item) {
 	s.queued--
-	key := s.laneKey(&it.msg)
-	l := s.lanes[key]
+	l := s.lanes[it.key]
 	if l == nil || len(l.items) == 0 || l.items[0] != it {
 		return
 	}
 	l.items = l.items[1:]
 	if len(l.items) == 0 {
-		delete(s.lanes, key)
+		delete(s.lanes, it.key)
 		return
 	}
 	l.state = laneReady
@@ -649,6 +756,11 @@ type Status struct {
 	Filtered     int64 `json:"filtered"`
 	Deduplicated int64 `json:"deduplicated"`
 	Failures     int64 `json:"failures"`
+	// SlowDowns counts the replies asking to slow down (envelope ddmq's
+	// errno 1000000); SlowPending the requests still to be sent at the
+	// slowed pace.
+	SlowDowns   int64 `json:"slow_downs,omitempty"`
+	SlowPending int   `json:"slow_pending,omitempty"`
 	// LastError is the last failed attempt or consume error.
 	LastError     string         `json:"last_error,omitempty"`
 	LastErrorAtMs int64          `json:"last_error_at_ms,omitempty"`
@@ -666,5 +778,8 @@ func (s *subscription) status() Status {
 	st.Delivered, st.Retried, st.DeadLettered = s.delivered.Load(), s.retried.Load(), s.deadLettered.Load()
 	st.Filtered, st.Deduplicated, st.Failures = s.filtered.Load(), s.deduplicated.Load(), s.failures.Load()
 	st.Targets = s.targets.status(time.Now())
+	if s.slow != nil {
+		st.SlowDowns, st.SlowPending = s.slow.state()
+	}
 	return st
 }

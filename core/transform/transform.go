@@ -21,6 +21,7 @@ package transform
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -188,15 +189,21 @@ func (f *Filter) Match(in *Input) (bool, error) {
 }
 
 // Spec is a transform as written in plugins.yaml: an expression for the
-// body and one per header; either may be left out.
+// body and one per header, or a transit mapping for the body; any may be
+// left out, and Body and Transit exclude each other.
 type Spec struct {
 	Body    string
 	Headers map[string]string
+	// Transit maps a JSON path in the body built to a JSON path in the
+	// message's JSON value, as a DDMQ subscription's transit does; the
+	// target "$" names the object the others are set into.
+	Transit map[string]string
 }
 
 // Transform builds what is sent for a message.
 type Transform struct {
 	body    *Expr
+	transit *transit
 	headers map[string]*Expr
 }
 
@@ -214,6 +221,16 @@ func (e *CompileError) Unwrap() error { return e.Err }
 // not compile as a *CompileError.
 func Compile(s Spec) (*Transform, error) {
 	t := &Transform{headers: map[string]*Expr{}}
+	if s.Body != "" && len(s.Transit) > 0 {
+		return nil, &CompileError{"transit", errors.New("body and transit both build the body; set one")}
+	}
+	if len(s.Transit) > 0 {
+		tr, err := compileTransit(s.Transit)
+		if err != nil {
+			return nil, err
+		}
+		t.transit = tr
+	}
 	if s.Body != "" {
 		e, err := CompileExpr(s.Body)
 		if err != nil {
@@ -255,6 +272,13 @@ func (t *Transform) Apply(in *Input) (Output, error) {
 			return Output{}, fmt.Errorf("body: %w", err)
 		}
 		out.HasBody = true
+	}
+	if t.transit != nil {
+		b, err := t.transit.apply(in.Value)
+		if err != nil {
+			return Output{}, err
+		}
+		out.Body, out.HasBody = b, true
 	}
 	if len(t.headers) > 0 {
 		out.Headers = make(map[string]string, len(t.headers))
