@@ -87,16 +87,7 @@ func pushGateway(ctx context.Context, e *env, p params) (result, error) {
 		return result{}, err
 	}
 	httpAddr := freeAddr()
-	cfg := fmt.Sprintf(`version: 1
-plugins: {kafka: {builtin: kafka}}
-clusters:
-  local: {plugin: kafka, config: {brokers: [%q]}}
-default_cluster: local
-http: {listen: %q}
-thrift: {producer_listen: %q, consumer_listen: %q}
-producer: {spool_dir: %q}
-delay: {enabled: false}
-push:
+	cfg := peerConfig(e, dir, httpAddr) + fmt.Sprintf(`push:
   - name: bench
     topics: [%s]
     targets: [%q]
@@ -105,8 +96,7 @@ push:
     delivery: %d
     envelope: %s
     state_dir: %q
-`, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"),
-		topic, sk.url, p.concurrency, p.delivery, p.envelope, filepath.Join(dir, "state"))
+`, topic, sk.url, p.concurrency, p.delivery, p.envelope, filepath.Join(dir, "state"))
 	// A CPU profile of this gateway goes to MQGATE_CPUPROFILE.push (and
 	// .push.plugin-kafka), apart from the main gateway's.
 	var extra []string
