@@ -71,8 +71,9 @@ func (f *fakeDelayer) Cancel(ctx context.Context, topic, id string) error {
 	return nil
 }
 
-func (f *fakeDelayer) Max() time.Duration { return testMax }
-func (f *fakeDelayer) Ready() error       { return nil }
+func (f *fakeDelayer) CheckTopic(string) error { return nil }
+func (f *fakeDelayer) Max() time.Duration      { return testMax }
+func (f *fakeDelayer) Ready() error            { return nil }
 
 func (f *fakeDelayer) calls() ([]addCall, [][2]string) {
 	f.mu.Lock()
