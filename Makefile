@@ -41,6 +41,8 @@ fuzz:
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzMessageMapping -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzServeConn -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzCallToken -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/thrift -run '^$$' -fuzz '^FuzzDelayMessageMapping$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./core/delay -run '^$$' -fuzz '^FuzzParseChronosID$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./core/config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./core/auth/acl -run '^$$' -fuzz FuzzPattern -fuzztime $(FUZZTIME)
 	$(GO) test ./core/auth -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME)

@@ -26,6 +26,35 @@ const (
 	CodeInternal        Code = 100
 )
 
+// DDMQ's codes for delay messages a client may not send, as its producer
+// proxy answers sendDelaySync (ProxySendResult.java in DDMQ's
+// carrera-producer). Only the Thrift frontend's sendDelaySync answers them;
+// the HTTP API says 11 for the same faults.
+const (
+	// CodeDelayID: a uniqDelayMsgId to cancel that is empty or not in
+	// Chronos's format.
+	CodeDelayID Code = 30
+	// CodeDelayType: a dmsgtype other than 2 (delay), 3 (loop) or 4
+	// (exponential loop), to add or in an id to cancel.
+	CodeDelayType Code = 31
+	// CodeDelayAction: an action other than 1 (add) or 2 (cancel).
+	CodeDelayAction Code = 32
+	// CodeDelayTimestamp: a fire time before 2001 or beyond the longest
+	// delay.
+	CodeDelayTimestamp Code = 33
+	// CodeDelayInnerTopicSeq: an id to cancel naming an inner topic the
+	// delay service does not have.
+	CodeDelayInnerTopicSeq Code = 34
+	// CodeDelayLoopTimes: loop times below 1, or set on a plain delay.
+	CodeDelayLoopTimes Code = 35
+	// CodeDelayExpire: a loop's expire not after its timestamp.
+	CodeDelayExpire Code = 36
+	// CodeDelayInterval: a loop's interval under 3 seconds.
+	CodeDelayInterval Code = 37
+	// CodeDelayExponentBase: an exponential loop's base under 2.
+	CodeDelayExponentBase Code = 38
+)
+
 // Retriable reports whether a request that failed with c may succeed when
 // sent again unchanged.
 func (c Code) Retriable() bool {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/sdk"
 )
 
 // abuseScenario is -scenario abuse: not a comparison with a direct client
@@ -234,14 +235,14 @@ func probeLongIDs(e *env) (bool, string, error) {
 		if err != nil {
 			return false, "", err
 		}
-		if res.Code == 11 {
+		if res.Code == int32(sdk.CodeDelayID) { // DDMQ's code for an id not in Chronos's format
 			refused++
 		}
 		echoed += len(res.UniqDelayMsgId)
 	}
 	after := rssMiB(e.cmd.Process.Pid)
 	held := refused == 100 && echoed == 0 && after-before < 100
-	return held, fmt.Sprintf("refused %d of 100 with code 11; %d bytes of id echoed; gateway RSS %d -> %d MiB", refused, echoed, before, after), nil
+	return held, fmt.Sprintf("refused %d of 100 with code 30; %d bytes of id echoed; gateway RSS %d -> %d MiB", refused, echoed, before, after), nil
 }
 
 // probeDeepChains sends submits whose ConsumeResult chains nest 4,001

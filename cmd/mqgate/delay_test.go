@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqgate/mqgate/core/delay"
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 )
 
@@ -174,6 +177,90 @@ func TestTwoGatewaysShareDelays(t *testing.T) {
 			if v := fmt.Sprintf("m%02d", i); seen[v] != 1 {
 				t.Errorf("%s delivered %d times", v, seen[v])
 			}
+		}
+	})
+}
+
+// A DDMQ client's delay messages through Thrift arrive as DDMQ's Chronos
+// delivers them, read back with the broker's own client: keyed by their
+// uniqDelayMsgId, with from_chronos set. A consumer that cancels a loop
+// with the key of the firing it received stops the loop's firings still
+// to come.
+func TestThriftChronosDelaysEndToEnd(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		g, client := startThriftGateway(t, kind, "framed", "compact")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		send := func(m *producer.DelayMessage) string {
+			t.Helper()
+			r, err := client.SendDelaySync(ctx, m, 5000)
+			if err != nil || r.Code != 0 {
+				t.Fatalf("sendDelaySync of %q = %+v, %v; want code 0", m.Body, r, err)
+			}
+			return r.UniqDelayMsgId
+		}
+		add := func(body string, at time.Time, typ int32) *producer.DelayMessage {
+			m := producer.NewDelayMessage()
+			ts := at.UnixMilli() // mqgate's milliseconds, for a short test
+			m.Topic, m.Action, m.Timestamp, m.Dmsgtype, m.Body = "chronos", 1, &ts, &typ, []byte(body)
+			return m
+		}
+		start := time.Now()
+		once := add("once", start.Add(1500*time.Millisecond), 2)
+		once.Properties = map[string]string{"trace": "t-1", "from_chronos": "the client's"}
+		onceID := send(once)
+		// A loop firing at +1 s and +9 s: the key of its first firing
+		// cancels it before its second.
+		loop := add("loop", start.Add(time.Second), 3)
+		interval, times, expire := int64(8000), int64(2), start.Add(time.Minute).UnixMilli()
+		loop.Interval, loop.Times, loop.Expire = &interval, &times, &expire
+		loopID := send(loop)
+		for _, id := range []string{onceID, loopID} {
+			if _, err := delay.ParseChronosID(id); err != nil {
+				t.Fatalf("sendDelaySync answered id %q: %v", id, err)
+			}
+		}
+
+		rs := g.broker.readUntil(t, "chronos", func(rs []brokerRecord) bool { return valuesOf(rs)["loop"] })
+		var fired brokerRecord
+		for _, r := range rs {
+			if r.Value == "loop" {
+				fired = r
+			}
+		}
+		c := producer.NewDelayMessage()
+		c.Topic, c.Action, c.UniqDelayMsgId = "chronos", 2, &fired.Key
+		if id := send(c); id != fired.Key {
+			t.Fatalf("the cancel answered id %q; want the key %q echoed", id, fired.Key)
+		}
+		// Due after the loop's second firing would be: once it is in, that
+		// firing would be too.
+		send(add("sentinel", start.Add(11*time.Second), 2))
+
+		rs = g.broker.readUntil(t, "chronos", func(rs []brokerRecord) bool { return valuesOf(rs)["sentinel"] && valuesOf(rs)["once"] })
+		got := map[string][]brokerRecord{}
+		for _, r := range rs {
+			got[r.Value] = append(got[r.Value], r)
+		}
+		for _, tc := range []struct{ value, id string }{{"once", onceID}, {"loop", loopID}} {
+			rs := got[tc.value]
+			if len(rs) != 1 {
+				t.Fatalf("%q delivered %d times; want once (the loop cancelled after its first firing)", tc.value, len(rs))
+			}
+			r := rs[0]
+			if r.Key != tc.id || r.Headers["from_chronos"] != "from_chronos" || r.Headers["mqgate-delay-id"] != tc.id {
+				t.Errorf("%q delivered as %+v; want key and mqgate-delay-id %s, from_chronos=from_chronos", tc.value, r, tc.id)
+			}
+		}
+		if h := got["once"][0].Headers; h["trace"] != "t-1" {
+			t.Errorf("the delay's properties arrived as %v; want trace t-1", h)
+		}
+		// An id not in Chronos's format is refused with DDMQ's code 30
+		// (FAIL_ILLEGAL_UNIQ_DELAY_MSG_ID in its ProxySendResult.java).
+		bad := "order-42"
+		c.UniqDelayMsgId = &bad
+		if r, err := client.SendDelaySync(ctx, c, 5000); err != nil || r.Code != 30 || r.UniqDelayMsgId != bad {
+			t.Errorf("a cancel of %q = %+v, %v; want code 30 echoing the id", bad, r, err)
 		}
 	})
 }

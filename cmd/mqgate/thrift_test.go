@@ -83,7 +83,7 @@ func testThriftProducer(t *testing.T, kind brokerKind, transport, protocol strin
 
 	dm := producer.NewDelayMessage()
 	due := time.Now().Add(1500 * time.Millisecond).UnixMilli()
-	dm.Topic, dm.Body, dm.Tags, dm.Action, dm.Timestamp = "ddmq", []byte("later"), "delayed", 1, &due
+	dm.Topic, dm.Body, dm.Tags, dm.Action, dm.Timestamp, dm.Dmsgtype = "ddmq", []byte("later"), "delayed", 1, &due, thrift.Int32Ptr(2)
 	dr, err := client.SendDelaySync(ctx, dm, 5000)
 	if err != nil || dr.Code != 0 || dr.UniqDelayMsgId == "" {
 		t.Fatalf("sendDelaySync = %+v, %v; want code 0 and an id", dr, err)
@@ -110,8 +110,9 @@ func testThriftProducer(t *testing.T, kind brokerKind, transport, protocol strin
 		}
 	}
 	for _, rec := range recs {
-		if rec.Value == "later" && (rec.Headers["mqgate-delay-id"] != dr.UniqDelayMsgId || rec.Headers["mqgate-delay-due-ms"] != fmt.Sprint(due) || rec.Tags != "delayed") {
-			t.Fatalf("the delayed message arrived as %+v; want delay id %s, due %d, tags delayed", rec, dr.UniqDelayMsgId, due)
+		if rec.Value == "later" && (rec.Key != dr.UniqDelayMsgId || rec.Headers["from_chronos"] != "from_chronos" ||
+			rec.Headers["mqgate-delay-id"] != dr.UniqDelayMsgId || rec.Headers["mqgate-delay-due-ms"] != fmt.Sprint(due) || rec.Tags != "delayed") {
+			t.Fatalf("the delayed message arrived as %+v; want key and delay id %s, from_chronos, due %d, tags delayed", rec, dr.UniqDelayMsgId, due)
 		}
 	}
 	for _, v := range []string{"batch-0", "batch-1", "batch-2", "spooled", "later"} {

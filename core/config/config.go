@@ -143,8 +143,9 @@ type Delay struct {
 	Base       int `yaml:"base" default:"10" check:"positive"`
 	Levels     int `yaml:"levels" default:"4" check:"positive"`
 	Partitions int `yaml:"partitions" default:"4" check:"positive"`
-	// Max is the longest delay accepted.
-	Max time.Duration `yaml:"max" default:"720h" check:"positive"`
+	// Max is the longest delay accepted. The default is DDMQ's limit, 62
+	// days (MAX_DELAY_SECONDS in its producer proxy's DelayRequest.java).
+	Max time.Duration `yaml:"max" default:"1488h" check:"positive"`
 	// TopicPrefix starts the names of the tier and cancel topics and of
 	// the tiers' consumer groups.
 	TopicPrefix string `yaml:"topic_prefix" default:"mqgate_delay_"`

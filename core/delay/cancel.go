@@ -37,7 +37,11 @@ func newCancels(b sdk.Backend, topic string, hold time.Duration, now func() time
 	return &cancels{b: b, topic: topic, hold: hold, now: now, logger: logger, ids: map[string]time.Time{}, pos: map[string]int64{}, read: make(chan struct{})}
 }
 
-func cancelKey(topic, id string) string { return topic + "/" + id }
+// cancelKey is the key of a cancel of id on topic: a Chronos id by its
+// identity, so that a cancel with the key of any firing of a loop stops
+// the loop, as DDMQ's Chronos does (Batcher.putLoopTombstoneKey carries a
+// loop's cancel on to its firings still to come).
+func cancelKey(topic, id string) string { return topic + "/" + identityOf(id) }
 
 // add records a cancel this gateway wrote, at once.
 func (c *cancels) add(key string, until time.Time) {

@@ -549,12 +549,114 @@ func TestAddRefusesBadInput(t *testing.T) {
 		{"dead-letter header", msg(func(m *delay.Message) { m.Msg.Headers = []sdk.Header{{Key: "mqgate-dlq-attempts", Value: []byte("3")}} }), "reserved"},
 		{"id too long", msg(func(m *delay.Message) { m.ID = strings.Repeat("i", delay.MaxIDBytes+1) }), "id: 257 bytes, over the limit of 256"},
 		{"bad topic", msg(func(m *delay.Message) { m.Topic = "a b" }), "topic"},
+		{"exponential loop of base 1", msg(func(m *delay.Message) { m.Loop = &delay.Loop{Base: 1, Times: 3} }), "loop.base: at least 2, got 1"},
 	} {
 		res, err := s.Add(context.Background(), []delay.Message{tc.m})
 		if err != nil || sdk.CodeOf(res[0].Err) != sdk.CodeIllegal || !strings.Contains(res[0].Err.Error(), tc.want) {
 			t.Errorf("%s: %v, %v; want code 11 naming %q", tc.name, res, err, tc.want)
 		}
 	}
+	// A Chronos message needs a Chronos id: code 30, as DDMQ's.
+	for _, id := range []string{"", "order-42"} {
+		m := msg(func(m *delay.Message) { m.ID, m.Chronos = id, true })
+		res, err := s.Add(context.Background(), []delay.Message{m})
+		if err != nil || sdk.CodeOf(res[0].Err) != sdk.CodeDelayID || !strings.HasPrefix(res[0].Err.Error(), "id: ") {
+			t.Errorf("a Chronos message with id %q: %v, %v; want code 30 naming the id", id, res, err)
+		}
+	}
+}
+
+// Chronos messages are delivered as DDMQ's Chronos delivers them: each
+// firing keyed by its own uniqDelayMsgId (a loop's advance in timestamp
+// and count, an exponential loop's gaps grow), with from_chronos set,
+// and a cancel with the key a consumer received stops a loop.
+func TestChronosMessages(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b sdk.Backend) {
+		clock := &heldClock{scaledClock: scaledClock{start: time.Now(), speed: 5}}
+		s := startWorking(t, b, clock)
+		out := newCollector(t, b, "chronos")
+		first := clock.Now().Add(2 * time.Second).Truncate(time.Second)
+		ts := first.Unix()
+		chronos := func(typ delay.ChronosType, times, interval int64, value string, loop *delay.Loop) delay.Message {
+			id := delay.ChronosID{Timestamp: ts, Type: typ, Expire: ts + 100, Times: times, Interval: interval, UUID: delay.ChronosUUID("")}
+			if loop != nil {
+				loop.Times, loop.Expire = times, time.Unix(ts+100, 0)
+			}
+			return delay.Message{Topic: "chronos", ID: id.String(), DueAt: first, Loop: loop, Chronos: true, Msg: produce.Message{
+				Key: []byte("not used"), Value: []byte(value), Partition: 1,
+				Headers: []sdk.Header{{Key: "trace", Value: []byte(value)}, {Key: delay.ChronosProperty, Value: []byte("the client's")}},
+			}}
+		}
+		msgs := []delay.Message{
+			chronos(delay.ChronosDelay, 0, 0, "once", nil),
+			chronos(delay.ChronosLoop, 3, 10, "every 10 s", &delay.Loop{Interval: 10 * time.Second}),
+			chronos(delay.ChronosExponentialLoop, 3, 2, "after 2 s, 4 s", &delay.Loop{Base: 2}),
+			chronos(delay.ChronosLoop, 100, 10, "cancelled at its second", &delay.Loop{Interval: 10 * time.Second}),
+			// Due after the cancelled loop's third firing would be: once it
+			// is in, that firing would be too.
+			{Topic: "chronos", DueAt: first.Add(25 * time.Second), Msg: produce.Message{Value: []byte("sentinel")}},
+		}
+		ids := map[string]string{}
+		for _, m := range msgs {
+			ids[string(m.Msg.Value)] = m.ID
+		}
+		// Held past the cancelled loop's second firing until the cancel
+		// has returned: its third cannot come first, however slow this
+		// machine is.
+		clock.HoldAt(first.Add(15 * time.Second))
+		add(t, s, msgs...)
+		var second sdk.Record
+		for second.Value == nil {
+			out.poll()
+			for _, r := range out.got {
+				if string(r.Value) == "cancelled at its second" && header(r, delay.HeaderDue) == strconv.FormatInt(first.Add(10*time.Second).UnixMilli(), 10) {
+					second = r
+				}
+			}
+		}
+		// The consumer cancels with the key it received.
+		if err := s.Cancel(context.Background(), "chronos", string(second.Key)); err != nil {
+			t.Fatal(err)
+		}
+		clock.Release()
+		for !slices.ContainsFunc(out.got, func(r sdk.Record) bool { return string(r.Value) == "sentinel" }) {
+			out.poll()
+		}
+		settle(t, b, out)
+
+		keys := map[string][]string{}
+		for _, r := range out.got {
+			v := string(r.Value)
+			if v == "sentinel" {
+				continue
+			}
+			keys[v] = append(keys[v], string(r.Key))
+			if header(r, delay.ChronosProperty) != delay.ChronosProperty || header(r, "trace") != v || header(r, delay.HeaderID) != ids[v] {
+				t.Errorf("%q delivered with headers %v; want from_chronos, trace and its id %s", v, r.Headers, ids[v])
+			}
+		}
+		firing := func(v string, at int64, k int64) string {
+			c, err := delay.ParseChronosID(ids[v])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c.Firing(time.Unix(at, 0), k).String()
+		}
+		for v, want := range map[string][]string{
+			"once":                    {ids["once"]},
+			"every 10 s":              {firing("every 10 s", ts, 0), firing("every 10 s", ts+10, 1), firing("every 10 s", ts+20, 2)},
+			"after 2 s, 4 s":          {firing("after 2 s, 4 s", ts, 0), firing("after 2 s, 4 s", ts+2, 1), firing("after 2 s, 4 s", ts+6, 2)},
+			"cancelled at its second": {firing("cancelled at its second", ts, 0), firing("cancelled at its second", ts+10, 1)},
+		} {
+			got := keys[v]
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%q delivered with keys\n%s\nwant\n%s", v, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
+	})
 }
 
 // A client can neither aim a delay message at the gateway's own topics nor

@@ -19,7 +19,7 @@ const (
 	hID          = headerPrefix + "id"
 	hDue         = headerPrefix + "due-ms" // when it fires, epoch ms
 	hHop         = headerPrefix + "hop-ms" // when this hop ends, epoch ms
-	hLoop        = headerPrefix + "loop"   // interval_ms/times/expire_ms/fired
+	hLoop        = headerPrefix + "loop"   // interval_ms/times/expire_ms/fired[/base/chronos]: see loopHeader
 	hPlace       = headerPrefix + "place"  // partition[/hash_id] for delivery
 )
 
@@ -40,6 +40,9 @@ type envelope struct {
 	hop   time.Time
 	loop  *Loop
 	fired int64 // firings so far, for loops
+	// chronos keys each firing of a loop by its Chronos id
+	// (Message.Chronos). A plain delay's key is set once, when it is added.
+	chronos bool
 }
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
@@ -55,12 +58,8 @@ func (e *envelope) record(tierTopic string) sdk.Record {
 		sdk.Header{Key: hDue, Value: []byte(ms(e.due))},
 		sdk.Header{Key: hHop, Value: []byte(ms(e.hop))},
 	)
-	if l := e.loop; l != nil {
-		var expire int64
-		if !l.Expire.IsZero() {
-			expire = l.Expire.UnixMilli()
-		}
-		hs = append(hs, sdk.Header{Key: hLoop, Value: fmt.Appendf(nil, "%d/%d/%d/%d", l.Interval.Milliseconds(), l.Times, expire, e.fired)})
+	if e.loop != nil {
+		hs = append(hs, sdk.Header{Key: hLoop, Value: e.loopHeader()})
 	}
 	if e.msg.Partition != sdk.PartitionHash || e.msg.HashID != nil {
 		place := strconv.Itoa(int(e.msg.Partition))
@@ -73,6 +72,52 @@ func (e *envelope) record(tierTopic string) sdk.Record {
 		Topic: tierTopic, Partition: sdk.PartitionHash, Hash: hashString(e.id),
 		Key: e.msg.Key, Value: e.msg.Value, Tags: e.msg.Tags, Headers: hs,
 	}
+}
+
+// loopHeader is the hLoop value of a loop: interval_ms/times/expire_ms/fired,
+// expire_ms 0 for none. An exponential or Chronos-keyed loop adds
+// /base/chronos (chronos 1 or 0), with interval_ms its first gap: a
+// gateway that reads only the first four fields (one from before they
+// were added) still fires it, at that interval and with its first key.
+func (e *envelope) loopHeader() []byte {
+	l := e.loop
+	var expire int64
+	if !l.Expire.IsZero() {
+		expire = l.Expire.UnixMilli()
+	}
+	if l.Base == 0 && !e.chronos {
+		return fmt.Appendf(nil, "%d/%d/%d/%d", l.Interval.Milliseconds(), l.Times, expire, e.fired)
+	}
+	chronos := 0
+	if e.chronos {
+		chronos = 1
+	}
+	return fmt.Appendf(nil, "%d/%d/%d/%d/%d/%d", l.gap(1).Milliseconds(), l.Times, expire, e.fired, l.Base, chronos)
+}
+
+// parseLoop reads a loopHeader value into e.
+func (e *envelope) parseLoop(v string) error {
+	fields := strings.Split(v, "/")
+	if len(fields) != 4 && len(fields) != 6 {
+		return fmt.Errorf("%d fields", len(fields))
+	}
+	var n [6]int64
+	for i, f := range fields {
+		var err error
+		if n[i], err = strconv.ParseInt(f, 10, 64); err != nil {
+			return err
+		}
+	}
+	interval, times, expire, fired, base, chronos := n[0], n[1], n[2], n[3], n[4], n[5]
+	if base != 0 && base < 2 || chronos != 0 && chronos != 1 || fired < 0 {
+		return fmt.Errorf("base %d, chronos %d, fired %d", base, chronos, fired)
+	}
+	e.loop = &Loop{Interval: time.Duration(interval) * time.Millisecond, Times: times, Base: base}
+	if expire != 0 {
+		e.loop.Expire = time.UnixMilli(expire)
+	}
+	e.fired, e.chronos = fired, chronos == 1
+	return nil
 }
 
 // hashString is FNV-1a, to spread ids over a tier's partitions.
@@ -124,15 +169,9 @@ func parseEnvelope(r *sdk.Record) (*envelope, error) {
 		e.hop = time.UnixMilli(h)
 	}
 	if loop != "" {
-		var interval, times, expire, fired int64
-		if n, err := fmt.Sscanf(loop, "%d/%d/%d/%d", &interval, &times, &expire, &fired); n != 4 || err != nil {
-			return nil, fmt.Errorf("record %s/%s@%d: bad %s %q", r.Topic, r.Qid, r.Offset, hLoop, loop)
+		if err := e.parseLoop(loop); err != nil {
+			return nil, fmt.Errorf("record %s/%s@%d: bad %s %q: %v", r.Topic, r.Qid, r.Offset, hLoop, loop, err)
 		}
-		e.loop = &Loop{Interval: time.Duration(interval) * time.Millisecond, Times: times}
-		if expire != 0 {
-			e.loop.Expire = time.UnixMilli(expire)
-		}
-		e.fired = fired
 	}
 	if place != "" {
 		p, hash, hasHash := strings.Cut(place, "/")
@@ -153,9 +192,15 @@ func parseEnvelope(r *sdk.Record) (*envelope, error) {
 }
 
 // delivered is the message as it reaches its topic: its own headers plus
-// the delay id and due time.
+// the delay id and due time. A Chronos loop's firing is keyed by its own
+// Chronos id, as Chronos keys it.
 func (e *envelope) delivered() produce.Message {
 	m := e.msg
+	if e.chronos {
+		if c, err := ParseChronosID(e.id); err == nil {
+			m.Key = []byte(c.Firing(e.due, e.fired).String())
+		}
+	}
 	m.Headers = append(append([]sdk.Header(nil), e.msg.Headers...),
 		sdk.Header{Key: HeaderID, Value: []byte(e.id)},
 		sdk.Header{Key: HeaderDue, Value: []byte(ms(e.due))},

@@ -254,7 +254,7 @@ func (s *Service) Add(ctx context.Context, msgs []Message) ([]Result, error) {
 			results[i].Err = err
 			continue
 		}
-		e := &envelope{id: m.ID, topic: m.Topic, msg: m.Msg, due: m.DueAt, loop: m.Loop}
+		e := envelopeOf(m)
 		if !m.DueAt.After(now) {
 			dueNow[m.Topic] = append(dueNow[m.Topic], i)
 			continue
@@ -278,6 +278,16 @@ func (s *Service) Add(ctx context.Context, msgs []Message) ([]Result, error) {
 		s.addDue(ctx, topic, msgs, idx, results)
 	}
 	return results, nil
+}
+
+// envelopeOf is the envelope of a message Add accepted, before its first
+// hop: a Chronos message keyed and placed as Chronos delivers it.
+func envelopeOf(m *Message) *envelope {
+	msg := m.Msg
+	if m.Chronos {
+		msg = chronosMessage(msg, m.ID)
+	}
+	return &envelope{id: m.ID, topic: m.Topic, msg: msg, due: m.DueAt, loop: m.Loop, chronos: m.Chronos}
 }
 
 // addDue delivers messages whose due time has passed, unless a cancel
@@ -306,7 +316,7 @@ func (s *Service) addDue(ctx context.Context, topic string, msgs []Message, idx 
 		if s.cancels.cancelled(cancelKey(topic, m.ID), now) {
 			continue // a cancel came first: nothing is delivered
 		}
-		e := &envelope{id: m.ID, topic: topic, msg: m.Msg, due: m.DueAt, loop: m.Loop}
+		e := envelopeOf(m)
 		send = append(send, e.delivered())
 		sendIdx = append(sendIdx, i)
 		if next := nextFiring(e); next != nil {
@@ -345,12 +355,18 @@ func (s *Service) addDue(ctx context.Context, topic string, msgs []Message, idx 
 	}
 }
 
-// check validates a message for Add.
-func (s *Service) check(m *Message, now time.Time) error {
-	if err := topicname.Validate(m.Topic); err != nil {
+// CheckTopic is nil when topic may take delay messages and cancels: a
+// valid topic name, not reserved (code 11 or 13 otherwise).
+func (s *Service) CheckTopic(topic string) error {
+	if err := topicname.Validate(topic); err != nil {
 		return err
 	}
-	if err := s.opts.Reserved.Topic(m.Topic); err != nil {
+	return s.opts.Reserved.Topic(topic)
+}
+
+// check validates a message for Add.
+func (s *Service) check(m *Message, now time.Time) error {
+	if err := s.CheckTopic(m.Topic); err != nil {
 		return err
 	}
 	if err := m.Validate(now, s.opts.Max); err != nil {
@@ -390,10 +406,7 @@ func (s *Service) Cancel(ctx context.Context, topic, id string) error {
 	if err := ValidateID(id); err != nil {
 		return err
 	}
-	if err := topicname.Validate(topic); err != nil {
-		return err
-	}
-	if err := s.opts.Reserved.Topic(topic); err != nil {
+	if err := s.CheckTopic(topic); err != nil {
 		return err
 	}
 	if err := s.Ready(); err != nil {

@@ -528,7 +528,7 @@ func nextFiring(e *envelope) *envelope {
 	}
 	next := *e
 	next.fired++
-	next.due = e.due.Add(l.Interval)
+	next.due = e.due.Add(l.gap(next.fired))
 	if !l.Expire.IsZero() && next.due.After(l.Expire) {
 		return nil
 	}

@@ -69,8 +69,9 @@ func (f *fakeDelayer) Cancel(ctx context.Context, topic, id string) error {
 	return f.cancelErr
 }
 
-func (f *fakeDelayer) Max() time.Duration { return testMax }
-func (f *fakeDelayer) Ready() error       { return nil }
+func (f *fakeDelayer) CheckTopic(string) error { return nil }
+func (f *fakeDelayer) Max() time.Duration      { return testMax }
+func (f *fakeDelayer) Ready() error            { return nil }
 
 func (f *fakeDelayer) Adds() [][]delay.Message {
 	f.mu.Lock()

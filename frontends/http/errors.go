@@ -19,7 +19,10 @@ func statusOf(code sdk.Code) int {
 	switch code {
 	case sdk.CodeOK:
 		return http.StatusOK
-	case sdk.CodeIllegal:
+	case sdk.CodeIllegal, sdk.CodeDelayID, sdk.CodeDelayType, sdk.CodeDelayAction, sdk.CodeDelayTimestamp,
+		sdk.CodeDelayInnerTopicSeq, sdk.CodeDelayLoopTimes, sdk.CodeDelayExpire, sdk.CodeDelayInterval, sdk.CodeDelayExponentBase:
+		// The HTTP API answers its delay faults with 11; DDMQ's delay
+		// codes are sendDelaySync's, and are bad requests all the same.
 		return http.StatusBadRequest
 	case sdk.CodeTimeout:
 		return http.StatusGatewayTimeout

@@ -30,7 +30,7 @@ func TestProduceCallsCountAgainstQuotas(t *testing.T) {
 	dueAt := time.Now().Add(time.Minute).UnixMilli()
 	cancel := newDelayMessage("orders", 0, "")
 	cancel.Action, cancel.Timestamp = delayActionCancel, nil
-	id := "id-1"
+	id := chronosID(time.Now().Unix()+60, 2, time.Now().Unix()+60+2*86400, 0, 0)
 	cancel.UniqDelayMsgId = &id
 	for _, tc := range []struct {
 		name string

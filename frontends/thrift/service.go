@@ -15,6 +15,7 @@ import (
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/delay"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -171,13 +172,12 @@ func (h *producerService) sendDelaySync(ctx context.Context, m *producer.DelayMe
 	if err != nil {
 		return withDelayID(h.delayFailure(ctx, err, ""), m)
 	}
-	req, err := decodeDelayMessage(m, time.Now(), dl.Max(), h.opts.MaxMessageBytes)
+	// DDMQ checks the topic (allowed, not its own) before the delay's
+	// fields (DelayRequest.checkDelayMessage).
+	var req delayRequest
+	err = checkDelayTopic(ctx, dl, m)
 	if err == nil {
-		op := acl.ProduceDelayed
-		if req.cancel {
-			op = acl.CancelDelay
-		}
-		err = authorize(ctx, op, req.msg.Topic, "")
+		req, err = decodeDelayMessage(m, time.Now(), dl.Max(), h.opts.MaxMessageBytes)
 	}
 	if err == nil {
 		// A cancel is a record the gateway writes, of the id's size.
@@ -244,6 +244,26 @@ func (h *producerService) authenticateMessages(ctx context.Context, ms []*produc
 		}
 	}
 	return authenticateCall(ctx, ct)
+}
+
+// checkDelayTopic checks a sendDelaySync call's topic: a valid name (code
+// 11), one the caller may add to or cancel on (13), and not one the
+// gateway keeps to itself (13).
+func checkDelayTopic(ctx context.Context, dl delay.Delayer, m *producer.DelayMessage) error {
+	if m == nil {
+		return nil // decodeDelayMessage says so
+	}
+	if err := topicname.Validate(m.Topic); err != nil {
+		return prefixed("delayMessage", err)
+	}
+	op := acl.ProduceDelayed
+	if m.Action == delayActionCancel {
+		op = acl.CancelDelay
+	}
+	if err := authorize(ctx, op, m.Topic, ""); err != nil {
+		return err
+	}
+	return dl.CheckTopic(m.Topic)
 }
 
 // delayFailure answers err with its code and message.
