@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mqgate/mqgate/core/pluginhost"
+	"github.com/mqgate/mqgate/internal/syncbuf"
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 	"github.com/mqgate/mqgate/sdk"
 	"github.com/mqgate/mqgate/sdk/plugintest"
@@ -17,11 +18,7 @@ import (
 // separate `mqgate plugin kafka` process behind the plugin host, so every
 // record crosses gRPC and the process boundary.
 func TestKafkaPluginProcessConformance(t *testing.T) {
-	host, err := pluginhost.New(pluginhost.Options{SelfPath: mqgateBin, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close() })
+	host := startHost(t)
 	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, anyPort, filepath.Join(t.TempDir(), "data"))
 	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "local", Plugin: "kafka", Builtin: "kafka", Config: []byte(cfg)})
 	if err != nil {
@@ -33,11 +30,7 @@ func TestKafkaPluginProcessConformance(t *testing.T) {
 // The same suite against the RocketMQ plugin as the gateway runs it, on the
 // RocketMQ protocol fake.
 func TestRocketMQPluginProcessConformance(t *testing.T) {
-	host, err := pluginhost.New(pluginhost.Options{SelfPath: mqgateBin, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = host.Close() })
+	host := startHost(t)
 	broker := startRocketMQ(t, rmqfake.Options{})
 	cfg := fmt.Sprintf(`{"nameservers":[%q]}`, broker.addr)
 	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "rmq", Plugin: "rocketmq", Builtin: "rocketmq", Config: []byte(cfg)})
@@ -45,4 +38,23 @@ func TestRocketMQPluginProcessConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b }, plugintest.HeadersAsProperties())
+}
+
+// startHost starts a plugin host for t whose log, the plugin's included,
+// is printed when t fails: a consumer that never got its records says
+// why there (a rebalance, a metadata refresh, a fetch error).
+func startHost(t *testing.T) *pluginhost.Host {
+	t.Helper()
+	var log syncbuf.Buffer
+	host, err := pluginhost.New(pluginhost.Options{SelfPath: mqgateBin, Logger: slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = host.Close()
+		if t.Failed() {
+			t.Logf("plugin host log:\n%s", log.String())
+		}
+	})
+	return host
 }
