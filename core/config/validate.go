@@ -156,12 +156,57 @@ func (d *decoder) validateHTTP(c *Config) {
 }
 
 func (d *decoder) validateGroups(c *Config) {
+	reserved := &topicname.Reserved{DelayPrefix: c.Delay.TopicPrefix}
+	subscribed := 0
 	for _, name := range slices.Sorted(maps.Keys(c.Groups)) {
-		c.Groups[name].Name = name
+		g := c.Groups[name]
+		g.Name = name
 		path := keyPath("groups", name)
 		if msg := topicname.GroupProblem(name); msg != "" {
 			d.errorf(d.lines[path], path, "invalid group name: %s", msg)
+			continue
 		}
+		tp, line, ok := d.keyAt(path, "topics")
+		if !ok || len(g.Topics) == 0 {
+			continue
+		}
+		if err := reserved.Group(name); err != nil {
+			d.errorf(line, tp, "%v", err)
+			continue
+		}
+		subscribed++
+		if max := c.Subscriptions.MaxTopicsPerGroup; len(g.Topics) > max && !d.broken["subscriptions.max_topics_per_group"] {
+			d.errorf(line, tp, "%d topics, over subscriptions.max_topics_per_group (%d)", len(g.Topics), max)
+		}
+		dlq := c.Consume.DeadLetterTopic
+		if g.DeadLetterTopic != nil {
+			dlq = *g.DeadLetterTopic
+		}
+		dlq = strings.ReplaceAll(dlq, "{group}", name)
+		first := map[string]int{}
+		for j, topic := range g.Topics {
+			ep := fmt.Sprintf("%s[%d]", tp, j)
+			if d.broken[ep] {
+				continue
+			}
+			el := d.lines[ep]
+			if msg := topicname.Problem(topic); msg != "" {
+				d.errorf(el, ep, "invalid topic name: %s", msg)
+				continue
+			}
+			if err := reserved.Consume(name, topic, dlq); err != nil {
+				d.errorf(el, ep, "%v", err)
+				continue
+			}
+			if k, dup := first[topic]; dup {
+				d.errorf(el, ep, "duplicate topic %q; first at topics[%d]", topic, k)
+				continue
+			}
+			first[topic] = j
+		}
+	}
+	if max := c.Subscriptions.MaxGroups; subscribed > max && !d.broken["subscriptions.max_groups"] {
+		d.errorf(d.lines["groups"], "groups", "%d groups have topics, over subscriptions.max_groups (%d)", subscribed, max)
 	}
 	if bd := c.HTTP.BatchDefault; bd != nil && bd.Group != "" && bd.Topic != "" {
 		for key, v := range map[string]string{"http.batch_default.group": bd.Group, "http.batch_default.topic": bd.Topic} {
