@@ -493,7 +493,7 @@ func TestFetchAndCommit(t *testing.T) {
 		}
 		qid := offs[0].Qid
 		ctx := context.Background()
-		res, err := e.svc.Fetch(ctx, "", map[string]map[string]int64{"lowlevel": {qid: 2}}, 2, time.Second)
+		res, err := e.svc.Fetch(ctx, "", "", map[string]map[string]int64{"lowlevel": {qid: 2}}, 2, time.Second)
 		if err != nil || len(res) != 1 || res[0].NextOffset != 4 || len(res[0].Messages) != 2 || string(res[0].Messages[0].Value) != "x-2" {
 			t.Fatalf("fetch at 2: %+v, %v; want x-2 and x-3, next 4", res, err)
 		}
@@ -504,8 +504,14 @@ func TestFetchAndCommit(t *testing.T) {
 		if err != nil || st[0].ConsumeOffsets[qid] != 4 || st[0].Lag != 1 {
 			t.Fatalf("stats after committing 4 of 5: %+v, %v", st, err)
 		}
-		if _, err := e.svc.Fetch(ctx, "nowhere", map[string]map[string]int64{"lowlevel": {qid: 0}}, 1, 0); sdk.CodeOf(err) != sdk.CodeIllegal {
-			t.Fatalf("fetch on an unknown cluster: %v; want code 11", err)
+		// DDMQ's clients name DDMQ's cluster: a name this gateway does
+		// not have routes by topic.
+		res, err = e.svc.Fetch(ctx, "", "ddmq-cluster", map[string]map[string]int64{"lowlevel": {qid: 0}}, 1, 0)
+		if err != nil || len(res) != 1 || len(res[0].Messages) != 1 || string(res[0].Messages[0].Value) != "x-0" {
+			t.Fatalf("fetch naming DDMQ's cluster: %+v, %v; want x-0 from the topic's cluster", res, err)
+		}
+		if err := e.svc.Commit(ctx, "ddmq-cluster", "lowgroup", map[string]map[string]int64{"lowlevel": {qid: 5}}); err != nil {
+			t.Fatalf("commit naming DDMQ's cluster: %v", err)
 		}
 	})
 }

@@ -54,9 +54,7 @@ func (s *Server) guarded(op acl.Op, res resourceOf, h gin.HandlerFunc) gin.Handl
 
 // authorize checks op on a resource a guarded handler found in the body.
 func (s *Server) authorize(c *gin.Context, op acl.Op, topic, group string) error {
-	p, _ := c.Get(principalKey)
-	principal, _ := p.(auth.Principal)
-	return s.gate.Authorize(principal, remoteAddr(c), op, topic, group)
+	return s.gate.Authorize(s.principal(c), remoteAddr(c), op, topic, group)
 }
 
 // credentials are what the request presents: its Authorization header,
@@ -92,7 +90,5 @@ func (s *Server) authorizeTopics(c *gin.Context, op acl.Op, offsets map[string]m
 // audit logs an action that moved state others rely on (a group's
 // offsets), with the principal who took it.
 func (s *Server) audit(c *gin.Context, action string, op acl.Op, resource string) {
-	p, _ := c.Get(principalKey)
-	principal, _ := p.(auth.Principal)
-	s.gate.Audit(action, principal, remoteAddr(c), op, resource)
+	s.gate.Audit(action, s.principal(c), remoteAddr(c), op, resource)
 }
