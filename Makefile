@@ -44,6 +44,7 @@ fuzz:
 	$(GO) test ./core/auth/acl -run '^$$' -fuzz FuzzPattern -fuzztime $(FUZZTIME)
 	$(GO) test ./core/auth -run '^$$' -fuzz FuzzParseAuthorization -fuzztime $(FUZZTIME)
 	$(GO) test ./core/auth -run '^$$' -fuzz FuzzAuthenticateToken -fuzztime $(FUZZTIME)
+	$(GO) test ./core/consume -run '^$$' -fuzz FuzzDecodeSubRecord -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) run ./cmd/mqgate-bench -scenario all

@@ -57,6 +57,14 @@ func (s *Server) authorize(c *gin.Context, op acl.Op, topic, group string) error
 	return s.gate.Authorize(s.principal(c), remoteAddr(c), op, topic, group)
 }
 
+// principal is the request's authenticated principal (the zero one
+// before guard has run).
+func (s *Server) principal(c *gin.Context) auth.Principal {
+	p, _ := c.Get(principalKey)
+	principal, _ := p.(auth.Principal)
+	return principal
+}
+
 // credentials are what the request presents: its Authorization header,
 // its source address and its verified client certificate.
 func credentials(c *gin.Context) auth.Credentials {

@@ -7,7 +7,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/topicname"
@@ -118,11 +117,4 @@ func (s *Server) unsubscribe(c *gin.Context) {
 		s.audit(c, "subscription removed", acl.Admin, fmt.Sprintf("group %q topic %q", group, topic))
 	}
 	c.PureJSON(http.StatusOK, unsubscribedBody{Group: group, Topic: topic, Removed: removed})
-}
-
-// principal is the request's authenticated principal.
-func (s *Server) principal(c *gin.Context) auth.Principal {
-	p, _ := c.Get(principalKey)
-	principal, _ := p.(auth.Principal)
-	return principal
 }

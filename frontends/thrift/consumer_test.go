@@ -731,3 +731,73 @@ func checkOffsetsValid(t *testing.T, m map[string]map[string]int64) {
 		}
 	}
 }
+
+// A pull without a topic (DDMQ's SDKs send none) reaches the consumer with
+// topic "", the answer's context names the batch's topic, and the
+// ConsumeResult passed back with that context acks that topic. A group
+// subscribed to nothing gets the consumer's code 11 as a PullException.
+func TestPullWithoutTopic(t *testing.T) {
+	topics := []string{"alpha", "beta"}
+	var mu sync.Mutex
+	n := 0
+	fake := &fakeConsumer{pull: func(_ context.Context, group, topic string, _ int, _ time.Duration) (consume.Batch, error) {
+		if group == "lonely" {
+			return consume.Batch{}, sdk.Errorf(sdk.CodeIllegal, "topic: required: group lonely is subscribed to no topic")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		t := topics[n%2]
+		return consume.Batch{Group: group, Topic: t, Qid: "0", Messages: []consume.Message{{Topic: t, Qid: "0", Offset: int64(n)}}}, nil
+	}}
+	srv := startConsumerServer(t, Options{}, fake)
+	client := dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact)
+	ctx := context.Background()
+	req := consumer.NewPullRequest()
+	req.GroupId = "cg"
+	var seen []string
+	for range 3 {
+		resp, err := client.Pull(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, resp.Context.Topic)
+		req.Result_ = &consumer.ConsumeResult_{Context: resp.Context, SuccessOffsets: []int64{resp.Messages[0].Offset}}
+	}
+	if !reflect.DeepEqual(seen, []string{"beta", "alpha", "beta"}) {
+		t.Fatalf("contexts named %v", seen)
+	}
+	for _, p := range fake.pullCalls() {
+		if p.topic != "" {
+			t.Fatalf("Pull(%+v); want topic \"\"", p)
+		}
+	}
+	acks := fake.ackCalls()
+	if len(acks) != 2 || acks[0][0].Topic != "beta" || acks[1][0].Topic != "alpha" {
+		t.Fatalf("acks %+v; want beta's then alpha's, each with its batch's topic", acks)
+	}
+	req = consumer.NewPullRequest()
+	req.GroupId = "lonely"
+	_, err := client.Pull(ctx, req)
+	var pe *consumer.PullException
+	if !errors.As(err, &pe) || pe.Code != 11 || !strings.Contains(pe.Message, "subscribed to no topic") {
+		t.Fatalf("pull of a group subscribed to nothing: %v; want code 11", err)
+	}
+}
+
+// A failed fetch is held for its linger, as an empty one is: DDMQ's Java
+// LowLevelCarreraConsumer reads no code and asks again at once.
+func TestFailedFetchIsHeldForItsLinger(t *testing.T) {
+	srv := startConsumerServer(t, Options{}, &fakeConsumer{})
+	client := dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact)
+	fr := consumer.NewFetchRequest()
+	fr.GroupId, fr.MaxLingerTime = "bad group", ptr(int32(200))
+	start := time.Now()
+	resp, err := client.Fetch(context.Background(), fr)
+	if err != nil || resp.GetCode() != 11 {
+		t.Fatalf("Fetch = %+v, %v; want code 11", resp, err)
+	}
+	if held := time.Since(start); held < 200*time.Millisecond {
+		t.Fatalf("a failed fetch answered after %s, before its linger of 200ms", held)
+	}
+}
