@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mqgate/mqgate/core/tail"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -70,10 +70,10 @@ type Subscriptions struct {
 	opts SubscriptionOptions
 	log  *slog.Logger
 
+	tail *tail.Tail
+
 	mu      sync.Mutex
 	dynamic map[string]map[string]subRecord // group -> topic -> its latest subscribing record
-	pos     map[string]int64                // qid -> next offset to read
-	read    chan struct{}                   // closed and replaced whenever pos moves
 	ready   chan struct{}                   // closed once the topic has been read to its end once
 	ensured bool                            // the topic exists
 
@@ -92,8 +92,8 @@ func NewSubscriptions(opts SubscriptionOptions) *Subscriptions {
 	if opts.DeadLetter == nil {
 		opts.DeadLetter = func(string) string { return "" }
 	}
-	return &Subscriptions{opts: opts, log: opts.Logger, dynamic: map[string]map[string]subRecord{}, pos: map[string]int64{},
-		read: make(chan struct{}), ready: make(chan struct{})}
+	return &Subscriptions{opts: opts, log: opts.Logger, dynamic: map[string]map[string]subRecord{},
+		tail: tail.New(opts.Backend, SubscriptionsTopic, subscriptionsWait), ready: make(chan struct{})}
 }
 
 // subscriptionsWait is how long one read of SubscriptionsTopic waits at
@@ -111,7 +111,7 @@ func (s *Subscriptions) Start() {
 		for ctx.Err() == nil {
 			err := s.ensureTopic(ctx)
 			if err == nil {
-				err = s.readOnce(ctx)
+				err = s.tail.ReadOnce(ctx, s.apply)
 			}
 			switch {
 			case ctx.Err() != nil:
@@ -165,73 +165,25 @@ func (s *Subscriptions) ensureTopic(ctx context.Context) error {
 	s.mu.Lock()
 	s.ensured = true
 	s.mu.Unlock()
+	// Ready once what the topic holds now has been read.
+	s.wg.Go(func() {
+		for ctx.Err() == nil {
+			if err := s.tail.Sync(ctx); err == nil {
+				close(s.ready)
+				return
+			}
+			sleep(ctx, time.Second) // the reader logs what fails
+		}
+	})
 	return nil
 }
 
-// readOnce reads every qid once, waiting up to subscriptionsWait for news.
-// The first call lists the topic's start and end; the store is ready once
-// what was there then has been read.
-func (s *Subscriptions) readOnce(ctx context.Context) error {
-	s.mu.Lock()
-	known := len(s.pos) > 0
-	s.mu.Unlock()
-	if !known {
-		offs, err := s.opts.Backend.ListOffsets(ctx, []string{SubscriptionsTopic}, "")
-		if err != nil {
-			return err
-		}
-		s.mu.Lock()
-		for _, o := range offs {
-			s.pos[o.Qid] = o.Start
-		}
-		s.movedLocked()
-		s.mu.Unlock()
-		if !closed(s.ready) {
-			s.wg.Go(func() { s.markReady(ctx, offs) })
-		}
-	}
-	s.mu.Lock()
-	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: subscriptionsWait}
-	for _, qid := range slices.Sorted(maps.Keys(s.pos)) {
-		req.Positions = append(req.Positions, sdk.FetchPosition{Topic: SubscriptionsTopic, Qid: qid, Offset: s.pos[qid]})
-	}
-	s.mu.Unlock()
-	res, err := s.opts.Backend.Fetch(ctx, req)
-	if err != nil {
-		return err
-	}
+// apply applies records read from the topic.
+func (s *Subscriptions) apply(recs []sdk.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	relist := false
-	for _, r := range res {
-		if r.Err != nil {
-			// Retention passed the reader by (code 11): list the topic
-			// again and go on from the oldest record kept.
-			relist = relist || sdk.CodeOf(r.Err) == sdk.CodeIllegal
-			err = r.Err
-			continue
-		}
-		for _, rec := range r.Records {
-			s.applyLocked(rec)
-		}
-		s.pos[r.Qid] = r.NextOffset
-	}
-	if relist {
-		clear(s.pos)
-	}
-	s.movedLocked()
-	return err
-}
-
-// markReady closes ready once the reader has passed the end offsets the
-// first listing found.
-func (s *Subscriptions) markReady(ctx context.Context, end []sdk.QidOffsets) {
-	if s.waitRead(ctx, end) == nil {
-		s.mu.Lock()
-		if !closed(s.ready) {
-			close(s.ready)
-		}
-		s.mu.Unlock()
+	for _, rec := range recs {
+		s.applyLocked(rec)
 	}
 }
 
@@ -300,35 +252,6 @@ func (s *Subscriptions) topicsLocked(group string) []Subscription {
 	return out
 }
 
-// movedLocked wakes the waits for the reader to move; s.mu is held.
-func (s *Subscriptions) movedLocked() {
-	close(s.read)
-	s.read = make(chan struct{})
-}
-
-// waitRead returns once the reader has passed end.
-func (s *Subscriptions) waitRead(ctx context.Context, end []sdk.QidOffsets) error {
-	for {
-		s.mu.Lock()
-		behind := false
-		for _, o := range end {
-			if p, ok := s.pos[o.Qid]; !ok || p < o.End {
-				behind = true
-			}
-		}
-		read := s.read
-		s.mu.Unlock()
-		if !behind {
-			return nil
-		}
-		select {
-		case <-read:
-		case <-ctx.Done():
-			return s.notReady(ctx)
-		}
-	}
-}
-
 func (s *Subscriptions) notReady(ctx context.Context) error {
 	return sdk.Errorf(sdk.CodeUnavailable, "the group subscriptions (topic %s on cluster %s) are not read yet: %v; try again",
 		SubscriptionsTopic, s.opts.Cluster, context.Cause(ctx))
@@ -340,11 +263,13 @@ func (s *Subscriptions) sync(ctx context.Context) error {
 	if err := s.waitReady(ctx); err != nil {
 		return err
 	}
-	end, err := s.opts.Backend.ListOffsets(ctx, []string{SubscriptionsTopic}, "")
-	if err != nil {
+	if err := s.tail.Sync(ctx); err != nil {
+		if ctx.Err() != nil {
+			return s.notReady(ctx)
+		}
 		return fmt.Errorf("reading the end of %s: %w", SubscriptionsTopic, err)
 	}
-	return s.waitRead(ctx, end)
+	return nil
 }
 
 // waitReady waits for the first full read of the topic.
