@@ -183,27 +183,7 @@ func (d *decoder) validateGroups(c *Config) {
 			dlq = *g.DeadLetterTopic
 		}
 		dlq = strings.ReplaceAll(dlq, "{group}", name)
-		first := map[string]int{}
-		for j, topic := range g.Topics {
-			ep := fmt.Sprintf("%s[%d]", tp, j)
-			if d.broken[ep] {
-				continue
-			}
-			el := d.lines[ep]
-			if msg := topicname.Problem(topic); msg != "" {
-				d.errorf(el, ep, "invalid topic name: %s", msg)
-				continue
-			}
-			if err := reserved.Consume(name, topic, dlq); err != nil {
-				d.errorf(el, ep, "%v", err)
-				continue
-			}
-			if k, dup := first[topic]; dup {
-				d.errorf(el, ep, "duplicate topic %q; first at topics[%d]", topic, k)
-				continue
-			}
-			first[topic] = j
-		}
+		d.checkTopics(tp, g.Topics, func(topic string) error { return reserved.Consume(name, topic, dlq) })
 	}
 	if max := c.Subscriptions.MaxGroups; subscribed > max && !d.broken["subscriptions.max_groups"] {
 		d.errorf(d.lines["groups"], "groups", "%d groups have topics, over subscriptions.max_groups (%d)", subscribed, max)
@@ -215,6 +195,36 @@ func (d *decoder) validateGroups(c *Config) {
 			}
 		}
 	}
+}
+
+// checkTopics reports, at its own line, each element of the list of topics
+// at path that is not a valid topic name, that check refuses, or that
+// repeats an earlier one, and returns the indexes of the others.
+func (d *decoder) checkTopics(path string, topics []string, check func(topic string) error) []int {
+	var good []int
+	first := map[string]int{}
+	for j, topic := range topics {
+		ep := fmt.Sprintf("%s[%d]", path, j)
+		if d.broken[ep] {
+			continue
+		}
+		line := d.lines[ep]
+		if msg := topicname.Problem(topic); msg != "" {
+			d.errorf(line, ep, "invalid topic name: %s", msg)
+			continue
+		}
+		if err := check(topic); err != nil {
+			d.errorf(line, ep, "%v", err)
+			continue
+		}
+		if k, dup := first[topic]; dup {
+			d.errorf(line, ep, "duplicate topic %q; first at topics[%d]", topic, k)
+			continue
+		}
+		first[topic] = j
+		good = append(good, j)
+	}
+	return good
 }
 
 func (d *decoder) validateDelay(c *Config) {
@@ -450,26 +460,10 @@ func (d *decoder) validatePush(c *Config) {
 			p.Group = pushGroupPrefix + p.Name
 		}
 
-		first := map[string]int{}
-		for j, topic := range p.Topics {
+		for _, j := range d.checkTopics(pp+".topics", p.Topics, reserved.Topic) {
+			topic := p.Topics[j]
 			tp := fmt.Sprintf("%s.topics[%d]", pp, j)
-			if d.broken[tp] {
-				continue
-			}
 			line := d.lines[tp]
-			if msg := topicname.Problem(topic); msg != "" {
-				d.errorf(line, tp, "invalid topic name: %s", msg)
-				continue
-			}
-			if err := reserved.Topic(topic); err != nil {
-				d.errorf(line, tp, "%v", err)
-				continue
-			}
-			if k, dup := first[topic]; dup {
-				d.errorf(line, tp, "duplicate topic %q; first at topics[%d]", topic, k)
-				continue
-			}
-			first[topic] = j
 			if !groupOK || !clusterOK {
 				continue
 			}

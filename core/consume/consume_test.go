@@ -96,13 +96,7 @@ func (e *env) metric(name string) float64 {
 // waitMetric waits until the named metric of e's gateways is want.
 func (e *env) waitMetric(name string, want float64) {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.metric(name) != want {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s is %v; want %v", name, e.metric(name), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTrue(e.t, fmt.Sprintf("%s to be %v", name, want), func() bool { return e.metric(name) == want })
 }
 
 // heldClock is a session clock that stands still until the test moves it,

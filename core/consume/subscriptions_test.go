@@ -124,7 +124,7 @@ func TestSubscriptionStore(t *testing.T) {
 }
 
 // waitTrue polls cond until it holds, failing after a generous deadline.
-func waitTrue(t *testing.T, what string, cond func() bool) {
+func waitTrue(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {

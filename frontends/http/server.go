@@ -250,9 +250,9 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	}
 	// A group's subscriptions: admin, on the group (and topic) named.
 	const subs = "/v1/admin/groups/:group/subscriptions"
-	e.GET(subs, s.guarded(acl.Admin, path, s.listSubscriptions))
-	e.PUT(subs+"/:topic", s.guarded(acl.Admin, path, s.subscribe))
-	e.DELETE(subs+"/:topic", s.guarded(acl.Admin, path, s.unsubscribe))
+	e.GET(subs, s.guarded(acl.Admin, path, s.subscriptionRoute(s.listSubscriptions)))
+	e.PUT(subs+"/:topic", s.guarded(acl.Admin, path, s.subscriptionRoute(s.subscribe)))
+	e.DELETE(subs+"/:topic", s.guarded(acl.Admin, path, s.subscriptionRoute(s.unsubscribe)))
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))

@@ -42,29 +42,28 @@ type unsubscribedBody struct {
 
 var errSubscriptionsNotEnabled = sdk.Errorf(sdk.CodeIllegal, "group subscriptions are not enabled on this gateway")
 
-// subscriptionAdmin returns the store, or answers code 11.
-func (s *Server) subscriptionAdmin(c *gin.Context) (SubscriptionAdmin, bool) {
-	if s.opts.Subscriptions == nil {
-		s.abortWithError(c, errSubscriptionsNotEnabled)
-		return nil, false
+// subscriptionRoute serves one of the subscription routes with h, given
+// the store, the group and topic of the path and a context bounded by the
+// request timeout; without a store it answers code 11.
+func (s *Server) subscriptionRoute(h func(ctx context.Context, c *gin.Context, subs SubscriptionAdmin, group, topic string)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.opts.Subscriptions == nil {
+			s.abortWithError(c, errSubscriptionsNotEnabled)
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
+		defer cancel()
+		h(ctx, c, s.opts.Subscriptions, c.Param("group"), c.Param("topic"))
 	}
-	return s.opts.Subscriptions, true
 }
 
 // listSubscriptions serves GET /v1/admin/groups/{group}/subscriptions: the
 // group's topics, those of plugins.yaml and those added at run time.
-func (s *Server) listSubscriptions(c *gin.Context) {
-	subs, ok := s.subscriptionAdmin(c)
-	if !ok {
-		return
-	}
-	group := c.Param("group")
+func (s *Server) listSubscriptions(ctx context.Context, c *gin.Context, subs SubscriptionAdmin, group, _ string) {
 	if err := topicname.ValidateGroup(group); err != nil {
 		s.abortWithError(c, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
-	defer cancel()
 	list, err := subs.Topics(ctx, group)
 	if err != nil {
 		s.abortWithError(c, fmt.Errorf("reading the subscriptions of group %s: %w", group, err))
@@ -78,14 +77,7 @@ func (s *Server) listSubscriptions(c *gin.Context) {
 
 // subscribe serves PUT /v1/admin/groups/{group}/subscriptions/{topic}:
 // 201 when the subscription is new, 200 when the group already had it.
-func (s *Server) subscribe(c *gin.Context) {
-	subs, ok := s.subscriptionAdmin(c)
-	if !ok {
-		return
-	}
-	group, topic := c.Param("group"), c.Param("topic")
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
-	defer cancel()
+func (s *Server) subscribe(ctx context.Context, c *gin.Context, subs SubscriptionAdmin, group, topic string) {
 	sub, created, err := subs.Subscribe(ctx, group, topic, s.principal(c).Name)
 	if err != nil {
 		s.abortWithError(c, fmt.Errorf("subscribing group %s to %s: %w", group, topic, err))
@@ -100,14 +92,7 @@ func (s *Server) subscribe(c *gin.Context) {
 }
 
 // unsubscribe serves DELETE /v1/admin/groups/{group}/subscriptions/{topic}.
-func (s *Server) unsubscribe(c *gin.Context) {
-	subs, ok := s.subscriptionAdmin(c)
-	if !ok {
-		return
-	}
-	group, topic := c.Param("group"), c.Param("topic")
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
-	defer cancel()
+func (s *Server) unsubscribe(ctx context.Context, c *gin.Context, subs SubscriptionAdmin, group, topic string) {
 	removed, err := subs.Unsubscribe(ctx, group, topic, s.principal(c).Name)
 	if err != nil {
 		s.abortWithError(c, fmt.Errorf("unsubscribing group %s from %s: %w", group, topic, err))
