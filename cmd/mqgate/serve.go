@@ -382,6 +382,7 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 		MaxTopicsPerGroup: cfg.Subscriptions.MaxTopicsPerGroup,
 		MaxGroups:         cfg.Subscriptions.MaxGroups,
 		MaxRecordBytes:    int(cfg.Subscriptions.MaxRecordBytes),
+		Refresh:           cfg.Subscriptions.Refresh,
 		Reserved:          reserved,
 		DeadLetter: func(group string) string {
 			set, ok := groups[group]

@@ -197,6 +197,10 @@ type Subscriptions struct {
 	// MaxRecordBytes bounds one record of the subscriptions topic, key
 	// and value together.
 	MaxRecordBytes int64 `yaml:"max_record_bytes" default:"4KiB" check:"size,positive"`
+	// Refresh is how often, on a broker that does not compact the
+	// subscriptions topic (RocketMQ), each change is written again so that
+	// retention never takes the latest one.
+	Refresh time.Duration `yaml:"refresh" default:"24h" check:"positive"`
 }
 
 // Push is one HTTP push subscription: it consumes Topics as Group on

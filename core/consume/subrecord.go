@@ -32,6 +32,10 @@ type subRecord struct {
 	// record of a key wins whatever they say.
 	AtMs int64
 	By   string
+	// Refresh marks a change written again unchanged, on a broker that
+	// does not compact (see Subscriptions.refreshOnce): it stands only
+	// where no newer change (a greater AtMs) was read.
+	Refresh bool
 }
 
 // subValue is a subRecord's value on the wire.
@@ -40,6 +44,7 @@ type subValue struct {
 	Subscribed *bool  `json:"subscribed"`
 	AtMs       int64  `json:"at_ms"`
 	By         string `json:"by,omitempty"`
+	Refresh    bool   `json:"refresh,omitempty"`
 }
 
 // key is the record's key.
@@ -48,7 +53,7 @@ func (r subRecord) key() []byte { return []byte(r.Group + "/" + r.Topic) }
 // encode returns the record's key and value.
 func (r subRecord) encode() (key, value []byte) {
 	sub := r.Subscribed
-	v, err := json.Marshal(subValue{V: subRecordVersion, Subscribed: &sub, AtMs: r.AtMs, By: r.By})
+	v, err := json.Marshal(subValue{V: subRecordVersion, Subscribed: &sub, AtMs: r.AtMs, By: r.By, Refresh: r.Refresh})
 	if err != nil {
 		// A struct of a bool, two ints and a string always encodes.
 		panic(fmt.Sprintf("encoding a subscription record: %v", err))
@@ -92,5 +97,5 @@ func decodeSubRecord(key, value []byte, maxBytes int) (subRecord, error) {
 	case v.AtMs < 0:
 		return subRecord{}, fmt.Errorf("value of %q: at_ms: %d is negative", key, v.AtMs)
 	}
-	return subRecord{Group: group, Topic: topic, Subscribed: *v.Subscribed, AtMs: v.AtMs, By: v.By}, nil
+	return subRecord{Group: group, Topic: topic, Subscribed: *v.Subscribed, AtMs: v.AtMs, By: v.By, Refresh: v.Refresh}, nil
 }

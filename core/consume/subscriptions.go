@@ -46,6 +46,10 @@ type SubscriptionOptions struct {
 	// MaxTopicsPerGroup, MaxGroups and MaxRecordBytes are the
 	// subscriptions: keys of plugins.yaml.
 	MaxTopicsPerGroup, MaxGroups, MaxRecordBytes int
+	// Refresh is how often, on a broker that does not compact the topic
+	// (RocketMQ), each change is written again, so that the broker's
+	// retention never takes the latest one (subscriptions.refresh).
+	Refresh time.Duration
 	// Reserved is the rule of the names clients may not use; a
 	// subscription is a client's consumption.
 	Reserved *topicname.Reserved
@@ -73,9 +77,14 @@ type Subscriptions struct {
 	tail *tail.Tail
 
 	mu      sync.Mutex
-	dynamic map[string]map[string]subRecord // group -> topic -> its latest subscribing record
-	ready   chan struct{}                   // closed once the topic has been read to its end once
-	ensured bool                            // the topic exists
+	dynamic map[string]map[string]subEntry // group -> topic -> its latest subscribing record
+	// removed holds the latest removals by record key, for 2 x Refresh:
+	// an older change written again after them must not bring the
+	// subscription back.
+	removed   map[string]subEntry
+	ready     chan struct{} // closed once the topic has been read to its end once
+	ensured   bool          // the topic exists
+	compacted bool          // and the broker compacts it
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -92,7 +101,10 @@ func NewSubscriptions(opts SubscriptionOptions) *Subscriptions {
 	if opts.DeadLetter == nil {
 		opts.DeadLetter = func(string) string { return "" }
 	}
-	return &Subscriptions{opts: opts, log: opts.Logger, dynamic: map[string]map[string]subRecord{},
+	if opts.Refresh <= 0 {
+		opts.Refresh = 24 * time.Hour
+	}
+	return &Subscriptions{opts: opts, log: opts.Logger, dynamic: map[string]map[string]subEntry{}, removed: map[string]subEntry{},
 		tail: tail.New(opts.Backend, SubscriptionsTopic, subscriptionsWait), ready: make(chan struct{})}
 }
 
@@ -155,6 +167,7 @@ func (s *Subscriptions) ensureTopic(ctx context.Context) error {
 	}
 	spec := sdk.TopicSpec{Name: SubscriptionsTopic, Partitions: 1, Configs: map[string]string{"cleanup.policy": "compact", "retention.ms": "-1"}}
 	err := s.opts.Backend.EnsureTopics(ctx, []sdk.TopicSpec{spec})
+	compacted := err == nil
 	if sdk.CodeOf(err) == sdk.CodeIllegal {
 		spec.Configs = nil
 		err = s.opts.Backend.EnsureTopics(ctx, []sdk.TopicSpec{spec})
@@ -163,8 +176,9 @@ func (s *Subscriptions) ensureTopic(ctx context.Context) error {
 		return fmt.Errorf("creating %s on cluster %s: %w", SubscriptionsTopic, s.opts.Cluster, err)
 	}
 	s.mu.Lock()
-	s.ensured = true
+	s.ensured, s.compacted = true, compacted
 	s.mu.Unlock()
+	s.wg.Go(func() { s.refreshLoop(ctx) })
 	// Ready once what the topic holds now has been read.
 	s.wg.Go(func() {
 		for ctx.Err() == nil {
@@ -189,21 +203,37 @@ func (s *Subscriptions) apply(recs []sdk.Record) {
 
 // applyLocked applies one record read from the topic; s.mu is held. A
 // record that does not decode is skipped with a warning: the topic is the
-// gateway's, and what else wrote to it is not a subscription.
+// gateway's, and what else wrote to it is not a subscription. The latest
+// record of a key stands, except that a refresh (a change written again)
+// of an older change than the one read stands for nothing.
 func (s *Subscriptions) applyLocked(rec sdk.Record) {
 	r, err := decodeSubRecord(rec.Key, rec.Value, s.opts.MaxRecordBytes)
 	if err != nil {
 		s.log.Warn("skipping a record of the subscriptions topic", "topic", SubscriptionsTopic, "qid", rec.Qid, "offset", rec.Offset, "error", err)
 		return
 	}
+	key := string(r.key())
+	written := rec.Timestamp
+	if written.IsZero() {
+		written = s.opts.Now()
+	}
 	topics := s.dynamic[r.Group]
+	cur, have := topics[r.Topic]
+	if !have {
+		cur, have = s.removed[key]
+	}
+	if r.Refresh && have && r.AtMs < cur.rec.AtMs {
+		return
+	}
 	if !r.Subscribed {
 		delete(topics, r.Topic)
 		if len(topics) == 0 {
 			delete(s.dynamic, r.Group)
 		}
+		s.removed[key] = subEntry{r, written}
 		return
 	}
+	delete(s.removed, key)
 	if _, ok := topics[r.Topic]; !ok {
 		// Bounds hold on what is read too: a gateway with larger bounds
 		// may have written more than this one holds.
@@ -217,10 +247,17 @@ func (s *Subscriptions) applyLocked(rec sdk.Record) {
 		}
 	}
 	if topics == nil {
-		topics = map[string]subRecord{}
+		topics = map[string]subEntry{}
 		s.dynamic[r.Group] = topics
 	}
-	topics[r.Topic] = r
+	topics[r.Topic] = subEntry{r, written}
+}
+
+// subEntry is the latest record read of a group and topic, and when the
+// broker took it.
+type subEntry struct {
+	rec     subRecord
+	written time.Time
 }
 
 // groupsLocked is the set of groups with a subscription, static or not.
@@ -243,9 +280,9 @@ func (s *Subscriptions) topicsLocked(group string) []Subscription {
 	for _, t := range s.opts.Static[group] {
 		out = append(out, Subscription{Group: group, Topic: t, Source: SourceConfig})
 	}
-	for t, r := range s.dynamic[group] {
+	for t, e := range s.dynamic[group] {
 		if !slices.Contains(s.opts.Static[group], t) {
-			out = append(out, Subscription{Group: group, Topic: t, Source: SourceAdmin, AddedAtMs: r.AtMs, AddedBy: r.By})
+			out = append(out, Subscription{Group: group, Topic: t, Source: SourceAdmin, AddedAtMs: e.rec.AtMs, AddedBy: e.rec.By})
 		}
 	}
 	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.Topic, b.Topic) })
@@ -348,8 +385,8 @@ func (s *Subscriptions) Subscribe(ctx context.Context, group, topic, by string) 
 			"%d groups have subscriptions, the limit (subscriptions.max_groups); a subscription of group %s would add one. Remove another group's subscriptions or raise the limit",
 			groups, group)
 	}
-	rec := subRecord{Group: group, Topic: topic, Subscribed: true, AtMs: s.opts.Now().UnixMilli(), By: by}
-	if err := s.write(ctx, rec); err != nil {
+	rec := subRecord{Group: group, Topic: topic, Subscribed: true, AtMs: s.nextAt(group, topic), By: by}
+	if err := s.write(ctx, []subRecord{rec}); err != nil {
 		return Subscription{}, false, err
 	}
 	return Subscription{Group: group, Topic: topic, Source: SourceAdmin, AddedAtMs: rec.AtMs, AddedBy: by}, true, nil
@@ -376,24 +413,46 @@ func (s *Subscriptions) Unsubscribe(ctx context.Context, group, topic, by string
 	if !ok {
 		return false, nil
 	}
-	return true, s.write(ctx, subRecord{Group: group, Topic: topic, Subscribed: false, AtMs: s.opts.Now().UnixMilli(), By: by})
+	return true, s.write(ctx, []subRecord{{Group: group, Topic: topic, Subscribed: false, AtMs: s.nextAt(group, topic), By: by}})
 }
 
-// write produces rec and waits until this gateway has read it back.
-func (s *Subscriptions) write(ctx context.Context, rec subRecord) error {
-	key, value := rec.encode()
-	if n := len(key) + len(value); n > s.opts.MaxRecordBytes {
-		return sdk.Errorf(sdk.CodeTooLarge, "the subscription record of group %s and topic %s is %d bytes, over subscriptions.max_record_bytes (%d)",
-			rec.Group, rec.Topic, n, s.opts.MaxRecordBytes)
+// nextAt is the time of a new change of group and topic: now, or just
+// after the latest change read when that is not before now (a clock
+// behind another gateway's), so that a change is always newer than what
+// its writer read.
+func (s *Subscriptions) nextAt(group, topic string) int64 {
+	at := s.opts.Now().UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.dynamic[group][topic]
+	if !ok {
+		cur, ok = s.removed[group+"/"+topic]
 	}
-	h := fnv.New64a()
-	h.Write(key)
-	res, err := s.opts.Send(ctx, s.opts.Cluster, []sdk.Record{{Topic: SubscriptionsTopic, Partition: sdk.PartitionHash, Hash: h.Sum64(), Key: key, Value: value}})
-	if err == nil {
-		err = res[0].Err
+	if ok {
+		at = max(at, cur.rec.AtMs+1)
+	}
+	return at
+}
+
+// write produces recs and waits until this gateway has read them back.
+func (s *Subscriptions) write(ctx context.Context, recs []subRecord) error {
+	out := make([]sdk.Record, len(recs))
+	for i, rec := range recs {
+		key, value := rec.encode()
+		if n := len(key) + len(value); n > s.opts.MaxRecordBytes {
+			return sdk.Errorf(sdk.CodeTooLarge, "the subscription record of group %s and topic %s is %d bytes, over subscriptions.max_record_bytes (%d)",
+				rec.Group, rec.Topic, n, s.opts.MaxRecordBytes)
+		}
+		h := fnv.New64a()
+		h.Write(key)
+		out[i] = sdk.Record{Topic: SubscriptionsTopic, Partition: sdk.PartitionHash, Hash: h.Sum64(), Key: key, Value: value}
+	}
+	res, err := s.opts.Send(ctx, s.opts.Cluster, out)
+	for i := 0; err == nil && i < len(res); i++ {
+		err = res[i].Err
 	}
 	if err != nil {
-		return fmt.Errorf("writing the subscription of group %s to %s: %w", rec.Group, SubscriptionsTopic, err)
+		return fmt.Errorf("writing to %s: %w", SubscriptionsTopic, err)
 	}
 	return s.sync(ctx)
 }
