@@ -3,7 +3,7 @@ package consume
 import (
 	"context"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,24 +11,6 @@ import (
 	"github.com/mqgate/mqgate/internal/brokertest"
 	"github.com/mqgate/mqgate/sdk"
 )
-
-// stepClock is a clock the test moves.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // On a broker without compaction (RocketMQ) a refresh writes the latest
 // change of each subscription and recent removal again, so retention
@@ -41,11 +23,13 @@ func TestSubscriptionRefresh(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		clock := &stepClock{now: time.Now()}
+		// The gateways' clock, which the test moves ahead.
+		var ahead atomic.Int64
+		now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 		p := produce.NewProducer(map[string]sdk.Backend{"local": b}, produce.Options{Logger: slog.New(slog.DiscardHandler)})
 		open := func() *Subscriptions {
 			s := NewSubscriptions(SubscriptionOptions{Backend: b, Cluster: "local", Send: p.SendRecords,
-				MaxTopicsPerGroup: 10, MaxGroups: 10, MaxRecordBytes: 4096, Refresh: time.Hour, Now: clock.Now,
+				MaxTopicsPerGroup: 10, MaxGroups: 10, MaxRecordBytes: 4096, Refresh: time.Hour, Now: now,
 				Logger: slog.New(slog.DiscardHandler)})
 			s.Start()
 			t.Cleanup(s.Close)
@@ -96,9 +80,9 @@ func TestSubscriptionRefresh(t *testing.T) {
 				t.Fatalf("a refresh wrote %d records; want %d", got, want)
 			}
 		}
-		clock.add(90 * time.Minute)
+		ahead.Add(int64(90 * time.Minute))
 		refresh(2) // the subscription and the removal, 90 minutes old
-		clock.add(90 * time.Minute)
+		ahead.Add(int64(90 * time.Minute))
 		refresh(1) // the subscription; the removal is past 2 x Refresh and forgotten
 		for name, st := range map[string]*Subscriptions{"following": s, "reading from the start": open()} {
 			subs, err := st.Topics(ctx, "g")
