@@ -49,6 +49,7 @@ fuzz:
 	$(GO) test ./core/auth -run '^$$' -fuzz FuzzAuthenticateToken -fuzztime $(FUZZTIME)
 	$(GO) test ./core/push -run '^$$' -fuzz FuzzDDMQReply -fuzztime $(FUZZTIME)
 	$(GO) test ./core/transform -run '^$$' -fuzz FuzzJSONPath -fuzztime $(FUZZTIME)
+	$(GO) test ./core/consume -run '^$$' -fuzz FuzzDecodeSubRecord -fuzztime $(FUZZTIME)
 
 bench:
 	$(GO) run ./cmd/mqgate-bench -scenario all

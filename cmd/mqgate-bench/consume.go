@@ -72,12 +72,37 @@ var consumePullHTTP = scenario{
 }
 
 var consumePullThrift = scenario{
-	name:  "consume-pull-thrift",
-	about: "Thrift ConsumerService pull with the piggybacked ConsumeResult vs a franz-go group consumer",
-	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		topic := "bench-consume-thrift"
+	name:    "consume-pull-thrift",
+	about:   "Thrift ConsumerService pull with the piggybacked ConsumeResult vs a franz-go group consumer",
+	gateway: thriftPull("bench-consume-thrift", "bench", false),
+	direct:  directConsume,
+}
+
+// consumePullThriftGroup is consume-pull-thrift the way DDMQ's SDKs pull:
+// without a topic, from a group subscribed to one (through the admin
+// route), each batch's ack carrying the context the pull answered.
+var consumePullThriftGroup = scenario{
+	name:    "consume-pull-thrift-group",
+	about:   "Thrift pull without a topic (a subscribed group, as DDMQ's SDKs pull) vs a franz-go group consumer",
+	gateway: thriftPull("bench-consume-group", "bench-group", true),
+	direct:  directConsume,
+}
+
+// thriftPull consumes topic as group through the Thrift ConsumerService,
+// naming the topic in each pull, or (subscribed) subscribing group to it
+// first and naming none.
+func thriftPull(topic, group string, subscribed bool) func(ctx context.Context, e *env, p params) (result, error) {
+	return func(ctx context.Context, e *env, p params) (result, error) {
 		if err := e.fill(ctx, topic, p); err != nil {
 			return result{}, err
+		}
+		var reqTopic *string
+		if subscribed {
+			if err := e.subscribe(ctx, group, topic); err != nil {
+				return result{}, err
+			}
+		} else {
+			reqTopic = &topic
 		}
 		clients := make(chan *consumer.ConsumerServiceClient, p.concurrency)
 		for range p.concurrency {
@@ -92,9 +117,9 @@ var consumePullThrift = scenario{
 		return consumeLoop(ctx, p, func(prev *ackState) (*ackState, int, error) {
 			c := <-clients
 			defer func() { clients <- c }()
-			req := &consumer.PullRequest{GroupId: "bench", Topic: &topic, MaxBatchSize: &batch, MaxLingerTime: &linger}
+			req := &consumer.PullRequest{GroupId: group, Topic: reqTopic, MaxBatchSize: &batch, MaxLingerTime: &linger}
 			if prev != nil {
-				req.Result_ = &consumer.ConsumeResult_{Context: &consumer.Context{GroupId: "bench", Topic: topic, Qid: prev.qid}, SuccessOffsets: prev.offsets, FailOffsets: []int64{}}
+				req.Result_ = &consumer.ConsumeResult_{Context: &consumer.Context{GroupId: group, Topic: prev.topic, Qid: prev.qid}, SuccessOffsets: prev.offsets, FailOffsets: []int64{}}
 			}
 			resp, err := c.Pull(ctx, req)
 			if err != nil {
@@ -103,18 +128,35 @@ var consumePullThrift = scenario{
 			if len(resp.Messages) == 0 {
 				return nil, 0, nil
 			}
-			st := &ackState{qid: resp.Context.Qid}
+			st := &ackState{topic: resp.Context.Topic, qid: resp.Context.Qid}
 			for _, m := range resp.Messages {
 				st.offsets = append(st.offsets, m.Offset)
 			}
 			return st, len(resp.Messages), nil
 		}), nil
-	},
-	direct: directConsume,
+	}
+}
+
+// subscribe subscribes group to topic through the gateway's admin route.
+func (e *env) subscribe(ctx context.Context, group, topic string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+e.httpAddr+"/v1/admin/groups/"+group+"/subscriptions/"+topic, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("subscribing %s to %s: status %d", group, topic, resp.StatusCode)
+	}
+	return nil
 }
 
 // ackState is a batch to ack on the next pull.
 type ackState struct {
+	topic   string
 	qid     string
 	offsets []int64
 }

@@ -12,13 +12,18 @@ import (
 func TestMaxTopicsRefusesNewTopics(t *testing.T) {
 	dir := t.TempDir()
 	b := embeddedKafka(t, dir)
-	b.config = fmt.Sprintf("{brokers: embedded, listen: %q, data_dir: %q, max_topics: 2, default_partitions: 1}", anyPort, filepath.Join(dir, "data"))
+	// Three: the gateway's own mqgate_subscriptions, and two of the test's.
+	b.config = fmt.Sprintf("{brokers: embedded, listen: %q, data_dir: %q, max_topics: 3, default_partitions: 1}", anyPort, filepath.Join(dir, "data"))
 	g := startGateway(t, writeConfig(t, dir, b, options{}))
+	// Answered once the subscriptions topic exists and has been read.
+	if code, body := g.do("GET", "/v1/admin/groups/probe/subscriptions", "", nil); code != 200 {
+		t.Fatalf("reading subscriptions: %d %s", code, body)
+	}
 	g.produceOK("first", `{"value": "1"}`)
 	g.produceOK("second", `{"value": "2"}`)
 	code, body := g.produce("third", `{"value": "3"}`)
-	if code != 404 || !strings.Contains(string(body), `"code":14`) || !strings.Contains(string(body), "max_topics (Kafka plugin config) is 2") {
-		t.Errorf("producing to a third topic at max_topics 2: %d %s; want 404, code 14, naming max_topics", code, body)
+	if code != 404 || !strings.Contains(string(body), `"code":14`) || !strings.Contains(string(body), "max_topics (Kafka plugin config) is 3") {
+		t.Errorf("producing to a third topic at max_topics 3: %d %s; want 404, code 14, naming max_topics", code, body)
 	}
 	g.produceOK("first", `{"value": "again"}`)
 	if got := g.status("/readyz"); got != 200 {

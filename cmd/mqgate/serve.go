@@ -213,10 +213,11 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	if err != nil {
 		return err
 	}
-	consumer := startConsume(cfg, backends, producer, rt, reserved, quotas, log, reg)
+	consumer, subscriptions := startConsume(cfg, backends, producer, rt, reserved, quotas, log, reg)
 	// Closed after the frontends stop: sessions commit what was acked and
 	// leave their groups before the plugins close.
 	defer consumer.Close()
+	defer subscriptions.Close()
 	pusher, err := push.New(push.Options{Subscriptions: cfg.Push, Consumer: consumer, Origin: pushOrigin(cfg),
 		Logger: log.With("component", "push"), Registerer: reg})
 	if err != nil {
@@ -253,6 +254,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Consumer:             consumer,
 		BatchDefault:         batchDefault,
 		Push:                 pusher,
+		Subscriptions:        subscriptions,
 	}, rt, host)
 	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
 		return limitListener(l, plaintext, "http", "http", conns.http, log, reg)
@@ -365,11 +367,12 @@ func newQuotas(cfg *config.Config, reg prometheus.Registerer) (*quota.Ledger, er
 	return quota.New(quota.Options{Rules: rules, Registerer: reg}), nil
 }
 
-// startConsume returns the consumption service: sessions are created on
-// first use, and those clients open count against their principals'
-// quotas (nil: none).
+// startConsume returns the consumption service, whose sessions are
+// created on first use and count against the quotas of the principals
+// whose calls open them (nil: none), and the groups' subscriptions, which
+// it starts reading from the default cluster.
 func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer *produce.Producer, rt *router.Router,
-	reserved *topicname.Reserved, quotas *quota.Ledger, log *slog.Logger, reg prometheus.Registerer) *consume.Service {
+	reserved *topicname.Reserved, quotas *quota.Ledger, log *slog.Logger, reg prometheus.Registerer) (*consume.Service, *consume.Subscriptions) {
 	c := cfg.Consume
 	defaults := consume.Settings{
 		SessionIdle: c.SessionIdle, MaxInFlight: c.MaxInFlight, AckTimeout: c.AckTimeout, MaxRetries: c.MaxRetries,
@@ -395,6 +398,32 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 	if quotas != nil {
 		sessionQuota = quotas
 	}
+	static := map[string][]string{}
+	for name, g := range cfg.Groups {
+		if len(g.Topics) > 0 {
+			static[name] = g.Topics
+		}
+	}
+	subs := consume.NewSubscriptions(consume.SubscriptionOptions{
+		Backend:           backends[cfg.DefaultCluster],
+		Cluster:           cfg.DefaultCluster,
+		Send:              producer.SendRecords,
+		Static:            static,
+		MaxTopicsPerGroup: cfg.Subscriptions.MaxTopicsPerGroup,
+		MaxGroups:         cfg.Subscriptions.MaxGroups,
+		MaxRecordBytes:    int(cfg.Subscriptions.MaxRecordBytes),
+		Refresh:           cfg.Subscriptions.Refresh,
+		Reserved:          reserved,
+		DeadLetter: func(group string) string {
+			set, ok := groups[group]
+			if !ok {
+				set = defaults
+			}
+			return set.DeadLetterTopicOf(group)
+		},
+		Logger: log.With("component", "subscriptions"),
+	})
+	subs.Start()
 	return consume.New(consume.Options{
 		Quota:    sessionQuota,
 		Backends: backends,
@@ -410,9 +439,10 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 		Reserved:       reserved,
 		MaxBatch:       c.MaxBatch,
 		MaxSessions:    c.MaxSessions,
+		Subscriptions:  subs,
 		Logger:         log.With("component", "consume"),
 		Registerer:     reg,
-	})
+	}), subs
 }
 
 // reservedNames is the rule of the names clients may not use: the delay

@@ -52,8 +52,11 @@ type Config struct {
 	Producer       Producer            `yaml:"producer"`
 	Delay          Delay               `yaml:"delay"`
 	Consume        Consume             `yaml:"consume"`
-	// Groups override consume: settings per consumer group.
+	// Groups override consume: settings per consumer group, and name the
+	// topics each group is subscribed to.
 	Groups map[string]*Group `yaml:"groups"`
+	// Subscriptions bounds the groups' server-side subscriptions.
+	Subscriptions Subscriptions `yaml:"subscriptions"`
 	// Push lists the HTTP push subscriptions.
 	Push []*Push `yaml:"push"`
 	// Auth, when set, makes every client request prove who sends it.
@@ -182,6 +185,27 @@ type Group struct {
 	RetryBackoff    *time.Duration `yaml:"retry_backoff" check:"positive"`
 	RetryBackoffMax *time.Duration `yaml:"retry_backoff_max" check:"positive"`
 	DeadLetterTopic *string        `yaml:"dead_letter_topic"`
+	// Topics are the topics the group is subscribed to, as a DDMQ group's
+	// topics live on its server: a pull or fetch without a topic serves
+	// them. The admin routes add more at run time.
+	Topics []string `yaml:"topics"`
+}
+
+// Subscriptions bounds the server-side subscriptions of consumer groups,
+// those of groups.<g>.topics and those added at run time, which the
+// gateway keeps in a topic of the default cluster.
+type Subscriptions struct {
+	// MaxTopicsPerGroup bounds the topics one group is subscribed to.
+	MaxTopicsPerGroup int `yaml:"max_topics_per_group" default:"100" check:"positive"`
+	// MaxGroups bounds the groups that have a subscription.
+	MaxGroups int `yaml:"max_groups" default:"10000" check:"positive"`
+	// MaxRecordBytes bounds one record of the subscriptions topic, key
+	// and value together.
+	MaxRecordBytes int64 `yaml:"max_record_bytes" default:"4KiB" check:"size,positive"`
+	// Refresh is how often, on a broker that does not compact the
+	// subscriptions topic (RocketMQ), each change is written again so that
+	// retention never takes the latest one.
+	Refresh time.Duration `yaml:"refresh" default:"24h" check:"positive"`
 }
 
 // Push is one HTTP push subscription: it consumes Topics as Group on

@@ -229,12 +229,37 @@ func (d *decoder) validateHTTP(c *Config) {
 }
 
 func (d *decoder) validateGroups(c *Config) {
+	reserved := &topicname.Reserved{DelayPrefix: c.Delay.TopicPrefix}
+	subscribed := 0
 	for _, name := range slices.Sorted(maps.Keys(c.Groups)) {
-		c.Groups[name].Name = name
+		g := c.Groups[name]
+		g.Name = name
 		path := keyPath("groups", name)
 		if msg := topicname.GroupProblem(name); msg != "" {
 			d.errorf(d.lines[path], path, "invalid group name: %s", msg)
+			continue
 		}
+		tp, line, ok := d.keyAt(path, "topics")
+		if !ok || len(g.Topics) == 0 {
+			continue
+		}
+		if err := reserved.Group(name); err != nil {
+			d.errorf(line, tp, "%v", err)
+			continue
+		}
+		subscribed++
+		if max := c.Subscriptions.MaxTopicsPerGroup; len(g.Topics) > max && !d.broken["subscriptions.max_topics_per_group"] {
+			d.errorf(line, tp, "%d topics, over subscriptions.max_topics_per_group (%d)", len(g.Topics), max)
+		}
+		dlq := c.Consume.DeadLetterTopic
+		if g.DeadLetterTopic != nil {
+			dlq = *g.DeadLetterTopic
+		}
+		dlq = strings.ReplaceAll(dlq, "{group}", name)
+		d.checkTopics(tp, g.Topics, func(topic string) error { return reserved.Consume(name, topic, dlq) })
+	}
+	if max := c.Subscriptions.MaxGroups; subscribed > max && !d.broken["subscriptions.max_groups"] {
+		d.errorf(d.lines["groups"], "groups", "%d groups have topics, over subscriptions.max_groups (%d)", subscribed, max)
 	}
 	if bd := c.HTTP.BatchDefault; bd != nil && bd.Group != "" && bd.Topic != "" {
 		for key, v := range map[string]string{"http.batch_default.group": bd.Group, "http.batch_default.topic": bd.Topic} {
@@ -243,6 +268,36 @@ func (d *decoder) validateGroups(c *Config) {
 			}
 		}
 	}
+}
+
+// checkTopics reports, at its own line, each element of the list of topics
+// at path that is not a valid topic name, that check refuses, or that
+// repeats an earlier one, and returns the indexes of the others.
+func (d *decoder) checkTopics(path string, topics []string, check func(topic string) error) []int {
+	var good []int
+	first := map[string]int{}
+	for j, topic := range topics {
+		ep := fmt.Sprintf("%s[%d]", path, j)
+		if d.broken[ep] {
+			continue
+		}
+		line := d.lines[ep]
+		if msg := topicname.Problem(topic); msg != "" {
+			d.errorf(line, ep, "invalid topic name: %s", msg)
+			continue
+		}
+		if err := check(topic); err != nil {
+			d.errorf(line, ep, "%v", err)
+			continue
+		}
+		if k, dup := first[topic]; dup {
+			d.errorf(line, ep, "duplicate topic %q; first at topics[%d]", topic, k)
+			continue
+		}
+		first[topic] = j
+		good = append(good, j)
+	}
+	return good
 }
 
 func (d *decoder) validateDelay(c *Config) {
@@ -478,26 +533,10 @@ func (d *decoder) validatePush(c *Config) {
 			p.Group = pushGroupPrefix + p.Name
 		}
 
-		first := map[string]int{}
-		for j, topic := range p.Topics {
+		for _, j := range d.checkTopics(pp+".topics", p.Topics, reserved.Topic) {
+			topic := p.Topics[j]
 			tp := fmt.Sprintf("%s.topics[%d]", pp, j)
-			if d.broken[tp] {
-				continue
-			}
 			line := d.lines[tp]
-			if msg := topicname.Problem(topic); msg != "" {
-				d.errorf(line, tp, "invalid topic name: %s", msg)
-				continue
-			}
-			if err := reserved.Topic(topic); err != nil {
-				d.errorf(line, tp, "%v", err)
-				continue
-			}
-			if k, dup := first[topic]; dup {
-				d.errorf(line, tp, "duplicate topic %q; first at topics[%d]", topic, k)
-				continue
-			}
-			first[topic] = j
 			if !groupOK || !clusterOK {
 				continue
 			}

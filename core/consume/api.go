@@ -84,19 +84,29 @@ type BatchInfo struct {
 // 14 for a topic that does not exist.
 type Consumer interface {
 	// Pull waits up to wait for messages of group on topic and returns
-	// up to max of one qid; an empty batch when none came in time.
+	// up to max of one qid; an empty batch when none came in time. With
+	// topic "" it serves any topic group is subscribed to, the batch
+	// naming its topic; a group subscribed to none is code 11.
 	Pull(ctx context.Context, group, topic string, max int, wait time.Duration) (Batch, error)
 	// Ack applies acks in order. An offset that was never handed out (or
 	// is already acked) is code 11; a qid this gateway does not own is 19.
 	Ack(ctx context.Context, acks []Ack) error
-	// Stats reports group's consumption of topic, or of every topic it
-	// has a session for on this gateway when topic is "".
+	// Stats reports group's consumption of topic, or, when topic is "",
+	// of every topic it is subscribed to or has a session for on this
+	// gateway.
 	Stats(ctx context.Context, group, topic string) ([]Stats, error)
-	// Fetch reads explicit offsets (topic -> qid -> offset) on cluster
-	// ("" for the default), outside any session, up to max per qid.
-	Fetch(ctx context.Context, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]QidMessages, error)
+	// Fetch reads explicit offsets (topic -> qid -> offset), outside any
+	// session, up to max per qid, from cluster, or, when cluster is "" or
+	// names no cluster of this gateway, from each topic's own cluster.
+	// Group's subscribed topics that offsets leaves out are added at the
+	// group's committed offsets: an empty offsets is a request for the
+	// group's queues (code 11 for a group subscribed to none). An answer
+	// with no message comes after wait, never sooner.
+	Fetch(ctx context.Context, group, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]QidMessages, error)
 	// Commit stores group's offsets (topic -> qid -> next offset) on
-	// cluster ("" for the default), with no session and no tracking.
+	// cluster, or, when cluster is "" or names no cluster of this
+	// gateway, on each topic's own cluster, with no session and no
+	// tracking.
 	Commit(ctx context.Context, cluster, group string, offsets map[string]map[string]int64) error
 
 	// The batch-id cursor of seed 004, one per (group, topic) on this

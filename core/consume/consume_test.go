@@ -96,13 +96,7 @@ func (e *env) metric(name string) float64 {
 // waitMetric waits until the named metric of e's gateways is want.
 func (e *env) waitMetric(name string, want float64) {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for e.metric(name) != want {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("%s is %v; want %v", name, e.metric(name), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTrue(e.t, fmt.Sprintf("%s to be %v", name, want), func() bool { return e.metric(name) == want })
 }
 
 // heldClock is a session clock that stands still until the test moves it,
@@ -493,7 +487,7 @@ func TestFetchAndCommit(t *testing.T) {
 		}
 		qid := offs[0].Qid
 		ctx := context.Background()
-		res, err := e.svc.Fetch(ctx, "", map[string]map[string]int64{"lowlevel": {qid: 2}}, 2, time.Second)
+		res, err := e.svc.Fetch(ctx, "", "", map[string]map[string]int64{"lowlevel": {qid: 2}}, 2, time.Second)
 		if err != nil || len(res) != 1 || res[0].NextOffset != 4 || len(res[0].Messages) != 2 || string(res[0].Messages[0].Value) != "x-2" {
 			t.Fatalf("fetch at 2: %+v, %v; want x-2 and x-3, next 4", res, err)
 		}
@@ -504,8 +498,14 @@ func TestFetchAndCommit(t *testing.T) {
 		if err != nil || st[0].ConsumeOffsets[qid] != 4 || st[0].Lag != 1 {
 			t.Fatalf("stats after committing 4 of 5: %+v, %v", st, err)
 		}
-		if _, err := e.svc.Fetch(ctx, "nowhere", map[string]map[string]int64{"lowlevel": {qid: 0}}, 1, 0); sdk.CodeOf(err) != sdk.CodeIllegal {
-			t.Fatalf("fetch on an unknown cluster: %v; want code 11", err)
+		// DDMQ's clients name DDMQ's cluster: a name this gateway does
+		// not have routes by topic.
+		res, err = e.svc.Fetch(ctx, "", "ddmq-cluster", map[string]map[string]int64{"lowlevel": {qid: 0}}, 1, 0)
+		if err != nil || len(res) != 1 || len(res[0].Messages) != 1 || string(res[0].Messages[0].Value) != "x-0" {
+			t.Fatalf("fetch naming DDMQ's cluster: %+v, %v; want x-0 from the topic's cluster", res, err)
+		}
+		if err := e.svc.Commit(ctx, "ddmq-cluster", "lowgroup", map[string]map[string]int64{"lowlevel": {qid: 5}}); err != nil {
+			t.Fatalf("commit naming DDMQ's cluster: %v", err)
 		}
 	})
 }

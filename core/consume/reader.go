@@ -145,7 +145,7 @@ func (r *Reader) Release(qid string, offsets ...int64) error {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	q := ss.qids[qid]
+	q := ss.qids[qkey(ss.topic, qid)]
 	for _, off := range offsets {
 		f, err := ss.flightLocked(qid, off)
 		if err != nil {
@@ -170,9 +170,9 @@ func (r *Reader) Committed() map[string]int64 {
 	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	for qid, q := range ss.qids {
+	for _, q := range ss.qids {
 		if q.committed >= 0 {
-			out[qid] = q.committed
+			out[q.qid] = q.committed
 		}
 	}
 	return out
@@ -180,7 +180,7 @@ func (r *Reader) Committed() map[string]int64 {
 
 // flightLocked finds a handed-out, unsettled message.
 func (s *session) flightLocked(qid string, off int64) (*flight, error) {
-	q := s.qids[qid]
+	q := s.qids[qkey(s.topic, qid)]
 	if q == nil {
 		return nil, sdk.Errorf(sdk.CodeNotFound, "qid %s of topic %s is not assigned to this gateway's member of group %s", qid, s.topic, s.group)
 	}

@@ -54,7 +54,7 @@ func TestClientCallsRefuseGatewayNames(t *testing.T) {
 		}, "reserved"},
 		{"stats of a tier", func() error { _, err := svc.Stats(ctx, "mqgate_delay_10s", "mqgate_delay_10s"); return err }, "reserved"},
 		{"stats of a tier group", func() error { _, err := svc.Stats(ctx, "mqgate_delay_10s", ""); return err }, "reserved"},
-		{"fetch a tier", func() error { _, err := svc.Fetch(ctx, "", one("mqgate_delay_1s"), 10, 0); return err }, "reserved"},
+		{"fetch a tier", func() error { _, err := svc.Fetch(ctx, "", "", one("mqgate_delay_1s"), 10, 0); return err }, "reserved"},
 		{"commit as a tier group", func() error { return svc.Commit(ctx, "", "mqgate_delay_1s", one("orders")) }, "reserved"},
 		{"commit on a tier", func() error { return svc.Commit(ctx, "", "mine", one("mqgate_delay_1s")) }, "reserved"},
 		{"batch info", func() error { _, err := svc.BatchInfo(ctx, "mqgate_delay_1s", "mqgate_delay_1s"); return err }, "reserved"},

@@ -3,11 +3,11 @@ package consume
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,7 +53,8 @@ type Settings struct {
 	CommitInterval time.Duration
 }
 
-func (s Settings) deadLetterTopic(group string) string {
+// DeadLetterTopicOf is group's dead-letter topic under s.
+func (s Settings) DeadLetterTopicOf(group string) string {
 	return strings.ReplaceAll(s.DeadLetterTopic, "{group}", group)
 }
 
@@ -96,6 +97,9 @@ type Options struct {
 	Quota      SessionQuota
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
+	// Subscriptions names the topics of groups that pull, fetch or read
+	// stats without a topic; nil: no group has any.
+	Subscriptions SubscriptionSource
 	// Now is the clock of session time: ack deadlines, retry backoffs,
 	// idleness and the commit interval. Nil is time.Now. How long a pull
 	// waits is real time whatever the clock. Tests hold it still and move
@@ -135,6 +139,8 @@ type Service struct {
 	// what is there instead of waiting.
 	stopWaiting chan struct{}
 	stopOnce    sync.Once
+	// served counts the batches pulls without a topic handed out.
+	served atomic.Uint64
 }
 
 var _ Consumer = (*Service)(nil)
@@ -190,7 +196,7 @@ func (s *Service) clientKeyOf(group, topic string) (sessionKey, error) {
 	if err != nil {
 		return sessionKey{}, err
 	}
-	if err := s.opts.Reserved.Consume(group, topic, s.settings(group).deadLetterTopic(group)); err != nil {
+	if err := s.opts.Reserved.Consume(group, topic, s.settings(group).DeadLetterTopicOf(group)); err != nil {
 		return sessionKey{}, err
 	}
 	return key, nil
@@ -225,13 +231,33 @@ func (s *Service) session(ctx context.Context, group, topic string) (*session, e
 // against until it closes. A session is shared by every client of its
 // group and topic: those that did not open it are not counted.
 func (s *Service) sessionOf(ctx context.Context, key sessionKey, client bool) (*session, error) {
+	return s.sessionOfTopics(ctx, key, []string{key.topic}, client)
+}
+
+// sessionOfTopics is sessionOf for a session consuming topics: [key.topic],
+// or, for a group session (key.topic ""), the group's subscribed topics on
+// key.cluster. A group session that consumes other topics (the group's
+// subscriptions changed) is closed, and a new one opened in its place.
+func (s *Service) sessionOfTopics(ctx context.Context, key sessionKey, topics []string, client bool) (*session, error) {
+	var stale *session
+	defer func() {
+		if stale != nil {
+			s.closeSession(stale, "the group's subscribed topics changed")
+		}
+	}()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, sdk.Errorf(sdk.CodeUnavailable, "the gateway is shutting down")
 	}
 	if ss := s.sessions[key]; ss != nil {
-		return ss, nil
+		if slices.Equal(ss.topics, topics) {
+			return ss, nil
+		}
+		stale = ss
+		delete(s.sessions, key)
+		s.metrics.sessions.Dec()
+		ss.release() // closeSession will not: the session has left the service
 	}
 	if max := s.opts.MaxSessions; client && max > 0 && len(s.sessions) >= max {
 		s.metrics.refused.Inc()
@@ -256,13 +282,13 @@ func (s *Service) sessionOf(ctx context.Context, key sessionKey, client bool) (*
 	// The stream lives as long as the session, not the request that
 	// opened it.
 	sctx, cancel := context.WithCancel(context.Background())
-	c, err := b.Consume(sctx, sdk.Subscription{Group: key.group, Topics: []string{key.topic}, Start: s.opts.Start})
+	c, err := b.Consume(sctx, sdk.Subscription{Group: key.group, Topics: topics, Start: s.opts.Start})
 	if err != nil {
 		cancel()
 		release()
 		return nil, err
 	}
-	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, set: set, c: c, release: release,
+	ss := &session{svc: s, cluster: key.cluster, group: key.group, topic: key.topic, topics: topics, set: set, c: c, release: release,
 		ctx: sctx, cancel: cancel, done: make(chan struct{}), qids: map[string]*qtrack{},
 		changed: make(chan struct{}), lastUse: s.opts.Now(), used: make(chan struct{}, 1)}
 	if g, ok := c.(reopenGate); ok {
@@ -305,6 +331,21 @@ func (s *Service) existing(group, topic string) (*session, error) {
 	return s.sessions[key], nil
 }
 
+// groupSessionOf returns the group session that consumes topic for group,
+// if this gateway has one.
+func (s *Service) groupSessionOf(group, topic string) *session {
+	cluster, err := s.opts.Route(topic)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss := s.sessions[sessionKey{cluster, group, ""}]; ss != nil && slices.Contains(ss.topics, topic) {
+		return ss
+	}
+	return nil
+}
+
 // closeSession ends ss: it commits what was acked and leaves the group.
 func (s *Service) closeSession(ss *session, why string) {
 	s.closeSessionLogged(ss, why, slog.LevelInfo)
@@ -322,8 +363,8 @@ func (s *Service) closeSessionLogged(ss *session, why string, level slog.Level) 
 	s.mu.Unlock()
 	ss.mu.Lock()
 	ss.closed = true
-	for qid := range ss.qids {
-		ss.dropLocked(qid)
+	for k := range ss.qids {
+		ss.dropLocked(k)
 	}
 	ss.notifyLocked()
 	ss.mu.Unlock()
@@ -355,11 +396,19 @@ func (s *Service) capBatch(max int) (int, error) {
 	return min(max, s.opts.MaxBatch), nil
 }
 
-// Pull hands out up to max messages of one qid.
+// Pull hands out up to max messages of one qid: of topic, or, when topic
+// is "", of any topic group is subscribed to.
 func (s *Service) Pull(ctx context.Context, group, topic string, max int, wait time.Duration) (Batch, error) {
 	max, err := s.capBatch(max)
 	if err != nil {
 		return Batch{}, err
+	}
+	if topic == "" {
+		b, err := s.pullGroup(ctx, group, max, wait)
+		if err == nil && len(b.Messages) > 0 {
+			s.metrics.delivered.WithLabelValues(group, b.Topic).Add(float64(len(b.Messages)))
+		}
+		return b, err
 	}
 	ss, err := s.session(ctx, group, topic)
 	if err != nil {
@@ -389,6 +438,9 @@ func (s *Service) Ack(ctx context.Context, acks []Ack) error {
 		ss, err := s.existing(a.Group, a.Topic)
 		if err != nil {
 			return err
+		}
+		if ss == nil {
+			ss = s.groupSessionOf(a.Group, a.Topic)
 		}
 		if ss == nil {
 			return sdk.Errorf(sdk.CodeNotFound, "group %s has no session for topic %s on this gateway: nothing of qid %s was handed out here", a.Group, a.Topic, a.Qid)
@@ -421,14 +473,27 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 		if err := s.opts.Reserved.Group(group); err != nil {
 			return nil, err
 		}
+		// Every subscribed topic, whether or not this gateway has its
+		// session (DDMQ's doGetConsumeStats lists the group's configured
+		// topics), and every topic it has a session for.
+		if s.opts.Subscriptions != nil {
+			subs, err := s.opts.Subscriptions.Topics(ctx, group)
+			if err != nil {
+				return nil, err
+			}
+			for _, sub := range subs {
+				topics = append(topics, sub.Topic)
+			}
+		}
 		s.mu.Lock()
-		for k := range s.sessions {
-			if k.group == group && !slices.Contains(topics, k.topic) {
-				topics = append(topics, k.topic)
+		for k, ss := range s.sessions {
+			if k.group == group {
+				topics = append(topics, ss.topics...)
 			}
 		}
 		s.mu.Unlock()
 		slices.Sort(topics)
+		topics = slices.Compact(topics)
 	}
 	var out []Stats
 	for _, t := range topics {
@@ -463,122 +528,6 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 		out = append(out, st)
 	}
 	return out, nil
-}
-
-func (s *Service) backend(cluster string) (sdk.Backend, error) {
-	if cluster == "" {
-		cluster = s.opts.DefaultCluster
-	}
-	b, ok := s.opts.Backends[cluster]
-	if !ok {
-		return nil, sdk.Errorf(sdk.CodeIllegal, "cluster: no cluster %q", cluster)
-	}
-	return b, nil
-}
-
-// Fetch reads explicit offsets.
-func (s *Service) Fetch(ctx context.Context, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]QidMessages, error) {
-	max, err := s.capBatch(max)
-	if err != nil {
-		return nil, err
-	}
-	b, err := s.backend(cluster)
-	if err != nil {
-		return nil, err
-	}
-	req := sdk.FetchRequest{MaxRecords: int32(max), MaxWait: wait}
-	for _, topic := range slices.Sorted(mapKeys(offsets)) {
-		if err := topicname.Validate(topic); err != nil {
-			return nil, err
-		}
-		if err := s.opts.Reserved.Topic(topic); err != nil {
-			return nil, err
-		}
-		for _, qid := range slices.Sorted(mapKeys(offsets[topic])) {
-			req.Positions = append(req.Positions, sdk.FetchPosition{Topic: topic, Qid: qid, Offset: offsets[topic][qid]})
-		}
-	}
-	res, err := b.Fetch(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]QidMessages, len(res))
-	for i, r := range res {
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		q := QidMessages{Topic: r.Topic, Qid: r.Qid, NextOffset: r.NextOffset}
-		for _, rec := range r.Records {
-			q.Messages = append(q.Messages, toMessage(rec, 1))
-		}
-		out[i] = q
-	}
-	return out, nil
-}
-
-// Commit stores offsets without a session.
-func (s *Service) Commit(ctx context.Context, cluster, group string, offsets map[string]map[string]int64) error {
-	if err := topicname.ValidateGroup(group); err != nil {
-		return err
-	}
-	if err := s.opts.Reserved.Group(group); err != nil {
-		return err
-	}
-	b, err := s.backend(cluster)
-	if err != nil {
-		return err
-	}
-	var offs []sdk.Offset
-	topics := slices.Sorted(mapKeys(offsets))
-	for _, topic := range topics {
-		if err := topicname.Validate(topic); err != nil {
-			return err
-		}
-		if err := s.opts.Reserved.Topic(topic); err != nil {
-			return err
-		}
-		for _, qid := range slices.Sorted(mapKeys(offsets[topic])) {
-			offs = append(offs, sdk.Offset{Topic: topic, Qid: qid, Offset: offsets[topic][qid]})
-		}
-	}
-	if len(offs) == 0 {
-		return b.Commit(ctx, group, offs)
-	}
-	if err := checkCommitRange(ctx, b, topics, offs); err != nil {
-		return err
-	}
-	return b.Commit(ctx, group, offs)
-}
-
-// checkCommitRange refuses, with code 11 naming the offset and the end, an
-// offset beyond its qid's end offset or of a qid the topic does not have.
-// The broker takes such a commit (Kafka does), and the group then counts
-// as having consumed messages that do not exist yet: stats show no lag and
-// the messages produced up to that offset are never delivered to it.
-// Offsets below the start stay allowed: the broker resets them as the
-// group's start setting says.
-func checkCommitRange(ctx context.Context, b sdk.Backend, topics []string, offs []sdk.Offset) error {
-	ranges, err := b.ListOffsets(ctx, topics, "")
-	if err != nil {
-		return fmt.Errorf("reading the end offsets to check the commit: %w", err)
-	}
-	end := map[[2]string]int64{}
-	qids := map[string][]string{}
-	for _, r := range ranges {
-		end[[2]string{r.Topic, r.Qid}] = r.End
-		qids[r.Topic] = append(qids[r.Topic], r.Qid)
-	}
-	for _, o := range offs {
-		field := fmt.Sprintf("offsets[%q][%q]", o.Topic, o.Qid)
-		e, ok := end[[2]string{o.Topic, o.Qid}]
-		if !ok {
-			return sdk.Errorf(sdk.CodeIllegal, "%s: topic %s has no qid %s (its qids: %s)", field, o.Topic, o.Qid, strings.Join(qids[o.Topic], ", "))
-		}
-		if o.Offset > e {
-			return sdk.Errorf(sdk.CodeIllegal, "%s: %d is beyond the end offset %d of topic %s qid %s; commit at most %d (the offset the next message will get)", field, o.Offset, e, o.Topic, o.Qid, e)
-		}
-	}
-	return nil
 }
 
 func mapKeys[V any](m map[string]V) func(func(string) bool) {

@@ -19,11 +19,21 @@ import (
 // Pull, and tracks every handed-out offset until it is acked. The group's
 // committed offset of a qid is the lowest offset not yet acked, so acks
 // may come in any order.
+//
+// A group session (topic "") is the member of a group that pulls without
+// a topic: it consumes every topic the group is subscribed to on its
+// cluster (topics), as one member, as DDMQ's cproxy has one consumer per
+// group and cluster. A broker allocates a group's queues over all its
+// members whatever each one subscribes to (RocketMQ does): one member per
+// topic would be handed queues of topics it does not read.
 type session struct {
 	svc                   *Service
 	cluster, group, topic string
-	set                   Settings
-	c                     sdk.Consumer
+	// topics are the topics the session consumes: [topic], or a group
+	// session's subscribed topics, sorted.
+	topics []string
+	set    Settings
+	c      sdk.Consumer
 	// release gives the session back to the quota of the principal that
 	// opened it; called once, when the session leaves the service.
 	release func()
@@ -33,8 +43,8 @@ type session struct {
 	done   chan struct{} // closed when the session's goroutines are over
 
 	mu       sync.Mutex
-	qids     map[string]*qtrack
-	order    []string // qids, for round robin
+	qids     map[string]*qtrack // by qkey
+	order    []string           // qkeys, for round robin
 	rr       int
 	buffered int
 	changed  chan struct{} // closed and replaced on every change Pull waits for
@@ -48,6 +58,10 @@ type session struct {
 	failure    error // why the stream ended, for callers
 	// pulls counts the pulls waiting on the session.
 	pulls int
+	// lastServed orders the sessions of a group for pulls without a
+	// topic (see Service.pullGroup): the Service.served count when one
+	// last took messages from it.
+	lastServed uint64
 	// declined is set when worthReopening said no: the stream's end
 	// closes the session quietly, and the next pull opens a new one.
 	declined bool
@@ -89,9 +103,13 @@ func (s *session) worthReopening() bool {
 	return false
 }
 
+// qkey names a qid of a topic in a session's maps: a group session holds
+// qids of several topics, and qid "0" of one is not qid "0" of another.
+func qkey(topic, qid string) string { return topic + "/" + qid }
+
 // qtrack is one qid's state.
 type qtrack struct {
-	qid string
+	topic, qid string
 	// buf holds records received and not yet handed out, in offset order.
 	buf []sdk.Record
 	// out holds what is handed out and not acked, by offset.
@@ -260,14 +278,14 @@ func (s *session) apply(ev sdk.ConsumeEvent) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range ev.Assigned {
-		q := s.trackLocked(o.Qid)
+		q := s.trackLocked(s.topicOf(o.Topic), o.Qid)
 		if o.Offset >= 0 && q.next < 0 {
 			// Where consumption starts: the commit point until records come.
 			q.next, q.committed = o.Offset, o.Offset
 		}
 	}
 	for _, r := range ev.Records {
-		q := s.trackLocked(r.Qid)
+		q := s.trackLocked(s.topicOf(r.Topic), r.Qid)
 		if r.Offset < q.next {
 			continue // already seen (a stream that re-opened)
 		}
@@ -279,29 +297,40 @@ func (s *session) apply(ev sdk.ConsumeEvent) {
 	s.notifyLocked()
 }
 
-func (s *session) trackLocked(qid string) *qtrack {
-	q := s.qids[qid]
+// topicOf is the topic of a record or an assignment the stream named
+// topic: itself, or the session's topic when a plugin left it out.
+func (s *session) topicOf(topic string) string {
+	if topic == "" {
+		return s.topic
+	}
+	return topic
+}
+
+func (s *session) trackLocked(topic, qid string) *qtrack {
+	k := qkey(topic, qid)
+	q := s.qids[k]
 	if q == nil {
-		q = &qtrack{qid: qid, out: map[int64]*flight{}, next: -1, committed: -1}
-		s.qids[qid] = q
-		s.order = append(s.order, qid)
-		s.svc.metrics.owned.WithLabelValues(s.group, s.topic).Inc()
+		q = &qtrack{topic: topic, qid: qid, out: map[int64]*flight{}, next: -1, committed: -1}
+		s.qids[k] = q
+		s.order = append(s.order, k)
+		s.svc.metrics.owned.WithLabelValues(s.group, topic).Inc()
 	}
 	return q
 }
 
-func (s *session) dropLocked(qid string) {
-	q := s.qids[qid]
+// dropLocked forgets the qid of key k (a qkey).
+func (s *session) dropLocked(k string) {
+	q := s.qids[k]
 	if q == nil {
 		return
 	}
 	s.buffered -= len(q.buf)
-	delete(s.qids, qid)
-	if i := slices.Index(s.order, qid); i >= 0 {
+	delete(s.qids, k)
+	if i := slices.Index(s.order, k); i >= 0 {
 		s.order = slices.Delete(s.order, i, i+1)
 	}
-	s.svc.metrics.owned.WithLabelValues(s.group, s.topic).Dec()
-	s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Sub(float64(len(q.out)))
+	s.svc.metrics.owned.WithLabelValues(s.group, q.topic).Dec()
+	s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Sub(float64(len(q.out)))
 }
 
 // revoke gives qids up: nothing more of them is handed out; messages
@@ -319,7 +348,7 @@ func (s *session) revoke(revoked []sdk.Offset) {
 	}
 	s.mu.Lock()
 	for _, o := range revoked {
-		if q := s.qids[o.Qid]; q != nil {
+		if q := s.qids[qkey(s.topicOf(o.Topic), o.Qid)]; q != nil {
 			q.revoking = true
 		}
 	}
@@ -329,7 +358,7 @@ func (s *session) revoke(revoked []sdk.Offset) {
 		s.mu.Lock()
 		busy := false
 		for _, o := range revoked {
-			if q := s.qids[o.Qid]; q != nil && hasLive(q) {
+			if q := s.qids[qkey(s.topicOf(o.Topic), o.Qid)]; q != nil && hasLive(q) {
 				busy = true
 			}
 		}
@@ -348,13 +377,14 @@ func (s *session) revoke(revoked []sdk.Offset) {
 	s.mu.Lock()
 	var offs []sdk.Offset
 	for _, o := range revoked {
-		if q := s.qids[o.Qid]; q != nil {
+		k := qkey(s.topicOf(o.Topic), o.Qid)
+		if q := s.qids[k]; q != nil {
 			// Every revoked qid with a known position, moved or not: a
 			// plugin may release the qid to its next owner on this commit.
 			if p := q.commitPoint(); p >= 0 {
-				offs = append(offs, sdk.Offset{Topic: s.topic, Qid: q.qid, Offset: p, Release: true})
+				offs = append(offs, sdk.Offset{Topic: q.topic, Qid: q.qid, Offset: p, Release: true})
 			}
-			s.dropLocked(o.Qid)
+			s.dropLocked(k)
 		}
 	}
 	s.notifyLocked()
@@ -388,8 +418,7 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 	b := Batch{Group: s.group, Topic: s.topic}
 	n := len(s.order)
 	for i := range n {
-		qid := s.order[(s.rr+i)%n]
-		q := s.qids[qid]
+		q := s.qids[s.order[(s.rr+i)%n]]
 		if q.revoking {
 			continue
 		}
@@ -412,20 +441,20 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 			f.redoAt = time.Time{}
 			f.deadline = deadline(now, s.set.AckTimeout, hold)
 			msgs = append(msgs, toMessage(f.rec, f.attempt))
-			s.svc.metrics.redeliveries.WithLabelValues(s.group, s.topic).Inc()
+			s.svc.metrics.redeliveries.WithLabelValues(s.group, q.topic).Inc()
 		}
 		for len(msgs) < max && len(q.buf) > 0 && len(q.out) < s.set.MaxInFlight {
 			r := q.buf[0]
 			q.buf = q.buf[1:]
 			s.buffered--
 			q.out[r.Offset] = &flight{rec: r, attempt: 1, deadline: deadline(now, s.set.AckTimeout, hold)}
-			s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Inc()
+			s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Inc()
 			msgs = append(msgs, toMessage(r, 1))
 		}
 		if len(msgs) > 0 {
 			slices.SortFunc(msgs, func(a, b Message) int { return int(a.Offset - b.Offset) })
 			s.rr = (s.rr + i + 1) % n
-			b.Qid, b.Messages = qid, msgs
+			b.Topic, b.Qid, b.Messages = q.topic, q.qid, msgs
 			s.notifyLocked() // the pump may have buffer room again
 			return b
 		}
@@ -462,32 +491,13 @@ func toMessage(r sdk.Record, attempt int) Message {
 // nil) is closed.
 func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bool, stop <-chan struct{}) (Batch, error) {
 	deadline := time.Now().Add(wait) // real time: the client's wait
-	s.mu.Lock()
-	s.pulls++
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.pulls--
-		s.mu.Unlock()
-	}()
+	s.waiting(1)
+	defer s.waiting(-1)
 	for {
 		now := s.svc.opts.Now()
-		s.mu.Lock()
-		s.lastUse = now
-		if s.closed || s.failure != nil {
-			err := s.failure
-			s.mu.Unlock()
-			if err == nil {
-				return Batch{}, errSessionClosed
-			}
-			return Batch{}, sdk.Errorf(sdk.CodeUnavailable, "consuming %s for group %s: %v", s.topic, s.group, err)
-		}
-		b := s.takeLocked(max, hold, now)
-		ch := s.changed
-		redo := s.nextRedoLocked()
-		s.mu.Unlock()
-		if len(b.Messages) > 0 {
-			s.usedNow()
+		b, ch, redo, err := s.poll(max, hold, now)
+		if err != nil {
+			return Batch{}, err
 		}
 		if len(b.Messages) > 0 || !time.Now().Before(deadline) || closed(stop) {
 			return b, nil
@@ -507,6 +517,39 @@ func (s *session) pull(ctx context.Context, max int, wait time.Duration, hold bo
 		}
 		t.Stop()
 	}
+}
+
+// waiting counts a pull that starts (1) or stops (-1) waiting on s.
+func (s *session) waiting(n int) {
+	s.mu.Lock()
+	s.pulls += n
+	s.mu.Unlock()
+}
+
+// poll hands out what is ready now, without waiting: up to max messages of
+// one qid, or none. It also returns what to wait on for more: a channel
+// closed on the next change, and when the earliest failed message may go
+// out again (zero: none). A closed session answers errSessionClosed, a
+// failed one code 17.
+func (s *session) poll(max int, hold bool, now time.Time) (b Batch, changed <-chan struct{}, redo time.Time, err error) {
+	s.mu.Lock()
+	s.lastUse = now
+	if s.closed || s.failure != nil {
+		err := s.failure
+		s.mu.Unlock()
+		if err == nil {
+			return Batch{}, nil, time.Time{}, errSessionClosed
+		}
+		return Batch{}, nil, time.Time{}, sdk.Errorf(sdk.CodeUnavailable, "consuming %s for group %s: %v", s.topic, s.group, err)
+	}
+	b = s.takeLocked(max, hold, now)
+	changed = s.changed
+	redo = s.nextRedoLocked()
+	s.mu.Unlock()
+	if len(b.Messages) > 0 {
+		s.usedNow()
+	}
+	return b, changed, redo, nil
 }
 
 // closed reports whether ch is closed; a nil ch never is.
@@ -529,9 +572,9 @@ func (s *session) ack(a Ack, now time.Time) error {
 	defer s.mu.Unlock()
 	defer s.usedNow()
 	s.lastUse = now
-	q := s.qids[a.Qid]
+	q := s.qids[qkey(s.topicOf(a.Topic), a.Qid)]
 	if q == nil {
-		return sdk.Errorf(sdk.CodeNotFound, "qid %s of topic %s is not assigned to this gateway's member of group %s (it may have moved to another gateway, which redelivers what was not acked)", a.Qid, s.topic, s.group)
+		return sdk.Errorf(sdk.CodeNotFound, "qid %s of topic %s is not assigned to this gateway's member of group %s (it may have moved to another gateway, which redelivers what was not acked)", a.Qid, s.topicOf(a.Topic), s.group)
 	}
 	for _, list := range [][]int64{a.Success, a.Fail} {
 		for _, off := range list {
@@ -543,8 +586,8 @@ func (s *session) ack(a Ack, now time.Time) error {
 	for _, off := range a.Success {
 		delete(q.out, off)
 		q.removePending(off)
-		s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Dec()
-		s.svc.metrics.acked.WithLabelValues(s.group, s.topic).Inc()
+		s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Dec()
+		s.svc.metrics.acked.WithLabelValues(s.group, q.topic).Inc()
 	}
 	for _, off := range a.Fail {
 		s.failLocked(q.out[off], now, "failed by the consumer")
@@ -598,11 +641,11 @@ func (s *session) maintain() {
 			busy = busy || len(q.out) > 0 || q.dirty
 			for off, f := range q.out {
 				if !f.deadline.IsZero() && now.After(f.deadline) {
-					s.svc.metrics.timeouts.WithLabelValues(s.group, s.topic).Inc()
+					s.svc.metrics.timeouts.WithLabelValues(s.group, q.topic).Inc()
 					s.failLocked(f, now, "not acked within the ack timeout")
 				}
 				if f.dead {
-					dead = append(dead, deadLetter{q.qid, off, f})
+					dead = append(dead, deadLetter{q.topic, q.qid, off, f})
 				}
 			}
 		}
@@ -656,6 +699,7 @@ const trickleInterval = 250 * time.Millisecond
 var debugEvents = false
 
 type deadLetter struct {
+	topic  string
 	qid    string
 	offset int64
 	f      *flight
@@ -664,7 +708,7 @@ type deadLetter struct {
 // deadLetter produces spent messages to the group's dead-letter topic with
 // headers naming their origin, then counts them as acked.
 func (s *session) deadLetter(dead []deadLetter) {
-	topic := s.set.deadLetterTopic(s.group)
+	topic := s.set.DeadLetterTopicOf(s.group)
 	cluster, err := s.svc.opts.Route(topic)
 	if err != nil {
 		s.svc.logger.Error("dead-letter topic", "group", s.group, "topic", topic, "error", err)
@@ -674,7 +718,7 @@ func (s *session) deadLetter(dead []deadLetter) {
 	for i, d := range dead {
 		r := d.f.rec
 		hs := append(append([]sdk.Header(nil), r.Headers...),
-			sdk.Header{Key: HeaderOriginTopic, Value: []byte(s.topic)},
+			sdk.Header{Key: HeaderOriginTopic, Value: []byte(d.topic)},
 			sdk.Header{Key: HeaderOriginQid, Value: []byte(d.qid)},
 			sdk.Header{Key: HeaderOriginOffset, Value: []byte(strconv.FormatInt(d.offset, 10))},
 			sdk.Header{Key: HeaderAttempts, Value: []byte(strconv.Itoa(d.f.attempt))},
@@ -696,14 +740,14 @@ func (s *session) deadLetter(dead []deadLetter) {
 			s.svc.logger.Warn("dead-lettering; will retry", "group", s.group, "topic", s.topic, "dlq", topic, "error", rerr)
 			return // still dead: tried again on the next tick
 		}
-		q := s.qids[d.qid]
+		q := s.qids[qkey(d.topic, d.qid)]
 		if q == nil || q.out[d.offset] != d.f {
 			continue
 		}
 		delete(q.out, d.offset)
 		q.removePending(d.offset)
-		s.svc.metrics.inFlight.WithLabelValues(s.group, s.topic).Dec()
-		s.svc.metrics.deadLettered.WithLabelValues(s.group, s.topic).Inc()
+		s.svc.metrics.inFlight.WithLabelValues(s.group, d.topic).Dec()
+		s.svc.metrics.deadLettered.WithLabelValues(s.group, d.topic).Inc()
 	}
 	s.notifyLocked()
 }
@@ -727,7 +771,7 @@ func (s *session) commit(ctx context.Context) {
 	var offs []sdk.Offset
 	for _, q := range s.qids {
 		if p := q.commitPoint(); q.dirty && p >= 0 && p != q.committed && !q.revoking {
-			offs = append(offs, sdk.Offset{Topic: s.topic, Qid: q.qid, Offset: p})
+			offs = append(offs, sdk.Offset{Topic: q.topic, Qid: q.qid, Offset: p})
 		}
 	}
 	s.mu.Unlock()
@@ -747,7 +791,7 @@ func (s *session) commit(ctx context.Context) {
 	}
 	s.mu.Lock()
 	for _, o := range offs {
-		if q := s.qids[o.Qid]; q != nil {
+		if q := s.qids[qkey(o.Topic, o.Qid)]; q != nil {
 			q.committed = o.Offset
 			q.dirty = q.commitPoint() != o.Offset
 		}

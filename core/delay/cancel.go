@@ -2,11 +2,13 @@ package delay
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/mqgate/mqgate/core/tail"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -27,14 +29,14 @@ type cancels struct {
 	now    func() time.Time // the service's clock
 	logger *slog.Logger
 
-	mu   sync.Mutex
-	ids  map[string]time.Time // "topic/id" -> until
-	pos  map[string]int64     // qid -> next offset to read
-	read chan struct{}        // closed and replaced whenever pos moves
+	tail *tail.Tail
+
+	mu  sync.Mutex
+	ids map[string]time.Time // "topic/id" -> until
 }
 
 func newCancels(b sdk.Backend, topic string, hold time.Duration, now func() time.Time, logger *slog.Logger) *cancels {
-	return &cancels{b: b, topic: topic, hold: hold, now: now, logger: logger, ids: map[string]time.Time{}, pos: map[string]int64{}, read: make(chan struct{})}
+	return &cancels{b: b, topic: topic, hold: hold, now: now, logger: logger, ids: map[string]time.Time{}, tail: tail.New(b, topic, cancelsWait)}
 }
 
 // cancelKey is the key of a cancel of id on topic: a Chronos id by its
@@ -111,47 +113,11 @@ const cancelsWait = 5 * time.Second
 
 // readOnce fetches from every qid once, waiting up to cancelsWait for news.
 func (c *cancels) readOnce(ctx context.Context) error {
-	c.mu.Lock()
-	known := len(c.pos) > 0
-	c.mu.Unlock()
-	if !known {
-		offs, err := c.b.ListOffsets(ctx, []string{c.topic}, "")
-		if err != nil {
-			return err
-		}
+	return c.tail.ReadOnce(ctx, func(recs []sdk.Record) {
+		now := c.now()
 		c.mu.Lock()
-		for _, o := range offs {
-			c.pos[o.Qid] = o.Start
-		}
-		// Tell sync the positions now, not when the first read answers: on
-		// an empty topic there is nothing to wait for, and that read may
-		// wait cancelsWait at the broker.
-		c.readLocked()
-		c.mu.Unlock()
-	}
-	c.mu.Lock()
-	req := sdk.FetchRequest{MaxRecords: 1000, MaxWait: cancelsWait}
-	for qid, off := range c.pos {
-		req.Positions = append(req.Positions, sdk.FetchPosition{Topic: c.topic, Qid: qid, Offset: off})
-	}
-	c.mu.Unlock()
-	res, err := c.b.Fetch(ctx, req)
-	if err != nil {
-		return err
-	}
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	relist := false
-	for _, r := range res {
-		if r.Err != nil {
-			// Retention passed us by (code 11): list the topic again and
-			// go on from the oldest records kept.
-			relist = relist || sdk.CodeOf(r.Err) == sdk.CodeIllegal
-			err = r.Err
-			continue
-		}
-		for _, rec := range r.Records {
+		defer c.mu.Unlock()
+		for _, rec := range recs {
 			ms, perr := strconv.ParseInt(string(rec.Value), 10, 64)
 			if perr != nil || rec.Key == nil {
 				continue // not a cancel; a tombstone, say
@@ -164,46 +130,16 @@ func (c *cancels) readOnce(ctx context.Context) error {
 				c.ids[string(rec.Key)] = until
 			}
 		}
-		c.pos[r.Qid] = r.NextOffset
-	}
-	if relist {
-		clear(c.pos)
-	}
-	c.readLocked()
-	return err
-}
-
-// readLocked wakes the syncs waiting for the reader to move; c.mu is held.
-func (c *cancels) readLocked() {
-	close(c.read)
-	c.read = make(chan struct{})
+	})
 }
 
 // sync returns once every cancel written before the call has been read.
 func (c *cancels) sync(ctx context.Context) error {
-	offs, err := c.b.ListOffsets(ctx, []string{c.topic}, "")
-	if err != nil {
-		return err
+	err := c.tail.Sync(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return sdk.Errorf(sdk.CodeTimeout, "waiting to read the delay cancels: %v", err)
 	}
-	for {
-		c.mu.Lock()
-		behind := false
-		for _, o := range offs {
-			if p, ok := c.pos[o.Qid]; !ok || p < o.End {
-				behind = true
-			}
-		}
-		read := c.read
-		c.mu.Unlock()
-		if !behind {
-			return nil
-		}
-		select {
-		case <-read:
-		case <-ctx.Done():
-			return sdk.Errorf(sdk.CodeTimeout, "waiting to read the delay cancels: %v", ctx.Err())
-		}
-	}
+	return err
 }
 
 // expire forgets cancels that no longer apply.

@@ -381,7 +381,10 @@ func (s *Server) fetch(c *gin.Context) {
 	defer charge.Release()
 	req, err := decodeFetchBody(body)
 	if err == nil {
-		err = s.authorizeTopics(c, acl.Consume, req.offsets, "")
+		err = s.authorizeTopics(c, acl.Consume, req.offsets, req.group)
+	}
+	if err == nil && len(req.offsets) == 0 {
+		err = s.authorize(c, acl.Consume, "", req.group) // the group's queues
 	}
 	if err != nil {
 		s.abortWithError(c, err)
@@ -390,7 +393,7 @@ func (s *Server) fetch(c *gin.Context) {
 	max, wait := s.pullLimits(cons, req.maxMessages, req.maxWaitMs)
 	ctx, cancel = context.WithTimeout(c.Request.Context(), wait+s.opts.RequestTimeout)
 	defer cancel()
-	qms, err := cons.Fetch(ctx, req.cluster, req.offsets, max, wait)
+	qms, err := cons.Fetch(ctx, req.group, req.cluster, req.offsets, max, wait)
 	if err != nil {
 		s.abortWithError(c, fmt.Errorf("fetching: %w", err))
 		return

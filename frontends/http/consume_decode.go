@@ -122,8 +122,9 @@ func decodeFetchBody(body []byte) (fetchBody, error) {
 			}
 			return err
 		})
-	if err == nil && out.offsets == nil {
-		err = illegalf("offsets: required: {topic: {qid: offset}}")
+	if err == nil && out.offsets == nil && out.group == "" {
+		// With a group, no offsets asks for the group's queues.
+		err = illegalf("offsets: required without a group: {topic: {qid: offset}}")
 	}
 	return out, err
 }

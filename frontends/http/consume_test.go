@@ -101,7 +101,7 @@ func (f *fakeConsumer) Stats(ctx context.Context, group, topic string) ([]consum
 	return nil, nil
 }
 
-func (f *fakeConsumer) Fetch(ctx context.Context, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]consume.QidMessages, error) {
+func (f *fakeConsumer) Fetch(ctx context.Context, group, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]consume.QidMessages, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, "fetch")
 	f.fetchArgs = append(f.fetchArgs, fetchArgs{cluster, offsets, max, wait})
@@ -457,7 +457,7 @@ func TestFetchAndCommit(t *testing.T) {
 
 	for _, tc := range []struct{ name, target, body, msg string }{
 		{"fetch: empty", "/v1/fetch", ``, "request body is empty"},
-		{"fetch: no offsets", "/v1/fetch", `{"group": "g"}`, "offsets: required"},
+		{"fetch: no offsets, no group", "/v1/fetch", `{"cluster": "east"}`, "offsets: required without a group"},
 		{"fetch: empty offsets", "/v1/fetch", `{"offsets": {"t": {}}}`, "offsets: at least one offset is required"},
 		{"fetch: bad topic", "/v1/fetch", `{"offsets": {"a b": {"0": 1}}}`, `offsets["a b"]: topic: character ' '`},
 		{"fetch: empty qid", "/v1/fetch", `{"offsets": {"t": {"": 1}}}`, `offsets["t"][""]: the qid must not be empty`},
@@ -478,6 +478,12 @@ func TestFetchAndCommit(t *testing.T) {
 	}
 	if len(fake.fetchArgs) != 1 || len(fake.commitArgs) != 1 {
 		t.Errorf("consumer called for bad input: %v", fake.callLog())
+	}
+
+	// A group without offsets asks for the group's queues.
+	status, _, body = do(t, h, "POST", "/v1/fetch", `{"group": "g"}`)
+	if status != 200 || len(fake.fetchArgs) != 2 || fake.fetchArgs[1].offsets != nil {
+		t.Errorf("fetch of a group's queues: %d %s, %+v", status, body, fake.fetchArgs)
 	}
 }
 

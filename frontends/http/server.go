@@ -120,6 +120,9 @@ type Options struct {
 	// refusal is 429 with code 15 and Retry-After. Nil: no principal is
 	// limited. The consume sessions they bound are Consumer's to count.
 	Quotas *quota.Ledger
+	// Subscriptions serves the admin routes of the groups' server-side
+	// subscriptions. Nil: those routes answer code 11.
+	Subscriptions SubscriptionAdmin
 }
 
 // PushStatus is what GET /v1/push reads; *push.Service implements it.
@@ -250,6 +253,11 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.Handle(method, "/healthz", s.healthz)
 		e.Handle(method, "/readyz", s.readyz)
 	}
+	// A group's subscriptions: admin, on the group (and topic) named.
+	const subs = "/v1/admin/groups/:group/subscriptions"
+	e.GET(subs, s.guarded(acl.Admin, path, s.subscriptionRoute(s.listSubscriptions)))
+	e.PUT(subs+"/:topic", s.guarded(acl.Admin, path, s.subscriptionRoute(s.subscribe)))
+	e.DELETE(subs+"/:topic", s.guarded(acl.Admin, path, s.subscriptionRoute(s.unsubscribe)))
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))

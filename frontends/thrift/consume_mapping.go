@@ -44,13 +44,13 @@ func decodePull(req *consumer.PullRequest, lim consumeLimits, ct *callToken) (pu
 	if err != nil {
 		return pullCall{}, err
 	}
-	// DDMQ's proxy pulls from any topic the group subscribes to when topic
-	// is absent; mqgate keeps no subscriptions, so the topic is required.
-	if req.Topic == nil || *req.Topic == "" {
-		return pullCall{}, sdk.Errorf(sdk.CodeIllegal, "%s.topic: required", path)
-	}
-	if err := checkTopic(path+".topic", *req.Topic); err != nil {
-		return pullCall{}, err
+	// Without a topic (DDMQ's SDKs send none), the pull serves any topic
+	// the group is subscribed to, as DDMQ's cproxy does.
+	topic := req.GetTopic()
+	if topic != "" {
+		if err := checkTopic(path+".topic", topic); err != nil {
+			return pullCall{}, err
+		}
 	}
 	max, err := batchSize(req.MaxBatchSize, path+".maxBatchSize", lim.maxBatch)
 	if err != nil {
@@ -64,7 +64,7 @@ func decodePull(req *consumer.PullRequest, lim consumeLimits, ct *callToken) (pu
 	if err != nil {
 		return pullCall{}, err
 	}
-	return pullCall{acks: acks, group: group, topic: *req.Topic, max: max, wait: wait}, nil
+	return pullCall{acks: acks, group: group, topic: topic, max: max, wait: wait}, nil
 }
 
 // decodeChain turns a ConsumeResult and its nextResult chain into one Ack
@@ -136,25 +136,31 @@ func checkOffsets(field string, offsets []int64) error {
 
 // fetchCall is a decoded fetch.
 type fetchCall struct {
+	group   string
 	cluster string
 	offsets map[string]map[string]int64
 	max     int
 	wait    time.Duration
 }
 
-// decodeFetch checks a FetchRequest. groupId is checked as a name
-// although Fetch does not use it: DDMQ's proxy requires it, and it may
-// carry the call's token, which ct takes out.
+// decodeFetch checks a FetchRequest. An absent or empty fetchOffset asks
+// for the group's queues, as DDMQ's LowLevelCarreraConsumer's first fetch
+// does; FetchRequest has no topic field, so those are the queues of the
+// group's subscribed topics. groupId may carry the call's token, which ct
+// takes out.
 func decodeFetch(req *consumer.FetchRequest, lim consumeLimits, ct *callToken) (fetchCall, error) {
 	const path = "request"
 	if req == nil {
 		return fetchCall{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
-	if _, err := ct.group(path+".groupId", req.GroupId); err != nil {
+	group, err := ct.group(path+".groupId", req.GroupId)
+	if err != nil {
 		return fetchCall{}, err
 	}
-	if err := checkOffsetMap(path+".fetchOffset", req.FetchOffset); err != nil {
-		return fetchCall{}, err
+	if len(req.FetchOffset) > 0 {
+		if err := checkOffsetMap(path+".fetchOffset", req.FetchOffset); err != nil {
+			return fetchCall{}, err
+		}
 	}
 	max, err := batchSize(req.MaxBatchSize, path+".maxBatchSize", lim.maxBatch)
 	if err != nil {
@@ -164,7 +170,7 @@ func decodeFetch(req *consumer.FetchRequest, lim consumeLimits, ct *callToken) (
 	if err != nil {
 		return fetchCall{}, err
 	}
-	return fetchCall{cluster: req.Cluster, offsets: req.FetchOffset, max: max, wait: wait}, nil
+	return fetchCall{group: group, cluster: req.Cluster, offsets: req.FetchOffset, max: max, wait: wait}, nil
 }
 
 // decodeAckResult checks an AckResult, the low-level commit, and returns

@@ -160,6 +160,7 @@ func (h *consumerService) GetConsumeStats(ctx context.Context, req *consumer.Con
 // Fetch reads the explicit offsets of fetchOffset. Its IDL declares no
 // exception: an error is FetchResponse.code, with no results, and logged.
 func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest) (*consumer.FetchResponse, error) {
+	start := time.Now()
 	resp := &consumer.FetchResponse{Results: []*consumer.QidResponse{}}
 	code, msg := h.serve(ctx, methodFetch, func() error {
 		ct := h.callToken()
@@ -168,7 +169,12 @@ func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest)
 			ctx, err = authenticateCall(ctx, ct)
 		}
 		if err == nil {
-			err = authorizeTopics(ctx, acl.Consume, call.offsets, "")
+			err = authorizeTopics(ctx, acl.Consume, call.offsets, call.group)
+		}
+		if err == nil && len(call.offsets) == 0 {
+			// The group's queues: its subscriptions, which only admin
+			// may change, say which topics.
+			err = authorize(ctx, acl.Consume, "", call.group)
 		}
 		if err != nil {
 			return err
@@ -176,7 +182,7 @@ func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest)
 		timeout := call.wait + h.opts.DefaultTimeout
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		qms, err := h.consumer.Fetch(ctx, call.cluster, call.offsets, call.max, call.wait)
+		qms, err := h.consumer.Fetch(ctx, call.group, call.cluster, call.offsets, call.max, call.wait)
 		if err != nil {
 			return h.timedOut(ctx, fmt.Errorf("fetching: %w", err), timeout)
 		}
@@ -193,9 +199,36 @@ func (h *consumerService) Fetch(ctx context.Context, req *consumer.FetchRequest)
 	if code != sdk.CodeOK {
 		resp.Results = []*consumer.QidResponse{}
 		h.log.Warn("thrift fetch failed", "code", int(code), "msg", msg)
+		// DDMQ's LowLevelCarreraConsumer reads no code: it takes a failed
+		// fetch for an empty one and asks again at once. Holding the
+		// answer for the linger, as an empty answer is held, keeps such a
+		// client from spinning the gateway.
+		h.holdFailedFetch(ctx, req, start)
 	}
 	return resp, nil
 }
+
+// holdFailedFetch waits until the request's linger (DefaultPullLinger when
+// it has none; at least 20 ms, at most the request timeout) has passed
+// since start, or ctx ends.
+func (h *consumerService) holdFailedFetch(ctx context.Context, req *consumer.FetchRequest, start time.Time) {
+	hold := DefaultPullLinger
+	if req != nil && req.MaxLingerTime != nil {
+		hold = time.Duration(*req.MaxLingerTime) * time.Millisecond
+	}
+	hold = min(max(hold, minFailedFetchHold), h.opts.DefaultTimeout)
+	t := time.NewTimer(time.Until(start.Add(hold)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// minFailedFetchHold is the least a failed fetch is held: DDMQ's cproxy
+// holds an empty pull at least 20 ms (MIN_LINGER_TIME), as mqgate holds
+// an empty fetch.
+const minFailedFetchHold = 20 * time.Millisecond
 
 // Ack commits the given offsets for the group, with no session and no
 // tracking. Its IDL declares no exception: an error is false, and logged.

@@ -48,6 +48,7 @@ type commitArgs struct {
 }
 
 type fetchArgs struct {
+	group   string
 	cluster string
 	offsets map[string]map[string]int64
 	max     int
@@ -86,9 +87,9 @@ func (f *fakeConsumer) Stats(ctx context.Context, group, topic string) ([]consum
 	return nil, nil
 }
 
-func (f *fakeConsumer) Fetch(ctx context.Context, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]consume.QidMessages, error) {
+func (f *fakeConsumer) Fetch(ctx context.Context, group, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]consume.QidMessages, error) {
 	f.mu.Lock()
-	f.fetches = append(f.fetches, fetchArgs{cluster: cluster, offsets: offsets, max: max, wait: wait})
+	f.fetches = append(f.fetches, fetchArgs{group: group, cluster: cluster, offsets: offsets, max: max, wait: wait})
 	f.mu.Unlock()
 	if f.fetch != nil {
 		return f.fetch(ctx, cluster, offsets, max, wait)

@@ -224,8 +224,6 @@ func TestPullBadInput(t *testing.T) {
 	}{
 		{"empty group", func(r *consumer.PullRequest) { r.GroupId = "" }, "request.groupId: must not be empty"},
 		{"bad group", func(r *consumer.PullRequest) { r.GroupId = "cg orders" }, "request.groupId: character ' ' at byte 2 is not allowed; a group is made of [a-zA-Z0-9._-]"},
-		{"no topic", func(r *consumer.PullRequest) { r.Topic = nil }, "request.topic: required"},
-		{"empty topic", func(r *consumer.PullRequest) { r.Topic = ptr("") }, "request.topic: required"},
 		{"bad topic", func(r *consumer.PullRequest) { r.Topic = ptr("a/b") }, "request.topic: character '/' at byte 1"},
 		{"negative batch", func(r *consumer.PullRequest) { r.MaxBatchSize = ptr(int32(-1)) }, "request.maxBatchSize: must be >= 0"},
 		{"negative linger", func(r *consumer.PullRequest) { r.MaxLingerTime = ptr(int32(-5)) }, "request.maxLingerTime: must be >= 0 milliseconds; got -5"},
@@ -554,8 +552,14 @@ func TestFetchAndAck(t *testing.T) {
 			before := len(fake.commitCalls())
 			fr := consumer.NewFetchRequest()
 			fr.GroupId, fr.FetchOffset = tc.group, tc.offsets
+			fr.MaxLingerTime = ptr(int32(0))
 			resp, err := client.Fetch(ctx, fr)
-			if err != nil || resp.GetCode() != 11 {
+			// No offsets is a fetch of the group's queues, a valid call.
+			if want := int32(11); tc.offsets == nil {
+				if err != nil || resp.GetCode() != 0 {
+					t.Errorf("Fetch = %+v, %v; want code 0", resp, err)
+				}
+			} else if err != nil || resp.GetCode() != want {
 				t.Errorf("Fetch = %+v, %v; want code 11", resp, err)
 			}
 			ok, err := client.Ack(ctx, &consumer.AckResult_{GroupId: tc.group, Offsets: tc.offsets})
@@ -734,5 +738,75 @@ func checkOffsetsValid(t *testing.T, m map[string]map[string]int64) {
 				t.Fatalf("accepted %q/%q at %d", topic, qid, o)
 			}
 		}
+	}
+}
+
+// A pull without a topic (DDMQ's SDKs send none) reaches the consumer with
+// topic "", the answer's context names the batch's topic, and the
+// ConsumeResult passed back with that context acks that topic. A group
+// subscribed to nothing gets the consumer's code 11 as a PullException.
+func TestPullWithoutTopic(t *testing.T) {
+	topics := []string{"alpha", "beta"}
+	var mu sync.Mutex
+	n := 0
+	fake := &fakeConsumer{pull: func(_ context.Context, group, topic string, _ int, _ time.Duration) (consume.Batch, error) {
+		if group == "lonely" {
+			return consume.Batch{}, sdk.Errorf(sdk.CodeIllegal, "topic: required: group lonely is subscribed to no topic")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		t := topics[n%2]
+		return consume.Batch{Group: group, Topic: t, Qid: "0", Messages: []consume.Message{{Topic: t, Qid: "0", Offset: int64(n)}}}, nil
+	}}
+	srv := startConsumerServer(t, Options{}, fake)
+	client := dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact)
+	ctx := context.Background()
+	req := consumer.NewPullRequest()
+	req.GroupId = "cg"
+	var seen []string
+	for range 3 {
+		resp, err := client.Pull(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, resp.Context.Topic)
+		req.Result_ = &consumer.ConsumeResult_{Context: resp.Context, SuccessOffsets: []int64{resp.Messages[0].Offset}}
+	}
+	if !reflect.DeepEqual(seen, []string{"beta", "alpha", "beta"}) {
+		t.Fatalf("contexts named %v", seen)
+	}
+	for _, p := range fake.pullCalls() {
+		if p.topic != "" {
+			t.Fatalf("Pull(%+v); want topic \"\"", p)
+		}
+	}
+	acks := fake.ackCalls()
+	if len(acks) != 2 || acks[0][0].Topic != "beta" || acks[1][0].Topic != "alpha" {
+		t.Fatalf("acks %+v; want beta's then alpha's, each with its batch's topic", acks)
+	}
+	req = consumer.NewPullRequest()
+	req.GroupId = "lonely"
+	_, err := client.Pull(ctx, req)
+	var pe *consumer.PullException
+	if !errors.As(err, &pe) || pe.Code != 11 || !strings.Contains(pe.Message, "subscribed to no topic") {
+		t.Fatalf("pull of a group subscribed to nothing: %v; want code 11", err)
+	}
+}
+
+// A failed fetch is held for its linger, as an empty one is: DDMQ's Java
+// LowLevelCarreraConsumer reads no code and asks again at once.
+func TestFailedFetchIsHeldForItsLinger(t *testing.T) {
+	srv := startConsumerServer(t, Options{}, &fakeConsumer{})
+	client := dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact)
+	fr := consumer.NewFetchRequest()
+	fr.GroupId, fr.MaxLingerTime = "bad group", ptr(int32(200))
+	start := time.Now()
+	resp, err := client.Fetch(context.Background(), fr)
+	if err != nil || resp.GetCode() != 11 {
+		t.Fatalf("Fetch = %+v, %v; want code 11", resp, err)
+	}
+	if held := time.Since(start); held < 200*time.Millisecond {
+		t.Fatalf("a failed fetch answered after %s, before its linger of 200ms", held)
 	}
 }

@@ -44,6 +44,7 @@ type Backend struct {
 	producer  *kgo.Client    // shared by all Produce calls; creates topics
 	admin     *kgo.Client    // admin requests and Fetch; never creates topics
 	adm       *kadm.Client   // over admin
+	fetches   *fetchPool     // a client per Fetch call
 	consumers map[*consumer]struct{}
 	// known holds topics CreateTopics found or made; with the embedded
 	// broker, Produce creates the others first.
@@ -155,6 +156,7 @@ func (b *Backend) Configure(ctx context.Context, data []byte) error {
 	b.producer = producer
 	b.admin = admin
 	b.adm = kadm.NewClient(admin)
+	b.fetches = &fetchPool{newClient: func() (*kgo.Client, error) { return kgo.NewClient(b.clientOpts(cfg, seeds)...) }}
 	if b.cluster != nil {
 		b.wg.Add(1)
 		go b.applyRetention(b.cluster, retentionTick(cfg.retention))
@@ -276,6 +278,7 @@ type clients struct {
 	producer *kgo.Client
 	admin    *kgo.Client
 	adm      *kadm.Client
+	fetches  *fetchPool
 	cfg      config
 }
 
@@ -286,7 +289,7 @@ func (b *Backend) clients() (clients, error) {
 	if b.producer == nil || b.closed {
 		return clients{}, errNotConfigured
 	}
-	return clients{b.producer, b.admin, b.adm, b.cfg}, nil
+	return clients{b.producer, b.admin, b.adm, b.fetches, b.cfg}, nil
 }
 
 // Close closes every consumer, the shared client, the retention ticker and
@@ -316,6 +319,7 @@ func (b *Backend) Close() error {
 		// Fails whatever is still buffered, which ends the goroutines
 		// Produce left waiting.
 		b.producer.Close()
+		b.fetches.close()
 		b.admin.Close()
 	}
 	close(b.stop)

@@ -94,16 +94,19 @@ func (b *Backend) Fetch(ctx context.Context, req sdk.FetchRequest) ([]sdk.FetchR
 	}
 	// Leaders are asked in parallel, so MaxWait is spent once, not once
 	// per broker. Each goroutine writes only its own positions' results.
+	// The call's own client: its fetch waits behind no other.
+	fc, release := c.fetches.get(c.admin)
+	defer release()
 	var wg sync.WaitGroup
 	for leader, slots := range byLeader {
-		wg.Go(func() { b.fetchFromLeader(ctx, c, leader, slots, req, maxWait, results) })
+		wg.Go(func() { b.fetchFromLeader(ctx, c, fc, leader, slots, req, maxWait, results) })
 	}
 	wg.Wait()
 	return results, nil
 }
 
 // fetchFromLeader reads slots from their leader and fills their results.
-func (b *Backend) fetchFromLeader(ctx context.Context, c clients, leader int32, slots []fetchSlot, req sdk.FetchRequest, maxWait time.Duration, results []sdk.FetchResult) {
+func (b *Backend) fetchFromLeader(ctx context.Context, c clients, fc *kgo.Client, leader int32, slots []fetchSlot, req sdk.FetchRequest, maxWait time.Duration, results []sdk.FetchResult) {
 	for _, round := range fetchRounds(slots) {
 		freq := kmsg.NewPtrFetchRequest()
 		freq.MaxWaitMillis = int32(min(maxWait.Milliseconds(), math.MaxInt32))
@@ -127,7 +130,7 @@ func (b *Backend) fetchFromLeader(ctx context.Context, c clients, leader int32, 
 			fp.PartitionMaxBytes = fetchPartitionMaxBytes
 			freq.Topics[ti].Partitions = append(freq.Topics[ti].Partitions, fp)
 		}
-		kresp, err := c.admin.Broker(int(leader)).Request(ctx, freq)
+		kresp, err := fc.Broker(int(leader)).Request(ctx, freq)
 		if err == nil {
 			err = kerr.ErrorForCode(kresp.(*kmsg.FetchResponse).ErrorCode)
 		}
