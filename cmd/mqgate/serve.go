@@ -290,6 +290,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Registry:    reg,
 		Gate:        gate,
 		Quotas:      quotas,
+		Answers:     cfg.Thrift.DDMQAnswers,
 	}
 	if cfg.Auth != nil && cfg.Auth.ThriftToken != nil {
 		thriftOpts.Token = &thriftapi.CallToken{Property: cfg.Auth.ThriftToken.Property, GroupSeparator: cfg.Auth.ThriftToken.GroupSeparator}
