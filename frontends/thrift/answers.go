@@ -1,6 +1,12 @@
 package thriftapi
 
 import (
+	"cmp"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/sdk"
@@ -111,4 +117,89 @@ func placeAsDDMQ(out *produce.Message, m *producer.Message) {
 	default:
 		out.Partition = sdk.PartitionRandom
 	}
+}
+
+// ackRefusal is whether err is an ack DDMQ's cproxy would skip rather than
+// refuse: an offset not handed out here or already acked (code 11), or a
+// qid or session this gateway does not hold (19).
+func ackRefusal(err error) bool {
+	code := sdk.CodeOf(err)
+	return code == sdk.CodeIllegal || code == sdk.CodeNotFound
+}
+
+// applyAcks applies acks, one per ConsumeResult of a chain, as DDMQ's
+// cproxy applies a chain (server/ConsumerServiceImpl.java, doSubmit;
+// actions/util/UpstreamGroupJobBuffer.java, processResult): every offset
+// it can. A qid this gateway does not own and offsets not handed out here
+// (or already acked) are skipped, and logged at Warn as cproxy logs
+// "offset not exists"; the first such refusal is returned in refused, for
+// callers that report it. Any other error is returned in err at once,
+// with what came before it applied.
+func (h *consumerService) applyAcks(ctx context.Context, acks []consume.Ack, timeout time.Duration) (refused, err error) {
+	for _, a := range acks {
+		err := h.consumer.Ack(ctx, []consume.Ack{a})
+		switch {
+		case err == nil:
+			continue
+		case !ackRefusal(err):
+			return refused, h.timedOut(ctx, fmt.Errorf("acking: %w", err), timeout)
+		case sdk.CodeOf(err) == sdk.CodeNotFound:
+			h.log.Warn("ack skipped: qid not held here", "group", a.Group, "topic", a.Topic, "qid", a.Qid, "error", err)
+			refused = cmp.Or(refused, err)
+			continue
+		}
+		// One offset refuses the whole Ack: apply them one by one.
+		var skipped []int64
+		for _, one := range singleOffsets(a) {
+			err := h.consumer.Ack(ctx, []consume.Ack{one.ack})
+			switch {
+			case err == nil:
+			case !ackRefusal(err):
+				return refused, h.timedOut(ctx, fmt.Errorf("acking: %w", err), timeout)
+			default:
+				skipped = append(skipped, one.offset)
+				refused = cmp.Or(refused, err)
+			}
+		}
+		if len(skipped) > 0 {
+			h.log.Warn("ack skipped: offsets not handed out here, or already acked or failed",
+				"group", a.Group, "topic", a.Topic, "qid", a.Qid, "offsets", firstOffsets(skipped), "skipped", len(skipped))
+		}
+	}
+	return refused, nil
+}
+
+// offsetAck is an Ack of one offset.
+type offsetAck struct {
+	offset int64
+	ack    consume.Ack
+}
+
+// singleOffsets splits a into one Ack per offset, successes first.
+func singleOffsets(a consume.Ack) []offsetAck {
+	out := make([]offsetAck, 0, len(a.Success)+len(a.Fail))
+	for _, o := range a.Success {
+		out = append(out, offsetAck{o, consume.Ack{Group: a.Group, Topic: a.Topic, Qid: a.Qid, Success: []int64{o}}})
+	}
+	for _, o := range a.Fail {
+		out = append(out, offsetAck{o, consume.Ack{Group: a.Group, Topic: a.Topic, Qid: a.Qid, Fail: []int64{o}}})
+	}
+	return out
+}
+
+// maxLoggedOffsets bounds the offsets one log line lists.
+const maxLoggedOffsets = 20
+
+// firstOffsets returns at most maxLoggedOffsets of offsets.
+func firstOffsets(offsets []int64) []int64 {
+	return offsets[:min(len(offsets), maxLoggedOffsets)]
+}
+
+// countOffsets is the number of offsets of a topic -> qid -> offset map.
+func countOffsets(m map[string]map[string]int64) int {
+	n := 0
+	for _, qids := range m {
+		n += len(qids)
+	}
+	return n
 }

@@ -2,6 +2,7 @@ package thriftapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -301,5 +304,163 @@ func TestBatchTopicNotAllowed(t *testing.T) {
 	res, err = client.SendSync(context.Background(), newMessage("payments", "", "b"), 1000)
 	if err != nil || res.Code != 13 {
 		t.Errorf("SendSync = %+v, %v; want code 13", res, err)
+	}
+}
+
+// handedOut is a consumer's session as the Thrift service sees it:
+// offsets handed out per qid of group g, topic t. Like a consume session,
+// it refuses a whole Ack with code 11 when one of its offsets was not
+// handed out (or is already acked), and with 19 a qid it does not hold.
+type handedOut struct {
+	mu      sync.Mutex
+	out     map[string]map[int64]bool
+	applied []string // "qid/offset", in order
+}
+
+func newHandedOut(qids map[string][]int64) *handedOut {
+	h := &handedOut{out: map[string]map[int64]bool{}}
+	for qid, offs := range qids {
+		h.out[qid] = map[int64]bool{}
+		for _, o := range offs {
+			h.out[qid][o] = true
+		}
+	}
+	return h
+}
+
+func (h *handedOut) ack(_ context.Context, acks []consume.Ack) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, a := range acks {
+		out := h.out[a.Qid]
+		if out == nil || a.Group != "g" || a.Topic != "t" {
+			return sdk.Errorf(sdk.CodeNotFound, "qid %s of %s is not assigned to this gateway", a.Qid, a.Topic)
+		}
+		all := append(slices.Clone(a.Success), a.Fail...)
+		for _, o := range all {
+			if !out[o] {
+				return sdk.Errorf(sdk.CodeIllegal, "offset %d of qid %s was not handed out, or is already acked or failed", o, a.Qid)
+			}
+		}
+		for _, o := range all {
+			delete(out, o)
+			h.applied = append(h.applied, fmt.Sprintf("%s/%d", a.Qid, o))
+		}
+	}
+	return nil
+}
+
+func (h *handedOut) appliedOffsets() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.applied)
+}
+
+// TestDDMQConsumerAnswers checks ConsumerService's answers where DDMQ's
+// differ from what mqgate would answer on its own, in both modes.
+func TestDDMQConsumerAnswers(t *testing.T) {
+	ctx := context.Background()
+	result := func(qid string, success ...int64) *consumer.ConsumeResult_ {
+		return &consumer.ConsumeResult_{Context: &consumer.Context{GroupId: "g", Topic: "t", Qid: qid}, SuccessOffsets: success}
+	}
+	chain := func(rs ...*consumer.ConsumeResult_) *consumer.ConsumeResult_ {
+		for i := len(rs) - 2; i >= 0; i-- {
+			rs[i].NextResult_ = rs[i+1]
+		}
+		return rs[0]
+	}
+	submit := func(r *consumer.ConsumeResult_) func(c *consumer.ConsumerServiceClient) (bool, error) {
+		return func(c *consumer.ConsumerServiceClient) (bool, error) { return c.Submit(ctx, r) }
+	}
+	ack := func(offsets map[string]map[string]int64) func(c *consumer.ConsumerServiceClient) (bool, error) {
+		return func(c *consumer.ConsumerServiceClient) (bool, error) {
+			return c.Ack(ctx, &consumer.AckResult_{GroupId: "g", Offsets: offsets})
+		}
+	}
+	type want struct {
+		ok   bool
+		code int32 // of the PullException; 0: none
+		msg  string
+	}
+	for _, tc := range []struct {
+		name                string
+		call                func(c *consumer.ConsumerServiceClient) (bool, error)
+		strict, informative want
+		applied             []string
+	}{
+		// server/ConsumerServiceImpl.java, ack: no offsets is true at once.
+		{"ack of no offsets", ack(nil), want{ok: true}, want{}, nil},
+		{"ack of topics without qids", ack(map[string]map[string]int64{"t": {}}), want{ok: true}, want{}, nil},
+		// server/ConsumerServiceImpl.java, submit and doSubmit;
+		// actions/util/UpstreamGroupJobBuffer.java, processResult: the
+		// offsets it has are applied, the others logged
+		// ("offset not exists"), and submit answers true.
+		{"submit of an offset never handed out", submit(result("0", 1, 9, 2)),
+			want{ok: true}, want{code: 11, msg: "offset 9 of qid 0 was not handed out"}, []string{"0/1", "0/2"}},
+		{"submit of a qid not held", submit(result("5", 1)),
+			want{ok: true}, want{code: 19, msg: "qid 5 of t is not assigned"}, nil},
+		{"submit of a chain past a refused link", submit(chain(result("5", 1), result("0", 9), result("0", 2, 3))),
+			want{ok: true}, want{code: 19, msg: "qid 5"}, []string{"0/2", "0/3"}},
+		{"submit of offsets handed out", submit(result("0", 3, 1)), want{ok: true}, want{ok: true}, []string{"0/3", "0/1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, mode := range []struct {
+				answers string
+				want    want
+			}{{AnswersStrict, tc.strict}, {AnswersInformative, tc.informative}} {
+				session := newHandedOut(map[string][]int64{"0": {1, 2, 3}})
+				fake := &fakeConsumer{ackFn: session.ack}
+				srv := startConsumerServer(t, Options{Answers: mode.answers}, fake)
+				ok, err := tc.call(dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact))
+				var pe *consumer.PullException
+				switch {
+				case mode.want.code == 0 && (err != nil || ok != mode.want.ok):
+					t.Errorf("%s: %v, %v; want %v", mode.answers, ok, err, mode.want.ok)
+				case mode.want.code != 0 && (!errors.As(err, &pe) || pe.Code != mode.want.code || !strings.Contains(pe.Message, mode.want.msg)):
+					t.Errorf("%s: %v, %v; want PullException code %d with %q", mode.answers, ok, err, mode.want.code, mode.want.msg)
+				}
+				if got := session.appliedOffsets(); !slices.Equal(got, tc.applied) {
+					t.Errorf("%s: applied %v, want %v", mode.answers, got, tc.applied)
+				}
+				if len(fake.commitCalls()) != 0 {
+					t.Errorf("%s: committed %+v, want nothing", mode.answers, fake.commitCalls())
+				}
+			}
+		})
+	}
+}
+
+// TestPullWithStaleAck checks that a pull whose piggybacked result names
+// offsets not handed out here still pulls, with the offsets it can
+// applied, in both modes: DDMQ's cproxy pulls whatever doSubmit skipped
+// (server/ConsumerServiceImpl.java, pull), and its SDK sends the same
+// result again after an exception, which would stop the consumer.
+func TestPullWithStaleAck(t *testing.T) {
+	for _, answers := range []string{AnswersStrict, AnswersInformative} {
+		t.Run(answers, func(t *testing.T) {
+			session := newHandedOut(map[string][]int64{"0": {1, 2, 3}})
+			fake := &fakeConsumer{ackFn: session.ack}
+			srv := startConsumerServer(t, Options{Answers: answers}, fake)
+			client := dialConsumer(t, srv.addr, TransportFramed, ProtocolCompact)
+			req := consumer.NewPullRequest()
+			req.GroupId, req.Topic, req.MaxLingerTime = "g", ptr("t"), ptr(int32(0))
+			req.Result_ = &consumer.ConsumeResult_{
+				Context:        &consumer.Context{GroupId: "g", Topic: "t", Qid: "0"},
+				SuccessOffsets: []int64{7, 2},
+				FailOffsets:    []int64{3},
+				NextResult_: &consumer.ConsumeResult_{
+					Context: &consumer.Context{GroupId: "g", Topic: "t", Qid: "4"}, SuccessOffsets: []int64{1},
+				},
+			}
+			if _, err := client.Pull(context.Background(), req); err != nil {
+				t.Fatalf("Pull: %v; want a pull", err)
+			}
+			if got := fake.callOrder(); got[len(got)-1] != "pull" {
+				t.Errorf("calls %v, want a pull last", got)
+			}
+			if got, want := session.appliedOffsets(), []string{"0/2", "0/3"}; !slices.Equal(got, want) {
+				t.Errorf("applied %v, want %v", got, want)
+			}
+		})
 	}
 }
