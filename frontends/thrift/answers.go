@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mqgate/mqgate/core/consume"
@@ -137,6 +138,14 @@ func ackRefusal(err error) bool {
 // with what came before it applied.
 func (h *consumerService) applyAcks(ctx context.Context, acks []consume.Ack, timeout time.Duration) (refused, err error) {
 	for _, a := range acks {
+		if both := successAlsoFailed(&a); len(both) > 0 {
+			// cproxy takes the successes first; the failure finds the
+			// offset gone and is skipped.
+			h.log.Warn("ack skipped: offsets both succeeded and failed count as successes",
+				"group", a.Group, "topic", a.Topic, "qid", a.Qid, "offsets", firstOffsets(both), "skipped", len(both))
+			refused = cmp.Or(refused, error(sdk.Errorf(sdk.CodeIllegal,
+				"offset %d of qid %s is in both successOffsets and failOffsets; it counts as a success", both[0], a.Qid)))
+		}
 		err := h.consumer.Ack(ctx, []consume.Ack{a})
 		switch {
 		case err == nil:
@@ -167,6 +176,26 @@ func (h *consumerService) applyAcks(ctx context.Context, acks []consume.Ack, tim
 		}
 	}
 	return refused, nil
+}
+
+// successAlsoFailed takes out of a.Fail the offsets a.Success holds too,
+// and returns them.
+func successAlsoFailed(a *consume.Ack) []int64 {
+	if len(a.Success) == 0 || len(a.Fail) == 0 {
+		return nil
+	}
+	var both, fail []int64
+	for _, o := range a.Fail {
+		if slices.Contains(a.Success, o) {
+			both = append(both, o)
+		} else {
+			fail = append(fail, o)
+		}
+	}
+	if len(both) > 0 {
+		a.Fail = fail
+	}
+	return both
 }
 
 // offsetAck is an Ack of one offset.

@@ -402,6 +402,11 @@ func TestDDMQConsumerAnswers(t *testing.T) {
 		{"submit of a chain past a refused link", submit(chain(result("5", 1), result("0", 9), result("0", 2, 3))),
 			want{ok: true}, want{code: 19, msg: "qid 5"}, []string{"0/2", "0/3"}},
 		{"submit of offsets handed out", submit(result("0", 3, 1)), want{ok: true}, want{ok: true}, []string{"0/3", "0/1"}},
+		// UpstreamGroupJobBuffer.processResult takes the successes first:
+		// the failure of the same offset finds it gone.
+		{"submit of an offset both acked and failed", submit(&consumer.ConsumeResult_{
+			Context: &consumer.Context{GroupId: "g", Topic: "t", Qid: "0"}, SuccessOffsets: []int64{1, 2}, FailOffsets: []int64{2, 3},
+		}), want{ok: true}, want{code: 11, msg: "offset 2 of qid 0 is in both"}, []string{"0/1", "0/2", "0/3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, mode := range []struct {
