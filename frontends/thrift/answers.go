@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/mqgate/mqgate/core/consume"
@@ -157,9 +156,13 @@ func (h *consumerService) applyAcks(ctx context.Context, acks []consume.Ack, tim
 			refused = cmp.Or(refused, err)
 			continue
 		}
-		// One offset refuses the whole Ack: apply them one by one.
+		// One offset refuses the whole Ack: apply them one by one, within
+		// the call's deadline however many a client lists.
 		var skipped []int64
 		for _, one := range singleOffsets(a) {
+			if err := ctx.Err(); err != nil {
+				return refused, h.timedOut(ctx, fmt.Errorf("acking: %w", err), timeout)
+			}
 			err := h.consumer.Ack(ctx, []consume.Ack{one.ack})
 			switch {
 			case err == nil:
@@ -184,9 +187,13 @@ func successAlsoFailed(a *consume.Ack) []int64 {
 	if len(a.Success) == 0 || len(a.Fail) == 0 {
 		return nil
 	}
+	success := make(map[int64]bool, len(a.Success))
+	for _, o := range a.Success {
+		success[o] = true
+	}
 	var both, fail []int64
 	for _, o := range a.Fail {
-		if slices.Contains(a.Success, o) {
+		if success[o] {
 			both = append(both, o)
 		} else {
 			fail = append(fail, o)
