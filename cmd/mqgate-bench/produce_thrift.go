@@ -22,7 +22,9 @@ var produceThriftBatch = scenario{
 		return runThrift(e, p, func(c *producer.ProducerServiceClient, call int) error {
 			ms := make([]*producer.Message, p.batch)
 			for j := range ms {
-				ms[j] = &producer.Message{Topic: "bench-thrift", Key: strconv.Itoa(call*p.batch + j), Body: value, PartitionId: -1}
+				// Spread by hashId, as DDMQ places -1 (hashId 0 would all be partition 0).
+				id := call*p.batch + j
+				ms[j] = &producer.Message{Topic: "bench-thrift", Key: strconv.Itoa(id), HashId: int64(id), Body: value, PartitionId: -1}
 			}
 			return resultErr(c.SendBatchSync(ctx, ms))
 		})
@@ -44,7 +46,7 @@ var produceThriftSync = scenario{
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		value := randomValue(p.size)
 		return runThrift(e, p, func(c *producer.ProducerServiceClient, call int) error {
-			return resultErr(c.SendSync(ctx, &producer.Message{Topic: "bench-thrift-sync", Key: strconv.Itoa(call), Body: value, PartitionId: -1}, 5000))
+			return resultErr(c.SendSync(ctx, &producer.Message{Topic: "bench-thrift-sync", Key: strconv.Itoa(call), HashId: int64(call), Body: value, PartitionId: -1}, 5000))
 		})
 	},
 	direct: directProduce,

@@ -161,7 +161,9 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	}
 	routes := map[string]string{}
 	limits := map[string]produce.RateLimit{}
+	var listed []string
 	for name, t := range cfg.Topics {
+		listed = append(listed, name)
 		if t.Cluster != "" {
 			routes[name] = t.Cluster
 		}
@@ -180,7 +182,11 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Logger:           log,
 		Registerer:       reg,
 	})
-	rt, err := router.New(backends, routes, cfg.DefaultCluster, producer, reserved)
+	var allow *router.Allowlist
+	if !cfg.AutoCreateTopics {
+		allow = router.NewAllowlist(listed...)
+	}
+	rt, err := router.New(backends, routes, cfg.DefaultCluster, producer, reserved, allow)
 	if err != nil {
 		return err
 	}
@@ -288,6 +294,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Registry:    reg,
 		Gate:        gate,
 		Quotas:      quotas,
+		Answers:     cfg.Thrift.DDMQAnswers,
 	}
 	if cfg.Auth != nil && cfg.Auth.ThriftToken != nil {
 		thriftOpts.Token = &thriftapi.CallToken{Property: cfg.Auth.ThriftToken.Property, GroupSeparator: cfg.Auth.ThriftToken.GroupSeparator}
@@ -427,7 +434,12 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 	return consume.New(consume.Options{
 		Quota:    sessionQuota,
 		Backends: backends,
+		// A delay message is produced for a client: to a topic it may
+		// produce to, when it is added and when it is delivered.
 		Route: func(topic string) (string, error) {
+			if err := rt.Permit(topic); err != nil {
+				return "", err
+			}
 			name, _, err := rt.Cluster(topic)
 			return name, err
 		},
@@ -479,7 +491,12 @@ func startDelay(cfg *config.Config, backends map[string]sdk.Backend, producer *p
 		Cluster:  cfg.Delay.Cluster,
 		Backend:  backends[cfg.Delay.Cluster],
 		Producer: producer,
+		// A delay message is produced for a client: to a topic it may
+		// produce to, when it is added and when it is delivered.
 		Route: func(topic string) (string, error) {
+			if err := rt.Permit(topic); err != nil {
+				return "", err
+			}
 			name, _, err := rt.Cluster(topic)
 			return name, err
 		},

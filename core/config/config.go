@@ -69,6 +69,12 @@ type Config struct {
 	// limited beyond the gateway's own limits.
 	Quotas []*Quota `yaml:"quotas"`
 
+	// AutoCreateTopics is topics.auto_create, the one key under topics:
+	// that is not a topic: when false, clients may produce only to the
+	// topics with an entry under topics:, as DDMQ's producer proxy
+	// produces only to the topics of its white list. True when absent.
+	AutoCreateTopics bool `yaml:"-"`
+
 	// File is the path the config was read from, as given to Load or Parse.
 	File string `yaml:"-"`
 	// Dir is the directory of File; absolute when the config came from
@@ -362,6 +368,10 @@ type Thrift struct {
 	ConsumerListen string `yaml:"consumer_listen" default:"127.0.0.1:9713" check:"hostport"`
 	Transport      string `yaml:"transport" default:"framed" check:"oneof=framed|buffered"`
 	Protocol       string `yaml:"protocol" default:"compact" check:"oneof=compact|binary"`
+	// DDMQAnswers chooses the answers where DDMQ's lose information:
+	// "strict" answers as DDMQ's proxies do, "informative" as mqgate
+	// would on its own (docs/thrift.md, "DDMQ's answers").
+	DDMQAnswers string `yaml:"ddmq_answers" default:"strict" check:"oneof=strict|informative"`
 	// MaxRequestBytesInFlight bounds the bytes of the requests each
 	// service has read and not yet answered. Zero (absent) means four
 	// times the largest request (64 MiB).
@@ -586,6 +596,7 @@ func parse(file string, data []byte) (*Config, Errors) {
 	c := &Config{File: file, Dir: filepath.Dir(file)}
 	if root := d.document(data); root != nil {
 		d.expandReferences(root)
+		d.takeAutoCreate(root, c)
 		d.decodeStruct(root, reflect.ValueOf(c).Elem(), "", root.Line)
 		d.validate(c)
 	}

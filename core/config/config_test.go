@@ -91,6 +91,8 @@ func TestFullConfig(t *testing.T) {
 		{"topic with null value", *c.Topics["orders.v2-eu_1"], Topic{Name: "orders.v2-eu_1", Cluster: "local"}},
 		{"topic with empty mapping", *c.Topics["audit"], Topic{Name: "audit", Cluster: "local"}},
 		{"topic with a rate limit", *c.Topics["payments"], Topic{Name: "payments", Cluster: "local", RateLimit: 100, Burst: 20}},
+		{"topics.auto_create is no topic", len(c.Topics), 4},
+		{"topics.auto_create", c.AutoCreateTopics, false},
 		{"http", c.HTTP, HTTP{Listen: "0.0.0.0:8081", MaxMessageBytes: 512 << 10, MaxBodyBytes: 64 << 20, MaxBodyBytesInFlight: 96 << 20,
 			MaxBatchMessages: 10000, RequestTimeout: 3 * time.Second, ShutdownTimeout: time.Minute,
 			Limits: HTTPLimits{MaxConnections: 5000, MaxConnectionsPerSource: 200, IdleTimeout: 30 * time.Second, HeaderTimeout: 5 * time.Second}}},
@@ -103,7 +105,7 @@ func TestFullConfig(t *testing.T) {
 		{"quota with default bursts", *c.Quotas[2], Quota{Principal: "team-*", MessagesPerSecond: 100, Burst: 100,
 			BytesPerSecond: 256 << 10, BurstBytes: 512 << 10}},
 		{"thrift", c.Thrift, Thrift{ProducerListen: "127.0.0.1:19613", ConsumerListen: "[::1]:19713",
-			Transport: "buffered", Protocol: "binary", MaxRequestBytesInFlight: 512 << 20,
+			Transport: "buffered", Protocol: "binary", DDMQAnswers: "informative", MaxRequestBytesInFlight: 512 << 20,
 			Limits: ThriftLimits{MaxConnections: 3000, IdleTimeout: 30 * time.Minute, ReadTimeout: 20 * time.Second}}},
 		{"plugin_host", c.PluginHost, PluginHost{HealthInterval: 500 * time.Millisecond,
 			RestartBackoffMax: 30 * time.Second, CallTimeout: 2 * time.Second}},
@@ -130,7 +132,7 @@ func TestDefaults(t *testing.T) {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)
 			}
 			wantThrift := Thrift{ProducerListen: "127.0.0.1:9613", ConsumerListen: "127.0.0.1:9713",
-				Transport: "framed", Protocol: "compact",
+				Transport: "framed", Protocol: "compact", DDMQAnswers: "strict",
 				// read_timeout takes http.request_timeout; the connection
 				// limits are derived from the descriptor limit at start.
 				Limits: ThriftLimits{IdleTimeout: 10 * time.Minute, ReadTimeout: 10 * time.Second}}
@@ -151,6 +153,9 @@ func TestDefaults(t *testing.T) {
 			}
 			if c.Topics == nil || len(c.Topics) != 0 {
 				t.Errorf("Topics = %#v, want an empty map", c.Topics)
+			}
+			if !c.AutoCreateTopics {
+				t.Error("AutoCreateTopics = false, want true: any topic may be produced to")
 			}
 			if got := c.ClusterFor("anything"); got != "local" {
 				t.Errorf("ClusterFor(anything) = %q, want local", got)

@@ -31,6 +31,7 @@ func (d *decoder) validate(c *Config) {
 	d.validatePlugins(c)
 	d.validateClusters(c)
 	d.validateTopics(c)
+	d.validateAutoCreate(c)
 	d.validateDelay(c)
 	d.validateGroups(c)
 	d.validatePush(c)

@@ -19,14 +19,17 @@ type Router struct {
 	defaultCluster string
 	producer       *produce.Producer
 	reserved       *topicname.Reserved
+	allow          *Allowlist
 }
 
 // New returns a router over clusters (name -> backend). routes holds the
 // explicit topic -> cluster entries; every other topic goes to
 // defaultCluster. Produce requests run through p, which must serve the same
 // clusters. Produce and ProduceAsync refuse the topics reserved names (nil:
-// the default rule) and the headers only the gateway writes.
-func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string, p *produce.Producer, reserved *topicname.Reserved) (*Router, error) {
+// the default rule), the headers only the gateway writes, and the topics
+// allow does not permit (nil: any topic).
+func New(clusters map[string]sdk.Backend, routes map[string]string, defaultCluster string, p *produce.Producer,
+	reserved *topicname.Reserved, allow *Allowlist) (*Router, error) {
 	if _, ok := clusters[defaultCluster]; !ok && defaultCluster != "" {
 		return nil, fmt.Errorf("default cluster %q has no backend", defaultCluster)
 	}
@@ -35,7 +38,7 @@ func New(clusters map[string]sdk.Backend, routes map[string]string, defaultClust
 			return nil, fmt.Errorf("topic %q routes to cluster %q, which has no backend", topic, cluster)
 		}
 	}
-	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster, producer: p, reserved: reserved}, nil
+	return &Router{clusters: clusters, topics: routes, defaultCluster: defaultCluster, producer: p, reserved: reserved, allow: allow}, nil
 }
 
 // Cluster returns the name and backend of the cluster that serves topic.
@@ -82,16 +85,27 @@ func (r *Router) Produce(ctx context.Context, topic string, msgs []produce.Messa
 	return results, nil
 }
 
+// Permit refuses, with code 13, a topic clients may not produce to: one
+// off the allowlist (topics.auto_create: false). Produce and ProduceAsync
+// check it; so should anything else that produces for a client, such as
+// a delay message's delivery.
+func (r *Router) Permit(topic string) error {
+	return r.allow.Permit(topic)
+}
+
 // clientCluster is Cluster for a client's produce: it also refuses a
-// reserved topic (code 13) and reserved headers (code 11), so a client can
-// neither feed the delay tiers or cancels nor fake a delivered delay
-// message or a dead letter.
+// reserved topic or one off the allowlist (code 13) and reserved headers
+// (code 11), so a client can neither feed the delay tiers or cancels nor
+// fake a delivered delay message or a dead letter.
 func (r *Router) clientCluster(topic string, msgs []produce.Message) (string, error) {
 	name, _, err := r.Cluster(topic)
 	if err != nil {
 		return "", err
 	}
 	if err := r.reserved.Topic(topic); err != nil {
+		return "", err
+	}
+	if err := r.Permit(topic); err != nil {
 		return "", err
 	}
 	for i := range msgs {

@@ -24,7 +24,7 @@ func (b *recordingBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Pr
 func TestRouting(t *testing.T) {
 	local, other := &recordingBackend{}, &recordingBackend{}
 	backends := map[string]sdk.Backend{"local": local, "other": other}
-	r, err := New(backends, map[string]string{"payments": "other"}, "local", produce.NewProducer(backends, produce.Options{}), nil)
+	r, err := New(backends, map[string]string{"payments": "other"}, "local", produce.NewProducer(backends, produce.Options{}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestRouting(t *testing.T) {
 func TestRoutingRefusals(t *testing.T) {
 	b := &recordingBackend{}
 	backends := map[string]sdk.Backend{"a": b}
-	noDefault, err := New(backends, map[string]string{"t1": "a"}, "", produce.NewProducer(backends, produce.Options{}), nil)
+	noDefault, err := New(backends, map[string]string{"t1": "a"}, "", produce.NewProducer(backends, produce.Options{}), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestRoutingRefusals(t *testing.T) {
 	if len(b.got) != 0 {
 		t.Fatalf("refused requests reached the backend: %+v", b.got)
 	}
-	if _, err := New(backends, map[string]string{"t": "missing"}, "a", produce.NewProducer(backends, produce.Options{}), nil); err == nil {
+	if _, err := New(backends, map[string]string{"t": "missing"}, "a", produce.NewProducer(backends, produce.Options{}), nil, nil); err == nil {
 		t.Fatal("a route to a cluster without a backend was accepted")
 	}
 }
@@ -79,7 +79,7 @@ func TestClientProduceRefusesGatewayNames(t *testing.T) {
 	b := &recordingBackend{}
 	backends := map[string]sdk.Backend{"a": b}
 	r, err := New(backends, nil, "a", produce.NewProducer(backends, produce.Options{}),
-		&topicname.Reserved{DelayPrefix: "acme_delay_"})
+		&topicname.Reserved{DelayPrefix: "acme_delay_"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,5 +117,58 @@ func TestClientProduceRefusesGatewayNames(t *testing.T) {
 	// The gateway's own components route reserved topics: Cluster allows them.
 	if _, _, err := r.Cluster("acme_delay_1s"); err != nil {
 		t.Fatalf("Cluster refused a tier topic the delay service routes: %v", err)
+	}
+}
+
+// With topics.auto_create: false a client produces only to the listed
+// topics, sync or async, as DDMQ's white list allows; the gateway's own
+// components still route any topic (a dead-letter topic, say).
+func TestClientProduceOnlyToAllowedTopics(t *testing.T) {
+	b := &recordingBackend{}
+	backends := map[string]sdk.Backend{"a": b}
+	r, err := New(backends, nil, "a", produce.NewProducer(backends, produce.Options{}), nil, NewAllowlist("orders", "audit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []produce.Message{{Value: []byte("v"), Partition: sdk.PartitionHash}}
+	for _, tc := range []struct {
+		topic    string
+		wantCode sdk.Code
+	}{
+		{"orders", sdk.CodeOK},
+		{"audit", sdk.CodeOK},
+		{"payments", sdk.CodeNotAllowed},
+		{"orders.v2", sdk.CodeNotAllowed},
+	} {
+		t.Run(tc.topic, func(t *testing.T) {
+			_, err := r.Produce(context.Background(), tc.topic, msgs)
+			if sdk.CodeOf(err) != tc.wantCode {
+				t.Fatalf("Produce: %v; want code %d", err, tc.wantCode)
+			}
+			if tc.wantCode == sdk.CodeOK {
+				return
+			}
+			if !strings.Contains(err.Error(), "topics.auto_create") || !strings.Contains(err.Error(), tc.topic) {
+				t.Errorf("Produce: %v; want the topic and topics.auto_create named", err)
+			}
+			if err := r.ProduceAsync(context.Background(), tc.topic, msgs); sdk.CodeOf(err) != tc.wantCode {
+				t.Errorf("ProduceAsync: %v; want code %d", err, tc.wantCode)
+			}
+			if err := r.Permit(tc.topic); sdk.CodeOf(err) != tc.wantCode {
+				t.Errorf("Permit: %v; want code %d", err, tc.wantCode)
+			}
+		})
+	}
+	for _, got := range b.got {
+		if got.Topic != "orders" && got.Topic != "audit" {
+			t.Errorf("a refused topic reached the broker: %+v", got)
+		}
+	}
+	if _, _, err := r.Cluster("orders-dlq"); err != nil {
+		t.Errorf("Cluster refused a topic the gateway itself writes: %v", err)
+	}
+	var none *Allowlist
+	if err := none.Permit("anything"); err != nil {
+		t.Errorf("a nil Allowlist refused a topic: %v", err)
 	}
 }

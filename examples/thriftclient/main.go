@@ -25,8 +25,8 @@ func main() {
 	defer trans.Close()
 	client := producer.NewProducerServiceClientFactory(trans, thrift.NewTCompactProtocolFactoryConf(cfg))
 
-	m := producer.NewMessage() // partitionId -1: by hashId, else by key
-	m.Topic, m.Key = "orders", "order-42"
+	m := producer.NewMessage() // partitionId -1: by hashId % partitions, as DDMQ places it
+	m.Topic, m.Key, m.HashId = "orders", "order-42", 42
 	m.Body = []byte(`{"id": 42}`)
 	m.Properties = map[string]string{"source": "checkout"}
 	res, err := client.SendSync(context.Background(), m, 3000) // timeout in ms

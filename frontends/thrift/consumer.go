@@ -103,7 +103,16 @@ func (h *consumerService) Submit(ctx context.Context, result *consumer.ConsumeRe
 		}
 		ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
 		defer cancel()
-		return h.ack(ctx, acks, h.opts.DefaultTimeout)
+		refused, err := h.applyAcks(ctx, acks, h.opts.DefaultTimeout)
+		if err != nil {
+			return err
+		}
+		// DDMQ's cproxy answers true whatever it skipped
+		// (ConsumerServiceImpl.submit).
+		if h.opts.strict() {
+			return nil
+		}
+		return refused
 	})
 	if code != sdk.CodeOK {
 		return false, &consumer.PullException{Code: int32(code), Message: msg}
@@ -234,6 +243,11 @@ const minFailedFetchHold = 20 * time.Millisecond
 // tracking. Its IDL declares no exception: an error is false, and logged.
 func (h *consumerService) Ack(ctx context.Context, result *consumer.AckResult_) (bool, error) {
 	code, msg := h.serve(ctx, methodAck, func() error {
+		if h.opts.strict() && result != nil && countOffsets(result.Offsets) == 0 {
+			// Nothing to commit: DDMQ's cproxy answers true before it
+			// reads anything else (ConsumerServiceImpl.ack).
+			return nil
+		}
 		ct := h.callToken()
 		group, err := decodeAckResult(result, ct)
 		if err == nil {
@@ -278,15 +292,14 @@ func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (
 	timeout := call.wait + h.opts.DefaultTimeout
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := h.ack(ctx, call.acks, timeout); err != nil {
-		// An ack the gateway cannot apply (an offset not handed out
-		// here, or a qid that moved to another gateway, which redelivers
-		// it) must not block the consumer: DDMQ's SDK passes the same
-		// result again after an exception. Other errors fail the pull.
-		if code := sdk.CodeOf(err); code != sdk.CodeIllegal && code != sdk.CodeNotFound {
-			return nil, err
-		}
-		h.log.Warn("piggybacked ack not applied; pulling anyway", "group", call.group, "topic", call.topic, "error", err)
+	// Offsets the gateway cannot apply (not handed out here, or of a qid
+	// that moved to another gateway, which redelivers them) are skipped
+	// and logged, and the pull goes on, as DDMQ's cproxy pulls whatever
+	// its doSubmit skipped (ConsumerServiceImpl.pull): DDMQ's SDK passes
+	// the same result again after an exception, which would block the
+	// consumer. Other errors fail the pull.
+	if _, err := h.applyAcks(ctx, call.acks, timeout); err != nil {
+		return nil, err
 	}
 	b, err := h.consumer.Pull(ctx, call.group, call.topic, call.max, call.wait)
 	if err != nil {
@@ -307,17 +320,6 @@ func (h *consumerService) pull(ctx context.Context, req *consumer.PullRequest) (
 		resp.Context.Topic = b.Topic
 	}
 	return resp, nil
-}
-
-// ack applies acks in one Consumer.Ack call; none is no call.
-func (h *consumerService) ack(ctx context.Context, acks []consume.Ack, timeout time.Duration) error {
-	if len(acks) == 0 {
-		return nil
-	}
-	if err := h.consumer.Ack(ctx, acks); err != nil {
-		return h.timedOut(ctx, fmt.Errorf("acking: %w", err), timeout)
-	}
-	return nil
 }
 
 // callToken is the token gatherer of one call, whose tokens are in group

@@ -13,11 +13,14 @@ import (
 
 // decodeMessage turns a client's Thrift message into its topic and the
 // message to produce (docs/thrift.md, "Message mapping"). path names the
-// message in errors: "message", or "messages[3]" in a batch.
+// message in errors: "message", or "messages[3]" in a batch. strict
+// places it by partitionId and hashId as DDMQ does (placeAsDDMQ); without
+// it, hashId 0 means "not set" and a partitionId other than -2, -1 or a
+// partition is refused.
 //
 // Every error is an *sdk.Error naming the offending field: code 11 for an
 // illegal message, 16 for one whose Size exceeds maxBytes.
-func decodeMessage(m *producer.Message, path string, maxBytes int) (string, produce.Message, error) {
+func decodeMessage(m *producer.Message, path string, maxBytes int, strict bool) (string, produce.Message, error) {
 	if m == nil {
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
@@ -28,7 +31,11 @@ func decodeMessage(m *producer.Message, path string, maxBytes int) (string, prod
 	if m.Key != "" {
 		out.Key = []byte(m.Key)
 	}
+	// DDMQ's pproxy refuses a message of 0 bytes, body or value
+	// (producer/CarreraRequest.java, checkValid).
 	switch {
+	case m.Body != nil && len(m.Body) == 0:
+		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal, "%s.body: empty; a message needs at least one byte", path)
 	case m.Body != nil:
 		out.Value = m.Body
 	case m.Value != "":
@@ -36,7 +43,12 @@ func decodeMessage(m *producer.Message, path string, maxBytes int) (string, prod
 	default:
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal, "%s.body: required; set body (binary) or value (string)", path)
 	}
+	if err := checkProperties(path, m.Properties); err != nil {
+		return "", produce.Message{}, err
+	}
 	switch p := m.PartitionId; {
+	case strict:
+		placeAsDDMQ(&out, m)
 	case p >= 0, p == sdk.PartitionRandom:
 		out.Partition = p
 	case p == sdk.PartitionHash:

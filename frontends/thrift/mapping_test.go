@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -20,27 +21,19 @@ import (
 
 func TestDecodeMessage(t *testing.T) {
 	t.Run("nil message", func(t *testing.T) {
-		_, _, err := decodeMessage(nil, "message", 100)
+		_, _, err := decodeMessage(nil, "message", 100, true)
 		if sdk.CodeOf(err) != sdk.CodeIllegal || err.Error() != "message: required" {
 			t.Fatalf("err = %v, want code 11 message: required", err)
-		}
-	})
-	t.Run("empty body set is an empty value", func(t *testing.T) {
-		m := newMessage("t", "", "")
-		m.Body = []byte{}
-		_, got, err := decodeMessage(m, "message", 100)
-		if err != nil || got.Value == nil || len(got.Value) != 0 {
-			t.Fatalf("decodeMessage = %+v, %v; want an empty non-nil value", got, err)
 		}
 	})
 	t.Run("size counts everything", func(t *testing.T) {
 		m := newMessage("t", "kk", "vvv")
 		m.Tags = "t"
 		m.Properties = map[string]string{"h": "x"}
-		if _, _, err := decodeMessage(m, "message", 8); err != nil {
+		if _, _, err := decodeMessage(m, "message", 8, true); err != nil {
 			t.Fatalf("8 bytes at a limit of 8: %v", err)
 		}
-		_, _, err := decodeMessage(m, "message", 7)
+		_, _, err := decodeMessage(m, "message", 7, true)
 		if sdk.CodeOf(err) != sdk.CodeTooLarge || !strings.Contains(err.Error(), "message is 8 bytes") {
 			t.Fatalf("8 bytes at a limit of 7: %v", err)
 		}
@@ -82,11 +75,13 @@ func TestSummarize(t *testing.T) {
 // decoding never panics, refuses only with codes 11 and 16 naming the
 // message, and otherwise yields a message that honours the mapping.
 func FuzzMessageMapping(f *testing.F) {
-	f.Add("orders", "k", "v", []byte{0, 1, 255}, true, int64(7), "tag", int32(-1), []byte("a\x00b\x00c\x00d"), 64)
-	f.Add("", "", "", []byte(nil), false, int64(0), "", int32(-2), []byte(nil), 0)
-	f.Add("a b", "k", "v", []byte(nil), false, int64(-9), "", int32(-3), []byte("\x00"), 1)
-	f.Add("t", "", "", []byte{}, true, int64(0), "", int32(5), []byte("x\x00y"), 3)
-	f.Fuzz(func(t *testing.T, topic, key, value string, body []byte, bodySet bool, hashID int64, tags string, partitionID int32, props []byte, maxBytes int) {
+	f.Add("orders", "k", "v", []byte{0, 1, 255}, true, int64(7), "tag", int32(-1), []byte("a\x00b\x00c\x00d"), 64, true)
+	f.Add("", "", "", []byte(nil), false, int64(0), "", int32(-2), []byte(nil), 0, false)
+	f.Add("a b", "k", "v", []byte(nil), false, int64(-9), "", int32(-3), []byte("\x00"), 1, true)
+	f.Add("t", "", "", []byte{}, true, int64(0), "", int32(5), []byte("x\x00y"), 3, false)
+	f.Add("t", "", "v", []byte(nil), false, int64(math.MinInt64), "", int32(-1), []byte("KEYS\x00k\x00 \x00v"), 99, true)
+	f.Add("t", "", "v", []byte(nil), false, int64(0), "", int32(-7), []byte("a\x00\t \x00"), 99, true)
+	f.Fuzz(func(t *testing.T, topic, key, value string, body []byte, bodySet bool, hashID int64, tags string, partitionID int32, props []byte, maxBytes int, strict bool) {
 		m := &producer.Message{Topic: topic, Key: key, Value: value, HashId: hashID, Tags: tags, PartitionId: partitionID}
 		if bodySet {
 			m.Body = append([]byte{}, body...)
@@ -98,7 +93,7 @@ func FuzzMessageMapping(f *testing.F) {
 				m.Properties[string(parts[i])] = string(parts[i+1])
 			}
 		}
-		gotTopic, got, err := decodeMessage(m, "message", maxBytes)
+		gotTopic, got, err := decodeMessage(m, "message", maxBytes, strict)
 		if err != nil {
 			var e *sdk.Error
 			if !errors.As(err, &e) || e.Code != sdk.CodeIllegal && e.Code != sdk.CodeTooLarge {
@@ -119,20 +114,48 @@ func FuzzMessageMapping(f *testing.F) {
 		if bodySet {
 			wantValue = m.Body
 		}
-		if got.Value == nil || !bytes.Equal(got.Value, wantValue) {
-			t.Fatalf("value = %q, want %q", got.Value, wantValue)
+		if len(got.Value) == 0 || !bytes.Equal(got.Value, wantValue) {
+			t.Fatalf("value = %q, want %q, not empty", got.Value, wantValue)
 		}
+		for k, v := range m.Properties {
+			if javaBlank(k) || javaBlank(v) || reservedProperties[k] {
+				t.Fatalf("property %q: %q passed", k, v)
+			}
+		}
+		checkPlacement(t, got, partitionID, hashID, strict)
+		if got.Size() > maxBytes || len(got.Headers) != len(m.Properties) ||
+			!slices.IsSortedFunc(got.Headers, func(a, b sdk.Header) int { return strings.Compare(a.Key, b.Key) }) {
+			t.Fatalf("headers %v of size %d from %v", got.Headers, got.Size(), m.Properties)
+		}
+	})
+}
+
+// checkPlacement checks the partition choice decodeMessage made for a
+// message with partitionId and hashId.
+func checkPlacement(t *testing.T, got produce.Message, partitionID int32, hashID int64, strict bool) {
+	t.Helper()
+	switch {
+	case strict && partitionID >= 0:
+		// DDMQ's partitionId % n (RmqSender, ProducerAsyncServerImpl).
+		if got.Partition != sdk.PartitionHash || got.HashID == nil || *got.HashID != int64(partitionID) {
+			t.Fatalf("partitionId %d: partition %d, HashID %v; want by hash %d", partitionID, got.Partition, got.HashID, partitionID)
+		}
+	case strict && partitionID == sdk.PartitionHash:
+		if got.Partition != sdk.PartitionHash || got.HashID == nil || *got.HashID != hashID {
+			t.Fatalf("hashId %d: partition %d, HashID %v; want by hash %d, 0 included", hashID, got.Partition, got.HashID, hashID)
+		}
+	case strict:
+		if got.Partition != sdk.PartitionRandom || got.HashID != nil {
+			t.Fatalf("partitionId %d: partition %d, HashID %v; want random", partitionID, got.Partition, got.HashID)
+		}
+	default:
 		if got.Partition != partitionID || got.Partition < sdk.PartitionRandom {
 			t.Fatalf("partition = %d, want %d", got.Partition, partitionID)
 		}
 		if got.HashID != nil && (partitionID != sdk.PartitionHash || *got.HashID != hashID || hashID == 0) {
 			t.Fatalf("HashID = %d for partitionId %d hashId %d", *got.HashID, partitionID, hashID)
 		}
-		if got.Size() > maxBytes || len(got.Headers) != len(m.Properties) ||
-			!slices.IsSortedFunc(got.Headers, func(a, b sdk.Header) int { return strings.Compare(a.Key, b.Key) }) {
-			t.Fatalf("headers %v of size %d from %v", got.Headers, got.Size(), m.Properties)
-		}
-	})
+	}
 }
 
 // FuzzServeConn feeds arbitrary bytes to a connection of a framed, compact

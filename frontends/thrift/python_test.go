@@ -114,17 +114,23 @@ func TestPythonThriftpyClient(t *testing.T) {
 	if batch[0].topic != "py-orders" || batch[1].topic != "py-other" {
 		t.Fatalf("batch topics = %s, %s", batch[0].topic, batch[1].topic)
 	}
-	want := []produce.Message{
-		{Key: []byte("k0"), Value: []byte("v0"), Partition: sdk.PartitionHash},
-		{Key: []byte("k2"), Value: []byte("v2"), Partition: sdk.PartitionRandom},
-	}
+	// Placed as DDMQ places them: k0 by its hashId, the IDL's 0 (on
+	// partition 0), k2 at random.
+	want := []struct {
+		key, value string
+		part       int32
+		hash       uint64
+	}{{"k0", "v0", sdk.PartitionHash, 0}, {"k2", "v2", sdk.PartitionRandom, 0}}
 	for i, m := range batch[0].msgs {
-		if i >= len(want) || string(m.Key) != string(want[i].Key) || string(m.Value) != string(want[i].Value) || m.Partition != want[i].Partition {
-			t.Errorf("batch py-orders[%d] = %+v, want %+v", i, m, want)
+		part, hash := produce.Placement(&m)
+		if i >= len(want) || string(m.Key) != want[i].key || string(m.Value) != want[i].value || part != want[i].part || hash != want[i].hash {
+			t.Errorf("batch py-orders[%d] = %+v placed (%d, %d), want %+v", i, m, part, hash, want)
 		}
 	}
-	if m := batch[1].msgs[0]; !bytes.Equal(m.Value, []byte{0, 0xff}) || m.Partition != 3 {
-		t.Errorf("batch py-other = %+v, want body 00ff on partition 3", m)
+	if m := batch[1].msgs[0]; !bytes.Equal(m.Value, []byte{0, 0xff}) {
+		t.Errorf("batch py-other = %+v, want body 00ff", m)
+	} else if part, hash := produce.Placement(&m); part != sdk.PartitionHash || hash != 3 {
+		t.Errorf("batch py-other placed (%d, %d), want partition 3 as 3 %% n", part, hash)
 	}
 	if !calls[3].async || string(calls[3].msgs[0].Value) != "later" {
 		t.Errorf("sendAsync produced %+v", calls[3])

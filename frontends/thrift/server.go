@@ -142,7 +142,15 @@ type Options struct {
 	// Delayer adds and cancels the delay messages of sendDelaySync. Nil
 	// means delay messages are not enabled: sendDelaySync answers code 11.
 	Delayer delay.Delayer
+	// Answers is AnswersStrict (the default: as DDMQ's proxies answer) or
+	// AnswersInformative (mqgate's own answers where DDMQ's lose
+	// information); thrift.ddmq_answers.
+	Answers string
 }
+
+// strict is whether the services answer as DDMQ's proxies do where
+// DDMQ's answers lose information: anything but AnswersInformative.
+func (o Options) strict() bool { return o.Answers != AnswersInformative }
 
 func (o Options) withDefaults() Options {
 	if o.Transport == "" {

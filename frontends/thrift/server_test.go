@@ -157,10 +157,11 @@ func headersEqual(a, b []sdk.Header) bool {
 }
 
 // TestPartitionMapping checks the placement each partitionId, hashId and
-// key combination gets.
+// key combination gets with informative answers; TestDDMQPlacement has
+// DDMQ's.
 func TestPartitionMapping(t *testing.T) {
 	fake := &fakeProducer{}
-	srv := startServer(t, Options{}, fake)
+	srv := startServer(t, Options{Answers: AnswersInformative}, fake)
 	client := dial(t, srv.addr, TransportFramed, ProtocolCompact)
 	keyHashPart, keyHash := produce.Placement(&produce.Message{Key: []byte("k"), Partition: sdk.PartitionHash})
 	if keyHashPart != sdk.PartitionHash {
@@ -225,10 +226,12 @@ func deref(p *int64) any {
 
 // TestBadInput checks that every kind of bad input is answered with code
 // 11 or 16 naming the field or limit, that the producer is not called,
-// and that the connection keeps working.
+// and that the connection keeps working. With informative answers: the
+// empty batch and the odd partitionIds pass with DDMQ's
+// (TestDDMQProducerAnswers).
 func TestBadInput(t *testing.T) {
 	fake := &fakeProducer{}
-	srv := startServer(t, Options{MaxMessageBytes: 1024, MaxBatchMessages: 3}, fake)
+	srv := startServer(t, Options{MaxMessageBytes: 1024, MaxBatchMessages: 3, Answers: AnswersInformative}, fake)
 	client := dial(t, srv.addr, TransportFramed, ProtocolCompact)
 	ctx := context.Background()
 

@@ -129,11 +129,16 @@ func (h *producerService) observe(ctx context.Context, method string, code sdk.C
 }
 
 func (h *producerService) sendSync(ctx context.Context, m *producer.Message, timeoutMs int64) *producer.Result_ {
+	if m != nil && m.Topic == heartbeatTopic {
+		// DDMQ's pproxy answers its heartbeat before it looks at anything
+		// else, and produces nothing (ProducerAsyncServerImpl.sendSync).
+		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+	}
 	ctx, err := h.authenticateMessages(ctx, []*producer.Message{m}, messagePath)
 	if err != nil {
 		return h.failure(ctx, err, "")
 	}
-	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
+	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes, h.opts.strict())
 	if err == nil {
 		err = authorize(ctx, acl.Produce, topic, "")
 	}
@@ -287,7 +292,7 @@ func (h *producerService) sendAsync(ctx context.Context, m *producer.Message) *p
 	if err != nil {
 		return h.failure(ctx, err, "")
 	}
-	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes)
+	topic, msg, err := decodeMessage(m, "message", h.opts.MaxMessageBytes, h.opts.strict())
 	if err == nil {
 		err = authorize(ctx, acl.Produce, topic, "")
 	}
@@ -315,6 +320,10 @@ type topicBatch struct {
 
 func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Message) *producer.Result_ {
 	switch {
+	case len(ms) == 0 && h.opts.strict():
+		// DDMQ's pproxy answers an empty batch OK
+		// (ProducerAsyncServerImpl.sendBatchSync).
+		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
 	case len(ms) == 0:
 		return h.failure(ctx, sdk.Errorf(sdk.CodeIllegal, "messages: must not be empty"), "")
 	case len(ms) > h.opts.MaxBatchMessages:
@@ -329,7 +338,7 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 	byTopic := make(map[string]*topicBatch)
 	var size int64
 	for i, m := range ms {
-		topic, msg, err := decodeMessage(m, batchPath(i), h.opts.MaxMessageBytes)
+		topic, msg, err := decodeMessage(m, batchPath(i), h.opts.MaxMessageBytes, h.opts.strict())
 		if err == nil {
 			err = authorize(ctx, acl.Produce, topic, "")
 		}
@@ -338,6 +347,9 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 		}
 		b := byTopic[topic]
 		if b == nil {
+			if err := h.permit(i, topic); err != nil {
+				return h.failure(ctx, err, "")
+			}
 			b = &topicBatch{topic: topic}
 			byTopic[topic] = b
 			batches = append(batches, b)
@@ -387,6 +399,30 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
 	}
 	return &producer.Result_{Code: int32(failures[0].code), Msg: summarize(failures, len(ms))}
+}
+
+// topicPermitter is a Producer that says whether clients may produce to a
+// topic at all (the router: topics.auto_create).
+type topicPermitter interface {
+	Permit(topic string) error
+}
+
+// permit refuses a batch whose message i names a topic clients may not
+// produce to, before any of it is produced: a client that sends the batch
+// again (DDMQ's Java SDK does, on any code) would otherwise produce the
+// other messages again. Produce checks the topic anyway; a Producer that
+// cannot tell up front is left to it.
+func (h *producerService) permit(i int, topic string) error {
+	p, ok := h.producer.(topicPermitter)
+	if !ok {
+		return nil
+	}
+	err := p.Permit(topic)
+	var e *sdk.Error
+	if errors.As(err, &e) {
+		return &sdk.Error{Code: e.Code, Msg: batchPath(i) + ": " + e.Msg}
+	}
+	return err
 }
 
 // produceRecovering calls Produce, turning a panic into an error: it runs
