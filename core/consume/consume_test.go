@@ -256,6 +256,30 @@ func TestAcksAndRedelivery(t *testing.T) {
 	})
 }
 
+// An ack naming an offset twice, or as both acked and failed, takes it as
+// acked once, as DDMQ's cproxy does: no panic, no in-flight count below
+// zero, and the commit moves past it.
+func TestAckNamingAnOffsetTwice(t *testing.T) {
+	t.Parallel()
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e := newEnvAt(t, b, fast(), newHeldClock().Now)
+		e.produce("twice", 1, 3, "m")
+		batch := pull(t, e.svc, "g", "twice", 3)
+		if got := offsets(batch); !slices.Equal(got, []int64{0, 1, 2}) {
+			t.Fatalf("pull: offsets %v", got)
+		}
+		err := e.svc.Ack(context.Background(), []consume.Ack{{Group: "g", Topic: "twice", Qid: batch.Qid,
+			Success: []int64{0, 0, 1, 2}, Fail: []int64{1, 2, 2}}})
+		if err != nil {
+			t.Fatalf("ack naming offsets twice: %v", err)
+		}
+		waitCommitted(t, b, "twice", "g", batch.Qid, 3)
+		if n := e.metric("mqgate_consume_in_flight"); n != 0 {
+			t.Fatalf("mqgate_consume_in_flight = %v after every message was acked; want 0", n)
+		}
+	})
+}
+
 // A message that fails max_retries + 1 times goes to the dead-letter topic
 // with headers naming its origin, and counts as acked.
 func TestDeadLetter(t *testing.T) {

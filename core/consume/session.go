@@ -583,14 +583,21 @@ func (s *session) ack(a Ack, now time.Time) error {
 			}
 		}
 	}
+	// An offset named twice counts once, and an offset both acked and
+	// failed is acked, as DDMQ's cproxy takes it.
 	for _, off := range a.Success {
+		if q.out[off] == nil {
+			continue // named before in this list
+		}
 		delete(q.out, off)
 		q.removePending(off)
 		s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Dec()
 		s.svc.metrics.acked.WithLabelValues(s.group, q.topic).Inc()
 	}
 	for _, off := range a.Fail {
-		s.failLocked(q.out[off], now, "failed by the consumer")
+		if f := q.out[off]; f != nil && f.redoAt.IsZero() && !f.dead {
+			s.failLocked(f, now, "failed by the consumer")
+		}
 	}
 	s.notifyLocked()
 	return nil
