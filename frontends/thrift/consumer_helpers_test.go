@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqgate/mqgate/core/consume"
@@ -194,20 +193,5 @@ func startConsumerServer(t *testing.T, opts Options, c consume.Consumer) *testCo
 // and protocol, closed when the test ends.
 func dialConsumer(t *testing.T, addr, transport, protocol string) *consumer.ConsumerServiceClient {
 	t.Helper()
-	cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second}
-	var trans thrift.TTransport = thrift.NewTSocketConf(addr, cfg)
-	if transport == TransportFramed {
-		trans = thrift.NewTFramedTransportConf(trans, cfg)
-	} else {
-		trans = thrift.NewTBufferedTransport(trans, 8192)
-	}
-	if err := trans.Open(); err != nil {
-		t.Fatalf("connecting to %s: %v", addr, err)
-	}
-	t.Cleanup(func() { trans.Close() })
-	var pf thrift.TProtocolFactory = thrift.NewTCompactProtocolFactoryConf(cfg)
-	if protocol == ProtocolBinary {
-		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
-	}
-	return consumer.NewConsumerServiceClientFactory(trans, pf)
+	return consumer.NewConsumerServiceClientFactory(openTransport(t, addr, transport, protocol, nil))
 }

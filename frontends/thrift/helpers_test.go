@@ -2,6 +2,7 @@ package thriftapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -131,8 +132,20 @@ func dial(t *testing.T, addr, transport, protocol string) *producer.ProducerServ
 
 func dialTransport(t *testing.T, addr, transport, protocol string) (*producer.ProducerServiceClient, thrift.TTransport) {
 	t.Helper()
-	cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second}
+	trans, pf := openTransport(t, addr, transport, protocol, nil)
+	return producer.NewProducerServiceClientFactory(trans, pf), trans
+}
+
+// openTransport opens a client transport to addr (over TLS when tc is
+// set) framed or buffered, closed when the test ends, and the protocol
+// factory of protocol, as every test client of the two services needs.
+func openTransport(t *testing.T, addr, transport, protocol string, tc *tls.Config) (thrift.TTransport, thrift.TProtocolFactory) {
+	t.Helper()
+	cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second, TLSConfig: tc}
 	var trans thrift.TTransport = thrift.NewTSocketConf(addr, cfg)
+	if tc != nil {
+		trans = thrift.NewTSSLSocketConf(addr, cfg)
+	}
 	if transport == TransportFramed {
 		trans = thrift.NewTFramedTransportConf(trans, cfg)
 	} else {
@@ -146,7 +159,7 @@ func dialTransport(t *testing.T, addr, transport, protocol string) (*producer.Pr
 	if protocol == ProtocolBinary {
 		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
 	}
-	return producer.NewProducerServiceClientFactory(trans, pf), trans
+	return trans, pf
 }
 
 // wireSetups are the transport and protocol pairs every method is tested

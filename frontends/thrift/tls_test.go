@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mqgate/mqgate/core/produce"
@@ -107,22 +106,7 @@ func TestConnectionStateIsNilOverPlaintext(t *testing.T) {
 
 func dialTLS(t *testing.T, addr, transport, protocol string, tc *tls.Config) *producer.ProducerServiceClient {
 	t.Helper()
-	cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second, TLSConfig: tc}
-	var trans thrift.TTransport = thrift.NewTSSLSocketConf(addr, cfg)
-	if transport == TransportFramed {
-		trans = thrift.NewTFramedTransportConf(trans, cfg)
-	} else {
-		trans = thrift.NewTBufferedTransport(trans, 8192)
-	}
-	if err := trans.Open(); err != nil {
-		t.Fatalf("connecting to %s: %v", addr, err)
-	}
-	t.Cleanup(func() { trans.Close() })
-	var pf thrift.TProtocolFactory = thrift.NewTCompactProtocolFactoryConf(cfg)
-	if protocol == ProtocolBinary {
-		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
-	}
-	return producer.NewProducerServiceClientFactory(trans, pf)
+	return producer.NewProducerServiceClientFactory(openTransport(t, addr, transport, protocol, tc))
 }
 
 // A client that connects to a TLS listener and never says hello is
