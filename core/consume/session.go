@@ -269,12 +269,6 @@ func (s *session) end(err error) {
 }
 
 func (s *session) apply(ev sdk.ConsumeEvent) {
-	if debugEvents {
-		fmt.Printf("DEBUG %s assigned=%v revoked=%v records=%d\n", s, ev.Assigned, ev.Revoked, len(ev.Records))
-		for _, r := range ev.Records {
-			fmt.Printf("DEBUG   %s/%d\n", r.Qid, r.Offset)
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, o := range ev.Assigned {
@@ -702,8 +696,6 @@ const maintainInterval = 50 * time.Millisecond
 // trickleInterval is how often a session whose buffer is full polls one
 // record to see assignment changes.
 const trickleInterval = 250 * time.Millisecond
-
-var debugEvents = false
 
 type deadLetter struct {
 	topic  string
