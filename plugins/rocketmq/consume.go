@@ -647,12 +647,11 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 }
 
 // Commit stores offsets of queues this member owns, and of a queue it just
-// gave up, within graceWindow of its Revoked event until the commit marked
-// Release, which unlocks the queue for its next owner. Other queues are
-// refused with CodeNotFound: their new owner's progress must not be moved
-// back. A commit without Release of a queue given up (one the gateway
-// began before it saw the Revoked event) is stored and keeps the lock, so
-// the next owner never starts before what the Release commit stores.
+// gave up, once, within graceWindow of its Revoked event; that commit
+// unlocks the queue for its next owner. Other queues are refused with
+// CodeNotFound: their new owner's progress must not be moved back.
+// (Offset.Release is not read yet: unlocking only on it left queues of the
+// delay tiers undelivered after a gateway was killed; see docs/plugins.md.)
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 	now := time.Now()
 	var released []ownedQueue // given-up queues whose last commit this is
@@ -666,14 +665,12 @@ func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
 		_, own := c.owned[oq]
 		at, graced := c.grace[oq]
 		graced = graced && now.Sub(at) < graceWindow
-		if !graced || o.Release {
-			delete(c.grace, oq)
-		}
+		delete(c.grace, oq)
 		c.mu.Unlock()
 		if !own && !graced {
 			return sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s is not assigned to this member of group %s", o.Topic, o.Qid, c.cfg.unwrap(c.group))
 		}
-		if !own && o.Release {
+		if !own {
 			released = append(released, oq)
 		}
 	}
