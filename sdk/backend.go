@@ -64,6 +64,19 @@ type Consumer interface {
 }
 
 // Sink is a destination for consumed records (Redis, HBase, HDFS, ...).
+//
+// The gateway runs one sink plugin process per `sinks:` entry and configures
+// it with the entry's `config`, to which it adds the key SinkInfoKey holding
+// a SinkInfo: a sink's config struct has a field
+//
+//	Gateway sdk.SinkInfo `json:"mqgate"`
+//
+// Write gets the records of the entry's topics in batches, each record
+// already filtered and transformed by the gateway, and must return once every
+// record it reports a success for is durable in the store: the gateway acks
+// (commits) a record only after that. Records of one batch that share a key
+// or a qid are in consume order, and a later batch never holds a record that
+// must land after one the gateway is still retrying.
 type Sink interface {
 	// Configure applies the sink's config, as Backend.Configure does.
 	Configure(ctx context.Context, config []byte) error
@@ -72,4 +85,21 @@ type Sink interface {
 	Write(ctx context.Context, records []Record) ([]error, error)
 	// Close releases everything the sink holds.
 	Close() error
+}
+
+// SinkInfoKey is the key of a sink's config under which the gateway puts a
+// SinkInfo; plugins.yaml may not set it.
+const SinkInfoKey = "mqgate"
+
+// SinkInfo tells a sink plugin which `sinks:` entry it serves.
+type SinkInfo struct {
+	// Sink is the entry's name: unique among the gateway's sinks, the same
+	// on every gateway that runs the entry.
+	Sink string `json:"sink"`
+	// Group is the consumer group the entry reads with.
+	Group string `json:"group"`
+	// Gateway names this gateway process (host and pid), so files or keys a
+	// sink names per writer never collide across gateways running the same
+	// entry.
+	Gateway string `json:"gateway"`
 }

@@ -45,6 +45,12 @@ type Input struct {
 	Timestamp time.Time
 }
 
+// RecordInput is the Input of a consumed record.
+func RecordInput(r *sdk.Record) *Input {
+	return &Input{Topic: r.Topic, Qid: r.Qid, Offset: r.Offset, Key: r.Key, Value: r.Value,
+		Tags: r.Tags, Headers: r.Headers, Timestamp: r.Timestamp}
+}
+
 // vars are the variables an expression sees, as documented above.
 type vars struct {
 	Topic       string            `expr:"topic"`

@@ -23,6 +23,17 @@ import (
 // The process is stopped when t ends; its log is shown if t failed.
 func StartBackendProcess(t *testing.T, cmd *exec.Cmd) sdk.Backend {
 	t.Helper()
+	raw := startProcess(t, cmd, sdk.KindBackend)
+	b, ok := raw.(sdk.Backend)
+	if !ok {
+		t.Fatalf("dispensed a %T, not an sdk.Backend", raw)
+	}
+	return b
+}
+
+// startProcess starts the plugin process and dispenses kind from it.
+func startProcess(t *testing.T, cmd *exec.Cmd, kind string) any {
+	t.Helper()
 	logs := &syncbuf.Buffer{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
@@ -43,13 +54,9 @@ func StartBackendProcess(t *testing.T, cmd *exec.Cmd) sdk.Backend {
 	if err != nil {
 		t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
-	raw, err := rpc.Dispense(sdk.KindBackend)
+	raw, err := rpc.Dispense(kind)
 	if err != nil {
-		t.Fatalf("dispensing the backend: %v", err)
+		t.Fatalf("dispensing the %s: %v", kind, err)
 	}
-	b, ok := raw.(sdk.Backend)
-	if !ok {
-		t.Fatalf("dispensed a %T, not an sdk.Backend", raw)
-	}
-	return b
+	return raw
 }
