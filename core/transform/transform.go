@@ -104,30 +104,10 @@ func (v *identifiers) Visit(n *ast.Node) {
 // String returns the expression as written.
 func (e *Expr) String() string { return e.src }
 
-// Eval runs the expression on in.
+// Eval runs the expression on in. To run several expressions on one
+// message, make its Env once and use EvalEnv.
 func (e *Expr) Eval(in *Input) (any, error) {
-	out, err := expr.Run(e.prog, env(in, e.usesJSON))
-	if err != nil {
-		return nil, fmt.Errorf("evaluating %q: %w", e.src, err)
-	}
-	return out, nil
-}
-
-// env builds the variables of in; json only when asked for.
-func env(in *Input, withJSON bool) *vars {
-	hs := make(map[string]string, len(in.Headers))
-	for _, h := range in.Headers {
-		hs[h.Key] = string(h.Value)
-	}
-	v := &vars{Topic: in.Topic, Qid: in.Qid, Offset: int(in.Offset), Key: string(in.Key),
-		Value: string(in.Value), Tags: in.Tags, Headers: hs}
-	if !in.Timestamp.IsZero() {
-		v.TimestampMs = int(in.Timestamp.UnixMilli())
-	}
-	if withJSON {
-		v.JSON = parseJSON(in.Value)
-	}
-	return v
+	return e.EvalEnv(NewEnv(in))
 }
 
 // parseJSON returns v parsed as one JSON value, or nil when it is not.
