@@ -62,3 +62,16 @@ func (e *Expr) EvalEnv(env *Env) (any, error) {
 	}
 	return out, nil
 }
+
+// MatchEnv reports whether env's message passes the filter, as Match does.
+func (f *Filter) MatchEnv(env *Env) (bool, error) {
+	out, err := f.e.EvalEnv(env)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("filter %q gave %T, not a boolean", f.e.src, out)
+	}
+	return b, nil
+}

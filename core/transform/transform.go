@@ -163,15 +163,7 @@ func CompileFilter(src string) (*Filter, error) {
 // Match reports whether in passes the filter. An error (such as indexing
 // a missing field without ?.) means the filter could not decide.
 func (f *Filter) Match(in *Input) (bool, error) {
-	out, err := f.e.Eval(in)
-	if err != nil {
-		return false, err
-	}
-	b, ok := out.(bool)
-	if !ok {
-		return false, fmt.Errorf("filter %q gave %T, not a boolean", f.e.src, out)
-	}
-	return b, nil
+	return f.MatchEnv(NewEnv(in))
 }
 
 // Spec is a transform as written in plugins.yaml: an expression for the
