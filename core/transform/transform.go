@@ -19,11 +19,10 @@
 package transform
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -69,9 +68,13 @@ const maxNodes = 10000
 
 // Expr is one compiled expression. It is safe for concurrent use.
 type Expr struct {
-	src      string
-	prog     *vm.Program
-	usesJSON bool
+	src  string
+	prog *vm.Program
+	// uses are the variables the expression reads that cost a copy or a
+	// parse to provide; of json, when it reads only members of an object,
+	// jsonMembers names them (nil: the whole value).
+	uses        identifiers
+	jsonMembers []string
 }
 
 // CompileExpr compiles src, an expression of any result type. The error
@@ -86,19 +89,61 @@ func compile(src string, opts ...expr.Option) (*Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	uses := &identifiers{}
+	r := &reads{}
 	node := prog.Node()
-	ast.Walk(&node, uses)
-	return &Expr{src: src, prog: prog, usesJSON: uses.json}, nil
+	ast.Walk(&node, r)
+	return &Expr{src: src, prog: prog, uses: r.identifiers, jsonMembers: r.jsonMembers()}, nil
 }
 
-// identifiers notes which variables an expression reads.
-type identifiers struct{ json bool }
+// identifiers notes which of the variables that cost a copy or a parse
+// an expression reads: all of them when it reads $env, the variables as
+// one map.
+type identifiers struct{ json, value, headers bool }
 
-func (v *identifiers) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok && id.Value == "json" {
-		v.json = true
+// reads walks an expression's tree for the costly variables it reads and
+// the members of json it names: nil when it reads json other than as
+// json.name or json["name"] (or reads it not at all).
+type reads struct {
+	identifiers
+	members []string
+	// jsons counts json's occurrences, named those as json.name.
+	jsons, named int
+}
+
+func (v *reads) Visit(n *ast.Node) {
+	switch t := (*n).(type) {
+	case *ast.IdentifierNode:
+		switch t.Value {
+		case "json":
+			v.json = true
+			v.jsons++
+		case "value":
+			v.value = true
+		case "headers":
+			v.headers = true
+		case "$env":
+			v.json, v.value, v.headers = true, true, true
+			v.jsons++ // json as a whole, through $env
+		}
+	case *ast.MemberNode:
+		id, isID := t.Node.(*ast.IdentifierNode)
+		name, isName := t.Property.(*ast.StringNode)
+		if isID && isName && id.Value == "json" {
+			v.named++
+			if !slices.Contains(v.members, name.Value) {
+				v.members = append(v.members, name.Value)
+			}
+		}
 	}
+}
+
+// jsonMembers are the members of json the expression reads, or nil for
+// the whole value.
+func (v *reads) jsonMembers() []string {
+	if v.named < v.jsons {
+		return nil
+	}
+	return v.members
 }
 
 // String returns the expression as written.
@@ -108,44 +153,6 @@ func (e *Expr) String() string { return e.src }
 // message, make its Env once and use EvalEnv.
 func (e *Expr) Eval(in *Input) (any, error) {
 	return e.EvalEnv(NewEnv(in))
-}
-
-// parseJSON returns v parsed as one JSON value, or nil when it is not.
-func parseJSON(v []byte) any {
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
-	var out any
-	if err := d.Decode(&out); err != nil {
-		return nil
-	}
-	if d.More() {
-		return nil // trailing data: not one JSON value
-	}
-	return numbers(out)
-}
-
-// numbers turns json.Number into int when it is one and float64 otherwise,
-// so that expressions compare json.n == 3 as users expect.
-func numbers(v any) any {
-	switch t := v.(type) {
-	case json.Number:
-		if i, err := strconv.ParseInt(string(t), 10, 0); err == nil {
-			return int(i)
-		}
-		if f, err := t.Float64(); err == nil {
-			return f
-		}
-		return t // out of float64's range: kept as written
-	case map[string]any:
-		for k, e := range t {
-			t[k] = numbers(e)
-		}
-	case []any:
-		for i, e := range t {
-			t[i] = numbers(e)
-		}
-	}
-	return v
 }
 
 // Filter keeps the messages its expression accepts.

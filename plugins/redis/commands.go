@@ -447,3 +447,15 @@ func durationOf(s string) (d time.Duration, isNumber bool, err error) {
 
 // maxTTL bounds a time to live so that it fits a Duration and Redis.
 const maxTTL = 100 * 365 * 24 * time.Hour
+
+// exprs lists the expressions of c, for transform.PlanOf.
+func (c *command) exprs() []*transform.Expr {
+	out := []*transform.Expr{c.key, c.value, c.member, c.score, c.by, c.channel, c.id, c.ttl.expr,
+		c.fields.expr, c.pairs.expr}
+	if c.when != nil {
+		out = append(out, c.when.Expr())
+	}
+	out = append(out, c.fields.values...)
+	out = append(out, c.pairs.keys...)
+	return append(out, c.pairs.values...)
+}

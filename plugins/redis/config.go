@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqgate/mqgate/core/transform"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -70,7 +71,10 @@ type config struct {
 	// poolSize is connections per node; 0 leaves go-redis's default.
 	poolSize int
 	commands []*command
-	info     sdk.SinkInfo
+	// plan is what the commands' expressions read of a record's JSON
+	// value, so that each record's is parsed once, and only that.
+	plan *transform.Plan
+	info sdk.SinkInfo
 }
 
 // parseConfig decodes and checks a config, reporting every problem, each
@@ -109,6 +113,11 @@ func parseConfig(data []byte) (*config, sdk.ConfigErrors) {
 		c.tls = cfg
 	}
 	c.commands = parseCommands(raw.Commands, &errs)
+	var exprs []*transform.Expr
+	for _, cmd := range c.commands {
+		exprs = append(exprs, cmd.exprs()...)
+	}
+	c.plan = transform.PlanOf(exprs...)
 	return c, errs
 }
 

@@ -187,3 +187,7 @@ func TestConformanceInPluginProcess(t *testing.T) {
 		plugintest.RunConfigValidation(t, func(t *testing.T) plugintest.Plugin { return start(t) }, []byte(config))
 	})
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

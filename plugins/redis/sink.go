@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -39,6 +40,7 @@ var (
 
 // New returns a Sink to be configured.
 func New(logger *slog.Logger) *Sink {
+	routeGoRedisLog(logger)
 	return &Sink{log: logger, batches: sync.Pool{New: func() any { return &batch{} }}}
 }
 
@@ -133,6 +135,7 @@ func (s *Sink) Write(ctx context.Context, records []sdk.Record) ([]error, error)
 		b.reset()
 		s.batches.Put(b)
 	}()
+	b.env.SetPlan(cfg.plan)
 	for i := range records {
 		if err := b.mapRecord(ctx, cfg.commands, &records[i], i); err != nil {
 			results[i] = recordError(&records[i], err)
@@ -145,13 +148,22 @@ func (s *Sink) Write(ctx context.Context, records []sdk.Record) ([]error, error)
 	if err := pipe.BatchProcess(ctx, b.cmds...); err != nil {
 		return nil, sdk.Errorf(sdk.CodeInternal, "queueing %d commands: %v", len(b.cmds), err)
 	}
-	_, _ = pipe.Exec(ctx) // each command holds its own error, read below
+	_, execErr := pipe.Exec(ctx)
+	// Each command holds its own error, except when a new connection's
+	// login or database selection fails: go-redis (v9.23) then returns the
+	// reply error from Exec without setting it on the commands, which
+	// never ran. An Exec error no command holds is that.
+	unsent := execErr != nil && !slices.ContainsFunc(b.cmds, func(c redis.Cmder) bool { return errors.Is(c.Err(), execErr) })
 	for j, cmd := range b.cmds {
 		i := b.owners[j]
 		if results[i] != nil {
 			continue // an earlier command of the record failed
 		}
-		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) { // nil: SET NX found the key
+		err := cmd.Err()
+		if err == nil && unsent {
+			err = execErr
+		}
+		if err != nil && !errors.Is(err, redis.Nil) { // nil: SET NX found the key
 			results[i] = commandError(&records[i], b.from[j], err)
 		}
 	}
