@@ -20,14 +20,7 @@ func TestEnvMatchesEval(t *testing.T) {
 		`$env.value`,
 		`$env.headers.source + $env["json"].status`,
 	}
-	exprs := make([]*Expr, len(srcs))
-	for i, src := range srcs {
-		e, err := CompileExpr(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exprs[i] = e
-	}
+	exprs := compileAll(t, srcs)
 	env := &Env{}
 	for _, in := range []*Input{
 		order(`{"id": 42, "total": 99.5, "items": [1, 2], "status": "a"}`),
@@ -87,14 +80,7 @@ func TestEnvParsesJSONOnceAndOnlyWhenRead(t *testing.T) {
 // ones that read the whole value, in any order.
 func TestEnvWithPlan(t *testing.T) {
 	srcs := []string{`json.id`, `json?.status ?? "none"`, `json["total"] * 2`, `len(json)`, `json.items[1]`, `json`}
-	exprs := make([]*Expr, len(srcs))
-	for i, src := range srcs {
-		e, err := CompileExpr(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exprs[i] = e
-	}
+	exprs := compileAll(t, srcs)
 	for _, tc := range []struct {
 		name  string
 		plan  *Plan
@@ -146,4 +132,18 @@ func TestEnvWithPlan(t *testing.T) {
 	if m, ok := env.v.JSON.(map[string]any); !ok || len(m) != 3 {
 		t.Errorf("with a plan of three members json holds %#v", env.v.JSON)
 	}
+}
+
+// compileAll compiles srcs, failing t on an error.
+func compileAll(t *testing.T, srcs []string) []*Expr {
+	t.Helper()
+	exprs := make([]*Expr, len(srcs))
+	for i, src := range srcs {
+		e, err := CompileExpr(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exprs[i] = e
+	}
+	return exprs
 }

@@ -153,19 +153,8 @@ func (p *jsonParser) object(depth int) (any, bool) {
 		} else if !p.skip(depth + 1) {
 			return nil, false
 		}
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case '}':
-			p.i++
-			return m, true
-		default:
-			return nil, false
+		if end, ok := p.after('}'); !ok || end {
+			return m, ok
 		}
 	}
 }
@@ -184,21 +173,29 @@ func (p *jsonParser) array(depth int) (any, bool) {
 			return nil, false
 		}
 		a = append(a, v)
-		p.space()
-		if p.i >= len(p.b) {
-			return nil, false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case ']':
-			p.i++
-			return a, true
-		default:
-			return nil, false
+		if end, ok := p.after(']'); !ok || end {
+			return a, ok
 		}
 	}
+}
+
+// after reads what follows an element of an object or an array: a comma
+// and the space after it, or closer, which ends it (end).
+func (p *jsonParser) after(closer byte) (end, ok bool) {
+	p.space()
+	if p.i >= len(p.b) {
+		return false, false
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		p.space()
+		return false, true
+	case closer:
+		p.i++
+		return true, true
+	}
+	return false, false
 }
 
 // number reads a number as JSON's grammar has it.
@@ -462,19 +459,8 @@ func (p *jsonParser) skipContainer(depth int) bool {
 		if !p.skip(depth + 1) {
 			return false
 		}
-		p.space()
-		if p.i >= len(p.b) {
-			return false
-		}
-		switch p.b[p.i] {
-		case ',':
-			p.i++
-			p.space()
-		case closer:
-			p.i++
-			return true
-		default:
-			return false
+		if end, ok := p.after(closer); !ok || end {
+			return ok
 		}
 	}
 }

@@ -161,7 +161,7 @@ func parseConfig(data []byte) (config, sdk.ConfigErrors) {
 	// The embedded broker listens in plaintext without SASL; its
 	// clients need neither.
 	if present(raw.TLS) && !externalOnly("tls", &errs, cfg) {
-		c, tlsErrs := parseTLS(raw.TLS)
+		c, tlsErrs := sdk.ParseClientTLS("tls", raw.TLS)
 		errs = append(errs, tlsErrs...)
 		cfg.creds.tls = c
 	}

@@ -2,11 +2,9 @@ package kafka
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,16 +23,6 @@ const (
 	mechScramSHA512 = "SCRAM-SHA-512"
 	mechOAuthBearer = "OAUTHBEARER"
 )
-
-// rawTLS is the `tls:` block of the plugin config.
-type rawTLS struct {
-	Enabled            *bool  `json:"enabled"`
-	CAFile             string `json:"ca_file"`
-	CertFile           string `json:"cert_file"`
-	KeyFile            string `json:"key_file"`
-	ServerName         string `json:"server_name"`
-	InsecureSkipVerify bool   `json:"insecure_skip_verify"`
-}
 
 // rawSASL is the `sasl:` block of the plugin config. Password and token
 // are secrets: no message, log line or error ever carries their values.
@@ -88,58 +76,6 @@ func (c credentials) who() string {
 		return c.mechanism
 	}
 	return fmt.Sprintf("%s as user %q", c.mechanism, c.username)
-}
-
-// parseTLS decodes the tls block and loads the files it names, so that a
-// missing or malformed file is a config error naming its key. Every
-// problem is reported, its key under "tls.".
-func parseTLS(raw json.RawMessage) (*tls.Config, sdk.ConfigErrors) {
-	var r rawTLS
-	var errs sdk.ConfigErrors
-	if err := sdk.DecodeConfig(raw, &r); err != nil {
-		errs = append(errs, prefixed("tls", err)...)
-		if len(errs) == 1 && errs[0].Key == "tls" {
-			return nil, errs // not an object
-		}
-	}
-	// The block turns TLS on; `enabled: false` turns it off again without
-	// deleting the rest, and then nothing else in it is looked at.
-	if r.Enabled != nil && !*r.Enabled {
-		return nil, errs
-	}
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         r.ServerName,
-		InsecureSkipVerify: r.InsecureSkipVerify, //nolint:gosec // the operator's explicit choice, warned about at Configure
-	}
-	if r.CAFile != "" {
-		pem, err := os.ReadFile(r.CAFile)
-		switch {
-		case err != nil:
-			errs.Addf("tls.ca_file", "reading the CA certificates: %v", err)
-		default:
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				errs.Addf("tls.ca_file", "no PEM certificate in %s", r.CAFile)
-			}
-			cfg.RootCAs = pool
-		}
-	}
-	switch {
-	case r.CertFile != "" && r.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(r.CertFile, r.KeyFile)
-		if err != nil {
-			// The error names the files and what is wrong with them,
-			// never their contents.
-			errs.Addf("tls.cert_file", "loading the client certificate and key: %v", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	case r.CertFile != "":
-		errs.Addf("tls.key_file", "required with tls.cert_file")
-	case r.KeyFile != "":
-		errs.Addf("tls.cert_file", "required with tls.key_file")
-	}
-	return cfg, errs
 }
 
 // parseSASL decodes the sasl block into a mechanism kgo authenticates

@@ -108,7 +108,7 @@ func parseConfig(data []byte) (*config, sdk.ConfigErrors) {
 	c.readTimeout = duration("read_timeout", raw.ReadTimeout, defaultReadTimeout, &errs)
 	c.writeTimeout = duration("write_timeout", raw.WriteTimeout, defaultWriteTimeout, &errs)
 	if raw.TLS != nil {
-		cfg, tlsErrs := parseTLS(raw.TLS)
+		cfg, tlsErrs := sdk.ParseClientTLS("tls", raw.TLS)
 		errs = append(errs, tlsErrs...)
 		c.tls = cfg
 	}

@@ -29,7 +29,7 @@ type mappingError struct {
 	err error
 }
 
-func (e *mappingError) Error() string { return e.at + ": " + e.err.Error() }
+func (e *mappingError) Error() string { return e.at + ": " + firstLine(e.err) }
 
 // build appends to b the Redis commands c sends for the record env holds:
 // none when its when is false, two for LPUSH or RPUSH with max_len.
