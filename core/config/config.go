@@ -692,6 +692,28 @@ func (c *Config) CheckableClusters(errs Errors) []*Cluster {
 	return out
 }
 
+// CheckableSinks returns the indexes of the sinks of c whose plugin can be
+// asked about their config despite errs, as CheckableClusters does for
+// clusters: those with a plugin of kind sink, and no problem in errs at or
+// under the entry or its plugin's.
+func (c *Config) CheckableSinks(errs Errors) []int {
+	var out []int
+	for i, sk := range c.Sinks {
+		if sk == nil {
+			continue
+		}
+		p, ok := c.Plugins[sk.Plugin]
+		if !ok || p == nil || p.Kind != KindSink {
+			continue
+		}
+		if errs.touch(fmt.Sprintf("sinks[%d]", i)) || errs.touch(keyPath("plugins", sk.Plugin)) {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
 // touch reports whether a problem in es is at key, under it, or at a key
 // holding it (a problem of the file as a whole does not count).
 func (es Errors) touch(key string) bool {
