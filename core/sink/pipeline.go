@@ -37,7 +37,7 @@ type pipeline struct {
 	maxHeld int
 
 	written, failures, retried, deadLettered, filtered, batches atomic.Int64
-	lastFailureLog                                             atomic.Int64 // unix ns
+	lastFailureLog                                              atomic.Int64 // unix ns
 
 	mu        sync.Mutex
 	lanes     map[string]*lane
@@ -733,4 +733,3 @@ func (p *pipeline) status() Status {
 	}
 	return st
 }
-
