@@ -1,0 +1,195 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/mqgate/mqgate/examples/filesink"
+)
+
+// sinkKind is a store a sink plugin writes to, started for a test.
+type sinkKind struct {
+	name  string
+	start func(t *testing.T, dir string) *testStore
+}
+
+// testStore is a running store and how the gateway's sink reaches it.
+type testStore struct {
+	// plugin is the value of the sink's plugins: entry; config the
+	// sink's config: map, both as YAML flow mappings. The config maps a
+	// message's JSON value {"id": ID, ...} so that stored can count IDs.
+	plugin, config string
+	// stored counts how many times each message ID is in the store.
+	stored func(t *testing.T) map[string]int
+	// down makes the store refuse writes until up; nil when it cannot.
+	down, up func(t *testing.T)
+}
+
+// fileSinkBin is the example third-party sink, built by TestMain.
+var fileSinkBin string
+
+// fileSink is the example third-party sink, run by path as a third party's
+// plugin is: a file of JSON lines per topic.
+func fileSink(t *testing.T, dir string) *testStore {
+	out := filepath.Join(dir, "files")
+	return &testStore{
+		plugin: fmt.Sprintf("{path: %q, kind: sink}", fileSinkBin),
+		config: fmt.Sprintf("{dir: %q, value: json}", out),
+		stored: func(t *testing.T) map[string]int {
+			counts := map[string]int{}
+			f, err := os.Open(filesink.Path(out, "orders"))
+			if errors.Is(err, os.ErrNotExist) {
+				return counts
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			sc := bufio.NewScanner(f)
+			sc.Buffer(nil, 4<<20)
+			for sc.Scan() {
+				var l struct {
+					Value struct{ ID string } `json:"value"`
+				}
+				if json.Unmarshal(sc.Bytes(), &l) == nil {
+					counts[l.Value.ID]++
+				}
+			}
+			return counts
+		},
+	}
+}
+
+var sinkKinds = []sinkKind{
+	{"file", fileSink},
+}
+
+func forEachSink(t *testing.T, test func(t *testing.T, kind sinkKind)) {
+	for _, k := range sinkKinds {
+		t.Run(k.name, func(t *testing.T) { test(t, k) })
+	}
+}
+
+// sinkConfig is the sinks: section of one sink, orders, of store.
+func sinkConfig(store *testStore, extra string) string {
+	return fmt.Sprintf(`sinks:
+  - name: orders
+    topics: [orders]
+    plugin: store
+    config: %s
+    batch: {max_messages: 100}
+    retry: {max: 3, backoff: [50ms, 200ms]}
+%s`, store.config, extra)
+}
+
+// sinkSetup writes a config with the store's plugin and the orders sink.
+func sinkSetup(t *testing.T, dir string, broker *testBroker, store *testStore, extra string) *setup {
+	return writeConfig(t, dir, broker, options{morePlugins: []string{"store: " + store.plugin}, extra: sinkConfig(store, extra)})
+}
+
+// sinkStatus is what GET /v1/sinks/{name} answers.
+type sinkStatus struct {
+	Name         string `json:"name"`
+	State        string `json:"state"`
+	PluginState  string `json:"plugin_state"`
+	Written      int64  `json:"written"`
+	Failures     int64  `json:"failures"`
+	DeadLettered int64  `json:"dead_lettered"`
+	Queued       int    `json:"queued"`
+	LastError    string `json:"last_error"`
+}
+
+func (g *gateway) sink(name string) sinkStatus {
+	g.t.Helper()
+	code, body := g.do("GET", "/v1/sinks/"+name, "", nil)
+	if code != 200 {
+		g.t.Fatalf("GET /v1/sinks/%s: %d %s", name, code, body)
+	}
+	var st sinkStatus
+	if err := json.Unmarshal(body, &st); err != nil {
+		g.t.Fatal(err)
+	}
+	return st
+}
+
+// produceOrders produces orders from to to-1 as JSON values {"id": ...}.
+func (g *gateway) produceOrders(from, to int) {
+	g.t.Helper()
+	for i := from; i < to; i += 250 {
+		var msgs []string
+		for j := i; j < min(i+250, to); j++ {
+			msgs = append(msgs, fmt.Sprintf(`{"key":"k%d","value":"{\"id\":\"o-%05d\",\"total\":%d}"}`, j%50, j, j))
+		}
+		if code, body := g.do("POST", "/v1/topics/orders/messages", `{"messages":[`+strings.Join(msgs, ",")+`]}`, nil); code != 200 {
+			g.t.Fatalf("produce: %d %s", code, body)
+		}
+	}
+}
+
+// orderIDs are the IDs produceOrders(0, n) produces.
+func orderIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("o-%05d", i)
+	}
+	return ids
+}
+
+// Every sink, on each backend, loses nothing the gateway acked across a
+// kill -9 of the sink's plugin and then of the gateway, both mid-stream:
+// every message lands, and the duplicates (what was written but not yet
+// acked at a kill) are counted in the log.
+func TestSinkLosesNothingUnderKills(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		forEachSink(t, func(t *testing.T, sk sinkKind) {
+			dir := t.TempDir()
+			store := sk.start(t, dir)
+			s := sinkSetup(t, dir, kind.local(t, dir), store, "")
+			g := startGateway(t, s)
+
+			const n = 3000
+			g.produceOrders(0, n/2)
+			waitFor(t, "a tenth written", func() bool { return len(store.stored(t)) >= n/10 })
+			var sinkPID int
+			for _, p := range g.plugins() {
+				if p.Name == "sink:orders" {
+					sinkPID = p.PID
+				}
+			}
+			if sinkPID == 0 {
+				t.Fatalf("no plugin sink:orders in %+v", g.plugins())
+			}
+			if err := syscall.Kill(sinkPID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			g.produceOrders(n/2, n)
+			waitFor(t, "two thirds written", func() bool { return len(store.stored(t)) >= 2*n/3 })
+			g.kill9()
+
+			g2 := startGateway(t, s)
+			waitFor(t, "every message written", func() bool { return len(store.stored(t)) == n })
+			counts := store.stored(t)
+			dups := 0
+			for _, id := range orderIDs(n) {
+				switch c := counts[id]; {
+				case c == 0:
+					t.Errorf("%s never written", id)
+				case c > 1:
+					dups += c - 1
+				}
+			}
+			st := g2.sink("orders")
+			if st.State != "running" || st.PluginState != "up" || st.DeadLettered != 0 {
+				t.Errorf("GET /v1/sinks/orders = %+v", st)
+			}
+			t.Logf("%s sink on %s: %d messages, the plugin and then the gateway killed mid-stream: lost 0, duplicates %d", sk.name, kind.name, n, dups)
+		})
+	})
+}
