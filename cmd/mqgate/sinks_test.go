@@ -30,6 +30,8 @@ type testStore struct {
 	stored func(t *testing.T) map[string]int
 	// down makes the store refuse writes until up; nil when it cannot.
 	down, up func(t *testing.T)
+	// poison is a message value the sink's mapping refuses.
+	poison string
 }
 
 // fileSinkBin is the example third-party sink, built by TestMain.
@@ -42,6 +44,7 @@ func fileSink(t *testing.T, dir string) *testStore {
 	return &testStore{
 		plugin: fmt.Sprintf("{path: %q, kind: sink}", fileSinkBin),
 		config: fmt.Sprintf("{dir: %q, value: json}", out),
+		poison: "not json",
 		stored: func(t *testing.T) map[string]int {
 			counts := map[string]int{}
 			f, err := os.Open(filesink.Path(out, "orders"))
@@ -191,5 +194,74 @@ func TestSinkLosesNothingUnderKills(t *testing.T) {
 			}
 			t.Logf("%s sink on %s: %d messages, the plugin and then the gateway killed mid-stream: lost 0, duplicates %d", sk.name, kind.name, n, dups)
 		})
+	})
+}
+
+// A message the sink's mapping refuses goes to the dead-letter topic after
+// retry.max attempts with can_skip, while the rest is written; without
+// can_skip it holds back only its key.
+func TestSinkPoisonRecord(t *testing.T) {
+	forEachSink(t, func(t *testing.T, sk sinkKind) {
+		for _, canSkip := range []bool{true, false} {
+			t.Run(fmt.Sprintf("can_skip=%v", canSkip), func(t *testing.T) {
+				dir := t.TempDir()
+				store := sk.start(t, dir)
+				s := sinkSetup(t, dir, brokerKinds[0].local(t, dir), store, fmt.Sprintf("    can_skip: %v\n", canSkip))
+				g := startGateway(t, s)
+				poison, _ := json.Marshal(store.poison)
+				body := fmt.Sprintf(`{"messages":[{"key":"px","value":%s},{"key":"px","value":"{\"id\":\"after-poison\"}"}]}`, poison)
+				if code, b := g.do("POST", "/v1/topics/orders/messages", body, nil); code != 200 {
+					t.Fatalf("produce: %d %s", code, b)
+				}
+				g.produceOrders(0, 200)
+				if canSkip {
+					waitFor(t, "everything else written", func() bool { return len(store.stored(t)) == 201 })
+					waitFor(t, "the poison dead-lettered", func() bool { return g.sink("orders").DeadLettered == 1 })
+					recs := g.read("mqgate-sink-orders-dlq", 1)
+					if string(recs[0].Value) != store.poison {
+						t.Errorf("dead letter %q; want the poison %q", recs[0].Value, store.poison)
+					}
+					return
+				}
+				waitFor(t, "everything but the poison's key written and the poison retried past retry.max", func() bool {
+					return len(store.stored(t)) == 200 && g.sink("orders").Failures > 3
+				})
+				st := g.sink("orders")
+				if st.DeadLettered != 0 || st.Queued != 2 || st.LastError == "" {
+					t.Errorf("GET /v1/sinks/orders = %+v; want the poison and the message after it on its key held, with the last error", st)
+				}
+				if store.stored(t)["after-poison"] != 0 {
+					t.Errorf("the message after the poison on its key was written while the poison was failing")
+				}
+			})
+		}
+	})
+}
+
+// A store that is down is waited out: writes fail with code 17, nothing is
+// dead-lettered (even with can_skip and retry.max 1), and everything is
+// written once the store is back.
+func TestSinkDownIsCaughtUp(t *testing.T) {
+	forEachSink(t, func(t *testing.T, sk sinkKind) {
+		dir := t.TempDir()
+		store := sk.start(t, dir)
+		if store.down == nil {
+			t.Skipf("the %s store cannot be taken down by the test", sk.name)
+		}
+		s := sinkSetup(t, dir, brokerKinds[0].local(t, dir), store, "    can_skip: true\n")
+		g := startGateway(t, s)
+		g.produceOrders(0, 100)
+		waitFor(t, "the first written", func() bool { return len(store.stored(t)) == 100 })
+		store.down(t)
+		g.produceOrders(100, 1000)
+		waitFor(t, "writes failing", func() bool { return g.sink("orders").Failures >= 10 })
+		if st := g.sink("orders"); st.LastError == "" {
+			t.Errorf("GET /v1/sinks/orders = %+v while the store is down; want its last error", st)
+		}
+		store.up(t)
+		waitFor(t, "everything written", func() bool { return len(store.stored(t)) == 1000 })
+		if st := g.sink("orders"); st.DeadLettered != 0 {
+			t.Errorf("GET /v1/sinks/orders = %+v; an outage dead-lettered messages", st)
+		}
 	})
 }
