@@ -231,6 +231,9 @@ func compileMapping(raw rawConfig, errs *sdk.ConfigErrors) *mapping {
 		m.deleteColumns = raw.DeleteColumns
 	}
 	m.check = compileCheck(raw, m, errs)
+	if len(*errs) == 0 {
+		m.combine()
+	}
 	return m
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"testing"
@@ -155,3 +156,6 @@ func puts(f *hbasefake.Server) int {
 func tlsServerConfig(p *testcert.Pair) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{p.TLS}, MinVersion: tls.VersionTLS12}
 }
+
+// errorsAs is errors.As, for a test file that has no other use of errors.
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

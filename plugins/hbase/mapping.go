@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/mqgate/mqgate/core/transform"
 	"github.com/mqgate/mqgate/sdk"
@@ -40,6 +41,44 @@ type mapping struct {
 	// "family:qualifier"); empty for the whole row.
 	deleteColumns []string
 	check         *checkSpec
+	// all evaluates every expression above at once, as a list, so that a
+	// record's variables (its JSON above all) are built once rather than
+	// once per expression; slot gives each expression's place in the
+	// list. nil when the combination does not compile.
+	all  *transform.Expr
+	slot map[*transform.Expr]int
+}
+
+// combine compiles the mapping's expressions into one list expression.
+// Each is parenthesized on lines of its own, so that a line comment in
+// one ends there.
+func (m *mapping) combine() {
+	exprs := []*transform.Expr{m.table, m.row, m.timestamp, m.opExpr}
+	for _, c := range m.columns {
+		exprs = append(exprs, c.expr)
+	}
+	if m.check != nil {
+		exprs = append(exprs, m.check.value)
+	}
+	var src strings.Builder
+	slot := map[*transform.Expr]int{}
+	src.WriteString("[")
+	for _, e := range exprs {
+		if e == nil {
+			continue
+		}
+		if len(slot) > 0 {
+			src.WriteString(",")
+		}
+		slot[e] = len(slot)
+		src.WriteString("(\n" + e.String() + "\n)")
+	}
+	src.WriteString("]")
+	all, err := transform.CompileExpr(src.String())
+	if err != nil {
+		return // each expression is evaluated on its own
+	}
+	m.all, m.slot = all, slot
 }
 
 // columnExpr is one entry of `columns:`.
@@ -79,6 +118,21 @@ type cellValue struct {
 // CodeIllegal error naming the key and the record.
 func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 	in := transform.RecordInput(r)
+	// One evaluation of everything; when it fails, each expression is
+	// evaluated on its own (and only where the op needs it) to say which
+	// key failed.
+	var all []any
+	if m.all != nil {
+		if v, err := m.all.Eval(in); err == nil {
+			all, _ = v.([]any)
+		}
+	}
+	eval := func(e *transform.Expr) (any, error) {
+		if i, ok := m.slot[e]; ok && len(all) == len(m.slot) {
+			return all[i], nil
+		}
+		return e.Eval(in)
+	}
 	fail := func(key, format string, args ...any) (mutation, error) {
 		return mutation{}, sdk.Errorf(sdk.CodeIllegal, "hbase sink: %s: %s (record %s qid %s offset %d)",
 			key, fmt.Sprintf(format, args...), r.Topic, r.Qid, r.Offset)
@@ -86,7 +140,7 @@ func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 	var mu mutation
 	op := m.op
 	if m.opExpr != nil {
-		v, err := m.opExpr.Eval(in)
+		v, err := eval(m.opExpr)
 		if err != nil {
 			return fail("op", "%v", err)
 		}
@@ -100,7 +154,7 @@ func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 	}
 	mu.op = op
 
-	v, err := m.table.Eval(in)
+	v, err := eval(m.table)
 	if err != nil {
 		return fail("table", "%v", err)
 	}
@@ -110,7 +164,7 @@ func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 	}
 	mu.table = name
 
-	v, err = m.row.Eval(in)
+	v, err = eval(m.row)
 	if err != nil {
 		return fail("row", "%v", err)
 	}
@@ -132,7 +186,7 @@ func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 	}
 
 	if m.timestamp != nil {
-		v, err := m.timestamp.Eval(in)
+		v, err := eval(m.timestamp)
 		if err != nil {
 			return fail("timestamp", "%v", err)
 		}
@@ -156,7 +210,7 @@ func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 		}
 	}
 	for _, c := range m.columns {
-		v, err := c.expr.Eval(in)
+		v, err := eval(c.expr)
 		if err != nil {
 			return fail("columns."+c.column, "%v", err)
 		}
@@ -176,7 +230,7 @@ func (m *mapping) mapRecord(r *sdk.Record) (mutation, error) {
 		if !slices.ContainsFunc(mu.cells, func(c cellValue) bool { return c.column == m.check.column }) {
 			return fail("check.column", "%s gave nil, but the REST gateway puts the checked column along with the others", m.check.column)
 		}
-		v, err := m.check.value.Eval(in)
+		v, err := eval(m.check.value)
 		if err != nil {
 			return fail("check.value", "%v", err)
 		}

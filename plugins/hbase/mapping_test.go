@@ -81,3 +81,26 @@ func TestMappingValues(t *testing.T) {
 		t.Errorf("row %q ts %d table %q", mu.row, mu.ts, mu.table)
 	}
 }
+
+// The mapping evaluates all its expressions at once; when that fails, a
+// record is mapped expression by expression, so a delete is not failed by
+// a column expression it does not need, and a put's error names its key.
+func TestMappingFallsBackToEachExpression(t *testing.T) {
+	m := mappingOf(t, with("op", "json.op", "delete_columns", []string{"info"},
+		"columns", map[string]string{"info:first": "json.name.first"}))
+	if m.all == nil {
+		t.Fatal("the expressions were not combined")
+	}
+	del := record("t", 1, map[string]any{"user_id": "u", "op": "delete"})
+	if mu, err := m.mapRecord(&del); err != nil || mu.op != opDelete {
+		t.Errorf("a delete whose column expressions fail: %+v, %v; want a delete", mu, err)
+	}
+	put := record("t", 2, map[string]any{"user_id": "u", "op": "put"})
+	if _, err := m.mapRecord(&put); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "columns.info:first") {
+		t.Errorf("a put whose column expression fails: %v; want code 11 naming columns.info:first", err)
+	}
+	ok := record("t", 3, map[string]any{"user_id": "u", "op": "put", "name": map[string]any{"first": "Ann"}})
+	if mu, err := m.mapRecord(&ok); err != nil || len(mu.cells) != 1 || string(mu.cells[0].value) != "Ann" {
+		t.Errorf("a put that maps: %+v, %v", mu, err)
+	}
+}
