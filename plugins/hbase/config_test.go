@@ -1,7 +1,6 @@
 package hbase
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,22 +20,8 @@ func baseConfig() map[string]any {
 	}
 }
 
-// with returns baseConfig with key set to v (nil deletes it), as JSON.
-func with(kv ...any) []byte {
-	m := baseConfig()
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(m, kv[i].(string))
-		} else {
-			m[kv[i].(string)] = kv[i+1]
-		}
-	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+// with returns baseConfig with keys set (nil deletes one), as JSON.
+func with(kv ...any) []byte { return configJSON(baseConfig(), kv...) }
 
 func TestConfigErrorsNameTheirKeys(t *testing.T) {
 	dir := t.TempDir()

@@ -62,6 +62,12 @@ func userConfig(urls []string, kv ...any) []byte {
 			"events:last_seen": "timestamp_ms",
 		},
 	}
+	return configJSON(m, kv...)
+}
+
+// configJSON is m as JSON, with kv (key, value pairs) set first; a nil
+// value deletes its key.
+func configJSON(m map[string]any, kv ...any) []byte {
 	for i := 0; i+1 < len(kv); i += 2 {
 		if kv[i+1] == nil {
 			delete(m, kv[i].(string))
