@@ -124,7 +124,7 @@ type batchWrite struct {
 // task is one request of a round and the records it answers for.
 type task struct {
 	records []int
-	send    func(ctx context.Context) []error // one per record, or one for all
+	send    func(ctx context.Context) error // the result of all its records
 }
 
 // run sends a round: its puts, then its singles, each part's requests
@@ -175,12 +175,12 @@ func heldError(cause error) error {
 // runTasks runs tasks side by side and records their results. A row with
 // a retriable failure is held for the rest of the batch.
 func (w *batchWrite) runTasks(ctx context.Context, tasks []task) {
-	results := make([][]error, len(tasks))
+	results := make([]error, len(tasks))
 	sem := make(chan struct{}, w.st.cfg.concurrency)
 	var wg sync.WaitGroup
 	for i, t := range tasks {
 		if ctx.Err() != nil {
-			results[i] = []error{ctxError(ctx)}
+			results[i] = ctxError(ctx)
 			continue
 		}
 		sem <- struct{}{}
@@ -191,11 +191,8 @@ func (w *batchWrite) runTasks(ctx context.Context, tasks []task) {
 	}
 	wg.Wait()
 	for i, t := range tasks {
-		for k, rec := range t.records {
-			err := results[i][0]
-			if len(results[i]) > 1 {
-				err = results[i][k]
-			}
+		err := results[i]
+		for _, rec := range t.records {
 			w.errs[rec] = err
 			if err != nil && sdk.CodeOf(err).Retriable() {
 				mu := w.muts[rec]
@@ -217,16 +214,16 @@ func (w *batchWrite) putTask(table string, rows []*putRow) task {
 	for _, r := range rows {
 		recs = append(recs, r.records...)
 	}
-	return task{records: recs, send: func(ctx context.Context) []error {
+	return task{records: recs, send: func(ctx context.Context) error {
 		body, ctype, err := encodeCellSet(w.st.cfg.encoding, rows)
 		if err != nil {
-			return []error{sdk.Errorf(sdk.CodeInternal, "hbase sink: encoding a CellSet for table %s: %v", table, err)}
+			return sdk.Errorf(sdk.CodeInternal, "hbase sink: encoding a CellSet for table %s: %v", table, err)
 		}
 		// The reference guide's multi-row put: any row in the path, the
 		// rows of the body name their own keys.
 		a, err := w.st.gw.do(ctx, call{method: http.MethodPut, path: "/" + table + "/fakerow",
 			contentType: ctype, body: body, idempotent: true})
-		return []error{resultError(a, err, table)}
+		return resultError(a, err, table)
 	}}
 }
 
@@ -234,7 +231,7 @@ func (w *batchWrite) putTask(table string, rows []*putRow) task {
 func (w *batchWrite) singleTask(sg single) task {
 	mu := sg.mu
 	rec := &w.records[sg.record]
-	return task{records: []int{sg.record}, send: func(ctx context.Context) []error {
+	return task{records: []int{sg.record}, send: func(ctx context.Context) error {
 		if mu.op == opDelete {
 			path := "/" + mu.table + "/" + escapeSegment(string(mu.row), false)
 			if len(mu.deleteColumns) > 0 {
@@ -248,7 +245,7 @@ func (w *batchWrite) singleTask(sg single) task {
 				}
 			}
 			a, err := w.st.gw.do(ctx, call{method: http.MethodDelete, path: path, idempotent: true})
-			return []error{resultError(a, err, mu.table)}
+			return resultError(a, err, mu.table)
 		}
 		row := &putRow{table: mu.table, key: mu.row}
 		row.add(mu.cells, mu.ts, sg.record)
@@ -257,7 +254,7 @@ func (w *batchWrite) singleTask(sg single) task {
 		row.cells = append(row.cells, putCell{column: checkCol, value: mu.checkValue})
 		body, ctype, err := encodeCellSet(w.st.cfg.encoding, []*putRow{row})
 		if err != nil {
-			return []error{sdk.Errorf(sdk.CodeInternal, "hbase sink: encoding a check-and-put for table %s: %v", mu.table, err)}
+			return sdk.Errorf(sdk.CodeInternal, "hbase sink: encoding a check-and-put for table %s: %v", mu.table, err)
 		}
 		// The body names the row; the path's row is for logs and proxies,
 		// and a placeholder where the gateway's path rules could trip on it.
@@ -268,11 +265,11 @@ func (w *batchWrite) singleTask(sg single) task {
 		a, err := w.st.gw.do(ctx, call{method: http.MethodPut, path: path, query: "check=put",
 			contentType: ctype, body: body})
 		if err == nil && a.status == http.StatusNotModified {
-			return []error{sdk.Errorf(sdk.CodeIllegal,
+			return sdk.Errorf(sdk.CodeIllegal,
 				"hbase sink: check_and_put not applied: %s of row %q in table %s does not hold the value check.value gave (record %s qid %s offset %d)",
-				checkCol, summaryKey(mu.row), mu.table, rec.Topic, rec.Qid, rec.Offset)}
+				checkCol, summaryKey(mu.row), mu.table, rec.Topic, rec.Qid, rec.Offset)
 		}
-		return []error{resultError(a, err, mu.table)}
+		return resultError(a, err, mu.table)
 	}}
 }
 
