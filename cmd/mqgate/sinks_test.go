@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/mqgate/mqgate/examples/filesink"
+	"github.com/mqgate/mqgate/internal/hbasefake"
 )
 
 // sinkKind is a store a sink plugin writes to, started for a test.
@@ -70,8 +71,49 @@ func fileSink(t *testing.T, dir string) *testStore {
 	}
 }
 
+// hbaseSink is the bundled HBase sink writing to a fake REST gateway: a
+// row per order in table orders, its versions counting the writes.
+func hbaseSink(t *testing.T, _ string) *testStore {
+	f, err := hbasefake.Start(hbasefake.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	if err := f.CreateTable("orders", hbasefake.Families("d")...); err != nil {
+		t.Fatal(err)
+	}
+	return &testStore{
+		plugin: "{builtin: hbase}",
+		config: fmt.Sprintf(`{urls: [%q], table: "'orders'", row: "json.id", columns: {"d:total": "json.total", "d:offset": "offset"}}`, f.URL()),
+		poison: `{"no_id": true}`,
+		stored: func(t *testing.T) map[string]int {
+			counts := map[string]int{}
+			for _, id := range orderIDs(3000) {
+				if vs := f.Versions("orders", id, "d:offset"); len(vs) > 0 {
+					counts[id] = len(vs) // a version per write, unless two share a millisecond
+				}
+			}
+			if f.Row("orders", "after-poison") != nil {
+				counts["after-poison"] = 1
+			}
+			return counts
+		},
+		down: func(t *testing.T) {
+			if err := f.Down(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		up: func(t *testing.T) {
+			if err := f.Up(); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+}
+
 var sinkKinds = []sinkKind{
 	{"file", fileSink},
+	{"hbase", hbaseSink},
 }
 
 func forEachSink(t *testing.T, test func(t *testing.T, kind sinkKind)) {

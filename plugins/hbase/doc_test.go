@@ -54,7 +54,8 @@ func TestDocExample(t *testing.T) {
 	}
 
 	var y struct {
-		Sinks map[string]struct {
+		Sinks []struct {
+			Name   string         `yaml:"name"`
 			Plugin string         `yaml:"plugin"`
 			Config map[string]any `yaml:"config"`
 		} `yaml:"sinks"`
@@ -62,8 +63,11 @@ func TestDocExample(t *testing.T) {
 	if err := yaml.Unmarshal(plugins, &y); err != nil {
 		t.Fatal(err)
 	}
-	entry := y.Sinks["users-to-hbase"]
-	if entry.Plugin != "hbase" {
+	if len(y.Sinks) != 1 {
+		t.Fatalf("the doc's sinks: %+v", y.Sinks)
+	}
+	entry := y.Sinks[0]
+	if entry.Name != "users-to-hbase" || entry.Plugin != "hbase" {
 		t.Fatalf("the doc's sink entry: %+v", entry)
 	}
 	entry.Config["urls"] = []string{f.URL()}
