@@ -185,7 +185,9 @@ func TestNamespaceOperations(t *testing.T) {
 					t.Fatalf("exception %s; want %s", e.Exception, tc.body)
 				}
 			case strings.Contains(tc.url, "LISTSTATUS"):
-				var l struct{ FileStatuses struct{ FileStatus []struct{ PathSuffix string } } }
+				var l struct {
+					FileStatuses struct{ FileStatus []struct{ PathSuffix string } }
+				}
 				if err := json.Unmarshal(a.body, &l); err != nil {
 					t.Fatal(err)
 				}
