@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/plugins/hdfs"
 	"github.com/mqgate/mqgate/plugins/kafka"
 	"github.com/mqgate/mqgate/plugins/rocketmq"
 	"github.com/mqgate/mqgate/sdk"
@@ -20,6 +21,7 @@ var builtins = map[string]struct {
 }{
 	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }},
 	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }},
+	"hdfs":     {sdk.KindSink, func() { sdk.ServeSink(hdfs.New(sdk.Logger())) }},
 }
 
 func init() {

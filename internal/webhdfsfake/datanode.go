@@ -21,7 +21,7 @@ func (s *Server) serveDatanode(w http.ResponseWriter, r *http.Request) {
 	down := s.dnDown
 	var f *Fault
 	if !down && rerr == nil {
-		f = s.fault(Datanode, op)
+		f = s.fault(Datanode, op, req.path)
 	}
 	s.mu.Unlock()
 	if down {

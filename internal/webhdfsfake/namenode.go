@@ -52,7 +52,7 @@ func (s *Server) namenode(i int) http.Handler {
 		down, active := s.nnDown[i], s.active == i
 		var f *Fault
 		if !down && rerr == nil && active {
-			f = s.fault(Namenode, op)
+			f = s.fault(Namenode, op, req.path)
 		}
 		s.mu.Unlock()
 		switch {

@@ -85,6 +85,8 @@ type Fault struct {
 	Node Node
 	// Op is the operation it hits (CREATE, APPEND, ...); empty for any.
 	Op string
+	// Path, when set, limits it to requests whose HDFS path contains it.
+	Path string
 	// Status is the answer's HTTP status, with a RemoteException body
 	// (RetriableException for 503, RuntimeException otherwise). 0 hangs
 	// up without an answer.
@@ -220,11 +222,11 @@ func (s *Server) Requests(n Node, op string) int {
 	return s.counts[n.String()+" "+strings.ToUpper(op)]
 }
 
-// fault takes the first armed fault for op at node, or nil. s.mu must be
-// held.
-func (s *Server) fault(n Node, op string) *Fault {
+// fault takes the first armed fault for op on path p at node, or nil.
+// s.mu must be held.
+func (s *Server) fault(n Node, op, p string) *Fault {
 	for i, f := range s.faults {
-		if f.Node == n && (f.Op == "" || f.Op == op) {
+		if f.Node == n && (f.Op == "" || f.Op == op) && strings.Contains(p, f.Path) {
 			f.Times--
 			if f.Times == 0 {
 				s.faults = slices.Delete(s.faults, i, i+1)
