@@ -76,8 +76,8 @@ func startFake(t testing.TB, opts webhdfsfake.Options) *webhdfsfake.Server {
 func testConfig(t testing.TB, fake *webhdfsfake.Server, sink, gateway string, over map[string]any) []byte {
 	t.Helper()
 	c := map[string]any{
-		"namenodes": fake.NamenodeURLs(),
-		"path":      "/data/${group}/${topic}/${yyyy}${MM}${dd}/${HH}",
+		"namenodes":     fake.NamenodeURLs(),
+		"path":          "/data/${group}/${topic}/${yyyy}${MM}${dd}/${HH}",
 		sdk.SinkInfoKey: sdk.SinkInfo{Sink: sink, Group: "g1", Gateway: gateway},
 	}
 	maps.Copy(c, over)

@@ -112,8 +112,8 @@ func TestRecoveryCleansUp(t *testing.T) {
 		"/data/x/_part-clean-dead-20261206000000-000002.txt.inprogress":      "no newline yet",
 		markerDir + "_part-clean-dead-20261206000000-000003.txt.inprogress":  "/data/gone", // finalised; marker left
 		markerDir + "_part-clean-dead-20261206000000-000004.txt.inprogress":  "not a directory",
-		markerDir + "notes.txt":                                              "someone else's",
-		"/data/x/_part-other-dead-20261206000000-000001.txt.inprogress":      "another sink's\n",
+		markerDir + "notes.txt": "someone else's",
+		"/data/x/_part-other-dead-20261206000000-000001.txt.inprogress": "another sink's\n",
 	} {
 		if err := fake.WriteFile(p, []byte(content)); err != nil {
 			t.Fatal(err)

@@ -24,8 +24,8 @@ func TestRecordsLandExactly(t *testing.T) {
 			h10 := time.Date(2026, 12, 6, 10, 59, 59, 999e6, time.UTC)
 			h11 := h10.Add(time.Millisecond)
 			batch := []sdk.Record{record("orders", 0, h10), record("pays", 1, h10), record("orders", 2, h11), record("orders", 3, h10)}
-			batch[1].Key = nil    // absent, not empty
-			batch[3].Value = nil  // an empty value is a record too
+			batch[1].Key = nil   // absent, not empty
+			batch[3].Value = nil // an empty value is a record too
 			batch[3].Headers = nil
 			writeOK(t, s, batch)
 			writeOK(t, s, []sdk.Record{record("orders", 4, h10)})
