@@ -63,7 +63,7 @@ func parseTemplate(s string) (*pathTemplate, error) {
 	}
 	// Checked with sample values: a variable never adds a component of
 	// its own, so a bad component is in the literal text.
-	for _, c := range strings.Split(t.expand("g", "t", time.Unix(0, 0)), "/") {
+	for _, c := range strings.Split(t.fill("g", "t", time.Unix(0, 0)), "/") {
 		if err := checkName(c); err != nil && c != "" {
 			return nil, fmt.Errorf("a directory in %q: %w", s, err)
 		}
@@ -74,6 +74,11 @@ func parseTemplate(s string) (*pathTemplate, error) {
 // expand is the directory for group, topic and t (already in the
 // configured zone), cleaned.
 func (t *pathTemplate) expand(group, topic string, tm time.Time) string {
+	return path.Clean(t.fill(group, topic, tm))
+}
+
+// fill replaces the variables.
+func (t *pathTemplate) fill(group, topic string, tm time.Time) string {
 	var b strings.Builder
 	for _, p := range t.pieces {
 		switch {
@@ -87,7 +92,7 @@ func (t *pathTemplate) expand(group, topic string, tm time.Time) string {
 			b.WriteString(tm.Format(p.layout))
 		}
 	}
-	return path.Clean(b.String())
+	return b.String()
 }
 
 // fixedPrefix is the longest directory at the start of the template that
