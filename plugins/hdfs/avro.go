@@ -109,8 +109,8 @@ func (e *avroEncoder) take() ([]byte, error) {
 	if err := e.enc.Flush(); err != nil {
 		return nil, fmt.Errorf("ending an Avro block: %w", err)
 	}
-	b := bytes.Clone(e.buf.Bytes())
-	e.buf.Reset()
+	b := e.buf.Bytes()
+	e.buf.Reset() // keeps the memory for the next block, as take's contract allows
 	return b, nil
 }
 

@@ -140,7 +140,11 @@ func TestPluginProcess(t *testing.T) {
 			if err := s.Configure(ctx, valid); err != nil {
 				t.Fatalf("Configure: %v", err)
 			}
-			unconfigured := func(t *testing.T) sdk.Sink { return plugintest.StartSinkProcess(t, pluginCommand()) }
+			// One process serves every bad config: a refused Configure
+			// leaves the plugin unconfigured, and the gateway's end of
+			// Close leaves the process running.
+			spare := plugintest.StartSinkProcess(t, pluginCommand())
+			unconfigured := func(*testing.T) sdk.Sink { return spare }
 			plugintest.RunSink(t, func(*testing.T) sdk.Sink { return s }, sinkCase(t, fake, f.name, valid, unconfigured))
 			t.Run("ConfigValidation", func(t *testing.T) {
 				plugintest.RunConfigValidation(t, func(t *testing.T) plugintest.Plugin {

@@ -35,7 +35,8 @@ type fileEncoder interface {
 	add(r *sdk.Record) error
 	// take returns the bytes encoded since the last take, which end on a
 	// record boundary: appended to what the earlier takes returned, they
-	// make a valid file.
+	// make a valid file. They are valid until the next add, which reuses
+	// their memory.
 	take() ([]byte, error)
 }
 
@@ -101,7 +102,7 @@ func (e *textEncoder) add(r *sdk.Record) error {
 
 func (e *textEncoder) take() ([]byte, error) {
 	b := e.buf
-	e.buf = nil
+	e.buf = b[:0]
 	return b, nil
 }
 

@@ -263,3 +263,42 @@ func TestCredentials(t *testing.T) {
 		})
 	}
 }
+
+// waitFor polls cond until it holds, failing t after waitLimit.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after %s for %s", waitLimit, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A sink started the way the gateway starts it, with its own loop and
+// the real clock, recovers the files of dead writers right away.
+func TestStartRecoversOrphans(t *testing.T) {
+	hourAgo := func() time.Time { return time.Now().Add(-time.Hour) }
+	fake := startFake(t, webhdfsfake.Options{Now: hourAgo})
+	const tmp = "/data/t/_part-boot-dead-20261206000000-000001.txt.inprogress"
+	for p, content := range map[string]string{
+		"/data/" + stateDirName + "/boot/" + path.Base(tmp): "/data/t",
+		tmp: "one\ntwo\nthr",
+	} {
+		if err := fake.WriteFile(p, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New(nil)
+	if err := s.Configure(t.Context(), testConfig(t, fake, "boot", "gw", map[string]any{"path": "/data/${topic}"})); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	const final = "/data/t/part-boot-dead-20261206000000-000001.txt"
+	waitFor(t, "the orphan's recovery", func() bool {
+		data, err := fake.ReadFile(final)
+		return err == nil && string(data) == "one\ntwo\n"
+	})
+	waitFor(t, "its marker's deletion", func() bool { return len(markers(fake)) == 0 })
+}
