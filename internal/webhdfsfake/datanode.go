@@ -1,6 +1,7 @@
 package webhdfsfake
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"net/http"
@@ -35,6 +36,13 @@ func (s *Server) serveDatanode(w http.ResponseWriter, r *http.Request) {
 		rerr.write(w)
 		return
 	}
+	s.serveData(w, r, req, f)
+}
+
+// serveData applies an authenticated CREATE, APPEND or OPEN that carries
+// or returns data, f being the fault that hit it, if any.
+func (s *Server) serveData(w http.ResponseWriter, r *http.Request, req *request, f *Fault) {
+	op := req.op
 	var body []byte
 	if req.op != opOpen {
 		var err error
@@ -63,7 +71,7 @@ func (s *Server) serveDatanode(w http.ResponseWriter, r *http.Request) {
 	case rerr != nil:
 		rerr.write(w)
 	case req.op == opCreate:
-		w.Header().Set("Location", "hdfs://"+req.params["namenoderpcaddress"]+req.path)
+		w.Header().Set("Location", "hdfs://"+cmp.Or(req.params["namenoderpcaddress"], r.Host)+req.path)
 		w.Header().Set("Content-Length", "0")
 		w.WriteHeader(http.StatusCreated)
 	case req.op == opAppend:

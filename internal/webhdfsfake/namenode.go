@@ -41,7 +41,6 @@ func (s *Server) status(n *inode, pathSuffix string) fileStatus {
 // namenode is the handler of namenode i.
 func (s *Server) namenode(i int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20)) // a namenode takes no data
 		req, rerr := parseRequest(r)
 		op := "INVALID"
 		if req != nil {
@@ -62,12 +61,55 @@ func (s *Server) namenode(i int) http.Handler {
 			rerr.write(w)
 		case !active:
 			standby(op).write(w)
+		case s.opts.HttpFS && s.serveHttpFSData(w, r, req, f):
 		case f != nil:
 			answerFault(w, f, op)
 		default:
+			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20)) // a namenode takes no data
 			s.serveNamenodeOp(w, r, req)
 		}
 	})
+}
+
+// serveHttpFSData serves the data steps as HttpFS does, on the server the
+// client called: OPEN answers the data; CREATE and APPEND without data=true
+// redirect to the same URL with it, and with it take the data, which must
+// come as application/octet-stream. It reports whether req was one of
+// them.
+func (s *Server) serveHttpFSData(w http.ResponseWriter, r *http.Request, req *request, f *Fault) bool {
+	switch req.op {
+	case opOpen:
+	case opCreate, opAppend:
+		data, rerr := req.boolParam("data", false)
+		if rerr == nil && !data && f != nil {
+			answerFault(w, f, req.op)
+			return true
+		}
+		if rerr == nil && !data {
+			q := r.URL.Query()
+			q.Set("data", "true")
+			u := url.URL{Path: pathPrefix + req.path, RawQuery: q.Encode()}
+			w.Header().Set("Location", "http://"+r.Host+u.EscapedPath()+"?"+u.RawQuery)
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return true
+		}
+		if rerr == nil && r.Header.Get("Content-Type") != "application/octet-stream" {
+			rerr = illegalArgument("Data upload requests must have content-type set to 'application/octet-stream'")
+		}
+		if rerr != nil {
+			rerr.write(w)
+			return true
+		}
+	default:
+		return false
+	}
+	if rerr := req.checkNumbers(); rerr != nil {
+		rerr.write(w)
+		return true
+	}
+	s.serveData(w, r, req, f)
+	return true
 }
 
 // answerFault answers a request an injected fault hit.

@@ -8,7 +8,8 @@
 // its RemoteException errors.
 //
 // Namenodes and the datanode listen on separate loopback ports, so a
-// client really follows the redirect. With several namenodes one is active
+// client really follows the redirect. With Options.HttpFS the namenodes
+// serve the data themselves, as an HttpFS gateway does. With several namenodes one is active
 // and the others answer every request with 403 StandbyException, as the
 // standby of an HA pair does, until SetActive moves the role.
 //
@@ -62,6 +63,11 @@ type Options struct {
 	BlockSize int64
 	// Now is the clock of modification times; default time.Now.
 	Now func() time.Time
+	// HttpFS makes the namenodes answer as an HttpFS gateway does: the
+	// data of CREATE, APPEND and OPEN goes through the server the client
+	// called (a redirect to the same URL with data=true for the writes),
+	// not through the datanode.
+	HttpFS bool
 }
 
 // Node selects which server a fault or an outage hits.

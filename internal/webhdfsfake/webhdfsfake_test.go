@@ -377,3 +377,32 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("file = %q", got)
 	}
 }
+
+// With HttpFS set, the server the client called takes and serves the data.
+func TestHttpFSMode(t *testing.T) {
+	s := start(t, webhdfsfake.Options{HttpFS: true})
+	url := s.URL() + "/webhdfs/v1/h/f"
+	step1 := do(t, http.MethodPut, url+"?op=CREATE", nil)
+	if step1.status != http.StatusTemporaryRedirect || !strings.HasPrefix(step1.location, url+"?") || !strings.Contains(step1.location, "data=true") {
+		t.Fatalf("CREATE step one = %d %q; want 307 to the same URL with data=true", step1.status, step1.location)
+	}
+	if a := do(t, http.MethodPut, step1.location, []byte("x")); a.status != 400 || !strings.Contains(a.remote(t).Message, "application/octet-stream") {
+		t.Fatalf("data without its content type = %d %s; want 400", a.status, a.body)
+	}
+	req, _ := http.NewRequest(http.MethodPut, step1.location, strings.NewReader("hello\n"))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("CREATE with data = %d", resp.StatusCode)
+	}
+	if a := do(t, http.MethodGet, url+"?op=OPEN", nil); a.status != 200 || string(a.body) != "hello\n" {
+		t.Fatalf("OPEN = %d %q; want the data at once", a.status, a.body)
+	}
+	if s.Requests(webhdfsfake.Datanode, "CREATE")+s.Requests(webhdfsfake.Datanode, "OPEN") != 0 {
+		t.Fatal("the datanode was used")
+	}
+}

@@ -302,3 +302,32 @@ func TestStartRecoversOrphans(t *testing.T) {
 	})
 	waitFor(t, "its marker's deletion", func() bool { return len(markers(fake)) == 0 })
 }
+
+// Through HttpFS, which serves the data itself, the sink writes, rolls
+// and recovers alike.
+func TestHttpFS(t *testing.T) {
+	c := newClock()
+	fake := startFake(t, webhdfsfake.Options{Now: c.Now, HttpFS: true})
+	over := map[string]any{"path": "/data/${topic}", "format": "avro"}
+	dead := newSink(t, c, testConfig(t, fake, "httpfs", "gw-1", over))
+	writeOK(t, dead, []sdk.Record{record("t", 0, c.Now())})
+	writeOK(t, dead, []sdk.Record{record("t", 1, c.Now())})
+	c.Advance(defaultRecoverAfter)
+	heir := newSink(t, c, testConfig(t, fake, "httpfs", "gw-2", over))
+	if n, err := heir.recoverOrphans(t.Context()); n != 1 || err != nil {
+		t.Fatalf("recovered %d, %v; want 1", n, err)
+	}
+	writeOK(t, heir, []sdk.Record{record("t", 2, c.Now())})
+	if err := heir.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := values(readStore(t, fake, "/data")); !slices.Equal(got, []string{"value-0", "value-1", "value-2"}) {
+		t.Fatalf("store holds %q", got)
+	}
+	if n := fake.Requests(webhdfsfake.Datanode, "APPEND") + fake.Requests(webhdfsfake.Datanode, "OPEN"); n != 0 {
+		t.Fatalf("%d requests reached the datanode; HttpFS serves the data itself", n)
+	}
+	if got := inProgress(fake, "/data"); len(got) != 0 {
+		t.Fatalf("in-progress files left: %v", got)
+	}
+}

@@ -85,6 +85,9 @@ func newWebHDFS(cfg config) *webhdfs {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.tlsConfig()
 	tr.MaxIdleConnsPerHost = 16
+	// Bounds the wait for a server that took a request and went silent,
+	// where no overall timeout applies (a file streamed by OPEN).
+	tr.ResponseHeaderTimeout = cfg.requestTimeout
 	tr.DialContext = (&net.Dialer{Timeout: min(cfg.requestTimeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext
 	return &webhdfs{
 		namenodes: cfg.namenodes, user: cfg.user, token: cfg.token, timeout: cfg.requestTimeout,
@@ -107,10 +110,22 @@ type answer struct {
 	body     []byte
 }
 
-// namenode sends one namenode request for op on p, trying each namenode
-// once from the last one that answered. It fails over on a connection
-// error and on StandbyException; any other answer is returned as it is.
+// namenode sends one namenode request for op on p and reads its answer;
+// see namenodeDo.
 func (c *webhdfs) namenode(ctx context.Context, method, op, p string, q url.Values) (answer, error) {
+	resp, err := c.namenodeDo(ctx, method, op, p, q, c.timeout)
+	if err != nil {
+		return answer{}, err
+	}
+	return readAnswer(resp)
+}
+
+// namenodeDo sends one namenode request for op on p, trying each namenode
+// once from the last one that answered, each within timeout (0: the
+// caller's context and the transport's timeouts only). It fails over on a
+// connection error and on StandbyException; any other answer is returned,
+// its body unread, for the caller to close.
+func (c *webhdfs) namenodeDo(ctx context.Context, method, op, p string, q url.Values, timeout time.Duration) (*http.Response, error) {
 	if q == nil {
 		q = url.Values{}
 	}
@@ -127,15 +142,19 @@ func (c *webhdfs) namenode(ctx context.Context, method, op, p string, q url.Valu
 	var failures []string
 	for k := range c.namenodes {
 		i := (first + k) % len(c.namenodes)
-		a, err := c.send(ctx, method, c.namenodes[i]+u.EscapedPath()+"?"+u.RawQuery, nil)
-		if err == nil && a.status == http.StatusForbidden {
-			if re := decodeRemote(a); re.Exception == "StandbyException" {
-				err = re
+		resp, err := c.do(ctx, method, c.namenodes[i]+u.EscapedPath()+"?"+u.RawQuery, nil, timeout)
+		if err == nil && resp.StatusCode == http.StatusForbidden {
+			var a answer
+			if a, err = readAnswer(resp); err == nil {
+				if re := decodeRemote(a); re.Exception == "StandbyException" {
+					err = re
+				}
+				resp.Body = io.NopCloser(bytes.NewReader(a.body))
 			}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return answer{}, fmt.Errorf("%s %s: %w", op, p, ctx.Err())
+				return nil, fmt.Errorf("%s %s: %w", op, p, ctx.Err())
 			}
 			failures = append(failures, fmt.Sprintf("%s: %v", c.namenodes[i], err))
 			continue
@@ -145,27 +164,63 @@ func (c *webhdfs) namenode(ctx context.Context, method, op, p string, q url.Valu
 			c.active = i
 			c.mu.Unlock()
 		}
-		return a, nil
+		return resp, nil
 	}
-	return answer{}, fmt.Errorf("%s %s: no namenode answered (%s)", op, p, strings.Join(failures, "; "))
+	return nil, fmt.Errorf("%s %s: no namenode answered (%s)", op, p, strings.Join(failures, "; "))
 }
 
-// send makes one request and reads its answer, within the request
-// timeout.
-func (c *webhdfs) send(ctx context.Context, method, target string, body []byte) (answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+// do sends one request; with a timeout, it bounds the request and the
+// reading of the answer, which ends when the answer's body is closed.
+func (c *webhdfs) do(ctx context.Context, method, target string, body []byte, timeout time.Duration) (*http.Response, error) {
+	cancel := context.CancelFunc(func() {})
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
-		return answer{}, err
+		cancel()
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/octet-stream") // HttpFS wants it with the data
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends a request's context when its answer is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// send makes one request and reads its answer, within the request
+// timeout.
+func (c *webhdfs) send(ctx context.Context, method, target string, body []byte) (answer, error) {
+	resp, err := c.do(ctx, method, target, body, c.timeout)
+	if err != nil {
 		return answer{}, err
 	}
+	return readAnswer(resp)
+}
+
+// readAnswer reads a response in full and closes it.
+func readAnswer(resp *http.Response) (answer, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
@@ -247,24 +302,29 @@ func (c *webhdfs) appendTo(ctx context.Context, p string, data []byte) error {
 	return c.write(ctx, http.MethodPost, "APPEND", p, nil, data, http.StatusOK)
 }
 
-// open streams the content of the file p; the caller closes it.
+// open streams the content of the file p; the caller closes it. A
+// namenode redirects to a datanode; HttpFS answers with the data itself.
 func (c *webhdfs) open(ctx context.Context, p string) (io.ReadCloser, error) {
-	loc, err := c.redirected(ctx, http.MethodGet, "OPEN", p, nil)
+	resp, err := c.namenodeDo(ctx, http.MethodGet, "OPEN", p, nil, 0)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("OPEN %s at the datanode: %w", p, err)
+	if resp.StatusCode == http.StatusTemporaryRedirect {
+		loc, lerr := resp.Location()
+		_ = resp.Body.Close() // a redirect has nothing to read
+		if lerr != nil {
+			return nil, fmt.Errorf("OPEN %s: a redirect without a location: %w", p, lerr)
+		}
+		if resp, err = c.do(ctx, http.MethodGet, loc.String(), nil, 0); err != nil {
+			return nil, fmt.Errorf("OPEN %s at the datanode: %w", p, err)
+		}
 	}
 	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer)) // what was read is the message
-		return nil, fmt.Errorf("OPEN %s at the datanode: %w", p, decodeRemote(answer{status: resp.StatusCode, body: b}))
+		a, err := readAnswer(resp)
+		if err != nil {
+			return nil, fmt.Errorf("OPEN %s: %w", p, err)
+		}
+		return nil, fmt.Errorf("OPEN %s: %w", p, decodeRemote(a))
 	}
 	return resp.Body, nil
 }
