@@ -12,13 +12,8 @@ import (
 // serveDatanode is the datanode's handler: step two of CREATE and APPEND,
 // which carries the data, and of OPEN, which returns it.
 func (s *Server) serveDatanode(w http.ResponseWriter, r *http.Request) {
-	req, rerr := parseRequest(r)
-	op := "INVALID"
-	if req != nil {
-		op = req.op
-	}
+	req, rerr, op := s.receive(Datanode, r)
 	s.mu.Lock()
-	s.counts["datanode "+op]++
 	down := s.dnDown
 	var f *Fault
 	if !down && rerr == nil {

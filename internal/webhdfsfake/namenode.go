@@ -41,13 +41,8 @@ func (s *Server) status(n *inode, pathSuffix string) fileStatus {
 // namenode is the handler of namenode i.
 func (s *Server) namenode(i int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, rerr := parseRequest(r)
-		op := "INVALID"
-		if req != nil {
-			op = req.op
-		}
+		req, rerr, op := s.receive(Namenode, r)
 		s.mu.Lock()
-		s.counts["namenode "+op]++
 		down, active := s.nnDown[i], s.active == i
 		var f *Fault
 		if !down && rerr == nil && active {

@@ -228,6 +228,20 @@ func (s *Server) Requests(n Node, op string) int {
 	return s.counts[n.String()+" "+strings.ToUpper(op)]
 }
 
+// receive decodes a request to node n and counts it by its op, which is
+// "INVALID" when the request does not decode.
+func (s *Server) receive(n Node, r *http.Request) (*request, *RemoteException, string) {
+	req, rerr := parseRequest(r)
+	op := "INVALID"
+	if req != nil {
+		op = req.op
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counts[n.String()+" "+op]++
+	return req, rerr, op
+}
+
 // fault takes the first armed fault for op on path p at node, or nil.
 // s.mu must be held.
 func (s *Server) fault(n Node, op, p string) *Fault {
