@@ -260,6 +260,13 @@ func TestCredentials(t *testing.T) {
 			case !tc.ok && strings.Contains(fmt.Sprint(err), "0123456789"):
 				t.Fatalf("the error %q shows the token", err)
 			}
+			// A request that fails in transport names its URL, but not
+			// the token in its query.
+			fake.SetDown(webhdfsfake.Namenode, 0, true)
+			err = write(t, s, []sdk.Record{record("t", 1, c.Now())})[0]
+			if err == nil || strings.Contains(err.Error(), "0123456789") || strings.Contains(err.Error(), "9876543210") {
+				t.Fatalf("with the namenode down: %v; want an error without the token", err)
+			}
 		})
 	}
 }

@@ -191,10 +191,21 @@ func (c *webhdfs) do(ctx context.Context, method, target string, body []byte, ti
 	resp, err := c.http.Do(req)
 	if err != nil {
 		cancel()
+		// The query may hold the delegation token: the error names the
+		// URL without it.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = fmt.Errorf("%s %s: %w", method, withoutQuery(target), ue.Err)
+		}
 		return nil, err
 	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// withoutQuery is target up to its query, for messages.
+func withoutQuery(target string) string {
+	u, _, _ := strings.Cut(target, "?")
+	return u
 }
 
 // cancelOnClose ends a request's context when its answer is closed.
