@@ -8,6 +8,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/plugins/hbase"
+	"github.com/mqgate/mqgate/plugins/hdfs"
 	"github.com/mqgate/mqgate/plugins/kafka"
 	"github.com/mqgate/mqgate/plugins/rocketmq"
 	"github.com/mqgate/mqgate/sdk"
@@ -22,6 +23,7 @@ var builtins = map[string]struct {
 	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }},
 	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }},
 	"hbase":    {sdk.KindSink, func() { sdk.ServeSink(hbase.New(sdk.Logger())) }},
+	"hdfs":     {sdk.KindSink, func() { sdk.ServeSink(hdfs.New(sdk.Logger())) }},
 }
 
 func init() {
