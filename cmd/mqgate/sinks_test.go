@@ -13,6 +13,7 @@ import (
 
 	"github.com/mqgate/mqgate/examples/filesink"
 	"github.com/mqgate/mqgate/internal/hbasefake"
+	"github.com/mqgate/mqgate/internal/webhdfsfake"
 )
 
 // sinkKind is a store a sink plugin writes to, started for a test.
@@ -111,9 +112,45 @@ func hbaseSink(t *testing.T, _ string) *testStore {
 	}
 }
 
+// hdfsSink is the bundled HDFS sink writing text lines to a fake WebHDFS:
+// the values of the orders topic in files under /orders, in-progress ones
+// included (what a write acknowledged is in them).
+func hdfsSink(t *testing.T, dir string) *testStore {
+	f, err := webhdfsfake.New(webhdfsfake.Options{User: "etl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return &testStore{
+		plugin: "{builtin: hdfs}",
+		config: fmt.Sprintf(`{namenodes: [%q], user: etl, path: "/orders/${topic}/${yyyy}${MM}${dd}", format: text, state_dir: %q}`,
+			f.URL(), filepath.Join(dir, "hdfs-state")),
+		poison: "line one\nline two",
+		stored: func(t *testing.T) map[string]int {
+			counts := map[string]int{}
+			for _, fi := range f.Files("/orders") {
+				data, err := f.ReadFile(fi.Path)
+				if err != nil {
+					continue // renamed meanwhile: read it under its new name next time
+				}
+				for line := range strings.Lines(string(data)) {
+					var v struct{ ID string }
+					if json.Unmarshal([]byte(line), &v) == nil {
+						counts[v.ID]++
+					}
+				}
+			}
+			return counts
+		},
+		down: func(*testing.T) { f.SetDown(webhdfsfake.Datanode, 0, true) },
+		up:   func(*testing.T) { f.SetDown(webhdfsfake.Datanode, 0, false) },
+	}
+}
+
 var sinkKinds = []sinkKind{
 	{"file", fileSink},
 	{"hbase", hbaseSink},
+	{"hdfs", hdfsSink},
 }
 
 func forEachSink(t *testing.T, test func(t *testing.T, kind sinkKind)) {

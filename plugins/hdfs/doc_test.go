@@ -32,7 +32,8 @@ func docExample(t *testing.T) (name, group string, topics []string, config map[s
 		t.Fatal("no yaml block after the comment naming TestDocExample")
 	}
 	var file struct {
-		Sinks map[string]struct {
+		Sinks []struct {
+			Name   string
 			Plugin string
 			Group  string
 			Topics []string
@@ -42,11 +43,11 @@ func docExample(t *testing.T) (name, group string, topics []string, config map[s
 	if err := yaml.Unmarshal([]byte(block), &file); err != nil {
 		t.Fatalf("the example is not YAML: %v", err)
 	}
-	for name, e := range file.Sinks {
+	for _, e := range file.Sinks {
 		if e.Plugin != "hdfs" {
 			t.Fatalf("the example's sink uses plugin %q", e.Plugin)
 		}
-		return name, e.Group, e.Topics, e.Config
+		return e.Name, e.Group, e.Topics, e.Config
 	}
 	t.Fatal("the example has no sink")
 	return
