@@ -57,7 +57,10 @@ type Consumer interface {
 	// starts after them. A commit of a revoked qid without Release may
 	// still come (one the gateway began before it saw the Revoked event);
 	// it must not release the qid, or the next owner would start before
-	// what the Release commit stores.
+	// what the Release commit stores. The gateway answers Revoked events
+	// in the order Poll returned them and makes no other Commit of no
+	// offsets, so such a Commit is the release of the oldest Revoked event
+	// not answered yet.
 	Commit(ctx context.Context, offsets []Offset) error
 	// Close leaves the group.
 	Close() error

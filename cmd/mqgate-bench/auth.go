@@ -168,10 +168,15 @@ func startPeerGateway(e *env, name, extra string) (*exec.Cmd, string, error) {
 
 // peerConfig is the config of a gateway in dir, listening for HTTP on
 // httpAddr, whose cluster is the main gateway's embedded broker, reached
-// as an external one; top-level keys may follow it.
-func peerConfig(e *env, dir, httpAddr string) string {
+// as an external one, with more plugins ("NAME: {...}") beside kafka;
+// top-level keys may follow it.
+func peerConfig(e *env, dir, httpAddr string, morePlugins ...string) string {
+	plugins := "kafka: {builtin: kafka}"
+	for _, p := range morePlugins {
+		plugins += ", " + p
+	}
 	return fmt.Sprintf(`version: 1
-plugins: {kafka: {builtin: kafka}}
+plugins: {%s}
 clusters:
   local: {plugin: kafka, config: {brokers: [%q]}}
 default_cluster: local
@@ -179,5 +184,5 @@ http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
 delay: {enabled: false}
-`, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"))
+`, plugins, e.kafkaAddr, httpAddr, freeAddr(), freeAddr(), filepath.Join(dir, "spool"))
 }

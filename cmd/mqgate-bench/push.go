@@ -497,8 +497,8 @@ func (s *sink) wait(p params) (result, error) {
 	}
 }
 
-// cpuMeter reads the CPU time processes used between the sink's first
-// request and its N-th, to show what each side costs in CPU.
+// cpuMeter reads the CPU time processes used between a start (begin) and
+// report, to show what each side costs in CPU.
 type cpuMeter struct {
 	names []string
 	pids  []int
@@ -506,17 +506,28 @@ type cpuMeter struct {
 	ready chan struct{}
 }
 
-// meter starts reading at sk's first request. Names and pids go in pairs.
-func meter(sk *sink, procs ...any) *cpuMeter {
+// newCPUMeter meters processes, given as name and pid pairs, from begin.
+func newCPUMeter(procs ...any) *cpuMeter {
 	m := &cpuMeter{ready: make(chan struct{})}
 	for i := 0; i+1 < len(procs); i += 2 {
 		m.names = append(m.names, procs[i].(string))
 		m.pids = append(m.pids, procs[i+1].(int))
 	}
+	return m
+}
+
+// begin starts the measurement; call it once.
+func (m *cpuMeter) begin() {
+	m.start = m.read()
+	close(m.ready)
+}
+
+// meter starts reading at sk's first request. Names and pids go in pairs.
+func meter(sk *sink, procs ...any) *cpuMeter {
+	m := newCPUMeter(procs...)
 	go func() {
 		<-sk.started
-		m.start = m.read()
-		close(m.ready)
+		m.begin()
 	}()
 	return m
 }
@@ -529,13 +540,13 @@ func (m *cpuMeter) read() []time.Duration {
 	return out
 }
 
-// report gives the CPU each process used since the first request, and
-// the total per message.
+// report gives the CPU each process used since begin, and the total per
+// message.
 func (m *cpuMeter) report(n int) string {
 	end := m.read()
 	<-m.ready
 	var total time.Duration
-	out := "CPU from the first request to the last:"
+	out := "CPU from the first message to the last:"
 	for i, name := range m.names {
 		d := end[i] - m.start[i]
 		total += d

@@ -68,58 +68,79 @@ func check(file string, stdout, stderr io.Writer, log *slog.Logger) int {
 	return 0
 }
 
-// checkPlugins asks the plugin of every cluster that problems leave
-// checkable about the cluster's config, each in a process of its own, a
-// few at a time. It returns the plugins' problems located in cfg's file,
-// and notes for plugins that cannot validate a config before they start.
-// A plugin that cannot be started is a problem at its entry under
-// plugins:, reported once however many clusters use it.
+// checkPlugins asks the plugin of every cluster and sink that problems
+// leave checkable about its config, each in a process of its own, a few at
+// a time. It returns the plugins' problems located in cfg's file, and
+// notes for plugins that cannot validate a config before they start. A
+// plugin that cannot be started is a problem at its entry under plugins:,
+// reported once however many clusters or sinks use it.
 func checkPlugins(ctx context.Context, cfg *config.Config, problems config.Errors, host *pluginhost.Host) (config.Errors, config.Errors) {
-	clusters := cfg.CheckableClusters(problems)
-	type answer struct {
-		errs sdk.ConfigErrors
-		err  error
+	type checked struct {
+		plugin string
+		spec   pluginhost.Spec
+		at     func(key, msg string) *config.Error // locates a problem of its config
 	}
-	answers := make([]answer, len(clusters))
+	var todo []checked
 	var out, notes config.Errors
-	// Plugin processes start in parallel, about as many at once as the
-	// machine has cores (at least two): check of a config with many
-	// clusters stays quick without swamping a small machine.
-	slots := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
-	var wg sync.WaitGroup
-	for i, cl := range clusters {
+	for _, cl := range cfg.CheckableClusters(problems) {
 		p := cfg.Plugins[cl.Plugin]
 		js, err := cl.ConfigJSON()
 		if err != nil { // not for a map decoded from YAML, which holds only JSON's values
 			out = append(out, cfg.PluginError(cl.Name, "", err.Error()))
 			continue
 		}
-		spec := pluginhost.Spec{Name: cl.Name, Plugin: p.Name, Kind: sdk.KindBackend,
-			Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js}
+		todo = append(todo, checked{cl.Plugin, pluginhost.Spec{Name: cl.Name, Plugin: p.Name, Kind: sdk.KindBackend,
+			Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js},
+			func(key, msg string) *config.Error { return cfg.PluginError(cl.Name, key, msg) }})
+	}
+	for _, i := range cfg.CheckableSinks(problems) {
+		sk := cfg.Sinks[i]
+		p := cfg.Plugins[sk.Plugin]
+		js, err := sk.ConfigJSON(sdk.SinkInfo{Sink: sk.Name, Group: sk.Group, Gateway: gatewayID()})
+		if err != nil {
+			out = append(out, cfg.SinkPluginError(i, "", err.Error()))
+			continue
+		}
+		todo = append(todo, checked{sk.Plugin, pluginhost.Spec{Name: sinkInstance(sk.Name), Plugin: p.Name, Kind: sdk.KindSink,
+			Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js},
+			func(key, msg string) *config.Error { return cfg.SinkPluginError(i, key, msg) }})
+	}
+
+	type answer struct {
+		errs sdk.ConfigErrors
+		err  error
+	}
+	answers := make([]answer, len(todo))
+	// Plugin processes start in parallel, about as many at once as the
+	// machine has cores (at least two): check of a config with many
+	// clusters stays quick without swamping a small machine.
+	slots := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	for i, c := range todo {
 		wg.Go(func() {
 			slots <- struct{}{}
 			defer func() { <-slots }()
-			answers[i].errs, answers[i].err = host.Validate(ctx, spec)
+			answers[i].errs, answers[i].err = host.Validate(ctx, c.spec)
 		})
 	}
 	wg.Wait()
 
 	reported := map[string]bool{} // plugins already reported or noted
-	for i, cl := range clusters {
+	for i, c := range todo {
 		a := answers[i]
 		switch {
 		case a.err == nil:
 			for _, ce := range a.errs {
-				out = append(out, cfg.PluginError(cl.Name, ce.Key, ce.Msg))
+				out = append(out, c.at(ce.Key, ce.Msg))
 			}
-		case reported[cl.Plugin]:
+		case reported[c.plugin]:
 		case errors.Is(a.err, sdk.ErrConfigNotValidated):
-			reported[cl.Plugin] = true
-			notes = append(notes, cfg.PluginEntryError(cl.Plugin,
+			reported[c.plugin] = true
+			notes = append(notes, cfg.PluginEntryError(c.plugin,
 				"note: the plugin does not validate its config before start; the gateway checks it when it starts the plugin"))
 		default:
-			reported[cl.Plugin] = true
-			out = append(out, cfg.PluginEntryError(cl.Plugin, a.err.Error()))
+			reported[c.plugin] = true
+			out = append(out, cfg.PluginEntryError(c.plugin, a.err.Error()))
 		}
 	}
 	return out, notes

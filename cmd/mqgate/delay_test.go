@@ -120,8 +120,19 @@ func TestKilledGatewayKeepsPendingDelays(t *testing.T) {
 			msgs = append(msgs, fmt.Sprintf(`{"value":"d%02d","delay_ms":%d}`, i, 1000+100*i))
 		}
 		code, body := g.do("POST", "/v1/topics/pending/delayed", `{"messages":[`+strings.Join(msgs, ",")+`]}`, nil)
-		if code != 200 {
+		var added struct {
+			Results []struct {
+				Code    int    `json:"code"`
+				Message string `json:"message"`
+			} `json:"results"`
+		}
+		if code != 200 || json.Unmarshal(body, &added) != nil || len(added.Results) != 30 {
 			t.Fatalf("POST delayed batch: %d %s", code, body)
+		}
+		for i, r := range added.Results {
+			if r.Code != 0 {
+				t.Fatalf("POST delayed batch: d%02d refused with code %d: %s", i, r.Code, r.Message)
+			}
 		}
 		g.kill9()
 

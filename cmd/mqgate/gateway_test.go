@@ -36,9 +36,11 @@ func TestMain(m *testing.M) {
 	}
 	mqgateBin = filepath.Join(dir, "mqgate")
 	rmqreadBin = filepath.Join(dir, "rmqread")
+	fileSinkBin = filepath.Join(dir, "filesink")
 	for _, args := range [][]string{
 		{"build", "-race", "-o", mqgateBin, "."},
 		{"build", "-o", rmqreadBin, "../../internal/brokertest/rmqread"},
+		{"build", "-o", fileSinkBin, "../../examples/filesink/cmd/filesink"},
 	} {
 		build := exec.Command("go", args...)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -100,6 +102,8 @@ func (g *gateway) httpURL(path string) (*http.Client, string) {
 type options struct {
 	// plugin replaces the plugins: entry ({builtin: NAME} by default).
 	plugin string
+	// morePlugins are entries added under plugins:, each "NAME: VALUE".
+	morePlugins []string
 	// thrift adds keys to the thrift: map ("transport: buffered").
 	thrift string
 	// extra is YAML appended to the file.
@@ -133,10 +137,14 @@ func writeConfig(t *testing.T, dir string, b *testBroker, o options) *setup {
 	if o.thrift != "" {
 		thrift += ", " + o.thrift
 	}
+	more := ""
+	for _, p := range o.morePlugins {
+		more += "  " + p + "\n"
+	}
 	cfg := fmt.Sprintf(`version: 1
 plugins:
   %s: %s
-clusters:
+%sclusters:
   local:
     plugin: %s
     config: %s
@@ -145,7 +153,7 @@ http: {listen: %q, request_timeout: %s%s}
 thrift: {%s}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
 producer: {spool_dir: %q}
-%s`, b.plugin, o.plugin, b.plugin, b.config, anyPort, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
+%s`, b.plugin, o.plugin, more, b.plugin, b.config, anyPort, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
 	if o.delay {
 		// Tiers of 1 to 9 s: 9 groups to join rather than 36; the tests'
 		// delays are all shorter, and longer ones would cycle the 9 s tier.
@@ -246,20 +254,28 @@ func (g *gateway) eventuallyLogged(text string) bool {
 	return true
 }
 
-// kill9 kills the gateway with SIGKILL and waits until its orphaned plugin
-// has stopped too (so the embedded broker's port is free again).
+// kill9 kills the gateway with SIGKILL and waits until its orphaned
+// plugins have stopped too (so the embedded broker's port is free again).
 func (g *gateway) kill9() {
 	g.t.Helper()
-	pluginPID := g.plugins()[0].PID
+	var pids []int
+	for _, p := range g.plugins() {
+		pids = append(pids, p.PID)
+	}
 	if err := g.cmd.Process.Kill(); err != nil {
 		g.t.Fatal(err)
 	}
 	<-g.exited
 	g.exited <- nil // for the cleanup
-	waitFor(g.t, "the orphaned plugin to exit", func() bool {
-		// The plugin was the gateway's child; once orphaned it is reaped
-		// by init, so signal 0 fails when it is gone.
-		return syscall.Kill(pluginPID, 0) != nil
+	waitFor(g.t, "the orphaned plugins to exit", func() bool {
+		// A plugin was the gateway's child; once orphaned it is reaped by
+		// init, so signal 0 fails when it is gone.
+		for _, pid := range pids {
+			if pid > 0 && syscall.Kill(pid, 0) == nil {
+				return false
+			}
+		}
+		return true
 	})
 }
 

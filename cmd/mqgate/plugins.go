@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/plugins/hbase"
+	"github.com/mqgate/mqgate/plugins/hdfs"
 	"github.com/mqgate/mqgate/plugins/kafka"
 	"github.com/mqgate/mqgate/plugins/redis"
 	"github.com/mqgate/mqgate/plugins/rocketmq"
@@ -22,6 +24,8 @@ var builtins = map[string]struct {
 	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }},
 	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }},
 	"redis":    {sdk.KindSink, func() { sdk.ServeSink(redis.New(sdk.Logger())) }},
+	"hbase":    {sdk.KindSink, func() { sdk.ServeSink(hbase.New(sdk.Logger())) }},
+	"hdfs":     {sdk.KindSink, func() { sdk.ServeSink(hdfs.New(sdk.Logger())) }},
 }
 
 func init() {

@@ -233,6 +233,13 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	// Stopped before the consume sessions close (deferred after them):
 	// requests in flight finish and are acked, then the sessions commit.
 	defer pusher.Close()
+	sinks, err := startSinks(ctx, cfg, host, consumer, log, reg)
+	if err != nil {
+		return err
+	}
+	// Stopped before the consume sessions close, as push: writes in
+	// flight finish and are acked, then the sessions commit.
+	defer sinks.Close()
 	var batchDefault *httpapi.BatchSubscription
 	if bd := cfg.HTTP.BatchDefault; bd != nil {
 		batchDefault = &httpapi.BatchSubscription{Group: bd.Group, Topic: bd.Topic}
@@ -260,6 +267,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Consumer:             consumer,
 		BatchDefault:         batchDefault,
 		Push:                 pusher,
+		Sinks:                sinks,
 		Subscriptions:        subscriptions,
 	}, rt, host)
 	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
@@ -458,8 +466,8 @@ func startConsume(cfg *config.Config, backends map[string]sdk.Backend, producer 
 }
 
 // reservedNames is the rule of the names clients may not use: the delay
-// topic prefix, and the groups of the push subscriptions, which the
-// gateway consumes with itself.
+// topic prefix, and the groups of the push subscriptions and sinks, which
+// the gateway consumes with itself.
 func reservedNames(cfg *config.Config) *topicname.Reserved {
 	r := &topicname.Reserved{DelayPrefix: cfg.Delay.TopicPrefix, Groups: map[string]string{}}
 	for i, p := range cfg.Push {
@@ -467,6 +475,12 @@ func reservedNames(cfg *config.Config) *topicname.Reserved {
 			continue
 		}
 		r.Groups[p.Group] = fmt.Sprintf("push[%d].group, push subscription %s", i, p.Name)
+	}
+	for i, sk := range cfg.Sinks {
+		if sk == nil || sk.Group == "" {
+			continue
+		}
+		r.Groups[sk.Group] = fmt.Sprintf("sinks[%d].group, sink %s", i, sk.Name)
 	}
 	return r
 }

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mqgate/mqgate/sdk"
 )
 
 // Plugin kinds.
@@ -59,6 +61,9 @@ type Config struct {
 	Subscriptions Subscriptions `yaml:"subscriptions"`
 	// Push lists the HTTP push subscriptions.
 	Push []*Push `yaml:"push"`
+	// Sinks lists the sink pipelines: topics consumed into a store (Redis,
+	// HBase, HDFS, ...) through a sink plugin.
+	Sinks []*Sink `yaml:"sinks"`
 	// Auth, when set, makes every client request prove who sends it.
 	Auth *Auth `yaml:"auth"`
 	// ACL lists what each principal may do; absent, anyone may do
@@ -269,6 +274,61 @@ type Push struct {
 	// StateDir holds the subscription's record of delivered offsets
 	// (delivery 2 and 3).
 	StateDir string `yaml:"state_dir" default:"./data/push"`
+}
+
+// Sink is one sink pipeline: it consumes Topics as Group on Cluster,
+// filters and transforms each message, and writes batches through the sink
+// plugin Plugin, acking each message once the plugin says it is durable.
+type Sink struct {
+	// Name names the pipeline in /v1/sinks, metrics, logs and its plugin
+	// process: letters, digits, '.', '_' and '-'.
+	Name string `yaml:"name" check:"required"`
+	// Cluster the topics are consumed from; default: the cluster each
+	// topic is routed to.
+	Cluster string `yaml:"cluster"`
+	// Group is the consumer group; default: mqgate-sink-NAME.
+	Group  string   `yaml:"group"`
+	Topics []string `yaml:"topics" check:"required"`
+	// Plugin names an entry of plugins: of kind sink.
+	Plugin string `yaml:"plugin" check:"required"`
+	// Config is passed to the plugin as a JSON object, with the key
+	// "mqgate" added (sdk.SinkInfo); never nil. Its keys are the
+	// plugin's to check.
+	Config map[string]any `yaml:"config"`
+	// Filter is an expression; messages it rejects are acked, not written.
+	Filter string `yaml:"filter"`
+	// Transform rebuilds the value and headers before the plugin sees them.
+	Transform *PushTransform `yaml:"transform"`
+	// Order is what must never be overtaken by a later message: key (a
+	// message of a key is written only after the previous one of that key
+	// is durable), qid (messages of a queue are written in batches in
+	// queue order; a retry resends the rest of its batch's queue after
+	// it) or none.
+	Order string    `yaml:"order" default:"key" check:"oneof=key|qid|none"`
+	Batch SinkBatch `yaml:"batch"`
+	// Concurrency bounds the Write calls in flight.
+	Concurrency int `yaml:"concurrency" default:"2" check:"positive"`
+	// Buffer bounds the messages taken from the broker and not yet written.
+	Buffer int `yaml:"buffer" default:"4096" check:"positive"`
+	// Timeout bounds one Write call.
+	Timeout time.Duration `yaml:"timeout" default:"30s" check:"positive"`
+	Retry   PushRetry     `yaml:"retry"`
+	// CanSkip sends a message whose retries are spent to the group's
+	// dead-letter topic; when false it is retried until it succeeds,
+	// holding back only its own lane (see Order).
+	CanSkip bool `yaml:"can_skip" default:"false"`
+
+	config     *yaml.Node // the value of config:, nil when absent
+	configLine int        // the line of the config: key, else of the entry
+}
+
+// SinkBatch bounds one Write call of a sink pipeline.
+type SinkBatch struct {
+	MaxMessages int   `yaml:"max_messages" default:"500" check:"positive"`
+	MaxBytes    int64 `yaml:"max_bytes" default:"4MiB" check:"size,positive"`
+	// Linger is how long a Write waits for more messages when fewer than
+	// MaxMessages are ready; 0 writes what is ready at once.
+	Linger time.Duration `yaml:"linger" default:"5ms"`
 }
 
 // PushRetry is when a push delivery is tried again.
@@ -632,6 +692,28 @@ func (c *Config) CheckableClusters(errs Errors) []*Cluster {
 	return out
 }
 
+// CheckableSinks returns the indexes of the sinks of c whose plugin can be
+// asked about their config despite errs, as CheckableClusters does for
+// clusters: those with a plugin of kind sink, and no problem in errs at or
+// under the entry or its plugin's.
+func (c *Config) CheckableSinks(errs Errors) []int {
+	var out []int
+	for i, sk := range c.Sinks {
+		if sk == nil {
+			continue
+		}
+		p, ok := c.Plugins[sk.Plugin]
+		if !ok || p == nil || p.Kind != KindSink {
+			continue
+		}
+		if errs.touch(fmt.Sprintf("sinks[%d]", i)) || errs.touch(keyPath("plugins", sk.Plugin)) {
+			continue
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
 // touch reports whether a problem in es is at key, under it, or at a key
 // holding it (a problem of the file as a whole does not count).
 func (es Errors) touch(key string) bool {
@@ -672,6 +754,21 @@ func (c *Config) PluginError(cluster, key, msg string) *Error {
 	return &Error{File: c.File, Line: line, Key: path, Msg: redact(c.secrets, msg)}
 }
 
+// SinkPluginError locates a problem a sink's plugin found in its config,
+// as PluginError does a cluster's: sink is the index of the entry under
+// sinks:.
+func (c *Config) SinkPluginError(sink int, key, msg string) *Error {
+	path := fmt.Sprintf("sinks[%d].config", sink)
+	if key != "" {
+		path += "." + key
+	}
+	line := 0
+	if sink >= 0 && sink < len(c.Sinks) && c.Sinks[sink] != nil {
+		line = c.Sinks[sink].LineOf(key)
+	}
+	return &Error{File: c.File, Line: line, Key: path, Msg: redact(c.secrets, msg)}
+}
+
 // PluginEntryError locates a problem with a plugin as a whole, such as one
 // that cannot be started, at its key under `plugins:`. For a plugin not in
 // c the line is 0.
@@ -686,12 +783,25 @@ func (c *Config) PluginEntryError(plugin, msg string) *Error {
 // ConfigJSON returns the cluster's Config map as a JSON object, the form it
 // is sent to the plugin in.
 func (cl *Cluster) ConfigJSON() ([]byte, error) {
-	if cl.Config == nil {
+	return configJSON(cl.Config, "cluster "+cl.Name)
+}
+
+// ConfigJSON returns the sink's Config map as a JSON object, with info
+// under sdk.SinkInfoKey: the form it is sent to the plugin in.
+func (sk *Sink) ConfigJSON(info sdk.SinkInfo) ([]byte, error) {
+	m := make(map[string]any, len(sk.Config)+1)
+	maps.Copy(m, sk.Config)
+	m[sdk.SinkInfoKey] = info
+	return configJSON(m, "sink "+sk.Name)
+}
+
+func configJSON(m map[string]any, what string) ([]byte, error) {
+	if m == nil {
 		return []byte("{}"), nil
 	}
-	b, err := json.Marshal(cl.Config)
+	b, err := json.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("encoding config of cluster %s: %w", cl.Name, err)
+		return nil, fmt.Errorf("encoding config of %s: %w", what, err)
 	}
 	return b, nil
 }
@@ -702,9 +812,12 @@ func (cl *Cluster) ConfigJSON() ([]byte, error) {
 // key that is, and when no part is, the line of the `config:` key itself (the
 // cluster's own line if it has no config:). It returns 0 for a Cluster not
 // made by Load or Parse.
-func (cl *Cluster) LineOf(key string) int {
-	line := cl.configLine
-	n := cl.config
+func (cl *Cluster) LineOf(key string) int { return lineOf(cl.config, cl.configLine, key) }
+
+// LineOf is Cluster.LineOf for the sink's config map.
+func (sk *Sink) LineOf(key string) int { return lineOf(sk.config, sk.configLine, key) }
+
+func lineOf(n *yaml.Node, line int, key string) int {
 	for _, seg := range splitKey(key) {
 		n = resolve(n)
 		if n == nil {

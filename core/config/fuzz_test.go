@@ -106,7 +106,7 @@ func checkValid(t *testing.T, c *Config) {
 		if p == nil {
 			t.Fatalf("push[%d] is nil", i)
 		}
-		if pushNameProblem(p.Name) != "" || p.Name == "" || names[p.Name] {
+		if entryNameProblem("push", p.Name) != "" || p.Name == "" || names[p.Name] {
 			t.Errorf("push[%d]: name %q invalid or repeated", i, p.Name)
 		}
 		names[p.Name] = true

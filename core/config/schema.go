@@ -61,6 +61,11 @@ type decoder struct {
 	// which are reported once and otherwise left alone.
 	secrets []secret
 	unread  map[*yaml.Node]bool
+	// consumerNames and consumerSessions are what checkConsumer has seen
+	// of the push and sinks entries: kind NUL name -> line, and each group
+	// session -> the entry that consumes it.
+	consumerNames    map[string]int
+	consumerSessions map[consumerSession]string
 }
 
 func newDecoder(file string) *decoder {

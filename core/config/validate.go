@@ -18,6 +18,7 @@ import (
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/core/transform"
+	"github.com/mqgate/mqgate/sdk"
 )
 
 // validate checks what the schema cannot: values that depend on each other
@@ -35,6 +36,7 @@ func (d *decoder) validate(c *Config) {
 	d.validateDelay(c)
 	d.validateGroups(c)
 	d.validatePush(c)
+	d.validateSinks(c)
 	d.validateListeners(c)
 	d.validateHTTP(c)
 	d.validateAuth(c)
@@ -476,7 +478,7 @@ func wildcard(host string) bool {
 	return host == "" || host == "0.0.0.0" || host == "::"
 }
 
-// maxPushNameLength is the longest push subscription name accepted.
+// maxPushNameLength is the longest push subscription or sink name accepted.
 const maxPushNameLength = 100
 
 // pushGroupPrefix starts the default consumer group of a push subscription.
@@ -485,73 +487,14 @@ const pushGroupPrefix = "mqgate-push-"
 // validatePush checks the push subscriptions and sets each one's default
 // group. An entry or key whose shape was already wrong is skipped.
 func (d *decoder) validatePush(c *Config) {
-	names := map[string]int{} // name -> line of its first push entry
-	type session struct{ cluster, group, topic string }
-	sessions := map[session]string{} // -> the push entry that consumes it, for errors
-	// A push subscription is the gateway's own consumer, but it may not
-	// consume the delay tiers or join their groups either.
-	reserved := &topicname.Reserved{DelayPrefix: c.Delay.TopicPrefix}
 	for i, p := range c.Push {
 		pp := fmt.Sprintf("push[%d]", i)
 		if p == nil || d.broken[pp] {
 			continue
 		}
 		at := func(key string) (string, int, bool) { return d.keyAt(pp, key) }
-
-		// A duplicate name is one problem; its groups and sessions would
-		// collide too, which is not reported again.
-		nameOK := false
-		if np, line, ok := at("name"); ok {
-			if msg := pushNameProblem(p.Name); msg != "" {
-				d.errorf(line, np, "%s", msg)
-			} else if first, dup := names[p.Name]; dup {
-				d.errorf(line, np, "duplicate push name %q; first on line %d", p.Name, first)
-			} else {
-				names[p.Name] = line
-				nameOK = true
-			}
-		}
-
-		clusterOK := true
-		if cp, line, ok := at("cluster"); ok {
-			if _, exists := c.Clusters[p.Cluster]; !exists && !d.broken["clusters"] {
-				d.errorf(line, cp, "no cluster %q under clusters", p.Cluster)
-				clusterOK = false
-			}
-		}
-
-		groupOK := nameOK
-		if gp, line, ok := at("group"); ok {
-			groupOK = true
-			if msg := topicname.GroupProblem(p.Group); msg != "" {
-				d.errorf(line, gp, "invalid group name: %s", msg)
-				groupOK = false
-			} else if err := reserved.Group(p.Group); err != nil {
-				d.errorf(line, gp, "%v", err)
-				groupOK = false
-			}
-		} else if p.Group == "" && p.Name != "" {
-			p.Group = pushGroupPrefix + p.Name
-		}
-
-		for _, j := range d.checkTopics(pp+".topics", p.Topics, reserved.Topic) {
-			topic := p.Topics[j]
-			tp := fmt.Sprintf("%s.topics[%d]", pp, j)
-			line := d.lines[tp]
-			if !groupOK || !clusterOK {
-				continue
-			}
-			s := session{p.Cluster, p.Group, topic}
-			if s.cluster == "" {
-				s.cluster = c.ClusterFor(topic)
-			}
-			if other, taken := sessions[s]; taken {
-				d.errorf(line, tp, "%s already consumes topic %q from cluster %q as group %q; "+
-					"the two would share one consumer-group session", other, topic, s.cluster, s.group)
-				continue
-			}
-			sessions[s] = fmt.Sprintf("%s (%q, line %d)", pp, p.Name, d.lines[pp])
-		}
+		d.checkConsumer(c, pp, consumerEntry{kind: "push", name: p.Name, cluster: p.Cluster, group: &p.Group,
+			groupPrefix: pushGroupPrefix, topics: p.Topics})
 
 		seen := map[string]int{}
 		for j, target := range p.Targets {
@@ -599,6 +542,89 @@ func (d *decoder) validatePush(c *Config) {
 		}
 
 		d.validatePushDDMQ(p, pp)
+	}
+}
+
+// consumerEntry is what push subscriptions and sinks have in common: a
+// named consumer of topics, one group session per topic.
+type consumerEntry struct {
+	kind        string // "push" or "sink", for messages
+	name        string
+	cluster     string
+	group       *string // set to groupPrefix+name when not given
+	groupPrefix string
+	topics      []string
+}
+
+// consumerSession is one (cluster, group, topic) group session.
+type consumerSession struct{ cluster, group, topic string }
+
+// checkConsumer checks the name, cluster, group and topics of the push or
+// sinks entry at pp and sets its default group. Names are unique per kind;
+// no two entries of either kind share a group session.
+func (d *decoder) checkConsumer(c *Config, pp string, e consumerEntry) {
+	if d.consumerNames == nil {
+		d.consumerNames = map[string]int{}
+		d.consumerSessions = map[consumerSession]string{}
+	}
+	at := func(key string) (string, int, bool) { return d.keyAt(pp, key) }
+	// An entry is the gateway's own consumer, but it may not consume the
+	// delay tiers or join their groups either.
+	reserved := &topicname.Reserved{DelayPrefix: c.Delay.TopicPrefix}
+
+	// A duplicate name is one problem; its groups and sessions would
+	// collide too, which is not reported again.
+	nameOK := false
+	if np, line, ok := at("name"); ok {
+		if msg := entryNameProblem(e.kind, e.name); msg != "" {
+			d.errorf(line, np, "%s", msg)
+		} else if first, dup := d.consumerNames[e.kind+"\x00"+e.name]; dup {
+			d.errorf(line, np, "duplicate %s name %q; first on line %d", e.kind, e.name, first)
+		} else {
+			d.consumerNames[e.kind+"\x00"+e.name] = line
+			nameOK = true
+		}
+	}
+
+	clusterOK := true
+	if cp, line, ok := at("cluster"); ok {
+		if _, exists := c.Clusters[e.cluster]; !exists && !d.broken["clusters"] {
+			d.errorf(line, cp, "no cluster %q under clusters", e.cluster)
+			clusterOK = false
+		}
+	}
+
+	groupOK := nameOK
+	if gp, line, ok := at("group"); ok {
+		groupOK = true
+		if msg := topicname.GroupProblem(*e.group); msg != "" {
+			d.errorf(line, gp, "invalid group name: %s", msg)
+			groupOK = false
+		} else if err := reserved.Group(*e.group); err != nil {
+			d.errorf(line, gp, "%v", err)
+			groupOK = false
+		}
+	} else if *e.group == "" && e.name != "" {
+		*e.group = e.groupPrefix + e.name
+	}
+
+	for _, j := range d.checkTopics(pp+".topics", e.topics, reserved.Topic) {
+		topic := e.topics[j]
+		tp := fmt.Sprintf("%s.topics[%d]", pp, j)
+		line := d.lines[tp]
+		if !groupOK || !clusterOK {
+			continue
+		}
+		s := consumerSession{e.cluster, *e.group, topic}
+		if s.cluster == "" {
+			s.cluster = c.ClusterFor(topic)
+		}
+		if other, taken := d.consumerSessions[s]; taken {
+			d.errorf(line, tp, "%s already consumes topic %q from cluster %q as group %q; "+
+				"the two would share one consumer-group session", other, topic, s.cluster, s.group)
+			continue
+		}
+		d.consumerSessions[s] = fmt.Sprintf("%s (%q, line %d)", pp, e.name, d.lines[pp])
 	}
 }
 
@@ -832,15 +858,15 @@ func ctlProblem(s string) string {
 	return "control characters are not allowed"
 }
 
-// pushNameProblem says what is wrong with a push subscription's name, or
-// returns "".
-func pushNameProblem(name string) string {
+// entryNameProblem says what is wrong with the name of a push
+// subscription or sink (kind), or returns "".
+func entryNameProblem(kind, name string) string {
 	if len(name) > maxPushNameLength {
 		return fmt.Sprintf("must be at most %d characters; got %d", maxPushNameLength, len(name))
 	}
 	for i, r := range name {
 		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return fmt.Sprintf("character %q at byte %d is not allowed; a push name is made of [a-zA-Z0-9._-]", r, i)
+			return fmt.Sprintf("character %q at byte %d is not allowed; a %s name is made of [a-zA-Z0-9._-]", r, i, kind)
 		}
 	}
 	return ""
@@ -898,4 +924,57 @@ func checkHostHeader(h string) string {
 		return fmt.Sprintf("%q has no host; %s", h, want)
 	}
 	return ""
+}
+
+// sinkGroupPrefix starts the default consumer group of a sink.
+const sinkGroupPrefix = "mqgate-sink-"
+
+// maxSinkBatchBytes bounds sinks[].batch.max_bytes: a batch is one message
+// to the plugin, held in memory on both ends, concurrency of them at once.
+const maxSinkBatchBytes = 64 << 20
+
+// validateSinks checks the sink pipelines and sets each one's default
+// group. An entry or key whose shape was already wrong is skipped.
+func (d *decoder) validateSinks(c *Config) {
+	for i, sk := range c.Sinks {
+		pp := fmt.Sprintf("sinks[%d]", i)
+		if sk == nil || d.broken[pp] {
+			continue
+		}
+		at := func(key string) (string, int, bool) { return d.keyAt(pp, key) }
+		d.checkConsumer(c, pp, consumerEntry{kind: "sink", name: sk.Name, cluster: sk.Cluster, group: &sk.Group,
+			groupPrefix: sinkGroupPrefix, topics: sk.Topics})
+
+		sk.configLine = d.lines[pp]
+		if cp, line, ok := at("config"); ok {
+			sk.configLine = line
+			sk.config = d.values[cp]
+			if _, taken := sk.Config[sdk.SinkInfoKey]; taken {
+				d.errorf(sk.LineOf(sdk.SinkInfoKey), keyPath(cp, sdk.SinkInfoKey),
+					"is set by the gateway (the sink's name, group and gateway); remove it")
+			}
+		}
+		if pp, line, ok := at("plugin"); ok && !d.broken["plugins"] {
+			switch p, exists := c.Plugins[sk.Plugin]; {
+			case !exists:
+				d.errorf(line, pp, "no plugin %q under plugins", sk.Plugin)
+			case p != nil && p.Kind != KindSink:
+				d.errorf(line, pp, "plugin %q is a %s; a sink needs a plugin of kind sink", sk.Plugin, p.Kind)
+			}
+		}
+		if bp, line, ok := d.keyAt(keyPath(pp, "batch"), "max_bytes"); ok && sk.Batch.MaxBytes > maxSinkBatchBytes {
+			d.errorf(line, bp, "%d bytes; at most %d (64MiB): a batch is held in memory by the gateway and the plugin", sk.Batch.MaxBytes, maxSinkBatchBytes)
+		}
+		if bp, line, ok := d.keyAt(keyPath(pp, "retry"), "backoff"); ok && len(sk.Retry.Backoff) == 0 {
+			d.errorf(line, bp, "must have at least one entry; leave it out for the default [1s, 5s, 30s, 1m]")
+		}
+		if fp, line, ok := at("filter"); ok {
+			if _, err := transform.CompileFilter(sk.Filter); err != nil {
+				d.errorf(line, fp, "does not compile: %s", oneLine(err))
+			}
+		}
+		if tp, line, ok := at("transform"); ok && sk.Transform != nil {
+			d.validateTransform(sk.Transform, tp, line)
+		}
+	}
 }

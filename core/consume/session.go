@@ -775,6 +775,8 @@ func (s *session) commit(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	if len(offs) == 0 {
+		// Never a commit of nothing: a plugin takes that for the
+		// release commit of a revocation (sdk.Consumer.Commit).
 		return
 	}
 	s.mu.Lock()

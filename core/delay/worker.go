@@ -656,6 +656,8 @@ func (w *worker) commitNow(ctx context.Context, c sdk.Consumer) bool {
 	}
 	w.mu.Unlock()
 	if len(offs) == 0 {
+		// Never a commit of nothing: a plugin takes that for the
+		// release commit of a revocation (sdk.Consumer.Commit).
 		return true
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"os/exec"
-	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,20 +81,7 @@ func TestPluginProcess(t *testing.T) {
 // race detector when the test has it.
 func buildPlugin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "membackend")
-	args := []string{"build", "-o", bin}
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "-race" && s.Value == "true" {
-				args = append(args, "-race")
-			}
-		}
-	}
-	args = append(args, "github.com/mqgate/mqgate/examples/membackend/cmd/membackend")
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin
+	return plugintest.BuildPlugin(t, "github.com/mqgate/mqgate/examples/membackend/cmd/membackend")
 }
 
 // The point of the example: a plugin and its tests build from the SDK

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/core/push"
+	"github.com/mqgate/mqgate/core/sink"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -92,4 +93,26 @@ func (s *Server) pushStatus(c *gin.Context) {
 		}
 	}
 	abortWithCode(c, sdk.CodeNotFound, fmt.Sprintf("no push subscription %q", name))
+}
+
+// listSinks serves GET /v1/sinks: {"sinks": [status, ...]} in config order.
+func (s *Server) listSinks(c *gin.Context) {
+	list := []sink.Status{}
+	if s.opts.Sinks != nil {
+		list = s.opts.Sinks.Status()
+	}
+	c.PureJSON(http.StatusOK, gin.H{"sinks": list})
+}
+
+// sinkStatus serves GET /v1/sinks/{name}: one pipeline's status, or code
+// 19 when there is none of that name.
+func (s *Server) sinkStatus(c *gin.Context) {
+	name := c.Param("name")
+	if s.opts.Sinks != nil {
+		if st, ok := s.opts.Sinks.StatusOf(name); ok {
+			c.PureJSON(http.StatusOK, st)
+			return
+		}
+	}
+	abortWithCode(c, sdk.CodeNotFound, fmt.Sprintf("no sink %q", name))
 }

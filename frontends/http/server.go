@@ -28,6 +28,7 @@ import (
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/core/quota"
+	"github.com/mqgate/mqgate/core/sink"
 	"github.com/mqgate/mqgate/internal/bytebudget"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -113,6 +114,9 @@ type Options struct {
 	// Push reports the push subscriptions for GET /v1/push. Nil: the
 	// route lists none.
 	Push PushStatus
+	// Sinks reports the sink pipelines for GET /v1/sinks. Nil: the route
+	// lists none.
+	Sinks SinkStatus
 	// Gate authenticates and authorizes every request but the probes.
 	// Nil: no auth, no ACL.
 	Gate *auth.Gate
@@ -128,6 +132,12 @@ type Options struct {
 // PushStatus is what GET /v1/push reads; *push.Service implements it.
 type PushStatus interface {
 	Status() []push.Status
+}
+
+// SinkStatus is what GET /v1/sinks reads; *sink.Service implements it.
+type SinkStatus interface {
+	Status() []sink.Status
+	StatusOf(name string) (sink.Status, bool)
 }
 
 func (o Options) withDefaults() Options {
@@ -262,6 +272,8 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))
 	e.GET("/v1/push/:name", s.guarded(acl.Metrics, gw, s.pushStatus))
+	e.GET("/v1/sinks", s.guarded(acl.Metrics, gw, s.listSinks))
+	e.GET("/v1/sinks/:name", s.guarded(acl.Metrics, gw, s.sinkStatus))
 	s.engine = e
 
 	s.srv = &http.Server{

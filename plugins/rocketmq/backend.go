@@ -51,6 +51,10 @@ type Backend struct {
 	producer  rmq.Producer
 	consumers map[*consumer]struct{}
 	closed    bool
+
+	// revokeGrace, when not zero, replaces graceWindow for consumers
+	// started after it is set; tests shorten it.
+	revokeGrace time.Duration
 }
 
 // New returns an unconfigured backend that logs to logger (slog.Default()

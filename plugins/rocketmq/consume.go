@@ -52,23 +52,33 @@ type consumer struct {
 	topics   []string // namespaced
 	start    sdk.StartPosition
 	clientID string
+	grace    time.Duration // graceWindow, unless a test shortened it
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	kick   chan struct{} // asks for a rebalance now
+	holds  chan struct{} // tells graceLoop of a new revocation
 	beat   chan struct{} // asks for a heartbeat now
 	events chan sdk.ConsumeEvent
 	errs   chan error
 	closed chan struct{}
 	once   sync.Once
 
-	// mu guards owned and grace. Only the rebalance loop changes owned.
+	// lockMu orders taking queue locks and starting queues (the rebalance
+	// loop) against unlocking queues let go (release commits, the grace
+	// running out), so that a queue unlocked as it is let go is not one
+	// the rebalance just took back. Lock order: lockMu, then mu.
+	lockMu sync.Mutex
+	// mu guards owned, held and revocations. Only the rebalance loop
+	// changes owned.
 	mu    sync.Mutex
 	owned map[ownedQueue]*puller
-	// grace holds queues given up, with when: a commit for one of them in
-	// the next graceWindow is still taken, once (see sdk.Consumer.Commit).
-	grace map[ownedQueue]time.Time
+	// held maps queues given up, still locked for the gateway's release
+	// commit, to their revocation; revocations lists them in the order of
+	// their Revoked events (see grace.go).
+	held        map[ownedQueue]*revocation
+	revocations []*revocation
 
 	// pending is what the last Poll could not return; only Poll uses it.
 	pending []sdk.Record
@@ -100,12 +110,17 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 		group:  cfg.wrap(sub.Group),
 		start:  sub.Start,
 		kick:   make(chan struct{}, 1),
+		holds:  make(chan struct{}, 1),
 		beat:   make(chan struct{}, 1),
 		events: make(chan sdk.ConsumeEvent, eventBuffer),
 		errs:   make(chan error, 1),
 		closed: make(chan struct{}),
 		owned:  map[ownedQueue]*puller{},
-		grace:  map[ownedQueue]time.Time{},
+		held:   map[ownedQueue]*revocation{},
+		grace:  graceWindow,
+	}
+	if b.revokeGrace > 0 {
+		c.grace = b.revokeGrace
 	}
 	for _, t := range sub.Topics {
 		name := cfg.wrap(t)
@@ -143,6 +158,7 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 
 	c.wg.Go(c.heartbeatLoop)
 	c.wg.Go(c.rebalanceLoop)
+	c.wg.Go(c.graceLoop)
 	return c, nil
 }
 
@@ -317,12 +333,11 @@ func (c *consumer) rebalance(topic string) bool {
 	}
 	c.mu.Unlock()
 	if len(revoked) > 0 {
+		// Held before they stop: a commit of them is never refused.
+		c.hold(revoked)
 		ev := sdk.ConsumeEvent{}
 		for _, oq := range revoked {
 			c.stop(oq)
-			c.mu.Lock()
-			c.grace[oq] = time.Now()
-			c.mu.Unlock()
 			ev.Revoked = append(ev.Revoked, sdk.Offset{Topic: c.cfg.unwrap(topic), Qid: oq.q.qid(), Offset: -1})
 		}
 		if !c.emit(ev) {
@@ -330,40 +345,9 @@ func (c *consumer) rebalance(topic string) bool {
 		}
 	}
 
-	// Lock what this member should own: new queues only start once their
-	// previous owner let go (no message is handed to two members at
-	// once), and owned ones renew their locks.
-	byBroker := map[string][]queue{}
-	for _, q := range want {
-		byBroker[q.broker] = append(byBroker[q.broker], q)
-	}
-	lockedSet := map[queue]bool{}
-	for broker, qs := range byBroker {
-		got, err := c.lockQueues(r.addrs[broker], topic, qs)
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.report(err)
-			}
-			continue
-		}
-		for _, q := range got {
-			lockedSet[q] = true
-		}
-	}
+	start, ok := c.lockWanted(r, topic, want)
 	var assigned []sdk.Offset
-	ok := true
-	for _, q := range want {
-		if !lockedSet[q] {
-			ok = false // its previous owner still holds it; try again soon
-			continue
-		}
-		oq := ownedQueue{topic, q}
-		c.mu.Lock()
-		_, have := c.owned[oq]
-		c.mu.Unlock()
-		if have {
-			continue
-		}
+	for _, q := range start {
 		offset, err := c.startOffset(r, topic, q)
 		if err != nil {
 			if c.ctx.Err() == nil {
@@ -377,9 +361,66 @@ func (c *consumer) rebalance(topic string) bool {
 		if !c.emit(sdk.ConsumeEvent{Assigned: assigned[len(assigned)-1:]}) {
 			return false
 		}
-		c.startPuller(r, oq, offset)
+		c.startPuller(r, ownedQueue{topic, q}, offset)
 	}
 	return ok && registered
+}
+
+// lockWanted locks the queues of topic this member should own, and the
+// queues it holds for a release commit, renewing the locks it has. It
+// returns the wanted queues to start: locked, and neither owned already
+// nor held. ok is false when a wanted queue could not start: its previous
+// owner still holds it (this member included); the caller tries again
+// soon.
+//
+// A queue starts only once its previous owner let go (no message is handed
+// to two members at once), and a held one only once its release commit
+// stored the offset to start from. Held queues renew their locks, as
+// RocketMQ's orderly consumers keep locking a queue they are still
+// finishing, until the release commit or the grace lets them go.
+func (c *consumer) lockWanted(r *route, topic string, want []queue) (start []queue, ok bool) {
+	c.lockMu.Lock()
+	defer c.lockMu.Unlock()
+	byBroker := map[string][]queue{}
+	for _, q := range want {
+		byBroker[q.broker] = append(byBroker[q.broker], q)
+	}
+	c.mu.Lock()
+	for _, q := range c.heldQueuesLocked(topic) {
+		if !slices.Contains(want, q) {
+			byBroker[q.broker] = append(byBroker[q.broker], q)
+		}
+	}
+	c.mu.Unlock()
+	lockedSet := map[queue]bool{}
+	for broker, qs := range byBroker {
+		got, err := c.lockQueues(r.addrs[broker], topic, qs)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.report(err)
+			}
+			continue
+		}
+		for _, q := range got {
+			lockedSet[q] = true
+		}
+	}
+	ok = true
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range want {
+		oq := ownedQueue{topic, q}
+		_, have := c.owned[oq]
+		_, held := c.held[oq]
+		switch {
+		case have:
+		case !lockedSet[q] || held:
+			ok = false
+		default:
+			start = append(start, q)
+		}
+	}
+	return start, ok
 }
 
 // members lists the group's client ids as a broker of the topic knows them.
@@ -418,7 +459,8 @@ func (c *consumer) members(r *route) ([]string, error) {
 // lockQueues asks the broker at addr to lock qs of topic for this member
 // (LOCK_BATCH_MQ, as RocketMQ's orderly consumers do) and returns those it
 // got. A queue stays locked for a minute unless locked again; its previous
-// owner unlocks it once it has committed what it finished.
+// owner unlocks it once the gateway's release commit of it is stored, or
+// the grace for that ran out (see grace.go).
 func (c *consumer) lockQueues(addr, topic string, qs []queue) ([]queue, error) {
 	type mq struct {
 		Topic      string `json:"topic"`
@@ -646,46 +688,41 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 	return sdk.ConsumeEvent{Records: recs}, nil
 }
 
-// Commit stores offsets of queues this member owns, and of a queue it just
-// gave up, once, within graceWindow of its Revoked event; that commit
-// unlocks the queue for its next owner. Other queues are refused with
-// CodeNotFound: their new owner's progress must not be moved back.
-// (Offset.Release is not read yet: unlocking only on it left queues of the
-// delay tiers undelivered after a gateway was killed; see docs/plugins.md.)
+// Commit stores offsets of queues this member owns, and of queues it gave
+// up and holds for the gateway's release commit (see grace.go). Other
+// queues are refused with CodeNotFound, and nothing is stored: their new
+// owner's progress must not be moved back. A release commit then unlocks
+// the queues of its revocation for their next owner, stored or not: the
+// gateway commits none of them again.
 func (c *consumer) Commit(ctx context.Context, offsets []sdk.Offset) error {
-	now := time.Now()
-	var released []ownedQueue // given-up queues whose last commit this is
-	for _, o := range offsets {
+	queues := make([]ownedQueue, len(offsets))
+	for i, o := range offsets {
 		q, err := parseQid(o.Qid)
 		if err != nil {
 			return sdk.Errorf(sdk.CodeIllegal, "topic %s: %v", o.Topic, err)
 		}
-		oq := ownedQueue{c.cfg.wrap(o.Topic), q}
-		c.mu.Lock()
+		queues[i] = ownedQueue{c.cfg.wrap(o.Topic), q}
+	}
+	var err error
+	c.mu.Lock()
+	answered := c.answeredByLocked(offsets, queues)
+	for i, oq := range queues {
 		_, own := c.owned[oq]
-		at, graced := c.grace[oq]
-		graced = graced && now.Sub(at) < graceWindow
-		delete(c.grace, oq)
-		c.mu.Unlock()
-		if !own && !graced {
-			return sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s is not assigned to this member of group %s", o.Topic, o.Qid, c.cfg.unwrap(c.group))
-		}
-		if !own {
-			released = append(released, oq)
+		if _, held := c.held[oq]; !own && !held {
+			o := offsets[i]
+			err = sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s is not assigned to this member of group %s", o.Topic, o.Qid, c.cfg.unwrap(c.group))
+			break
 		}
 	}
-	if err := commitOffsets(ctx, c.cfg, c.pool, c.rs, c.group, offsets); err != nil {
-		return err
+	c.mu.Unlock()
+	if err == nil {
+		err = commitOffsets(ctx, c.cfg, c.pool, c.rs, c.group, offsets)
 	}
-	if len(released) > 0 {
-		c.unlockQueues(ctx, released)
+	if answered != nil {
+		c.release(answered)
 	}
-	return nil
+	return err
 }
-
-// graceWindow is how long after giving a queue up a member may still
-// commit what it finished of it.
-const graceWindow = time.Minute
 
 // Close leaves the group: the brokers drop the member at once and tell the
 // others to rebalance.

@@ -205,15 +205,26 @@ func (b *Backend) sendBatch(ctx context.Context, prod interface {
 		err = fmt.Errorf("send status %d", res.Status)
 	}
 	if err != nil {
+		cacheMiss := isRouteCacheMiss(err)
 		err = sendError(err, records[idx[0]].Topic, q)
-		if sdk.CodeOf(err) == sdk.CodeTopicNotExist && rt.auto {
+		if sdk.CodeOf(err) == sdk.CodeTopicNotExist || rt.auto {
+			rs.get(ctx, topic, true) // forget the route; the next call asks again
+		}
+		switch {
+		case sdk.CodeOf(err) == sdk.CodeTopicNotExist && rt.auto:
 			// The brokers create topics on first send, but rocketmq-client-go
 			// lost the race with a concurrent first send (its route cache
 			// had neither the topic nor the template yet): worth retrying.
 			err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: err.Error() + " (the topic is being created; retry)"}
-		}
-		if sdk.CodeOf(err) == sdk.CodeTopicNotExist || rt.auto {
-			rs.get(ctx, topic, true) // forget the route; the next call asks again
+		case cacheMiss:
+			// The name server has the topic (rt is its route), but
+			// rocketmq-client-go's caches do not, yet: of concurrent first
+			// sends to a topic, one fills them (the topic's queues, then
+			// its brokers' addresses) while the others read them unlocked,
+			// and one that finds the queues but not the address fails. A
+			// retry finds both, or, if the topic went away, the route
+			// forgotten above gives code 14 then.
+			err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: err.Error() + " (the client is still loading the topic's route; retry)"}
 		}
 		for _, j := range idx {
 			results[j].Err = err
@@ -230,6 +241,12 @@ func (b *Backend) sendBatch(ctx context.Context, prod interface {
 	}
 }
 
+// isRouteCacheMiss reports whether a send failed in rocketmq-client-go,
+// before reaching a broker, for want of the topic's route in its caches.
+func isRouteCacheMiss(err error) bool {
+	return strings.Contains(err.Error(), "route info not found")
+}
+
 // brokerCode finds the broker's answer in the client's error text
 // ("CODE: 17, DESC: ...").
 var brokerCode = regexp.MustCompile(`CODE: (\d+)`)
@@ -243,7 +260,7 @@ func sendError(err error, topic string, q queue) error {
 		// The client answers a call its broker did not answer in time
 		// with its own error or the context's, whichever fires first.
 		code = sdk.CodeTimeout
-	case strings.Contains(err.Error(), "route info not found"):
+	case isRouteCacheMiss(err):
 		code = sdk.CodeTopicNotExist
 	default:
 		if m := brokerCode.FindStringSubmatch(err.Error()); m != nil {

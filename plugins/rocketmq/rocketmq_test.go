@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -61,24 +62,63 @@ func TestConfigValidation(t *testing.T) {
 // Assigned and Revoked events; it fails t after 30 s.
 func collect(t *testing.T, c sdk.Consumer, owned map[string]bool, want int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for len(owned) != want {
-		ev, err := c.Poll(ctx, 100)
-		if ctx.Err() != nil {
-			t.Fatalf("member owns %v; want %d queues", owned, want)
-		}
-		if err != nil {
-			t.Logf("poll: %v", err)
-			continue
-		}
+	pollUntil(t, c, func() bool { return len(owned) == want }, func(ev sdk.ConsumeEvent) {
 		for _, o := range ev.Assigned {
 			owned[o.Qid] = true
 		}
 		for _, o := range ev.Revoked {
 			delete(owned, o.Qid)
 		}
+	}, func() string { return fmt.Sprintf("member owns %v; want %d queues", owned, want) })
+}
+
+// pollUntil polls c, handing apply every event, until done; it fails t
+// after 30 s with what has to say.
+func pollUntil(t *testing.T, c sdk.Consumer, done func() bool, apply func(sdk.ConsumeEvent), what func() string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for !done() {
+		ev, err := c.Poll(ctx, 100)
+		if ctx.Err() != nil {
+			t.Fatal(what())
+		}
+		if err != nil {
+			t.Logf("poll: %v", err)
+			continue
+		}
+		apply(ev)
 	}
+}
+
+// twoMembers starts a member of sub's group, waits until it owns the four
+// queues of sub's topic, starts a second and waits until the first has
+// given two up. It returns the members, the queues the first owns, and
+// those it gave up, sorted. The members close with the test.
+func twoMembers(t *testing.T, b *Backend, sub sdk.Subscription) (first, second sdk.Consumer, owned map[string]bool, given []string) {
+	t.Helper()
+	ctx := context.Background()
+	first, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close() })
+	owned = map[string]bool{}
+	collect(t, first, owned, 4)
+	before := maps.Clone(owned)
+	second, err = b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { second.Close() })
+	collect(t, first, owned, 2)
+	for q := range before {
+		if !owned[q] {
+			given = append(given, q)
+		}
+	}
+	slices.Sort(given)
+	return first, second, owned, given
 }
 
 // Two members of one group split a topic's queues between them, as
@@ -91,28 +131,12 @@ func TestGroupMembersSplitQueues(t *testing.T) {
 	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "split", Partitions: 4}}); err != nil {
 		t.Fatal(err)
 	}
-	sub := sdk.Subscription{Group: "g", Topics: []string{"split"}}
-	first, err := b.Consume(ctx, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	owned1 := map[string]bool{}
-	collect(t, first, owned1, 4)
-
-	second, err := b.Consume(ctx, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := maps.Clone(owned1)
-	collect(t, first, owned1, 2)
+	first, second, owned1, qids := twoMembers(t, b, sdk.Subscription{Group: "g", Topics: []string{"split"}})
 	// The member that gave queues up commits what it finished of them;
 	// that releases them to their next owner, which waits until then.
 	var given []sdk.Offset
-	for q := range before {
-		if !owned1[q] {
-			given = append(given, sdk.Offset{Topic: "split", Qid: q, Offset: 0, Release: true})
-		}
+	for _, q := range qids {
+		given = append(given, sdk.Offset{Topic: "split", Qid: q, Offset: 0, Release: true})
 	}
 	if err := first.Commit(ctx, given); err != nil {
 		t.Fatalf("committing the queues just given up: %v", err)
@@ -125,7 +149,7 @@ func TestGroupMembersSplitQueues(t *testing.T) {
 		}
 	}
 	// Only once: a later commit for a queue given up is refused.
-	err = first.Commit(ctx, given[:1])
+	err := first.Commit(ctx, given[:1])
 	if sdk.CodeOf(err) != sdk.CodeNotFound || !strings.Contains(err.Error(), given[0].Qid) {
 		t.Errorf("the first member committing %s again after giving it up: %v; want code %d naming it", given[0].Qid, err, sdk.CodeNotFound)
 	}

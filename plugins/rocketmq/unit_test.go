@@ -17,6 +17,7 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/producer"
 
 	"github.com/mqgate/mqgate/plugins/rocketmq/internal/remoting"
+	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -328,5 +329,51 @@ func TestSendTimeoutIsTimeout(t *testing.T) {
 		if got := sendError(err, "orders", queue{"broker-a", 0}); sdk.CodeOf(got) != sdk.CodeTimeout {
 			t.Errorf("sendError(%v) = %v (code %d); want code 12", err, got, sdk.CodeOf(got))
 		}
+	}
+}
+
+// failingSend is a producer whose every send fails with err.
+type failingSend struct{ err error }
+
+func (f failingSend) SendSync(context.Context, ...*primitive.Message) (*primitive.SendResult, error) {
+	return nil, f.err
+}
+
+// A send rocketmq-client-go fails for want of a route it has not loaded
+// yet, to a topic the name server has, passes: code 17, so the gateway
+// sends again (concurrent first sends of a new process race in the
+// client's route cache). A broker that says the topic is gone is code 14.
+func TestSendBeforeTheClientHasTheRoute(t *testing.T) {
+	f := startFake(t, rmqfake.Options{})
+	b := newBackend(t, fmt.Sprintf(`{"nameservers": [%q]}`, f.Addr()))
+	ctx := context.Background()
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "routed", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, rs, err := b.state()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := rs.get(ctx, "routed", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want sdk.Code
+	}{
+		{"no broker address yet", errors.New("topic=routed route info not found"), sdk.CodeUnavailable},
+		{"no queues yet", errors.New("the topic=routed route info not found"), sdk.CodeUnavailable},
+		{"the broker has no such topic", errors.New("CODE: 17  DESC: topic[routed] not exist, apply first please!"), sdk.CodeTopicNotExist},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recs := []sdk.Record{{Topic: "routed", Value: []byte("v")}}
+			res := make([]sdk.ProduceResult, 1)
+			b.sendBatch(ctx, failingSend{tc.err}, rs, "routed", rt.write[0], rt, recs, []int{0}, res)
+			if sdk.CodeOf(res[0].Err) != tc.want {
+				t.Errorf("a send failing with %q: %v (code %d); want code %d", tc.err, res[0].Err, sdk.CodeOf(res[0].Err), tc.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,10 @@ package plugintest
 
 import (
 	"os/exec"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,4 +63,25 @@ func startProcess(t *testing.T, cmd *exec.Cmd, kind string) any {
 		t.Fatalf("dispensing the %s: %v", kind, err)
 	}
 	return raw
+}
+
+// BuildPlugin builds the main package pkg (an import path) into a
+// temporary directory, with -race when the test binary has it, and returns
+// the binary's path, for StartBackendProcess and StartSinkProcess.
+func BuildPlugin(t *testing.T, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), path.Base(pkg))
+	args := []string{"build", "-o", bin}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "-race" && s.Value == "true" {
+				args = append(args, "-race")
+			}
+		}
+	}
+	args = append(args, pkg)
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin
 }
