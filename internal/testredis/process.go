@@ -60,6 +60,9 @@ type serverSpec struct {
 	// ready reports whether the server started at addr serves; nil waits
 	// for the log to say "Ready to accept connections".
 	ready func(addr string) bool
+	// port, when not 0, is the port to listen on, instead of one the OS
+	// picks; a server restarted at its address has it.
+	port int
 }
 
 // launch starts a server in dir under the name, trying other ports when
@@ -76,7 +79,7 @@ func launch(dir, name string, spec serverSpec) (*process, error) {
 			return p, nil
 		}
 		lastErr = err
-		if !errors.Is(err, errPortTaken) {
+		if !errors.Is(err, errPortTaken) || spec.port != 0 {
 			break
 		}
 	}
@@ -87,9 +90,11 @@ func launch(dir, name string, spec serverSpec) (*process, error) {
 var errPortTaken = errors.New("port taken")
 
 func launchOnce(bin, dir, name string, spec serverSpec) (*process, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	port, err := spec.port, error(nil)
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	p := &process{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), port: port,
 		log: filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, port)), exited: make(chan struct{})}

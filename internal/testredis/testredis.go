@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -212,4 +213,72 @@ func hasAll(info string, want []string) bool {
 		}
 	}
 	return true
+}
+
+// Server is a redis-server a test can kill and start again at the same
+// address with its data: it appends every write to its log and fsyncs it
+// before it answers, so that what it acknowledged survives a kill -9, as a
+// store that loses nothing acknowledged must.
+type Server struct {
+	t    testing.TB
+	dir  string
+	spec serverSpec
+	// mu guards p, which Stop and Start replace.
+	mu sync.Mutex
+	p  *process
+	// Addr is the server's address, 127.0.0.1:PORT, the same after Start.
+	Addr string
+}
+
+// StartServer starts a Server for t, as Start does a server; it is stopped
+// when t ends.
+func StartServer(t testing.TB, args ...string) *Server {
+	t.Helper()
+	Require(t)
+	s := &Server{t: t, dir: t.TempDir(), spec: serverSpec{
+		args: append([]string{"--appendonly", "yes", "--appendfsync", "always"}, args...)}}
+	p, err := launch(s.dir, "redis", s.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.p, s.Addr, s.spec.port = p, p.addr, p.port
+	t.Cleanup(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.p != nil {
+			s.p.stop()
+			if t.Failed() {
+				t.Logf("redis-server log %s:\n%s", s.p.log, tail(s.p.log))
+			}
+		}
+	})
+	return s
+}
+
+// Stop kills the server (kill -9) and returns once it is gone; connections
+// to Addr are refused until Start. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p != nil {
+		s.p.stop()
+		s.p = nil
+	}
+}
+
+// Start starts the server again at Addr, with the data it acknowledged,
+// and returns once it accepts connections. Starting a running server does
+// nothing.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p != nil {
+		return
+	}
+	p, err := launch(s.dir, "redis", s.spec)
+	if err != nil {
+		s.t.Fatalf("starting redis-server again at %s: %v", s.Addr, err)
+	}
+	s.p = p
 }

@@ -69,3 +69,23 @@ func TestStartSentinel(t *testing.T) {
 	sentinel := StartSentinel(t, "mymaster", master)
 	ping(t, redis.NewFailoverClient(&redis.FailoverOptions{MasterName: "mymaster", SentinelAddrs: []string{sentinel}}))
 }
+
+// A Server killed and started again is at the same address with what it
+// acknowledged before the kill.
+func TestServerStopStart(t *testing.T) {
+	s := StartServer(t)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "kept", "yes", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("PING answered with the server stopped")
+	}
+	s.Start()
+	if got, err := c.Get(ctx, "kept").Result(); err != nil || got != "yes" {
+		t.Fatalf("GET kept after a restart = %q, %v; want yes", got, err)
+	}
+}
