@@ -184,3 +184,23 @@ func TestAuth(t *testing.T) {
 		t.Errorf("%v is not marked lasting", res[0])
 	}
 }
+
+// A server killed mid-stream fails the records written meanwhile with code
+// 17, and the sink writes again once it is back, with no reconfiguring.
+func TestServerDownAndBack(t *testing.T) {
+	srv := testredis.StartServer(t)
+	s := configure(t, standalone(srv.Addr, orderCommands))
+	writeOK(t, s, record(0, `{"id": 1, "status": "paid", "total": 1}`))
+	srv.Stop()
+	for i, err := range write(t, s, record(1, `{"id": 2, "status": "paid", "total": 2}`), record(2, `{"id": 3, "status": "new", "total": 3}`)) {
+		wantCode(t, fmt.Sprint("record ", i, " with the server down"), err, sdk.CodeUnavailable)
+	}
+	srv.Start()
+	writeOK(t, s, record(1, `{"id": 2, "status": "paid", "total": 2}`), record(2, `{"id": 3, "status": "new", "total": 3}`))
+	rdb := client(t, srv.Addr)
+	for _, id := range []string{"1", "2", "3"} {
+		if n := get(t, rdb.Exists(context.Background(), "order:"+id)); n != 1 {
+			t.Errorf("order:%s is not in Redis after the restart", id)
+		}
+	}
+}
