@@ -92,7 +92,7 @@ type scenario struct {
 	kafkaOnly bool
 }
 
-var scenarios = []scenario{produceHTTP, produceHTTPAuth, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, consumePullThriftGroup, pushHTTP, sinkRedis}
+var scenarios = []scenario{produceHTTP, produceHTTPAuth, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, consumePullThriftGroup, pushHTTP, sinkRedis, sinkHDFS}
 
 func main() {
 	if spec := os.Getenv(floodEnv); spec != "" { // a flood child of the abuse scenario

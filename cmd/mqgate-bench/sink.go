@@ -18,6 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/mqgate/mqgate/internal/testredis"
+	"github.com/mqgate/mqgate/internal/webhdfsfake"
+	"github.com/mqgate/mqgate/plugins/hdfs"
+	"github.com/mqgate/mqgate/sdk"
 )
 
 // Shape of the sink scenarios' messages and work.
@@ -286,4 +289,131 @@ func sinkRedisDirect(ctx context.Context, e *env, p params) (result, error) {
 	r.note = fmt.Sprintf("direct: franz-go group consumer, polls of up to %d records, one go-redis pipeline of HSETs per poll, committed after it (%d commits); %s",
 		p.batch, commits, cpu.report(p.n))
 	return r, rd.check(ctx, p.n, &r)
+}
+
+// sinkHDFS: N JSON messages of about S bytes, produced first as for
+// sink-redis, written as text lines into a fake WebHDFS
+// (internal/webhdfsfake, in the bench process) under /bench/TOPIC. The
+// gateway side is a second gateway with one sink of the topic through the
+// bundled hdfs plugin (order qid, batches of 500, concurrency 2). The
+// direct side is a franz-go group consumer that hands each poll of up to
+// 500 records to the same HDFS sink code in its own process (no gateway,
+// no plugin hop) and commits: what the gateway and its plugin process add.
+var sinkHDFS = scenario{
+	name:      "sink-hdfs",
+	about:     "a sink into HDFS text files through WebHDFS (a fake in the bench process) vs a franz-go consumer calling the same sink code in-process",
+	kafkaOnly: true,
+	adjust:    sinkParams,
+	gateway: func(ctx context.Context, e *env, p params) (result, error) {
+		fake, err := webhdfsfake.New(webhdfsfake.Options{MaxBody: 256 << 20})
+		if err != nil {
+			return result{}, err
+		}
+		defer fake.Close()
+		topic := "bench-sink-hdfs-gateway"
+		if err := e.fillJSON(ctx, topic, p); err != nil {
+			return result{}, err
+		}
+		r, err := sinkGateway(e, "sink-hdfs", topic, "hdfs: {builtin: hdfs}", fmt.Sprintf(`plugin: hdfs
+    order: qid
+    config: %s`, hdfsBenchConfig(fake.URL())), p)
+		if err != nil {
+			return r, err
+		}
+		return r, checkHDFS(fake, p.n, &r)
+	},
+	direct: sinkHDFSDirect,
+	report: func(g, d result) { fmt.Printf("sink-hdfs: %s\nsink-hdfs: %s\n", g.note, d.note) },
+}
+
+func hdfsBenchConfig(url string) string {
+	return fmt.Sprintf(`{"namenodes": [%q], "path": "/bench/${topic}", "format": "text"}`, url)
+}
+
+// checkHDFS counts the lines in the fake's files and notes the count in r.
+func checkHDFS(fake *webhdfsfake.Server, n int, r *result) error {
+	lines, files := 0, 0
+	for _, fi := range fake.Files("/bench") {
+		data, err := fake.ReadFile(fi.Path)
+		if err != nil {
+			return err
+		}
+		lines += strings.Count(string(data), "\n")
+		files++
+	}
+	r.note += fmt.Sprintf("; HDFS holds %d lines in %d files", lines, files)
+	if lines < n {
+		return fmt.Errorf("HDFS holds %d lines, want %d", lines, n)
+	}
+	return nil
+}
+
+func sinkHDFSDirect(ctx context.Context, e *env, p params) (result, error) {
+	fake, err := webhdfsfake.New(webhdfsfake.Options{MaxBody: 256 << 20})
+	if err != nil {
+		return result{}, err
+	}
+	defer fake.Close()
+	topic := "bench-sink-hdfs-direct"
+	if err := e.fillJSON(ctx, topic, p); err != nil {
+		return result{}, err
+	}
+	hs := hdfs.New(nil)
+	cfg := fmt.Sprintf(`{"namenodes": [%q], "path": "/bench/${topic}", "format": "text", "mqgate": {"sink": "bench", "group": "bench-sink-hdfs-direct", "gateway": "bench-%d"}}`,
+		fake.URL(), os.Getpid())
+	if err := hs.Configure(ctx, []byte(cfg)); err != nil {
+		return result{}, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ConsumerGroup("bench-sink-hdfs-direct"), kgo.ConsumeTopics(topic),
+		kgo.DisableAutoCommit(), kgo.BlockRebalanceOnPoll(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+	cpu := newCPUMeter("bench (consumer, sink code and the WebHDFS fake)", os.Getpid(), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
+
+	var start time.Time
+	written, commits := 0, 0
+	for written < p.n {
+		fs := cl.PollRecords(ctx, p.batch)
+		if err := fs.Err0(); err != nil {
+			return result{}, err
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		batch := make([]sdk.Record, len(recs))
+		for i, r := range recs {
+			batch[i] = sdk.Record{Topic: r.Topic, Qid: strconv.Itoa(int(r.Partition)), Partition: r.Partition, Offset: r.Offset,
+				Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}
+		}
+		res, err := hs.Write(ctx, batch)
+		if err != nil {
+			return result{}, err
+		}
+		for i, err := range res {
+			if err != nil {
+				return result{}, fmt.Errorf("record %d: %w", i, err)
+			}
+		}
+		if start.IsZero() {
+			start = time.Now()
+			cpu.begin()
+		}
+		if err := cl.CommitRecords(ctx, recs...); err != nil {
+			return result{}, err
+		}
+		commits++
+		written += len(recs)
+		cl.AllowRebalance()
+	}
+	r := result{msgs: p.n, bytes: int64(p.n * p.size), elapsed: time.Since(start)}
+	if err := hs.Close(); err != nil {
+		return r, err
+	}
+	r.note = fmt.Sprintf("direct: franz-go group consumer, polls of up to %d records, each written by the hdfs sink code in-process, committed after it (%d commits); %s",
+		p.batch, commits, cpu.report(p.n))
+	return r, checkHDFS(fake, p.n, &r)
 }
