@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +13,11 @@ import (
 	"syscall"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/mqgate/mqgate/examples/filesink"
 	"github.com/mqgate/mqgate/internal/hbasefake"
+	"github.com/mqgate/mqgate/internal/testredis"
 	"github.com/mqgate/mqgate/internal/webhdfsfake"
 )
 
@@ -157,8 +161,39 @@ func hdfsSink(t *testing.T, dir string) *testStore {
 	}
 }
 
+// redisSink is the bundled Redis sink writing to a real redis-server: a
+// hash per order, and each write's id pushed to a list, which counts
+// duplicates.
+func redisSink(t *testing.T, _ string) *testStore {
+	srv := testredis.StartServer(t)
+	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return &testStore{
+		plugin: "{builtin: redis}",
+		config: fmt.Sprintf(`{addrs: [%q], commands: [{cmd: HSET, key: "'order:' + json.id", fields: {total: "json.total"}}, {cmd: RPUSH, key: "'written'", value: "json.id"}]}`, srv.Addr),
+		poison: `{"no_id": true}`,
+		stored: func(t *testing.T) map[string]int {
+			counts := map[string]int{}
+			ids, err := c.LRange(context.Background(), "written", 0, -1).Result()
+			if err != nil {
+				return counts // down: nothing readable now
+			}
+			for _, id := range ids {
+				total, err := c.HGet(context.Background(), "order:"+id, "total").Int()
+				if id == "after-poison" || err == nil && mappedRight(id, &total) {
+					counts[id]++
+				}
+			}
+			return counts
+		},
+		down: func(*testing.T) { srv.Stop() },
+		up:   func(*testing.T) { srv.Start() },
+	}
+}
+
 var sinkKinds = []sinkKind{
 	{"file", fileSink},
+	{"redis", redisSink},
 	{"hbase", hbaseSink},
 	{"hdfs", hdfsSink},
 }
@@ -227,7 +262,7 @@ func (g *gateway) produceOrders(from, to int) {
 
 // mappedRight reports whether a stored order holds what produceOrders sent
 // for its id: total is the order's number ("o-00042" has total 42). The
-// message after the poison ("after-poison") has no total.
+// message after the poison ("after-poison") has total 0.
 func mappedRight(id string, total *int) bool {
 	if id == "after-poison" {
 		return true
@@ -279,6 +314,9 @@ func TestSinkLosesNothingUnderKills(t *testing.T) {
 
 			g2 := startGateway(t, s)
 			waitFor(t, "every message written", func() bool { return len(store.stored(t)) == n })
+			// What the killed gateway wrote, the next one may find written:
+			// its sink runs once it has pulled, written or not.
+			waitFor(t, "the sink running", func() bool { return g2.sink("orders").State == "running" })
 			counts := store.stored(t)
 			dups := 0
 			for _, id := range orderIDs(n) {
@@ -310,7 +348,7 @@ func TestSinkPoisonRecord(t *testing.T) {
 				s := sinkSetup(t, dir, brokerKinds[0].local(t, dir), store, fmt.Sprintf("    can_skip: %v\n", canSkip))
 				g := startGateway(t, s)
 				poison, _ := json.Marshal(store.poison)
-				body := fmt.Sprintf(`{"messages":[{"key":"px","value":%s},{"key":"px","value":"{\"id\":\"after-poison\"}"}]}`, poison)
+				body := fmt.Sprintf(`{"messages":[{"key":"px","value":%s},{"key":"px","value":"{\"id\":\"after-poison\",\"total\":0}"}]}`, poison)
 				if code, b := g.do("POST", "/v1/topics/orders/messages", body, nil); code != 200 {
 					t.Fatalf("produce: %d %s", code, b)
 				}
