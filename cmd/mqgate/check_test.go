@@ -110,6 +110,38 @@ default_cluster: local
 			wantStdout: []string{"FILE: ok"},
 		},
 		{
+			name: "every problem of every sink's plugin at its line",
+			yaml: `version: 1
+plugins:
+  kafka: {builtin: kafka}
+  redis: {builtin: redis}
+  hdfs: {builtin: hdfs}
+clusters:
+  local: {plugin: kafka, config: {brokers: embedded, data_dir: {{dir}}/kafka}}
+sinks:
+  - name: cache
+    topics: [orders]
+    plugin: redis
+    config:
+      addrs: ["127.0.0.1:6379"]
+      commands:
+        - {cmd: HSET, key: "'order:' +", fields: {status: json.status}}
+        - {cmd: FLY, key: "'x'"}
+  - name: archive
+    topics: [orders]
+    plugin: hdfs
+    config:
+      namenodes: ["http://nn:9870"]
+      path: relative/${topic}
+`,
+			wantCode: 1,
+			wantStderr: []string{
+				`FILE:15: sinks[0].config.commands[0].key: ...`,
+				`FILE:16: sinks[0].config.commands[1].cmd: ...`,
+				`FILE:22: sinks[1].config.path: ...`,
+			},
+		},
+		{
 			name: "a plugin that cannot be started",
 			yaml: `version: 1
 plugins:
