@@ -251,39 +251,20 @@ func sinkRedisDirect(ctx context.Context, e *env, p params) (result, error) {
 	defer rc.Close()
 	cpu := newCPUMeter("bench (consumer and redis client)", os.Getpid(), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
 
-	var start time.Time
-	written, commits := 0, 0
 	pipe := rc.Pipeline()
-	for written < p.n {
-		fs := cl.PollRecords(ctx, p.batch)
-		if err := fs.Err0(); err != nil {
-			return result{}, err
-		}
-		recs := fs.Records()
+	start, commits, err := directSinkLoop(ctx, cl, p, cpu, func(recs []*kgo.Record) error {
 		for _, r := range recs {
 			var o order
 			if err := json.Unmarshal(r.Value, &o); err != nil {
-				return result{}, err
+				return err
 			}
 			pipe.HSet(ctx, "order:"+o.ID, "status", o.Status, "total", strconv.FormatInt(o.Total, 10), "pad", o.Pad)
 		}
-		if len(recs) == 0 {
-			cl.AllowRebalance()
-			continue
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return result{}, err
-		}
-		if start.IsZero() {
-			start = time.Now() // the first batch is in Redis
-			cpu.begin()
-		}
-		if err := cl.CommitRecords(ctx, recs...); err != nil {
-			return result{}, err
-		}
-		commits++
-		written += len(recs)
-		cl.AllowRebalance()
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return result{}, err
 	}
 	r := result{msgs: p.n, bytes: int64(p.n * p.size), elapsed: time.Since(start)}
 	r.note = fmt.Sprintf("direct: franz-go group consumer, polls of up to %d records, one go-redis pipeline of HSETs per poll, committed after it (%d commits); %s",
@@ -372,18 +353,7 @@ func sinkHDFSDirect(ctx context.Context, e *env, p params) (result, error) {
 	defer cl.Close()
 	cpu := newCPUMeter("bench (consumer, sink code and the WebHDFS fake)", os.Getpid(), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
 
-	var start time.Time
-	written, commits := 0, 0
-	for written < p.n {
-		fs := cl.PollRecords(ctx, p.batch)
-		if err := fs.Err0(); err != nil {
-			return result{}, err
-		}
-		recs := fs.Records()
-		if len(recs) == 0 {
-			cl.AllowRebalance()
-			continue
-		}
+	start, commits, err := directSinkLoop(ctx, cl, p, cpu, func(recs []*kgo.Record) error {
 		batch := make([]sdk.Record, len(recs))
 		for i, r := range recs {
 			batch[i] = sdk.Record{Topic: r.Topic, Qid: strconv.Itoa(int(r.Partition)), Partition: r.Partition, Offset: r.Offset,
@@ -391,23 +361,17 @@ func sinkHDFSDirect(ctx context.Context, e *env, p params) (result, error) {
 		}
 		res, err := hs.Write(ctx, batch)
 		if err != nil {
-			return result{}, err
+			return err
 		}
 		for i, err := range res {
 			if err != nil {
-				return result{}, fmt.Errorf("record %d: %w", i, err)
+				return fmt.Errorf("record %d: %w", i, err)
 			}
 		}
-		if start.IsZero() {
-			start = time.Now()
-			cpu.begin()
-		}
-		if err := cl.CommitRecords(ctx, recs...); err != nil {
-			return result{}, err
-		}
-		commits++
-		written += len(recs)
-		cl.AllowRebalance()
+		return nil
+	})
+	if err != nil {
+		return result{}, err
 	}
 	r := result{msgs: p.n, bytes: int64(p.n * p.size), elapsed: time.Since(start)}
 	if err := hs.Close(); err != nil {
@@ -416,4 +380,38 @@ func sinkHDFSDirect(ctx context.Context, e *env, p params) (result, error) {
 	r.note = fmt.Sprintf("direct: franz-go group consumer, polls of up to %d records, each written by the hdfs sink code in-process, committed after it (%d commits); %s",
 		p.batch, commits, cpu.report(p.n))
 	return r, checkHDFS(fake, p.n, &r)
+}
+
+// directSinkLoop is the direct side of a sink scenario: it polls up to
+// p.batch records at a time, writes them with write, and commits them,
+// until p.n are written. It returns when the first write was done (and
+// begins cpu then), and how many commits it made.
+func directSinkLoop(ctx context.Context, cl *kgo.Client, p params, cpu *cpuMeter, write func([]*kgo.Record) error) (time.Time, int, error) {
+	var start time.Time
+	written, commits := 0, 0
+	for written < p.n {
+		fs := cl.PollRecords(ctx, p.batch)
+		if err := fs.Err0(); err != nil {
+			return start, commits, err
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			cl.AllowRebalance()
+			continue
+		}
+		if err := write(recs); err != nil {
+			return start, commits, err
+		}
+		if start.IsZero() {
+			start = time.Now() // the first batch is in the store
+			cpu.begin()
+		}
+		if err := cl.CommitRecords(ctx, recs...); err != nil {
+			return start, commits, err
+		}
+		commits++
+		written += len(recs)
+		cl.AllowRebalance()
+	}
+	return start, commits, nil
 }
