@@ -60,6 +60,16 @@ var jsonSamples = []string{
 	``, ` `, `{`, `}`, `{"a":1} }`, `1]`, `1 2`, `[1,]`, `{"a":1,}`, `{a:1}`, `01`, `1.`, `.5`, `-`, `+1`, `1e`,
 	`"ctrl ` + "\x01" + `"`, `"\x"`, `"\u12"`, `"\uZZZZ"`, `tru`, `nul`, `[[[[]]]]`, `{"":""}`,
 	strings.Repeat("[", 100) + strings.Repeat("]", 100),
+	// Where fastjson's reading differs or is lenient: escapes in names,
+	// repeated escaped names, unpaired surrogates, an escaped backslash
+	// before "ud800", NaN and Infinity, control characters in a name,
+	// nesting at and beyond fastjson's limit, control characters before
+	// an escape in a string (which fastjson's own check misses).
+	`{"k\u00e9y": "v\n", "k\u00e9y": 2, "\u00e9": [true]}`, `{"a": "\ud800", "\udc00": 1}`, `"\\ud800"`,
+	`nan`, `NaN`, `[1, nan]`, `-inf`, `Infinity`, "{\"a\x01\": 1}", `[01]`, `1.5e`, `{"a": 1, "a": {"b": 2}}`,
+	"{\"\xff\": 1, \"id\": \"\xc3\"}", "\"\x1c\\b\"", "{\"id\": \"a\tb\\n\"}",
+	strings.Repeat("[", 300) + strings.Repeat("]", 300), strings.Repeat("[", 301) + strings.Repeat("]", 301),
+	strings.Repeat(`{"id":`, 301) + "1" + strings.Repeat("}", 301),
 }
 
 // deepSamples nest as deep as encoding/json allows, and one deeper. They
@@ -101,8 +111,40 @@ func TestParseJSONMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
-// FuzzParseJSON holds the one-pass parser to encoding/json's reading, and
-// its reading of picked members to the same less the others.
+// fastjson builds the values it reads as encoding/json does, the common
+// ones; encoding/json reads the others.
+func TestBuildJSONByFastjson(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		fastjson    bool
+	}{
+		{"object", jsonSamples[0], true},
+		{"indented", "{\n\t\"id\": 1,\n\t\"tags\": [\"a\", \"b\"]\n}\n", true},
+		{"escapes and non-ASCII", `{"k\u00e9y": "tab\tquote\" \u4e2d", "ü": "中文 😀"}`, true},
+		{"300 deep", strings.Repeat("[", 300) + strings.Repeat("]", 300), true},
+		{"escaped backslash before u0041", `"\\u0041"`, true},
+		{"surrogate pair", `"\ud83d\ude00"`, false},
+		{"unpaired surrogate", `{"a": "\uDC00"}`, false},
+		{"escaped backslash before ud800", `"\\ud800"`, false}, // a false alarm: slower, same value
+		{"invalid UTF-8", "\"\xff\"", false},
+		{"301 deep", strings.Repeat("[", 301) + strings.Repeat("]", 301), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := []byte(tc.value)
+			got, ok := buildJSON(v, nil)
+			if ok != tc.fastjson {
+				t.Fatalf("buildJSON ok = %v, want %v", ok, tc.fastjson)
+			}
+			if want := referenceJSON(v); ok && !reflect.DeepEqual(got, want) {
+				t.Errorf("buildJSON = %#v, want %#v", got, want)
+			}
+		})
+	}
+}
+
+// FuzzParseJSON holds parseJSON, fastjson's reading where it reads as
+// encoding/json does, to encoding/json's reading, and its reading of
+// picked members to the same less the others.
 func FuzzParseJSON(f *testing.F) {
 	for _, s := range jsonSamples {
 		f.Add([]byte(s))
@@ -140,18 +182,4 @@ func BenchmarkParseJSON(b *testing.B) {
 			referenceJSON(v)
 		}
 	})
-}
-
-// noControl, eight bytes at a time, finds every control character at
-// every place, and nothing else.
-func TestNoControl(t *testing.T) {
-	for c := range 256 {
-		for at := range 19 {
-			seg := bytes.Repeat([]byte{'a'}, 19)
-			seg[at] = byte(c)
-			if got, want := noControl(seg), c >= ' '; got != want {
-				t.Fatalf("noControl with byte %#x at %d = %v, want %v", c, at, got, want)
-			}
-		}
-	}
 }
