@@ -18,6 +18,7 @@ import (
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/push"
 	"github.com/mqgate/mqgate/internal/brokertest"
+	"github.com/mqgate/mqgate/internal/consumetest"
 	"github.com/mqgate/mqgate/internal/testport"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -245,40 +246,14 @@ func TestCanSkip(t *testing.T) {
 				if n != 2 {
 					t.Errorf("poison tried %d times, want retry.max = 2", n)
 				}
-				dl := pullOne(t, e.svc, "mqgate-push-"+name+"-dlq")
-				if string(dl.Value) != "poison" || headerOf(dl, consume.HeaderOriginTopic) != "jobs" || headerOf(dl, consume.HeaderAttempts) != "2" ||
-					!strings.Contains(headerOf(dl, consume.HeaderLastError), "HTTP 503") {
+				dl := consumetest.PullOne(t, e.svc, "mqgate-push-"+name+"-dlq")
+				if string(dl.Value) != "poison" || consumetest.Header(dl, consume.HeaderOriginTopic) != "jobs" || consumetest.Header(dl, consume.HeaderAttempts) != "2" ||
+					!strings.Contains(consumetest.Header(dl, consume.HeaderLastError), "HTTP 503") {
 					t.Errorf("dead letter %q with headers %v", dl.Value, dl.Headers)
 				}
 			})
 		})
 	}
-}
-
-// pullOne reads one message of topic with a group of its own.
-func pullOne(t *testing.T, svc *consume.Service, topic string) consume.Message {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := svc.Pull(context.Background(), "reader", topic, 1, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b.Messages) > 0 {
-			return b.Messages[0]
-		}
-	}
-	t.Fatalf("nothing in %s", topic)
-	return consume.Message{}
-}
-
-func headerOf(m consume.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // What the reply says decides: 2xx delivers, 4xx dead-letters at once, and
@@ -454,9 +429,9 @@ func TestFilterAndTransform(t *testing.T) {
 		}
 		// The filter cannot compare a value that is not JSON: an error,
 		// not a silent drop; the message goes to the dead-letter topic.
-		dl := pullOne(t, e.svc, sub.Group+"-dlq")
-		if string(dl.Value) != "not json" || !strings.Contains(headerOf(dl, consume.HeaderLastError), "filter:") {
-			t.Errorf("dead letter %q, last error %q", dl.Value, headerOf(dl, consume.HeaderLastError))
+		dl := consumetest.PullOne(t, e.svc, sub.Group+"-dlq")
+		if string(dl.Value) != "not json" || !strings.Contains(consumetest.Header(dl, consume.HeaderLastError), "filter:") {
+			t.Errorf("dead letter %q, last error %q", dl.Value, consumetest.Header(dl, consume.HeaderLastError))
 		}
 		// Filtered and dead-lettered messages are acked: the group commits
 		// past all four.

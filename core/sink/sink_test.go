@@ -20,6 +20,7 @@ import (
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/sink"
 	"github.com/mqgate/mqgate/internal/brokertest"
+	"github.com/mqgate/mqgate/internal/consumetest"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -323,9 +324,9 @@ func TestPoisonRecord(t *testing.T) {
 					if st.DeadLettered != 1 || tries.Load() != 2 {
 						t.Errorf("status = %+v after %d tries; want one dead letter after retry.max = 2", st, tries.Load())
 					}
-					dl := pullOne(t, e.svc, "mqgate-sink-"+name+"-dlq")
-					if string(dl.Value) != "poison" || headerOf(dl, consume.HeaderOriginTopic) != "jobs" ||
-						!strings.Contains(headerOf(dl, consume.HeaderLastError), "field total") {
+					dl := consumetest.PullOne(t, e.svc, "mqgate-sink-"+name+"-dlq")
+					if string(dl.Value) != "poison" || consumetest.Header(dl, consume.HeaderOriginTopic) != "jobs" ||
+						!strings.Contains(consumetest.Header(dl, consume.HeaderLastError), "field total") {
 						t.Errorf("dead letter %q with headers %v", dl.Value, dl.Headers)
 					}
 					if !slices.IsSorted(afterBad(m.values())) {
@@ -488,30 +489,4 @@ func TestFilterAndTransform(t *testing.T) {
 		t.Errorf("stored %q with order headers %q", vals, heads)
 	}
 	committedAll(t, e.svc, cfg.Group, "orders")
-}
-
-// pullOne reads one message of topic with a group of its own.
-func pullOne(t *testing.T, svc *consume.Service, topic string) consume.Message {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		b, err := svc.Pull(context.Background(), "reader", topic, 1, time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(b.Messages) > 0 {
-			return b.Messages[0]
-		}
-	}
-	t.Fatalf("nothing in %s", topic)
-	return consume.Message{}
-}
-
-func headerOf(m consume.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

@@ -1,0 +1,39 @@
+// Package consumetest holds what tests of consume's clients (push, sinks)
+// read back through a consume.Service.
+package consumetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/core/consume"
+)
+
+// PullOne reads one message of topic with a group of its own ("reader"),
+// failing t when none comes within 30 s.
+func PullOne(t *testing.T, svc *consume.Service, topic string) consume.Message {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := svc.Pull(context.Background(), "reader", topic, 1, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Messages) > 0 {
+			return b.Messages[0]
+		}
+	}
+	t.Fatalf("nothing in %s", topic)
+	return consume.Message{}
+}
+
+// Header is the value of m's header key, "" when it has none.
+func Header(m consume.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
