@@ -1,6 +1,7 @@
 package hbase
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -70,8 +71,8 @@ type config struct {
 	maxRequestBytes int
 	concurrency     int
 	username        string
-	password        string // a secret: never logged or quoted in an error
-	tls             *tlsSettings
+	password        string      // a secret: never logged or quoted in an error
+	tls             *tls.Config // nil: no TLS settings of its own
 }
 
 // parseConfig decodes and validates the sink's JSON config without
@@ -118,10 +119,10 @@ func parseConfig(data []byte) (*config, sdk.ConfigErrors) {
 		errs.Addf("username", "must not hold a colon or a line break (HTTP basic authentication)")
 	}
 	if present(raw.TLS) {
-		t, tlsErrs := parseTLS(raw.TLS)
+		t, tlsErrs := sdk.ParseClientTLS("tls", raw.TLS)
 		errs = append(errs, tlsErrs...)
 		cfg.tls = t
-		if !slices.ContainsFunc(cfg.urls, func(u *url.URL) bool { return u.Scheme == "https" }) && !errs.Has("urls") {
+		if t != nil && !slices.ContainsFunc(cfg.urls, func(u *url.URL) bool { return u.Scheme == "https" }) && !errs.Has("urls") {
 			errs.Addf("tls", "applies only to https urls, and none is")
 		}
 	}

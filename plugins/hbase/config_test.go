@@ -124,7 +124,7 @@ func TestValidConfigs(t *testing.T) {
 			}
 		}},
 		{"url path kept, slash dropped", with("urls", []string{"https://gw.example:8443/hbase/"}, "tls", map[string]any{"server_name": "gw"}), func(t *testing.T, c *config) {
-			if c.urls[0].Path != "/hbase" || c.tls == nil || c.tls.config.ServerName != "gw" {
+			if c.urls[0].Path != "/hbase" || c.tls == nil || c.tls.ServerName != "gw" {
 				t.Errorf("urls %v tls %+v", c.urls, c.tls)
 			}
 		}},

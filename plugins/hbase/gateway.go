@@ -50,7 +50,7 @@ func newGateway(cfg *config) *gateway {
 		ExpectContinueTimeout: time.Second,
 	}
 	if cfg.tls != nil {
-		tr.TLSClientConfig = cfg.tls.config
+		tr.TLSClientConfig = cfg.tls
 	}
 	return &gateway{
 		urls: cfg.urls,

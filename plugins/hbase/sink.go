@@ -60,7 +60,7 @@ func (s *Sink) Configure(_ context.Context, config []byte) error {
 	if len(errs) > 0 {
 		return errs
 	}
-	if cfg.tls != nil && cfg.tls.config.InsecureSkipVerify {
+	if cfg.tls != nil && cfg.tls.InsecureSkipVerify {
 		s.log.Warn("tls.insecure_skip_verify is set: the gateways' certificates are not checked, so anyone on the path can pose as HBase")
 	}
 	for _, u := range cfg.urls {
