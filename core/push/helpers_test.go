@@ -20,6 +20,7 @@ import (
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/push"
+	"github.com/mqgate/mqgate/internal/consumetest"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -189,19 +190,8 @@ func (ep *endpoint) bodies() []string {
 	return out
 }
 
-// waitFor polls cond every 10 ms until it holds or 30 s pass.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	// A guard against a hang, not a measure: a loaded 2-core machine ran a
-	// thousand ordered deliveries past 30 s.
-	deadline := time.Now().Add(120 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is consumetest.WaitFor.
+var waitFor = consumetest.WaitFor
 
 func statusOf(ps *push.Service, name string) push.Status {
 	for _, st := range ps.Status() {

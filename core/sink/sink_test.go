@@ -167,18 +167,8 @@ func statusOf(s *sink.Service, name string) sink.Status {
 	return st
 }
 
-// waitFor polls cond every 10 ms until it holds or two minutes pass (a
-// guard against a hang, not a measure).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(120 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor is consumetest.WaitFor.
+var waitFor = consumetest.WaitFor
 
 // keyed returns keys x per values "kNNN-i", produced round-robin over keys.
 func keyed(keys, per int) [][2]string {

@@ -37,3 +37,17 @@ func Header(m consume.Message, key string) string {
 	}
 	return ""
 }
+
+// WaitFor polls cond every 10 ms until it holds, failing t after two
+// minutes: a guard against a hang, not a measure (a loaded 2-core machine
+// ran a thousand ordered deliveries past 30 s).
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
