@@ -29,7 +29,7 @@ build:
 	$(GO) build -buildvcs=auto -o mqgate ./cmd/mqgate
 	$(GO) build -o mqgate-bench ./cmd/mqgate-bench
 
-# Regenerates committed code (needs protoc, protoc-gen-go, protoc-gen-go-grpc).
+# Regenerates committed code (needs protoc, protoc-gen-go, protoc-gen-go-grpc, protoc-gen-go-vtproto).
 generate:
 	$(GO) generate ./...
 
@@ -37,6 +37,7 @@ generate:
 FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeMessages -fuzztime $(FUZZTIME)
+	$(GO) test ./sdk -run '^$$' -fuzz FuzzCodec -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeKafkaSend -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzMessageMapping -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzServeConn -fuzztime $(FUZZTIME)

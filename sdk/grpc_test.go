@@ -125,7 +125,7 @@ func dialServer(t *testing.T, register func(*grpc.Server) error) sdk.Backend {
 func serveInMemory(t *testing.T, register func(*grpc.Server) error) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxSendMsgSize(sdk.MaxMessageBytes))
+	srv := grpc.NewServer(sdk.ServerOptions()...)
 	if err := register(srv); err != nil {
 		t.Fatal(err)
 	}

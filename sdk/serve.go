@@ -117,20 +117,25 @@ func serve(set plugin.PluginSet, closeImpl func() error) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{ProtocolVersion: set},
 		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return grpc.NewServer(append(opts,
-				grpc.MaxRecvMsgSize(MaxMessageBytes),
-				grpc.MaxSendMsgSize(MaxMessageBytes),
-			)...)
+			return grpc.NewServer(append(opts, ServerOptions()...)...)
 		},
 	})
 }
 
 // DialOptions are the gRPC options the gateway dials plugins with.
 func DialOptions() []grpc.DialOption {
-	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+	return append([]grpc.DialOption{grpc.WithDefaultCallOptions(
 		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
 		grpc.MaxCallSendMsgSize(MaxMessageBytes),
-	)}
+	)}, codecDialOptions()...)
+}
+
+// ServerOptions are the gRPC options a plugin serves with.
+func ServerOptions() []grpc.ServerOption {
+	return append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+	}, codecServerOptions()...)
 }
 
 // Logger returns the logger a plugin should use. It writes JSON lines to
