@@ -211,6 +211,7 @@ func consumeLoop(ctx context.Context, p params, pull func(prev *ackState) (*ackS
 
 // fill produces N messages of S bytes to topic with franz-go.
 func (e *env) fill(ctx context.Context, topic string, p params) error {
+	defer e.restartMeter() // the fill is not timed
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(p.batch*p.concurrency*4))
 	if err != nil {
 		return err

@@ -60,6 +60,7 @@ type result struct {
 	latency  []time.Duration // per call
 	failures int
 	note     string // what a scenario's report adds about this side
+	cpu      serverCPU
 }
 
 func (r result) rate() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
@@ -197,14 +198,18 @@ func main() {
 		if s.adjust != nil {
 			p = s.adjust(p)
 		}
+		e.meterSide()
 		g, err := s.gateway(ctx, e, p)
 		if err != nil {
 			log.Fatalf("%s via gateway: %v", s.name, err)
 		}
+		g.cpu = e.sideCPU()
+		e.meterSide()
 		d, err := s.direct(ctx, e, p)
 		if err != nil {
 			log.Fatalf("%s direct: %v", s.name, err)
 		}
+		d.cpu = e.sideCPU()
 		for _, row := range []struct {
 			side string
 			r    result
@@ -213,6 +218,7 @@ func main() {
 				row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
 		}
 		fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
+		reportCPU(s.name, g, d)
 		if s.report != nil {
 			s.report(g, d)
 		}
@@ -282,6 +288,8 @@ type env struct {
 	partitions int
 
 	bin, dir string // the mqgate binary and the temporary directory
+
+	cpu *cpuMeter // the side being run, from meterSide
 }
 
 func (e *env) about() string {

@@ -290,6 +290,7 @@ func pushDirect(ctx context.Context, e *env, p params) (result, error) {
 // fillKeyed produces N messages of S bytes to a new topic of P partitions,
 // keyed round-robin over pushKeys keys.
 func (e *env) fillKeyed(ctx context.Context, topic string, p params) error {
+	defer e.restartMeter() // the fill is not timed
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(4000))
 	if err != nil {
 		return err
@@ -504,6 +505,7 @@ type cpuMeter struct {
 	pids  []int
 	start []time.Duration
 	ready chan struct{}
+	once  sync.Once
 }
 
 // newCPUMeter meters processes, given as name and pid pairs, from begin.
@@ -516,10 +518,21 @@ func newCPUMeter(procs ...any) *cpuMeter {
 	return m
 }
 
-// begin starts the measurement; call it once.
+// begin starts the measurement; a second call starts it again (after a
+// scenario's untimed fill).
 func (m *cpuMeter) begin() {
 	m.start = m.read()
-	close(m.ready)
+	m.once.Do(func() { close(m.ready) })
+}
+
+// used is the CPU each process used since begin.
+func (m *cpuMeter) used() []time.Duration {
+	end := m.read()
+	<-m.ready
+	for i := range end {
+		end[i] -= m.start[i]
+	}
+	return end
 }
 
 // meter starts reading at sk's first request. Names and pids go in pairs.
@@ -543,12 +556,11 @@ func (m *cpuMeter) read() []time.Duration {
 // report gives the CPU each process used since begin, and the total per
 // message.
 func (m *cpuMeter) report(n int) string {
-	end := m.read()
-	<-m.ready
+	used := m.used()
 	var total time.Duration
 	out := "CPU from the first message to the last:"
 	for i, name := range m.names {
-		d := end[i] - m.start[i]
+		d := used[i]
 		total += d
 		out += fmt.Sprintf(" %s %.2fs,", name, d.Seconds())
 	}
