@@ -120,10 +120,21 @@ func codecDialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(theCodec)),
 		experimental.WithBufferPool(pool),
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(connWindow),
 	}
 }
 
 // codecServerOptions are what a plugin's server adds for the codec.
 func codecServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(theCodec), experimental.BufferPool(pool)}
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(theCodec), experimental.BufferPool(pool),
+		grpc.InitialWindowSize(streamWindow), grpc.InitialConnWindowSize(connWindow)}
 }
+
+// Flow-control windows of the plugin connection. One ProduceStream and one
+// Consume stream per subscription carry batches of up to megabytes; with
+// gRPC's 64 KiB start each batch waits for window updates.
+const (
+	streamWindow = 8 << 20
+	connWindow   = 32 << 20
+)

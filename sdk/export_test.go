@@ -1,5 +1,7 @@
 package sdk
 
+import pb "github.com/mqgate/mqgate/sdk/proto"
+
 // SetMaxBatchMessageBytes lowers the batch split size for a test and returns
 // the function that restores it.
 func SetMaxBatchMessageBytes(n int) (restore func()) {
@@ -7,3 +9,7 @@ func SetMaxBatchMessageBytes(n int) (restore func()) {
 	maxBatchMessageBytes = n
 	return func() { maxBatchMessageBytes = old }
 }
+
+// NewBackendServer is the plugin side of the Backend service over impl,
+// for tests that wrap it.
+func NewBackendServer(impl Backend) pb.BackendServer { return &backendServer{impl: impl} }

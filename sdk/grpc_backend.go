@@ -68,18 +68,27 @@ func (s *backendServer) EnsureTopics(ctx context.Context, req *pb.EnsureTopicsRe
 }
 
 func (s *backendServer) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {
-	results, err := s.impl.Produce(ctx, recordsFromPB(req.Records))
+	results, err := s.produce(ctx, req.Records)
 	if err != nil {
 		return nil, statusError(err)
 	}
-	if len(results) != len(req.Records) {
-		return nil, statusError(Errorf(CodeInternal, "plugin returned %d results for %d records", len(results), len(req.Records)))
+	return &pb.ProduceResponse{Results: results}, nil
+}
+
+// produce is Produce and each batch of ProduceStream.
+func (s *backendServer) produce(ctx context.Context, records []*pb.Record) ([]*pb.ProduceResult, error) {
+	results, err := s.impl.Produce(ctx, recordsFromPB(records))
+	if err != nil {
+		return nil, err
+	}
+	if len(results) != len(records) {
+		return nil, Errorf(CodeInternal, "plugin returned %d results for %d records", len(results), len(records))
 	}
 	out := make([]*pb.ProduceResult, len(results))
 	for i, r := range results {
 		out[i] = &pb.ProduceResult{Qid: r.Qid, Partition: r.Partition, Offset: r.Offset, MessageId: r.MessageID, Error: errorToPB(r.Err)}
 	}
-	return &pb.ProduceResponse{Results: out}, nil
+	return out, nil
 }
 
 func (s *backendServer) Commit(ctx context.Context, req *pb.CommitRequest) (*pb.CommitResponse, error) {

@@ -15,9 +15,14 @@ import (
 // NewBackendClient returns a Backend that calls a plugin over conn's client.
 // Errors come back as *Error with the plugin's codes; a plugin that is gone
 // gives CodeUnavailable.
-func NewBackendClient(c pb.BackendClient) Backend { return &backendClient{c: c} }
+func NewBackendClient(c pb.BackendClient) Backend {
+	return &backendClient{c: c, stream: &produceStream{c: c}}
+}
 
-type backendClient struct{ c pb.BackendClient }
+type backendClient struct {
+	c      pb.BackendClient
+	stream *produceStream
+}
 
 var _ Backend = (*backendClient)(nil)
 
@@ -36,15 +41,23 @@ func (b *backendClient) EnsureTopics(ctx context.Context, topics []TopicSpec) er
 }
 
 func (b *backendClient) Produce(ctx context.Context, records []Record) ([]ProduceResult, error) {
-	resp, err := b.c.Produce(ctx, &pb.ProduceRequest{Records: recordsToPB(records)})
+	pbRecords := recordsToPB(records)
+	results, ok, err := b.stream.produce(ctx, pbRecords)
+	if !ok {
+		var resp *pb.ProduceResponse
+		if resp, err = b.c.Produce(ctx, &pb.ProduceRequest{Records: pbRecords}); err == nil {
+			results = resp.Results
+		}
+		err = fromStatus(err)
+	}
 	if err != nil {
-		return nil, fromStatus(err)
+		return nil, err
 	}
-	if len(resp.Results) != len(records) {
-		return nil, Errorf(CodeInternal, "plugin returned %d results for %d records", len(resp.Results), len(records))
+	if len(results) != len(records) {
+		return nil, Errorf(CodeInternal, "plugin returned %d results for %d records", len(results), len(records))
 	}
-	out := make([]ProduceResult, len(resp.Results))
-	for i, r := range resp.Results {
+	out := make([]ProduceResult, len(results))
+	for i, r := range results {
 		out[i] = ProduceResult{Qid: r.Qid, Partition: r.Partition, Offset: r.Offset, MessageID: r.MessageId, Err: errorFromPB(r.Error)}
 	}
 	return out, nil

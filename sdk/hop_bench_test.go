@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/mqgate/mqgate/sdk"
+	pb "github.com/mqgate/mqgate/sdk/proto"
 )
 
 // discardBackend answers every record produced with success and keeps
@@ -36,8 +37,20 @@ func (*discardBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Produc
 //	go test ./sdk -run '^$' -bench ProduceHop -benchtime 2000x
 func BenchmarkProduceHop(b *testing.B) {
 	for _, batch := range []int{1, 100} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			be := serveUnix(b, &discardBackend{})
+		for _, unary := range []bool{true, false} {
+			name := fmt.Sprintf("batch=%d/stream", batch)
+			if unary {
+				name = fmt.Sprintf("batch=%d/unary", batch)
+			}
+			b.Run(name, func(b *testing.B) { benchmarkProduceHop(b, batch, unary) })
+		}
+	}
+}
+
+func benchmarkProduceHop(b *testing.B, batch int, unary bool) {
+	{
+		{
+			be := serveUnix(b, &streamPlugin{BackendServer: sdk.NewBackendServer(&discardBackend{}), noStream: unary})
 			records := make([]sdk.Record, batch)
 			for i := range records {
 				records[i] = sdk.Record{
@@ -61,22 +74,20 @@ func BenchmarkProduceHop(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*batch), "cpu-µs/record")
-		})
+		}
 	}
 }
 
 // serveUnix serves impl over a Unix socket with the options the gateway
 // and plugins use and returns the gateway's Backend over it.
-func serveUnix(b *testing.B, impl sdk.Backend) sdk.Backend {
+func serveUnix(b *testing.B, impl pb.BackendServer) sdk.Backend {
 	path := filepath.Join(b.TempDir(), "plugin.sock")
 	lis, err := net.Listen("unix", path)
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := grpc.NewServer(sdk.ServerOptions()...)
-	if err := (&sdk.BackendPlugin{Impl: impl}).GRPCServer(nil, srv); err != nil {
-		b.Fatal(err)
-	}
+	pb.RegisterBackendServer(srv, impl)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = srv.Serve(lis) }()

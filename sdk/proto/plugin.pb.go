@@ -797,6 +797,136 @@ func (x *ProduceResponse) GetResults() []*ProduceResult {
 	return nil
 }
 
+// ProduceBatch is one Produce call on a ProduceStream: the gateway keeps
+// one stream per plugin and sends every batch on it, which spares each
+// call the setup of a gRPC call of its own (headers, a stream, a goroutine
+// on each end). Batches on a stream are produced concurrently.
+type ProduceBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the gateway's; the result carries it back.
+	Id      uint64    `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Records []*Record `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	// How long the plugin may spend on it, as a unary call's deadline;
+	// 0 means 30 seconds.
+	TimeoutMs     int64 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceBatch) Reset() {
+	*x = ProduceBatch{}
+	mi := &file_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceBatch) ProtoMessage() {}
+
+func (x *ProduceBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceBatch.ProtoReflect.Descriptor instead.
+func (*ProduceBatch) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ProduceBatch) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProduceBatch) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ProduceBatch) GetTimeoutMs() int64 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+// ProduceBatchResult is what Produce answers a ProduceBatch: error is the
+// error of the whole call (results are then empty), else one result per
+// record, in order.
+type ProduceBatchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Results       []*ProduceResult       `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProduceBatchResult) Reset() {
+	*x = ProduceBatchResult{}
+	mi := &file_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProduceBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProduceBatchResult) ProtoMessage() {}
+
+func (x *ProduceBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProduceBatchResult.ProtoReflect.Descriptor instead.
+func (*ProduceBatchResult) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProduceBatchResult) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ProduceBatchResult) GetResults() []*ProduceResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *ProduceBatchResult) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 type Offset struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Topic  string                 `protobuf:"bytes,1,opt,name=topic,proto3" json:"topic,omitempty"`
@@ -811,7 +941,7 @@ type Offset struct {
 
 func (x *Offset) Reset() {
 	*x = Offset{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +953,7 @@ func (x *Offset) String() string {
 func (*Offset) ProtoMessage() {}
 
 func (x *Offset) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +966,7 @@ func (x *Offset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Offset.ProtoReflect.Descriptor instead.
 func (*Offset) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Offset) GetTopic() string {
@@ -879,7 +1009,7 @@ type Subscription struct {
 
 func (x *Subscription) Reset() {
 	*x = Subscription{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1021,7 @@ func (x *Subscription) String() string {
 func (*Subscription) ProtoMessage() {}
 
 func (x *Subscription) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1034,7 @@ func (x *Subscription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subscription.ProtoReflect.Descriptor instead.
 func (*Subscription) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Subscription) GetGroup() string {
@@ -945,7 +1075,7 @@ type ConsumeRequest struct {
 
 func (x *ConsumeRequest) Reset() {
 	*x = ConsumeRequest{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1087,7 @@ func (x *ConsumeRequest) String() string {
 func (*ConsumeRequest) ProtoMessage() {}
 
 func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1100,7 @@ func (x *ConsumeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ConsumeRequest) GetKind() isConsumeRequest_Kind {
@@ -1046,7 +1176,7 @@ type ConsumeResponse struct {
 
 func (x *ConsumeResponse) Reset() {
 	*x = ConsumeResponse{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1188,7 @@ func (x *ConsumeResponse) String() string {
 func (*ConsumeResponse) ProtoMessage() {}
 
 func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1201,7 @@ func (x *ConsumeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ConsumeResponse) GetKind() isConsumeResponse_Kind {
@@ -1157,7 +1287,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1299,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1312,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CommitRequest) GetGroup() string {
@@ -1207,7 +1337,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1349,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[19]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1362,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{19}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 type FetchRequest struct {
@@ -1246,7 +1376,7 @@ type FetchRequest struct {
 
 func (x *FetchRequest) Reset() {
 	*x = FetchRequest{}
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1258,7 +1388,7 @@ func (x *FetchRequest) String() string {
 func (*FetchRequest) ProtoMessage() {}
 
 func (x *FetchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[20]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1271,7 +1401,7 @@ func (x *FetchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchRequest.ProtoReflect.Descriptor instead.
 func (*FetchRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{20}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FetchRequest) GetPositions() []*Offset {
@@ -1308,7 +1438,7 @@ type FetchResult struct {
 
 func (x *FetchResult) Reset() {
 	*x = FetchResult{}
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1450,7 @@ func (x *FetchResult) String() string {
 func (*FetchResult) ProtoMessage() {}
 
 func (x *FetchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[21]
+	mi := &file_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1463,7 @@ func (x *FetchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResult.ProtoReflect.Descriptor instead.
 func (*FetchResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{21}
+	return file_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FetchResult) GetTopic() string {
@@ -1380,7 +1510,7 @@ type FetchResponse struct {
 
 func (x *FetchResponse) Reset() {
 	*x = FetchResponse{}
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1522,7 @@ func (x *FetchResponse) String() string {
 func (*FetchResponse) ProtoMessage() {}
 
 func (x *FetchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[22]
+	mi := &file_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1535,7 @@ func (x *FetchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchResponse.ProtoReflect.Descriptor instead.
 func (*FetchResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{22}
+	return file_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *FetchResponse) GetResults() []*FetchResult {
@@ -1425,7 +1555,7 @@ type ListOffsetsRequest struct {
 
 func (x *ListOffsetsRequest) Reset() {
 	*x = ListOffsetsRequest{}
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1567,7 @@ func (x *ListOffsetsRequest) String() string {
 func (*ListOffsetsRequest) ProtoMessage() {}
 
 func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[23]
+	mi := &file_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1580,7 @@ func (x *ListOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*ListOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{23}
+	return file_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListOffsetsRequest) GetTopics() []string {
@@ -1481,7 +1611,7 @@ type QidOffsets struct {
 
 func (x *QidOffsets) Reset() {
 	*x = QidOffsets{}
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1623,7 @@ func (x *QidOffsets) String() string {
 func (*QidOffsets) ProtoMessage() {}
 
 func (x *QidOffsets) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[24]
+	mi := &file_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1636,7 @@ func (x *QidOffsets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QidOffsets.ProtoReflect.Descriptor instead.
 func (*QidOffsets) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{24}
+	return file_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *QidOffsets) GetTopic() string {
@@ -1560,7 +1690,7 @@ type ListOffsetsResponse struct {
 
 func (x *ListOffsetsResponse) Reset() {
 	*x = ListOffsetsResponse{}
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1702,7 @@ func (x *ListOffsetsResponse) String() string {
 func (*ListOffsetsResponse) ProtoMessage() {}
 
 func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[25]
+	mi := &file_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1715,7 @@ func (x *ListOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*ListOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{25}
+	return file_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListOffsetsResponse) GetOffsets() []*QidOffsets {
@@ -1604,7 +1734,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1746,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[26]
+	mi := &file_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1759,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{26}
+	return file_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WriteRequest) GetRecords() []*Record {
@@ -1649,7 +1779,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1791,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[27]
+	mi := &file_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1804,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{27}
+	return file_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WriteResponse) GetErrors() []*Error {
@@ -1693,7 +1823,7 @@ type ConsumeRequest_Credit struct {
 
 func (x *ConsumeRequest_Credit) Reset() {
 	*x = ConsumeRequest_Credit{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1705,7 +1835,7 @@ func (x *ConsumeRequest_Credit) String() string {
 func (*ConsumeRequest_Credit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1718,7 +1848,7 @@ func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest_Credit.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest_Credit) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{18, 0}
 }
 
 func (x *ConsumeRequest_Credit) GetRecords() int32 {
@@ -1740,7 +1870,7 @@ type ConsumeRequest_Commit struct {
 
 func (x *ConsumeRequest_Commit) Reset() {
 	*x = ConsumeRequest_Commit{}
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1882,7 @@ func (x *ConsumeRequest_Commit) String() string {
 func (*ConsumeRequest_Commit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[30]
+	mi := &file_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1895,7 @@ func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeRequest_Commit.ProtoReflect.Descriptor instead.
 func (*ConsumeRequest_Commit) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{18, 1}
 }
 
 func (x *ConsumeRequest_Commit) GetId() uint64 {
@@ -1798,7 +1928,7 @@ type ConsumeResponse_Batch struct {
 
 func (x *ConsumeResponse_Batch) Reset() {
 	*x = ConsumeResponse_Batch{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1810,7 +1940,7 @@ func (x *ConsumeResponse_Batch) String() string {
 func (*ConsumeResponse_Batch) ProtoMessage() {}
 
 func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1823,7 +1953,7 @@ func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse_Batch.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse_Batch) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17, 0}
+	return file_plugin_proto_rawDescGZIP(), []int{19, 0}
 }
 
 func (x *ConsumeResponse_Batch) GetRecords() []*Record {
@@ -1843,7 +1973,7 @@ type ConsumeResponse_Assignment struct {
 
 func (x *ConsumeResponse_Assignment) Reset() {
 	*x = ConsumeResponse_Assignment{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1855,7 +1985,7 @@ func (x *ConsumeResponse_Assignment) String() string {
 func (*ConsumeResponse_Assignment) ProtoMessage() {}
 
 func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1868,7 +1998,7 @@ func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse_Assignment.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse_Assignment) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17, 1}
+	return file_plugin_proto_rawDescGZIP(), []int{19, 1}
 }
 
 func (x *ConsumeResponse_Assignment) GetAssigned() []*Offset {
@@ -1895,7 +2025,7 @@ type ConsumeResponse_CommitResult struct {
 
 func (x *ConsumeResponse_CommitResult) Reset() {
 	*x = ConsumeResponse_CommitResult{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2037,7 @@ func (x *ConsumeResponse_CommitResult) String() string {
 func (*ConsumeResponse_CommitResult) ProtoMessage() {}
 
 func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2050,7 @@ func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConsumeResponse_CommitResult.ProtoReflect.Descriptor instead.
 func (*ConsumeResponse_CommitResult) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17, 2}
+	return file_plugin_proto_rawDescGZIP(), []int{19, 2}
 }
 
 func (x *ConsumeResponse_CommitResult) GetId() uint64 {
@@ -1995,7 +2125,16 @@ const file_plugin_proto_rawDesc = "" +
 	"message_id\x18\x04 \x01(\tR\tmessageId\x12-\n" +
 	"\x05error\x18\x05 \x01(\v2\x17.mqgate.plugin.v1.ErrorR\x05error\"L\n" +
 	"\x0fProduceResponse\x129\n" +
-	"\aresults\x18\x01 \x03(\v2\x1f.mqgate.plugin.v1.ProduceResultR\aresults\"b\n" +
+	"\aresults\x18\x01 \x03(\v2\x1f.mqgate.plugin.v1.ProduceResultR\aresults\"q\n" +
+	"\fProduceBatch\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
+	"\arecords\x18\x02 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\x03R\ttimeoutMs\"\x8e\x01\n" +
+	"\x12ProduceBatchResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x129\n" +
+	"\aresults\x18\x02 \x03(\v2\x1f.mqgate.plugin.v1.ProduceResultR\aresults\x12-\n" +
+	"\x05error\x18\x03 \x01(\v2\x17.mqgate.plugin.v1.ErrorR\x05error\"b\n" +
 	"\x06Offset\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x10\n" +
 	"\x03qid\x18\x02 \x01(\tR\x03qid\x12\x16\n" +
@@ -2069,13 +2208,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\fWriteRequest\x122\n" +
 	"\arecords\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\"@\n" +
 	"\rWriteResponse\x12/\n" +
-	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\x82\x06\n" +
+	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xdd\x06\n" +
 	"\aBackend\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
 	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
 	"\x06Health\x12\x1f.mqgate.plugin.v1.HealthRequest\x1a .mqgate.plugin.v1.HealthResponse\x12]\n" +
 	"\fEnsureTopics\x12%.mqgate.plugin.v1.EnsureTopicsRequest\x1a&.mqgate.plugin.v1.EnsureTopicsResponse\x12N\n" +
-	"\aProduce\x12 .mqgate.plugin.v1.ProduceRequest\x1a!.mqgate.plugin.v1.ProduceResponse\x12R\n" +
+	"\aProduce\x12 .mqgate.plugin.v1.ProduceRequest\x1a!.mqgate.plugin.v1.ProduceResponse\x12Y\n" +
+	"\rProduceStream\x12\x1e.mqgate.plugin.v1.ProduceBatch\x1a$.mqgate.plugin.v1.ProduceBatchResult(\x010\x01\x12R\n" +
 	"\aConsume\x12 .mqgate.plugin.v1.ConsumeRequest\x1a!.mqgate.plugin.v1.ConsumeResponse(\x010\x01\x12K\n" +
 	"\x06Commit\x12\x1f.mqgate.plugin.v1.CommitRequest\x1a .mqgate.plugin.v1.CommitResponse\x12H\n" +
 	"\x05Fetch\x12\x1e.mqgate.plugin.v1.FetchRequest\x1a\x1f.mqgate.plugin.v1.FetchResponse\x12Z\n" +
@@ -2098,7 +2238,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_plugin_proto_goTypes = []any{
 	(*Error)(nil),                        // 0: mqgate.plugin.v1.Error
 	(*Header)(nil),                       // 1: mqgate.plugin.v1.Header
@@ -2114,87 +2254,94 @@ var file_plugin_proto_goTypes = []any{
 	(*ProduceRequest)(nil),               // 11: mqgate.plugin.v1.ProduceRequest
 	(*ProduceResult)(nil),                // 12: mqgate.plugin.v1.ProduceResult
 	(*ProduceResponse)(nil),              // 13: mqgate.plugin.v1.ProduceResponse
-	(*Offset)(nil),                       // 14: mqgate.plugin.v1.Offset
-	(*Subscription)(nil),                 // 15: mqgate.plugin.v1.Subscription
-	(*ConsumeRequest)(nil),               // 16: mqgate.plugin.v1.ConsumeRequest
-	(*ConsumeResponse)(nil),              // 17: mqgate.plugin.v1.ConsumeResponse
-	(*CommitRequest)(nil),                // 18: mqgate.plugin.v1.CommitRequest
-	(*CommitResponse)(nil),               // 19: mqgate.plugin.v1.CommitResponse
-	(*FetchRequest)(nil),                 // 20: mqgate.plugin.v1.FetchRequest
-	(*FetchResult)(nil),                  // 21: mqgate.plugin.v1.FetchResult
-	(*FetchResponse)(nil),                // 22: mqgate.plugin.v1.FetchResponse
-	(*ListOffsetsRequest)(nil),           // 23: mqgate.plugin.v1.ListOffsetsRequest
-	(*QidOffsets)(nil),                   // 24: mqgate.plugin.v1.QidOffsets
-	(*ListOffsetsResponse)(nil),          // 25: mqgate.plugin.v1.ListOffsetsResponse
-	(*WriteRequest)(nil),                 // 26: mqgate.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),                // 27: mqgate.plugin.v1.WriteResponse
-	nil,                                  // 28: mqgate.plugin.v1.TopicSpec.ConfigsEntry
-	(*ConsumeRequest_Credit)(nil),        // 29: mqgate.plugin.v1.ConsumeRequest.Credit
-	(*ConsumeRequest_Commit)(nil),        // 30: mqgate.plugin.v1.ConsumeRequest.Commit
-	(*ConsumeResponse_Batch)(nil),        // 31: mqgate.plugin.v1.ConsumeResponse.Batch
-	(*ConsumeResponse_Assignment)(nil),   // 32: mqgate.plugin.v1.ConsumeResponse.Assignment
-	(*ConsumeResponse_CommitResult)(nil), // 33: mqgate.plugin.v1.ConsumeResponse.CommitResult
+	(*ProduceBatch)(nil),                 // 14: mqgate.plugin.v1.ProduceBatch
+	(*ProduceBatchResult)(nil),           // 15: mqgate.plugin.v1.ProduceBatchResult
+	(*Offset)(nil),                       // 16: mqgate.plugin.v1.Offset
+	(*Subscription)(nil),                 // 17: mqgate.plugin.v1.Subscription
+	(*ConsumeRequest)(nil),               // 18: mqgate.plugin.v1.ConsumeRequest
+	(*ConsumeResponse)(nil),              // 19: mqgate.plugin.v1.ConsumeResponse
+	(*CommitRequest)(nil),                // 20: mqgate.plugin.v1.CommitRequest
+	(*CommitResponse)(nil),               // 21: mqgate.plugin.v1.CommitResponse
+	(*FetchRequest)(nil),                 // 22: mqgate.plugin.v1.FetchRequest
+	(*FetchResult)(nil),                  // 23: mqgate.plugin.v1.FetchResult
+	(*FetchResponse)(nil),                // 24: mqgate.plugin.v1.FetchResponse
+	(*ListOffsetsRequest)(nil),           // 25: mqgate.plugin.v1.ListOffsetsRequest
+	(*QidOffsets)(nil),                   // 26: mqgate.plugin.v1.QidOffsets
+	(*ListOffsetsResponse)(nil),          // 27: mqgate.plugin.v1.ListOffsetsResponse
+	(*WriteRequest)(nil),                 // 28: mqgate.plugin.v1.WriteRequest
+	(*WriteResponse)(nil),                // 29: mqgate.plugin.v1.WriteResponse
+	nil,                                  // 30: mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	(*ConsumeRequest_Credit)(nil),        // 31: mqgate.plugin.v1.ConsumeRequest.Credit
+	(*ConsumeRequest_Commit)(nil),        // 32: mqgate.plugin.v1.ConsumeRequest.Commit
+	(*ConsumeResponse_Batch)(nil),        // 33: mqgate.plugin.v1.ConsumeResponse.Batch
+	(*ConsumeResponse_Assignment)(nil),   // 34: mqgate.plugin.v1.ConsumeResponse.Assignment
+	(*ConsumeResponse_CommitResult)(nil), // 35: mqgate.plugin.v1.ConsumeResponse.CommitResult
 }
 var file_plugin_proto_depIdxs = []int32{
 	1,  // 0: mqgate.plugin.v1.Record.headers:type_name -> mqgate.plugin.v1.Header
 	0,  // 1: mqgate.plugin.v1.ValidateConfigResponse.errors:type_name -> mqgate.plugin.v1.Error
 	0,  // 2: mqgate.plugin.v1.HealthResponse.error:type_name -> mqgate.plugin.v1.Error
-	28, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	30, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
 	8,  // 4: mqgate.plugin.v1.EnsureTopicsRequest.topics:type_name -> mqgate.plugin.v1.TopicSpec
 	2,  // 5: mqgate.plugin.v1.ProduceRequest.records:type_name -> mqgate.plugin.v1.Record
 	0,  // 6: mqgate.plugin.v1.ProduceResult.error:type_name -> mqgate.plugin.v1.Error
 	12, // 7: mqgate.plugin.v1.ProduceResponse.results:type_name -> mqgate.plugin.v1.ProduceResult
-	15, // 8: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
-	29, // 9: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
-	30, // 10: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
-	31, // 11: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
-	32, // 12: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
-	33, // 13: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
-	0,  // 14: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
-	14, // 15: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
-	14, // 16: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
-	2,  // 17: mqgate.plugin.v1.FetchResult.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 18: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
-	21, // 19: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
-	24, // 20: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
-	2,  // 21: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 22: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
-	14, // 23: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
-	2,  // 24: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
-	14, // 25: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
-	14, // 26: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
-	0,  // 27: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
-	3,  // 28: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 29: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 30: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	9,  // 31: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
-	11, // 32: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
-	16, // 33: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
-	18, // 34: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
-	20, // 35: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
-	23, // 36: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
-	3,  // 37: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 38: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 39: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	26, // 40: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
-	4,  // 41: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 42: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 43: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	10, // 44: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
-	13, // 45: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
-	17, // 46: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
-	19, // 47: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
-	22, // 48: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
-	25, // 49: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
-	4,  // 50: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 51: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 52: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	27, // 53: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
-	41, // [41:54] is the sub-list for method output_type
-	28, // [28:41] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	2,  // 8: mqgate.plugin.v1.ProduceBatch.records:type_name -> mqgate.plugin.v1.Record
+	12, // 9: mqgate.plugin.v1.ProduceBatchResult.results:type_name -> mqgate.plugin.v1.ProduceResult
+	0,  // 10: mqgate.plugin.v1.ProduceBatchResult.error:type_name -> mqgate.plugin.v1.Error
+	17, // 11: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
+	31, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
+	32, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
+	33, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
+	34, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
+	35, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
+	0,  // 17: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
+	16, // 18: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
+	16, // 19: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
+	2,  // 20: mqgate.plugin.v1.FetchResult.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 21: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
+	23, // 22: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
+	26, // 23: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
+	2,  // 24: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 25: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
+	16, // 26: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
+	2,  // 27: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
+	16, // 28: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
+	16, // 29: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
+	0,  // 30: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
+	3,  // 31: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 32: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 33: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	9,  // 34: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
+	11, // 35: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
+	14, // 36: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
+	18, // 37: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
+	20, // 38: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
+	22, // 39: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
+	25, // 40: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
+	3,  // 41: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 42: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 43: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	28, // 44: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
+	4,  // 45: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 46: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 47: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	10, // 48: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
+	13, // 49: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
+	15, // 50: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
+	19, // 51: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
+	21, // 52: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
+	24, // 53: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
+	27, // 54: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
+	4,  // 55: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 56: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 57: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	29, // 58: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
+	45, // [45:59] is the sub-list for method output_type
+	31, // [31:45] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2202,12 +2349,12 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
-	file_plugin_proto_msgTypes[16].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[18].OneofWrappers = []any{
 		(*ConsumeRequest_Subscribe)(nil),
 		(*ConsumeRequest_Credit_)(nil),
 		(*ConsumeRequest_Commit_)(nil),
 	}
-	file_plugin_proto_msgTypes[17].OneofWrappers = []any{
+	file_plugin_proto_msgTypes[19].OneofWrappers = []any{
 		(*ConsumeResponse_Batch_)(nil),
 		(*ConsumeResponse_Assignment_)(nil),
 		(*ConsumeResponse_CommitResult_)(nil),
@@ -2219,7 +2366,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

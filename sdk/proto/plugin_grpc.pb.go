@@ -34,6 +34,7 @@ const (
 	Backend_Health_FullMethodName         = "/mqgate.plugin.v1.Backend/Health"
 	Backend_EnsureTopics_FullMethodName   = "/mqgate.plugin.v1.Backend/EnsureTopics"
 	Backend_Produce_FullMethodName        = "/mqgate.plugin.v1.Backend/Produce"
+	Backend_ProduceStream_FullMethodName  = "/mqgate.plugin.v1.Backend/ProduceStream"
 	Backend_Consume_FullMethodName        = "/mqgate.plugin.v1.Backend/Consume"
 	Backend_Commit_FullMethodName         = "/mqgate.plugin.v1.Backend/Commit"
 	Backend_Fetch_FullMethodName          = "/mqgate.plugin.v1.Backend/Fetch"
@@ -57,6 +58,10 @@ type BackendClient interface {
 	Health(ctx context.Context, in *HealthRequest, opts ...grpc.CallOption) (*HealthResponse, error)
 	EnsureTopics(ctx context.Context, in *EnsureTopicsRequest, opts ...grpc.CallOption) (*EnsureTopicsResponse, error)
 	Produce(ctx context.Context, in *ProduceRequest, opts ...grpc.CallOption) (*ProduceResponse, error)
+	// ProduceStream carries Produce calls as messages of one long-lived
+	// stream. A plugin built before it answers UNIMPLEMENTED, and the
+	// gateway then calls Produce.
+	ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceBatch, ProduceBatchResult], error)
 	Consume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeRequest, ConsumeResponse], error)
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 	Fetch(ctx context.Context, in *FetchRequest, opts ...grpc.CallOption) (*FetchResponse, error)
@@ -121,9 +126,22 @@ func (c *backendClient) Produce(ctx context.Context, in *ProduceRequest, opts ..
 	return out, nil
 }
 
+func (c *backendClient) ProduceStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ProduceBatch, ProduceBatchResult], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[0], Backend_ProduceStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ProduceBatch, ProduceBatchResult]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_ProduceStreamClient = grpc.BidiStreamingClient[ProduceBatch, ProduceBatchResult]
+
 func (c *backendClient) Consume(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConsumeRequest, ConsumeResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[0], Backend_Consume_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Backend_ServiceDesc.Streams[1], Backend_Consume_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +199,10 @@ type BackendServer interface {
 	Health(context.Context, *HealthRequest) (*HealthResponse, error)
 	EnsureTopics(context.Context, *EnsureTopicsRequest) (*EnsureTopicsResponse, error)
 	Produce(context.Context, *ProduceRequest) (*ProduceResponse, error)
+	// ProduceStream carries Produce calls as messages of one long-lived
+	// stream. A plugin built before it answers UNIMPLEMENTED, and the
+	// gateway then calls Produce.
+	ProduceStream(grpc.BidiStreamingServer[ProduceBatch, ProduceBatchResult]) error
 	Consume(grpc.BidiStreamingServer[ConsumeRequest, ConsumeResponse]) error
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	Fetch(context.Context, *FetchRequest) (*FetchResponse, error)
@@ -209,6 +231,9 @@ func (UnimplementedBackendServer) EnsureTopics(context.Context, *EnsureTopicsReq
 }
 func (UnimplementedBackendServer) Produce(context.Context, *ProduceRequest) (*ProduceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Produce not implemented")
+}
+func (UnimplementedBackendServer) ProduceStream(grpc.BidiStreamingServer[ProduceBatch, ProduceBatchResult]) error {
+	return status.Error(codes.Unimplemented, "method ProduceStream not implemented")
 }
 func (UnimplementedBackendServer) Consume(grpc.BidiStreamingServer[ConsumeRequest, ConsumeResponse]) error {
 	return status.Error(codes.Unimplemented, "method Consume not implemented")
@@ -333,6 +358,13 @@ func _Backend_Produce_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_ProduceStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(BackendServer).ProduceStream(&grpc.GenericServerStream[ProduceBatch, ProduceBatchResult]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Backend_ProduceStreamServer = grpc.BidiStreamingServer[ProduceBatch, ProduceBatchResult]
+
 func _Backend_Consume_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(BackendServer).Consume(&grpc.GenericServerStream[ConsumeRequest, ConsumeResponse]{ServerStream: stream})
 }
@@ -435,6 +467,12 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "ProduceStream",
+			Handler:       _Backend_ProduceStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
 		{
 			StreamName:    "Consume",
 			Handler:       _Backend_Consume_Handler,

@@ -1,0 +1,215 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
+
+// maxStreamBatches bounds the batches of one ProduceStream a plugin
+// produces at once; the stream's next batch waits for one to finish. The
+// gateway's own bounds keep it far below this.
+const maxStreamBatches = 4096
+
+// defaultCallTimeout is a batch's time limit when the gateway gives none,
+// as for a commit on a Consume stream.
+const defaultCallTimeout = 30 * time.Second
+
+// ProduceStream serves Produce calls sent as messages of one stream. Each
+// batch is produced in a goroutine of its own and answered when done, in
+// any order; the stream's context bounds them all.
+func (s *backendServer) ProduceStream(stream pb.Backend_ProduceStreamServer) error {
+	ctx := stream.Context()
+	var (
+		sendMu sync.Mutex
+		wg     sync.WaitGroup
+		slots  = make(chan struct{}, maxStreamBatches)
+	)
+	// gRPC forbids Send once the handler has returned.
+	defer wg.Wait()
+	for {
+		batch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			timeout := time.Duration(batch.TimeoutMs) * time.Millisecond
+			if timeout <= 0 {
+				timeout = defaultCallTimeout
+			}
+			bctx, cancel := context.WithTimeout(ctx, timeout)
+			results, err := s.produce(bctx, batch.Records)
+			cancel()
+			res := &pb.ProduceBatchResult{Id: batch.Id, Results: results, Error: errorToPB(err)}
+			sendMu.Lock()
+			defer sendMu.Unlock()
+			_ = stream.Send(res) // a failed Send means the stream is gone, which Recv reports
+		}()
+	}
+}
+
+// produceStream is the gateway's end of a plugin's ProduceStream: one
+// stream, opened on the first Produce and again after it ends, carrying
+// every Produce call as a message. A plugin that does not serve it gets
+// unary Produce calls instead, from then on.
+type produceStream struct {
+	c pb.BackendClient
+
+	sendMu sync.Mutex // serializes Send; never held with mu
+
+	mu          sync.Mutex
+	stream      pb.Backend_ProduceStreamClient // nil when none is open
+	cancel      context.CancelFunc
+	pending     map[uint64]chan streamAnswer
+	nextID      uint64
+	unsupported bool
+}
+
+// streamAnswer is a batch's result, or why the stream could not give it.
+type streamAnswer struct {
+	res *pb.ProduceBatchResult
+	err error
+}
+
+// errUseUnary tells a waiting call that the plugin does not serve
+// ProduceStream, so it must go as a unary call.
+var errUseUnary = errors.New("ProduceStream not served")
+
+// produce sends records as one batch on the stream and waits for its
+// result; ok is false when the call must go as a unary Produce instead.
+func (p *produceStream) produce(ctx context.Context, records []*pb.Record) (results []*pb.ProduceResult, ok bool, err error) {
+	batch := &pb.ProduceBatch{Records: records}
+	if d, has := ctx.Deadline(); has {
+		batch.TimeoutMs = max(1, time.Until(d).Milliseconds())
+	}
+	if batch.SizeVT() > MaxMessageBytes {
+		// Too large for one message: a unary call refuses it with the
+		// code of a batch too large, where a Send would end the stream.
+		return nil, false, nil
+	}
+	stream, ch, err := p.register(batch)
+	if errors.Is(err, errUseUnary) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	p.sendMu.Lock()
+	// A failed Send has ended the stream (gRPC finishes a client stream
+	// on any Send error), so Recv fails too, with the stream's status,
+	// and the receiving goroutine answers every pending batch with it,
+	// this one included.
+	_ = stream.Send(batch)
+	p.sendMu.Unlock()
+	select {
+	case a := <-ch:
+		if errors.Is(a.err, errUseUnary) {
+			return nil, false, nil
+		}
+		if a.err != nil {
+			return nil, true, a.err
+		}
+		if e := errorFromPB(a.res.Error); e != nil {
+			return nil, true, e
+		}
+		return a.res.Results, true, nil
+	case <-ctx.Done():
+		p.forget(batch.Id)
+		// What a unary call whose context ends gives.
+		return nil, true, fromStatus(status.FromContextError(ctx.Err()).Err())
+	}
+}
+
+// register opens the stream if none is, and notes batch as pending on it.
+func (p *produceStream) register(batch *pb.ProduceBatch) (pb.Backend_ProduceStreamClient, chan streamAnswer, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unsupported {
+		return nil, nil, errUseUnary
+	}
+	if p.stream == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		stream, err := p.c.ProduceStream(ctx)
+		if err != nil {
+			cancel()
+			return nil, nil, fromStatus(err)
+		}
+		p.stream, p.cancel = stream, cancel
+		p.pending = make(map[uint64]chan streamAnswer)
+		go p.receive(stream)
+	}
+	p.nextID++
+	batch.Id = p.nextID
+	ch := make(chan streamAnswer, 1)
+	p.pending[batch.Id] = ch
+	return p.stream, ch, nil
+}
+
+func (p *produceStream) forget(id uint64) {
+	p.mu.Lock()
+	delete(p.pending, id)
+	p.mu.Unlock()
+}
+
+// receive hands each result to its caller until the stream ends.
+func (p *produceStream) receive(stream pb.Backend_ProduceStreamClient) {
+	for {
+		res, err := stream.Recv()
+		if err != nil {
+			p.ended(stream, err)
+			return
+		}
+		p.mu.Lock()
+		ch := p.pending[res.Id]
+		delete(p.pending, res.Id)
+		p.mu.Unlock()
+		if ch != nil {
+			ch <- streamAnswer{res: res}
+		}
+	}
+}
+
+// ended forgets stream, which failed with err, and answers every batch
+// pending on it: with errUseUnary if the plugin does not serve the
+// stream, else with what a unary call would have given. The next call
+// opens a new stream.
+func (p *produceStream) ended(stream pb.Backend_ProduceStreamClient, err error) {
+	p.mu.Lock()
+	if p.stream != stream {
+		p.mu.Unlock()
+		return // already handled
+	}
+	pending := p.pending
+	p.stream, p.pending = nil, nil
+	p.cancel()
+	if status.Code(err) == codes.Unimplemented {
+		p.unsupported = true
+		err = errUseUnary
+	} else if errors.Is(err, io.EOF) {
+		err = Errorf(CodeUnavailable, "backend unavailable: produce stream closed by the plugin")
+	} else {
+		err = fromStatus(err)
+	}
+	p.mu.Unlock()
+	for _, ch := range pending {
+		ch <- streamAnswer{err: err}
+	}
+}
