@@ -53,15 +53,13 @@ func (b *batcher) send(ctx context.Context, records []sdk.Record) ([]sdk.Produce
 
 	b.mu.Lock()
 	switch {
-	case len(records) >= b.maxMessages || size >= b.maxBytes:
-		// Big enough alone: it would only push others out of a batch.
+	case len(records) >= b.maxMessages || size >= b.maxBytes, b.inflight == 0 && len(b.pending) == 0:
+		// Big enough alone (it would only push others out of a batch),
+		// or the cluster is idle: the caller makes the call itself,
+		// which spares a goroutine and a hand-over each way.
 		b.inflight++
 		b.mu.Unlock()
-		go b.call([]*batchRequest{req})
-	case b.inflight == 0 && len(b.pending) == 0:
-		b.inflight++
-		b.mu.Unlock()
-		go b.call([]*batchRequest{req})
+		b.call([]*batchRequest{req})
 	default:
 		if b.records+len(records) > b.maxMessages || b.bytes+size > b.maxBytes {
 			b.flushLocked() // the batch is full without this one
