@@ -120,6 +120,7 @@ func main() {
 		settle  = flag.Duration("idle-settle", 10*time.Second, "idle: how long to wait after /readyz before measuring")
 		idleFor = flag.Duration("idle-for", 60*time.Second, "idle: how long to measure")
 		only    = flag.String("probe", "", "abuse: run only the probes whose name contains this")
+		peerCmd = flag.String("peer-cmd", "", "produce-http and consume-pull-http: also run this HTTP gateway speaking kafka-pixy's API against the same broker ({kafka} and {addr} are replaced; see peer.go)")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
 	flag.IntVar(&p.size, "size", 1024, "message value size in bytes")
@@ -185,6 +186,11 @@ func main() {
 		}
 		return
 	}
+	var pr *peer
+	if *peerCmd != "" {
+		pr = &peer{cmdline: *peerCmd}
+		defer pr.stop()
+	}
 	fmt.Printf("params: n=%d size=%d batch=%d concurrency=%d partitions=%d\n\n", p.n, p.size, p.batch, p.concurrency, p.partitions)
 	fmt.Println("| scenario | side | msgs/s | MiB/s | p50 call | p99 call | failures |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
@@ -219,6 +225,9 @@ func main() {
 		}
 		fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
 		reportCPU(s.name, g, d)
+		if err := runPeer(ctx, e, pr, s, p, g); err != nil {
+			fmt.Printf("%s: the peer side failed: %v\n", s.name, err)
+		}
 		if s.report != nil {
 			s.report(g, d)
 		}
