@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -22,8 +23,13 @@ const tagsHeader = "tags"
 // placement is a record's partition choice, carried to the partitioner in
 // kgo.Record.Context.
 type placement struct {
+	// Context is the record's context, which placement is: Value gives
+	// the placement itself for placementKey, so a record costs no
+	// context allocation of its own.
+	context.Context
 	partition int32  // >= 0, sdk.PartitionHash or sdk.PartitionRandom
 	hash      uint64 // for sdk.PartitionHash
+	index     int    // the record's place in its Produce call
 	// partitions is set by the partitioner when an explicit partition is
 	// out of range: the topic's partition count.
 	partitions int
@@ -31,6 +37,13 @@ type placement struct {
 }
 
 type placementKey struct{}
+
+func (p *placement) Value(key any) any {
+	if key == (placementKey{}) {
+		return p
+	}
+	return p.Context.Value(key)
+}
 
 // placementPartitioner places records as the core chose: an explicit
 // partition as is, a hash by hash % partitions, otherwise at random.
@@ -103,9 +116,10 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	// holds other callers' records. The records' lifetime is bounded by
 	// produce_timeout instead.
 	base := context.WithoutCancel(ctx)
-	places := make([]*placement, len(records))
+	// One allocation each for the batch's placements and kgo records.
+	places := make([]placement, len(records))
+	krs := make([]kgo.Record, len(records))
 	send := make([]*kgo.Record, 0, len(records))
-	sendIdx := make([]int, 0, len(records))
 	for i := range records {
 		r := &records[i]
 		results[i] = sdk.ProduceResult{Partition: r.Partition, Offset: -1}
@@ -117,9 +131,9 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 			results[i].Err = err
 			continue
 		}
-		places[i] = &placement{partition: r.Partition, hash: r.Hash}
-		send = append(send, toKgoRecord(context.WithValue(base, placementKey{}, places[i]), r))
-		sendIdx = append(sendIdx, i)
+		places[i] = placement{Context: base, partition: r.Partition, hash: r.Hash, index: i}
+		fillKgoRecord(&places[i], &krs[i], r)
+		send = append(send, &krs[i])
 	}
 	if len(send) == 0 {
 		return results, nil
@@ -132,41 +146,40 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	}
 	b.wg.Add(1)
 	b.mu.Unlock()
-	done := make(chan kgo.ProduceResults, 1)
-	go func() {
-		defer b.wg.Done()
-		done <- c.producer.ProduceSync(base, send...)
-	}()
-	var produced kgo.ProduceResults
-	select {
-	case produced = <-done:
-	case <-ctx.Done():
-		return nil, b.callError(ctx, ctx.Err(), "producing %d records", len(send))
-	}
-
-	// ProduceSync reports in completion order; match results by record.
-	index := make(map[*kgo.Record]int, len(send))
-	for j, kr := range send {
-		index[kr] = sendIdx[j]
-	}
-	for _, pr := range produced {
-		i := index[pr.Record]
-		res := &results[i]
-		if pr.Err != nil {
-			if p := places[i]; p.outOfRange {
-				res.Err = sdk.Errorf(sdk.CodeIllegal, "partition %d out of range: topic %s has %d partitions", p.partition, pr.Record.Topic, p.partitions)
-			} else if codeOf(pr.Err) == sdk.CodeTooLarge {
-				r := &records[i]
-				res.Err = sdk.Errorf(sdk.CodeTooLarge, "record of %d bytes is too large for %s: the limit is %d bytes per batch, less where the topic's max.message.bytes is lower (%v)",
-					len(r.Key)+len(r.Value), r.Topic, c.cfg.maxBatchBytes(), pr.Err)
-			} else {
-				res.Err = b.sdkError(pr.Err, "producing to %s", pr.Record.Topic)
-			}
-			continue
+	// Each record's promise writes its own result; the last one done
+	// closes done. No goroutine waits on the client for the call.
+	done := make(chan struct{})
+	var left atomic.Int64
+	left.Store(int64(len(send)))
+	promise := func(kr *kgo.Record, err error) {
+		p := placementOf(kr)
+		res := &results[p.index]
+		switch {
+		case err == nil:
+			res.Partition = kr.Partition
+			res.Qid = qidOf(kr.Partition)
+			res.Offset = kr.Offset
+		case p.outOfRange:
+			res.Err = sdk.Errorf(sdk.CodeIllegal, "partition %d out of range: topic %s has %d partitions", p.partition, kr.Topic, p.partitions)
+		case codeOf(err) == sdk.CodeTooLarge:
+			res.Err = sdk.Errorf(sdk.CodeTooLarge, "record of %d bytes is too large for %s: the limit is %d bytes per batch, less where the topic's max.message.bytes is lower (%v)",
+				len(kr.Key)+len(kr.Value), kr.Topic, c.cfg.maxBatchBytes(), err)
+		default:
+			res.Err = b.sdkError(err, "producing to %s", kr.Topic)
 		}
-		res.Partition = pr.Record.Partition
-		res.Qid = qidOf(pr.Record.Partition)
-		res.Offset = pr.Record.Offset
+		if left.Add(-1) == 0 {
+			b.wg.Done()
+			close(done)
+		}
+	}
+	for _, kr := range send {
+		c.producer.Produce(base, kr, promise)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// The promises still write into results, which is no longer read.
+		return nil, b.callError(ctx, ctx.Err(), "producing %d records", len(send))
 	}
 	return results, nil
 }
@@ -222,9 +235,9 @@ func checkProduce(r *sdk.Record) error {
 	return nil
 }
 
-// toKgoRecord converts a record to produce. Tags travel as the tags header.
-func toKgoRecord(ctx context.Context, r *sdk.Record) *kgo.Record {
-	kr := &kgo.Record{
+// fillKgoRecord makes kr the kgo record of r, to produce with ctx. Tags travel as the tags header.
+func fillKgoRecord(ctx context.Context, kr *kgo.Record, r *sdk.Record) {
+	*kr = kgo.Record{
 		Topic:   r.Topic,
 		Key:     r.Key,
 		Value:   r.Value,
@@ -239,7 +252,6 @@ func toKgoRecord(ctx context.Context, r *sdk.Record) *kgo.Record {
 			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: tagsHeader, Value: []byte(r.Tags)})
 		}
 	}
-	return kr
 }
 
 // fromKgoRecord converts a consumed or fetched record. The last tags header
