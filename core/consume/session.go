@@ -288,6 +288,15 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// hasFailed reports whether the session's stream ended for good: end is
+// closing it, and the next pull opens a new one rather than get its
+// failure, which the pulls waiting when it failed have answered.
+func (s *session) hasFailed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure != nil
+}
+
 // end fails the session for good: waiting pulls get err, and the service
 // forgets the session, so the next Pull opens a new one (the topic may
 // exist by then).
