@@ -142,6 +142,7 @@ func serveFlags(fs *flag.FlagSet) func([]string, io.Writer, io.Writer) int {
 			return 2
 		}
 		defer startProfile("", stderr)()
+		defer startTrace("", stderr)()
 		return serve(*file, logger)
 	}
 }

@@ -58,6 +58,7 @@ func servePlugin(args []string, _, stderr io.Writer) int {
 		debug.SetGCPercent(pluginGCPercent)
 	}
 	defer startProfile(".plugin-"+args[0], stderr)()
+	defer startTrace(".plugin-"+args[0], stderr)()
 	b.serve()
 	return 0
 }

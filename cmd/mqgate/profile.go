@@ -68,33 +68,38 @@ func startCPUProfile(suffix string, stderr io.Writer) func() {
 		fmt.Fprintf(stderr, "%s: %v\n", profileEnv, err)
 		return func() {}
 	}
+	return delayed(delay, func() error { return pprof.StartCPUProfile(f) }, pprof.StopCPUProfile, f, profileEnv, stderr)
+}
+
+// delayed runs begin after delay and returns the function that runs end
+// (when begin ran) and closes f; a begin error is reported on stderr under
+// env's name. The returned function may run before begin, which then
+// does nothing.
+func delayed(delay time.Duration, begin func() error, end func(), f *os.File, env string, stderr io.Writer) func() {
 	var (
 		mu      sync.Mutex
 		started bool
 		stopped bool
 	)
-	// begin runs at once (delay 0) or from a timer; the returned function
-	// may run before it, and then it does nothing.
-	begin := func() {
+	t := time.AfterFunc(delay, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if stopped {
 			return
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", profileEnv, err)
+		if err := begin(); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", env, err)
 			return
 		}
 		started = true
-	}
-	t := time.AfterFunc(delay, begin)
+	})
 	return func() {
 		t.Stop()
 		mu.Lock()
 		defer mu.Unlock()
 		stopped = true
 		if started {
-			pprof.StopCPUProfile()
+			end()
 		}
 		f.Close()
 	}

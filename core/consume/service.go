@@ -251,10 +251,13 @@ func (s *Service) sessionOfTopics(ctx context.Context, key sessionKey, topics []
 		return nil, sdk.Errorf(sdk.CodeUnavailable, "the gateway is shutting down")
 	}
 	if ss := s.sessions[key]; ss != nil {
-		if slices.Equal(ss.topics, topics) {
+		failed := ss.hasFailed()
+		if !failed && slices.Equal(ss.topics, topics) {
 			return ss, nil
 		}
-		stale = ss
+		if !failed {
+			stale = ss // a failed one is being closed by its end
+		}
 		delete(s.sessions, key)
 		s.metrics.sessions.Dec()
 		ss.release() // closeSession will not: the session has left the service

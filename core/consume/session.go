@@ -65,6 +65,11 @@ type session struct {
 	// declined is set when worthReopening said no: the stream's end
 	// closes the session quietly, and the next pull opens a new one.
 	declined bool
+	// pollFree is what the pump's waiting Poll asked for, and
+	// pollCancel ends that Poll (nil when none waits or it was ended):
+	// see pollingWith.
+	pollFree   int
+	pollCancel context.CancelFunc
 	// cursor is the session's batch-id cursor, made on first use: it
 	// lives and ends with the session, whose messages its batches hold.
 	cursor *cursor
@@ -173,6 +178,7 @@ func (s *session) run() {
 		// few records per round trip to the plugin costs more than it
 		// feeds.
 		pctx, max, cancel := s.ctx, free, context.CancelFunc(func() {})
+		topUp := false // pctx ends when pulls free room for more credits
 		if free <= 0 || free < s.set.Buffer/4 {
 			t := time.NewTimer(trickleInterval)
 			select {
@@ -193,12 +199,23 @@ func (s *session) run() {
 			}
 			pctx, cancel = context.WithTimeout(s.ctx, trickleInterval)
 			max = 1
+		} else {
+			pctx, cancel = s.pollingWith(free)
+			topUp = true
 		}
 		ev, err := s.c.Poll(pctx, max)
-		idle := pctx != s.ctx && pctx.Err() != nil
+		ended := pctx != s.ctx && pctx.Err() != nil
 		cancel()
-		if idle && s.ctx.Err() == nil {
-			continue // the trickle poll found nothing
+		if topUp {
+			s.mu.Lock()
+			s.pollCancel = nil
+			s.mu.Unlock()
+		}
+		if err != nil && ended && s.ctx.Err() == nil {
+			// The trickle poll found nothing, or pulls made room for more
+			// credits while the poll waited. A poll that returned
+			// records is applied even when its context ended with them.
+			continue
 		}
 		if err != nil {
 			if s.ctx.Err() != nil {
@@ -239,6 +256,20 @@ func (s *session) run() {
 	}
 }
 
+// pollingWith returns the context of a Poll for free records: it ends
+// once pulls have taken a quarter of the buffer more than free, so that
+// the pump grants the backend more credits while records are on their
+// way instead of after they came (see takeLocked). The buffer bound
+// holds: a Poll asks for what is free when it starts, and records in
+// flight are counted against the credits they used.
+func (s *session) pollingWith(free int) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	s.mu.Lock()
+	s.pollFree, s.pollCancel = free, cancel
+	s.mu.Unlock()
+	return ctx, cancel
+}
+
 // streamLossLevel is the level for a failure to commit: debug when the
 // stream itself ended (a plugin restart ends every stream at once, and the
 // plugin host logs that once; what was not committed is delivered again),
@@ -255,6 +286,15 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// hasFailed reports whether the session's stream ended for good: end is
+// closing it, and the next pull opens a new one rather than get its
+// failure, which the pulls waiting when it failed have answered.
+func (s *session) hasFailed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failure != nil
 }
 
 // end fails the session for good: waiting pulls get err, and the service
@@ -450,6 +490,12 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 			s.rr = (s.rr + i + 1) % n
 			b.Topic, b.Qid, b.Messages = q.topic, q.qid, msgs
 			s.notifyLocked() // the pump may have buffer room again
+			if s.pollCancel != nil && s.set.Buffer-s.buffered-s.pollFree >= s.set.Buffer/4 {
+				// A quarter of the buffer is free beyond what the
+				// waiting Poll asked for: poll again, for more.
+				s.pollCancel()
+				s.pollCancel = nil
+			}
 			return b
 		}
 	}
