@@ -35,7 +35,9 @@ var consumePullHTTP = scenario{
 			return result{}, err
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
-		url := "http://" + e.httpAddr + "/v1/groups/bench/topics/" + topic + "/pull"
+		// A group of its own: a member of another scenario's group lingering
+		// in it would make this one wait out a rebalance.
+		url := "http://" + e.httpAddr + "/v1/groups/bench-http/topics/" + topic + "/pull"
 		return consumeLoop(ctx, p, func(prev *ackState) (*ackState, int, error) {
 			body := map[string]any{"max_messages": p.batch, "max_wait_ms": 1000}
 			if prev != nil {
@@ -74,7 +76,7 @@ var consumePullHTTP = scenario{
 var consumePullThrift = scenario{
 	name:    "consume-pull-thrift",
 	about:   "Thrift ConsumerService pull with the piggybacked ConsumeResult vs a franz-go group consumer",
-	gateway: thriftPull("bench-consume-thrift", "bench", false),
+	gateway: thriftPull("bench-consume-thrift", "bench-thrift", false),
 	direct:  directConsume,
 }
 
