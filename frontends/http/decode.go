@@ -61,6 +61,9 @@ type bodyDecoder struct {
 	// delay, when not nil, makes the decoder accept delayFields and collect
 	// what they say (decodeDelayed).
 	delay *delayDecoding
+	// lines is set for an NDJSON body, whose message objects are named by
+	// line ("line 3: key") rather than by index ("messages[2].key").
+	lines bool
 }
 
 func newBodyDecoder(body []byte) *bodyDecoder {
@@ -283,8 +286,11 @@ type messageBuilder struct {
 }
 
 func (b *messageBuilder) name(field string) string {
-	if b.path == "" {
+	switch {
+	case b.path == "":
 		return field
+	case b.d.lines:
+		return b.path + ": " + field
 	}
 	return b.path + "." + field
 }

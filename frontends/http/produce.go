@@ -56,7 +56,7 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	defer charge.Release()
-	msgs, err := decodeMessages(body)
+	msgs, err := decodeProduceBody(c.Request, body)
 	if err == nil {
 		err = s.checkLimits(msgs)
 	}
