@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strconv"
 
 	"github.com/mqgate/mqgate/core/produce"
 )
@@ -44,19 +43,18 @@ func (d *bodyDecoder) ndjson() ([]produce.Message, error) {
 		start := len(d.body) - len(bytes.TrimLeft(d.body[end:], " \t\r\n"))
 		line += bytes.Count(d.body[counted:start], []byte{'\n'})
 		counted = start
-		path := "line " + strconv.Itoa(line)
 		if len(msgs) > 0 && bytes.IndexByte(d.body[end:start], '\n') < 0 {
-			return nil, illegalf("%s: holds more than one JSON value; want one message object per line", path)
+			return nil, illegalf("line %d: holds more than one JSON value; want one message object per line", line)
 		}
 		if k != '{' {
-			return nil, d.wrongType("%s: must be a message object", path)
+			return nil, d.wrongType("line %d: must be a message object", line)
 		}
-		m, err := d.object(path)
+		m, err := d.object(line)
 		if err != nil {
 			return nil, err
 		}
 		if bytes.IndexByte(d.body[start:d.dec.InputOffset()], '\n') >= 0 {
-			return nil, illegalf("%s: the message object continues on the next line; want one message object per line", path)
+			return nil, illegalf("line %d: the message object continues on the next line; want one message object per line", line)
 		}
 		msgs = append(msgs, m)
 	}
