@@ -256,24 +256,21 @@ func BenchmarkDecodeProduce(b *testing.B) {
 		msgs = append(msgs, produce.Message{Key: []byte("key-" + string(rune('a'+i%26))), Value: value, Partition: sdk.PartitionHash})
 	}
 	jsonBody, ndBody := encodeMessages(b, msgs), encodeNDJSON(b, msgs)
-	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(jsonBody)))
-		for b.Loop() {
-			if _, err := decodeMessages(jsonBody); err != nil {
-				b.Fatal(err)
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		decode func([]byte) ([]produce.Message, error)
+	}{{"json", jsonBody, decodeMessages}, {"ndjson", ndBody, decodeNDJSON}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.body)))
+			for b.Loop() {
+				if _, err := tc.decode(tc.body); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("ndjson", func(b *testing.B) {
-		b.ReportAllocs()
-		b.SetBytes(int64(len(ndBody)))
-		for b.Loop() {
-			if _, err := decodeNDJSON(ndBody); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+		})
+	}
 	b.Run("raw-x100", func(b *testing.B) {
 		b.ReportAllocs()
 		h := http.Header{"X-Mqgate-Key": {"key-a"}, "Content-Type": {"application/octet-stream"}}
