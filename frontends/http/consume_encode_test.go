@@ -257,3 +257,34 @@ func BenchmarkEncodePull(b *testing.B) {
 		})
 	}
 }
+
+// checkSameProduceAnswer fails unless appendProduceAnswer writes what
+// encoding/json wrote for the same results through PureJSON.
+func checkSameProduceAnswer(t *testing.T, results []produceResult) {
+	t.Helper()
+	if got, want := appendProduceAnswer(nil, results), pureJSON(t, produceResponse{Results: results}); !bytes.Equal(got, want) {
+		t.Fatalf("produce answer\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestProduceAnswerIsEncodingJSONs(t *testing.T) {
+	p, o := int32(3), int64(41)
+	checkSameProduceAnswer(t, []produceResult{})
+	checkSameProduceAnswer(t, []produceResult{
+		{Partition: &p, Offset: &o, Code: sdk.CodeOK},
+		{Code: sdk.CodeRateLimited, Message: "over 10 messages/s <topics.a&b> \u2028 \"q\" \xff"},
+		{Partition: &p, Code: sdk.CodeTimeout},
+	})
+}
+
+func FuzzProduceAnswer(f *testing.F) {
+	f.Add(int32(0), int64(0), int32(0), "", true)
+	f.Add(int32(-1), int64(-5), int32(15), "over <&> \u2028 \xff", false)
+	f.Fuzz(func(t *testing.T, partition int32, offset int64, code int32, msg string, ok bool) {
+		r := produceResult{Code: sdk.Code(code), Message: msg}
+		if ok {
+			r.Partition, r.Offset = &partition, &offset
+		}
+		checkSameProduceAnswer(t, []produceResult{r, {Code: sdk.Code(code), Message: msg + msg}})
+	})
+}

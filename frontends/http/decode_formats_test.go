@@ -283,3 +283,34 @@ func BenchmarkDecodeProduce(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkProduceRequest is one produce request of 100 messages of 1 KiB
+// through the handler, against a producer that answers at once: what the
+// HTTP frontend costs per request, body to answer.
+func BenchmarkProduceRequest(b *testing.B) {
+	value := []byte(strings.Repeat("abcdefghijklmnopqrstuvwxyz012345", 32))
+	var msgs []produce.Message
+	for i := range 100 {
+		msgs = append(msgs, produce.Message{Key: []byte("key-" + string(rune('a'+i%26))), Value: value, Partition: sdk.PartitionHash})
+	}
+	s := New(Options{Logger: quietLogger()}, &fakeProducer{}, nil)
+	h := s.Handler()
+	for _, tc := range []struct {
+		name, ctype string
+		body        []byte
+	}{{"json", "application/json", encodeMessages(b, msgs)}, {"ndjson", "application/x-ndjson", encodeNDJSON(b, msgs)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.body)))
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/v1/topics/orders/messages", bytes.NewReader(tc.body))
+				req.Header.Set("Content-Type", tc.ctype)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
