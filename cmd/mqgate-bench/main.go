@@ -50,6 +50,8 @@ type params struct {
 	delivery        int
 	envelope        string
 	endpointProcess bool
+	// produce-http only: the body format, json, ndjson or raw
+	format string
 }
 
 // result is one side of a scenario.
@@ -128,6 +130,7 @@ func main() {
 	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
+	flag.StringVar(&p.format, "format", "json", "produce-http: the body format: json, ndjson (one message per line) or raw (one message per request, its value the body)")
 	flag.StringVar(&p.envelope, "envelope", "raw", "push: the subscription's envelope (raw, json or ddmq); the direct side posts the raw value whatever it is")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mqgate-bench [flags]\n\nflags:\n")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -23,22 +24,44 @@ import (
 // flight, through POST /v1/topics/{topic}/messages in sync mode; against
 // the same through a direct franz-go client, B records per ProduceSync, C
 // calls in flight. Both wait for the broker's acknowledgement of every
-// batch, so the comparison is like for like.
+// batch, so the comparison is like for like. -format picks the body:
+// a JSON batch, NDJSON, or raw (one message per request, its value the
+// body and its key in X-Mqgate-Key; the direct side keeps batches of B).
 var produceHTTP = scenario{
 	name:  "produce-http",
-	about: "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency",
+	about: "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|raw)",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		bodies, err := jsonBodies(p)
-		if err != nil {
-			return result{}, err
-		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		url := "http://" + e.httpAddr + "/v1/topics/bench-http/messages"
+		var post func(call int) error
+		switch p.format {
+		case "json", "ndjson":
+			bodies, ctype := jsonBodies, "application/json"
+			if p.format == "ndjson" {
+				bodies, ctype = ndjsonBodies, "application/x-ndjson"
+			}
+			all, err := bodies(p)
+			if err != nil {
+				return result{}, err
+			}
+			post = func(call int) error {
+				return postWith(client, url, ctype, nil, all[call%len(all)], http.StatusOK)
+			}
+		case "raw":
+			value := randomValue(p.size)
+			post = func(call int) error {
+				key := http.Header{"X-Mqgate-Key": {strconv.Itoa(call)}}
+				return postWith(client, url, "application/octet-stream", key, value, http.StatusOK)
+			}
+			p.batch = 1
+		default:
+			return result{}, fmt.Errorf("-format must be json, ndjson or raw, not %q", p.format)
+		}
 		// Warm up: creates the topic and the connections.
-		if err := postStatus(client, url, bodies[0], http.StatusOK); err != nil {
+		if err := post(0); err != nil {
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
-		return runCalls(p, func(_, call int) error { return postStatus(client, url, bodies[call%len(bodies)], http.StatusOK) }), nil
+		return runCalls(p, func(_, call int) error { return post(call) }), nil
 	},
 	direct: directProduce,
 }
@@ -99,8 +122,43 @@ func jsonBodies(p params) ([][]byte, error) {
 	return bodies, nil
 }
 
+// ndjsonBodies are jsonBodies with one message object per line.
+func ndjsonBodies(p params) ([][]byte, error) {
+	bodies, err := jsonBodies(p)
+	if err != nil {
+		return nil, err
+	}
+	for i, b := range bodies {
+		var batch struct{ Messages []json.RawMessage }
+		if err := json.Unmarshal(b, &batch); err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		for _, m := range batch.Messages {
+			buf.Write(m)
+			buf.WriteByte('\n')
+		}
+		bodies[i] = buf.Bytes()
+	}
+	return bodies, nil
+}
+
+// postStatus posts body as JSON and fails unless the answer has the
+// status want.
 func postStatus(client *http.Client, url string, body []byte, want int) error {
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+	return postWith(client, url, "application/json", nil, body, want)
+}
+
+// postWith posts body as ctype with the headers hdr, and fails unless
+// the answer has the status want.
+func postWith(client *http.Client, url, ctype string, hdr http.Header, body []byte, want int) error {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	maps.Copy(req.Header, hdr)
+	req.Header.Set("Content-Type", ctype)
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

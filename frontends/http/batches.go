@@ -25,7 +25,7 @@ const (
 )
 
 // batchResponse is the 200 body of fetch_new and fetch_old: data is
-// []consumedMessage, or avroRecords with format=avro.
+// consumedList, or avroRecords with format=avro.
 type batchResponse struct {
 	Data    any   `json:"data"`
 	BatchID int64 `json:"batch_id"`
@@ -188,7 +188,7 @@ func (s *Server) messageSchemaJSON(c *gin.Context) {
 // batchData is msgs as format asks: message objects, or Avro records.
 func batchData(format, topic string, msgs []consume.Message) any {
 	if format != formatAvro {
-		return encodeConsumed(msgs)
+		return consumedList(msgs)
 	}
 	recs := make(avroRecords, len(msgs))
 	for i := range msgs {

@@ -2,12 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -31,20 +28,6 @@ const (
 // nil.
 var errConsumeNotEnabled = sdk.Errorf(sdk.CodeIllegal, "consumption is not enabled")
 
-// pullContext says where a pull's messages come from: the context an ack
-// names.
-type pullContext struct {
-	Group string `json:"group"`
-	Topic string `json:"topic"`
-	Qid   string `json:"qid"`
-}
-
-// pullResponse is the 200 body of POST .../pull.
-type pullResponse struct {
-	Context  pullContext       `json:"context"`
-	Messages []consumedMessage `json:"messages"`
-}
-
 // ackResponse is the 200 body of POST .../ack: the count of offsets
 // reported, success and fail together.
 type ackResponse struct {
@@ -66,119 +49,9 @@ type statsJSON struct {
 	BeyondEnd map[string]int64 `json:"beyond_end,omitempty"`
 }
 
-// fetchResponse is the 200 body of POST /v1/fetch.
-type fetchResponse struct {
-	Results []fetchResult `json:"results"`
-}
-
-type fetchResult struct {
-	Topic      string            `json:"topic"`
-	Qid        string            `json:"qid"`
-	NextOffset int64             `json:"next_offset"`
-	Messages   []consumedMessage `json:"messages"`
-}
-
 // commitResponse is the 200 body of POST /v1/commit.
 type commitResponse struct {
 	Committed bool `json:"committed"`
-}
-
-// consumedMessage is a message as the consume routes answer it: the
-// fields of a produced message (key, value or value_base64, headers,
-// tags) plus where it was read and how often it was delivered.
-type consumedMessage struct {
-	// Key is absent when the message has none; KeyBase64 replaces it when
-	// the key is not valid UTF-8.
-	Key       *string `json:"key,omitempty"`
-	KeyBase64 *string `json:"key_base64,omitempty"`
-	// Value when the bytes are valid UTF-8, else ValueBase64.
-	Value       *string `json:"value,omitempty"`
-	ValueBase64 *string `json:"value_base64,omitempty"`
-	// Headers in record order, repeats kept; HeadersBase64 (values in
-	// base64) replaces it when a value is not valid UTF-8.
-	Headers       *headersJSON `json:"headers,omitempty"`
-	HeadersBase64 *headersJSON `json:"headers_base64,omitempty"`
-	Tags          string       `json:"tags,omitempty"`
-	Offset        int64        `json:"offset"`
-	Qid           string       `json:"qid"`
-	TimestampMs   int64        `json:"timestamp_ms"`
-	Attempt       int          `json:"attempt"`
-}
-
-// headersJSON writes headers as one JSON object in their order, a
-// repeated name repeated, values as text or, with b64, standard base64.
-type headersJSON struct {
-	headers []sdk.Header
-	b64     bool
-}
-
-func (h headersJSON) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, hd := range h.headers {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		k, err := json.Marshal(hd.Key)
-		if err != nil {
-			return nil, err
-		}
-		b = append(append(b, k...), ':')
-		var v []byte
-		if h.b64 {
-			v, err = json.Marshal(base64.StdEncoding.EncodeToString(hd.Value))
-		} else {
-			v, err = json.Marshal(string(hd.Value))
-		}
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, v...)
-	}
-	return append(b, '}'), nil
-}
-
-// encodeConsumed turns consumed messages into their JSON form; never nil.
-func encodeConsumed(msgs []consume.Message) []consumedMessage {
-	out := make([]consumedMessage, len(msgs))
-	for i := range msgs {
-		out[i] = encodeConsumedMessage(&msgs[i])
-	}
-	return out
-}
-
-func encodeConsumedMessage(m *consume.Message) consumedMessage {
-	out := consumedMessage{Tags: m.Tags, Offset: m.Offset, Qid: m.Qid, TimestampMs: unixMs(m.Timestamp), Attempt: m.Attempt}
-	if m.Key != nil {
-		if utf8.Valid(m.Key) {
-			k := string(m.Key)
-			out.Key = &k
-		} else {
-			k := base64.StdEncoding.EncodeToString(m.Key)
-			out.KeyBase64 = &k
-		}
-	}
-	if utf8.Valid(m.Value) {
-		v := string(m.Value)
-		out.Value = &v
-	} else {
-		v := base64.StdEncoding.EncodeToString(m.Value)
-		out.ValueBase64 = &v
-	}
-	if len(m.Headers) > 0 {
-		text := true
-		for _, h := range m.Headers {
-			if !utf8.Valid(h.Value) {
-				text = false
-				break
-			}
-		}
-		if text {
-			out.Headers = &headersJSON{headers: m.Headers}
-		} else {
-			out.HeadersBase64 = &headersJSON{headers: m.Headers, b64: true}
-		}
-	}
-	return out
 }
 
 // unixMs is t in milliseconds since the epoch; 0 for the zero time.
@@ -275,10 +148,7 @@ func (s *Server) pull(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("pulling %s for %s: %w", topic, group, err))
 		return
 	}
-	c.PureJSON(http.StatusOK, pullResponse{
-		Context:  pullContext{Group: group, Topic: topic, Qid: b.Qid},
-		Messages: encodeConsumed(b.Messages),
-	})
+	sendAppended(c, func(out []byte) []byte { return appendPullAnswer(out, group, topic, &b) })
 }
 
 // checkAckSize refuses an ack of more offsets than
@@ -398,11 +268,7 @@ func (s *Server) fetch(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("fetching: %w", err))
 		return
 	}
-	out := fetchResponse{Results: make([]fetchResult, len(qms))}
-	for i, q := range qms {
-		out.Results[i] = fetchResult{Topic: q.Topic, Qid: q.Qid, NextOffset: q.NextOffset, Messages: encodeConsumed(q.Messages)}
-	}
-	c.PureJSON(http.StatusOK, out)
+	sendAppended(c, func(out []byte) []byte { return appendFetchAnswer(out, qms) })
 }
 
 // commit serves POST /v1/commit: stores a group's offsets, with no

@@ -26,6 +26,11 @@ var messageFields = []string{"key", "value", "value_base64", "headers", "tags", 
 // messageFields (decodeDelayed).
 var delayFields = []string{"delay_ms", "deliver_at_ms", "id", "loop"}
 
+// knownNames are the member names fieldName returns without allocating:
+// messageFields, then delayFields, then the batch's "messages". A field's
+// index here is its bit in messageBuilder.seen.
+var knownNames = slices.Concat(messageFields, delayFields, []string{"messages"})
+
 // decodeMessages decodes a produce request body: one message object, or
 // {"messages": [...]} holding at least one. Every error is an *sdk.Error;
 // one the client caused has CodeIllegal and a message naming the offending
@@ -61,6 +66,9 @@ type bodyDecoder struct {
 	// delay, when not nil, makes the decoder accept delayFields and collect
 	// what they say (decodeDelayed).
 	delay *delayDecoding
+	// lines is set for an NDJSON body, whose message objects are named by
+	// line ("line 3: key") rather than by index ("messages[2].key").
+	lines bool
 }
 
 func newBodyDecoder(body []byte) *bodyDecoder {
@@ -122,6 +130,36 @@ func (d *bodyDecoder) wrongType(format string, args ...any) error {
 	return illegalf(format, args...)
 }
 
+// fieldName reads a message object's member name as name does, returning
+// a member of knownNames rather than a new string when it is one: most of
+// a body's names are.
+func (d *bodyDecoder) fieldName() (string, bool, error) {
+	k, err := d.peek()
+	if err != nil {
+		return "", false, err
+	}
+	if k == '}' {
+		_, err := d.dec.ReadToken()
+		return "", false, err
+	}
+	raw, err := d.dec.ReadValue()
+	if err != nil {
+		return "", false, err
+	}
+	name := raw[1 : len(raw)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		if name, err = jsontext.AppendUnquote(nil, raw); err != nil {
+			return "", false, err
+		}
+	}
+	for _, known := range knownNames {
+		if string(name) == known {
+			return known, true, nil
+		}
+	}
+	return string(name), true, nil
+}
+
 // name reads an object member's name, or reports the end of the object.
 func (d *bodyDecoder) name() (string, bool, error) {
 	k, err := d.peek()
@@ -149,12 +187,12 @@ func (d *bodyDecoder) top() ([]produce.Message, error) {
 	if _, err := d.dec.ReadToken(); err != nil {
 		return nil, err
 	}
-	single := messageBuilder{d: d}
+	single := messageBuilder{d: d, index: -1}
 	var batch []produce.Message
 	sawMessages := false
 	firstField := "" // the first message field at the top level
 	for {
-		name, ok, err := d.name()
+		name, ok, err := d.fieldName()
 		if err != nil {
 			return nil, err
 		}
@@ -227,11 +265,10 @@ func (d *bodyDecoder) batch() ([]produce.Message, error) {
 			}
 			break
 		}
-		path := "messages[" + strconv.Itoa(i) + "]"
 		if k != '{' {
-			return nil, d.wrongType("%s: must be a message object", path)
+			return nil, d.wrongType("messages[%d]: must be a message object", i)
 		}
-		m, err := d.object(path)
+		m, err := d.object(i)
 		if err != nil {
 			return nil, err
 		}
@@ -243,14 +280,14 @@ func (d *bodyDecoder) batch() ([]produce.Message, error) {
 	return msgs, nil
 }
 
-// object decodes one message object of a batch.
-func (d *bodyDecoder) object(path string) (produce.Message, error) {
+// object decodes message object index of a batch (its line in NDJSON).
+func (d *bodyDecoder) object(index int) (produce.Message, error) {
 	if _, err := d.dec.ReadToken(); err != nil { // the '{' peeked by the caller
 		return produce.Message{}, err
 	}
-	b := messageBuilder{d: d, path: path}
+	b := messageBuilder{d: d, index: index}
 	for {
-		name, ok, err := d.name()
+		name, ok, err := d.fieldName()
 		if err != nil {
 			return produce.Message{}, err
 		}
@@ -258,7 +295,7 @@ func (d *bodyDecoder) object(path string) (produce.Message, error) {
 			return b.finish()
 		}
 		if !d.isField(name) {
-			return produce.Message{}, illegalf("%s: unknown field %q", path, name)
+			return produce.Message{}, illegalf("%s: unknown field %q", b.path(), name)
 		}
 		if err := b.field(name); err != nil {
 			return produce.Message{}, err
@@ -268,10 +305,13 @@ func (d *bodyDecoder) object(path string) (produce.Message, error) {
 
 // messageBuilder collects the fields of one message object.
 type messageBuilder struct {
-	d      *bodyDecoder
-	path   string // "" for a single message
-	m      produce.Message
-	seen   []string
+	d *bodyDecoder
+	// index is the message's in a batch, its line in NDJSON, -1 for a
+	// single message.
+	index int
+	m     produce.Message
+	// seen has bit i set once knownNames[i] was given.
+	seen   uint16
 	value  bool // value or value_base64 was given
 	inited bool
 	// due is the delay field given (delay_ms or deliver_at_ms), "" for
@@ -282,11 +322,27 @@ type messageBuilder struct {
 	loop  *loopFields
 }
 
-func (b *messageBuilder) name(field string) string {
-	if b.path == "" {
-		return field
+// path names the message in errors: "messages[2]", "line 3", or "" for a
+// single message.
+func (b *messageBuilder) path() string {
+	switch {
+	case b.index < 0:
+		return ""
+	case b.d.lines:
+		return "line " + strconv.Itoa(b.index)
 	}
-	return b.path + "." + field
+	return "messages[" + strconv.Itoa(b.index) + "]"
+}
+
+// name names field of the message in errors.
+func (b *messageBuilder) name(field string) string {
+	switch {
+	case b.index < 0:
+		return field
+	case b.d.lines:
+		return b.path() + ": " + field
+	}
+	return b.path() + "." + field
 }
 
 // field decodes the value of field, the next value in the body.
@@ -294,10 +350,11 @@ func (b *messageBuilder) field(field string) error {
 	if !b.inited {
 		b.m.Partition, b.inited = sdk.PartitionHash, true
 	}
-	if slices.Contains(b.seen, field) {
+	bit := uint16(1) << slices.Index(knownNames, field)
+	if b.seen&bit != 0 {
 		return illegalf("%s: given twice", b.name(field))
 	}
-	b.seen = append(b.seen, field)
+	b.seen |= bit
 	k, err := b.d.peek()
 	if err != nil {
 		return err
@@ -347,7 +404,7 @@ func (b *messageBuilder) field(field string) error {
 		if err != nil {
 			return err
 		}
-		p, err := decodeInt(raw, 32, b.name(field))
+		p, err := b.int(raw, 32, field)
 		if err != nil {
 			return err
 		}
@@ -360,7 +417,7 @@ func (b *messageBuilder) field(field string) error {
 		if err != nil {
 			return err
 		}
-		h, err := decodeInt(raw, 64, b.name(field))
+		h, err := b.int(raw, 64, field)
 		if err != nil {
 			return err
 		}
@@ -373,7 +430,7 @@ func (b *messageBuilder) field(field string) error {
 		if err != nil {
 			return err
 		}
-		ms, err := decodeInt(raw, 64, b.name(field))
+		ms, err := b.int(raw, 64, field)
 		if err != nil {
 			return err
 		}
@@ -485,10 +542,19 @@ func (b *messageBuilder) finish() (produce.Message, error) {
 // required reports a missing field of the message: msg, after the
 // message's path in a batch.
 func (b *messageBuilder) required(msg string) error {
-	if b.path == "" {
+	if b.index < 0 {
 		return illegalf("%s", msg)
 	}
-	return illegalf("%s: %s", b.path, msg)
+	return illegalf("%s: %s", b.path(), msg)
+}
+
+// int decodes raw, the value of field, as decodeInt does, naming the
+// field only when it fails.
+func (b *messageBuilder) int(raw []byte, bits int, field string) (int64, error) {
+	if n, err := strconv.ParseInt(string(raw), 10, bits); err == nil {
+		return n, nil
+	}
+	return decodeInt(raw, bits, b.name(field))
 }
 
 // decodeInt decodes raw as a JSON integer that fits in bits bits.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -56,7 +57,7 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	defer charge.Release()
-	msgs, err := decodeMessages(body)
+	msgs, err := decodeProduceBody(c.Request, body)
 	if err == nil {
 		err = s.checkLimits(msgs)
 	}
@@ -88,7 +89,10 @@ func (s *Server) produce(c *gin.Context) {
 
 	out := make([]produceResult, len(results))
 	failed, sameCode := 0, true
-	for i, r := range results {
+	for i := range results {
+		// A pointer into results: the result's Partition and Offset are
+		// pointed to without a copy of each escaping to the heap.
+		r := &results[i]
 		if r.Err == nil {
 			out[i] = produceResult{Partition: &r.Partition, Offset: &r.Offset, Code: sdk.CodeOK}
 			continue
@@ -104,7 +108,38 @@ func (s *Server) produce(c *gin.Context) {
 		abortWithCode(c, out[0].Code, out[0].Message)
 		return
 	}
-	c.PureJSON(http.StatusOK, produceResponse{Results: out})
+	sendAppended(c, func(b []byte) []byte { return appendProduceAnswer(b, out) })
+}
+
+// appendProduceAnswer appends the 200 body of a produce, the bytes
+// encoding/json writes for produceResponse{Results: results}.
+func appendProduceAnswer(b []byte, results []produceResult) []byte {
+	b = append(b, `{"results":[`...)
+	for i := range results {
+		r := &results[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if r.Partition != nil {
+			b = append(b, `"partition":`...)
+			b = strconv.AppendInt(b, int64(*r.Partition), 10)
+			b = append(b, ',')
+		}
+		if r.Offset != nil {
+			b = append(b, `"offset":`...)
+			b = strconv.AppendInt(b, *r.Offset, 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"code":`...)
+		b = strconv.AppendInt(b, int64(r.Code), 10)
+		if r.Message != "" {
+			b = append(b, `,"message":`...)
+			b = appendJSONString(b, r.Message, false)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
 }
 
 // asyncResponse is the 202 body of an async produce: every message is
