@@ -55,10 +55,18 @@ func decodeRaw(h http.Header, query url.Values, body []byte) ([]produce.Message,
 	m := produce.Message{Value: nonNil(body), Partition: sdk.PartitionHash}
 	var props []sdk.Header
 	var encoded []string
-	for name, values := range h {
-		if !strings.HasPrefix(name, mqgateHeaderPrefix) {
-			continue
+	// In sorted order, so the headers come out sorted by name (a name's
+	// values in the order sent) and, of two bad headers, the error always
+	// names the same one.
+	var names []string
+	for name := range h {
+		if strings.HasPrefix(name, mqgateHeaderPrefix) {
+			names = append(names, name)
 		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		values := h[name]
 		switch {
 		case name == push.HeaderPropEncoded:
 			encoded = values
@@ -88,8 +96,6 @@ func decodeRaw(h http.Header, query url.Values, body []byte) ([]produce.Message,
 		}
 		m.Key = []byte(key[0])
 	}
-	// Map order is random: names sorted, a name's values kept in order.
-	slices.SortStableFunc(props, func(a, b sdk.Header) int { return strings.Compare(a.Key, b.Key) })
 	for _, v := range encoded {
 		for field := range strings.SplitSeq(v, ",") {
 			p, err := decodeEncodedProp(strings.TrimSpace(field))
