@@ -196,6 +196,7 @@ func (d *delivered) writer() {
 				r.done(err)
 				d.pending.Done()
 			}
+			clear(batch) // let the items go
 		}
 		if stopping && len(batch) == 0 {
 			return
