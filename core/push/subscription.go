@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -144,7 +143,7 @@ func newSubscription(svc *Service, cfg *config.Push) (*subscription, error) {
 	if cfg.Delivery >= 2 {
 		// state_dir is used as written, relative to the working directory
 		// like producer.spool_dir.
-		if s.record, err = openDelivered(filepath.Join(cfg.StateDir, cfg.Name+".db"), cfg.Delivery == 3); err != nil {
+		if s.record, err = openDelivered(cfg.StateDir, cfg.Name, cfg.Delivery == 3, s.logger); err != nil {
 			return nil, fmt.Errorf("push %s: %w", cfg.Name, err)
 		}
 	}
@@ -200,6 +199,9 @@ func (s *subscription) run(ctx, work context.Context) {
 	s.notifyLocked()
 	s.mu.Unlock()
 	workers.Wait()
+	if s.record != nil {
+		s.record.Flush() // the acks of what was delivered
+	}
 }
 
 // pull takes messages of one topic while there is room.
@@ -431,13 +433,22 @@ func (s *subscription) attempt(ctx context.Context, it *item) {
 	}
 	switch o.verdict {
 	case verdictOK:
-		if s.record != nil {
-			if err := s.record.Add(ctx, it.msg.Topic, it.msg.Qid, it.msg.Offset); err != nil {
+		if s.record == nil {
+			s.delivered.Add(1)
+			s.settle(it, settleAck, "")
+			return
+		}
+		// The worker goes on; the message is acked once the record holds
+		// it, so the group never commits past what a restart would send
+		// again. Its lane waits for that: with order key or partition,
+		// what a crash may repeat stays the one message per lane.
+		s.record.Add(it.msg.Topic, it.msg.Qid, it.msg.Offset, func(err error) {
+			if err != nil {
 				s.logger.Error("recording a delivered message; a restart may send it again", "topic", it.msg.Topic, "qid", it.msg.Qid, "offset", it.msg.Offset, "error", err)
 			}
-		}
-		s.delivered.Add(1)
-		s.settle(it, settleAck, "")
+			s.delivered.Add(1)
+			s.settle(it, settleAck, "")
+		})
 	case verdictReject:
 		s.failed(it, o.why, tgt)
 		s.settle(it, settleDeadLetter, o.why)

@@ -18,8 +18,10 @@ import (
 // FileName is the lock file made in a locked directory.
 const FileName = "mqgate.lock"
 
-// HeldError is the error of Acquire when another process holds the lock.
+// HeldError is the error of Acquire and AcquireFile when another process
+// holds the lock.
 type HeldError struct {
+	// Dir is the directory locked, or the lock file for AcquireFile.
 	Dir string
 	// PID is the holder's process id, 0 when it could not be read.
 	PID int
@@ -40,17 +42,29 @@ type Lock struct {
 // Acquire locks dir, which must exist, without waiting. It fails with a
 // *HeldError when another process (or another Lock of this one) holds it.
 func Acquire(dir string) (*Lock, error) {
-	path := filepath.Join(dir, FileName)
+	return acquire(filepath.Join(dir, FileName), dir)
+}
+
+// AcquireFile locks the lock file at path (creating it; its directory must
+// exist), for what is finer than a directory: one of several stores that
+// share one. It fails with a *HeldError when another process (or another
+// Lock of this one) holds it.
+func AcquireFile(path string) (*Lock, error) {
+	return acquire(path, path)
+}
+
+// acquire locks the file at path; name is what errors call it.
+func acquire(path, name string) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
+		return nil, fmt.Errorf("locking %s: %w", name, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, &HeldError{Dir: dir, PID: holder(path)}
+			return nil, &HeldError{Dir: name, PID: holder(path)}
 		}
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
+		return nil, fmt.Errorf("locking %s: %w", name, err)
 	}
 	// The pid is for the message another process shows; the lock is the
 	// flock, not the file's content.

@@ -37,3 +37,24 @@ func TestMissingDirectory(t *testing.T) {
 		t.Fatalf("Acquire of a missing directory = %v; want an error that is not HeldError", err)
 	}
 }
+
+// AcquireFile locks one file, so that stores sharing a directory each
+// have a lock of their own.
+func TestAcquireFileLocksOneFile(t *testing.T) {
+	dir := t.TempDir()
+	a, err := AcquireFile(dir + "/a.lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := AcquireFile(dir + "/b.lock")
+	if err != nil {
+		t.Fatalf("a second file in the same directory: %v", err)
+	}
+	_, err = AcquireFile(dir + "/a.lock")
+	var held *HeldError
+	if !errors.As(err, &held) || held.Dir != dir+"/a.lock" {
+		t.Fatalf("a.lock again = %v; want a *HeldError naming it", err)
+	}
+	a.Release()
+	b.Release()
+}
