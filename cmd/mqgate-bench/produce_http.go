@@ -26,7 +26,8 @@ import (
 // calls in flight. Both wait for the broker's acknowledgement of every
 // batch, so the comparison is like for like. -format picks the body:
 // a JSON batch, NDJSON, or raw (one message per request, its value the
-// body and its key in X-Mqgate-Key; the direct side keeps batches of B).
+// body and its key in X-Mqgate-Key; the direct side then produces one
+// record per call too).
 var produceHTTP = scenario{
 	name:  "produce-http",
 	about: "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|raw)",
@@ -53,7 +54,6 @@ var produceHTTP = scenario{
 				key := http.Header{"X-Mqgate-Key": {strconv.Itoa(call)}}
 				return postWith(client, url, "application/octet-stream", key, value, http.StatusOK)
 			}
-			p.batch = 1
 		default:
 			return result{}, fmt.Errorf("-format must be json, ndjson or raw, not %q", p.format)
 		}
@@ -64,6 +64,12 @@ var produceHTTP = scenario{
 		return runCalls(p, func(_, call int) error { return post(call) }), nil
 	},
 	direct: directProduce,
+	adjust: func(p params) params {
+		if p.format == "raw" {
+			p.batch = 1 // one message per request, so one record per call
+		}
+		return p
+	},
 }
 
 // directProduce is every produce scenario's direct side: a franz-go client
