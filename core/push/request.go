@@ -166,26 +166,31 @@ func (s *subscription) newRequest(ctx context.Context, rawURL string, own bool, 
 	if err != nil {
 		return nil, err
 	}
-	h := req.Header
-	h.Set("Content-Type", p.ctype)
-	h.Set("User-Agent", "mqgate-push")
+	// A map sized for the headers to come, and the fixed headers' values
+	// in one array: a request's headers cost a few allocations, not two
+	// or three each.
+	h := make(http.Header, fixedHeaders+len(m.Headers)+len(s.cfg.Headers)+len(p.extra))
+	req.Header = h
+	fixed := headerSetter{h: h, vals: make([]string, 0, fixedHeaders)}
+	fixed.set("Content-Type", p.ctype)
+	fixed.set("User-Agent", "mqgate-push")
 	if s.cfg.Envelope == "raw" {
-		h.Set(HeaderTopic, m.Topic)
+		fixed.set(HeaderTopic, m.Topic)
 		if m.Key != nil {
 			if validValue(m.Key) {
-				h.Set(HeaderKey, string(m.Key))
+				fixed.set(HeaderKey, string(m.Key))
 			} else {
-				h.Set(HeaderKeyBase64, base64.StdEncoding.EncodeToString(m.Key))
+				fixed.set(HeaderKeyBase64, base64.StdEncoding.EncodeToString(m.Key))
 			}
 		}
 		if m.Tags != "" && validValue([]byte(m.Tags)) {
-			h.Set(HeaderTags, m.Tags)
+			fixed.set(HeaderTags, m.Tags)
 		}
 		if id := delayID(m); id != "" && validValue([]byte(id)) {
-			h.Set(HeaderDelayID, id)
+			fixed.set(HeaderDelayID, id)
 		}
 		if !m.Timestamp.IsZero() {
-			h.Set(HeaderTimestampMs, strconv.FormatInt(m.Timestamp.UnixMilli(), 10))
+			fixed.set(HeaderTimestampMs, strconv.FormatInt(m.Timestamp.UnixMilli(), 10))
 		}
 		for _, p := range m.Headers {
 			if httpguts.ValidHeaderFieldName(p.Key) && validValue(p.Value) {
@@ -195,9 +200,9 @@ func (s *subscription) newRequest(ctx context.Context, rawURL string, own bool, 
 			}
 		}
 	}
-	h.Set(HeaderQid, m.Qid)
-	h.Set(HeaderOffset, strconv.FormatInt(m.Offset, 10))
-	h.Set(HeaderAttempt, strconv.Itoa(it.attempt))
+	fixed.set(HeaderQid, m.Qid)
+	fixed.set(HeaderOffset, strconv.FormatInt(m.Offset, 10))
+	fixed.set(HeaderAttempt, strconv.Itoa(it.attempt))
 	if p.ddmq != nil {
 		// The message's own headers first: the config's win over them.
 		for _, kv := range p.ddmq.headers {
@@ -219,6 +224,23 @@ func (s *subscription) newRequest(ctx context.Context, rawURL string, own bool, 
 		req.Host = s.cfg.HostHeader
 	}
 	return req, nil
+}
+
+// fixedHeaders is how many headers of a request newRequest sets by name:
+// Content-Type, User-Agent and the X-Mqgate- ones.
+const fixedHeaders = 10
+
+// headerSetter sets headers whose names are canonical already (constants),
+// their values sharing one array.
+type headerSetter struct {
+	h    http.Header
+	vals []string
+}
+
+func (f *headerSetter) set(name, v string) {
+	f.vals = append(f.vals, v)
+	n := len(f.vals)
+	f.h[name] = f.vals[n-1 : n : n]
 }
 
 // validValue reports whether v can be sent as an HTTP header value as it
@@ -285,7 +307,10 @@ const (
 // of SUCCESS, RETRY or DROP overrides the status code, as Dapr apps
 // answer.
 func classify(resp *http.Response) outcome {
-	reply, _ := io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes)) // a short read leaves the status code to decide
+	var reply []byte
+	if resp.Body != http.NoBody { // net/http's client gives NoBody for an empty answer, the usual one
+		reply, _ = io.ReadAll(io.LimitReader(resp.Body, maxReplyBytes)) // a short read leaves the status code to decide
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
 	code := resp.StatusCode
 	if st, ok := replyStatus(reply); ok {
