@@ -58,6 +58,11 @@ type session struct {
 	failure    error // why the stream ended, for callers
 	// pulls counts the pulls waiting on the session.
 	pulls int
+	// failing is at least the number of failed messages waiting to be
+	// handed out again: failLocked counts one up, nextRedoLocked sets it
+	// to the count its scan finds. While it is 0, pulls need not look
+	// through the messages out for redeliveries.
+	failing int
 	// lastServed orders the sessions of a group for pulls without a
 	// topic (see Service.pullGroup): the Service.served count when one
 	// last took messages from it.
@@ -460,12 +465,17 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 		// Redeliveries first: failed or timed-out messages whose backoff
 		// is over.
 		var redo []int64
-		for off, f := range q.out {
-			if !f.dead && !f.redoAt.IsZero() && !f.redoAt.After(now) {
-				redo = append(redo, off)
+		if s.failing > 0 {
+			for off, f := range q.out {
+				if !f.dead && !f.redoAt.IsZero() && !f.redoAt.After(now) {
+					redo = append(redo, off)
+				}
 			}
+			slices.Sort(redo)
 		}
-		slices.Sort(redo)
+		if len(redo) == 0 && len(q.buf) > 0 && len(q.out) < s.set.MaxInFlight {
+			msgs = make([]Message, 0, min(max, len(q.buf), s.set.MaxInFlight-len(q.out)))
+		}
 		for _, off := range redo {
 			if len(msgs) >= max {
 				break
@@ -475,15 +485,21 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 			f.redoAt = time.Time{}
 			f.deadline = deadline(now, s.set.AckTimeout, hold)
 			msgs = append(msgs, toMessage(f.rec, f.attempt))
-			s.svc.metrics.redeliveries.WithLabelValues(s.group, q.topic).Inc()
 		}
+		if len(msgs) > 0 {
+			s.svc.metrics.redeliveries.WithLabelValues(s.group, q.topic).Add(float64(len(msgs)))
+		}
+		fresh := 0
 		for len(msgs) < max && len(q.buf) > 0 && len(q.out) < s.set.MaxInFlight {
 			r := q.buf[0]
 			q.buf = q.buf[1:]
 			s.buffered--
 			q.out[r.Offset] = &flight{rec: r, attempt: 1, deadline: deadline(now, s.set.AckTimeout, hold)}
-			s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Inc()
+			fresh++
 			msgs = append(msgs, toMessage(r, 1))
+		}
+		if fresh > 0 {
+			s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Add(float64(fresh))
 		}
 		if len(msgs) > 0 {
 			slices.SortFunc(msgs, func(a, b Message) int { return int(a.Offset - b.Offset) })
@@ -510,15 +526,24 @@ func deadline(now time.Time, timeout time.Duration, hold bool) time.Time {
 }
 
 // nextRedoLocked is when the earliest failed message may go out again.
+// It recounts s.failing on the way.
 func (s *session) nextRedoLocked() time.Time {
+	if s.failing == 0 {
+		return time.Time{}
+	}
 	var t time.Time
+	failing := 0
 	for _, q := range s.qids {
 		for _, f := range q.out {
-			if !f.dead && !f.redoAt.IsZero() && (t.IsZero() || f.redoAt.Before(t)) {
-				t = f.redoAt
+			if !f.dead && !f.redoAt.IsZero() {
+				failing++
+				if t.IsZero() || f.redoAt.Before(t) {
+					t = f.redoAt
+				}
 			}
 		}
 	}
+	s.failing = failing
 	return t
 }
 
@@ -654,6 +679,7 @@ func (s *session) failLocked(f *flight, now time.Time, why string) {
 	}
 	backoff := s.set.RetryBackoff << (f.attempt - 1)
 	f.redoAt = now.Add(min(backoff, s.set.RetryBackoffMax))
+	s.failing++
 }
 
 // maintain times out unacked messages, dead-letters spent ones, commits
