@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"cmp"
+	"fmt"
 	"math/bits"
 	"sync"
 
@@ -21,10 +23,13 @@ type vtMessage interface {
 	UnmarshalVT([]byte) error
 }
 
-// codec is the plugin protocol's gRPC codec, on both ends. It writes the
-// same protobuf bytes as gRPC's own codec, so either end may use the
-// other's (a plugin built with an older sdk, say), but through the
-// generated code, and into buffers from pool. It keeps the name "proto".
+// codec is the plugin protocol's gRPC codec, on both ends. For every
+// message gRPC's own codec accepts it writes and reads the same protobuf
+// bytes, so either end may use the other's (a plugin built with an older
+// sdk, say), but through the generated code, and into buffers from pool.
+// It keeps the name "proto". One difference: the generated code does not
+// check that string fields are UTF-8, which gRPC's codec refuses on both
+// ends (a Thrift client's tags can be any bytes; Go plugins take them).
 type codec struct {
 	fallback encoding.CodecV2
 	pool     mem.BufferPool
@@ -40,13 +45,19 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	size := m.SizeVT()
 	if mem.IsBelowBufferPoolingThreshold(size) {
 		buf := make([]byte, size)
-		if _, err := m.MarshalToSizedBufferVT(buf); err != nil {
-			return nil, err
+		if n, err := m.MarshalToSizedBufferVT(buf); err != nil || n != size {
+			return nil, cmp.Or(err, fmt.Errorf("proto: message of %d bytes marshalled to %d (changed concurrently?)", size, n))
 		}
 		return mem.BufferSlice{mem.SliceBuffer(buf)}, nil
 	}
 	buf := c.pool.Get(size)
-	if _, err := m.MarshalToSizedBufferVT((*buf)[:size]); err != nil {
+	n, err := m.MarshalToSizedBufferVT((*buf)[:size])
+	if err == nil && n != size {
+		// Changed while being marshalled: the buffer, not zeroed, would
+		// carry stale bytes.
+		err = fmt.Errorf("proto: message of %d bytes marshalled to %d (changed concurrently?)", size, n)
+	}
+	if err != nil {
 		c.pool.Put(buf)
 		return nil, err
 	}

@@ -16,7 +16,7 @@ import (
 // Errors come back as *Error with the plugin's codes; a plugin that is gone
 // gives CodeUnavailable.
 func NewBackendClient(c pb.BackendClient) Backend {
-	return &backendClient{c: c, stream: &produceStream{c: c}}
+	return &backendClient{c: c, stream: newProduceStream(c)}
 }
 
 type backendClient struct {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -73,7 +75,10 @@ func (s *backendServer) ProduceStream(stream pb.Backend_ProduceStreamServer) err
 type produceStream struct {
 	c pb.BackendClient
 
-	sendMu sync.Mutex // serializes Send; never held with mu
+	// sendSlot, of capacity 1, is the right to Send: a caller waits for
+	// it as long as its context lasts, never longer. Never taken with mu
+	// held.
+	sendSlot chan struct{}
 
 	mu          sync.Mutex
 	stream      pb.Backend_ProduceStreamClient // nil when none is open
@@ -81,6 +86,13 @@ type produceStream struct {
 	pending     map[uint64]chan streamAnswer
 	nextID      uint64
 	unsupported bool
+	// stalled is a stream given up on because a Send in it outlasted its
+	// caller: the plugin stopped reading it.
+	stalled pb.Backend_ProduceStreamClient
+}
+
+func newProduceStream(c pb.BackendClient) *produceStream {
+	return &produceStream{c: c, sendSlot: make(chan struct{}, 1)}
 }
 
 // streamAnswer is a batch's result, or why the stream could not give it.
@@ -96,15 +108,13 @@ var errUseUnary = errors.New("ProduceStream not served")
 // produce sends records as one batch on the stream and waits for its
 // result; ok is false when the call must go as a unary Produce instead.
 func (p *produceStream) produce(ctx context.Context, records []*pb.Record) (results []*pb.ProduceResult, ok bool, err error) {
-	batch := &pb.ProduceBatch{Records: records}
-	if d, has := ctx.Deadline(); has {
-		batch.TimeoutMs = max(1, time.Until(d).Milliseconds())
-	}
-	if batch.SizeVT() > MaxMessageBytes {
+	batch := &pb.ProduceBatch{Records: records, Id: math.MaxUint64, TimeoutMs: math.MaxInt64}
+	if batch.SizeVT() > MaxMessageBytes { // sized with the largest id and time limit
 		// Too large for one message: a unary call refuses it with the
 		// code of a batch too large, where a Send would end the stream.
 		return nil, false, nil
 	}
+	batch.TimeoutMs = 0
 	stream, ch, err := p.register(batch)
 	if errors.Is(err, errUseUnary) {
 		return nil, false, nil
@@ -112,13 +122,10 @@ func (p *produceStream) produce(ctx context.Context, records []*pb.Record) (resu
 	if err != nil {
 		return nil, true, err
 	}
-	p.sendMu.Lock()
-	// A failed Send has ended the stream (gRPC finishes a client stream
-	// on any Send error), so Recv fails too, with the stream's status,
-	// and the receiving goroutine answers every pending batch with it,
-	// this one included.
-	_ = stream.Send(batch)
-	p.sendMu.Unlock()
+	if err := p.send(ctx, stream, batch); err != nil {
+		p.forget(batch.Id)
+		return nil, true, err
+	}
 	select {
 	case a := <-ch:
 		if errors.Is(a.err, errUseUnary) {
@@ -133,8 +140,60 @@ func (p *produceStream) produce(ctx context.Context, records []*pb.Record) (resu
 		return a.res.Results, true, nil
 	case <-ctx.Done():
 		p.forget(batch.Id)
-		// What a unary call whose context ends gives.
-		return nil, true, fromStatus(status.FromContextError(ctx.Err()).Err())
+		return nil, true, ctxError(ctx)
+	}
+}
+
+// send sends batch on stream once it may, with the time its caller has
+// left. A caller whose context ends first does not send it and gets what
+// a unary call whose context ends gives. If the plugin stops reading the
+// stream, a Send blocks on gRPC's flow control; once its caller's context
+// ends the stream is given up (stall), which ends the Send and fails the
+// batches pending on it with code 17, so no caller waits past its
+// context.
+func (p *produceStream) send(ctx context.Context, stream pb.Backend_ProduceStreamClient, batch *pb.ProduceBatch) error {
+	select {
+	case p.sendSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
+	defer func() { <-p.sendSlot }()
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	if d, has := ctx.Deadline(); has {
+		batch.TimeoutMs = max(1, time.Until(d).Milliseconds())
+	}
+	var sending atomic.Bool
+	sending.Store(true)
+	stop := context.AfterFunc(ctx, func() {
+		if sending.Load() {
+			p.stall(stream)
+		}
+	})
+	// A failed Send has ended the stream (gRPC finishes a client stream
+	// on any Send error), so Recv fails too, with the stream's status,
+	// and the receiving goroutine answers every pending batch with it,
+	// this one included.
+	_ = stream.Send(batch)
+	sending.Store(false)
+	stop()
+	return nil
+}
+
+// ctxError is what a unary call whose context ended gives.
+func ctxError(ctx context.Context) error {
+	return fromStatus(status.FromContextError(ctx.Err()).Err())
+}
+
+// stall gives stream up: its Send outlasted the caller's context, so the
+// plugin is not reading it.
+func (p *produceStream) stall(stream pb.Backend_ProduceStreamClient) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == stream {
+		p.stalled = stream
+		p.cancel()
 	}
 }
 
@@ -200,12 +259,16 @@ func (p *produceStream) ended(stream pb.Backend_ProduceStreamClient, err error) 
 	pending := p.pending
 	p.stream, p.pending = nil, nil
 	p.cancel()
-	if status.Code(err) == codes.Unimplemented {
+	switch {
+	case p.stalled == stream:
+		p.stalled = nil
+		err = Errorf(CodeUnavailable, "backend unavailable: the plugin stopped reading its produce stream")
+	case status.Code(err) == codes.Unimplemented:
 		p.unsupported = true
 		err = errUseUnary
-	} else if errors.Is(err, io.EOF) {
+	case errors.Is(err, io.EOF):
 		err = Errorf(CodeUnavailable, "backend unavailable: produce stream closed by the plugin")
-	} else {
+	default:
 		err = fromStatus(err)
 	}
 	p.mu.Unlock()

@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,7 @@ type streamPlugin struct {
 	pb.BackendServer
 	noStream   bool
 	failFirst  bool
+	neverRead  bool // its streams read nothing: a hung plugin
 	streams    atomic.Int32
 	unaryCalls atomic.Int32
 }
@@ -59,6 +61,10 @@ func (s *streamPlugin) ProduceStream(stream pb.Backend_ProduceStreamServer) erro
 	n := s.streams.Add(1)
 	if s.noStream {
 		return status.Error(codes.Unimplemented, "method ProduceStream not implemented")
+	}
+	if s.neverRead {
+		<-stream.Context().Done()
+		return stream.Context().Err()
 	}
 	if s.failFirst && n == 1 {
 		if _, err := stream.Recv(); err != nil {
@@ -176,5 +182,59 @@ func TestProduceStreamCallerGivesUp(t *testing.T) {
 	res, err = produceKeys(b, context.Background(), "t", "after")
 	if err != nil || res[0].Qid != "after" {
 		t.Fatalf("the call after the late answer got %+v, %v", res, err)
+	}
+}
+
+// A plugin that stops reading its stream fills gRPC's flow-control window,
+// and a Send then blocks. No caller waits past its own deadline for that:
+// each gets a timeout or code 17, and the stream is given up, so the next
+// call opens a new one.
+func TestProduceStreamStalledPluginFreesCallers(t *testing.T) {
+	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{}), neverRead: true}
+	b := dialStreamPlugin(t, plugin)
+	big := make([]byte, 5<<20) // past the stream's 8 MiB window in two batches
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			_, err := b.Produce(ctx, []sdk.Record{{Topic: "t", Value: big}})
+			errs <- err
+		}()
+	}
+	for i := range 3 {
+		select {
+		case err := <-errs:
+			if c := sdk.CodeOf(err); c != sdk.CodeTimeout && c != sdk.CodeUnavailable {
+				t.Errorf("caller %d got %v (code %d), want code 12 or 17", i, err, c)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("caller %d is still blocked long after its 300 ms deadline", i)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, _ = produceKeys(b, ctx, "t", "after")
+	if n := plugin.streams.Load(); n < 2 {
+		t.Errorf("%d streams opened, want a new one after the stalled one was given up", n)
+	}
+}
+
+// A plugin built before ProduceStream gets unary calls, and their errors
+// keep their codes and lastingness as the stream's do.
+func TestUnaryProduceKeepsErrorCodes(t *testing.T) {
+	for _, fail := range []error{
+		sdk.Errorf(sdk.CodeTopicNotExist, "topic gone does not exist"),
+		sdk.Lasting(sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed")),
+	} {
+		plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&memBackend{failWith: fail}), noStream: true}
+		b := dialStreamPlugin(t, plugin)
+		_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "gone"}})
+		if sdk.CodeOf(err) != sdk.CodeOf(fail) || err.Error() != fail.Error() || errors.Is(err, sdk.ErrLasting) != errors.Is(fail, sdk.ErrLasting) {
+			t.Errorf("unary Produce error = %v (code %d, lasting %v), want %v", err, sdk.CodeOf(err), errors.Is(err, sdk.ErrLasting), fail)
+		}
+		if plugin.unaryCalls.Load() != 1 {
+			t.Errorf("%d unary calls, want 1", plugin.unaryCalls.Load())
+		}
 	}
 }

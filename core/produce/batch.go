@@ -46,7 +46,9 @@ func newBatcher(b sdk.Backend, linger time.Duration, maxMessages, maxBytes int, 
 
 // send produces records, sharing a plugin call with concurrent senders.
 // It returns when the call that carried them answers or ctx ends; in the
-// latter case the records may still be produced.
+// latter case the records may still be produced. A call made in the
+// caller's own goroutine (a lone or big request) relies on the backend to
+// honour ctx, as the plugin host and the plugin client do.
 func (b *batcher) send(ctx context.Context, records []sdk.Record) ([]sdk.ProduceResult, error) {
 	size := recordsBytes(records)
 	req := &batchRequest{ctx: ctx, records: records, done: make(chan batchResult, 1)}

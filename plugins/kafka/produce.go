@@ -147,7 +147,7 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	b.wg.Add(1)
 	b.mu.Unlock()
 	// Each record's promise writes its own result; the last one done
-	// closes done. No goroutine waits on the client for the call.
+	// closes done.
 	done := make(chan struct{})
 	var left atomic.Int64
 	left.Store(int64(len(send)))
@@ -172,9 +172,14 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 			close(done)
 		}
 	}
-	for _, kr := range send {
-		c.producer.Produce(base, kr, promise)
-	}
+	// Produce blocks while the client holds its most buffered records
+	// (until records are done), whatever ctx says: it runs in a goroutine
+	// so this call still answers by its deadline, keeping order.
+	go func() {
+		for _, kr := range send {
+			c.producer.Produce(base, kr, promise)
+		}
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
