@@ -89,6 +89,8 @@ type produceStream struct {
 	// stalled is a stream given up on because a Send in it outlasted its
 	// caller: the plugin stopped reading it.
 	stalled pb.Backend_ProduceStreamClient
+	// opening is closed when the stream being opened is open or failed.
+	opening chan struct{}
 }
 
 func newProduceStream(c pb.BackendClient) *produceStream {
@@ -115,7 +117,7 @@ func (p *produceStream) produce(ctx context.Context, records []*pb.Record) (resu
 		return nil, false, nil
 	}
 	batch.TimeoutMs = 0
-	stream, ch, err := p.register(batch)
+	stream, ch, err := p.register(ctx, batch)
 	if errors.Is(err, errUseUnary) {
 		return nil, false, nil
 	}
@@ -198,28 +200,66 @@ func (p *produceStream) stall(stream pb.Backend_ProduceStreamClient) {
 }
 
 // register opens the stream if none is, and notes batch as pending on it.
-func (p *produceStream) register(batch *pb.ProduceBatch) (pb.Backend_ProduceStreamClient, chan streamAnswer, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.unsupported {
-		return nil, nil, errUseUnary
-	}
-	if p.stream == nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		stream, err := p.c.ProduceStream(ctx)
-		if err != nil {
-			cancel()
-			return nil, nil, fromStatus(err)
+// Opening may wait while gRPC connects; it happens outside mu, bounded by
+// ctx, and concurrent callers wait for the one opening, as long as their
+// own ctx lasts.
+func (p *produceStream) register(ctx context.Context, batch *pb.ProduceBatch) (pb.Backend_ProduceStreamClient, chan streamAnswer, error) {
+	for {
+		p.mu.Lock()
+		switch {
+		case p.unsupported:
+			p.mu.Unlock()
+			return nil, nil, errUseUnary
+		case p.stream != nil:
+			p.nextID++
+			batch.Id = p.nextID
+			ch := make(chan streamAnswer, 1)
+			p.pending[batch.Id] = ch
+			stream := p.stream
+			p.mu.Unlock()
+			return stream, ch, nil
+		case p.opening != nil:
+			opening := p.opening
+			p.mu.Unlock()
+			select {
+			case <-opening:
+				continue
+			case <-ctx.Done():
+				return nil, nil, ctxError(ctx)
+			}
 		}
-		p.stream, p.cancel = stream, cancel
-		p.pending = make(map[uint64]chan streamAnswer)
-		go p.receive(stream)
+		p.opening = make(chan struct{})
+		p.mu.Unlock()
+		err := p.open(ctx)
+		p.mu.Lock()
+		close(p.opening)
+		p.opening = nil
+		p.mu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
 	}
-	p.nextID++
-	batch.Id = p.nextID
-	ch := make(chan streamAnswer, 1)
-	p.pending[batch.Id] = ch
-	return p.stream, ch, nil
+}
+
+// open opens a stream, which outlives ctx; ctx bounds only the opening.
+func (p *produceStream) open(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, cancel)
+	stream, err := p.c.ProduceStream(sctx)
+	if !stop() { // ctx ended while opening: the stream, if any, is cancelled
+		cancel()
+		return ctxError(ctx)
+	}
+	if err != nil {
+		cancel()
+		return fromStatus(err)
+	}
+	p.mu.Lock()
+	p.stream, p.cancel = stream, cancel
+	p.pending = make(map[uint64]chan streamAnswer)
+	p.mu.Unlock()
+	go p.receive(stream)
+	return nil
 }
 
 func (p *produceStream) forget(id uint64) {
