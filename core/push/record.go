@@ -64,6 +64,14 @@ var (
 // maxAddGroup is the most Adds written in one group.
 const maxAddGroup = 4096
 
+// maxHeld bounds the offsets the record holds, in memory and in its file:
+// delivered offsets the group has not committed yet (about 50 MiB at the
+// bound). Commits prune them; a group whose commits fail for long while
+// delivery goes on would otherwise grow it without end. Past it, an Add
+// is refused: the message is still acked, and a restart may send it
+// again.
+var maxHeld = 1 << 20
+
 // openDelivered opens (creating) the record of subscription name in dir.
 // sync makes every group reach the disk before its Adds are done
 // (delivery 3); otherwise writes reach the operating system, which
@@ -229,6 +237,11 @@ func (d *delivered) write(batch []addReq) error {
 			declared = append(declared, st)
 		}
 		if _, ok := st.offs[r.offset]; !ok {
+			if d.held >= maxHeld {
+				refused = fmt.Errorf("the record holds %d delivered offsets the group has not committed, its limit: offset %d of %s/%s is not recorded (are the group's commits failing?)",
+					d.held, r.offset, r.k.topic, r.k.qid)
+				continue
+			}
 			st.offs[r.offset] = struct{}{}
 			d.held++
 		}

@@ -362,3 +362,30 @@ func FuzzReadDeliveredLog(f *testing.F) {
 		}
 	})
 }
+
+// The record holds at most maxHeld offsets: past it an Add is refused with
+// an error naming the limit (the message is acked all the same), and once
+// commits prune offsets, Adds are recorded again.
+func TestRecordIsBounded(t *testing.T) {
+	old := maxHeld
+	maxHeld = 100
+	t.Cleanup(func() { maxHeld = old })
+	d := openRecord(t, t.TempDir(), false)
+	defer closeRecord(t, d)
+	add(t, d, "orders", "0", span(0, 100)...)
+	errs := make(chan error, 1)
+	d.Add("orders", "0", 100, func(err error) { errs <- err })
+	if err := <-errs; err == nil || !strings.Contains(err.Error(), "100 delivered offsets") || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("the Add past the bound got %v, want an error naming the limit of 100", err)
+	}
+	if got := has(t, d, "orders", "0", 100); len(got) != 0 {
+		t.Fatalf("the refused offset is held: %v", got)
+	}
+	if err := d.Prune("orders", map[string]int64{"0": 50}); err != nil {
+		t.Fatal(err)
+	}
+	add(t, d, "orders", "0", 100)
+	if got := has(t, d, "orders", "0", 100); !slices.Equal(got, []int64{100}) {
+		t.Fatalf("after pruning, offset 100 is not held: %v", got)
+	}
+}

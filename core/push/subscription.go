@@ -42,6 +42,7 @@ type subscription struct {
 
 	delivered, retried, deadLettered, filtered, deduplicated, failures atomic.Int64
 	lastFailureLog                                                     atomic.Int64 // unix ns
+	lastRecordLog                                                      atomic.Int64 // unix ns
 
 	mu        sync.Mutex
 	lanes     map[string]*lane
@@ -444,7 +445,7 @@ func (s *subscription) attempt(ctx context.Context, it *item) {
 		// what a crash may repeat stays the one message per lane.
 		s.record.Add(it.msg.Topic, it.msg.Qid, it.msg.Offset, func(err error) {
 			if err != nil {
-				s.logger.Error("recording a delivered message; a restart may send it again", "topic", it.msg.Topic, "qid", it.msg.Qid, "offset", it.msg.Offset, "error", err)
+				s.recordFailed(it, err)
 			}
 			s.delivered.Add(1)
 			s.settle(it, settleAck, "")
@@ -557,6 +558,17 @@ func (s *subscription) sendTo(ctx context.Context, rawURL string, own bool, it *
 		return classifyDDMQ(resp)
 	}
 	return classify(resp)
+}
+
+// recordFailed logs, at most once a second, that a delivered message is
+// not in the delivered record: it is acked all the same, and a restart
+// may send it again.
+func (s *subscription) recordFailed(it *item, err error) {
+	now := time.Now().UnixNano()
+	last := s.lastRecordLog.Load()
+	if now-last >= int64(time.Second) && s.lastRecordLog.CompareAndSwap(last, now) {
+		s.logger.Error("recording a delivered message; a restart may send it again", "topic", it.msg.Topic, "qid", it.msg.Qid, "offset", it.msg.Offset, "error", err)
+	}
 }
 
 // failed counts a failed attempt and logs it, at most once a second.
