@@ -65,7 +65,7 @@ var (
 const maxAddGroup = 4096
 
 // maxHeld bounds the offsets the record holds, in memory and in its file:
-// delivered offsets the group has not committed yet (about 50 MiB at the
+// delivered offsets the group has not committed yet (about 40 MiB at the
 // bound). Commits prune them; a group whose commits fail for long while
 // delivery goes on would otherwise grow it without end. Past it, an Add
 // is refused: the message is still acked, and a restart may send it
