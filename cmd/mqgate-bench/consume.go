@@ -29,17 +29,18 @@ import (
 // (consume-pull-thrift). The direct side is a franz-go group consumer
 // polling B records and committing them, the same way, on the same broker.
 var consumePullHTTP = scenario{
-	name:  "consume-pull-http",
-	about: "HTTP pull + piggybacked ack vs a franz-go group consumer committing each batch",
+	repeatable: true,
+	name:       "consume-pull-http",
+	about:      "HTTP pull + piggybacked ack vs a franz-go group consumer committing each batch",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		topic := "bench-consume-http"
+		topic := p.named("bench-consume-http")
 		if err := e.fill(ctx, topic, p); err != nil {
 			return result{}, err
 		}
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		// A group of its own: a member of another scenario's group lingering
 		// in it would make this one wait out a rebalance.
-		url := "http://" + e.httpAddr + "/v1/groups/bench-http/topics/" + topic + "/pull"
+		url := "http://" + e.httpAddr + "/v1/groups/" + p.named("bench-http") + "/topics/" + topic + "/pull"
 		return consumeLoop(ctx, p, func(prev *ackState) (*ackState, int, error) {
 			body := map[string]any{"max_messages": p.batch, "max_wait_ms": 1000}
 			if prev != nil {
@@ -80,20 +81,22 @@ var consumePullHTTP = scenario{
 }
 
 var consumePullThrift = scenario{
-	name:    "consume-pull-thrift",
-	about:   "Thrift ConsumerService pull with the piggybacked ConsumeResult vs a franz-go group consumer",
-	gateway: thriftPull("bench-consume-thrift", "bench-thrift", false),
-	direct:  directConsume,
+	repeatable: true,
+	name:       "consume-pull-thrift",
+	about:      "Thrift ConsumerService pull with the piggybacked ConsumeResult vs a franz-go group consumer",
+	gateway:    thriftPull("bench-consume-thrift", "bench-thrift", false),
+	direct:     directConsume,
 }
 
 // consumePullThriftGroup is consume-pull-thrift the way DDMQ's SDKs pull:
 // without a topic, from a group subscribed to one (through the admin
 // route), each batch's ack carrying the context the pull answered.
 var consumePullThriftGroup = scenario{
-	name:    "consume-pull-thrift-group",
-	about:   "Thrift pull without a topic (a subscribed group, as DDMQ's SDKs pull) vs a franz-go group consumer",
-	gateway: thriftPull("bench-consume-group", "bench-group", true),
-	direct:  directConsume,
+	repeatable: true,
+	name:       "consume-pull-thrift-group",
+	about:      "Thrift pull without a topic (a subscribed group, as DDMQ's SDKs pull) vs a franz-go group consumer",
+	gateway:    thriftPull("bench-consume-group", "bench-group", true),
+	direct:     directConsume,
 }
 
 // thriftPull consumes topic as group through the Thrift ConsumerService,
@@ -101,6 +104,7 @@ var consumePullThriftGroup = scenario{
 // first and naming none.
 func thriftPull(topic, group string, subscribed bool) func(ctx context.Context, e *env, p params) (result, error) {
 	return func(ctx context.Context, e *env, p params) (result, error) {
+		topic, group := p.named(topic), p.named(group)
 		if err := e.fill(ctx, topic, p); err != nil {
 			return result{}, err
 		}
@@ -247,11 +251,11 @@ func directConsume(ctx context.Context, e *env, p params) (result, error) {
 	if err := e.requireKafka("consume-pull"); err != nil {
 		return result{}, err
 	}
-	topic := "bench-consume-direct"
+	topic := p.named("bench-consume-direct")
 	if err := e.fill(ctx, topic, p); err != nil {
 		return result{}, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ConsumerGroup("bench-direct"), kgo.ConsumeTopics(topic),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafkaAddr), kgo.ConsumerGroup(p.named("bench-direct")), kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return result{}, err

@@ -3,6 +3,12 @@
 //
 //	go run ./cmd/mqgate-bench -scenario produce-http -n 200000 -size 1024 -batch 100 -concurrency 8
 //
+// -rounds N runs each repeatable scenario N times, gateway and direct
+// alternating, and prints the medians (the ratio swings by a tenth or more
+// between rounds on a shared machine):
+//
+//	go run ./cmd/mqgate-bench -scenario consume-pull-http -n 100000 -rounds 3
+//
 // -scenario idle instead measures the CPU the gateway and its plugins use
 // with no traffic (docs/BENCHMARKS.md, Idle CPU):
 //
@@ -52,6 +58,18 @@ type params struct {
 	endpointProcess bool
 	// produce-http only: the body format, json, ndjson or raw
 	format string
+	// round counts the rounds of a scenario run with -rounds, from 0.
+	round int
+}
+
+// named is base for the first round, and base with the round after it
+// for later ones: a round's topics and groups are its own, so a group
+// does not start where the previous round's committed.
+func (p params) named(base string) string {
+	if p.round == 0 {
+		return base
+	}
+	return fmt.Sprintf("%s-r%d", base, p.round)
 }
 
 // result is one side of a scenario.
@@ -93,6 +111,9 @@ type scenario struct {
 	// kafkaOnly scenarios are skipped, with a line saying so, on other
 	// backends.
 	kafkaOnly bool
+	// repeatable scenarios may run several rounds (-rounds): they name
+	// their topics and groups with params.named, or reuse them safely.
+	repeatable bool
 }
 
 var scenarios = []scenario{produceHTTP, produceHTTPAuth, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, consumePullThriftGroup, pushHTTP, sinkRedis, sinkHDFS}
@@ -122,6 +143,7 @@ func main() {
 		settle  = flag.Duration("idle-settle", 10*time.Second, "idle: how long to wait after /readyz before measuring")
 		idleFor = flag.Duration("idle-for", 60*time.Second, "idle: how long to measure")
 		only    = flag.String("probe", "", "abuse: run only the probes whose name contains this")
+		rounds  = flag.Int("rounds", 1, "run each repeatable scenario this many times, gateway and direct alternating, and print the medians")
 		peerCmd = flag.String("peer-cmd", "", "produce-http and consume-pull-http: also run this HTTP gateway speaking kafka-pixy's API against the same broker ({kafka} and {addr} are replaced; see peer.go)")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
@@ -207,39 +229,60 @@ func main() {
 		if s.adjust != nil {
 			p = s.adjust(p)
 		}
-		e.meterSide()
-		g, err := s.gateway(ctx, e, p)
-		if err != nil {
-			log.Fatalf("%s via gateway: %v", s.name, err)
+		n := 1
+		if s.repeatable {
+			n = max(1, *rounds)
+		} else if *rounds > 1 {
+			fmt.Printf("%s: one round only (-rounds applies to %s)\n", s.name, repeatableNames())
 		}
-		g.cpu = e.sideCPU()
-		e.meterSide()
-		d, err := s.direct(ctx, e, p)
-		if err != nil {
-			log.Fatalf("%s direct: %v", s.name, err)
+		var all []roundResult
+		for r := range n {
+			p.round = r
+			all = append(all, runRound(ctx, e, pr, s, p))
 		}
-		d.cpu = e.sideCPU()
-		for _, row := range []struct {
-			side string
-			r    result
-		}{{"mqgate", g}, {"direct", d}} {
-			fmt.Printf("| %s | %s | %.0f | %.1f | %s | %s | %d |\n", s.name, row.side, row.r.rate(), row.r.mibps(),
-				row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
-		}
-		fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
-		reportCPU(s.name, g, d)
-		if err := runPeer(ctx, e, pr, s, p, g); err != nil {
-			fmt.Printf("%s: the peer side failed: %v\n", s.name, err)
-		}
-		if s.report != nil {
-			s.report(g, d)
-		}
-		if s.latency {
-			fmt.Printf("%s: added latency p50 %s, p99 %s\n", s.name,
-				(g.pct(0.5) - d.pct(0.5)).Round(10*time.Microsecond), (g.pct(0.99) - d.pct(0.99)).Round(10*time.Microsecond))
+		if n > 1 {
+			reportRounds(s, all)
 		}
 		fmt.Println()
 	}
+}
+
+// runRound runs one round of scenario s, gateway side then direct side,
+// and prints both.
+func runRound(ctx context.Context, e *env, pr *peer, s scenario, p params) roundResult {
+	e.meterSide()
+	g, err := s.gateway(ctx, e, p)
+	if err != nil {
+		log.Fatalf("%s via gateway: %v", s.name, err)
+	}
+	g.cpu = e.sideCPU()
+	e.meterSide()
+	d, err := s.direct(ctx, e, p)
+	if err != nil {
+		log.Fatalf("%s direct: %v", s.name, err)
+	}
+	d.cpu = e.sideCPU()
+	for _, row := range []struct {
+		side string
+		r    result
+	}{{"mqgate", g}, {"direct", d}} {
+		fmt.Printf("| %s | %s | %.0f | %.1f | %s | %s | %d |\n", s.name, row.side, row.r.rate(), row.r.mibps(),
+			row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
+	}
+	fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
+	reportCPU(s.name, g, d)
+	if err := runPeer(ctx, e, pr, s, p, g); err != nil {
+		fmt.Printf("%s: the peer side failed: %v\n", s.name, err)
+	}
+	if s.report != nil {
+		s.report(g, d)
+	}
+	if s.latency {
+		fmt.Printf("%s: added latency p50 %s, p99 %s\n", s.name,
+			(g.pct(0.5) - d.pct(0.5)).Round(10*time.Microsecond), (g.pct(0.99) - d.pct(0.99)).Round(10*time.Microsecond))
+	}
+	fmt.Println()
+	return roundResult{g: g, d: d}
 }
 
 // pick returns the scenarios names lists (comma-separated, or "all"), in

@@ -118,12 +118,12 @@ func peerProduce(ctx context.Context, e *env, pr *peer, p params) (result, error
 // message per request, each request acking the previous message, until N
 // arrived.
 func peerConsume(ctx context.Context, e *env, pr *peer, p params) (result, error) {
-	topic := "bench-consume-peer"
+	topic := p.named("bench-consume-peer")
 	if err := e.fill(ctx, topic, p); err != nil {
 		return result{}, err
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
-	base := "http://" + pr.addr + "/topics/" + topic + "/messages?group=bench-peer"
+	base := "http://" + pr.addr + "/topics/" + topic + "/messages?group=" + p.named("bench-peer")
 	return consumeLoop(ctx, params{n: p.n, size: p.size, concurrency: p.concurrency}, func(prev *ackState) (*ackState, int, error) {
 		u := base
 		if prev != nil {

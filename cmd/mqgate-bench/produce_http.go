@@ -29,8 +29,9 @@ import (
 // body and its key in X-Mqgate-Key; the direct side then produces one
 // record per call too).
 var produceHTTP = scenario{
-	name:  "produce-http",
-	about: "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|raw)",
+	repeatable: true,
+	name:       "produce-http",
+	about:      "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|raw)",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		url := "http://" + e.httpAddr + "/v1/topics/bench-http/messages"

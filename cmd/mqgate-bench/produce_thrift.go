@@ -15,8 +15,9 @@ import (
 // each on its own connection (framed + compact, as DDMQ's SDKs), against
 // direct ProduceSync of the same batches.
 var produceThriftBatch = scenario{
-	name:  "produce-thrift-batch",
-	about: "Thrift sendBatchSync vs direct franz-go ProduceSync, same batch and concurrency",
+	repeatable: true,
+	name:       "produce-thrift-batch",
+	about:      "Thrift sendBatchSync vs direct franz-go ProduceSync, same batch and concurrency",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		value := randomValue(p.size)
 		return runThrift(e, p, func(c *producer.ProducerServiceClient, call int) error {
@@ -35,9 +36,10 @@ var produceThriftBatch = scenario{
 // produceThriftSync: one message per sendSync, 16 callers; the point is the
 // latency mqgate adds over a direct ProduceSync of one record.
 var produceThriftSync = scenario{
-	name:    "produce-thrift-sync",
-	about:   "Thrift sendSync of one message vs direct ProduceSync of one record, 16 callers",
-	latency: true,
+	repeatable: true,
+	name:       "produce-thrift-sync",
+	about:      "Thrift sendSync of one message vs direct ProduceSync of one record, 16 callers",
+	latency:    true,
 	adjust: func(p params) params {
 		p.batch, p.concurrency = 1, 16
 		p.n = min(p.n, 50000)
