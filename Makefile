@@ -38,6 +38,11 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeMessages -fuzztime $(FUZZTIME)
 	$(GO) test ./sdk -run '^$$' -fuzz FuzzCodec -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeNDJSON -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeRaw -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzConsumeAnswers -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzProduceAnswer -fuzztime $(FUZZTIME)
+	$(GO) test ./core/push -run '^$$' -fuzz FuzzReadDeliveredLog -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeKafkaSend -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzMessageMapping -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzServeConn -fuzztime $(FUZZTIME)

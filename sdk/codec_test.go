@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	pb "github.com/mqgate/mqgate/sdk/proto"
 )
@@ -109,11 +110,14 @@ func BenchmarkCodec(b *testing.B) {
 func memOf(b []byte) mem.BufferSlice { return mem.BufferSlice{mem.SliceBuffer(b)} }
 
 // FuzzCodec holds the generated decoder to gRPC's proto codec: the same
-// input is refused by both or read to equal messages. Two differences are
-// allowed: a field of a known number with another wire type, which no
-// conforming peer writes, is refused by the codec where proto keeps it as
-// an unknown field; and a string that is not UTF-8 is read by the codec
-// where proto refuses it.
+// input is refused by both or read to equal messages, unknown fields (which
+// neither end reads) left out. The differences allowed are none a
+// conforming peer writes: a field of a known number with another wire type
+// is refused by the codec where proto keeps it as an unknown field; a
+// string that is not UTF-8 is read by the codec where proto refuses it;
+// and malformed unknown fields (an unmatched group, a field number out of
+// range) are skipped by the codec where proto refuses the message, as long
+// as what the codec read is a valid message.
 func FuzzCodec(f *testing.F) {
 	for _, m := range []proto.Message{sampleProduce(2), &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_PollError{PollError: &pb.Error{Code: 17}}}} {
 		b, err := proto.Marshal(m)
@@ -138,9 +142,29 @@ func FuzzCodec(f *testing.F) {
 			if errOurs == nil && errTheirs != nil && strings.Contains(errTheirs.Error(), "UTF-8") {
 				continue // the codec does not check strings for UTF-8
 			}
+			if errOurs == nil && errTheirs != nil {
+				// The codec skips malformed unknown fields (an unmatched
+				// group, a field number out of range) that proto refuses:
+				// what it read must still be a whole, valid message.
+				dropUnknown(ours.ProtoReflect())
+				b, err := proto.Marshal(ours)
+				back := newMsg()
+				if err == nil {
+					err = proto.Unmarshal(b, back)
+				}
+				if err != nil || !proto.Equal(back, ours) {
+					t.Fatalf("%T: the codec read %v where proto refused the input (%v), and that is not a valid message: %v", ours, ours, errTheirs, err)
+				}
+				continue
+			}
 			if (errOurs == nil) != (errTheirs == nil) {
 				t.Fatalf("%T: codec error %v, proto error %v", ours, errOurs, errTheirs)
 			}
+			// Unknown fields are compared as what they say, not as bytes:
+			// the codec keeps a tag written in an overlong varint as
+			// written, proto writes it anew.
+			dropUnknown(ours.ProtoReflect())
+			dropUnknown(theirs.ProtoReflect())
 			if errOurs == nil && !proto.Equal(ours, theirs) {
 				t.Fatalf("%T: codec read %v, proto read %v", ours, ours, theirs)
 			}
@@ -163,4 +187,25 @@ func TestCodecPassesStringsThatAreNotUTF8(t *testing.T) {
 	if back.Records[0].Tags != "tag\xff" {
 		t.Errorf("tags read back as %q", back.Records[0].Tags)
 	}
+}
+
+// dropUnknown clears the unknown fields of m and of every message in it.
+func dropUnknown(m protoreflect.Message) {
+	m.SetUnknown(nil)
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			for i := range v.List().Len() {
+				dropUnknown(v.List().Get(i).Message())
+			}
+		case fd.IsMap() && fd.MapValue().Message() != nil:
+			v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+				dropUnknown(mv.Message())
+				return true
+			})
+		case fd.Message() != nil && !fd.IsMap():
+			dropUnknown(v.Message())
+		}
+		return true
+	})
 }
