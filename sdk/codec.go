@@ -23,13 +23,15 @@ type vtMessage interface {
 	UnmarshalVT([]byte) error
 }
 
-// codec is the plugin protocol's gRPC codec, on both ends. For every
-// message gRPC's own codec accepts it writes and reads the same protobuf
-// bytes, so either end may use the other's (a plugin built with an older
-// sdk, say), but through the generated code, and into buffers from pool.
-// It keeps the name "proto". One difference: the generated code does not
-// check that string fields are UTF-8, which gRPC's codec refuses on both
-// ends (a Thrift client's tags can be any bytes; Go plugins take them).
+// codec is the plugin protocol's gRPC codec, on both ends. It writes the
+// bytes gRPC's own codec writes and reads what that codec reads, so either
+// end may use the other's (a plugin built with an older sdk, say), but
+// through the generated code, and into buffers from pool. It keeps the name
+// "proto". The generated code differs only on input no conforming peer
+// writes (FuzzCodec holds it to that): it does not check that strings are
+// UTF-8 (a Thrift client's tags can be any bytes; Go plugins take them),
+// refuses a known field with another wire type, and skips malformed
+// unknown fields that gRPC's codec refuses.
 type codec struct {
 	fallback encoding.CodecV2
 	pool     mem.BufferPool
