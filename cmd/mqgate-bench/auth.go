@@ -171,7 +171,7 @@ func startPeerGateway(e *env, name, extra string) (*exec.Cmd, string, error) {
 // as an external one, with more plugins ("NAME: {...}") beside kafka;
 // top-level keys may follow it.
 func peerConfig(e *env, dir, httpAddr string, morePlugins ...string) string {
-	plugins := "kafka: {builtin: kafka}"
+	plugins := "kafka: " + e.kafkaPlugin()
 	for _, p := range morePlugins {
 		plugins += ", " + p
 	}

@@ -144,6 +144,7 @@ func main() {
 		idleFor = flag.Duration("idle-for", 60*time.Second, "idle: how long to measure")
 		only    = flag.String("probe", "", "abuse: run only the probes whose name contains this")
 		rounds  = flag.Int("rounds", 1, "run each repeatable scenario this many times, gateway and direct alternating, and print the medians")
+		inProc  = flag.Bool("in-process", false, "run the bundled Kafka backend in the gateways' process (plugins.kafka.in_process: true) instead of a plugin process; kafka only")
 		peerCmd = flag.String("peer-cmd", "", "produce-http and consume-pull-http: also run this HTTP gateway speaking kafka-pixy's API against the same broker ({kafka} and {addr} are replaced; see peer.go)")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
@@ -189,7 +190,10 @@ func main() {
 	if *backend != "kafka" && *backend != "rocketmq" {
 		log.Fatalf("-backend must be kafka or rocketmq, not %q", *backend)
 	}
-	e, err := startEnv(dir, *binPath, *backend, p.partitions)
+	if *inProc && *backend != "kafka" {
+		log.Fatalf("-in-process is for -backend kafka only: only the Kafka backend can run in the gateway's process")
+	}
+	e, err := startEnv(dir, *binPath, *backend, p.partitions, *inProc)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -338,7 +342,10 @@ type env struct {
 	kafkaAddr    string
 	cmd          *exec.Cmd
 
-	backend    string
+	backend string
+	// inProcess runs the gateways' Kafka backend in their own process
+	// (in_process: true).
+	inProcess  bool
 	rocketmq   *rmqfake.Fake
 	partitions int
 
@@ -351,10 +358,21 @@ func (e *env) about() string {
 	if e.backend == "rocketmq" {
 		return "rocketmq: the RocketMQ protocol fake (plugins/rocketmq/rmqfake) in the bench process, NOT a RocketMQ broker; direct side is rocketmq-client-go v2.1.2"
 	}
+	if e.inProcess {
+		return "kafka: the embedded kfake broker, with the Kafka backend in the gateway's process (in_process: true); direct side is franz-go"
+	}
 	return "kafka: the embedded kfake broker in the plugin process; direct side is franz-go"
 }
 
-func startEnv(dir, bin, backend string, partitions int) (*env, error) {
+// kafkaPlugin is the gateways' plugins: entry for the Kafka backend.
+func (e *env) kafkaPlugin() string {
+	if e.inProcess {
+		return "{builtin: kafka, in_process: true}"
+	}
+	return "{builtin: kafka}"
+}
+
+func startEnv(dir, bin, backend string, partitions int, inProcess bool) (*env, error) {
 	if bin == "" {
 		bin = filepath.Join(dir, "mqgate")
 		build := exec.Command("go", "build", "-o", bin, "./cmd/mqgate")
@@ -363,7 +381,7 @@ func startEnv(dir, bin, backend string, partitions int) (*env, error) {
 			return nil, fmt.Errorf("building mqgate (run from the repository root, or pass -mqgate): %w", err)
 		}
 	}
-	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), consumerAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, partitions: partitions,
+	e := &env{httpAddr: freeAddr(), thriftAddr: freeAddr(), consumerAddr: freeAddr(), kafkaAddr: freeAddr(), backend: backend, inProcess: inProcess, partitions: partitions,
 		bin: bin, dir: dir}
 	cluster := fmt.Sprintf("{plugin: kafka, config: {brokers: embedded, listen: %q, data_dir: %q, default_partitions: %d}}",
 		e.kafkaAddr, filepath.Join(dir, "data"), partitions)
@@ -377,14 +395,14 @@ func startEnv(dir, bin, backend string, partitions int) (*env, error) {
 		cluster = fmt.Sprintf("{plugin: rocketmq, config: {nameservers: [%q], default_queues: %d}}", f.Addr(), partitions)
 	}
 	cfg := fmt.Sprintf(`version: 1
-plugins: {kafka: {builtin: kafka}, rocketmq: {builtin: rocketmq}}
+plugins: {kafka: %s, rocketmq: {builtin: rocketmq}}
 clusters:
   local: %s
 default_cluster: local
 http: {listen: %q}
 thrift: {producer_listen: %q, consumer_listen: %q}
 producer: {spool_dir: %q}
-`, cluster, e.httpAddr, e.thriftAddr, e.consumerAddr, filepath.Join(dir, "spool"))
+`, e.kafkaPlugin(), cluster, e.httpAddr, e.thriftAddr, e.consumerAddr, filepath.Join(dir, "spool"))
 	cmd, err := launch(bin, filepath.Join(dir, "plugins.yaml"), cfg, filepath.Join(dir, "mqgate.log"), e.httpAddr, nil)
 	if err != nil {
 		if e.rocketmq != nil {

@@ -591,7 +591,9 @@ func procCPU(pid int) time.Duration {
 }
 
 // pluginPID is the pid of the gateway's process of plugin (its key under
-// plugins:), from GET /v1/plugins; 0 when there is none.
+// plugins:), from GET /v1/plugins; 0 when there is none, or when the
+// plugin runs in the gateway's own process, whose CPU is counted as the
+// gateway's.
 func pluginPID(httpAddr, plugin string) int {
 	resp, err := http.Get("http://" + httpAddr + "/v1/plugins")
 	if err != nil {
@@ -599,12 +601,13 @@ func pluginPID(httpAddr, plugin string) int {
 	}
 	defer resp.Body.Close()
 	var ps []struct {
-		Plugin string `json:"plugin"`
-		PID    int    `json:"pid"`
+		Plugin    string `json:"plugin"`
+		PID       int    `json:"pid"`
+		InProcess bool   `json:"in_process"`
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&ps)
 	for _, p := range ps {
-		if p.Plugin == plugin {
+		if p.Plugin == plugin && !p.InProcess {
 			return p.PID
 		}
 	}

@@ -89,8 +89,7 @@ func checkPlugins(ctx context.Context, cfg *config.Config, problems config.Error
 			out = append(out, cfg.PluginError(cl.Name, "", err.Error()))
 			continue
 		}
-		todo = append(todo, checked{cl.Plugin, pluginhost.Spec{Name: cl.Name, Plugin: p.Name, Kind: sdk.KindBackend,
-			Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js},
+		todo = append(todo, checked{cl.Plugin, withKind(pluginSpec(p, cl.Name, js), sdk.KindBackend),
 			func(key, msg string) *config.Error { return cfg.PluginError(cl.Name, key, msg) }})
 	}
 	for _, i := range cfg.CheckableSinks(problems) {
@@ -101,8 +100,7 @@ func checkPlugins(ctx context.Context, cfg *config.Config, problems config.Error
 			out = append(out, cfg.SinkPluginError(i, "", err.Error()))
 			continue
 		}
-		todo = append(todo, checked{sk.Plugin, pluginhost.Spec{Name: sinkInstance(sk.Name), Plugin: p.Name, Kind: sdk.KindSink,
-			Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js},
+		todo = append(todo, checked{sk.Plugin, withKind(pluginSpec(p, sinkInstance(sk.Name), js), sdk.KindSink),
 			func(key, msg string) *config.Error { return cfg.SinkPluginError(i, key, msg) }})
 	}
 
@@ -144,4 +142,10 @@ func checkPlugins(ctx context.Context, cfg *config.Config, problems config.Error
 		}
 	}
 	return out, notes
+}
+
+// withKind is spec of kind, for Validate.
+func withKind(spec pluginhost.Spec, kind string) pluginhost.Spec {
+	spec.Kind = kind
+	return spec
 }

@@ -142,6 +142,23 @@ sinks:
 			},
 		},
 		{
+			name: "a plugin in the gateway's process is asked too, and only kafka may run there",
+			yaml: `version: 1
+plugins:
+  kafka: {builtin: kafka, in_process: true}
+  rocketmq: {builtin: rocketmq, in_process: true}
+clusters:
+  local: {plugin: kafka, config: {brokers: embedded, data_dir: {{dir}}/kafka, retention: 7d}}
+  trade: {plugin: rocketmq, config: {nameservers: ["127.0.0.1:1"]}}
+default_cluster: local
+`,
+			wantCode: 1,
+			wantStderr: []string{
+				`FILE:4: plugins.rocketmq.in_process: plugin "rocketmq" cannot run in the gateway's process; bundled plugins that can: kafka`,
+				`FILE:6: clusters.local.config.retention: want a duration like "168h" or "30s", got "7d"`,
+			},
+		},
+		{
 			name: "a plugin that cannot be started",
 			yaml: `version: 1
 plugins:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/internal/syncbuf"
 	"github.com/mqgate/mqgate/plugins/rocketmq/rmqfake"
@@ -23,6 +24,23 @@ func TestKafkaPluginProcessConformance(t *testing.T) {
 	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "local", Plugin: "kafka", Builtin: "kafka", Config: []byte(cfg)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b })
+}
+
+// The same suite against the Kafka plugin in the gateway's process
+// (in_process: true): calls go through the plugin host's handles straight
+// to the backend, without gRPC.
+func TestKafkaPluginInProcessConformance(t *testing.T) {
+	host := startHost(t)
+	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, anyPort, filepath.Join(t.TempDir(), "data"))
+	p := &config.Plugin{Name: "kafka", Builtin: "kafka", InProcess: true}
+	b, err := host.StartBackend(context.Background(), pluginSpec(p, "local", []byte(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := host.Statuses(); len(st) != 1 || !st[0].InProcess {
+		t.Fatalf("Statuses = %+v, want the backend in process", st)
 	}
 	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b })
 }

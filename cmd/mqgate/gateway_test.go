@@ -475,6 +475,7 @@ type pluginStatus struct {
 	Name        string `json:"name"`
 	State       string `json:"state"`
 	PID         int    `json:"pid"`
+	InProcess   bool   `json:"in_process"`
 	Restarts    int    `json:"restarts"`
 	BrokerError string `json:"broker_error"`
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"runtime/debug"
 
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/core/pluginhost"
 	"github.com/mqgate/mqgate/plugins/hbase"
 	"github.com/mqgate/mqgate/plugins/hdfs"
 	"github.com/mqgate/mqgate/plugins/kafka"
@@ -15,23 +17,46 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
-// builtins are the plugins compiled into this binary. They still run out of
-// process: the plugin host executes `mqgate plugin NAME`.
+// builtins are the plugins compiled into this binary. They run out of
+// process, the plugin host executing `mqgate plugin NAME`, unless
+// plugins.yaml sets in_process: true for one whose inProcess is set.
+//
+// Only the Kafka backend may run in the gateway's process: its client has
+// no global state, so several clusters' backends live side by side, and it
+// honours every call's context. RocketMQ's Go client keeps process-wide
+// state that starts racily, which is why even its tests run it in a process
+// of its own; the sinks would save little, their time going to their
+// stores.
 var builtins = map[string]struct {
-	kind  string
-	serve func()
+	kind      string
+	serve     func()
+	inProcess func(*slog.Logger) any
 }{
-	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }},
-	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }},
-	"redis":    {sdk.KindSink, func() { sdk.ServeSink(redis.New(sdk.Logger())) }},
-	"hbase":    {sdk.KindSink, func() { sdk.ServeSink(hbase.New(sdk.Logger())) }},
-	"hdfs":     {sdk.KindSink, func() { sdk.ServeSink(hdfs.New(sdk.Logger())) }},
+	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }, func(l *slog.Logger) any { return kafka.New(l) }},
+	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }, nil},
+	"redis":    {sdk.KindSink, func() { sdk.ServeSink(redis.New(sdk.Logger())) }, nil},
+	"hbase":    {sdk.KindSink, func() { sdk.ServeSink(hbase.New(sdk.Logger())) }, nil},
+	"hdfs":     {sdk.KindSink, func() { sdk.ServeSink(hdfs.New(sdk.Logger())) }, nil},
 }
 
 func init() {
+	clear(config.InProcessBuiltins)
 	for name, b := range builtins {
 		config.Builtins[name] = b.kind
+		if b.inProcess != nil {
+			config.InProcessBuiltins[name] = true
+		}
 	}
+}
+
+// pluginSpec is how the plugin host starts an instance of p named name,
+// configured with the JSON object config.
+func pluginSpec(p *config.Plugin, name string, config []byte) pluginhost.Spec {
+	spec := pluginhost.Spec{Name: name, Plugin: p.Name, Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: config}
+	if p.InProcess {
+		spec.InProcess = builtins[p.Builtin].inProcess // the config's check made sure there is one
+	}
+	return spec
 }
 
 // servePlugin runs `mqgate plugin NAME`: the bundled plugin NAME as a

@@ -544,10 +544,8 @@ func startClusters(ctx context.Context, cfg *config.Config, host *pluginhost.Hos
 		if err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", name, err)
 		}
-		log.Info("starting plugin", "plugin", p.Name, "cluster", name)
-		b, err := host.StartBackend(ctx, pluginhost.Spec{
-			Name: name, Plugin: p.Name, Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js,
-		})
+		log.Info("starting plugin", "plugin", p.Name, "cluster", name, "in_process", p.InProcess)
+		b, err := host.StartBackend(ctx, pluginSpec(p, name, js))
 		if err != nil {
 			if ces := sdk.ConfigErrorsOf(err); len(ces) > 0 {
 				errs := make(config.Errors, len(ces))

@@ -29,9 +29,7 @@ func startSinks(ctx context.Context, cfg *config.Config, host *pluginhost.Host, 
 			return nil, err
 		}
 		log.Info("starting plugin", "plugin", p.Name, "sink", sk.Name)
-		s, err := host.StartSink(ctx, pluginhost.Spec{
-			Name: sinkInstance(sk.Name), Plugin: p.Name, Builtin: p.Builtin, Path: p.Path, SHA256: p.SHA256, Config: js,
-		})
+		s, err := host.StartSink(ctx, pluginSpec(p, sinkInstance(sk.Name), js))
 		if err != nil {
 			if ces := sdk.ConfigErrorsOf(err); len(ces) > 0 {
 				errs := make(config.Errors, len(ces))

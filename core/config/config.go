@@ -40,6 +40,11 @@ const (
 // config; it is not safe to change while Load or Parse runs.
 var Builtins = map[string]string{"kafka": KindBackend}
 
+// InProcessBuiltins names the bundled plugins that may run inside the
+// gateway's process (`in_process: true`). The binary adds them here, as it
+// does Builtins.
+var InProcessBuiltins = map[string]bool{"kafka": true}
+
 // Config is a parsed, valid plugins.yaml with all defaults applied.
 type Config struct {
 	Version        int                 `yaml:"version" check:"required"`
@@ -101,6 +106,9 @@ type Plugin struct {
 	// Kind is KindBackend or KindSink: a builtin's kind from Builtins, a
 	// path plugin's from the file (default backend).
 	Kind string `yaml:"kind" check:"oneof=backend|sink"`
+	// InProcess runs a bundled plugin inside the gateway's process rather
+	// than as a child process: only for builtins in InProcessBuiltins.
+	InProcess bool `yaml:"in_process"`
 
 	line int // of its key under plugins:
 }

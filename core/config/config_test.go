@@ -339,6 +339,21 @@ func TestLoadMissingFile(t *testing.T) {
 	}
 }
 
+func TestInProcessOnlyForBuiltinsThatCan(t *testing.T) {
+	defer func(saved map[string]string) { Builtins = saved }(Builtins)
+	Builtins = map[string]string{"kafka": KindBackend, "rocketmq": KindBackend}
+	data := []byte("version: 1\nplugins:\n  kafka: {builtin: kafka, in_process: true}\n  rmq: {builtin: rocketmq, in_process: true}\nclusters:\n  local: {plugin: kafka}\n  r: {plugin: rmq}\ndefault_cluster: local\n")
+	_, err := Parse("p.yaml", data)
+	want := `p.yaml:4: plugins.rmq.in_process: plugin "rocketmq" cannot run in the gateway's process; bundled plugins that can: kafka`
+	if err == nil || err.Error() != want {
+		t.Errorf("Parse = %v, want %q", err, want)
+	}
+	c, err := Parse("p.yaml", []byte("version: 1\nplugins:\n  kafka: {builtin: kafka, in_process: true}\nclusters:\n  local: {plugin: kafka}\n"))
+	if err != nil || !c.Plugins["kafka"].InProcess {
+		t.Errorf("Parse = %v, %v; want kafka in process", c, err)
+	}
+}
+
 func TestBuiltinsExtend(t *testing.T) {
 	defer func(saved map[string]string) { Builtins = saved }(Builtins)
 	Builtins = map[string]string{"kafka": KindBackend, "redis": KindSink}

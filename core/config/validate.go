@@ -347,7 +347,15 @@ func (d *decoder) validatePlugins(c *Config) {
 					"unknown builtin plugin %q; bundled: %s", p.Builtin, strings.Join(slices.Sorted(maps.Keys(Builtins)), ", "))
 			}
 			p.Kind = kind
+			if p.InProcess && ok && !InProcessBuiltins[p.Builtin] {
+				d.errorf(d.lines[keyPath(path, "in_process")], keyPath(path, "in_process"),
+					"plugin %q cannot run in the gateway's process; bundled plugins that can: %s", p.Builtin, inProcessList())
+			}
 		default:
+			if p.InProcess {
+				d.errorf(d.lines[keyPath(path, "in_process")], keyPath(path, "in_process"),
+					"only for bundled plugins (builtin:); a plugin executable always runs as a process of its own")
+			}
 			if p.Kind == "" {
 				p.Kind = KindBackend
 			}
@@ -360,6 +368,14 @@ func (d *decoder) validatePlugins(c *Config) {
 			}
 		}
 	}
+}
+
+// inProcessList names the builtins that may run in the gateway's process.
+func inProcessList() string {
+	if len(InProcessBuiltins) == 0 {
+		return "none in this build"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(InProcessBuiltins)), ", ")
 }
 
 func (d *decoder) validateClusters(c *Config) {

@@ -52,6 +52,15 @@ type Spec struct {
 	// Config is the JSON object passed to Configure, or to ValidateConfig
 	// by Validate.
 	Config []byte
+	// InProcess, when set, runs the plugin inside the gateway's process
+	// instead of executing one: each start calls it for a new,
+	// unconfigured sdk.Backend or sdk.Sink that logs to log, and calls go
+	// straight to it, without gRPC. Only bundled plugins can: the plugin's
+	// code shares the gateway's memory, its limits and its fate (a panic
+	// in it ends the gateway). There is no process to watch or restart;
+	// a Configure that fails with CodeUnavailable is retried with backoff
+	// as for a process, and Close closes the plugin.
+	InProcess func(log *slog.Logger) any
 }
 
 // Options tune the host. Zero values take the defaults.
@@ -213,21 +222,28 @@ func (h *Host) Validate(ctx context.Context, spec Spec) (sdk.ConfigErrors, error
 	if closed {
 		return nil, errors.New("plugin host is closed")
 	}
-	client, _, logger, err := h.newClient(spec, h.opts.Logger.With("plugin", spec.Plugin, "instance", spec.Name))
+	log := h.opts.Logger.With("plugin", spec.Plugin, "instance", spec.Name)
+	if spec.InProcess != nil {
+		impl := spec.InProcess(log)
+		defer closePlugin(impl)
+		return validate(ctx, impl, spec, h.opts.CallTimeout)
+	}
+	client, _, logger, err := h.newClient(spec, log)
 	if err != nil {
 		return nil, err
 	}
-	errs, err := validate(ctx, client, spec, h.opts.CallTimeout)
+	raw, _, err := dispense(client, spec)
+	if err != nil {
+		discard(client, logger, err)
+		return nil, err
+	}
+	errs, err := validate(ctx, raw, spec, h.opts.CallTimeout)
 	discard(client, logger, err)
 	return errs, err
 }
 
-// validate starts client's process and asks it about spec.Config.
-func validate(ctx context.Context, client *plugin.Client, spec Spec, timeout time.Duration) (sdk.ConfigErrors, error) {
-	raw, _, err := dispense(client, spec)
-	if err != nil {
-		return nil, err
-	}
+// validate asks the plugin raw about spec.Config.
+func validate(ctx context.Context, raw any, spec Spec, timeout time.Duration) (sdk.ConfigErrors, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -271,6 +287,8 @@ func (h *Host) Close() error {
 // generation is one running process of an instance. Its context ends when
 // the process is declared dead, which fails every call still using it.
 type generation struct {
+	// client is nil for a plugin running in the gateway's process (see
+	// Spec.InProcess), and with it cmd, log, conn and exited.
 	client *plugin.Client
 	cmd    *exec.Cmd     // go-plugin runs and reaps it
 	log    *hclogAdapter // go-plugin's logger for it
@@ -442,8 +460,20 @@ func discard(client *plugin.Client, logger *hclogAdapter, err error) {
 	client.Kill()
 }
 
-// launch starts one process, dispenses the plugin and configures it.
+// launch starts one process, dispenses the plugin and configures it; or,
+// for a plugin that runs in the gateway's process, makes and configures a
+// new one.
 func (i *instance) launch(ctx context.Context) (*generation, error) {
+	if i.spec.InProcess != nil {
+		impl := i.spec.InProcess(i.log)
+		if err := i.configure(ctx, impl); err != nil {
+			closePlugin(impl)
+			return nil, err
+		}
+		gen := newGeneration(impl)
+		gen.pid = os.Getpid()
+		return gen, nil
+	}
 	client, cmd, logger, err := i.host.newClient(i.spec, i.log)
 	if err != nil {
 		return nil, err
@@ -463,6 +493,20 @@ func (i *instance) connect(ctx context.Context, client *plugin.Client) (*generat
 	if err != nil {
 		return nil, err
 	}
+	if err := i.configure(ctx, raw); err != nil {
+		return nil, err
+	}
+	gen := newGeneration(raw)
+	gen.client, gen.conn = client, grpcClient.Conn
+	if rc := client.ReattachConfig(); rc != nil {
+		gen.pid = rc.Pid
+	}
+	return gen, nil
+}
+
+// configure configures the plugin raw with the instance's config, within
+// StartTimeout.
+func (i *instance) configure(ctx context.Context, raw any) error {
 	cctx, cancel := context.WithTimeout(ctx, i.host.opts.StartTimeout)
 	defer cancel()
 	var configure func(context.Context, []byte) error
@@ -472,18 +516,27 @@ func (i *instance) connect(ctx context.Context, client *plugin.Client) (*generat
 	case sdk.Sink:
 		configure = impl.Configure
 	default:
-		return nil, fmt.Errorf("plugin %s dispensed an unexpected %T", i.spec.Plugin, raw)
+		return fmt.Errorf("plugin %s is an unexpected %T", i.spec.Plugin, raw)
 	}
 	if err := configure(cctx, i.spec.Config); err != nil {
-		return nil, fmt.Errorf("configuring plugin %s for %s: %w", i.spec.Plugin, i.spec.Name, err)
+		return fmt.Errorf("configuring plugin %s for %s: %w", i.spec.Plugin, i.spec.Name, err)
 	}
+	return nil
+}
+
+// newGeneration returns the generation of impl, just configured.
+func newGeneration(impl any) *generation {
 	gctx, gcancel := context.WithCancel(context.Background())
-	gen := &generation{client: client, conn: grpcClient.Conn, impl: raw, ctx: gctx, cancel: gcancel, waited: make(chan struct{}, 1)}
+	gen := &generation{impl: impl, ctx: gctx, cancel: gcancel, waited: make(chan struct{}, 1)}
 	gen.answered() // Configure just did
-	if rc := client.ReattachConfig(); rc != nil {
-		gen.pid = rc.Pid
+	return gen
+}
+
+// closePlugin closes a plugin running in the gateway's process.
+func closePlugin(impl any) {
+	if c, ok := impl.(interface{ Close() error }); ok {
+		_ = c.Close() // the plugin logs what it could not close
 	}
-	return gen, nil
 }
 
 func (i *instance) setUp(gen *generation) {
@@ -495,6 +548,10 @@ func (i *instance) setUp(gen *generation) {
 	i.mu.Unlock()
 	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(1)
 	if restarts == 0 {
+		if gen.client == nil {
+			i.log.Info("plugin up in the gateway's process")
+			return
+		}
 		i.log.Info("plugin up", "pid", gen.pid)
 		return
 	}
@@ -581,7 +638,8 @@ func (i *instance) waitUp(ctx context.Context) (*generation, error) {
 func (i *instance) status() Status {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	st := Status{Name: i.spec.Name, Plugin: i.spec.Plugin, Kind: i.spec.Kind, State: i.state, Restarts: i.restarts, LastError: i.lastErr}
+	st := Status{Name: i.spec.Name, Plugin: i.spec.Plugin, Kind: i.spec.Kind, State: i.state, Restarts: i.restarts, LastError: i.lastErr,
+		InProcess: i.spec.InProcess != nil}
 	if i.gen != nil {
 		st.PID = i.gen.pid
 	}
@@ -618,6 +676,12 @@ const idleChecks = 10
 // HealthInterval while a call waits on it or after a failed check, for
 // idleChecks intervals otherwise.
 func (i *instance) watch(gen *generation) bool {
+	if gen.client == nil {
+		// In the gateway's process: nothing can exit or wedge apart
+		// from the gateway itself.
+		<-i.life.Done()
+		return false
+	}
 	interval := i.host.opts.HealthInterval
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
@@ -750,7 +814,7 @@ func (i *instance) stop() {
 	i.mu.Unlock()
 	if gen != nil {
 		gen.cancel()
-		gen.shutdown(stopTimeout)
+		gen.shutdown(stopTimeout, i.log)
 	}
 	i.host.metrics.up.WithLabelValues(i.spec.Name).Set(0)
 }
@@ -771,16 +835,25 @@ func (g *generation) destroy() {
 }
 
 // shutdown asks the plugin to stop cleanly and kills it if it has not
-// within timeout.
-func (g *generation) shutdown(timeout time.Duration) {
+// within timeout. A plugin in the gateway's process is closed; one that
+// has not closed within timeout is left to end with the gateway.
+func (g *generation) shutdown(timeout time.Duration, log *slog.Logger) {
 	done := make(chan struct{})
 	go func() {
-		g.client.Kill()
+		if g.client == nil {
+			closePlugin(g.impl)
+		} else {
+			g.client.Kill()
+		}
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-time.After(timeout):
+		if g.client == nil {
+			log.Warn("plugin did not close within the stop timeout; leaving it to end with the gateway", "timeout", timeout)
+			return
+		}
 		g.destroy()
 		<-done
 	}

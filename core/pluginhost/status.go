@@ -16,11 +16,14 @@ type Status struct {
 	// Name is the instance: the cluster or sink the process serves.
 	Name string `json:"name"`
 	// Plugin is the plugin's key under plugins: in plugins.yaml.
-	Plugin   string `json:"plugin"`
-	Kind     string `json:"kind"` // "backend" or "sink"
-	State    State  `json:"state"`
-	PID      int    `json:"pid"`
-	Restarts int    `json:"restarts"`
+	Plugin string `json:"plugin"`
+	Kind   string `json:"kind"` // "backend" or "sink"
+	State  State  `json:"state"`
+	PID    int    `json:"pid"`
+	// InProcess is true for a bundled plugin that runs inside the
+	// gateway's process (in_process: true); PID is then the gateway's.
+	InProcess bool `json:"in_process,omitempty"`
+	Restarts  int  `json:"restarts"`
 	// LastError is why the plugin last failed, empty when it has not.
 	LastError string `json:"last_error,omitempty"`
 	// BrokerError is why a plugin that is up cannot reach its brokers
