@@ -24,7 +24,11 @@ func (e *env) meterSide() {
 	if e.backend == "rocketmq" {
 		plugin = "rocketmq"
 	}
-	e.cpu = newCPUMeter("gateway", e.cmd.Process.Pid, plugin+" plugin", pluginPID(e.httpAddr, plugin), "bench", os.Getpid())
+	if e.inProcess { // the backend and its broker are the gateway's CPU
+		e.cpu = newCPUMeter("gateway with backend and broker", e.cmd.Process.Pid, "bench", os.Getpid())
+	} else {
+		e.cpu = newCPUMeter("gateway", e.cmd.Process.Pid, plugin+" plugin", pluginPID(e.httpAddr, plugin), "bench", os.Getpid())
+	}
 	e.cpu.begin()
 }
 

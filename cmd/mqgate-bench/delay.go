@@ -239,13 +239,13 @@ func (e *env) rss() string {
 	out := "gateway " + read(e.cmd.Process.Pid)
 	resp, err := http.Get("http://" + e.httpAddr + "/v1/plugins")
 	if err == nil {
-		var ps []struct {
-			Name string `json:"name"`
-			PID  int    `json:"pid"`
-		}
+		var ps []pluginStatus
 		_ = json.NewDecoder(resp.Body).Decode(&ps)
 		resp.Body.Close()
 		for _, pl := range ps {
+			if pl.InProcess {
+				continue // its memory is the gateway's
+			}
 			out += ", plugin " + pl.Name + " " + read(pl.PID)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -55,14 +56,17 @@ func runIdle(e *env, settle, span time.Duration) error {
 	return nil
 }
 
-// pluginStatus is what the idle scenario reads of GET /v1/plugins.
+// pluginStatus is what the bench reads of GET /v1/plugins.
 type pluginStatus struct {
-	Name   string `json:"name"`
-	Plugin string `json:"plugin"`
-	PID    int    `json:"pid"`
+	Name      string `json:"name"`
+	Plugin    string `json:"plugin"`
+	PID       int    `json:"pid"`
+	InProcess bool   `json:"in_process"`
 }
 
-// pluginPIDs lists the gateway's plugin processes.
+// pluginPIDs lists the gateway's plugin processes: not the plugins that
+// run in the gateway's own process, whose CPU and memory are the
+// gateway's.
 func pluginPIDs(httpAddr string) ([]pluginStatus, error) {
 	resp, err := http.Get("http://" + httpAddr + "/v1/plugins")
 	if err != nil {
@@ -73,5 +77,5 @@ func pluginPIDs(httpAddr string) ([]pluginStatus, error) {
 	if err := json.NewDecoder(resp.Body).Decode(&ps); err != nil {
 		return nil, fmt.Errorf("listing plugins: %w", err)
 	}
-	return ps, nil
+	return slices.DeleteFunc(ps, func(p pluginStatus) bool { return p.InProcess }), nil
 }

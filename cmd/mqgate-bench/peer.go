@@ -78,7 +78,8 @@ func (pr *peer) stop() {
 // meterPeer meters the peer's process, the broker's (the main gateway's
 // plugin) and the bench's for the peer side of a scenario.
 func (e *env) meterPeer(pr *peer) {
-	e.cpu = newCPUMeter("peer", pr.cmd.Process.Pid, "kafka plugin", pluginPID(e.httpAddr, "kafka"), "bench", os.Getpid())
+	brokerName, brokerPID := e.broker()
+	e.cpu = newCPUMeter("peer", pr.cmd.Process.Pid, brokerName, brokerPID, "bench", os.Getpid())
 	e.cpu.begin()
 }
 

@@ -108,8 +108,9 @@ func pushGateway(ctx context.Context, e *env, p params) (result, error) {
 		return result{}, err
 	}
 	defer stopCmd(cmd)
+	brokerName, brokerPID := e.broker()
 	cpu := meter(sk, "endpoint", sk.pid(), "push gateway", cmd.Process.Pid,
-		"its kafka plugin", pluginPID(httpAddr, "kafka"), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
+		"its kafka plugin", pluginPID(httpAddr, "kafka"), brokerName, brokerPID)
 
 	r, err := sk.wait(p)
 	if err != nil {
@@ -191,7 +192,8 @@ func pushDirect(ctx context.Context, e *env, p params) (result, error) {
 	if sk.child != nil {
 		procs = []any{"bench (consumer)", os.Getpid(), "endpoint", sk.pid()}
 	}
-	cpu := meter(sk, append(procs, "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))...)
+	brokerName, brokerPID := e.broker()
+	cpu := meter(sk, append(procs, brokerName, brokerPID)...)
 
 	var failures, commits atomic.Int64
 	post := func(r *kgo.Record) {
@@ -595,21 +597,21 @@ func procCPU(pid int) time.Duration {
 // plugin runs in the gateway's own process, whose CPU is counted as the
 // gateway's.
 func pluginPID(httpAddr, plugin string) int {
-	resp, err := http.Get("http://" + httpAddr + "/v1/plugins")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	var ps []struct {
-		Plugin    string `json:"plugin"`
-		PID       int    `json:"pid"`
-		InProcess bool   `json:"in_process"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&ps)
+	ps, _ := pluginPIDs(httpAddr)
 	for _, p := range ps {
-		if p.Plugin == plugin && !p.InProcess {
+		if p.Plugin == plugin {
 			return p.PID
 		}
 	}
 	return 0
+}
+
+// broker names the process of the main gateway that holds the embedded
+// Kafka broker, and its pid: its Kafka plugin, or the gateway itself when
+// the backend runs in its process.
+func (e *env) broker() (string, int) {
+	if e.inProcess {
+		return "broker (main gateway, backend in process)", e.cmd.Process.Pid
+	}
+	return "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka")
 }

@@ -174,8 +174,9 @@ func sinkGateway(e *env, name, topic, pluginEntry, entry string, p params) (resu
 	}
 	defer stopCmd(cmd)
 	plugin, _, _ := strings.Cut(pluginEntry, ":")
+	brokerName, brokerPID := e.broker()
 	cpu := newCPUMeter("sink gateway", cmd.Process.Pid, "its kafka plugin", pluginPID(httpAddr, "kafka"),
-		"its "+plugin+" plugin", pluginPID(httpAddr, plugin), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
+		"its "+plugin+" plugin", pluginPID(httpAddr, plugin), brokerName, brokerPID)
 
 	var start time.Time
 	var st sinkStatus
@@ -250,7 +251,8 @@ func sinkRedisDirect(ctx context.Context, e *env, p params) (result, error) {
 	defer cl.Close()
 	rc := goredis.NewClient(&goredis.Options{Addr: rd.addr})
 	defer rc.Close()
-	cpu := newCPUMeter("bench (consumer and redis client)", os.Getpid(), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
+	brokerName, brokerPID := e.broker()
+	cpu := newCPUMeter("bench (consumer and redis client)", os.Getpid(), brokerName, brokerPID)
 
 	pipe := rc.Pipeline()
 	start, commits, err := directSinkLoop(ctx, cl, p, cpu, func(recs []*kgo.Record) error {
@@ -352,7 +354,8 @@ func sinkHDFSDirect(ctx context.Context, e *env, p params) (result, error) {
 		return result{}, err
 	}
 	defer cl.Close()
-	cpu := newCPUMeter("bench (consumer, sink code and the WebHDFS fake)", os.Getpid(), "broker (main gateway's plugin)", pluginPID(e.httpAddr, "kafka"))
+	brokerName, brokerPID := e.broker()
+	cpu := newCPUMeter("bench (consumer, sink code and the WebHDFS fake)", os.Getpid(), brokerName, brokerPID)
 
 	start, commits, err := directSinkLoop(ctx, cl, p, cpu, func(recs []*kgo.Record) error {
 		batch := make([]sdk.Record, len(recs))

@@ -31,6 +31,11 @@ func TestInProcessKafkaServesWithoutAPluginProcess(t *testing.T) {
 	if kids := children(t, g.cmd.Process.Pid); len(kids) != 0 {
 		t.Fatalf("the gateway runs child processes %v; want none", kids)
 	}
+	// The backend's connections and the embedded broker's files come out
+	// of the gateway's descriptors: the listeners plan for half of them.
+	if v := g.logged("connection limits", "other_half"); v != "in_process_backend" {
+		t.Errorf("connection limits: other_half=%q, want the listeners to plan for half the descriptors", v)
+	}
 
 	var msgs []string
 	for i := range 20 {

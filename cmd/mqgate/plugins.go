@@ -32,7 +32,7 @@ var builtins = map[string]struct {
 	serve     func()
 	inProcess func(*slog.Logger) any
 }{
-	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }, func(l *slog.Logger) any { return kafka.New(l) }},
+	"kafka":    {sdk.KindBackend, func() { sdk.ServeBackend(kafka.New(sdk.Logger())) }, func(l *slog.Logger) any { return kafka.NewInProcess(l) }},
 	"rocketmq": {sdk.KindBackend, func() { sdk.ServeBackend(rocketmq.New(sdk.Logger())) }, nil},
 	"redis":    {sdk.KindSink, func() { sdk.ServeSink(redis.New(sdk.Logger())) }, nil},
 	"hbase":    {sdk.KindSink, func() { sdk.ServeSink(hbase.New(sdk.Logger())) }, nil},
@@ -47,6 +47,17 @@ func init() {
 			config.InProcessBuiltins[name] = true
 		}
 	}
+}
+
+// inProcessBackends reports whether any cluster's backend runs in the
+// gateway's process.
+func inProcessBackends(cfg *config.Config) bool {
+	for _, cl := range cfg.Clusters {
+		if p := cfg.Plugins[cl.Plugin]; p != nil && p.InProcess {
+			return true
+		}
+	}
+	return false
 }
 
 // pluginSpec is how the plugin host starts an instance of p named name,

@@ -54,14 +54,26 @@ func serve(file string, log *slog.Logger) int {
 	} else if before != limit {
 		log.Info("raised the descriptor limit (RLIMIT_NOFILE)", "from", before, "to", limit)
 	}
-	conns, err := resolveConnectionLimits(cfg, int(min(limit, math.MaxInt32)))
+	listenerFDs := int(min(limit, math.MaxInt32))
+	if inProcessBackends(cfg) {
+		// A backend in this process takes its broker connections (and an
+		// embedded broker its segment files) from the same table, and
+		// plans for half of it (kafka.NewInProcess): the listeners get
+		// the other half.
+		listenerFDs /= 2
+	}
+	conns, err := resolveConnectionLimits(cfg, listenerFDs)
 	if err != nil {
 		log.Error("connection limits do not fit the descriptor limit", "error", err)
 		return 1
 	}
-	log.Info("connection limits", "nofile", conns.nofile, "reserve", connlimit.Reserve(conns.nofile),
+	limits := []any{"nofile", conns.nofile, "reserve", connlimit.Reserve(conns.nofile),
 		"http_max", conns.http.max, "http_per_source", conns.http.perSource,
-		"thrift_max", conns.thrift.max, "thrift_per_source", conns.thrift.perSource)
+		"thrift_max", conns.thrift.max, "thrift_per_source", conns.thrift.perSource}
+	if listenerFDs != int(min(limit, math.MaxInt32)) {
+		limits = append(limits, "process_nofile", limit, "other_half", "in_process_backend")
+	}
+	log.Info("connection limits", limits...)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	signals := make(chan os.Signal, 2)

@@ -208,7 +208,15 @@ func (c *consumer) drop(closing bool) {
 	c.inner, c.gen, c.release = nil, nil, nil
 	c.mu.Unlock()
 	if inner != nil {
-		_ = inner.Close() // ending a stream that may already be broken; nothing to report
+		if gen.client == nil {
+			// In the gateway's process Close itself leaves the group,
+			// which takes a round of the broker's protocol. A plugin
+			// process does that after its stream ends, without the
+			// subscriber waiting; so does this.
+			go func() { _ = inner.Close() }()
+		} else {
+			_ = inner.Close() // ending a stream that may already be broken; nothing to report
+		}
 		release()
 		if closing {
 			gen.streams.Add(-1)

@@ -640,7 +640,10 @@ func (i *instance) status() Status {
 	defer i.mu.Unlock()
 	st := Status{Name: i.spec.Name, Plugin: i.spec.Plugin, Kind: i.spec.Kind, State: i.state, Restarts: i.restarts, LastError: i.lastErr,
 		InProcess: i.spec.InProcess != nil}
-	if i.gen != nil {
+	switch {
+	case st.InProcess:
+		st.PID = os.Getpid()
+	case i.gen != nil:
 		st.PID = i.gen.pid
 	}
 	return st

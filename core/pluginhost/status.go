@@ -21,7 +21,8 @@ type Status struct {
 	State  State  `json:"state"`
 	PID    int    `json:"pid"`
 	// InProcess is true for a bundled plugin that runs inside the
-	// gateway's process (in_process: true); PID is then the gateway's.
+	// gateway's process (in_process: true); PID is then the gateway's,
+	// whatever the state.
 	InProcess bool `json:"in_process,omitempty"`
 	Restarts  int  `json:"restarts"`
 	// LastError is why the plugin last failed, empty when it has not.

@@ -55,8 +55,12 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 	}
 	errs := make(map[string]error, len(specs))
 	if c.cfg.embedded {
-		b.createMu.Lock()
-		defer b.createMu.Unlock()
+		select {
+		case b.creating <- struct{}{}:
+		case <-ctx.Done():
+			return nil, sdk.Errorf(sdk.CodeOf(ctx.Err()), "waiting for another call creating topics: %v", ctx.Err())
+		}
+		defer func() { <-b.creating }()
 		var err error
 		if specs, err = b.admitTopics(ctx, c, specs, errs); err != nil {
 			return nil, err
@@ -119,7 +123,7 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 // max_topics, counting the topics it has with one metadata request. Specs
 // of topics that exist are left out and remembered, with a nil outcome in
 // errs; those past the limit are left out with a CodeTopicNotExist
-// outcome naming it. b.createMu is held, so no other call creates topics
+// outcome naming it. b.creating is held, so no other call creates topics
 // between the count and the creation.
 func (b *Backend) admitTopics(ctx context.Context, c clients, specs []sdk.TopicSpec, errs map[string]error) ([]sdk.TopicSpec, error) {
 	req := kmsg.NewPtrMetadataRequest() // no topics: all of them

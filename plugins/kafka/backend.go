@@ -59,9 +59,19 @@ type Backend struct {
 	repeats repeats
 	// fds tracks whether the process is out of file descriptors.
 	fds *fdWatch
-	// createMu makes counting the embedded broker's topics and creating
-	// new ones one step, so that max_topics holds under concurrent calls.
-	createMu sync.Mutex
+	// creating makes counting the embedded broker's topics and creating
+	// new ones one step, so that max_topics holds under concurrent calls:
+	// a one-slot semaphore, which a caller stops waiting for when its
+	// context ends.
+	creating chan struct{}
+	// answerReserve is kept back from a call's deadline for its answer
+	// to travel back to the gateway (see answerContext): none when the
+	// backend runs in the gateway's process.
+	answerReserve time.Duration
+	// fdShare divides the descriptor limit the default of max_topics is
+	// planned from: 2 in the gateway's process, whose listeners plan for
+	// the other half.
+	fdShare uint64
 
 	// stop ends the retention ticker. wg counts it and the goroutines
 	// Produce leaves behind when its caller gives up, which closing
@@ -83,7 +93,22 @@ func New(logger *slog.Logger) *Backend {
 		known:     make(map[string]bool),
 		fds:       newFDWatch(),
 		stop:      make(chan struct{}),
+		creating:  make(chan struct{}, 1),
+
+		answerReserve: maxAnswerReserve,
+		fdShare:       1,
 	}
+}
+
+// NewInProcess returns New(logger) for a gateway that calls it directly
+// rather than over gRPC (in_process: true): its answers need no time
+// kept back to travel, and it shares the process's descriptors with the
+// gateway's listeners, half each.
+func NewInProcess(logger *slog.Logger) *Backend {
+	b := New(logger)
+	b.answerReserve = 0
+	b.fdShare = 2
+	return b
 }
 
 // ValidateConfig reports every problem of a config Configure would refuse
@@ -186,7 +211,7 @@ func (b *Backend) descriptorLimit(cfg config) int {
 		if err != nil {
 			return maxDefaultMaxTopics
 		}
-		return defaultMaxTopics(soft, cfg.defaultPartitions)
+		return defaultMaxTopics(soft/b.fdShare, cfg.defaultPartitions)
 	}
 	if need := uint64(cfg.maxTopics) * fdsPerPartition * uint64(cfg.defaultPartitions); err == nil && need > soft {
 		b.logger.Warn("max_topics may need more file descriptors than the process may open",

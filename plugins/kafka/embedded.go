@@ -87,7 +87,7 @@ func startEmbedded(ctx context.Context, cfg config, logger *slog.Logger, fds *fd
 // takeoverContext is ctx bounded by takeoverWait, and by ctx's deadline
 // less the time to answer.
 func takeoverContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := answerContext(ctx)
+	ctx, cancel := answerContext(ctx, maxAnswerReserve)
 	wait, cancelWait := context.WithTimeout(ctx, takeoverWait)
 	return wait, func() { cancelWait(); cancel() }
 }

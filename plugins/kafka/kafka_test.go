@@ -17,6 +17,7 @@ import (
 	"github.com/mqgate/mqgate/internal/testport"
 	"github.com/mqgate/mqgate/sdk"
 	"github.com/mqgate/mqgate/sdk/plugintest"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // newEmbedded returns a configured backend running an embedded broker on a
@@ -460,5 +461,47 @@ func TestUnreachableBrokersAreUnavailable(t *testing.T) {
 		if sdk.CodeOf(err) != sdk.CodeUnavailable || !strings.Contains(err.Error(), "connection refused") {
 			t.Errorf("%s on a dead cluster = %v (code %d), want code 17 naming the dial error", name, err, sdk.CodeOf(err))
 		}
+	}
+}
+
+// A record's value is never null on the broker or to the gateway: a nil
+// value is produced as an empty one, and a tombstone another producer
+// wrote is consumed as an empty value, so a dead-lettered or re-produced
+// tombstone does not delete its key from a compacted topic. The plugin
+// protocol carried values so; in the gateway's process the backend keeps
+// to it.
+func TestValuesAreNeverNull(t *testing.T) {
+	b := newEmbedded(t, t.TempDir(), "")
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const topic = "tombstones"
+	if _, err := b.Produce(ctx, []sdk.Record{{Topic: topic, Partition: 0, Key: []byte("k"), Value: nil}}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("k"), Value: nil}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	fr, err := b.Fetch(ctx, sdk.FetchRequest{Positions: []sdk.FetchPosition{{Topic: topic, Qid: "0", Offset: 0}}, MaxRecords: 2, MaxWait: time.Second})
+	if err != nil || len(fr) != 1 || len(fr[0].Records) != 2 {
+		t.Fatalf("Fetch = %+v, %v; want 2 records", fr, err)
+	}
+	if fr[0].Records[1].Value == nil {
+		t.Error("a tombstone was fetched with a nil value, want an empty one")
+	}
+	// kgo reads a null value as nil and an empty one as empty.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs()...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	fs := cons.PollRecords(ctx, 1)
+	if recs := fs.Records(); len(recs) != 1 || recs[0].Value == nil {
+		t.Fatalf("the broker holds %+v (errors %v); want the first record's value empty, not null", recs, fs.Errors())
 	}
 }

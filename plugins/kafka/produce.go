@@ -189,25 +189,26 @@ func (b *Backend) Produce(ctx context.Context, records []sdk.Record) ([]sdk.Prod
 	return results, nil
 }
 
-// answerReserve bounds the time kept back from a call's deadline for its
+// maxAnswerReserve bounds the time kept back from a call's deadline for its
 // answer to travel back, through gRPC and a busy gateway: a quarter of what
 // is left, at most this much.
-const answerReserve = time.Second
+const maxAnswerReserve = time.Second
 
-// answerContext returns ctx with its deadline brought forward by the answer
-// reserve, so that a call that runs out of time can still say why.
-func answerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// answerContext returns ctx with its deadline brought forward by up to
+// reserve (see maxAnswerReserve), so that a call that runs out of time can
+// still say why.
+func answerContext(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
 	dl, ok := ctx.Deadline()
-	if !ok {
+	if !ok || reserve <= 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/4, answerReserve)))
+	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/4, reserve)))
 }
 
 // callContext is answerContext, ended also by the cluster refusing the
 // SASL credentials while the call waits (see authWatch.guard).
 func (b *Backend) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancelAnswer := answerContext(ctx)
+	ctx, cancelAnswer := answerContext(ctx, b.answerReserve)
 	ctx, cancelGuard := b.auth.guard(ctx)
 	return ctx, func() { cancelGuard(); cancelAnswer() }
 }
@@ -245,7 +246,7 @@ func fillKgoRecord(ctx context.Context, kr *kgo.Record, r *sdk.Record) {
 	*kr = kgo.Record{
 		Topic:   r.Topic,
 		Key:     r.Key,
-		Value:   r.Value,
+		Value:   nonNil(r.Value),
 		Context: ctx,
 	}
 	if len(r.Headers) > 0 || r.Tags != "" {
@@ -259,6 +260,17 @@ func fillKgoRecord(ctx context.Context, kr *kgo.Record, r *sdk.Record) {
 	}
 }
 
+// nonNil is v, or an empty value for nil: a record's value is never null
+// (a Kafka tombstone), as the plugin protocol carries it. A tombstone
+// consumed is an empty value, and one dead-lettered or re-produced stays
+// an empty value rather than deleting its key from a compacted topic.
+func nonNil(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return v
+}
+
 // fromKgoRecord converts a consumed or fetched record. The last tags header
 // becomes Record.Tags.
 func fromKgoRecord(kr *kgo.Record) sdk.Record {
@@ -268,7 +280,7 @@ func fromKgoRecord(kr *kgo.Record) sdk.Record {
 		Partition: kr.Partition,
 		Offset:    kr.Offset,
 		Key:       kr.Key,
-		Value:     kr.Value,
+		Value:     nonNil(kr.Value),
 		Timestamp: kr.Timestamp,
 	}
 	tags := -1
