@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/mqgate/mqgate/core/admin"
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/core/consume"
@@ -281,6 +282,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Push:                 pusher,
 		Sinks:                sinks,
 		Subscriptions:        subscriptions,
+		Admin:                admin.New(admin.Options{Cluster: rt.Cluster}),
 	}, rt, host)
 	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
 		return limitListener(l, plaintext, "http", "http", conns.http, log, reg)

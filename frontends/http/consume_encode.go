@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mqgate/mqgate/core/consume"
+	"github.com/mqgate/mqgate/sdk"
 )
 
 // The consume routes' answers are appended straight into a pooled buffer
@@ -87,22 +89,28 @@ func appendConsumedMessage(b []byte, m *consume.Message) []byte {
 		b = append(b, ',')
 	}
 	b = appendBytesField(b, `"value":`, `"value_base64":`, m.Value)
-	if len(m.Headers) > 0 {
-		b = appendHeaders(b, m)
-	}
-	if m.Tags != "" {
-		b = append(b, `,"tags":`...)
-		b = appendJSONString(b, m.Tags, false)
-	}
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, m.Offset, 10)
-	b = append(b, `,"qid":`...)
-	b = appendJSONString(b, m.Qid, false)
-	b = append(b, `,"timestamp_ms":`...)
-	b = strconv.AppendInt(b, unixMs(m.Timestamp), 10)
+	b = appendReadFrom(b, m.Headers, m.Tags, m.Offset, m.Qid, m.Timestamp)
 	b = append(b, `,"attempt":`...)
 	b = strconv.AppendInt(b, int64(m.Attempt), 10)
 	return append(b, '}')
+}
+
+// appendReadFrom appends the members after a message's value: its
+// headers and tags when it has them, and where it was read.
+func appendReadFrom(b []byte, headers []sdk.Header, tags string, offset int64, qid string, ts time.Time) []byte {
+	if len(headers) > 0 {
+		b = appendHeaders(b, headers)
+	}
+	if tags != "" {
+		b = append(b, `,"tags":`...)
+		b = appendJSONString(b, tags, false)
+	}
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, offset, 10)
+	b = append(b, `,"qid":`...)
+	b = appendJSONString(b, qid, false)
+	b = append(b, `,"timestamp_ms":`...)
+	return strconv.AppendInt(b, unixMs(ts), 10)
 }
 
 // appendBytesField appends v as the text member text when it is valid
@@ -120,9 +128,9 @@ func appendBytesField(b []byte, text, b64 string, v []byte) []byte {
 // is not valid UTF-8: one object in the headers' order, a repeated name
 // repeated. Names and text values escape <, > and & as \u003c, \u003e and
 // \u0026, as the encoder before this one did.
-func appendHeaders(b []byte, m *consume.Message) []byte {
+func appendHeaders(b []byte, headers []sdk.Header) []byte {
 	text := true
-	for _, h := range m.Headers {
+	for _, h := range headers {
 		if !utf8.Valid(h.Value) {
 			text = false
 			break
@@ -133,7 +141,7 @@ func appendHeaders(b []byte, m *consume.Message) []byte {
 	} else {
 		b = append(b, `,"headers_base64":{`...)
 	}
-	for i, h := range m.Headers {
+	for i, h := range headers {
 		if i > 0 {
 			b = append(b, ',')
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mqgate/mqgate/core/admin"
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/consume"
@@ -127,6 +128,9 @@ type Options struct {
 	// Subscriptions serves the admin routes of the groups' server-side
 	// subscriptions. Nil: those routes answer code 11.
 	Subscriptions SubscriptionAdmin
+	// Admin serves the admin routes of topics and their messages. Nil:
+	// those routes do not exist.
+	Admin *admin.Service
 }
 
 // PushStatus is what GET /v1/push reads; *push.Service implements it.
@@ -268,6 +272,14 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.GET(subs, s.guarded(acl.Admin, path, s.subscriptionRoute(s.listSubscriptions)))
 	e.PUT(subs+"/:topic", s.guarded(acl.Admin, path, s.subscriptionRoute(s.subscribe)))
 	e.DELETE(subs+"/:topic", s.guarded(acl.Admin, path, s.subscriptionRoute(s.unsubscribe)))
+	if opts.Admin != nil {
+		// A topic's ranges are stats; its messages read outside any
+		// group are browse, on the topic named.
+		const topics = "/v1/admin/topics/:topic"
+		e.GET(topics, s.guarded(acl.ReadStats, path, s.describeTopic))
+		e.GET(topics+"/messages", s.guarded(acl.Browse, path, s.browse))
+		e.GET(topics+"/messages/:qid/:offset", s.guarded(acl.Browse, path, s.showMessage))
+	}
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))

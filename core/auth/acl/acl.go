@@ -26,13 +26,14 @@ const (
 	CancelDelay    Op = "cancel-delay"    // cancel a delayed message of a topic
 	Consume        Op = "consume"         // pull, ack or fetch a topic as a group
 	Commit         Op = "commit"          // move a group's committed offsets
-	ReadStats      Op = "read-stats"      // read a group's lag and positions
+	ReadStats      Op = "read-stats"      // read a group's lag and positions, a topic's ranges
+	Browse         Op = "browse"          // read a topic's messages outside any group (admin browse)
 	Admin          Op = "admin"           // change the gateway's or a broker's settings
 	Metrics        Op = "metrics"         // read /metrics and the plugin and push status
 )
 
 // Ops lists every operation, in the order the docs give them.
-var Ops = []Op{Produce, ProduceDelayed, CancelDelay, Consume, Commit, ReadStats, Admin, Metrics}
+var Ops = []Op{Produce, ProduceDelayed, CancelDelay, Consume, Commit, ReadStats, Browse, Admin, Metrics}
 
 // ParseOp returns the operation named s, or an error listing the names.
 func ParseOp(s string) (Op, error) {

@@ -1,0 +1,235 @@
+// Package admin answers what the gateway's admin API asks of topics and
+// their messages, on any backend: a topic's qids and retained ranges, and
+// its messages read at explicit positions, outside any consumer group, so
+// that browsing moves no group's offsets.
+//
+// Every read is bounded, so that browsing cannot load the broker or the
+// gateway more than a consumer would: at most MaxBrowse messages and about
+// MaxPageBytes of them per page.
+package admin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// The bounds of one browse.
+const (
+	// MaxBrowse is the most messages one page holds.
+	MaxBrowse = 100
+	// DefaultBrowse is a page's size when none is asked for.
+	DefaultBrowse = 20
+	// MaxPageBytes bounds the keys, values and headers of one page: a page
+	// stops before the message that would pass it, unless that message is
+	// its first.
+	MaxPageBytes = 4 << 20
+	// fetchWait bounds how long one fetch waits for a record that the
+	// retained range says is there (a broker may take a moment to serve
+	// what it just wrote).
+	fetchWait = time.Second
+)
+
+// Options wire a Service to the gateway.
+type Options struct {
+	// Cluster names the cluster that serves a topic and its backend (the
+	// router's Cluster).
+	Cluster func(topic string) (string, sdk.Backend, error)
+}
+
+// Service answers the admin API's questions about topics.
+type Service struct{ opts Options }
+
+// New returns a Service.
+func New(opts Options) *Service { return &Service{opts: opts} }
+
+// Qid is one queue of a topic and the offsets it retains.
+type Qid struct {
+	Qid       string `json:"qid"`
+	Partition int32  `json:"partition"`
+	// Start is the oldest retained offset; End the offset the next message
+	// will get. End - Start messages are retained.
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+// Topic describes a topic.
+type Topic struct {
+	Name    string `json:"topic"`
+	Cluster string `json:"cluster"`
+	Qids    []Qid  `json:"qids"`
+	// Messages is how many messages the qids retain together.
+	Messages int64 `json:"messages"`
+}
+
+// Topic describes topic: a code 14 error when it does not exist.
+func (s *Service) Topic(ctx context.Context, topic string) (Topic, error) {
+	cluster, b, err := s.opts.Cluster(topic)
+	if err != nil {
+		return Topic{}, err
+	}
+	qids, err := ranges(ctx, b, topic)
+	if err != nil {
+		return Topic{}, err
+	}
+	t := Topic{Name: topic, Cluster: cluster, Qids: qids}
+	for _, q := range qids {
+		t.Messages += q.End - q.Start
+	}
+	return t, nil
+}
+
+// ranges lists topic's qids in order, with their retained ranges.
+func ranges(ctx context.Context, b sdk.Backend, topic string) ([]Qid, error) {
+	offs, err := b.ListOffsets(ctx, []string{topic}, "")
+	if err != nil {
+		return nil, fmt.Errorf("reading the offsets of %s: %w", topic, err)
+	}
+	qids := make([]Qid, 0, len(offs))
+	for _, o := range offs {
+		if o.Topic == topic {
+			qids = append(qids, Qid{Qid: o.Qid, Partition: o.Partition, Start: o.Start, End: o.End})
+		}
+	}
+	slices.SortFunc(qids, func(a, b Qid) int {
+		if a.Partition != b.Partition {
+			return int(a.Partition - b.Partition)
+		}
+		return strings.Compare(a.Qid, b.Qid)
+	})
+	return qids, nil
+}
+
+// Page is one browse of a qid.
+type Page struct {
+	Topic   string
+	Cluster string
+	// Qid is the qid read and its retained range when it was read.
+	Qid Qid
+	// Records are the messages from the first retained offset at or after
+	// the one asked for, in offset order.
+	Records []sdk.Record
+	// Next is the offset to browse from for the page after this one: End
+	// once the page reached it.
+	Next int64
+}
+
+// Browse reads up to limit messages (0: DefaultBrowse; at most MaxBrowse)
+// of topic's qid from offset on. An offset below the retained range starts
+// at its first message; one at its end gives an empty page, as a consumer
+// at the end would get; one past it is refused with code 11, naming the
+// end, as an unknown qid is, naming the topic's qids.
+func (s *Service) Browse(ctx context.Context, topic, qid string, offset int64, limit int) (Page, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultBrowse
+	case limit < 0 || limit > MaxBrowse:
+		return Page{}, sdk.Errorf(sdk.CodeIllegal, "limit: must be 1 to %d, got %d", MaxBrowse, limit)
+	}
+	if offset < 0 {
+		return Page{}, sdk.Errorf(sdk.CodeIllegal, "offset: must be >= 0, got %d", offset)
+	}
+	page, b, err := s.lookup(ctx, topic, qid)
+	if err != nil {
+		return Page{}, err
+	}
+	if offset > page.Qid.End {
+		return Page{}, sdk.Errorf(sdk.CodeIllegal, "offset: %d is past the end of topic %s qid %s, %d (the offset the next message will get)", offset, topic, qid, page.Qid.End)
+	}
+	return page, read(ctx, b, &page, max(offset, page.Qid.Start), limit)
+}
+
+// lookup finds topic's cluster and its qid's range: an empty page.
+func (s *Service) lookup(ctx context.Context, topic, qid string) (Page, sdk.Backend, error) {
+	cluster, b, err := s.opts.Cluster(topic)
+	if err != nil {
+		return Page{}, nil, err
+	}
+	qids, err := ranges(ctx, b, topic)
+	if err != nil {
+		return Page{}, nil, err
+	}
+	i := slices.IndexFunc(qids, func(q Qid) bool { return q.Qid == qid })
+	if i < 0 {
+		names := make([]string, len(qids))
+		for j, q := range qids {
+			names[j] = q.Qid
+		}
+		return Page{}, nil, sdk.Errorf(sdk.CodeIllegal, "qid: topic %s has no qid %q; its qids: %s", topic, qid, strings.Join(names, ", "))
+	}
+	return Page{Topic: topic, Cluster: cluster, Qid: qids[i]}, b, nil
+}
+
+// read fills page with up to limit messages from offset on, within
+// MaxPageBytes, and sets its Next.
+func read(ctx context.Context, b sdk.Backend, page *Page, offset int64, limit int) error {
+	page.Next = offset
+	bytes := 0
+	for page.Next < page.Qid.End && len(page.Records) < limit {
+		res, err := b.Fetch(ctx, sdk.FetchRequest{
+			Positions:  []sdk.FetchPosition{{Topic: page.Topic, Qid: page.Qid.Qid, Offset: page.Next}},
+			MaxRecords: int32(limit - len(page.Records)),
+			MaxWait:    fetchWait,
+		})
+		if err == nil && len(res) == 1 {
+			err = res[0].Err
+		}
+		if err != nil {
+			return fmt.Errorf("reading topic %s qid %s at offset %d: %w", page.Topic, page.Qid.Qid, page.Next, err)
+		}
+		if len(res) != 1 || res[0].NextOffset <= page.Next {
+			return nil // nothing more to read now: the range moved
+		}
+		for _, r := range res[0].Records {
+			n := recordBytes(&r)
+			if len(page.Records) == limit || (len(page.Records) > 0 && bytes+n > MaxPageBytes) {
+				return nil
+			}
+			bytes += n
+			page.Records = append(page.Records, r)
+			page.Next = r.Offset + 1
+		}
+		page.Next = max(page.Next, res[0].NextOffset)
+	}
+	return nil
+}
+
+// recordBytes is what a record adds to a page.
+func recordBytes(r *sdk.Record) int {
+	n := len(r.Key) + len(r.Value) + len(r.Tags)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// Message reads the message at topic's qid and offset: code 19 when the
+// qid retains none there (not written yet, no longer retained, or removed
+// by compaction).
+func (s *Service) Message(ctx context.Context, topic, qid string, offset int64) (sdk.Record, error) {
+	if offset < 0 {
+		return sdk.Record{}, sdk.Errorf(sdk.CodeIllegal, "offset: must be >= 0, got %d", offset)
+	}
+	page, b, err := s.lookup(ctx, topic, qid)
+	if err != nil {
+		return sdk.Record{}, err
+	}
+	q := page.Qid
+	switch {
+	case offset < q.Start:
+		return sdk.Record{}, sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d: it is no longer retained (the oldest retained is %d)", topic, qid, offset, q.Start)
+	case offset >= q.End:
+		return sdk.Record{}, sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d: it is not written yet (the next message gets %d)", topic, qid, offset, q.End)
+	}
+	if err := read(ctx, b, &page, offset, 1); err != nil {
+		return sdk.Record{}, err
+	}
+	if len(page.Records) == 0 || page.Records[0].Offset != offset {
+		return sdk.Record{}, sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d (removed by compaction, or a transaction marker)", topic, qid, offset)
+	}
+	return page.Records[0], nil
+}

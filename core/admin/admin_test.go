@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/internal/brokertest"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// fill makes topic with two qids and writes n messages to the first,
+// key kI, value vI and a header n=I, and returns the first qid's name.
+func fill(t *testing.T, b sdk.Backend, topic string, n int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	rs := make([]sdk.Record, n)
+	for i := range rs {
+		rs[i] = sdk.Record{Topic: topic, Partition: 0, Key: fmt.Appendf(nil, "k%d", i), Value: fmt.Appendf(nil, "v%d", i),
+			Headers: []sdk.Header{{Key: "n", Value: fmt.Appendf(nil, "%d", i)}}}
+	}
+	res, err := b.Produce(ctx, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil || r.Qid != res[0].Qid {
+			t.Fatalf("produce results %+v", res)
+		}
+	}
+	return res[0].Qid
+}
+
+func service(b sdk.Backend) *Service {
+	return New(Options{Cluster: func(string) (string, sdk.Backend, error) { return "local", b, nil }})
+}
+
+func TestTopicListsItsQidsAndRanges(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		qid := fill(t, b, "described", 5)
+		top, err := service(b).Topic(context.Background(), "described")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top.Name != "described" || top.Cluster != "local" || len(top.Qids) < 2 || top.Messages != 5 {
+			t.Fatalf("Topic = %+v; want local, at least 2 qids, 5 messages", top)
+		}
+		for _, q := range top.Qids {
+			want := int64(0)
+			if q.Qid == qid {
+				want = 5
+			}
+			if q.End-q.Start != want {
+				t.Errorf("qid %s holds %d..%d, want %d messages", q.Qid, q.Start, q.End, want)
+			}
+		}
+		if _, err := service(b).Topic(context.Background(), "no-such-topic"); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+			t.Errorf("Topic of a missing topic = %v, want code 14", err)
+		}
+	})
+}
+
+func TestBrowsePagesThroughAQid(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		qid := fill(t, b, "browsed", 25)
+		s := service(b)
+		ctx := context.Background()
+		var got []string
+		next := int64(0)
+		for pages := 0; ; pages++ {
+			p, err := s.Browse(ctx, "browsed", qid, next, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Records) > 10 || pages > 5 {
+				t.Fatalf("page %d holds %d records", pages, len(p.Records))
+			}
+			for _, r := range p.Records {
+				got = append(got, string(r.Value))
+				if string(r.Key) != "k"+strings.TrimPrefix(string(r.Value), "v") || len(r.Headers) != 1 || r.Qid != qid {
+					t.Fatalf("record %+v: key, header or qid wrong", r)
+				}
+			}
+			if len(p.Records) == 0 {
+				if p.Next != p.Qid.End {
+					t.Errorf("an empty page's next is %d, want the end %d", p.Next, p.Qid.End)
+				}
+				break
+			}
+			next = p.Next
+		}
+		if len(got) != 25 || got[0] != "v0" || got[24] != "v24" {
+			t.Fatalf("browsed %d messages %v, want v0..v24 once each", len(got), got)
+		}
+
+		// Browsing moved no group: a page read again is the same.
+		p, err := s.Browse(ctx, "browsed", qid, 20, 0)
+		if err != nil || len(p.Records) != 5 || string(p.Records[0].Value) != "v20" {
+			t.Fatalf("Browse from 20 with the default limit = %d records, %v; want v20..v24", len(p.Records), err)
+		}
+
+		m, err := s.Message(ctx, "browsed", qid, 7)
+		if err != nil || string(m.Value) != "v7" || m.Offset != 7 {
+			t.Fatalf("Message at 7 = %+v, %v; want v7", m, err)
+		}
+	})
+}
+
+func TestBrowseRefusals(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		qid := fill(t, b, "refused", 3)
+		s := service(b)
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name          string
+			qid           string
+			offset        int64
+			limit         int
+			code          sdk.Code
+			wantInMessage string
+		}{
+			{"limit over the cap", qid, 0, MaxBrowse + 1, sdk.CodeIllegal, "limit: must be 1 to 100, got 101"},
+			{"negative limit", qid, 0, -1, sdk.CodeIllegal, "limit:"},
+			{"negative offset", qid, -1, 1, sdk.CodeIllegal, "offset: must be >= 0"},
+			{"past the end", qid, 4, 1, sdk.CodeIllegal, "offset: 4 is past the end"},
+			{"unknown qid", "nine", 0, 1, sdk.CodeIllegal, `qid: topic refused has no qid "nine"; its qids: `},
+		} {
+			_, err := s.Browse(ctx, "refused", tc.qid, tc.offset, tc.limit)
+			if sdk.CodeOf(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.wantInMessage) {
+				t.Errorf("%s: Browse = %v, want code %d naming %q", tc.name, err, tc.code, tc.wantInMessage)
+			}
+		}
+		if _, err := s.Browse(ctx, "missing-topic", "0", 0, 1); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+			t.Errorf("Browse of a missing topic = %v, want code 14", err)
+		}
+		// At the end: an empty page, as a consumer at the end gets.
+		if p, err := s.Browse(ctx, "refused", qid, 3, 1); err != nil || len(p.Records) != 0 || p.Next != 3 {
+			t.Errorf("Browse at the end = %+v, %v; want an empty page, next 3", p, err)
+		}
+		if _, err := s.Message(ctx, "refused", qid, 3); sdk.CodeOf(err) != sdk.CodeNotFound || !strings.Contains(err.Error(), "not written yet") {
+			t.Errorf("Message at the end = %v, want code 19, not written yet", err)
+		}
+	})
+}
+
+// A page stops before the message that would take it past MaxPageBytes,
+// and the next page starts there.
+func TestBrowsePageIsBoundedInBytes(t *testing.T) {
+	b := brokertest.Kinds[0].Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "large", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 900<<10) // five of these pass 4 MiB
+	var rs []sdk.Record
+	for range 6 {
+		rs = append(rs, sdk.Record{Topic: "large", Partition: 0, Value: []byte(big)})
+	}
+	res, err := b.Produce(ctx, rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := service(b).Browse(ctx, "large", res[0].Qid, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Records) != 4 || p.Next != 4 {
+		t.Fatalf("a page of 900 KiB values holds %d, next %d; want 4 (3.5 MiB), next 4", len(p.Records), p.Next)
+	}
+}

@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mqgate/mqgate/core/admin"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// The value formats of the browse routes (format=).
+const (
+	browseText = "text" // as consumed messages: text when valid UTF-8, else base64
+	browseHex  = "hex"  // key_hex and value_hex
+	browseJSON = "json" // value_json when the value is JSON, else as text
+)
+
+// browseQuery is what GET /v1/admin/topics/{t}/messages asks.
+type browseQuery struct {
+	qid    string
+	offset int64
+	limit  int
+	format string
+}
+
+// parseBrowseQuery reads the browse routes' query: qid (required when
+// needQid), offset (default 0), limit (default admin.DefaultBrowse) and
+// format. Any other parameter is refused by name, so that a misspelt one
+// does not silently browse from the start.
+func parseBrowseQuery(q url.Values, needQid bool) (browseQuery, error) {
+	bq := browseQuery{format: browseText}
+	allowed := []string{"format"}
+	if needQid {
+		allowed = append(allowed, "qid", "offset", "limit")
+	}
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(allowed, k) {
+			return bq, illegalf("%s: unknown query parameter; known: %s", truncate(k), strings.Join(allowed, ", "))
+		}
+		if len(q[k]) > 1 {
+			return bq, illegalf("%s: given %d times; give it once", truncate(k), len(q[k]))
+		}
+	}
+	if f, ok := q["format"]; ok {
+		switch f[0] {
+		case browseText, browseHex, browseJSON:
+			bq.format = f[0]
+		default:
+			return bq, illegalf("format: must be text, hex or json; got %q", truncate(f[0]))
+		}
+	}
+	if !needQid {
+		return bq, nil
+	}
+	qid, ok := q["qid"]
+	if !ok || qid[0] == "" {
+		return bq, illegalf("qid: required (GET /v1/admin/topics/{topic} lists the topic's qids)")
+	}
+	bq.qid = qid[0]
+	var err error
+	if bq.offset, err = queryInt64(q, "offset", 0); err != nil {
+		return bq, err
+	}
+	limit, err := queryInt64(q, "limit", 0)
+	if err != nil {
+		return bq, err
+	}
+	if limit < 1 && q.Has("limit") || limit > admin.MaxBrowse {
+		return bq, illegalf("limit: must be 1 to %d; got %d", admin.MaxBrowse, limit)
+	}
+	bq.limit = int(limit)
+	return bq, nil
+}
+
+// queryInt64 reads the integer query parameter name, def when absent.
+func queryInt64(q url.Values, name string, def int64) (int64, error) {
+	v, ok := q[name]
+	if !ok {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v[0], 10, 64)
+	if err != nil {
+		return 0, illegalf("%s: must be an integer; got %q", name, truncate(v[0]))
+	}
+	return n, nil
+}
+
+// adminContext bounds an admin call by the request timeout.
+func (s *Server) adminContext(c *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
+}
+
+// describeTopic serves GET /v1/admin/topics/{topic}: the topic's cluster,
+// its qids with their retained ranges, and how many messages they retain.
+func (s *Server) describeTopic(c *gin.Context) {
+	if _, err := parseBrowseQuery(c.Request.URL.Query(), false); err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	t, err := s.opts.Admin.Topic(ctx, c.Param("topic"))
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, t)
+}
+
+// browse serves GET /v1/admin/topics/{topic}/messages?qid=Q[&offset=N]
+// [&limit=L][&format=F]: a page of the qid's messages from offset on.
+func (s *Server) browse(c *gin.Context) {
+	q, err := parseBrowseQuery(c.Request.URL.Query(), true)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	p, err := s.opts.Admin.Browse(ctx, c.Param("topic"), q.qid, q.offset, q.limit)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	sendAppended(c, func(b []byte) []byte { return appendBrowsePage(b, &p, q.format) })
+}
+
+// showMessage serves GET /v1/admin/topics/{topic}/messages/{qid}/{offset}
+// [?format=F]: one message.
+func (s *Server) showMessage(c *gin.Context) {
+	q, err := parseBrowseQuery(c.Request.URL.Query(), false)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	offset, err := strconv.ParseInt(c.Param("offset"), 10, 64)
+	if err != nil {
+		s.abortWithError(c, illegalf("offset: must be an integer; got %q", truncate(c.Param("offset"))))
+		return
+	}
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	r, err := s.opts.Admin.Message(ctx, c.Param("topic"), c.Param("qid"), offset)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	sendAppended(c, func(b []byte) []byte { return append(appendBrowsedMessage(b, &r, q.format), '\n') })
+}
+
+// appendBrowsePage appends a browse answer: the qid's range, where the
+// next page starts and the messages.
+func appendBrowsePage(b []byte, p *admin.Page, format string) []byte {
+	b = append(b, `{"topic":`...)
+	b = appendJSONString(b, p.Topic, false)
+	b = append(b, `,"cluster":`...)
+	b = appendJSONString(b, p.Cluster, false)
+	b = append(b, `,"qid":`...)
+	b = appendJSONString(b, p.Qid.Qid, false)
+	b = append(b, `,"start":`...)
+	b = strconv.AppendInt(b, p.Qid.Start, 10)
+	b = append(b, `,"end":`...)
+	b = strconv.AppendInt(b, p.Qid.End, 10)
+	b = append(b, `,"next_offset":`...)
+	b = strconv.AppendInt(b, p.Next, 10)
+	b = append(b, `,"messages":[`...)
+	for i := range p.Records {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendBrowsedMessage(b, &p.Records[i], format)
+	}
+	return append(b, "]}\n"...)
+}
+
+// appendBrowsedMessage appends one message as the consume routes answer
+// it (without attempt: browsing delivers nothing), its key and value in
+// format.
+func appendBrowsedMessage(b []byte, r *sdk.Record, format string) []byte {
+	b = append(b, '{')
+	switch format {
+	case browseHex:
+		if r.Key != nil {
+			b = fmt.Appendf(append(b, `"key_hex":"`...), "%x", r.Key)
+			b = append(b, `",`...)
+		}
+		b = fmt.Appendf(append(b, `"value_hex":"`...), "%x", r.Value)
+		b = append(b, '"')
+	default:
+		if r.Key != nil {
+			b = appendBytesField(b, `"key":`, `"key_base64":`, r.Key)
+			b = append(b, ',')
+		}
+		if format == browseJSON && json.Valid(r.Value) {
+			b = append(b, `"value_json":`...)
+			b = appendCompactJSON(b, r.Value)
+		} else {
+			b = appendBytesField(b, `"value":`, `"value_base64":`, r.Value)
+		}
+	}
+	b = appendReadFrom(b, r.Headers, r.Tags, r.Offset, r.Qid, r.Timestamp)
+	return append(b, '}')
+}
+
+// appendCompactJSON appends v, valid JSON, without its insignificant
+// whitespace, so that a value's newlines cannot break the answer's lines.
+func appendCompactJSON(b []byte, v []byte) []byte {
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, v); err != nil {
+		return append(b, "null"...) // cannot happen: v is valid
+	}
+	return buf.Bytes()
+}
