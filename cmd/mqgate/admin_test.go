@@ -73,5 +73,57 @@ func TestAdminBrowsesATopic(t *testing.T) {
 		if code != 404 || !strings.Contains(string(body), `"code":14`) {
 			t.Fatalf("browse of a missing topic: %d %s, want 404 code 14", code, body)
 		}
+
+		// A group pulls 3 and fails one: the admin view of the group shows
+		// them out, which the broker does not know.
+		var pulled struct {
+			Messages []struct {
+				Offset int64  `json:"offset"`
+				Qid    string `json:"qid"`
+			} `json:"messages"`
+		}
+		for range 20 {
+			code, body = g.do("POST", "/v1/groups/g1/topics/browsed/pull", `{"max_messages": 3, "max_wait_ms": 500}`, nil)
+			if code != 200 || json.Unmarshal(body, &pulled) != nil {
+				t.Fatalf("pull: %d %s", code, body)
+			}
+			if len(pulled.Messages) > 0 {
+				break
+			}
+		}
+		if len(pulled.Messages) != 3 {
+			t.Fatalf("pulled %s, want 3 messages", body)
+		}
+		ack := fmt.Sprintf(`{"qid": %q, "fail": [%d]}`, pulled.Messages[0].Qid, pulled.Messages[0].Offset)
+		if code, body = g.do("POST", "/v1/groups/g1/topics/browsed/ack", ack, nil); code != 200 {
+			t.Fatalf("ack: %d %s", code, body)
+		}
+		code, body = g.do("GET", "/v1/admin/groups/g1?topic=browsed", "", nil)
+		var grp struct {
+			Stats []struct {
+				Lag int64 `json:"lag"`
+			} `json:"stats"`
+			Sessions []struct {
+				Qids []struct {
+					Delivered int `json:"delivered"`
+					Retrying  int `json:"retrying"`
+					Flights   []struct {
+						Offset int64  `json:"offset"`
+						State  string `json:"state"`
+					} `json:"flights"`
+				} `json:"qids"`
+			} `json:"sessions"`
+		}
+		if code != 200 || json.Unmarshal(body, &grp) != nil || len(grp.Stats) != 1 || grp.Stats[0].Lag != 12 || len(grp.Sessions) != 1 {
+			t.Fatalf("describe group: %d %s; want lag 12 (browsing and pulling committed nothing) and one session", code, body)
+		}
+		delivered, retrying := 0, 0
+		for _, q := range grp.Sessions[0].Qids {
+			delivered += q.Delivered
+			retrying += q.Retrying
+		}
+		if delivered != 2 || retrying != 1 {
+			t.Fatalf("describe group: %s; want 2 delivered and 1 retrying", body)
+		}
 	})
 }

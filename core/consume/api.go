@@ -95,6 +95,9 @@ type Consumer interface {
 	// of every topic it is subscribed to or has a session for on this
 	// gateway.
 	Stats(ctx context.Context, group, topic string) ([]Stats, error)
+	// Sessions reports group's sessions on this gateway and the messages
+	// each has out (see SessionView).
+	Sessions(group string) []SessionView
 	// Fetch reads explicit offsets (topic -> qid -> offset), outside any
 	// session, up to max per qid, from cluster, or, when cluster is "" or
 	// names no cluster of this gateway, from each topic's own cluster.

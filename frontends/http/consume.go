@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -199,34 +200,78 @@ func (s *Server) stats(c *gin.Context) {
 	if !ok {
 		return
 	}
-	group := c.Param("group")
-	if err := topicname.ValidateGroup(group); err != nil {
-		s.abortWithError(c, err)
+	_, _, stats, ok := s.groupStats(c, cons)
+	if !ok {
 		return
 	}
-	topic := c.Query("topic")
-	if _, given := c.GetQuery("topic"); given {
-		if err := topicname.Validate(topic); err != nil {
-			s.abortWithError(c, err)
-			return
-		}
+	c.PureJSON(http.StatusOK, statsResponse{Stats: statsOf(stats)})
+}
+
+// groupStats reads the group of the path and the optional topic query
+// parameter, and the group's stats, answering an error itself.
+func (s *Server) groupStats(c *gin.Context, cons consume.Consumer) (group, topic string, stats []consume.Stats, ok bool) {
+	group, topic = c.Param("group"), c.Query("topic")
+	err := topicname.ValidateGroup(group)
+	if _, given := c.GetQuery("topic"); given && err == nil {
+		err = topicname.Validate(topic)
+	}
+	if err != nil {
+		s.abortWithError(c, err)
+		return "", "", nil, false
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), s.opts.RequestTimeout)
 	defer cancel()
-	stats, err := cons.Stats(ctx, group, topic)
+	stats, err = cons.Stats(ctx, group, topic)
 	if err != nil {
 		s.abortWithError(c, fmt.Errorf("reading the stats of %s: %w", group, err))
-		return
+		return "", "", nil, false
 	}
-	out := statsResponse{Stats: make([]statsJSON, len(stats))}
+	return group, topic, stats, true
+}
+
+// statsOf is stats as the stats routes answer them.
+func statsOf(stats []consume.Stats) []statsJSON {
+	out := make([]statsJSON, len(stats))
 	for i, st := range stats {
-		out.Stats[i] = statsJSON{
+		out[i] = statsJSON{
 			Group: st.Group, Topic: st.Topic,
 			ConsumeOffsets: nonNilOffsets(st.ConsumeOffsets), ProduceOffsets: nonNilOffsets(st.ProduceOffsets),
 			Lag: st.Lag, BeyondEnd: st.BeyondEnd,
 		}
 	}
-	c.PureJSON(http.StatusOK, out)
+	return out
+}
+
+// groupResponse is the body of GET /v1/admin/groups/{group}.
+type groupResponse struct {
+	Group    string                `json:"group"`
+	Stats    []statsJSON           `json:"stats"`
+	Sessions []consume.SessionView `json:"sessions"`
+}
+
+// describeGroup serves GET /v1/admin/groups/{group}[?topic=T]: the
+// group's stats, as GET /v1/groups/{group}/stats answers them, and its
+// sessions on this gateway with the messages each has out.
+func (s *Server) describeGroup(c *gin.Context) {
+	cons, ok := s.consumer(c)
+	if !ok {
+		return
+	}
+	for k := range c.Request.URL.Query() {
+		if k != "topic" {
+			s.abortWithError(c, illegalf("%s: unknown query parameter; known: topic", truncate(k)))
+			return
+		}
+	}
+	group, topic, stats, ok := s.groupStats(c, cons)
+	if !ok {
+		return
+	}
+	sessions := cons.Sessions(group)
+	if topic != "" {
+		sessions = slices.DeleteFunc(sessions, func(v consume.SessionView) bool { return !slices.Contains(v.Topics, topic) })
+	}
+	c.PureJSON(http.StatusOK, groupResponse{Group: group, Stats: statsOf(stats), Sessions: sessions})
 }
 
 func nonNilOffsets(m map[string]int64) map[string]int64 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type fakeConsumer struct {
 	stats    func(ctx context.Context, group, topic string) ([]consume.Stats, error)
 	fetch    func(ctx context.Context, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]consume.QidMessages, error)
 	maxBatch int // 0: 100
+	sessions []consume.SessionView
 
 	mu    sync.Mutex
 	calls []string // "ack", "pull", ... in call order
@@ -99,6 +101,11 @@ func (f *fakeConsumer) Stats(ctx context.Context, group, topic string) ([]consum
 		return f.stats(ctx, group, topic)
 	}
 	return nil, nil
+}
+
+func (f *fakeConsumer) Sessions(group string) []consume.SessionView {
+	f.record("sessions " + group)
+	return slices.Clone(f.sessions)
 }
 
 func (f *fakeConsumer) Fetch(ctx context.Context, group, cluster string, offsets map[string]map[string]int64, max int, wait time.Duration) ([]consume.QidMessages, error) {
@@ -427,6 +434,39 @@ func TestStats(t *testing.T) {
 	status, _, body = do(t, h, "GET", "/v1/groups/g/stats?topic=", "")
 	checkError(t, status, body, 400, 11, "topic: must not be empty")
 	status, _, body = do(t, h, "GET", "/v1/groups/g@h/stats", "")
+	checkError(t, status, body, 400, 11, "group: character '@'")
+}
+
+// GET /v1/admin/groups/{g} is the group's stats and its sessions on this
+// gateway with the messages each has out; ?topic= narrows both.
+func TestDescribeGroup(t *testing.T) {
+	fake := &fakeConsumer{
+		stats: func(_ context.Context, group, topic string) ([]consume.Stats, error) {
+			return []consume.Stats{{Group: group, Topic: "a", ConsumeOffsets: map[string]int64{"0": 5}, ProduceOffsets: map[string]int64{"0": 9}, Lag: 4}}, nil
+		},
+		sessions: []consume.SessionView{
+			{Cluster: "local", Topics: []string{"a"}, IdleMs: 12, Qids: []consume.QidView{{Topic: "a", Qid: "0", Committed: 5, CommitPoint: 6,
+				Buffered: 2, Delivered: 1, Retrying: 1, Flights: []consume.FlightView{
+					{Offset: 6, State: "retrying", Attempt: 2, RedoAtMs: 1767225600000, LastError: "failed by the client"},
+					{Offset: 7, State: "delivered", Attempt: 1, DeadlineMs: 1767225630000}}}}},
+			{Cluster: "local", Topics: []string{"b"}, Reader: true, Qids: []consume.QidView{}},
+		},
+	}
+	h := consumeServer(t, Options{}, fake)
+	status, _, body := do(t, h, "GET", "/v1/admin/groups/g?topic=a", "")
+	checkOK(t, status, body, `{"group": "g",
+		"stats": [{"group": "g", "topic": "a", "consume_offsets": {"0": 5}, "produce_offsets": {"0": 9}, "lag": 4}],
+		"sessions": [{"cluster": "local", "topics": ["a"], "reader": false, "idle_ms": 12, "qids": [
+			{"topic": "a", "qid": "0", "committed": 5, "commit_point": 6, "buffered": 2, "delivered": 1, "retrying": 1, "dead_lettering": 0,
+			 "flights": [{"offset": 6, "state": "retrying", "attempt": 2, "redo_at_ms": 1767225600000, "last_error": "failed by the client"},
+			             {"offset": 7, "state": "delivered", "attempt": 1, "deadline_ms": 1767225630000}]}]}]}`)
+	status, _, body = do(t, h, "GET", "/v1/admin/groups/g", "")
+	if status != 200 || !strings.Contains(string(body), `"topics":["b"],"reader":true`) {
+		t.Errorf("without a topic: %d %s; want both sessions", status, body)
+	}
+	status, _, body = do(t, h, "GET", "/v1/admin/groups/g?topc=a", "")
+	checkError(t, status, body, 400, 11, "topc: unknown query parameter; known: topic")
+	status, _, body = do(t, h, "GET", "/v1/admin/groups/g@h", "")
 	checkError(t, status, body, 400, 11, "group: character '@'")
 }
 

@@ -280,6 +280,9 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.GET(topics+"/messages", s.guarded(acl.Browse, path, s.browse))
 		e.GET(topics+"/messages/:qid/:offset", s.guarded(acl.Browse, path, s.showMessage))
 	}
+	e.GET("/v1/admin/groups/:group", s.guarded(acl.ReadStats, func(c *gin.Context) (string, string) {
+		return c.Query("topic"), c.Param("group")
+	}, s.describeGroup))
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))
