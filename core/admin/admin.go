@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqgate/mqgate/core/consume"
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -232,4 +235,84 @@ func (s *Service) Message(ctx context.Context, topic, qid string, offset int64) 
 		return sdk.Record{}, sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d (removed by compaction, or a transaction marker)", topic, qid, offset)
 	}
 	return page.Records[0], nil
+}
+
+// Redriven is what became of one dead letter sent back to its topic.
+type Redriven struct {
+	// Offset is the dead letter's offset in the dead-letter topic.
+	Offset int64
+	// Topic is the topic it came from, and Result what producing it there
+	// again gave (its new qid, partition and offset, or the error).
+	Topic  string
+	Result sdk.ProduceResult
+}
+
+// MaxRedrive is the most dead letters one redrive sends back.
+const MaxRedrive = 100
+
+// Redrive sends the dead letters at offsets of dlqTopic's qid back to the
+// topics they came from (each names its own, in the header
+// consume.HeaderOriginTopic), with their key, value, tags and headers as
+// they were: the headers the gateway added when it dead-lettered them are
+// left out. Each is a new message of its topic, for every group that reads
+// it. One that cannot be read or produced has its error in its result; the
+// others go on. send is the router's Produce.
+func (s *Service) Redrive(ctx context.Context, dlqTopic, qid string, offsets []int64, send func(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error)) ([]Redriven, error) {
+	switch {
+	case len(offsets) == 0:
+		return nil, sdk.Errorf(sdk.CodeIllegal, "offsets: name at least one dead letter")
+	case len(offsets) > MaxRedrive:
+		return nil, sdk.Errorf(sdk.CodeTooLarge, "offsets: at most %d dead letters per redrive, got %d", MaxRedrive, len(offsets))
+	}
+	out := make([]Redriven, len(offsets))
+	for i, off := range offsets {
+		out[i].Offset = off
+		r, err := s.Message(ctx, dlqTopic, qid, off)
+		if err != nil && i == 0 && sdk.CodeOf(err) != sdk.CodeNotFound {
+			return nil, err // the topic or qid: every offset would fail the same way
+		}
+		if err != nil {
+			out[i].Result.Err = err
+			continue
+		}
+		msg := produce.Message{Key: r.Key, Value: r.Value, Tags: r.Tags, Partition: sdk.PartitionHash}
+		for _, h := range r.Headers {
+			switch {
+			case h.Key == consume.HeaderOriginTopic:
+				out[i].Topic = string(h.Value)
+			case strings.HasPrefix(h.Key, topicname.DeadLetterHeaderPrefix):
+			default:
+				msg.Headers = append(msg.Headers, h)
+			}
+		}
+		if out[i].Topic == "" {
+			out[i].Result.Err = sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is not a dead letter: it has no %s header", off, dlqTopic, qid, consume.HeaderOriginTopic)
+			continue
+		}
+		res, err := send(ctx, out[i].Topic, []produce.Message{msg})
+		switch {
+		case err != nil:
+			out[i].Result.Err = err
+		case len(res) != 1:
+			out[i].Result.Err = sdk.Errorf(sdk.CodeInternal, "producing to %s gave %d results for 1 message", out[i].Topic, len(res))
+		default:
+			out[i].Result = res[0]
+		}
+	}
+	return out, nil
+}
+
+// DeadLetterTopic describes a group's dead-letter topic, dlqTopic: as
+// Topic, but a topic not created yet (nothing was dead-lettered) has no
+// qids rather than code 14.
+func (s *Service) DeadLetterTopic(ctx context.Context, dlqTopic string) (Topic, error) {
+	t, err := s.Topic(ctx, dlqTopic)
+	if sdk.CodeOf(err) == sdk.CodeTopicNotExist {
+		cluster, _, cerr := s.opts.Cluster(dlqTopic)
+		if cerr != nil {
+			return Topic{}, cerr
+		}
+		return Topic{Name: dlqTopic, Cluster: cluster, Qids: []Qid{}}, nil
+	}
+	return t, err
 }

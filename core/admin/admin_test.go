@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqgate/mqgate/core/consume"
+	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/internal/brokertest"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -174,4 +176,66 @@ func TestBrowsePageIsBoundedInBytes(t *testing.T) {
 	if len(p.Records) != 4 || p.Next != 4 {
 		t.Fatalf("a page of 900 KiB values holds %d, next %d; want 4 (3.5 MiB), next 4", len(p.Records), p.Next)
 	}
+}
+
+// Redrive sends dead letters back to the topics their headers name, with
+// the headers they had and without the ones dead-lettering added; one
+// that is not a dead letter, or not there, fails alone.
+func TestRedriveSendsDeadLettersBack(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "g-dlq", Partitions: 1}, {Name: "origin", Partitions: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		dead := func(value, origin string) sdk.Record {
+			r := sdk.Record{Topic: "g-dlq", Partition: 0, Key: []byte("k"), Value: []byte(value),
+				Headers: []sdk.Header{{Key: "trace", Value: []byte("t-" + value)}, {Key: consume.HeaderAttempts, Value: []byte("3")}}}
+			if origin != "" {
+				r.Headers = append(r.Headers, sdk.Header{Key: consume.HeaderOriginTopic, Value: []byte(origin)},
+					sdk.Header{Key: consume.HeaderLastError, Value: []byte("failed by the client")})
+			}
+			return r
+		}
+		res, err := b.Produce(ctx, []sdk.Record{dead("a", "origin"), dead("not-dead", ""), dead("b", "origin")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		qid := res[0].Qid
+		send := func(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
+			rs := make([]sdk.Record, len(msgs))
+			for i, m := range msgs {
+				rs[i] = sdk.Record{Topic: topic, Partition: 0, Key: m.Key, Value: m.Value, Tags: m.Tags, Headers: m.Headers}
+			}
+			return b.Produce(ctx, rs)
+		}
+		s := service(b)
+		done, err := s.Redrive(ctx, "g-dlq", qid, []int64{0, 1, 2, 9}, send)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(done) != 4 || done[0].Result.Err != nil || done[2].Result.Err != nil || done[0].Topic != "origin" {
+			t.Fatalf("Redrive = %+v; want 0 and 2 sent back to origin", done)
+		}
+		if c := sdk.CodeOf(done[1].Result.Err); c != sdk.CodeIllegal || !strings.Contains(done[1].Result.Err.Error(), "not a dead letter") {
+			t.Errorf("offset 1 (no origin header): %v, want code 11, not a dead letter", done[1].Result.Err)
+		}
+		if c := sdk.CodeOf(done[3].Result.Err); c != sdk.CodeNotFound {
+			t.Errorf("offset 9 (not written): %v, want code 19", done[3].Result.Err)
+		}
+		p, err := s.Browse(ctx, "origin", done[0].Result.Qid, 0, 10)
+		if err != nil || len(p.Records) != 2 {
+			t.Fatalf("origin holds %+v, %v; want the 2 redriven", p.Records, err)
+		}
+		for i, want := range []string{"a", "b"} {
+			r := p.Records[i]
+			if string(r.Value) != want || string(r.Key) != "k" || len(r.Headers) != 1 || r.Headers[0].Key != "trace" || string(r.Headers[0].Value) != "t-"+want {
+				t.Errorf("redriven %d = %+v; want value %s, key k, only the trace header", i, r, want)
+			}
+		}
+		many := make([]int64, MaxRedrive+1)
+		if _, err := s.Redrive(ctx, "g-dlq", qid, many, send); sdk.CodeOf(err) != sdk.CodeTooLarge {
+			t.Errorf("Redrive of %d = %v, want code 16", len(many), err)
+		}
+	})
 }

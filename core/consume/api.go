@@ -98,6 +98,8 @@ type Consumer interface {
 	// Sessions reports group's sessions on this gateway and the messages
 	// each has out (see SessionView).
 	Sessions(group string) []SessionView
+	// DeadLetterTopic names the topic group's spent messages go to.
+	DeadLetterTopic(group string) string
 	// Fetch reads explicit offsets (topic -> qid -> offset), outside any
 	// session, up to max per qid, from cluster, or, when cluster is "" or
 	// names no cluster of this gateway, from each topic's own cluster.

@@ -64,6 +64,11 @@ type FlightView struct {
 	LastError  string `json:"last_error,omitempty"`
 }
 
+// DeadLetterTopic names the topic group's spent messages go to.
+func (s *Service) DeadLetterTopic(group string) string {
+	return s.settings(group).DeadLetterTopicOf(group)
+}
+
 // Sessions reports group's sessions on this gateway, by cluster and
 // topics. Nothing is read from the broker.
 func (s *Service) Sessions(group string) []SessionView {

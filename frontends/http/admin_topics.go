@@ -13,8 +13,11 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mqgate/mqgate/core/admin"
+	"github.com/mqgate/mqgate/core/auth/acl"
+	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
 
@@ -119,7 +122,10 @@ func (s *Server) describeTopic(c *gin.Context) {
 
 // browse serves GET /v1/admin/topics/{topic}/messages?qid=Q[&offset=N]
 // [&limit=L][&format=F]: a page of the qid's messages from offset on.
-func (s *Server) browse(c *gin.Context) {
+func (s *Server) browse(c *gin.Context) { s.browseTopic(c, c.Param("topic")) }
+
+// browseTopic answers a browse of topic.
+func (s *Server) browseTopic(c *gin.Context, topic string) {
 	q, err := parseBrowseQuery(c.Request.URL.Query(), true)
 	if err != nil {
 		s.abortWithError(c, err)
@@ -127,7 +133,7 @@ func (s *Server) browse(c *gin.Context) {
 	}
 	ctx, cancel := s.adminContext(c)
 	defer cancel()
-	p, err := s.opts.Admin.Browse(ctx, c.Param("topic"), q.qid, q.offset, q.limit)
+	p, err := s.opts.Admin.Browse(ctx, topic, q.qid, q.offset, q.limit)
 	if err != nil {
 		s.abortWithError(c, err)
 		return
@@ -220,4 +226,136 @@ func appendCompactJSON(b []byte, v []byte) []byte {
 		return append(b, "null"...) // cannot happen: v is valid
 	}
 	return buf.Bytes()
+}
+
+// redriveBody is the body of POST /v1/admin/groups/{g}/dead-letters/redrive.
+type redriveBody struct {
+	qid     string
+	offsets []int64
+}
+
+// decodeRedriveBody decodes {"qid": Q, "offsets": [offsets]} as strictly
+// as the consume bodies: exact names, no unknown or repeated field.
+func decodeRedriveBody(body []byte) (redriveBody, error) {
+	var out redriveBody
+	if len(bytes.TrimSpace(body)) == 0 {
+		return out, illegalf(`request body is empty; want {"qid": Q, "offsets": [offsets]}`)
+	}
+	err := decodeObjectBody(body, []string{"qid", "offsets"}, func(d *bodyDecoder, name string, k jsontext.Kind) error {
+		var err error
+		switch name {
+		case "qid":
+			out.qid, err = d.qid(name, k)
+		case "offsets":
+			out.offsets, err = d.offsets(name, k)
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+	case out.qid == "":
+		err = illegalf("qid: required")
+	case len(out.offsets) == 0:
+		err = illegalf("offsets: required: the dead letters' offsets in the dead-letter topic")
+	case len(out.offsets) > admin.MaxRedrive:
+		err = sdk.Errorf(sdk.CodeTooLarge, "offsets: at most %d dead letters per redrive, got %d", admin.MaxRedrive, len(out.offsets))
+	}
+	return out, err
+}
+
+// deadLetterTopic is the dead-letter topic of the path's group.
+func (s *Server) deadLetterTopic(c *gin.Context) (string, bool) {
+	cons, ok := s.consumer(c)
+	if !ok {
+		return "", false
+	}
+	group := c.Param("group")
+	if err := topicname.ValidateGroup(group); err != nil {
+		s.abortWithError(c, err)
+		return "", false
+	}
+	return cons.DeadLetterTopic(group), true
+}
+
+// describeDeadLetters serves GET /v1/admin/groups/{group}/dead-letters:
+// the group's dead-letter topic as GET /v1/admin/topics/{t} describes a
+// topic, with no qids while nothing was dead-lettered.
+func (s *Server) describeDeadLetters(c *gin.Context) {
+	if _, err := parseBrowseQuery(c.Request.URL.Query(), false); err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	dlq, ok := s.deadLetterTopic(c)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	t, err := s.opts.Admin.DeadLetterTopic(ctx, dlq)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	c.PureJSON(http.StatusOK, t)
+}
+
+// browseDeadLetters serves GET /v1/admin/groups/{group}/dead-letters/
+// messages: a browse of the group's dead-letter topic.
+func (s *Server) browseDeadLetters(c *gin.Context) {
+	if dlq, ok := s.deadLetterTopic(c); ok {
+		s.browseTopic(c, dlq)
+	}
+}
+
+// redriveResult is one dead letter's entry in a redrive's answer.
+type redriveResult struct {
+	Offset    int64    `json:"offset"`
+	Topic     string   `json:"topic,omitempty"`
+	Qid       string   `json:"qid,omitempty"`
+	Partition *int32   `json:"partition,omitempty"`
+	NewOffset *int64   `json:"new_offset,omitempty"`
+	Code      sdk.Code `json:"code"`
+	Message   string   `json:"message,omitempty"`
+}
+
+// redriveDeadLetters serves POST /v1/admin/groups/{group}/dead-letters/
+// redrive: the dead letters named go back to the topics they came from.
+func (s *Server) redriveDeadLetters(c *gin.Context) {
+	dlq, ok := s.deadLetterTopic(c)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	body, charge, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
+		return
+	}
+	defer charge.Release()
+	req, err := decodeRedriveBody(body)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	done, err := s.opts.Admin.Redrive(ctx, dlq, req.qid, req.offsets, s.producer.Produce)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	out := struct {
+		Redriven int             `json:"redriven"`
+		Results  []redriveResult `json:"results"`
+	}{Results: make([]redriveResult, len(done))}
+	for i, d := range done {
+		r := redriveResult{Offset: d.Offset, Topic: d.Topic}
+		if err := d.Result.Err; err != nil {
+			r.Code, r.Message = s.clientError(err)
+		} else {
+			out.Redriven++
+			r.Qid, r.Partition, r.NewOffset = d.Result.Qid, &d.Result.Partition, &d.Result.Offset
+		}
+		out.Results[i] = r
+	}
+	s.audit(c, "dead letters redriven", acl.Admin, fmt.Sprintf("group %q dead-letter topic %q qid %q offsets %v: %d redriven", c.Param("group"), dlq, req.qid, req.offsets, out.Redriven))
+	c.PureJSON(http.StatusOK, out)
 }

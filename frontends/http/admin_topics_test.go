@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mqgate/mqgate/core/admin"
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/config"
+	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/internal/brokertest"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -19,13 +21,19 @@ import (
 // adminServer serves the admin topic routes over a real backend holding
 // topic "orders": three messages on one qid, whose name it returns: a
 // text value with a header, a JSON value and a binary one with a binary
-// key. Principal "ops" may browse and read stats on orders; "reader" only
-// read stats.
-func adminServer(t *testing.T, b sdk.Backend) (http.Handler, string) {
+// key; and group g's dead-letter topic g-dlq one dead letter of orders.
+// Principal "ops" may browse and read stats on orders, and browse and
+// administer group g; "reader" only read stats. Redriven messages reach
+// the returned producer.
+func adminServer(t *testing.T, b sdk.Backend) (http.Handler, string, *fakeProducer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "orders", Partitions: 2}}); err != nil {
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "orders", Partitions: 2}, {Name: "g-dlq", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Produce(ctx, []sdk.Record{{Topic: "g-dlq", Partition: 0, Value: []byte("spent"), Headers: []sdk.Header{
+		{Key: "trace", Value: []byte("abc")}, {Key: consume.HeaderOriginTopic, Value: []byte("orders")}, {Key: consume.HeaderLastError, Value: []byte("boom")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.Produce(ctx, []sdk.Record{
@@ -45,6 +53,7 @@ auth:
     - {principal: reader, sha256: "`+hexSHA256("key-r")+`"}
 acl:
   - {principal: ops, operations: [browse, read-stats], topics: [orders]}
+  - {principal: ops, operations: [browse, admin], topics: [g-dlq], groups: [g]}
   - {principal: reader, operations: [read-stats]}
 `))
 	if err != nil {
@@ -55,7 +64,18 @@ acl:
 		t.Fatal(err)
 	}
 	svc := admin.New(admin.Options{Cluster: func(string) (string, sdk.Backend, error) { return "local", b, nil }})
-	return newTestServer(t, Options{Gate: gate, Admin: svc, RequestTimeout: 10 * time.Second}, &fakeProducer{}, nil).Handler(), res[0].Qid
+	prod := &fakeProducer{}
+	h := newTestServer(t, Options{Gate: gate, Admin: svc, Consumer: &fakeConsumer{}, RequestTimeout: 10 * time.Second}, prod, nil).Handler()
+	return h, res[0].Qid, prod
+}
+
+// post sends body to target as the principal of key.
+func post(h http.Handler, target, body, key string) (int, []byte) {
+	req := httptest.NewRequest("POST", target, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
 }
 
 // get asks h for target as the principal of key.
@@ -69,7 +89,7 @@ func get(h http.Handler, target, key string) (int, []byte) {
 
 func TestAdminTopicRoutes(t *testing.T) {
 	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
-		h, qid := adminServer(t, b)
+		h, qid, _ := adminServer(t, b)
 		q := url.QueryEscape(qid)
 
 		status, body := get(h, "/v1/admin/topics/orders", "key-r")
@@ -105,7 +125,7 @@ func TestAdminTopicRoutes(t *testing.T) {
 }
 
 func TestAdminTopicRoutesRefuseBadQueries(t *testing.T) {
-	h, qid := adminServer(t, brokertest.Kinds[0].Start(t))
+	h, qid, _ := adminServer(t, brokertest.Kinds[0].Start(t))
 	q := url.QueryEscape(qid)
 	for _, tc := range []struct{ target, msg string }{
 		{"/v1/admin/topics/orders/messages", "qid: required"},
@@ -124,6 +144,100 @@ func TestAdminTopicRoutesRefuseBadQueries(t *testing.T) {
 		status, body := get(h, tc.target, "key-ops")
 		checkError(t, status, body, 400, sdk.CodeIllegal, tc.msg)
 	}
+}
+
+// A group's dead letters are browsed like a topic and sent back to the
+// topic each came from, without the headers dead-lettering added.
+func TestAdminDeadLetterRoutes(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		h, _, prod := adminServer(t, b)
+		status, body := get(h, "/v1/admin/groups/g/dead-letters", "key-ops")
+		var top admin.Topic
+		if status != 200 || json.Unmarshal(body, &top) != nil || top.Name != "g-dlq" || top.Messages != 1 {
+			t.Fatalf("describe dead letters: %d %s", status, body)
+		}
+		qid := ""
+		for _, q := range top.Qids {
+			if q.End > q.Start {
+				qid = q.Qid
+			}
+		}
+		status, body = get(h, "/v1/admin/groups/g/dead-letters/messages?qid="+url.QueryEscape(qid), "key-ops")
+		if status != 200 || !strings.Contains(string(body), `"mqgate-dlq-origin-topic":"orders"`) || !strings.Contains(string(body), `"mqgate-dlq-last-error":"boom"`) {
+			t.Fatalf("browse dead letters: %d %s; want the origin and last error", status, body)
+		}
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "offsets": [0, 5]}`, "key-ops")
+		var out struct {
+			Redriven int `json:"redriven"`
+			Results  []struct {
+				Offset int64  `json:"offset"`
+				Topic  string `json:"topic"`
+				Code   int    `json:"code"`
+			} `json:"results"`
+		}
+		if status != 200 || json.Unmarshal(body, &out) != nil || out.Redriven != 1 || len(out.Results) != 2 ||
+			out.Results[0].Topic != "orders" || out.Results[0].Code != 0 || out.Results[1].Code != int(sdk.CodeNotFound) {
+			t.Fatalf("redrive: %d %s; want offset 0 sent back to orders and 5 not found", status, body)
+		}
+		calls := prod.Calls()
+		if len(calls) != 1 || calls[0].topic != "orders" || string(calls[0].msgs[0].Value) != "spent" || len(calls[0].msgs[0].Headers) != 1 || calls[0].msgs[0].Headers[0].Key != "trace" {
+			t.Fatalf("produced %+v; want spent to orders with only its trace header", calls)
+		}
+
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "offsets": [0]}`, "key-r")
+		checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
+		status, body = get(h, "/v1/admin/groups/other/dead-letters", "key-ops")
+		checkError(t, status, body, 403, sdk.CodeNotAllowed, "browse")
+	})
+}
+
+func TestDecodeRedriveBody(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		code sdk.Code
+		msg  string
+	}{
+		{``, sdk.CodeIllegal, "request body is empty"},
+		{`{"qid": "0"}`, sdk.CodeIllegal, "offsets: required"},
+		{`{"offsets": [1]}`, sdk.CodeIllegal, "qid: required"},
+		{`{"qid": "0", "offsets": [-1]}`, sdk.CodeIllegal, "offsets"},
+		{`{"qid": "0", "offsets": [1], "all": true}`, sdk.CodeIllegal, "all"},
+		{`{"qid": "0", "offsets": "1"}`, sdk.CodeIllegal, "offsets"},
+		{`{"qid": "0", "offsets": [` + strings.Repeat("1,", admin.MaxRedrive) + `1]}`, sdk.CodeTooLarge, "at most 100 dead letters"},
+		{`{"qid": "0", "offsets": [1]`, sdk.CodeIllegal, ""},
+	} {
+		_, err := decodeRedriveBody([]byte(tc.body))
+		if sdk.CodeOf(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%s: %v; want code %d naming %q", tc.body, err, tc.code, tc.msg)
+		}
+	}
+	got, err := decodeRedriveBody([]byte(`{"qid": 3, "offsets": [4, 2]}`))
+	if err != nil || got.qid != "3" || len(got.offsets) != 2 {
+		t.Errorf("decode = %+v, %v", got, err)
+	}
+}
+
+func FuzzDecodeRedriveBody(f *testing.F) {
+	for _, s := range []string{`{"qid": "0", "offsets": [1, 2]}`, `{"qid": 7, "offsets": []}`, `{"offsets": [9223372036854775807]}`, `[]`, `{"qid": "\u0000"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := decodeRedriveBody(body)
+		if err != nil {
+			if c := sdk.CodeOf(err); c != sdk.CodeIllegal && c != sdk.CodeTooLarge {
+				t.Fatalf("%q: error %v has code %d", body, err, c)
+			}
+			return
+		}
+		if got.qid == "" || len(got.offsets) == 0 || len(got.offsets) > admin.MaxRedrive {
+			t.Fatalf("%q: accepted %+v", body, got)
+		}
+		for _, o := range got.offsets {
+			if o < 0 {
+				t.Fatalf("%q: accepted offset %d", body, o)
+			}
+		}
+	})
 }
 
 // timestampOf reads the timestamp_ms of the i-th message of a browse

@@ -103,6 +103,8 @@ func (f *fakeConsumer) Stats(ctx context.Context, group, topic string) ([]consum
 	return nil, nil
 }
 
+func (f *fakeConsumer) DeadLetterTopic(group string) string { return group + "-dlq" }
+
 func (f *fakeConsumer) Sessions(group string) []consume.SessionView {
 	f.record("sessions " + group)
 	return slices.Clone(f.sessions)

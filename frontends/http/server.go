@@ -283,6 +283,22 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.GET("/v1/admin/groups/:group", s.guarded(acl.ReadStats, func(c *gin.Context) (string, string) {
 		return c.Query("topic"), c.Param("group")
 	}, s.describeGroup))
+	if opts.Admin != nil {
+		// A group's dead letters: reading them is browse, sending them
+		// back admin, on the group.
+		// The resource is the group and its dead-letter topic: a rule
+		// restricted to some topics does not reach every group's.
+		const dlq = "/v1/admin/groups/:group/dead-letters"
+		dlqOf := func(c *gin.Context) (string, string) {
+			if opts.Consumer == nil {
+				return "", c.Param("group")
+			}
+			return opts.Consumer.DeadLetterTopic(c.Param("group")), c.Param("group")
+		}
+		e.GET(dlq, s.guarded(acl.Browse, dlqOf, s.describeDeadLetters))
+		e.GET(dlq+"/messages", s.guarded(acl.Browse, dlqOf, s.browseDeadLetters))
+		e.POST(dlq+"/redrive", s.guarded(acl.Admin, dlqOf, s.redriveDeadLetters))
+	}
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))

@@ -79,6 +79,8 @@ func (f *fakeConsumer) Ack(ctx context.Context, acks []consume.Ack) error {
 	return nil
 }
 
+func (f *fakeConsumer) DeadLetterTopic(group string) string { return group + "-dlq" }
+
 func (f *fakeConsumer) Sessions(string) []consume.SessionView { return nil }
 
 func (f *fakeConsumer) Stats(ctx context.Context, group, topic string) ([]consume.Stats, error) {
