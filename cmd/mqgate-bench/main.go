@@ -116,7 +116,7 @@ type scenario struct {
 	repeatable bool
 }
 
-var scenarios = []scenario{produceHTTP, produceHTTPAuth, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, consumePullThriftGroup, pushHTTP, sinkRedis, sinkHDFS}
+var scenarios = []scenario{produceHTTP, produceHTTPAuth, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, consumePullThriftGroup, pushHTTP, sinkRedis, sinkHDFS, adminLoad}
 
 func main() {
 	if spec := os.Getenv(floodEnv); spec != "" { // a flood child of the abuse scenario

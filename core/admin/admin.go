@@ -11,6 +11,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -264,42 +265,98 @@ func (s *Service) Redrive(ctx context.Context, dlqTopic, qid string, offsets []i
 	case len(offsets) > MaxRedrive:
 		return nil, sdk.Errorf(sdk.CodeTooLarge, "offsets: at most %d dead letters per redrive, got %d", MaxRedrive, len(offsets))
 	}
+	found, q, err := s.readOffsets(ctx, dlqTopic, qid, offsets)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Redriven, len(offsets))
+	byTopic := map[string][]int{} // origin topic -> indexes into out
+	msgs := make([]produce.Message, len(offsets))
 	for i, off := range offsets {
 		out[i].Offset = off
-		r, err := s.Message(ctx, dlqTopic, qid, off)
-		if err != nil && i == 0 && sdk.CodeOf(err) != sdk.CodeNotFound {
-			return nil, err // the topic or qid: every offset would fail the same way
-		}
-		if err != nil {
-			out[i].Result.Err = err
+		r, ok := found[off]
+		switch {
+		case ok:
+		case off < q.Start:
+			out[i].Result.Err = sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d: it is no longer retained (the oldest retained is %d)", dlqTopic, qid, off, q.Start)
+			continue
+		case off >= q.End:
+			out[i].Result.Err = sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d: it is not written yet (the next message gets %d)", dlqTopic, qid, off, q.End)
+			continue
+		default:
+			out[i].Result.Err = sdk.Errorf(sdk.CodeNotFound, "topic %s qid %s has no message at offset %d (removed by compaction, or a transaction marker)", dlqTopic, qid, off)
 			continue
 		}
-		msg := produce.Message{Key: r.Key, Value: r.Value, Tags: r.Tags, Partition: sdk.PartitionHash}
+		msgs[i] = produce.Message{Key: r.Key, Value: r.Value, Tags: r.Tags, Partition: sdk.PartitionHash}
 		for _, h := range r.Headers {
 			switch {
 			case h.Key == consume.HeaderOriginTopic:
 				out[i].Topic = string(h.Value)
 			case strings.HasPrefix(h.Key, topicname.DeadLetterHeaderPrefix):
 			default:
-				msg.Headers = append(msg.Headers, h)
+				msgs[i].Headers = append(msgs[i].Headers, h)
 			}
 		}
 		if out[i].Topic == "" {
 			out[i].Result.Err = sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is not a dead letter: it has no %s header", off, dlqTopic, qid, consume.HeaderOriginTopic)
 			continue
 		}
-		res, err := send(ctx, out[i].Topic, []produce.Message{msg})
-		switch {
-		case err != nil:
-			out[i].Result.Err = err
-		case len(res) != 1:
-			out[i].Result.Err = sdk.Errorf(sdk.CodeInternal, "producing to %s gave %d results for 1 message", out[i].Topic, len(res))
-		default:
-			out[i].Result = res[0]
+		byTopic[out[i].Topic] = append(byTopic[out[i].Topic], i)
+	}
+	// One produce call per origin topic, in the order the offsets came.
+	for _, topic := range slices.Sorted(maps.Keys(byTopic)) {
+		idx := byTopic[topic]
+		batch := make([]produce.Message, len(idx))
+		for k, i := range idx {
+			batch[k] = msgs[i]
+		}
+		res, err := send(ctx, topic, batch)
+		if err == nil && len(res) != len(batch) {
+			err = sdk.Errorf(sdk.CodeInternal, "producing to %s gave %d results for %d messages", topic, len(res), len(batch))
+		}
+		for k, i := range idx {
+			if err != nil {
+				out[i].Result.Err = err
+			} else {
+				out[i].Result = res[k]
+			}
 		}
 	}
 	return out, nil
+}
+
+// readOffsets reads the messages at offsets of topic's qid, a page at a
+// time over the range they span, and returns those it found by offset,
+// with the qid's range.
+func (s *Service) readOffsets(ctx context.Context, topic, qid string, offsets []int64) (map[int64]sdk.Record, Qid, error) {
+	page, b, err := s.lookup(ctx, topic, qid)
+	if err != nil {
+		return nil, Qid{}, err
+	}
+	q := page.Qid
+	want := slices.Sorted(slices.Values(offsets))
+	want = slices.Compact(want)
+	found := make(map[int64]sdk.Record, len(want))
+	for i := 0; i < len(want); {
+		off := want[i]
+		if off < q.Start || off >= q.End {
+			i++
+			continue
+		}
+		p := Page{Topic: topic, Qid: q}
+		span := want[min(i+MaxBrowse, len(want))-1] - off + 1
+		if err := read(ctx, b, &p, off, int(min(span, MaxBrowse))); err != nil {
+			return nil, Qid{}, err
+		}
+		for _, r := range p.Records {
+			found[r.Offset] = r
+		}
+		// Go on from the first wanted offset this page did not reach.
+		for i < len(want) && want[i] < max(p.Next, off+1) {
+			i++
+		}
+	}
+	return found, q, nil
 }
 
 // DeadLetterTopic describes a group's dead-letter topic, dlqTopic: as
