@@ -282,7 +282,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Push:                 pusher,
 		Sinks:                sinks,
 		Subscriptions:        subscriptions,
-		Admin:                admin.New(admin.Options{Cluster: rt.Cluster}),
+		Admin:                admin.New(admin.Options{Cluster: rt.Cluster, Reserved: reserved.Topic}),
 	}, rt, host)
 	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
 		return limitListener(l, plaintext, "http", "http", conns.http, log, reg)

@@ -43,6 +43,9 @@ type Options struct {
 	// Cluster names the cluster that serves a topic and its backend (the
 	// router's Cluster).
 	Cluster func(topic string) (string, sdk.Backend, error)
+	// Reserved refuses, with code 13, the names only the gateway uses
+	// (CreateTopic does not create them); nil refuses none.
+	Reserved func(topic string) error
 }
 
 // Service answers the admin API's questions about topics.
@@ -372,4 +375,54 @@ func (s *Service) DeadLetterTopic(ctx context.Context, dlqTopic string) (Topic, 
 		return Topic{Name: dlqTopic, Cluster: cluster, Qids: []Qid{}}, nil
 	}
 	return t, err
+}
+
+// The bounds of a topic created through the admin API.
+const (
+	// MaxPartitions is the most partitions (queues) a created topic may
+	// have.
+	MaxPartitions = 1000
+	// MaxTopicConfigs is the most broker settings one create may set.
+	MaxTopicConfigs = 64
+)
+
+// CreateTopic creates topic with partitions qids (0: the backend's
+// default) and the broker settings configs (Kafka topic configs such as
+// retention.ms; the backend refuses those it does not take), and
+// describes it. A topic that exists is left as it is and described:
+// created is false. Reserved names are refused (code 13).
+func (s *Service) CreateTopic(ctx context.Context, topic string, partitions int32, configs map[string]string) (t Topic, created bool, err error) {
+	if partitions < 0 || partitions > MaxPartitions {
+		return Topic{}, false, sdk.Errorf(sdk.CodeIllegal, "partitions: must be 1 to %d (or absent: the cluster's default), got %d", MaxPartitions, partitions)
+	}
+	if len(configs) > MaxTopicConfigs {
+		return Topic{}, false, sdk.Errorf(sdk.CodeTooLarge, "configs: at most %d settings, got %d", MaxTopicConfigs, len(configs))
+	}
+	_, b, err := s.opts.Cluster(topic)
+	if err != nil {
+		return Topic{}, false, err
+	}
+	if s.opts.Reserved != nil {
+		if err := s.opts.Reserved(topic); err != nil {
+			return Topic{}, false, err
+		}
+	}
+	if t, err := s.Topic(ctx, topic); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+		return t, false, err
+	}
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: topic, Partitions: partitions, Configs: configs}}); err != nil {
+		return Topic{}, false, fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	// A broker may take a moment to list a topic it just created.
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		t, err = s.Topic(ctx, topic)
+		if sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+			return t, err == nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return Topic{}, false, sdk.Errorf(sdk.CodeTimeout, "topic %s was created but its broker did not list it in time: %v", topic, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }

@@ -239,3 +239,32 @@ func TestRedriveSendsDeadLettersBack(t *testing.T) {
 		}
 	})
 }
+
+func TestCreateTopic(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		s := New(Options{Cluster: func(string) (string, sdk.Backend, error) { return "local", b, nil }, Reserved: func(topic string) error {
+			if strings.HasPrefix(topic, "__mqgate") {
+				return sdk.Errorf(sdk.CodeNotAllowed, "topic %q is reserved", topic)
+			}
+			return nil
+		}})
+		ctx := context.Background()
+		top, created, err := s.CreateTopic(ctx, "made", 3, nil)
+		if err != nil || !created || len(top.Qids) != 3 || top.Messages != 0 {
+			t.Fatalf("CreateTopic = %+v, %v, %v; want 3 new qids", top, created, err)
+		}
+		top, created, err = s.CreateTopic(ctx, "made", 5, nil)
+		if err != nil || created || len(top.Qids) != 3 {
+			t.Fatalf("CreateTopic of an existing topic = %+v, %v, %v; want it as it was", top, created, err)
+		}
+		if _, _, err := s.CreateTopic(ctx, "__mqgate-x", 1, nil); sdk.CodeOf(err) != sdk.CodeNotAllowed {
+			t.Errorf("CreateTopic of a reserved name = %v, want code 13", err)
+		}
+		if _, _, err := s.CreateTopic(ctx, "big", MaxPartitions+1, nil); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "partitions: must be 1 to 1000") {
+			t.Errorf("CreateTopic of %d partitions = %v, want code 11", MaxPartitions+1, err)
+		}
+		if _, err := s.Topic(ctx, "big"); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+			t.Errorf("a refused create made the topic: %v", err)
+		}
+	})
+}

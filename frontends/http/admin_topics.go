@@ -327,14 +327,8 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 	}
 	ctx, cancel := s.adminContext(c)
 	defer cancel()
-	body, charge, ok := s.bodyOrAbort(ctx, c)
+	req, ok := decodedBody(s, ctx, c, decodeRedriveBody)
 	if !ok {
-		return
-	}
-	defer charge.Release()
-	req, err := decodeRedriveBody(body)
-	if err != nil {
-		s.abortWithError(c, err)
 		return
 	}
 	done, err := s.opts.Admin.Redrive(ctx, dlq, req.qid, req.offsets, s.producer.Produce)
@@ -358,4 +352,116 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 	}
 	s.audit(c, "dead letters redriven", acl.Admin, fmt.Sprintf("group %q dead-letter topic %q qid %q offsets %v: %d redriven", c.Param("group"), dlq, req.qid, req.offsets, out.Redriven))
 	c.PureJSON(http.StatusOK, out)
+}
+
+// createTopicBody is the body of POST /v1/admin/topics/{topic}.
+type createTopicBody struct {
+	partitions int32
+	configs    map[string]string
+}
+
+// decodeCreateTopicBody decodes {"partitions": N, "configs": {name:
+// value}}, both optional; an empty body takes the defaults.
+func decodeCreateTopicBody(body []byte) (createTopicBody, error) {
+	var out createTopicBody
+	if len(bytes.TrimSpace(body)) == 0 {
+		return out, nil
+	}
+	err := decodeObjectBody(body, []string{"partitions", "configs"}, func(d *bodyDecoder, name string, k jsontext.Kind) error {
+		switch name {
+		case "partitions":
+			n, err := d.positiveInt(name)
+			if err != nil {
+				return err
+			}
+			if *n > admin.MaxPartitions {
+				return illegalf("partitions: must be 1 to %d, got %d", admin.MaxPartitions, *n)
+			}
+			out.partitions = int32(*n)
+		case "configs":
+			var err error
+			out.configs, err = d.stringMap(name, k, admin.MaxTopicConfigs)
+			return err
+		}
+		return nil
+	})
+	return out, err
+}
+
+// stringMap reads an object of strings named field, of at most max
+// members.
+func (d *bodyDecoder) stringMap(field string, k jsontext.Kind, max int) (map[string]string, error) {
+	if k != '{' {
+		return nil, d.wrongType("%s: must be an object of strings", field)
+	}
+	if _, err := d.dec.ReadToken(); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for {
+		name, ok, err := d.name()
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return out, nil
+		}
+		f := joinField(field, name)
+		if _, dup := out[name]; dup {
+			return nil, illegalf("%s: given twice", f)
+		}
+		if len(out) == max {
+			return nil, sdk.Errorf(sdk.CodeTooLarge, "%s: at most %d settings", field, max)
+		}
+		k, err := d.peek()
+		if err != nil {
+			return nil, err
+		}
+		if out[name], err = d.text(f, k); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// createTopic serves POST /v1/admin/topics/{topic}: 201 with the new
+// topic's description, or 200 with the existing one's, left as it is.
+func (s *Server) createTopic(c *gin.Context) {
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	req, ok := decodedBody(s, ctx, c, decodeCreateTopicBody)
+	if !ok {
+		return
+	}
+	t, created, err := s.opts.Admin.CreateTopic(ctx, c.Param("topic"), req.partitions, req.configs)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		s.audit(c, "topic created", acl.Admin, fmt.Sprintf("topic %q partitions %d configs %v", t.Name, len(t.Qids), req.configs))
+	}
+	c.PureJSON(status, struct {
+		admin.Topic
+		Created bool `json:"created"`
+	}{t, created})
+}
+
+// decodedBody reads the request body within ctx and decodes it, answering
+// an error itself. The decoded value must not alias the body, whose
+// bytes are given back to the in-flight budget once decoded.
+func decodedBody[T any](s *Server, ctx context.Context, c *gin.Context, decode func([]byte) (T, error)) (T, bool) {
+	var zero T
+	body, charge, ok := s.bodyOrAbort(ctx, c)
+	if !ok {
+		return zero, false
+	}
+	defer charge.Release()
+	v, err := decode(body)
+	if err != nil {
+		s.abortWithError(c, err)
+		return zero, false
+	}
+	return v, true
 }

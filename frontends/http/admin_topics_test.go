@@ -51,7 +51,9 @@ auth:
   api_keys:
     - {principal: ops, sha256: "`+hexSHA256("key-ops")+`"}
     - {principal: reader, sha256: "`+hexSHA256("key-r")+`"}
+    - {principal: boss, sha256: "`+hexSHA256("key-admin")+`"}
 acl:
+  - {principal: boss, operations: [admin]}
   - {principal: ops, operations: [browse, read-stats], topics: [orders]}
   - {principal: ops, operations: [browse, admin], topics: [g-dlq], groups: [g]}
   - {principal: reader, operations: [read-stats]}
@@ -278,6 +280,61 @@ func FuzzParseBrowseQuery(f *testing.F) {
 		case browseText, browseHex, browseJSON:
 		default:
 			t.Fatalf("%q: format %q accepted", raw, bq.format)
+		}
+	})
+}
+
+func TestAdminCreateTopic(t *testing.T) {
+	h, _, _ := adminServer(t, brokertest.Kinds[0].Start(t))
+	status, body := post(h, "/v1/admin/topics/orders", `{"partitions": 4}`, "key-admin")
+	var out struct {
+		Created bool `json:"created"`
+		Qids    []any
+	}
+	if status != 200 || json.Unmarshal(body, &out) != nil || out.Created || len(out.Qids) != 2 {
+		t.Fatalf("create of an existing topic: %d %s; want 200, as it was", status, body)
+	}
+	status, body = post(h, "/v1/admin/topics/fresh", `{"partitions": 3, "configs": {"retention.ms": "3600000"}}`, "key-admin")
+	if status != 201 || json.Unmarshal(body, &out) != nil || !out.Created || len(out.Qids) != 3 {
+		t.Fatalf("create: %d %s; want 201 and 3 qids", status, body)
+	}
+	status, body = post(h, "/v1/admin/topics/other", ``, "key-ops")
+	checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
+	for _, tc := range []struct {
+		body string
+		code sdk.Code
+		msg  string
+	}{
+		{`{"partitions": 0}`, sdk.CodeIllegal, "partitions"},
+		{`{"partitions": 1001}`, sdk.CodeIllegal, "partitions: must be 1 to 1000"},
+		{`{"partitions": "3"}`, sdk.CodeIllegal, "partitions"},
+		{`{"configs": {"a": 1}}`, sdk.CodeIllegal, "configs.a: must be a string"},
+		{`{"configs": {"a": "1", "a": "2"}}`, sdk.CodeIllegal, "configs.a: given twice"},
+		{`{"configs": []}`, sdk.CodeIllegal, "configs: must be an object of strings"},
+		{`{"replicas": 3}`, sdk.CodeIllegal, `unknown field "replicas"`},
+	} {
+		status, body := post(h, "/v1/admin/topics/bad", tc.body, "key-admin")
+		var e errorBody
+		if json.Unmarshal(body, &e) != nil || e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.msg) {
+			t.Errorf("%s: %d %s; want code %d naming %q", tc.body, status, body, tc.code, tc.msg)
+		}
+	}
+}
+
+func FuzzDecodeCreateTopicBody(f *testing.F) {
+	for _, s := range []string{`{"partitions": 3, "configs": {"retention.ms": "1"}}`, `{}`, ``, `{"configs": {"\u0000": "x"}}`, `{"partitions": 1e3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := decodeCreateTopicBody(body)
+		if err != nil {
+			if c := sdk.CodeOf(err); c != sdk.CodeIllegal && c != sdk.CodeTooLarge {
+				t.Fatalf("%q: error %v has code %d", body, err, c)
+			}
+			return
+		}
+		if got.partitions < 0 || got.partitions > admin.MaxPartitions || len(got.configs) > admin.MaxTopicConfigs {
+			t.Fatalf("%q: accepted %+v", body, got)
 		}
 	})
 }

@@ -277,6 +277,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		// group are browse, on the topic named.
 		const topics = "/v1/admin/topics/:topic"
 		e.GET(topics, s.guarded(acl.ReadStats, path, s.describeTopic))
+		e.POST(topics, s.guarded(acl.Admin, path, s.createTopic))
 		e.GET(topics+"/messages", s.guarded(acl.Browse, path, s.browse))
 		e.GET(topics+"/messages/:qid/:offset", s.guarded(acl.Browse, path, s.showMessage))
 	}

@@ -99,6 +99,16 @@ func (b *Backend) createTopics(ctx context.Context, c clients, specs []sdk.Topic
 	if err != nil {
 		return nil, b.sdkError(err, "creating topics")
 	}
+	// The admin client caches the metadata of its sharded requests
+	// (ListOffsets) for its minimum age, a topic that did not exist
+	// included: forget the topics just created, so that the next call
+	// finds them. The admin client produces and consumes nothing, so
+	// purging loses nothing.
+	names := make([]string, len(specs))
+	for i, spec := range specs {
+		names[i] = spec.Name
+	}
+	c.admin.PurgeTopicsFromClient(names...)
 	for _, spec := range specs {
 		errs[spec.Name] = sdk.Errorf(sdk.CodeInternal, "creating topic %s: the broker did not answer for it", spec.Name)
 	}
