@@ -58,6 +58,9 @@ type params struct {
 	endpointProcess bool
 	// produce-http only: the body format, json, ndjson or raw
 	format string
+	// admin only: how many passes the admin client makes beside the
+	// producer; 0 for as many as fit in its run
+	adminPasses int
 	// round counts the rounds of a scenario run with -rounds, from 0.
 	round int
 }
@@ -153,6 +156,7 @@ func main() {
 	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
+	flag.IntVar(&p.adminPasses, "admin-passes", 1, "admin: passes of 1,000 browsed and 1,000 redriven beside the producer (0: back to back for its whole run)")
 	flag.StringVar(&p.format, "format", "json", "produce-http: the body format: json, ndjson (one message per line) or raw (one message per request, its value the body)")
 	flag.StringVar(&p.envelope, "envelope", "raw", "push: the subscription's envelope (raw, json or ddmq); the direct side posts the raw value whatever it is")
 	flag.Usage = func() {
