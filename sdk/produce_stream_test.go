@@ -194,9 +194,13 @@ func TestProduceStreamStalledPluginFreesCallers(t *testing.T) {
 	b := dialStreamPlugin(t, plugin)
 	big := make([]byte, 5<<20) // past the stream's 8 MiB window in two batches
 	errs := make(chan error, 3)
+	// Deadlines long enough for the batches to reach Send on a loaded
+	// machine: a caller that gave up before sending would leave no Send
+	// blocked, and nothing to give the stream up for.
+	const deadline = 2 * time.Second
 	for range 3 {
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
 			_, err := b.Produce(ctx, []sdk.Record{{Topic: "t", Value: big}})
 			errs <- err
@@ -208,13 +212,18 @@ func TestProduceStreamStalledPluginFreesCallers(t *testing.T) {
 			if c := sdk.CodeOf(err); c != sdk.CodeTimeout && c != sdk.CodeUnavailable {
 				t.Errorf("caller %d got %v (code %d), want code 12 or 17", i, err, c)
 			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("caller %d is still blocked long after its 300 ms deadline", i)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("caller %d is still blocked long after its %s deadline", i, deadline)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	_, _ = produceKeys(b, ctx, "t", "after")
+	// The window is full: the next small batch blocks in Send too, if
+	// the stream was not given up already, and gives it up when its
+	// caller does. Either way a later call opens a new stream.
+	for i := 0; i < 5 && plugin.streams.Load() < 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, _ = produceKeys(b, ctx, "t", "after")
+		cancel()
+	}
 	if n := plugin.streams.Load(); n < 2 {
 		t.Errorf("%d streams opened, want a new one after the stalled one was given up", n)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The admin routes describe a topic and browse its messages on every
@@ -82,7 +83,7 @@ func TestAdminBrowsesATopic(t *testing.T) {
 				Qid    string `json:"qid"`
 			} `json:"messages"`
 		}
-		for range 20 {
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
 			code, body = g.do("POST", "/v1/groups/g1/topics/browsed/pull", `{"max_messages": 3, "max_wait_ms": 500}`, nil)
 			if code != 200 || json.Unmarshal(body, &pulled) != nil {
 				t.Fatalf("pull: %d %s", code, body)
@@ -146,7 +147,9 @@ func TestAdminRedrivesADeadLetter(t *testing.T) {
 		pullOne := func() {
 			t.Helper()
 			pulled.Messages = nil
-			for range 20 {
+			// A group's first pull waits for it to join, which a loaded
+			// machine may take many seconds over.
+			for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
 				code, body := g.do("POST", "/v1/groups/w/topics/jobs/pull", `{"max_messages": 1, "max_wait_ms": 500}`, nil)
 				if code != 200 || json.Unmarshal(body, &pulled) != nil {
 					t.Fatalf("pull: %d %s", code, body)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // inProcessKafka is the plugins: entry of a Kafka backend in the gateway's
@@ -55,7 +56,9 @@ func TestInProcessKafkaServesWithoutAPluginProcess(t *testing.T) {
 	// Pull and ack every message; the group's lag falls to zero.
 	seen := map[string]int{}
 	var ack string
-	for range 100 {
+	// A group's first pull waits for it to join, which a loaded machine
+	// may take many seconds over.
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
 		if len(seen) == 20 && ack == "" {
 			break
 		}
