@@ -73,9 +73,20 @@ type Topic struct {
 	Messages int64 `json:"messages"`
 }
 
+// cluster is Options.Cluster for a topic the admin API may show: the
+// names only the gateway uses (delay tiers, its own state) are refused
+// with code 13, as the consume and stats routes refuse them.
+func (s *Service) cluster(topic string) (string, sdk.Backend, error) {
+	name, b, err := s.opts.Cluster(topic)
+	if err == nil && s.opts.Reserved != nil {
+		err = s.opts.Reserved(topic)
+	}
+	return name, b, err
+}
+
 // Topic describes topic: a code 14 error when it does not exist.
 func (s *Service) Topic(ctx context.Context, topic string) (Topic, error) {
-	cluster, b, err := s.opts.Cluster(topic)
+	cluster, b, err := s.cluster(topic)
 	if err != nil {
 		return Topic{}, err
 	}
@@ -152,7 +163,7 @@ func (s *Service) Browse(ctx context.Context, topic, qid string, offset int64, l
 
 // lookup finds topic's cluster and its qid's range: an empty page.
 func (s *Service) lookup(ctx context.Context, topic, qid string) (Page, sdk.Backend, error) {
-	cluster, b, err := s.opts.Cluster(topic)
+	cluster, b, err := s.cluster(topic)
 	if err != nil {
 		return Page{}, nil, err
 	}
@@ -268,6 +279,9 @@ func (s *Service) Redrive(ctx context.Context, dlqTopic, qid string, offsets []i
 	case len(offsets) > MaxRedrive:
 		return nil, sdk.Errorf(sdk.CodeTooLarge, "offsets: at most %d dead letters per redrive, got %d", MaxRedrive, len(offsets))
 	}
+	if sorted := slices.Sorted(slices.Values(offsets)); len(slices.Compact(sorted)) != len(offsets) {
+		return nil, sdk.Errorf(sdk.CodeIllegal, "offsets: an offset is named twice; name each dead letter once")
+	}
 	found, q, err := s.readOffsets(ctx, dlqTopic, qid, offsets)
 	if err != nil {
 		return nil, err
@@ -295,7 +309,10 @@ func (s *Service) Redrive(ctx context.Context, dlqTopic, qid string, offsets []i
 			switch {
 			case h.Key == consume.HeaderOriginTopic:
 				out[i].Topic = string(h.Value)
-			case strings.HasPrefix(h.Key, topicname.DeadLetterHeaderPrefix):
+			case topicname.HeaderProblem(h.Key) != "":
+				// Written by the gateway (dead-lettering, or a delayed
+				// message's delivery): the message goes back as the
+				// client's own.
 			default:
 				msgs[i].Headers = append(msgs[i].Headers, h)
 			}
@@ -346,13 +363,24 @@ func (s *Service) readOffsets(ctx context.Context, topic, qid string, offsets []
 			i++
 			continue
 		}
+		// Read from off to the last wanted offset within MaxBrowse of it:
+		// dead letters far apart are read one at a time, not the
+		// messages between them.
+		last := off
+		for _, w := range want[i:] {
+			if w-off >= MaxBrowse {
+				break
+			}
+			last = w
+		}
 		p := Page{Topic: topic, Qid: q}
-		span := want[min(i+MaxBrowse, len(want))-1] - off + 1
-		if err := read(ctx, b, &p, off, int(min(span, MaxBrowse))); err != nil {
+		if err := read(ctx, b, &p, off, int(last-off+1)); err != nil {
 			return nil, Qid{}, err
 		}
 		for _, r := range p.Records {
-			found[r.Offset] = r
+			if _, ok := slices.BinarySearch(want, r.Offset); ok {
+				found[r.Offset] = r
+			}
 		}
 		// Go on from the first wanted offset this page did not reach.
 		for i < len(want) && want[i] < max(p.Next, off+1) {
@@ -368,7 +396,7 @@ func (s *Service) readOffsets(ctx context.Context, topic, qid string, offsets []
 func (s *Service) DeadLetterTopic(ctx context.Context, dlqTopic string) (Topic, error) {
 	t, err := s.Topic(ctx, dlqTopic)
 	if sdk.CodeOf(err) == sdk.CodeTopicNotExist {
-		cluster, _, cerr := s.opts.Cluster(dlqTopic)
+		cluster, _, cerr := s.cluster(dlqTopic)
 		if cerr != nil {
 			return Topic{}, cerr
 		}
@@ -398,14 +426,9 @@ func (s *Service) CreateTopic(ctx context.Context, topic string, partitions int3
 	if len(configs) > MaxTopicConfigs {
 		return Topic{}, false, sdk.Errorf(sdk.CodeTooLarge, "configs: at most %d settings, got %d", MaxTopicConfigs, len(configs))
 	}
-	_, b, err := s.opts.Cluster(topic)
+	_, b, err := s.cluster(topic)
 	if err != nil {
 		return Topic{}, false, err
-	}
-	if s.opts.Reserved != nil {
-		if err := s.opts.Reserved(topic); err != nil {
-			return Topic{}, false, err
-		}
 	}
 	if t, err := s.Topic(ctx, topic); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
 		return t, false, err
@@ -413,10 +436,11 @@ func (s *Service) CreateTopic(ctx context.Context, topic string, partitions int3
 	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: topic, Partitions: partitions, Configs: configs}}); err != nil {
 		return Topic{}, false, fmt.Errorf("creating topic %s: %w", topic, err)
 	}
-	// A broker may take a moment to list a topic it just created.
+	// A broker may take a moment to list a topic it just created, and
+	// to elect its partitions' leaders (code 17 meanwhile).
 	for wait := 20 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
 		t, err = s.Topic(ctx, topic)
-		if sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+		if c := sdk.CodeOf(err); c != sdk.CodeTopicNotExist && c != sdk.CodeUnavailable {
 			return t, err == nil, err
 		}
 		select {

@@ -260,6 +260,13 @@ func TestCreateTopic(t *testing.T) {
 		if _, _, err := s.CreateTopic(ctx, "__mqgate-x", 1, nil); sdk.CodeOf(err) != sdk.CodeNotAllowed {
 			t.Errorf("CreateTopic of a reserved name = %v, want code 13", err)
 		}
+		// Nor are the gateway's own topics described or browsed.
+		if _, err := s.Topic(ctx, "__mqgate-x"); sdk.CodeOf(err) != sdk.CodeNotAllowed {
+			t.Errorf("Topic of a reserved name = %v, want code 13", err)
+		}
+		if _, err := s.Browse(ctx, "__mqgate-x", "0", 0, 1); sdk.CodeOf(err) != sdk.CodeNotAllowed {
+			t.Errorf("Browse of a reserved name = %v, want code 13", err)
+		}
 		if _, _, err := s.CreateTopic(ctx, "big", MaxPartitions+1, nil); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "partitions: must be 1 to 1000") {
 			t.Errorf("CreateTopic of %d partitions = %v, want code 11", MaxPartitions+1, err)
 		}

@@ -11,12 +11,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/mqgate/mqgate/core/admin"
 	"github.com/mqgate/mqgate/core/auth/acl"
+	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/core/topicname"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -207,7 +209,7 @@ func appendBrowsedMessage(b []byte, r *sdk.Record, format string) []byte {
 			b = appendBytesField(b, `"key":`, `"key_base64":`, r.Key)
 			b = append(b, ',')
 		}
-		if format == browseJSON && json.Valid(r.Value) {
+		if format == browseJSON && utf8.Valid(r.Value) && json.Valid(r.Value) {
 			b = append(b, `"value_json":`...)
 			b = appendCompactJSON(b, r.Value)
 		} else {
@@ -331,7 +333,15 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 	if !ok {
 		return
 	}
-	done, err := s.opts.Admin.Redrive(ctx, dlq, req.qid, req.offsets, s.producer.Produce)
+	// Sending a dead letter back is producing to its topic: the
+	// principal must be allowed that too.
+	send := func(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
+		if err := s.authorize(c, acl.Produce, topic, ""); err != nil {
+			return nil, err
+		}
+		return s.producer.Produce(ctx, topic, msgs)
+	}
+	done, err := s.opts.Admin.Redrive(ctx, dlq, req.qid, req.offsets, send)
 	if err != nil {
 		s.abortWithError(c, err)
 		return

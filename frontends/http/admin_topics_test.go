@@ -54,7 +54,7 @@ auth:
     - {principal: boss, sha256: "`+hexSHA256("key-admin")+`"}
 acl:
   - {principal: boss, operations: [admin]}
-  - {principal: ops, operations: [browse, read-stats], topics: [orders]}
+  - {principal: ops, operations: [browse, read-stats, produce], topics: [orders]}
   - {principal: ops, operations: [browse, admin], topics: [g-dlq], groups: [g]}
   - {principal: reader, operations: [read-stats]}
 `))
@@ -168,6 +168,15 @@ func TestAdminDeadLetterRoutes(t *testing.T) {
 		if status != 200 || !strings.Contains(string(body), `"mqgate-dlq-origin-topic":"orders"`) || !strings.Contains(string(body), `"mqgate-dlq-last-error":"boom"`) {
 			t.Fatalf("browse dead letters: %d %s; want the origin and last error", status, body)
 		}
+		// Sending a dead letter back is producing to its topic: a principal
+		// that may administer the group but not produce there is refused
+		// for that dead letter.
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "offsets": [0]}`, "key-admin")
+		if status != 200 || !strings.Contains(string(body), `"redriven":0`) || !strings.Contains(string(body), `"code":13`) {
+			t.Fatalf("redrive without produce on the origin: %d %s; want its result refused with code 13", status, body)
+		}
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "offsets": [0, 0]}`, "key-ops")
+		checkError(t, status, body, 400, sdk.CodeIllegal, "offsets: an offset is named twice")
 		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "offsets": [0, 5]}`, "key-ops")
 		var out struct {
 			Redriven int `json:"redriven"`

@@ -257,9 +257,13 @@ func (s *Server) describeGroup(c *gin.Context) {
 	if !ok {
 		return
 	}
-	for k := range c.Request.URL.Query() {
-		if k != "topic" {
+	for k, v := range c.Request.URL.Query() {
+		switch {
+		case k != "topic":
 			s.abortWithError(c, illegalf("%s: unknown query parameter; known: topic", truncate(k)))
+			return
+		case len(v) > 1:
+			s.abortWithError(c, illegalf("topic: given %d times; give it once", len(v)))
 			return
 		}
 	}
@@ -269,7 +273,13 @@ func (s *Server) describeGroup(c *gin.Context) {
 	}
 	sessions := cons.Sessions(group)
 	if topic != "" {
+		// Only what the principal was allowed: a group session reading
+		// other topics too shows only this one's qids.
 		sessions = slices.DeleteFunc(sessions, func(v consume.SessionView) bool { return !slices.Contains(v.Topics, topic) })
+		for i := range sessions {
+			sessions[i].Topics = []string{topic}
+			sessions[i].Qids = slices.DeleteFunc(sessions[i].Qids, func(q consume.QidView) bool { return q.Topic != topic })
+		}
 	}
 	c.PureJSON(http.StatusOK, groupResponse{Group: group, Stats: statsOf(stats), Sessions: sessions})
 }

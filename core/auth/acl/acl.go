@@ -88,6 +88,13 @@ func (r *Rule) applies(req Request) bool {
 	if req.Topic == "" && req.Group == "" {
 		return r.Topics == nil && r.Groups == nil
 	}
+	// A rule for some groups' admin or browsing does not reach the
+	// admin routes of topics, which name no group: creating or browsing
+	// any topic would otherwise come with managing a group's
+	// subscriptions or reading its dead letters.
+	if req.Group == "" && r.Groups != nil && (req.Op == Admin || req.Op == Browse) {
+		return false
+	}
 	if req.Topic != "" && r.Topics != nil && !matchAny(r.Topics, req.Topic) {
 		return false
 	}

@@ -92,6 +92,24 @@ func TestDecide(t *testing.T) {
 			t.Errorf("Decide(%+v) = %v; want allowed %t, naming %q", c.req, err, c.allowed, c.why)
 		}
 	}
+	// A rule for some groups' admin or browsing reaches those groups'
+	// routes (subscriptions, dead letters), not the topics' admin routes,
+	// which name no group.
+	groupOps := Rules{rule(false, "team-a", []Op{Admin, Browse, Consume}, nil, []string{"a.*"})}
+	for _, c := range []struct {
+		req     Request
+		allowed bool
+	}{
+		{Request{"team-a", Admin, "orders", "a.pay"}, true},
+		{Request{"team-a", Browse, "a.pay-dlq", "a.pay"}, true},
+		{Request{"team-a", Admin, "orders", ""}, false},
+		{Request{"team-a", Browse, "orders", ""}, false},
+		{Request{"team-a", Consume, "orders", ""}, true}, // as before for the other operations
+	} {
+		if err := groupOps.Decide(c.req); (err == nil) != c.allowed {
+			t.Errorf("group rule: Decide(%+v) = %v; want allowed %t", c.req, err, c.allowed)
+		}
+	}
 	if err := Rules(nil).Decide(Request{"x", Admin, "", ""}); err != nil {
 		t.Errorf("no rules refused: %v", err)
 	}
