@@ -137,29 +137,8 @@ func TestAdminRedrivesADeadLetter(t *testing.T) {
 		dir := t.TempDir()
 		g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{extra: "consume: {max_retries: 0}\n"}))
 		g.produceOK("jobs", `{"key":"k","value":"job-1"}`)
-		var pulled struct {
-			Messages []struct {
-				Offset int64  `json:"offset"`
-				Qid    string `json:"qid"`
-				Value  string `json:"value"`
-			} `json:"messages"`
-		}
-		pullOne := func() {
-			t.Helper()
-			pulled.Messages = nil
-			// A group's first pull waits for it to join, which a loaded
-			// machine may take many seconds over.
-			for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
-				code, body := g.do("POST", "/v1/groups/w/topics/jobs/pull", `{"max_messages": 1, "max_wait_ms": 500}`, nil)
-				if code != 200 || json.Unmarshal(body, &pulled) != nil {
-					t.Fatalf("pull: %d %s", code, body)
-				}
-				if len(pulled.Messages) == 1 {
-					return
-				}
-			}
-			t.Fatal("nothing to pull")
-		}
+		var pulled pulledOne
+		pullOne := func() { pulled = g.pullOne(t, "w", "jobs") }
 		pullOne()
 		ack := fmt.Sprintf(`{"qid": %q, "fail": [%d]}`, pulled.Messages[0].Qid, pulled.Messages[0].Offset)
 		if code, body := g.do("POST", "/v1/groups/w/topics/jobs/ack", ack, nil); code != 200 {
@@ -199,6 +178,66 @@ func TestAdminRedrivesADeadLetter(t *testing.T) {
 		}
 		if !g.eventuallyLogged(`action="dead letters redriven"`) {
 			t.Error("the redrive was not audited")
+		}
+	})
+}
+
+// pulledOne is a pull's answer.
+type pulledOne struct {
+	Messages []struct {
+		Offset int64  `json:"offset"`
+		Qid    string `json:"qid"`
+		Value  string `json:"value"`
+	} `json:"messages"`
+}
+
+// pullOne pulls one message of topic for group, waiting for it.
+func (g *gateway) pullOne(t *testing.T, group, topic string) pulledOne {
+	t.Helper()
+	// A group's first pull waits for it to join, which a loaded machine
+	// may take many seconds over.
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		var pulled pulledOne
+		code, body := g.do("POST", "/v1/groups/"+group+"/topics/"+topic+"/pull", `{"max_messages": 1, "max_wait_ms": 500}`, nil)
+		if code != 200 || json.Unmarshal(body, &pulled) != nil {
+			t.Fatalf("pull: %d %s", code, body)
+		}
+		if len(pulled.Messages) == 1 {
+			return pulled
+		}
+	}
+	t.Fatal("nothing to pull")
+	return pulledOne{}
+}
+
+// A group's offsets are moved back while a client pulls through the
+// gateway: refused, then forced, and the client's next pull reads the
+// message again.
+func TestAdminResetsAGroup(t *testing.T) {
+	forEachBroker(t, func(t *testing.T, kind brokerKind) {
+		dir := t.TempDir()
+		g := startGateway(t, writeConfig(t, dir, kind.local(t, dir), options{}))
+		g.produceOK("jobs", `{"key":"k","value":"job-1"}`)
+		pulled := g.pullOne(t, "w", "jobs")
+		ack := fmt.Sprintf(`{"qid": %q, "success": [%d]}`, pulled.Messages[0].Qid, pulled.Messages[0].Offset)
+		if code, body := g.do("POST", "/v1/groups/w/topics/jobs/ack", ack, nil); code != 200 {
+			t.Fatalf("ack: %d %s", code, body)
+		}
+		const route = "/v1/admin/groups/w/topics/jobs/offsets"
+		code, body := g.do("POST", route, `{"to": "earliest"}`, nil)
+		if code != 403 || !strings.Contains(string(body), `"code":13`) || !strings.Contains(string(body), "reset with force") {
+			t.Fatalf("reset while a client pulls: %d %s; want 403 naming force", code, body)
+		}
+		code, body = g.do("POST", route, `{"to": "earliest", "force": true}`, nil)
+		if code != 200 || !strings.Contains(string(body), `"to":0`) {
+			t.Fatalf("forced reset: %d %s", code, body)
+		}
+		again := g.pullOne(t, "w", "jobs")
+		if again.Messages[0].Value != "job-1" || again.Messages[0].Offset != pulled.Messages[0].Offset {
+			t.Fatalf("after the reset the group pulled %+v; want job-1 again", again.Messages)
+		}
+		if !g.eventuallyLogged(`action="group offsets reset"`) {
+			t.Error("the reset was not audited")
 		}
 	})
 }

@@ -282,7 +282,12 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Push:                 pusher,
 		Sinks:                sinks,
 		Subscriptions:        subscriptions,
-		Admin:                admin.New(admin.Options{Cluster: rt.Cluster, Reserved: reserved.Topic}),
+		Admin: admin.New(admin.Options{Cluster: rt.Cluster, Reserved: reserved.Topic,
+			Active: func(group, topic string) int { return consume.Reading(consumer.Sessions(group), topic) },
+			End: func(ctx context.Context, group, topic string) int {
+				_, readers := consumer.EndSessions(ctx, group, topic)
+				return readers
+			}}),
 	}, rt, host)
 	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
 		return limitListener(l, plaintext, "http", "http", conns.http, log, reg)

@@ -46,6 +46,15 @@ type Options struct {
 	// Reserved refuses, with code 13, the names only the gateway uses
 	// (CreateTopic does not create them); nil refuses none.
 	Reserved func(topic string) error
+	// Active counts the sessions through which group consumes topic on
+	// this gateway: ResetOffsets is refused while there are any. Nil:
+	// none.
+	Active func(group, topic string) int
+	// End closes the sessions through which clients pull group's
+	// messages of topic on this gateway, for a forced reset, and counts
+	// those it left open because the gateway reads through them (push
+	// subscriptions, sinks). Nil: a forced reset is refused as any.
+	End func(ctx context.Context, group, topic string) (readers int)
 }
 
 // Service answers the admin API's questions about topics.

@@ -2,6 +2,7 @@ package consume
 
 import (
 	"cmp"
+	"context"
 	"slices"
 	"time"
 )
@@ -139,4 +140,44 @@ func msOrZero(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
+}
+
+// Reading counts the sessions of views through which a group consumes
+// topic: what an offset reset must wait for.
+func Reading(views []SessionView, topic string) int {
+	n := 0
+	for _, v := range views {
+		if slices.Contains(v.Topics, topic) {
+			n++
+		}
+	}
+	return n
+}
+
+// EndSessions closes group's sessions on this gateway that consume topic
+// and that clients pull through, committing what was acked, and waits for
+// them to leave the broker's group (the commit within ctx); messages they had out are handed out
+// again to the group's next consumer. Sessions the gateway itself reads
+// through (push subscriptions, sinks) are left alone: readers counts them.
+// A client's next pull opens a session again.
+func (s *Service) EndSessions(ctx context.Context, group, topic string) (ended, readers int) {
+	s.mu.Lock()
+	var list []*session
+	for k, ss := range s.sessions {
+		if k.group == group && slices.Contains(ss.topics, topic) {
+			list = append(list, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range list {
+		if s.readerOf(ss) != nil {
+			readers++
+			continue
+		}
+		ss.commit(ctx)
+		s.closeSession(ss, "ended by an admin's offset reset")
+		<-ss.done
+		ended++
+	}
+	return ended, readers
 }

@@ -54,3 +54,44 @@ func TestSessionsShowMessagesInFlight(t *testing.T) {
 		}
 	})
 }
+
+// Ending a group's sessions for an offset reset commits what was acked,
+// leaves the broker's group, and the next pull opens a session again
+// from the committed offset.
+func TestEndSessions(t *testing.T) {
+	t.Parallel()
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		e := newEnv(t, b, fast())
+		e.produce("ending", 1, 4, "m")
+		batch := pull(t, e.svc, "g", "ending", 4)
+		if len(batch.Messages) != 4 {
+			t.Fatalf("pulled %d, want 4", len(batch.Messages))
+		}
+		if err := e.svc.Ack(context.Background(), []consume.Ack{{Group: "g", Topic: "ending", Qid: batch.Qid, Success: []int64{0, 1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if n := consume.Reading(e.svc.Sessions("g"), "ending"); n != 1 {
+			t.Fatalf("Reading = %d, want 1 session", n)
+		}
+		ended, readers := e.svc.EndSessions(context.Background(), "g", "ending")
+		if ended != 1 || readers != 0 {
+			t.Fatalf("EndSessions = %d, %d; want 1 ended, no readers", ended, readers)
+		}
+		if n := consume.Reading(e.svc.Sessions("g"), "ending"); n != 0 {
+			t.Fatalf("Reading after EndSessions = %d, want 0", n)
+		}
+		offs, err := b.ListOffsets(context.Background(), []string{"ending"}, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range offs {
+			if o.Qid == batch.Qid && o.Committed != 2 {
+				t.Fatalf("committed %d after EndSessions, want 2 (what was acked)", o.Committed)
+			}
+		}
+		again := pull(t, e.svc, "g", "ending", 4)
+		if len(again.Messages) != 2 || again.Messages[0].Offset != 2 {
+			t.Fatalf("pull after EndSessions = %+v; want offsets 2 and 3 again", again.Messages)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -34,19 +35,22 @@ const (
 type browseQuery struct {
 	qid    string
 	offset int64
+	// from is set (ms since the epoch) to browse from the first message
+	// written at or after it instead of from offset.
+	from   *int64
 	limit  int
 	format string
 }
 
 // parseBrowseQuery reads the browse routes' query: qid (required when
-// needQid), offset (default 0), limit (default admin.DefaultBrowse) and
-// format. Any other parameter is refused by name, so that a misspelt one
+// needQid), offset (default 0) or timestamp_ms, limit (default
+// admin.DefaultBrowse) and format. Any other parameter is refused by name, so that a misspelt one
 // does not silently browse from the start.
 func parseBrowseQuery(q url.Values, needQid bool) (browseQuery, error) {
 	bq := browseQuery{format: browseText}
 	allowed := []string{"format"}
 	if needQid {
-		allowed = append(allowed, "qid", "offset", "limit")
+		allowed = append(allowed, "qid", "offset", "timestamp_ms", "limit")
 	}
 	for _, k := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(allowed, k) {
@@ -75,6 +79,19 @@ func parseBrowseQuery(q url.Values, needQid bool) (browseQuery, error) {
 	var err error
 	if bq.offset, err = queryInt64(q, "offset", 0); err != nil {
 		return bq, err
+	}
+	if q.Has("timestamp_ms") {
+		if q.Has("offset") {
+			return bq, illegalf("timestamp_ms: give offset or timestamp_ms, not both")
+		}
+		ts, err := queryInt64(q, "timestamp_ms", 0)
+		if err != nil {
+			return bq, err
+		}
+		if ts < 0 {
+			return bq, illegalf("timestamp_ms: must be >= 0 (milliseconds since the epoch); got %d", ts)
+		}
+		bq.from = &ts
 	}
 	limit, err := queryInt64(q, "limit", 0)
 	if err != nil {
@@ -122,8 +139,9 @@ func (s *Server) describeTopic(c *gin.Context) {
 	c.PureJSON(http.StatusOK, t)
 }
 
-// browse serves GET /v1/admin/topics/{topic}/messages?qid=Q[&offset=N]
-// [&limit=L][&format=F]: a page of the qid's messages from offset on.
+// browse serves GET /v1/admin/topics/{topic}/messages?qid=Q[&offset=N |
+// &timestamp_ms=T][&limit=L][&format=F]: a page of the qid's messages
+// from offset on, or from the first written at or after T.
 func (s *Server) browse(c *gin.Context) { s.browseTopic(c, c.Param("topic")) }
 
 // browseTopic answers a browse of topic.
@@ -135,6 +153,12 @@ func (s *Server) browseTopic(c *gin.Context, topic string) {
 	}
 	ctx, cancel := s.adminContext(c)
 	defer cancel()
+	if q.from != nil {
+		if q.offset, err = s.opts.Admin.OffsetAt(ctx, topic, q.qid, time.UnixMilli(*q.from)); err != nil {
+			s.abortWithError(c, err)
+			return
+		}
+	}
 	p, err := s.opts.Admin.Browse(ctx, topic, q.qid, q.offset, q.limit)
 	if err != nil {
 		s.abortWithError(c, err)

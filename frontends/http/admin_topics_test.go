@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,18 @@ func TestAdminTopicRoutes(t *testing.T) {
 			{"key": "k1", "value_json": {"amount": 42, "ok": true}, "offset": 1, "qid": "`+qid+`", "timestamp_ms": `+timestampOf(t, body, 0)+`},
 			{"key_base64": "/w==", "value_base64": "AP4=", "offset": 2, "qid": "`+qid+`", "timestamp_ms": `+timestampOf(t, body, 1)+`}]}`)
 
+		// From a time: before the first message, the first; after the
+		// last, an empty page at the end.
+		status, body = get(h, "/v1/admin/topics/orders/messages?qid="+q+"&timestamp_ms=0&limit=1", "key-ops")
+		if status != 200 || !strings.Contains(string(body), `"next_offset":1,`) || !strings.Contains(string(body), `"offset":0,`) {
+			t.Fatalf("browse from time 0: %d %s; want the first message", status, body)
+		}
+		future := strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10)
+		status, body = get(h, "/v1/admin/topics/orders/messages?qid="+q+"&timestamp_ms="+future, "key-ops")
+		if status != 200 || !strings.Contains(string(body), `"next_offset":3,"messages":[]`) {
+			t.Fatalf("browse from an hour ahead: %d %s; want an empty page at 3", status, body)
+		}
+
 		status, body = get(h, "/v1/admin/topics/orders/messages/"+q+"/2?format=hex", "key-ops")
 		var one map[string]any
 		if status != 200 || json.Unmarshal(body, &one) != nil || one["key_hex"] != "ff" || one["value_hex"] != "00fe" || one["offset"] != 2.0 {
@@ -131,7 +144,7 @@ func TestAdminTopicRoutesRefuseBadQueries(t *testing.T) {
 	q := url.QueryEscape(qid)
 	for _, tc := range []struct{ target, msg string }{
 		{"/v1/admin/topics/orders/messages", "qid: required"},
-		{"/v1/admin/topics/orders/messages?qid=" + q + "&ofset=3", "ofset: unknown query parameter; known: format, qid, offset, limit"},
+		{"/v1/admin/topics/orders/messages?qid=" + q + "&ofset=3", "ofset: unknown query parameter; known: format, qid, offset, timestamp_ms, limit"},
 		{"/v1/admin/topics/orders/messages?qid=" + q + "&limit=0", "limit: must be 1 to 100; got 0"},
 		{"/v1/admin/topics/orders/messages?qid=" + q + "&limit=101", "limit: must be 1 to 100; got 101"},
 		{"/v1/admin/topics/orders/messages?qid=" + q + "&offset=x", `offset: must be an integer; got "x"`},
@@ -140,6 +153,9 @@ func TestAdminTopicRoutesRefuseBadQueries(t *testing.T) {
 		{"/v1/admin/topics/orders/messages?qid=" + q + "&qid=" + q, "qid: given 2 times"},
 		{"/v1/admin/topics/orders/messages?qid=" + q + "&format=xml", `format: must be text, hex or json; got "xml"`},
 		{"/v1/admin/topics/orders/messages?qid=nine", `qid: topic orders has no qid "nine"`},
+		{"/v1/admin/topics/orders/messages?qid=" + q + "&offset=1&timestamp_ms=5", "timestamp_ms: give offset or timestamp_ms, not both"},
+		{"/v1/admin/topics/orders/messages?qid=" + q + "&timestamp_ms=-5", "timestamp_ms: must be >= 0"},
+		{"/v1/admin/topics/orders/messages?qid=" + q + "&timestamp_ms=yesterday", `timestamp_ms: must be an integer; got "yesterday"`},
 		{"/v1/admin/topics/orders/messages/" + q + "/x", `offset: must be an integer; got "x"`},
 		{"/v1/admin/topics/orders?limit=3", "limit: unknown query parameter; known: format"},
 	} {

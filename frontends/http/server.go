@@ -299,6 +299,8 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.GET(dlq, s.guarded(acl.Browse, dlqOf, s.describeDeadLetters))
 		e.GET(dlq+"/messages", s.guarded(acl.Browse, dlqOf, s.browseDeadLetters))
 		e.POST(dlq+"/redrive", s.guarded(acl.Admin, dlqOf, s.redriveDeadLetters))
+		// Moving a group's offsets is admin, on the group and topic.
+		e.POST("/v1/admin/groups/:group/topics/:topic/offsets", s.guarded(acl.Admin, path, s.resetOffsets))
 	}
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))

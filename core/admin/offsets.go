@@ -1,0 +1,197 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// Where ResetOffsets moves a group.
+const (
+	ToEarliest  = "earliest"
+	ToLatest    = "latest"
+	ToTimestamp = "timestamp"
+	ToOffsets   = "offsets"
+)
+
+// ResetTarget says where ResetOffsets moves a group on a topic.
+type ResetTarget struct {
+	// To is ToEarliest (each qid's oldest retained message), ToLatest
+	// (after its newest), ToTimestamp (its first message written at or
+	// after Time) or ToOffsets (Offsets, by qid; qids not named are left
+	// where they are).
+	To      string
+	Time    time.Time
+	Offsets map[string]int64
+}
+
+// QidReset is one qid's move.
+type QidReset struct {
+	Qid       string `json:"qid"`
+	Partition int32  `json:"partition"`
+	// From is the group's committed offset before (-1: none); To the
+	// offset its next consumer starts at.
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+	// Start and End are the qid's retained range when it was read.
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+// Reset is what ResetOffsets did, or would do.
+type Reset struct {
+	Group   string     `json:"group"`
+	Topic   string     `json:"topic"`
+	Cluster string     `json:"cluster"`
+	To      string     `json:"to"`
+	Qids    []QidReset `json:"qids"`
+	// DryRun is set when nothing was committed.
+	DryRun bool `json:"dry_run"`
+}
+
+// ResetOffsets moves group's committed offsets on topic to target and
+// reports every qid's move; with dryRun it only reports them. It is
+// refused with code 13 while the group consumes topic through this
+// gateway and, as Kafka refuses it, while the broker knows members of the
+// group anywhere: a consumer would go on from where it is and overwrite
+// the reset with its next commit. With force, the sessions clients pull
+// through on this gateway are ended first (their next pull starts at the
+// reset offsets); the gateway's own readers (push, sinks) still refuse it.
+func (s *Service) ResetOffsets(ctx context.Context, group, topic string, target ResetTarget, dryRun, force bool) (Reset, error) {
+	cluster, b, err := s.cluster(topic)
+	if err != nil {
+		return Reset{}, err
+	}
+	switch target.To {
+	case ToEarliest, ToLatest, ToTimestamp:
+	case ToOffsets:
+		if len(target.Offsets) == 0 {
+			return Reset{}, sdk.Errorf(sdk.CodeIllegal, "offsets: name at least one qid and its offset")
+		}
+	default:
+		return Reset{}, sdk.Errorf(sdk.CodeIllegal, "to: must be %s, %s, %s or %s, got %q", ToEarliest, ToLatest, ToTimestamp, ToOffsets, target.To)
+	}
+	if !dryRun && force && s.opts.End != nil {
+		if n := s.opts.End(ctx, group, topic); n > 0 {
+			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s reads topic %s for a push subscription or a sink on this gateway: remove it from the config (or the group's subscriptions) before resetting", group, topic)
+		}
+	}
+	if !dryRun && s.opts.Active != nil {
+		if n := s.opts.Active(group, topic); n > 0 {
+			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s is consuming topic %s through this gateway (%d sessions): stop its consumers and reset once their sessions end (consume.session_idle after their last pull), or reset with force to end them now", group, topic, n)
+		}
+	}
+	offs, err := b.ListOffsets(ctx, []string{topic}, group)
+	if err != nil {
+		return Reset{}, fmt.Errorf("reading the offsets of group %s on %s: %w", group, topic, err)
+	}
+	r := Reset{Group: group, Topic: topic, Cluster: cluster, To: target.To, Qids: []QidReset{}, DryRun: dryRun}
+	known := make(map[string]bool, len(offs))
+	for _, o := range offs {
+		if o.Topic != topic {
+			continue
+		}
+		known[o.Qid] = true
+		q := QidReset{Qid: o.Qid, Partition: o.Partition, From: o.Committed, Start: o.Start, End: o.End}
+		switch target.To {
+		case ToEarliest:
+			q.To = o.Start
+		case ToLatest:
+			q.To = o.End
+		case ToTimestamp:
+			q.To, err = offsetAt(ctx, b, topic, o, target.Time)
+			if err != nil {
+				return Reset{}, err
+			}
+		case ToOffsets:
+			to, ok := target.Offsets[o.Qid]
+			if !ok {
+				continue
+			}
+			if to < o.Start || to > o.End {
+				return Reset{}, sdk.Errorf(sdk.CodeIllegal, "offsets: %d for qid %s is outside what it retains, %d to %d", to, o.Qid, o.Start, o.End)
+			}
+			q.To = to
+		}
+		r.Qids = append(r.Qids, q)
+	}
+	for qid := range target.Offsets {
+		if !known[qid] {
+			names := make([]string, 0, len(known))
+			for k := range known {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			return Reset{}, sdk.Errorf(sdk.CodeIllegal, "offsets: topic %s has no qid %q; its qids: %s", topic, qid, strings.Join(names, ", "))
+		}
+	}
+	slices.SortFunc(r.Qids, func(a, b QidReset) int {
+		if a.Partition != b.Partition {
+			return int(a.Partition - b.Partition)
+		}
+		return strings.Compare(a.Qid, b.Qid)
+	})
+	if dryRun || len(r.Qids) == 0 {
+		return r, nil
+	}
+	commit := make([]sdk.Offset, len(r.Qids))
+	for i, q := range r.Qids {
+		commit[i] = sdk.Offset{Topic: topic, Qid: q.Qid, Offset: q.To}
+	}
+	if err := b.Commit(ctx, group, commit); err != nil {
+		return Reset{}, fmt.Errorf("committing group %s's offsets on %s: %w", group, topic, err)
+	}
+	return r, nil
+}
+
+// offsetAt finds the first offset of q whose message was written at or
+// after t, by a binary search of its retained range that reads one
+// message a step (at most about 64): q.End when none is. It takes
+// timestamps to grow with offsets, as they do for what the gateway
+// writes and for Kafka's log-append time; where a producer set earlier
+// times on later messages, it finds one of the offsets where time passes
+// t, as Kafka's own search by time does.
+func offsetAt(ctx context.Context, b sdk.Backend, topic string, q sdk.QidOffsets, t time.Time) (int64, error) {
+	lo, hi := q.Start, q.End // the answer is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		res, err := b.Fetch(ctx, sdk.FetchRequest{
+			Positions:  []sdk.FetchPosition{{Topic: topic, Qid: q.Qid, Offset: mid}},
+			MaxRecords: 1,
+			MaxWait:    fetchWait,
+		})
+		if err == nil && len(res) == 1 {
+			err = res[0].Err
+		}
+		if err != nil {
+			return 0, fmt.Errorf("reading topic %s qid %s at offset %d: %w", topic, q.Qid, mid, err)
+		}
+		switch {
+		case len(res) != 1 || len(res[0].Records) == 0:
+			// Nothing at or after mid (compacted away, or markers):
+			// starting at mid reads what starting at End would.
+			hi = mid
+		case res[0].Records[0].Timestamp.Before(t):
+			lo = max(res[0].Records[0].Offset, mid) + 1
+		default:
+			// Offsets from mid to the record's hold nothing.
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// OffsetAt finds the first offset of topic's qid whose message was written
+// at or after t (the qid's end when none is), for a browse from a time.
+func (s *Service) OffsetAt(ctx context.Context, topic, qid string, t time.Time) (int64, error) {
+	page, b, err := s.lookup(ctx, topic, qid)
+	if err != nil {
+		return 0, err
+	}
+	q := page.Qid
+	return offsetAt(ctx, b, topic, sdk.QidOffsets{Topic: topic, Qid: q.Qid, Partition: q.Partition, Start: q.Start, End: q.End}, t)
+}
