@@ -1,7 +1,7 @@
 # The README's two commands: `go run ./cmd/mqgate` and `make test`.
 GO ?= go
 
-.PHONY: test test-stress vet build bench generate fuzz
+.PHONY: test test-stress vet build bench generate fuzz ui screenshots
 
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -32,6 +32,20 @@ build:
 # Regenerates committed code (needs protoc, protoc-gen-go, protoc-gen-go-grpc, protoc-gen-go-vtproto).
 generate:
 	$(GO) generate ./...
+
+# The web console is plain files (frontends/console/static): nothing to
+# build. This refreshes its one vendored library, the uPlot charts (MIT),
+# from npm at the version pinned here.
+UPLOT ?= 1.6.32
+ui:
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent uplot@$(UPLOT) >/dev/null && tar xzf uplot-$(UPLOT).tgz && \
+	cp package/dist/uPlot.esm.js package/dist/uPlot.min.css $(CURDIR)/frontends/console/static/vendor/ && \
+	cp package/LICENSE $(CURDIR)/frontends/console/static/vendor/uPlot.LICENSE && rm -rf $$tmp
+
+# The console's screenshots in docs/console, taken by its browser test
+# (needs chromium and `npm ci --prefix frontends/console/test`).
+screenshots:
+	MQGATE_CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test ./cmd/mqgate -run '^TestConsoleInABrowser$$' -count=1
 
 # Each fuzz target for a short while; FUZZTIME=5m for longer.
 FUZZTIME ?= 20s

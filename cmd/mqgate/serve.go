@@ -30,6 +30,7 @@ import (
 	"github.com/mqgate/mqgate/core/quota"
 	"github.com/mqgate/mqgate/core/router"
 	"github.com/mqgate/mqgate/core/topicname"
+	"github.com/mqgate/mqgate/frontends/console"
 	httpapi "github.com/mqgate/mqgate/frontends/http"
 	thriftapi "github.com/mqgate/mqgate/frontends/thrift"
 	"github.com/mqgate/mqgate/internal/connlimit"
@@ -282,6 +283,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Push:                 pusher,
 		Sinks:                sinks,
 		Subscriptions:        subscriptions,
+		Console:              consoleOf(cfg),
 		Admin: admin.New(admin.Options{Cluster: rt.Cluster, Reserved: reserved.Topic,
 			Active: func(group, topic string) int { return consume.Reading(consumer.Sessions(group), topic) },
 			End: func(ctx context.Context, group, topic string) int {
@@ -622,4 +624,12 @@ func pushOrigin(cfg *config.Config) func(cluster, topic string) push.Origin {
 		}
 		return o
 	}
+}
+
+// consoleOf is the web console's files, unless http.console is false.
+func consoleOf(cfg *config.Config) http.Handler {
+	if !cfg.HTTP.Console {
+		return nil
+	}
+	return console.Handler()
 }

@@ -411,6 +411,8 @@ type HTTP struct {
 	Limits HTTPLimits `yaml:"limits"`
 	// TLS, when set, makes the listener speak HTTPS only.
 	TLS *TLSConfig `yaml:"tls"`
+	// Console serves the web console's files at /ui/.
+	Console bool `yaml:"console" default:"true"`
 }
 
 // HTTPLimits bound what clients may hold of the HTTP listener.

@@ -127,7 +127,7 @@ func TestDefaults(t *testing.T) {
 			}
 			want := HTTP{Listen: "127.0.0.1:8080", MaxMessageBytes: 1 << 20, MaxBodyBytes: 64 << 20, MaxBodyBytesInFlight: 256 << 20,
 				MaxBatchMessages: 10000, RequestTimeout: 10 * time.Second, ShutdownTimeout: 15 * time.Second,
-				Limits: HTTPLimits{IdleTimeout: 2 * time.Minute, HeaderTimeout: 10 * time.Second}}
+				Limits: HTTPLimits{IdleTimeout: 2 * time.Minute, HeaderTimeout: 10 * time.Second}, Console: true}
 			if c.HTTP != want {
 				t.Errorf("HTTP = %+v, want %+v", c.HTTP, want)
 			}

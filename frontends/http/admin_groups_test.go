@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/core/admin"
+	"github.com/mqgate/mqgate/core/auth"
+	"github.com/mqgate/mqgate/core/config"
 	"github.com/mqgate/mqgate/internal/brokertest"
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -148,4 +153,37 @@ func FuzzDecodeResetBody(f *testing.F) {
 			t.Fatalf("%q: accepted to %q", body, got.target.To)
 		}
 	})
+}
+
+// The console's files are served at /ui/ without credentials (they hold no
+// data), and not at all when it is off.
+func TestConsoleMount(t *testing.T) {
+	files := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "page at "+r.URL.Path) })
+	cfg, err := config.Parse("plugins.yaml", []byte(`version: 1
+plugins: {kafka: {builtin: kafka}}
+clusters: {local: {plugin: kafka}}
+auth: {api_keys: [{principal: ops, sha256: "`+hexSHA256("key-ops")+`"}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate, err := auth.New(context.Background(), cfg, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := newTestServer(t, Options{Gate: gate, Console: files, RequestTimeout: time.Second}, &fakeProducer{}, nil).Handler()
+	rec := httptest.NewRecorder()
+	on.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/app.js", nil))
+	if rec.Code != 200 || rec.Body.String() != "page at /ui/app.js" {
+		t.Fatalf("GET /ui/app.js: %d %s", rec.Code, rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	on.ServeHTTP(rec, httptest.NewRequest("GET", "/ui", nil))
+	if rec.Code != http.StatusMovedPermanently || rec.Header().Get("Location") != "/ui/" {
+		t.Errorf("GET /ui: %d %s; want a redirect to /ui/", rec.Code, rec.Header().Get("Location"))
+	}
+	off := newTestServer(t, Options{RequestTimeout: time.Second}, &fakeProducer{}, nil).Handler()
+	rec = httptest.NewRecorder()
+	off.ServeHTTP(rec, httptest.NewRequest("GET", "/ui/", nil))
+	checkError(t, rec.Code, rec.Body.Bytes(), 404, sdk.CodeNotFound, "no such route")
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -131,7 +132,15 @@ type Options struct {
 	// Admin serves the admin routes of topics and their messages. Nil:
 	// those routes do not exist.
 	Admin *admin.Service
+	// Console serves the web console's files (frontends/console) under
+	// ConsolePrefix. Its files hold no data and need no credentials: the
+	// console asks the routes above for everything it shows, as the
+	// browser's user. Nil: no console (http.console: false).
+	Console http.Handler
 }
+
+// ConsolePrefix is where Options.Console is served.
+const ConsolePrefix = "/ui/"
 
 // PushStatus is what GET /v1/push reads; *push.Service implements it.
 type PushStatus interface {
@@ -301,6 +310,12 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.POST(dlq+"/redrive", s.guarded(acl.Admin, dlqOf, s.redriveDeadLetters))
 		// Moving a group's offsets is admin, on the group and topic.
 		e.POST("/v1/admin/groups/:group/topics/:topic/offsets", s.guarded(acl.Admin, path, s.resetOffsets))
+	}
+	if opts.Console != nil {
+		files := gin.WrapH(opts.Console)
+		e.GET(ConsolePrefix+"*file", files)
+		e.HEAD(ConsolePrefix+"*file", files)
+		e.GET(strings.TrimSuffix(ConsolePrefix, "/"), func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, ConsolePrefix) })
 	}
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))

@@ -1,0 +1,77 @@
+// Overview: the gateway's plugins, push subscriptions and sinks, and its
+// throughput and errors from its own metrics, sampled while the page is open.
+import uPlot from './vendor/uPlot.esm.js';
+import {api, h, table, section, notice, time, parseMetrics, sum, fill} from './lib.js';
+
+const every = 5000; // ms between samples of /metrics
+const keep = 720;   // samples kept: an hour
+
+// Samples outlive the page: going to a topic and back keeps the chart.
+const samples = {t: [], produced: [], acked: [], errors: []};
+let last = null;
+
+function state(s) { return h('span', {class: 'state-' + s}, s); }
+
+export async function overview(view) {
+  const [plugins, push, sinks] = await Promise.all([
+    api('GET', '/v1/plugins'), api('GET', '/v1/push'), api('GET', '/v1/sinks')]);
+  const chartEl = h('div', {class: 'chart', id: 'throughput'});
+  const chartNote = h('div');
+  fill(view,
+    h('h1', null, 'Overview'),
+    section('Plugins', table([
+      ['name', p => p.name], ['plugin', p => p.plugin], ['kind', p => p.kind], ['state', p => state(p.state)],
+      ['pid', p => p.pid, {num: true}], ['restarts', p => p.restarts, {num: true}], ['in process', p => p.in_process ? 'yes' : ''],
+    ], plugins, {id: 'plugins'})),
+    section('Throughput (messages per second, this gateway)', chartNote, chartEl),
+    section('Push subscriptions', table([
+      ['name', p => p.name], ['topics', p => p.topics.join(', ')], ['state', p => state(p.state)],
+      ['delivered', p => p.delivered, {num: true}], ['in flight', p => p.in_flight, {num: true}],
+      ['retrying', p => p.retrying, {num: true}], ['dead-lettered', p => p.dead_lettered, {num: true}],
+      ['targets', p => (p.targets || []).map(t => h('div', null, t.url, ' ', h('span', {class: t.healthy ? 'state-up' : 'state-down'}, t.healthy ? 'healthy' : 'unhealthy')))],
+      ['last error', p => p.last_error ? `${p.last_error} (${time(p.last_error_at_ms)})` : ''],
+    ], push.push, {id: 'push', empty: 'No push subscriptions on this gateway.'})),
+    section('Sinks', table([
+      ['name', s => s.name], ['plugin', s => s.plugin], ['topics', s => s.topics.join(', ')], ['state', s => state(s.state)],
+      ['plugin state', s => state(s.plugin_state)], ['written', s => s.written, {num: true}],
+      ['queued', s => s.queued, {num: true}], ['dead-lettered', s => s.dead_lettered, {num: true}],
+      ['last error', s => s.last_error ? `${s.last_error} (${time(s.last_error_at_ms)})` : ''],
+    ], sinks.sinks, {id: 'sinks', empty: 'No sinks on this gateway.'})),
+  );
+
+  let plot = null;
+  const draw = () => {
+    const data = [samples.t, samples.produced, samples.acked, samples.errors];
+    if (plot) { plot.setData(data); return; }
+    plot = new uPlot({
+      width: Math.max(400, chartEl.clientWidth || 800), height: 200,
+      series: [{}, {label: 'produced', stroke: '#1f6feb'}, {label: 'acked', stroke: '#2e7d32'}, {label: 'HTTP errors', stroke: '#c62828'}],
+      axes: [{}, {label: 'msgs/s'}],
+    }, data, chartEl);
+  };
+  const sample = async () => {
+    let m;
+    try {
+      m = parseMetrics(await api('GET', '/metrics', undefined, {raw: true}));
+    } catch (e) {
+      notice(chartNote, e);
+      return;
+    }
+    const now = {t: Date.now() / 1000,
+      produced: sum(m, 'mqgate_produce_batch_records_sum'),
+      acked: sum(m, 'mqgate_consume_acked_total'),
+      errors: sum(m, 'mqgate_http_requests_total', l => l.code >= '400')};
+    if (last && now.t > last.t) {
+      const dt = now.t - last.t;
+      samples.t.push(now.t);
+      for (const k of ['produced', 'acked', 'errors']) samples[k].push(Math.max(0, (now[k] - last[k]) / dt));
+      if (samples.t.length > keep) for (const k in samples) samples[k].shift();
+    }
+    last = now;
+    fill(chartNote, h('p', {class: 'muted'}, `Sampled every ${every / 1000} s while the console is open; the last hour is kept.`));
+    if (samples.t.length > 1) draw();
+  };
+  await sample();
+  const timer = setInterval(sample, every);
+  return () => clearInterval(timer);
+}
