@@ -56,9 +56,9 @@ auth:
     - {principal: ops, sha256: "` + sha256Hex("k-console") + `"}
     - {principal: viewer, sha256: "` + sha256Hex("k-viewer") + `"}
 acl:
-  - {principal: ops, operations: [produce, consume, read-stats, browse, admin, metrics]}
+  - {principal: ops, operations: [produce, produce-delayed, cancel-delay, consume, read-stats, browse, admin, metrics]}
   - {principal: viewer, operations: [read-stats, metrics]}
-`}))
+`, delay: true}))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

@@ -289,6 +289,8 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.POST(topics, s.guarded(acl.Admin, path, s.createTopic))
 		e.GET(topics+"/messages", s.guarded(acl.Browse, path, s.browse))
 		e.GET(topics+"/messages/:qid/:offset", s.guarded(acl.Browse, path, s.showMessage))
+		// A topic's delayed messages are its messages to be: browse.
+		e.GET(topics+"/delayed", s.guarded(acl.Browse, path, s.pendingDelayed))
 	}
 	e.GET("/v1/admin/groups/:group", s.guarded(acl.ReadStats, func(c *gin.Context) (string, string) {
 		return c.Query("topic"), c.Param("group")
@@ -319,6 +321,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	}
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
+	e.GET("/v1/admin/delays", s.guarded(acl.Metrics, gw, s.delayTiers))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))
 	e.GET("/v1/push/:name", s.guarded(acl.Metrics, gw, s.pushStatus))
 	e.GET("/v1/sinks", s.guarded(acl.Metrics, gw, s.listSinks))

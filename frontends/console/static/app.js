@@ -3,6 +3,7 @@ import {apiKey, setAPIKey, h, notice, fill} from './lib.js';
 import {overview} from './overview.js';
 import {topics, topic} from './topics.js';
 import {groups, group} from './groups.js';
+import {delays} from './delays.js';
 
 const routes = [
   [/^$/, overview, 'overview'],
@@ -10,6 +11,7 @@ const routes = [
   [/^topics\/([^/]+)$/, topic, 'topics'],
   [/^groups$/, groups, 'groups'],
   [/^groups\/([^/]+)(?:\/([^/]+))?$/, group, 'groups'],
+  [/^delays(?:\/([^/]+))?$/, delays, 'delays'],
 ];
 
 let stop = null; // the shown page's cleanup (its timers)

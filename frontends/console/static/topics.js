@@ -94,6 +94,7 @@ export async function topic(view, name) {
 
   fill(view,
     h('h1', null, 'Topic ', h('span', {id: 'topic-name'}, name)),
+    h('p', null, link(route('delays', name), 'Its pending delayed messages')),
     section('Qids', ranges),
     section('Produce',
       h('form', {class: 'row', id: 'produce-form', onsubmit: produce},

@@ -121,11 +121,36 @@ try {
   await page.locator('#total-lag', {hasText: /^4$/}).waitFor();
   await shot('reset.png');
 
+  step('cancel a pending delay from the list: it does not fire, and one not cancelled does');
+  await call('POST', `/v1/topics/${topic}/delayed`, {key: 'd', value: 'never sent', delay_ms: 12000, id: 'console-cancel-me'});
+  await call('POST', `/v1/topics/${topic}/delayed`, {key: 'd', value: 'sent later', delay_ms: 1000, id: 'console-kept'});
+  await page.goto(`${base}/ui/#/delays/${topic}`);
+  const row = page.locator('#pending-table tbody tr', {hasText: 'console-cancel-me'});
+  await row.waitFor();
+  await shot('delays.png');
+  await row.getByRole('button', {name: 'Cancel'}).click();
+  await row.getByText('cancelled', {exact: true}).waitFor();
+  // The tiers hold nothing once the cancelled one's due time has passed
+  // (it is dropped then), and the other one has fired by then.
+  for (const deadline = Date.now() + wait; ;) {
+    const t = await call('GET', '/v1/admin/delays');
+    if (t.pending === 0) break;
+    assert.ok(Date.now() < deadline, `the tiers still hold ${t.pending}`);
+    await new Promise(r => setTimeout(r, 500));
+  }
+  const values = [];
+  for (const q of (await call('GET', `/v1/admin/topics/${topic}`)).qids) {
+    const delivered = await call('GET', `/v1/admin/topics/${topic}/messages?qid=${encodeURIComponent(q.qid)}&offset=0&limit=100`);
+    values.push(...delivered.messages.map(m => m.value));
+  }
+  assert.ok(values.includes('sent later'), `the delay not cancelled fired: ${values}`);
+  assert.ok(!values.includes('never sent'), `the cancelled delay fired: ${values}`);
+
   step('a principal allowed only stats sees the ranges, and is refused the messages');
   await page.fill('#key', viewer);
   await page.click('#key-form button');
   await page.goto(`${base}/ui/#/topics/${topic}`);
-  await page.locator('#retained', {hasText: '4 messages retained'}).waitFor();
+  await page.locator('#retained', {hasText: '5 messages retained'}).waitFor(); // and the delay that fired
   await page.click('#browse-form button[type=submit]');
   await page.getByRole('alert').filter({hasText: 'code 13'}).waitFor();
 
