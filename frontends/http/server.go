@@ -291,6 +291,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.GET(topics+"/messages/:qid/:offset", s.guarded(acl.Browse, path, s.showMessage))
 		// A topic's delayed messages are its messages to be: browse.
 		e.GET(topics+"/delayed", s.guarded(acl.Browse, path, s.pendingDelayed))
+		e.GET(topics+"/search", s.guarded(acl.Browse, path, s.searchTopic))
 	}
 	e.GET("/v1/admin/groups/:group", s.guarded(acl.ReadStats, func(c *gin.Context) (string, string) {
 		return c.Query("topic"), c.Param("group")

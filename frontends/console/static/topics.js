@@ -92,6 +92,28 @@ export async function topic(view, name) {
     } catch (err) { notice(page, err); }
   };
 
+  // Search.
+  const sKey = h('input', {name: 'key', placeholder: 'exact key'});
+  const sHeader = h('input', {name: 'header', placeholder: 'header name'});
+  const sHeaderValue = h('input', {name: 'header_value', placeholder: 'its value (any)'});
+  const sValue = h('input', {name: 'value_contains', placeholder: 'text in the value'});
+  const sScan = h('input', {name: 'scan', type: 'number', min: 1, max: 100000, value: 10000});
+  const found = h('div', {id: 'found'});
+  const search = async e => {
+    e.preventDefault();
+    const q = new URLSearchParams({scan: sScan.value || 10000, limit: 100, format: format.value});
+    if (sKey.value) q.set('key', sKey.value);
+    if (sHeader.value) q.set('header', sHeader.value);
+    if (sHeader.value && sHeaderValue.value) q.set('header_value', sHeaderValue.value);
+    if (sValue.value) q.set('value_contains', sValue.value);
+    try {
+      const p = await api('GET', `${path}/search?${q}`);
+      fill(found,
+        h('p', {class: 'muted'}, `${p.messages.length} found among the newest ${p.scanned} read`, p.complete ? ' (every message).' : '; older ones were not read.'),
+        messagesTable(p.messages, {qid: true}));
+    } catch (err) { notice(found, err); }
+  };
+
   fill(view,
     h('h1', null, 'Topic ', h('span', {id: 'topic-name'}, name)),
     h('p', null, link(route('delays', name), 'Its pending delayed messages')),
@@ -105,11 +127,17 @@ export async function topic(view, name) {
         h('label', null, 'qid', qid), h('label', null, 'from offset', offset), h('label', null, 'or from time (local)', since),
         h('label', null, 'limit', limit), h('label', null, 'format', format), h('button', {type: 'submit'}, 'Browse')),
       page),
+    section('Search',
+      h('p', {class: 'muted'}, 'Reads up to scan messages, the newest of each qid, and shows those that match every field given.'),
+      h('form', {class: 'row', id: 'search-form', onsubmit: search},
+        h('label', null, 'key', sKey), h('label', null, 'header', sHeader), h('label', null, 'header value', sHeaderValue),
+        h('label', null, 'value contains', sValue), h('label', null, 'scan', sScan), h('button', {type: 'submit'}, 'Search')),
+      found),
   );
 }
 
 // messagesTable shows browsed messages; their values are text.
-export function messagesTable(messages, {select} = {}) {
+export function messagesTable(messages, {select, qid} = {}) {
   const shown = (m, f) => m[f + '_json'] !== undefined ? JSON.stringify(m[f + '_json'], null, 1)
     : m[f] ?? (m[f + '_hex'] !== undefined ? m[f + '_hex'] : m[f + '_base64'] !== undefined ? 'base64: ' + m[f + '_base64'] : '');
   const cols = [
@@ -119,6 +147,7 @@ export function messagesTable(messages, {select} = {}) {
     ['value', m => shown(m, 'value'), {value: true}],
     ['headers', m => Object.entries(m.headers || {}).map(([k, v]) => h('div', null, h('span', {class: 'pill'}, k), ' ', v)), {value: true}],
   ];
+  if (qid) cols.unshift(['qid', m => m.qid]);
   if (select) cols.unshift(['', m => h('input', {type: 'checkbox', value: m.offset, 'aria-label': `select offset ${m.offset}`, onchange: select})]);
   return table(cols, messages, {empty: 'No messages from there.'});
 }

@@ -74,6 +74,13 @@ try {
   assert.equal(await rows.count(), 3);
   assert.match(await rows.nth(0).textContent(), /first/);
   assert.match(await rows.nth(2).textContent(), /"amount": 3/);
+
+  step('search them by the text in a value');
+  await page.fill('#search-form input[name=value_contains]', 'amount');
+  await page.click('#search-form button');
+  await page.locator('#found tbody tr').first().waitFor();
+  assert.equal(await page.locator('#found tbody tr').count(), 1);
+  assert.match(await page.locator('#found').textContent(), /1 found among the newest 3 read \(every message\)/);
   await shot('topic.png');
 
   step("a consumer pulls them: the group's page shows them out and its lag");
