@@ -289,7 +289,11 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 			End: func(ctx context.Context, group, topic string) int {
 				_, readers := consumer.EndSessions(ctx, group, topic)
 				return readers
-			}}),
+			},
+			Clusters:      backends,
+			ReservedGroup: reserved.Group,
+			Sessions:      func(group string) int { return len(consumer.Sessions(group)) },
+		}),
 	}, rt, host)
 	lis, err := listen("http.listen", cfg.HTTP.Listen, httpCerts, "http.tls", func(l net.Listener, plaintext bool) net.Listener {
 		return limitListener(l, plaintext, "http", "http", conns.http, log, reg)

@@ -55,6 +55,14 @@ type Options struct {
 	// those it left open because the gateway reads through them (push
 	// subscriptions, sinks). Nil: a forced reset is refused as any.
 	End func(ctx context.Context, group, topic string) (readers int)
+	// Clusters are the gateway's clusters and their backends, for the
+	// topic and group lists.
+	Clusters map[string]sdk.Backend
+	// ReservedGroup refuses, with code 13, the group names only the
+	// gateway uses (the delay tiers' groups); nil refuses none.
+	ReservedGroup func(group string) error
+	// Sessions counts a group's sessions on this gateway; nil: none.
+	Sessions func(group string) int
 }
 
 // Service answers the admin API's questions about topics.

@@ -104,6 +104,32 @@ func (b *backendHandle) ListOffsets(ctx context.Context, topics []string, group 
 	return res, err
 }
 
+// ListTopics, ListGroups and DeleteGroup reach the live process's
+// sdk.ClusterAdmin; a plugin without it answers sdk.ErrNoClusterAdmin.
+var _ sdk.ClusterAdmin = (*backendHandle)(nil)
+
+func (b *backendHandle) ListTopics(ctx context.Context) (res []sdk.TopicListing, err error) {
+	err = b.inst.call(ctx, "ListTopics", func(ctx context.Context, g *generation) error {
+		res, err = sdk.ListTopics(ctx, g.impl)
+		return err
+	})
+	return res, err
+}
+
+func (b *backendHandle) ListGroups(ctx context.Context) (res []sdk.GroupListing, err error) {
+	err = b.inst.call(ctx, "ListGroups", func(ctx context.Context, g *generation) error {
+		res, err = sdk.ListGroups(ctx, g.impl)
+		return err
+	})
+	return res, err
+}
+
+func (b *backendHandle) DeleteGroup(ctx context.Context, group string) error {
+	return b.inst.call(ctx, "DeleteGroup", func(ctx context.Context, g *generation) error {
+		return sdk.DeleteGroup(ctx, g.impl, group)
+	})
+}
+
 // Close does nothing: the host owns the process and stops it in Host.Close.
 func (b *backendHandle) Close() error { return nil }
 

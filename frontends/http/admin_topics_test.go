@@ -66,7 +66,8 @@ acl:
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := admin.New(admin.Options{Cluster: func(string) (string, sdk.Backend, error) { return "local", b, nil }})
+	svc := admin.New(admin.Options{Cluster: func(string) (string, sdk.Backend, error) { return "local", b, nil },
+		Clusters: map[string]sdk.Backend{"local": b}})
 	prod := &fakeProducer{}
 	h := newTestServer(t, Options{Gate: gate, Admin: svc, Consumer: &fakeConsumer{}, RequestTimeout: 10 * time.Second}, prod, nil).Handler()
 	return h, res[0].Qid, prod

@@ -292,6 +292,10 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		// A topic's delayed messages are its messages to be: browse.
 		e.GET(topics+"/delayed", s.guarded(acl.Browse, path, s.pendingDelayed))
 		e.GET(topics+"/search", s.guarded(acl.Browse, path, s.searchTopic))
+		// The lists show what the principal may read the stats of.
+		e.GET("/v1/admin/topics", s.guarded("", gw, s.listTopics))
+		e.GET("/v1/admin/groups", s.guarded("", gw, s.listGroups))
+		e.DELETE("/v1/admin/groups/:group", s.guarded(acl.Admin, path, s.deleteGroup))
 	}
 	e.GET("/v1/admin/groups/:group", s.guarded(acl.ReadStats, func(c *gin.Context) (string, string) {
 		return c.Query("topic"), c.Param("group")

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,8 +76,59 @@ func RunBackend(t *testing.T, newBackend func(t *testing.T) sdk.Backend, opts ..
 		{"Errors", s.testErrors},
 		{"PollWakesOnProduce", s.testPollWakesOnProduce},
 		{"UnknownTopic", s.testUnknownTopic},
+		{"ClusterAdmin", s.testClusterAdmin},
 	} {
 		t.Run(tc.name, tc.fn)
+	}
+}
+
+// testClusterAdmin: a backend that lists its cluster (sdk.ClusterAdmin,
+// asked through sdk.ListTopics, so over gRPC for a plugin process) lists a
+// topic it made with its qids and a group that committed; deleting a group
+// deletes it, or is refused as not done (code 11), never half done.
+func (s *suite) testClusterAdmin(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if _, err := sdk.ListTopics(ctx, s.b); sdk.CodeOf(err) == sdk.CodeIllegal && strings.Contains(err.Error(), "does not implement") {
+		t.Skip("the backend does not implement sdk.ClusterAdmin")
+	}
+	topic, group := s.name(t, "topic"), s.name(t, "group")
+	s.ensure(t, topic, 3)
+	res := s.produceOK(t, []sdk.Record{{Topic: topic, Partition: 0, Value: []byte("v")}})
+	if err := s.b.Commit(ctx, group, []sdk.Offset{{Topic: topic, Qid: res[0].Qid, Offset: 1}}); err != nil {
+		t.Fatalf("Backend.Commit: %v", err)
+	}
+	topics, err := sdk.ListTopics(ctx, s.b)
+	if err != nil {
+		t.Fatalf("ListTopics: %v", err)
+	}
+	i := slices.IndexFunc(topics, func(l sdk.TopicListing) bool { return l.Name == topic })
+	if i < 0 || topics[i].Qids != 3 || topics[i].Internal {
+		t.Fatalf("ListTopics = %+v; want %s with 3 qids, not internal", topics, topic)
+	}
+	groups, err := sdk.ListGroups(ctx, s.b)
+	if err != nil {
+		t.Fatalf("ListGroups: %v", err)
+	}
+	if !slices.ContainsFunc(groups, func(g sdk.GroupListing) bool { return g.Name == group && g.Members <= 0 }) {
+		t.Fatalf("ListGroups = %+v; want %s, with no members", groups, group)
+	}
+	err = sdk.DeleteGroup(ctx, s.b, group)
+	t.Logf("listed %d topics and %d groups; DeleteGroup: %v", len(topics), len(groups), err)
+	switch sdk.CodeOf(err) {
+	case sdk.CodeOK:
+		if o := s.offsetsOf(t, topic, res[0].Qid, group); o.Committed != -1 {
+			t.Errorf("after DeleteGroup the group still has committed %d", o.Committed)
+		}
+		if err := sdk.DeleteGroup(ctx, s.b, group); sdk.CodeOf(err) != sdk.CodeNotFound {
+			t.Errorf("DeleteGroup of a deleted group = %v; want code 19", err)
+		}
+	case sdk.CodeIllegal:
+		if o := s.offsetsOf(t, topic, res[0].Qid, group); o.Committed != 1 {
+			t.Errorf("a refused DeleteGroup moved the group's offset to %d", o.Committed)
+		}
+	default:
+		t.Fatalf("DeleteGroup = %v; want it done, or refused with code 11", err)
 	}
 }
 

@@ -1725,6 +1725,372 @@ func (x *ListOffsetsResponse) GetOffsets() []*QidOffsets {
 	return nil
 }
 
+// The cluster's topics and consumer groups, for the gateway's admin API.
+type ListTopicsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopicsRequest) Reset() {
+	*x = ListTopicsRequest{}
+	mi := &file_plugin_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopicsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopicsRequest) ProtoMessage() {}
+
+func (x *ListTopicsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopicsRequest.ProtoReflect.Descriptor instead.
+func (*ListTopicsRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{28}
+}
+
+type TopicListing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How many queues (Kafka partitions, RocketMQ queues) it has.
+	Qids int32 `protobuf:"varint,2,opt,name=qids,proto3" json:"qids,omitempty"`
+	// Set for the broker's own topics (Kafka's __consumer_offsets).
+	Internal      bool `protobuf:"varint,3,opt,name=internal,proto3" json:"internal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicListing) Reset() {
+	*x = TopicListing{}
+	mi := &file_plugin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicListing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicListing) ProtoMessage() {}
+
+func (x *TopicListing) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicListing.ProtoReflect.Descriptor instead.
+func (*TopicListing) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *TopicListing) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TopicListing) GetQids() int32 {
+	if x != nil {
+		return x.Qids
+	}
+	return 0
+}
+
+func (x *TopicListing) GetInternal() bool {
+	if x != nil {
+		return x.Internal
+	}
+	return false
+}
+
+type ListTopicsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Topics        []*TopicListing        `protobuf:"bytes,1,rep,name=topics,proto3" json:"topics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTopicsResponse) Reset() {
+	*x = ListTopicsResponse{}
+	mi := &file_plugin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTopicsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTopicsResponse) ProtoMessage() {}
+
+func (x *ListTopicsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTopicsResponse.ProtoReflect.Descriptor instead.
+func (*ListTopicsResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListTopicsResponse) GetTopics() []*TopicListing {
+	if x != nil {
+		return x.Topics
+	}
+	return nil
+}
+
+type ListGroupsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsRequest) Reset() {
+	*x = ListGroupsRequest{}
+	mi := &file_plugin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsRequest) ProtoMessage() {}
+
+func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
+func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{31}
+}
+
+type GroupListing struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The group's state as the broker names it (Kafka: Stable, Empty,
+	// PreparingRebalance, CompletingRebalance, Dead); empty when unknown.
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// Members the broker knows; -1 when unknown.
+	Members       int32 `protobuf:"varint,3,opt,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupListing) Reset() {
+	*x = GroupListing{}
+	mi := &file_plugin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupListing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupListing) ProtoMessage() {}
+
+func (x *GroupListing) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
+func (*GroupListing) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GroupListing) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *GroupListing) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *GroupListing) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+type ListGroupsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Groups        []*GroupListing        `protobuf:"bytes,1,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListGroupsResponse) Reset() {
+	*x = ListGroupsResponse{}
+	mi := &file_plugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListGroupsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListGroupsResponse) ProtoMessage() {}
+
+func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
+func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListGroupsResponse) GetGroups() []*GroupListing {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_plugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeleteGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_plugin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{35}
+}
+
 type WriteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
@@ -1734,7 +2100,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1746,7 +2112,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[28]
+	mi := &file_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1759,7 +2125,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{28}
+	return file_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WriteRequest) GetRecords() []*Record {
@@ -1779,7 +2145,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +2157,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[29]
+	mi := &file_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +2170,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{29}
+	return file_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WriteResponse) GetErrors() []*Error {
@@ -1823,7 +2189,7 @@ type ConsumeRequest_Credit struct {
 
 func (x *ConsumeRequest_Credit) Reset() {
 	*x = ConsumeRequest_Credit{}
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +2201,7 @@ func (x *ConsumeRequest_Credit) String() string {
 func (*ConsumeRequest_Credit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[31]
+	mi := &file_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2236,7 @@ type ConsumeRequest_Commit struct {
 
 func (x *ConsumeRequest_Commit) Reset() {
 	*x = ConsumeRequest_Commit{}
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1882,7 +2248,7 @@ func (x *ConsumeRequest_Commit) String() string {
 func (*ConsumeRequest_Commit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[32]
+	mi := &file_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2294,7 @@ type ConsumeResponse_Batch struct {
 
 func (x *ConsumeResponse_Batch) Reset() {
 	*x = ConsumeResponse_Batch{}
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1940,7 +2306,7 @@ func (x *ConsumeResponse_Batch) String() string {
 func (*ConsumeResponse_Batch) ProtoMessage() {}
 
 func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[33]
+	mi := &file_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1973,7 +2339,7 @@ type ConsumeResponse_Assignment struct {
 
 func (x *ConsumeResponse_Assignment) Reset() {
 	*x = ConsumeResponse_Assignment{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2351,7 @@ func (x *ConsumeResponse_Assignment) String() string {
 func (*ConsumeResponse_Assignment) ProtoMessage() {}
 
 func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2391,7 @@ type ConsumeResponse_CommitResult struct {
 
 func (x *ConsumeResponse_CommitResult) Reset() {
 	*x = ConsumeResponse_CommitResult{}
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2037,7 +2403,7 @@ func (x *ConsumeResponse_CommitResult) String() string {
 func (*ConsumeResponse_CommitResult) ProtoMessage() {}
 
 func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,11 +2570,28 @@ const file_plugin_proto_rawDesc = "" +
 	"\x03end\x18\x05 \x01(\x03R\x03end\x12\x1c\n" +
 	"\tcommitted\x18\x06 \x01(\x03R\tcommitted\"M\n" +
 	"\x13ListOffsetsResponse\x126\n" +
-	"\aoffsets\x18\x01 \x03(\v2\x1c.mqgate.plugin.v1.QidOffsetsR\aoffsets\"B\n" +
+	"\aoffsets\x18\x01 \x03(\v2\x1c.mqgate.plugin.v1.QidOffsetsR\aoffsets\"\x13\n" +
+	"\x11ListTopicsRequest\"R\n" +
+	"\fTopicListing\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04qids\x18\x02 \x01(\x05R\x04qids\x12\x1a\n" +
+	"\binternal\x18\x03 \x01(\bR\binternal\"L\n" +
+	"\x12ListTopicsResponse\x126\n" +
+	"\x06topics\x18\x01 \x03(\v2\x1e.mqgate.plugin.v1.TopicListingR\x06topics\"\x13\n" +
+	"\x11ListGroupsRequest\"R\n" +
+	"\fGroupListing\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
+	"\amembers\x18\x03 \x01(\x05R\amembers\"L\n" +
+	"\x12ListGroupsResponse\x126\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1e.mqgate.plugin.v1.GroupListingR\x06groups\"*\n" +
+	"\x12DeleteGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
+	"\x13DeleteGroupResponse\"B\n" +
 	"\fWriteRequest\x122\n" +
 	"\arecords\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\"@\n" +
 	"\rWriteResponse\x12/\n" +
-	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xdd\x06\n" +
+	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xeb\b\n" +
 	"\aBackend\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
 	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
@@ -2219,7 +2602,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\aConsume\x12 .mqgate.plugin.v1.ConsumeRequest\x1a!.mqgate.plugin.v1.ConsumeResponse(\x010\x01\x12K\n" +
 	"\x06Commit\x12\x1f.mqgate.plugin.v1.CommitRequest\x1a .mqgate.plugin.v1.CommitResponse\x12H\n" +
 	"\x05Fetch\x12\x1e.mqgate.plugin.v1.FetchRequest\x1a\x1f.mqgate.plugin.v1.FetchResponse\x12Z\n" +
-	"\vListOffsets\x12$.mqgate.plugin.v1.ListOffsetsRequest\x1a%.mqgate.plugin.v1.ListOffsetsResponse2\xd3\x02\n" +
+	"\vListOffsets\x12$.mqgate.plugin.v1.ListOffsetsRequest\x1a%.mqgate.plugin.v1.ListOffsetsResponse\x12W\n" +
+	"\n" +
+	"ListTopics\x12#.mqgate.plugin.v1.ListTopicsRequest\x1a$.mqgate.plugin.v1.ListTopicsResponse\x12W\n" +
+	"\n" +
+	"ListGroups\x12#.mqgate.plugin.v1.ListGroupsRequest\x1a$.mqgate.plugin.v1.ListGroupsResponse\x12Z\n" +
+	"\vDeleteGroup\x12$.mqgate.plugin.v1.DeleteGroupRequest\x1a%.mqgate.plugin.v1.DeleteGroupResponse2\xd3\x02\n" +
 	"\x04Sink\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
 	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
@@ -2238,7 +2626,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_plugin_proto_goTypes = []any{
 	(*Error)(nil),                        // 0: mqgate.plugin.v1.Error
 	(*Header)(nil),                       // 1: mqgate.plugin.v1.Header
@@ -2268,20 +2656,28 @@ var file_plugin_proto_goTypes = []any{
 	(*ListOffsetsRequest)(nil),           // 25: mqgate.plugin.v1.ListOffsetsRequest
 	(*QidOffsets)(nil),                   // 26: mqgate.plugin.v1.QidOffsets
 	(*ListOffsetsResponse)(nil),          // 27: mqgate.plugin.v1.ListOffsetsResponse
-	(*WriteRequest)(nil),                 // 28: mqgate.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),                // 29: mqgate.plugin.v1.WriteResponse
-	nil,                                  // 30: mqgate.plugin.v1.TopicSpec.ConfigsEntry
-	(*ConsumeRequest_Credit)(nil),        // 31: mqgate.plugin.v1.ConsumeRequest.Credit
-	(*ConsumeRequest_Commit)(nil),        // 32: mqgate.plugin.v1.ConsumeRequest.Commit
-	(*ConsumeResponse_Batch)(nil),        // 33: mqgate.plugin.v1.ConsumeResponse.Batch
-	(*ConsumeResponse_Assignment)(nil),   // 34: mqgate.plugin.v1.ConsumeResponse.Assignment
-	(*ConsumeResponse_CommitResult)(nil), // 35: mqgate.plugin.v1.ConsumeResponse.CommitResult
+	(*ListTopicsRequest)(nil),            // 28: mqgate.plugin.v1.ListTopicsRequest
+	(*TopicListing)(nil),                 // 29: mqgate.plugin.v1.TopicListing
+	(*ListTopicsResponse)(nil),           // 30: mqgate.plugin.v1.ListTopicsResponse
+	(*ListGroupsRequest)(nil),            // 31: mqgate.plugin.v1.ListGroupsRequest
+	(*GroupListing)(nil),                 // 32: mqgate.plugin.v1.GroupListing
+	(*ListGroupsResponse)(nil),           // 33: mqgate.plugin.v1.ListGroupsResponse
+	(*DeleteGroupRequest)(nil),           // 34: mqgate.plugin.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 35: mqgate.plugin.v1.DeleteGroupResponse
+	(*WriteRequest)(nil),                 // 36: mqgate.plugin.v1.WriteRequest
+	(*WriteResponse)(nil),                // 37: mqgate.plugin.v1.WriteResponse
+	nil,                                  // 38: mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	(*ConsumeRequest_Credit)(nil),        // 39: mqgate.plugin.v1.ConsumeRequest.Credit
+	(*ConsumeRequest_Commit)(nil),        // 40: mqgate.plugin.v1.ConsumeRequest.Commit
+	(*ConsumeResponse_Batch)(nil),        // 41: mqgate.plugin.v1.ConsumeResponse.Batch
+	(*ConsumeResponse_Assignment)(nil),   // 42: mqgate.plugin.v1.ConsumeResponse.Assignment
+	(*ConsumeResponse_CommitResult)(nil), // 43: mqgate.plugin.v1.ConsumeResponse.CommitResult
 }
 var file_plugin_proto_depIdxs = []int32{
 	1,  // 0: mqgate.plugin.v1.Record.headers:type_name -> mqgate.plugin.v1.Header
 	0,  // 1: mqgate.plugin.v1.ValidateConfigResponse.errors:type_name -> mqgate.plugin.v1.Error
 	0,  // 2: mqgate.plugin.v1.HealthResponse.error:type_name -> mqgate.plugin.v1.Error
-	30, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	38, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
 	8,  // 4: mqgate.plugin.v1.EnsureTopicsRequest.topics:type_name -> mqgate.plugin.v1.TopicSpec
 	2,  // 5: mqgate.plugin.v1.ProduceRequest.records:type_name -> mqgate.plugin.v1.Record
 	0,  // 6: mqgate.plugin.v1.ProduceResult.error:type_name -> mqgate.plugin.v1.Error
@@ -2290,11 +2686,11 @@ var file_plugin_proto_depIdxs = []int32{
 	12, // 9: mqgate.plugin.v1.ProduceBatchResult.results:type_name -> mqgate.plugin.v1.ProduceResult
 	0,  // 10: mqgate.plugin.v1.ProduceBatchResult.error:type_name -> mqgate.plugin.v1.Error
 	17, // 11: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
-	31, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
-	32, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
-	33, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
-	34, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
-	35, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
+	39, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
+	40, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
+	41, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
+	42, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
+	43, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
 	0,  // 17: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
 	16, // 18: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
 	16, // 19: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
@@ -2302,46 +2698,54 @@ var file_plugin_proto_depIdxs = []int32{
 	0,  // 21: mqgate.plugin.v1.FetchResult.error:type_name -> mqgate.plugin.v1.Error
 	23, // 22: mqgate.plugin.v1.FetchResponse.results:type_name -> mqgate.plugin.v1.FetchResult
 	26, // 23: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
-	2,  // 24: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 25: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
-	16, // 26: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
-	2,  // 27: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
-	16, // 28: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
-	16, // 29: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
-	0,  // 30: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
-	3,  // 31: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 32: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 33: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	9,  // 34: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
-	11, // 35: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
-	14, // 36: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
-	18, // 37: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
-	20, // 38: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
-	22, // 39: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
-	25, // 40: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
-	3,  // 41: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 42: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 43: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	28, // 44: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
-	4,  // 45: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 46: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 47: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	10, // 48: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
-	13, // 49: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
-	15, // 50: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
-	19, // 51: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
-	21, // 52: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
-	24, // 53: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
-	27, // 54: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
-	4,  // 55: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 56: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 57: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	29, // 58: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
-	45, // [45:59] is the sub-list for method output_type
-	31, // [31:45] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	29, // 24: mqgate.plugin.v1.ListTopicsResponse.topics:type_name -> mqgate.plugin.v1.TopicListing
+	32, // 25: mqgate.plugin.v1.ListGroupsResponse.groups:type_name -> mqgate.plugin.v1.GroupListing
+	2,  // 26: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 27: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
+	16, // 28: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
+	2,  // 29: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
+	16, // 30: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
+	16, // 31: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
+	0,  // 32: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
+	3,  // 33: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 34: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 35: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	9,  // 36: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
+	11, // 37: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
+	14, // 38: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
+	18, // 39: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
+	20, // 40: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
+	22, // 41: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
+	25, // 42: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
+	28, // 43: mqgate.plugin.v1.Backend.ListTopics:input_type -> mqgate.plugin.v1.ListTopicsRequest
+	31, // 44: mqgate.plugin.v1.Backend.ListGroups:input_type -> mqgate.plugin.v1.ListGroupsRequest
+	34, // 45: mqgate.plugin.v1.Backend.DeleteGroup:input_type -> mqgate.plugin.v1.DeleteGroupRequest
+	3,  // 46: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 47: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 48: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	36, // 49: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
+	4,  // 50: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 51: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 52: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	10, // 53: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
+	13, // 54: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
+	15, // 55: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
+	19, // 56: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
+	21, // 57: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
+	24, // 58: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
+	27, // 59: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
+	30, // 60: mqgate.plugin.v1.Backend.ListTopics:output_type -> mqgate.plugin.v1.ListTopicsResponse
+	33, // 61: mqgate.plugin.v1.Backend.ListGroups:output_type -> mqgate.plugin.v1.ListGroupsResponse
+	35, // 62: mqgate.plugin.v1.Backend.DeleteGroup:output_type -> mqgate.plugin.v1.DeleteGroupResponse
+	4,  // 63: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 64: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 65: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	37, // 66: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
+	50, // [50:67] is the sub-list for method output_type
+	33, // [33:50] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2366,7 +2770,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -14,8 +14,25 @@ export async function groups(view) {
     location.hash = topic.value ? route('groups', name.value, topic.value) : route('groups', name.value);
   };
   const names = recent('groups');
+  const listed = await api('GET', '/v1/admin/groups').then(r => r.groups, e => e);
+  const deleted = h('div', {id: 'group-deleted'});
+  const remove = g => async () => {
+    if (!confirm(`Delete group ${g.group} and its committed offsets on ${g.cluster}?`)) return;
+    try {
+      await api('DELETE', `/v1/admin/groups/${encodeURIComponent(g.group)}?cluster=${encodeURIComponent(g.cluster)}`);
+      notice(deleted, `Deleted ${g.group} on ${g.cluster}.`, true);
+    } catch (e) { notice(deleted, e); }
+  };
   fill(view,
     h('h1', null, 'Groups'),
+    section('Groups of every cluster',
+      listed instanceof Error ? h('div', {class: 'notice error', role: 'alert'}, `${listed.message} (code ${listed.code})`)
+        : table([['group', g => link(route('groups', g.group), g.group)], ['cluster', g => g.cluster],
+          ['state', g => g.state], ['members', g => g.members < 0 ? '' : g.members, {num: true}],
+          ['sessions here', g => g.sessions, {num: true}],
+          ['', g => h('button', {class: 'secondary', onclick: remove(g)}, 'Delete')]],
+          listed, {id: 'group-list', empty: 'No groups you may see.'}),
+      deleted),
     section('Open a group',
       h('p', {class: 'muted'}, 'A group shows the topics it is subscribed to or consumes through this gateway; name a topic to see its lag there.'),
       h('form', {class: 'row', id: 'group-form', onsubmit: open},

@@ -20,8 +20,14 @@ export async function topics(view) {
     location.hash = route('topics', name.value);
   };
   const names = recent('topics');
+  const listed = await api('GET', '/v1/admin/topics').then(r => r.topics, e => e);
   fill(view,
     h('h1', null, 'Topics'),
+    section('Topics of every cluster',
+      listed instanceof Error ? h('div', {class: 'notice error', role: 'alert'}, `${listed.message} (code ${listed.code})`)
+        : table([['topic', t => link(route('topics', t.topic), t.topic)], ['cluster', t => t.cluster],
+          ['qids', t => t.qids, {num: true}], ['messages', t => t.messages < 0 ? '' : t.messages, {num: true}]],
+          listed, {id: 'topic-list', empty: 'No topics you may see.'})),
     section('Open or create a topic',
       h('form', {class: 'row', id: 'topic-form', onsubmit: open},
         h('label', null, 'topic', name),

@@ -49,13 +49,18 @@ try {
   await page.locator('#plugins').getByText('up', {exact: true}).first().waitFor();
   await page.locator('#throughput canvas').waitFor(); // two samples of /metrics, 5 s apart
 
-  step('create a topic of two qids');
+  step('create a topic of two qids: the topic list shows it');
   await page.click('nav >> text=Topics');
   await page.fill('#topic-form input[name=topic]', topic);
   await page.fill('#topic-form input[name=partitions]', '2');
   await page.click('#create-topic');
   await page.locator('#topic-name', {hasText: topic}).waitFor();
   assert.equal(await page.locator('#qids tbody tr').count(), 2);
+  await page.click('nav >> text=Topics');
+  await page.locator('#topic-list tbody tr', {hasText: topic}).waitFor();
+  await shot('topics.png');
+  await page.locator('#topic-list').getByRole('link', {name: topic}).click();
+  await page.locator('#topic-name', {hasText: topic}).waitFor();
 
   step('produce three messages from the browser');
   for (const value of ['first', 'second', '{"amount": 3}']) {
@@ -83,7 +88,7 @@ try {
   assert.match(await page.locator('#found').textContent(), /1 found among the newest 3 read \(every message\)/);
   await shot('topic.png');
 
-  step("a consumer pulls them: the group's page shows them out and its lag");
+  step("a consumer pulls them: the group list shows the group, its page the messages out and its lag");
   let pulled = [];
   let qid;
   for (const deadline = Date.now() + wait; pulled.length < 3 && Date.now() < deadline;) {
@@ -92,6 +97,8 @@ try {
     qid = b.context.qid || qid;
   }
   assert.equal(pulled.length, 3, 'the consumer pulled three messages');
+  await page.goto(`${base}/ui/#/groups`);
+  await page.locator('#group-list tbody tr', {hasText: group}).waitFor();
   await page.goto(`${base}/ui/#/groups/${group}/${topic}`);
   await page.locator('#total-lag', {hasText: /^3$/}).waitFor();
   await page.locator('#flights tbody tr').nth(2).waitFor();

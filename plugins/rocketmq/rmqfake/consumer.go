@@ -154,6 +154,27 @@ func (x *exchange) consumerList() *remoting.Command {
 	return x.okJSON(map[string][]string{consumerIDsHeader: ids})
 }
 
+// subscriptionGroups answers GET_ALL_SUBSCRIPTIONGROUP_CONFIG as a broker
+// does (a SubscriptionGroupWrapper): every group that has heartbeated or
+// stored an offset here, which a broker with autoCreateSubscriptionGroup
+// (its default) would have created.
+func (x *exchange) subscriptionGroups() *remoting.Command {
+	x.f.mu.Lock()
+	table := map[string]any{}
+	add := func(g string) {
+		table[g] = map[string]any{"groupName": g, "consumeEnable": true, "consumeBroadcastEnable": true,
+			"retryQueueNums": 1, "retryMaxTimes": 16, "brokerId": 0, "whichBrokerWhenConsumeSlowly": 1}
+	}
+	for g := range x.f.groups {
+		add(g)
+	}
+	for k := range x.f.offsets {
+		add(k.group)
+	}
+	x.f.mu.Unlock()
+	return x.okJSON(map[string]any{"subscriptionGroupTable": table, "dataVersion": map[string]any{"timestamp": 0, "counter": 0}})
+}
+
 // ---- offsets ----
 
 func (x *exchange) queueKey() offsetKey {

@@ -1,0 +1,81 @@
+package admin
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/mqgate/mqgate/internal/brokertest"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+func TestTopicAndGroupLists(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		ctx := context.Background()
+		qid := fill(t, b, "listed", 3)
+		if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: "mqgate_delay_9s", Partitions: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx, "listers", []sdk.Offset{{Topic: "listed", Qid: qid, Offset: 2}}); err != nil {
+			t.Fatal(err)
+		}
+		sessions := 0
+		s := New(Options{
+			Cluster:  func(string) (string, sdk.Backend, error) { return "local", b, nil },
+			Clusters: map[string]sdk.Backend{"local": b},
+			Reserved: func(topic string) error {
+				if strings.HasPrefix(topic, "mqgate_") {
+					return sdk.Errorf(sdk.CodeNotAllowed, "reserved")
+				}
+				return nil
+			},
+			Sessions: func(string) int { return sessions },
+		})
+
+		topics, err := s.Topics(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := slices.IndexFunc(topics, func(e TopicEntry) bool { return e.Name == "listed" })
+		if i < 0 || topics[i].Cluster != "local" || topics[i].Qids != 2 || topics[i].Messages != 3 || topics[i].Reserved {
+			t.Fatalf("Topics = %+v; want listed on local with 2 qids and 3 messages", topics)
+		}
+		if j := slices.IndexFunc(topics, func(e TopicEntry) bool { return e.Name == "mqgate_delay_9s" }); j < 0 || !topics[j].Reserved {
+			t.Errorf("Topics = %+v; want the gateway's topic marked reserved", topics)
+		}
+		if _, err := s.Topics(ctx, "elsewhere"); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), `no cluster "elsewhere"`) {
+			t.Errorf("Topics of an unknown cluster = %v, want code 11", err)
+		}
+
+		sessions = 1
+		groups, err := s.Groups(ctx, "local")
+		if err != nil {
+			t.Fatal(err)
+		}
+		i = slices.IndexFunc(groups, func(e GroupEntry) bool { return e.Name == "listers" })
+		if i < 0 || groups[i].Cluster != "local" || groups[i].Members > 0 || groups[i].Sessions != 1 {
+			t.Fatalf("Groups = %+v; want listers on local, no members, one session here", groups)
+		}
+		if _, err := s.DeleteGroup(ctx, "listers", ""); sdk.CodeOf(err) != sdk.CodeNotAllowed || !strings.Contains(err.Error(), "1 sessions on this gateway") {
+			t.Fatalf("DeleteGroup with a session here = %v, want code 13", err)
+		}
+		sessions = 0
+		deleted, err := s.DeleteGroup(ctx, "listers", "")
+		switch sdk.CodeOf(err) {
+		case sdk.CodeOK: // Kafka
+			if !slices.Equal(deleted, []string{"local"}) {
+				t.Errorf("DeleteGroup deleted on %v, want local", deleted)
+			}
+			if _, err := s.DeleteGroup(ctx, "listers", ""); sdk.CodeOf(err) != sdk.CodeNotFound {
+				t.Errorf("DeleteGroup of a deleted group = %v, want code 19", err)
+			}
+		case sdk.CodeIllegal: // RocketMQ: the plugin does not delete groups
+			if !strings.Contains(err.Error(), "does not delete groups") {
+				t.Errorf("DeleteGroup = %v", err)
+			}
+		default:
+			t.Fatalf("DeleteGroup = %v", err)
+		}
+	})
+}

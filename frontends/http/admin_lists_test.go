@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"testing"
+
+	"github.com/mqgate/mqgate/core/admin"
+	"github.com/mqgate/mqgate/internal/brokertest"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// The lists show what the principal may read the stats of; deleting a
+// group is admin on it.
+func TestAdminLists(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		h, qid, _ := adminServer(t, b)
+		if err := b.Commit(context.Background(), "g", []sdk.Offset{{Topic: "orders", Qid: qid, Offset: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		topicsOf := func(key string) []string {
+			t.Helper()
+			status, body := get(h, "/v1/admin/topics", key)
+			var out struct{ Topics []admin.TopicEntry }
+			if status != 200 || json.Unmarshal(body, &out) != nil {
+				t.Fatalf("topics as %s: %d %s", key, status, body)
+			}
+			var names []string
+			for _, e := range out.Topics {
+				names = append(names, e.Name)
+			}
+			return names
+		}
+		if got := topicsOf("key-r"); !slices.Equal(got, []string{"g-dlq", "orders"}) {
+			t.Errorf("topics a reader of every stat sees: %v, want g-dlq and orders", got)
+		}
+		if got := topicsOf("key-ops"); !slices.Equal(got, []string{"orders"}) {
+			t.Errorf("topics ops sees: %v, want only orders (its read-stats rule)", got)
+		}
+		status, body := get(h, "/v1/admin/groups?cluster=local", "key-r")
+		var groups struct{ Groups []admin.GroupEntry }
+		if status != 200 || json.Unmarshal(body, &groups) != nil || !slices.ContainsFunc(groups.Groups, func(g admin.GroupEntry) bool { return g.Name == "g" && g.Cluster == "local" }) {
+			t.Fatalf("groups: %d %s; want g on local", status, body)
+		}
+
+		status, body = deleteAs(h, "/v1/admin/groups/g", "key-r")
+		checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
+		status, body = deleteAs(h, "/v1/admin/groups/g", "key-admin")
+		switch status {
+		case 200: // Kafka
+			status, body = deleteAs(h, "/v1/admin/groups/g", "key-admin")
+			checkError(t, status, body, 404, sdk.CodeNotFound, "no cluster has it")
+		default: // RocketMQ: the plugin does not delete groups
+			checkError(t, status, body, 400, sdk.CodeIllegal, "does not delete groups")
+		}
+
+		for _, tc := range []struct{ target, msg string }{
+			{"/v1/admin/topics?cluster=nowhere", `cluster: no cluster "nowhere"`},
+			{"/v1/admin/topics?cluster=", "cluster: must not be empty"},
+			{"/v1/admin/topics?all=yes", `all: must be true or false; got "yes"`},
+			{"/v1/admin/groups?clusters=a", "clusters: unknown query parameter; known: cluster, all"},
+			{"/v1/admin/groups?all=true&all=false", "all: given 2 times"},
+		} {
+			status, body := get(h, tc.target, "key-r")
+			checkError(t, status, body, 400, sdk.CodeIllegal, tc.msg)
+		}
+	})
+}
+
+func FuzzParseListQuery(f *testing.F) {
+	for _, s := range []string{"cluster=local&all=true", "all=1", "cluster=", "%zz", "all=false&all=true"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		cluster, _, err := parseListQuery(q)
+		if err != nil {
+			if sdk.CodeOf(err) != sdk.CodeIllegal {
+				t.Fatalf("%q: error %v is not code 11", raw, err)
+			}
+			return
+		}
+		if q.Has("cluster") && cluster == "" {
+			t.Fatalf("%q: accepted an empty cluster", raw)
+		}
+	})
+}
+
+// deleteAs sends DELETE target as the principal of key.
+func deleteAs(h http.Handler, target, key string) (int, []byte) {
+	req := httptest.NewRequest("DELETE", target, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code, rec.Body.Bytes()
+}

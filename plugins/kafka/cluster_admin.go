@@ -1,0 +1,105 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mqgate/mqgate/sdk"
+)
+
+var _ sdk.ClusterAdmin = (*Backend)(nil)
+
+// maxDescribedGroups bounds the groups ListGroups describes to count their
+// members: past it, members are -1 (unknown).
+const maxDescribedGroups = 1000
+
+// ListTopics lists the cluster's topics, its internal ones marked.
+func (b *Backend) ListTopics(ctx context.Context) ([]sdk.TopicListing, error) {
+	c, err := b.clients()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
+	// A metadata request of its own: kadm's listing answers from the
+	// client's cache for up to 5 s, which would miss a topic just made.
+	req := kmsg.NewPtrMetadataRequest()
+	resp, err := req.RequestWith(ctx, c.admin)
+	if err != nil {
+		return nil, b.sdkError(err, "listing topics")
+	}
+	out := make([]sdk.TopicListing, 0, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.ErrorCode != 0 || t.Topic == nil {
+			continue // deleted while listed, or not authorized
+		}
+		out = append(out, sdk.TopicListing{Name: *t.Topic, Qids: int32(len(t.Partitions)), Internal: t.IsInternal})
+	}
+	slices.SortFunc(out, func(a, b sdk.TopicListing) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// ListGroups lists the cluster's consumer groups with their state and, for
+// up to maxDescribedGroups of them, their members.
+func (b *Backend) ListGroups(ctx context.Context) ([]sdk.GroupListing, error) {
+	c, err := b.clients()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
+	listed, err := c.adm.ListGroups(ctx)
+	if err != nil {
+		return nil, b.sdkError(err, "listing groups")
+	}
+	out := make([]sdk.GroupListing, 0, len(listed))
+	for _, g := range listed.Sorted() {
+		out = append(out, sdk.GroupListing{Name: g.Group, State: g.State, Members: -1})
+	}
+	if len(out) == 0 || len(out) > maxDescribedGroups {
+		return out, nil
+	}
+	described, err := c.adm.DescribeGroups(ctx, listed.Groups()...)
+	if err != nil {
+		return out, nil // the list stands without the counts
+	}
+	for i := range out {
+		if d, ok := described[out[i].Name]; ok && d.Err == nil {
+			out[i].Members = int32(len(d.Members))
+			out[i].State = d.State
+		}
+	}
+	return out, nil
+}
+
+// DeleteGroup deletes group and its committed offsets: refused while the
+// group has members.
+func (b *Backend) DeleteGroup(ctx context.Context, group string) error {
+	if group == "" {
+		return sdk.Errorf(sdk.CodeIllegal, "group name is empty")
+	}
+	c, err := b.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
+	resp, err := c.adm.DeleteGroup(ctx, group)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, kerr.NonEmptyGroup):
+		return sdk.Errorf(sdk.CodeNotAllowed, "group %s has members: it can be deleted once they leave", group)
+	case errors.Is(err, kerr.GroupIDNotFound):
+		return sdk.Errorf(sdk.CodeNotFound, "group %s does not exist", group)
+	}
+	return b.sdkError(err, "deleting group %s", group)
+}

@@ -1,0 +1,154 @@
+package sdk
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
+
+// TopicListing is one topic of a cluster.
+type TopicListing struct {
+	Name string
+	// Qids is how many queues (Kafka partitions, RocketMQ queues) it has.
+	Qids int32
+	// Internal is set for the broker's own topics (Kafka's
+	// __consumer_offsets).
+	Internal bool
+}
+
+// GroupListing is one consumer group of a cluster.
+type GroupListing struct {
+	Name string
+	// State is the group's state as the broker names it (Kafka: Stable,
+	// Empty, PreparingRebalance, CompletingRebalance, Dead); "" when
+	// unknown.
+	State string
+	// Members counts the members the broker knows; -1 when unknown.
+	Members int32
+}
+
+// ClusterAdmin is implemented by a Backend that can list its cluster's
+// topics and consumer groups and delete a group, for the gateway's admin
+// API. A Backend that does not implement it is not listed; the admin API
+// says so.
+type ClusterAdmin interface {
+	// ListTopics lists the cluster's topics, the broker's own included
+	// (marked Internal).
+	ListTopics(ctx context.Context) ([]TopicListing, error)
+	// ListGroups lists the cluster's consumer groups.
+	ListGroups(ctx context.Context) ([]GroupListing, error)
+	// DeleteGroup removes a group and its committed offsets. It is
+	// refused with CodeNotAllowed while the group has members, and is
+	// CodeNotFound for a group the broker does not know.
+	DeleteGroup(ctx context.Context, group string) error
+}
+
+// ErrNoClusterAdmin is what ListTopics, ListGroups and DeleteGroup answer
+// for a plugin that does not implement ClusterAdmin (code 11).
+var ErrNoClusterAdmin = &Error{Code: CodeIllegal, Msg: "the cluster's plugin cannot list topics or groups, or delete a group (it does not implement them)"}
+
+// ListTopics asks plugin, a Backend, for its cluster's topics: over gRPC
+// for the gateway's end of a plugin process, directly for an
+// implementation in this process.
+func ListTopics(ctx context.Context, plugin any) ([]TopicListing, error) {
+	switch p := plugin.(type) {
+	case *backendClient:
+		resp, err := p.c.ListTopics(ctx, &pb.ListTopicsRequest{})
+		if err != nil {
+			return nil, clusterAdminError(err)
+		}
+		out := make([]TopicListing, len(resp.Topics))
+		for i, t := range resp.Topics {
+			out[i] = TopicListing{Name: t.Name, Qids: t.Qids, Internal: t.Internal}
+		}
+		return out, nil
+	case ClusterAdmin:
+		return p.ListTopics(ctx)
+	}
+	return nil, ErrNoClusterAdmin
+}
+
+// ListGroups asks plugin, a Backend, for its cluster's consumer groups.
+func ListGroups(ctx context.Context, plugin any) ([]GroupListing, error) {
+	switch p := plugin.(type) {
+	case *backendClient:
+		resp, err := p.c.ListGroups(ctx, &pb.ListGroupsRequest{})
+		if err != nil {
+			return nil, clusterAdminError(err)
+		}
+		out := make([]GroupListing, len(resp.Groups))
+		for i, g := range resp.Groups {
+			out[i] = GroupListing{Name: g.Name, State: g.State, Members: g.Members}
+		}
+		return out, nil
+	case ClusterAdmin:
+		return p.ListGroups(ctx)
+	}
+	return nil, ErrNoClusterAdmin
+}
+
+// DeleteGroup asks plugin, a Backend, to delete group.
+func DeleteGroup(ctx context.Context, plugin any, group string) error {
+	switch p := plugin.(type) {
+	case *backendClient:
+		_, err := p.c.DeleteGroup(ctx, &pb.DeleteGroupRequest{Group: group})
+		return clusterAdminError(err)
+	case ClusterAdmin:
+		return p.DeleteGroup(ctx, group)
+	}
+	return ErrNoClusterAdmin
+}
+
+// clusterAdminError is fromStatus, with UNIMPLEMENTED (a plugin without
+// ClusterAdmin, or built before it) as ErrNoClusterAdmin.
+func clusterAdminError(err error) error {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unimplemented {
+		return ErrNoClusterAdmin
+	}
+	return fromStatus(err)
+}
+
+// The plugin's end.
+
+func (s *backendServer) ListTopics(ctx context.Context, _ *pb.ListTopicsRequest) (*pb.ListTopicsResponse, error) {
+	a, ok := s.impl.(ClusterAdmin)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin does not list topics")
+	}
+	ts, err := a.ListTopics(ctx)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	resp := &pb.ListTopicsResponse{Topics: make([]*pb.TopicListing, len(ts))}
+	for i, t := range ts {
+		resp.Topics[i] = &pb.TopicListing{Name: t.Name, Qids: t.Qids, Internal: t.Internal}
+	}
+	return resp, nil
+}
+
+func (s *backendServer) ListGroups(ctx context.Context, _ *pb.ListGroupsRequest) (*pb.ListGroupsResponse, error) {
+	a, ok := s.impl.(ClusterAdmin)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin does not list groups")
+	}
+	gs, err := a.ListGroups(ctx)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	resp := &pb.ListGroupsResponse{Groups: make([]*pb.GroupListing, len(gs))}
+	for i, g := range gs {
+		resp.Groups[i] = &pb.GroupListing{Name: g.Name, State: g.State, Members: g.Members}
+	}
+	return resp, nil
+}
+
+func (s *backendServer) DeleteGroup(ctx context.Context, req *pb.DeleteGroupRequest) (*pb.DeleteGroupResponse, error) {
+	a, ok := s.impl.(ClusterAdmin)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin does not delete groups")
+	}
+	return &pb.DeleteGroupResponse{}, statusError(a.DeleteGroup(ctx, req.Group))
+}
