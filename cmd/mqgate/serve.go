@@ -284,6 +284,10 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Sinks:                sinks,
 		Subscriptions:        subscriptions,
 		Console:              consoleOf(cfg),
+		Config: func() (string, any, []string, error) {
+			shown, redacted, err := cfg.Shown()
+			return cfg.File, shown, redacted, err
+		},
 		Admin: admin.New(admin.Options{Cluster: rt.Cluster, Reserved: reserved.Topic,
 			Active: func(group, topic string) int { return consume.Reading(consumer.Sessions(group), topic) },
 			End: func(ctx context.Context, group, topic string) int {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -40,6 +41,23 @@ type GroupEntry struct {
 	Reserved bool   `json:"reserved"`
 }
 
+// Unlisted is a cluster a list could not cover, and why.
+type Unlisted struct {
+	Cluster string   `json:"cluster"`
+	Code    sdk.Code `json:"code"`
+	Message string   `json:"message"`
+}
+
+// unlisted records why cluster name was not listed; asked for alone, the
+// error is the answer.
+func unlisted(out *[]Unlisted, name, only string, err error) error {
+	if only != "" {
+		return err
+	}
+	*out = append(*out, Unlisted{Cluster: name, Code: sdk.CodeOf(err), Message: err.Error()})
+	return nil
+}
+
 // clusterAdmin is a cluster's backend as an sdk.ClusterAdmin.
 func clusterAdmin(name string, b sdk.Backend) (sdk.ClusterAdmin, error) {
 	a, ok := b.(sdk.ClusterAdmin)
@@ -62,23 +80,30 @@ func (s *Service) clustersOf(cluster string) (map[string]sdk.Backend, error) {
 }
 
 // Topics lists the topics of every cluster (or the one named), by name,
-// with their qids and retained messages. A cluster whose plugin cannot
-// list is an error naming it.
-func (s *Service) Topics(ctx context.Context, cluster string) ([]TopicEntry, error) {
+// with their qids and retained messages. A cluster that cannot be listed
+// (its plugin cannot, or its broker did not answer) is left out and
+// reported in skipped; asked for alone, it is the error.
+func (s *Service) Topics(ctx context.Context, cluster string) (out []TopicEntry, skipped []Unlisted, err error) {
 	clusters, err := s.clustersOf(cluster)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := []TopicEntry{}
+	out, skipped = []TopicEntry{}, []Unlisted{}
 	for _, name := range slices.Sorted(maps.Keys(clusters)) {
 		b := clusters[name]
 		a, err := clusterAdmin(name, b)
 		if err != nil {
-			return nil, err
+			if err := unlisted(&skipped, name, cluster, err); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		listed, err := a.ListTopics(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("listing the topics of cluster %s: %w", name, err)
+			if err := unlisted(&skipped, name, cluster, fmt.Errorf("listing the topics of cluster %s: %w", name, err)); err != nil {
+				return nil, nil, err
+			}
+			continue
 		}
 		counted := map[string]int64{}
 		var names []string
@@ -88,12 +113,11 @@ func (s *Service) Topics(ctx context.Context, cluster string) ([]TopicEntry, err
 			}
 		}
 		if len(names) > 0 {
-			offs, err := b.ListOffsets(ctx, names, "")
-			if err != nil {
-				return nil, fmt.Errorf("reading the offsets of cluster %s's topics: %w", name, err)
-			}
-			for _, o := range offs {
-				counted[o.Topic] += o.End - o.Start
+			// Without the offsets the list stands, uncounted.
+			if offs, err := b.ListOffsets(ctx, names, ""); err == nil {
+				for _, o := range offs {
+					counted[o.Topic] += o.End - o.Start
+				}
 			}
 		}
 		for _, t := range listed {
@@ -106,76 +130,96 @@ func (s *Service) Topics(ctx context.Context, cluster string) ([]TopicEntry, err
 		}
 	}
 	slices.SortStableFunc(out, func(a, b TopicEntry) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
+	return out, skipped, nil
 }
 
 // Groups lists the consumer groups of every cluster (or the one named), by
-// name, with what the broker says of them and this gateway's sessions.
-func (s *Service) Groups(ctx context.Context, cluster string) ([]GroupEntry, error) {
+// name, with what the broker says of them and this gateway's sessions;
+// clusters that cannot be listed are reported in skipped, as Topics does.
+func (s *Service) Groups(ctx context.Context, cluster string) (out []GroupEntry, skipped []Unlisted, err error) {
 	clusters, err := s.clustersOf(cluster)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := []GroupEntry{}
+	out, skipped = []GroupEntry{}, []Unlisted{}
 	for _, name := range slices.Sorted(maps.Keys(clusters)) {
 		a, err := clusterAdmin(name, clusters[name])
-		if err != nil {
-			return nil, err
-		}
-		listed, err := a.ListGroups(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing the groups of cluster %s: %w", name, err)
-		}
-		for _, g := range listed {
-			e := GroupEntry{Name: g.Name, Cluster: name, State: g.State, Members: g.Members,
-				Reserved: s.opts.ReservedGroup != nil && s.opts.ReservedGroup(g.Name) != nil}
-			if s.opts.Sessions != nil {
-				e.Sessions = s.opts.Sessions(g.Name)
+		if err == nil {
+			var listed []sdk.GroupListing
+			if listed, err = a.ListGroups(ctx); err == nil {
+				out = append(out, s.groupEntries(name, listed)...)
+				continue
 			}
-			out = append(out, e)
+			err = fmt.Errorf("listing the groups of cluster %s: %w", name, err)
+		}
+		if err := unlisted(&skipped, name, cluster, err); err != nil {
+			return nil, nil, err
 		}
 	}
 	slices.SortStableFunc(out, func(a, b GroupEntry) int { return cmp.Compare(a.Name, b.Name) })
-	return out, nil
+	return out, skipped, nil
 }
 
-// DeleteGroup deletes group and its committed offsets on every cluster (or
-// the one named) that has it: code 13 while this gateway holds sessions
-// of it or the broker knows members of it, 19 when no cluster has it.
-func (s *Service) DeleteGroup(ctx context.Context, group, cluster string) (deleted []string, err error) {
+// groupEntries are a cluster's listed groups as Groups shows them.
+func (s *Service) groupEntries(cluster string, listed []sdk.GroupListing) []GroupEntry {
+	out := make([]GroupEntry, 0, len(listed))
+	for _, g := range listed {
+		e := GroupEntry{Name: g.Name, Cluster: cluster, State: g.State, Members: g.Members,
+			Reserved: s.opts.ReservedGroup != nil && s.opts.ReservedGroup(g.Name) != nil}
+		if s.opts.Sessions != nil {
+			e.Sessions = s.opts.Sessions(g.Name)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// DeleteGroup deletes group and its committed offsets on the cluster
+// named, or on the one cluster that has it: code 13 while this gateway
+// holds sessions of it or the broker knows members of it, 11 when several
+// clusters have it and none is named, 19 when no cluster has it.
+func (s *Service) DeleteGroup(ctx context.Context, group, cluster string) (deletedOn string, err error) {
 	if s.opts.ReservedGroup != nil {
 		if err := s.opts.ReservedGroup(group); err != nil {
-			return nil, err
+			return "", err
 		}
 	}
 	if s.opts.Sessions != nil {
 		if n := s.opts.Sessions(group); n > 0 {
-			return nil, sdk.Errorf(sdk.CodeNotAllowed, "group %s has %d sessions on this gateway: stop its consumers, and delete it once their sessions end (consume.session_idle after their last pull)", group, n)
+			return "", sdk.Errorf(sdk.CodeNotAllowed, "group %s has %d sessions on this gateway: stop its consumers, and delete it once their sessions end (consume.session_idle after their last pull)", group, n)
 		}
 	}
 	clusters, err := s.clustersOf(cluster)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
+	var holders []string
+	var admins []sdk.ClusterAdmin
 	for _, name := range slices.Sorted(maps.Keys(clusters)) {
 		a, err := clusterAdmin(name, clusters[name])
 		if err != nil {
-			return deleted, err
+			if cluster != "" {
+				return "", err
+			}
+			continue
 		}
 		listed, err := a.ListGroups(ctx)
 		if err != nil {
-			return deleted, fmt.Errorf("listing the groups of cluster %s: %w", name, err)
+			return "", fmt.Errorf("listing the groups of cluster %s: %w", name, err)
 		}
-		if !slices.ContainsFunc(listed, func(g sdk.GroupListing) bool { return g.Name == group }) {
-			continue
+		if slices.ContainsFunc(listed, func(g sdk.GroupListing) bool { return g.Name == group }) {
+			holders, admins = append(holders, name), append(admins, a)
 		}
-		if err := a.DeleteGroup(ctx, group); err != nil {
-			return deleted, fmt.Errorf("deleting group %s on cluster %s: %w", group, name, err)
-		}
-		deleted = append(deleted, name)
 	}
-	if len(deleted) == 0 {
-		return nil, sdk.Errorf(sdk.CodeNotFound, "group %s: no cluster has it", group)
+	switch len(holders) {
+	case 0:
+		return "", sdk.Errorf(sdk.CodeNotFound, "group %s: no cluster has it", group)
+	case 1:
+	default:
+		return "", sdk.Errorf(sdk.CodeIllegal, "cluster: group %s is on clusters %s: name the one to delete it on", group, strings.Join(holders, ", "))
 	}
-	return deleted, nil
+	if err := admins[0].DeleteGroup(ctx, group); err != nil {
+		return "", fmt.Errorf("deleting group %s on cluster %s: %w", group, holders[0], err)
+	}
+	return holders[0], nil
 }

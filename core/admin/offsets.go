@@ -75,16 +75,6 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, target 
 	default:
 		return Reset{}, sdk.Errorf(sdk.CodeIllegal, "to: must be %s, %s, %s or %s, got %q", ToEarliest, ToLatest, ToTimestamp, ToOffsets, target.To)
 	}
-	if !dryRun && force && s.opts.End != nil {
-		if n := s.opts.End(ctx, group, topic); n > 0 {
-			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s reads topic %s for a push subscription or a sink on this gateway: remove it from the config (or the group's subscriptions) before resetting", group, topic)
-		}
-	}
-	if !dryRun && s.opts.Active != nil {
-		if n := s.opts.Active(group, topic); n > 0 {
-			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s is consuming topic %s through this gateway (%d sessions): stop its consumers and reset once their sessions end (consume.session_idle after their last pull), or reset with force to end them now", group, topic, n)
-		}
-	}
 	offs, err := b.ListOffsets(ctx, []string{topic}, group)
 	if err != nil {
 		return Reset{}, fmt.Errorf("reading the offsets of group %s on %s: %w", group, topic, err)
@@ -138,6 +128,20 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, target 
 	if dryRun || len(r.Qids) == 0 {
 		return r, nil
 	}
+	// Only a reset known to be valid ends sessions.
+	if force && s.opts.End != nil {
+		if n := s.opts.End(ctx, group, topic); n > 0 {
+			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s reads topic %s for a push subscription or a sink on this gateway: remove it from the config (or the group's subscriptions) before resetting", group, topic)
+		}
+	}
+	if s.opts.Active != nil {
+		if n := s.opts.Active(group, topic); n > 0 {
+			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s is consuming topic %s through this gateway (%d sessions): stop its consumers and reset once their sessions end (consume.session_idle after their last pull), or reset with force to end them now", group, topic, n)
+		}
+	}
+	if err := membersElsewhere(ctx, b, group); err != nil {
+		return Reset{}, err
+	}
 	commit := make([]sdk.Offset, len(r.Qids))
 	for i, q := range r.Qids {
 		commit[i] = sdk.Offset{Topic: topic, Qid: q.Qid, Offset: q.To}
@@ -146,6 +150,27 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, target 
 		return Reset{}, fmt.Errorf("committing group %s's offsets on %s: %w", group, topic, err)
 	}
 	return r, nil
+}
+
+// membersElsewhere refuses, with code 13, a reset of a group the broker
+// knows members of (other gateways, or clients of the broker itself): they
+// would commit over it. A broker that cannot list groups is not asked;
+// Kafka refuses the commit itself then.
+func membersElsewhere(ctx context.Context, b sdk.Backend, group string) error {
+	a, ok := b.(sdk.ClusterAdmin)
+	if !ok {
+		return nil
+	}
+	groups, err := a.ListGroups(ctx)
+	if err != nil {
+		return nil // the commit finds out what a list could not
+	}
+	for _, g := range groups {
+		if g.Name == group && g.Members > 0 {
+			return sdk.Errorf(sdk.CodeNotAllowed, "group %s has %d members on the broker (consumers on other gateways, or clients of the broker): stop them before resetting", group, g.Members)
+		}
+	}
+	return nil
 }
 
 // offsetAt finds the first offset of q whose message was written at or
@@ -159,8 +184,29 @@ func offsetAt(ctx context.Context, b sdk.Backend, topic string, q sdk.QidOffsets
 	lo, hi := q.Start, q.End // the answer is in [lo, hi]
 	for lo < hi {
 		mid := lo + (hi-lo)/2
+		r, err := firstFrom(ctx, b, topic, q.Qid, mid, hi)
+		switch {
+		case err != nil:
+			return 0, err
+		case r == nil || !r.Timestamp.Before(t):
+			// Nothing from mid to hi, or the first message there is
+			// at or after t: offsets from mid to it hold nothing
+			// earlier, so the answer is at most mid.
+			hi = mid
+		default:
+			lo = r.Offset + 1
+		}
+	}
+	return lo, nil
+}
+
+// firstFrom reads the first message of qid at or after offset from and
+// before end: nil when there is none (compacted away, or only
+// transaction markers), reading past empty spans a few times at most.
+func firstFrom(ctx context.Context, b sdk.Backend, topic, qid string, from, end int64) (*sdk.Record, error) {
+	for range 16 {
 		res, err := b.Fetch(ctx, sdk.FetchRequest{
-			Positions:  []sdk.FetchPosition{{Topic: topic, Qid: q.Qid, Offset: mid}},
+			Positions:  []sdk.FetchPosition{{Topic: topic, Qid: qid, Offset: from}},
 			MaxRecords: 1,
 			MaxWait:    fetchWait,
 		})
@@ -168,21 +214,23 @@ func offsetAt(ctx context.Context, b sdk.Backend, topic string, q sdk.QidOffsets
 			err = res[0].Err
 		}
 		if err != nil {
-			return 0, fmt.Errorf("reading topic %s qid %s at offset %d: %w", topic, q.Qid, mid, err)
+			return nil, fmt.Errorf("reading topic %s qid %s at offset %d: %w", topic, qid, from, err)
 		}
-		switch {
-		case len(res) != 1 || len(res[0].Records) == 0:
-			// Nothing at or after mid (compacted away, or markers):
-			// starting at mid reads what starting at End would.
-			hi = mid
-		case res[0].Records[0].Timestamp.Before(t):
-			lo = max(res[0].Records[0].Offset, mid) + 1
-		default:
-			// Offsets from mid to the record's hold nothing.
-			hi = mid
+		if len(res) != 1 {
+			return nil, nil
 		}
+		if len(res[0].Records) > 0 {
+			if r := &res[0].Records[0]; r.Offset < end {
+				return r, nil
+			}
+			return nil, nil
+		}
+		if res[0].NextOffset <= from || res[0].NextOffset >= end {
+			return nil, nil
+		}
+		from = res[0].NextOffset // a span of markers: read on
 	}
-	return lo, nil
+	return nil, nil
 }
 
 // OffsetAt finds the first offset of topic's qid whose message was written

@@ -152,5 +152,29 @@ func TestResetOffsetsRefusedWhileConsuming(t *testing.T) {
 		if c := committed(t, b, "g", "busy"); c[qid] != 3 {
 			t.Errorf("after a forced reset to latest: %v, want qid %s at 3", c, qid)
 		}
+
+		// A member of the group on the broker (another gateway, a client
+		// of the broker) refuses a reset, forced or not.
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		member, err := b.Consume(cctx, sdk.Subscription{Group: "g", Topics: []string{"busy"}, Start: sdk.StartEarliest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer member.Close()
+		for joined := false; !joined; {
+			ev, err := member.Poll(cctx, 10)
+			if err != nil && cctx.Err() != nil {
+				t.Fatalf("the member never joined: %v", err)
+			}
+			joined = len(ev.Assigned) > 0 || len(ev.Records) > 0
+		}
+		_, err = s.ResetOffsets(ctx, "g", "busy", ResetTarget{To: ToEarliest}, false, true)
+		if sdk.CodeOf(err) != sdk.CodeNotAllowed || !strings.Contains(err.Error(), "members") {
+			t.Fatalf("reset with a member on the broker = %v, want code 13 naming its members", err)
+		}
+		if c := committed(t, b, "g", "busy"); c[qid] != 3 {
+			t.Errorf("a refused reset moved the group: %v", c)
+		}
 	})
 }

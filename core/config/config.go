@@ -95,6 +95,8 @@ type Config struct {
 	// secrets are the values read through references, which PluginError
 	// keeps out of its messages.
 	secrets []secret
+	// raw is the file's text, for Shown.
+	raw []byte
 }
 
 // Plugin is one entry of `plugins:`: exactly one of Builtin or Path is set.
@@ -663,7 +665,7 @@ func Inspect(path string) (*Config, Errors, error) {
 // returns it with every problem found, sorted by line.
 func parse(file string, data []byte) (*Config, Errors) {
 	d := newDecoder(file)
-	c := &Config{File: file, Dir: filepath.Dir(file)}
+	c := &Config{File: file, Dir: filepath.Dir(file), raw: data}
 	if root := d.document(data); root != nil {
 		d.expandReferences(root)
 		d.takeAutoCreate(root, c)

@@ -176,7 +176,11 @@ func (s *Service) EndSessions(ctx context.Context, group, topic string) (ended, 
 		}
 		ss.commit(ctx)
 		s.closeSession(ss, "ended by an admin's offset reset")
-		<-ss.done
+		select {
+		case <-ss.done:
+		case <-ctx.Done():
+			return ended, readers
+		}
 		ended++
 	}
 	return ended, readers

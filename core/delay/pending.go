@@ -22,6 +22,9 @@ const (
 	MaxPendingScan = 10000
 	// pendingFetch is how many records one fetch of a tier asks for.
 	pendingFetch = 500
+	// maxPendingBytes bounds the keys, values and headers of one look's
+	// messages, as a browse's page is bounded.
+	maxPendingBytes = 4 << 20
 )
 
 // TierCount is what waits in one tier.
@@ -134,6 +137,7 @@ func (s *Service) Pending(ctx context.Context, q PendingQuery) (PendingPage, err
 	}
 	page := PendingPage{Complete: true}
 	seen := map[string]bool{} // id and due
+	size := 0                 // the keys, values and headers in page
 	now := s.opts.Clock.Now()
 	for _, tier := range s.plan.tiers {
 		qids, err := s.pendingRanges(ctx, tier)
@@ -170,6 +174,14 @@ func (s *Service) Pending(ctx context.Context, q PendingQuery) (PendingPage, err
 					if err != nil || e.topic != q.Topic || (q.ID != "" && e.id != q.ID) {
 						continue
 					}
+					n := len(e.msg.Key) + len(e.msg.Value)
+					for _, h := range e.msg.Headers {
+						n += len(h.Key) + len(h.Value)
+					}
+					if len(page.Messages) == q.Limit || (len(page.Messages) > 0 && size+n > maxPendingBytes) {
+						page.Complete = false
+						return page.sorted(), nil
+					}
 					p := Pending{ID: e.id, Topic: e.topic, Due: e.due, Hop: e.hop, TierTopic: rec.Topic, Loop: e.loop, Fired: e.fired,
 						Cancelled: s.cancels.cancelled(cancelKey(e.topic, e.id), now),
 						Message: sdk.Record{Key: e.msg.Key, Value: e.msg.Value, Tags: e.msg.Tags, Headers: e.msg.Headers,
@@ -179,6 +191,7 @@ func (s *Service) Pending(ctx context.Context, q PendingQuery) (PendingPage, err
 						continue // also still in the longer tier it left
 					}
 					seen[key] = true
+					size += n
 					page.Messages = append(page.Messages, p)
 				}
 				next = res[0].NextOffset

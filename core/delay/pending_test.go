@@ -23,6 +23,8 @@ func TestPendingListsWhatWaits(t *testing.T) {
 				Headers: []sdk.Header{{Key: "trace", Value: []byte("x")}}}},
 			delay.Message{Topic: "later", ID: "a", DueAt: now.Add(time.Hour), Msg: produce.Message{Key: []byte("k"), Value: []byte("one"), Partition: sdk.PartitionHash}},
 			delay.Message{Topic: "elsewhere", ID: "c", DueAt: now.Add(time.Hour), Msg: produce.Message{Value: []byte("three"), Partition: sdk.PartitionHash}},
+			// In a's tier: a look of limit 1 stops within one fetch.
+			delay.Message{Topic: "later", ID: "a2", DueAt: now.Add(time.Hour + time.Second), Msg: produce.Message{Value: []byte("one too"), Partition: sdk.PartitionHash}},
 		)
 		ctx := context.Background()
 		if err := s.Cancel(ctx, "later", "b"); err != nil {
@@ -37,18 +39,18 @@ func TestPendingListsWhatWaits(t *testing.T) {
 		for _, c := range tiers {
 			total += c.Pending
 		}
-		if len(tiers) != len(testPlan(t).Tiers()) || total != 3 {
-			t.Fatalf("Tiers = %+v; want every tier, 3 pending in all", tiers)
+		if len(tiers) != len(testPlan(t).Tiers()) || total != 4 {
+			t.Fatalf("Tiers = %+v; want every tier, 4 pending in all", tiers)
 		}
 
 		page, err := s.Pending(ctx, delay.PendingQuery{Topic: "later"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !page.Complete || page.Scanned != 3 || len(page.Messages) != 2 {
-			t.Fatalf("Pending = %+v; want both of later's, all 3 records read", page)
+		if !page.Complete || page.Scanned != 4 || len(page.Messages) != 3 {
+			t.Fatalf("Pending = %+v; want the three of later's, all 4 records read", page)
 		}
-		a, bb := page.Messages[0], page.Messages[1]
+		a, bb := page.Messages[0], page.Messages[2]
 		if a.ID != "a" || string(a.Message.Key) != "k" || string(a.Message.Value) != "one" || a.Cancelled || !strings.HasPrefix(a.TierTopic, "mqgate_delay_") {
 			t.Errorf("first pending = %+v; want a, due first, not cancelled", a)
 		}

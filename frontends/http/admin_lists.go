@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -41,7 +40,7 @@ func parseListQuery(q url.Values) (cluster string, all bool, err error) {
 
 // listed answers a list route: the entries list gives for the query's
 // cluster that show keeps (given all=true or not), under name.
-func listed[T any](s *Server, c *gin.Context, name string, list func(ctx context.Context, cluster string) ([]T, error), show func(e T, all bool) bool) {
+func listed[T any](s *Server, c *gin.Context, name string, list func(ctx context.Context, cluster string) ([]T, []admin.Unlisted, error), show func(e T, all bool) bool) {
 	cluster, all, err := parseListQuery(c.Request.URL.Query())
 	if err != nil {
 		s.abortWithError(c, err)
@@ -49,7 +48,7 @@ func listed[T any](s *Server, c *gin.Context, name string, list func(ctx context
 	}
 	ctx, cancel := s.adminContext(c)
 	defer cancel()
-	entries, err := list(ctx, cluster)
+	entries, skipped, err := list(ctx, cluster)
 	if err != nil {
 		s.abortWithError(c, err)
 		return
@@ -60,7 +59,7 @@ func listed[T any](s *Server, c *gin.Context, name string, list func(ctx context
 			kept = append(kept, e)
 		}
 	}
-	c.PureJSON(http.StatusOK, map[string][]T{name: kept})
+	c.PureJSON(http.StatusOK, map[string]any{name: kept, "unlisted": skipped})
 }
 
 // listTopics serves GET /v1/admin/topics: the clusters' topics the
@@ -94,17 +93,38 @@ func (s *Server) deleteGroup(c *gin.Context) {
 	ctx, cancel := s.adminContext(c)
 	defer cancel()
 	group := c.Param("group")
-	deleted, err := s.opts.Admin.DeleteGroup(ctx, group, cluster)
-	if len(deleted) > 0 {
-		s.audit(c, "group deleted", acl.Admin, fmt.Sprintf("group %q clusters %s", group, strings.Join(deleted, ",")))
+	on, err := s.opts.Admin.DeleteGroup(ctx, group, cluster)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
 	}
+	s.audit(c, "group deleted", acl.Admin, fmt.Sprintf("group %q cluster %q", group, on))
+	c.PureJSON(http.StatusOK, struct {
+		Group   string `json:"group"`
+		Cluster string `json:"cluster"`
+		Deleted bool   `json:"deleted"`
+	}{group, on, true})
+}
+
+// showConfig serves GET /v1/admin/config: the config file the gateway
+// runs, secrets redacted.
+func (s *Server) showConfig(c *gin.Context) {
+	if len(c.Request.URL.RawQuery) > 0 {
+		s.abortWithError(c, illegalf("this route takes no query parameters"))
+		return
+	}
+	if s.opts.Config == nil {
+		s.abortWithError(c, illegalf("this gateway does not show its config"))
+		return
+	}
+	file, shown, redacted, err := s.opts.Config()
 	if err != nil {
 		s.abortWithError(c, err)
 		return
 	}
 	c.PureJSON(http.StatusOK, struct {
-		Group    string   `json:"group"`
-		Clusters []string `json:"clusters"`
-		Deleted  bool     `json:"deleted"`
-	}{group, deleted, true})
+		File     string   `json:"file"`
+		Config   any      `json:"config"`
+		Redacted []string `json:"redacted"`
+	}{file, shown, redacted})
 }

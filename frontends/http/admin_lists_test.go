@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqgate/mqgate/core/admin"
 	"github.com/mqgate/mqgate/internal/brokertest"
@@ -48,6 +50,9 @@ func TestAdminLists(t *testing.T) {
 		}
 
 		status, body = deleteAs(h, "/v1/admin/groups/g", "key-r")
+		checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
+		// ops may administer group g on topic g-dlq only, not delete it.
+		status, body = deleteAs(h, "/v1/admin/groups/g", "key-ops")
 		checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
 		status, body = deleteAs(h, "/v1/admin/groups/g", "key-admin")
 		switch status {
@@ -100,4 +105,45 @@ func deleteAs(h http.Handler, target, key string) (int, []byte) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Code, rec.Body.Bytes()
+}
+
+func TestAdminConfig(t *testing.T) {
+	shown := func() (string, any, []string, error) {
+		return "/etc/mqgate/plugins.yaml", map[string]any{"auth": map[string]any{"api_keys": []any{map[string]any{"principal": "ops", "sha256": "<redacted>"}}}},
+			[]string{"auth.api_keys[0].sha256"}, nil
+	}
+	h := newTestServer(t, Options{Config: shown, RequestTimeout: time.Second}, &fakeProducer{}, nil).Handler()
+	status, body := get(h, "/v1/admin/config", "")
+	checkJSONStatus(t, status, body, 200, `{"file": "/etc/mqgate/plugins.yaml", "config": {"auth": {"api_keys": [{"principal": "ops", "sha256": "<redacted>"}]}},
+		"redacted": ["auth.api_keys[0].sha256"]}`)
+	status, body = get(h, "/v1/admin/config?x=1", "")
+	checkError(t, status, body, 400, sdk.CodeIllegal, "takes no query parameters")
+	off := newTestServer(t, Options{RequestTimeout: time.Second}, &fakeProducer{}, nil).Handler()
+	status, body = get(off, "/v1/admin/config", "")
+	checkError(t, status, body, 400, sdk.CodeIllegal, "does not show its config")
+}
+
+// A browser's request made for a page of another site is refused before
+// anything else: a page elsewhere cannot use the browser's certificate or
+// the console's key.
+func TestCrossSiteRequestsRefused(t *testing.T) {
+	h := newTestServer(t, Options{RequestTimeout: time.Second}, &fakeProducer{}, nil).Handler()
+	for _, site := range []string{"cross-site", "same-site"} {
+		req := httptest.NewRequest("POST", "/v1/topics/orders/messages", strings.NewReader(`{"value":"x"}`))
+		req.Header.Set("Sec-Fetch-Site", site)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		checkError(t, rec.Code, rec.Body.Bytes(), 403, sdk.CodeNotAllowed, "another site (Sec-Fetch-Site: "+site+")")
+	}
+	for _, site := range []string{"same-origin", "none", ""} {
+		req := httptest.NewRequest("GET", "/v1/plugins", nil)
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			t.Errorf("Sec-Fetch-Site %q: %d %s", site, rec.Code, rec.Body)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mqgate/mqgate/core/auth"
 	"github.com/mqgate/mqgate/core/auth/acl"
+	"github.com/mqgate/mqgate/sdk"
 )
 
 // resourceOf says which topic and group a route acts on, from its path.
@@ -27,6 +28,10 @@ func noResource(*gin.Context) (string, string) { return "", "" }
 // (auth.PrincipalFrom), for what the handler does on its behalf.
 func (s *Server) guard(op acl.Op, res resourceOf, fail func(*gin.Context, error), h gin.HandlerFunc) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if err := crossSite(c); err != nil {
+			fail(c, err)
+			return
+		}
 		p, err := s.gate.Authenticate(credentials(c))
 		if err != nil {
 			c.Header("WWW-Authenticate", `Bearer realm="mqgate"`)
@@ -42,6 +47,21 @@ func (s *Server) guard(op acl.Op, res resourceOf, fail func(*gin.Context, error)
 			}
 		}
 		h(c)
+	}
+}
+
+// crossSite refuses a request a browser sent for a page of another site
+// (Sec-Fetch-Site, which browsers set and nothing else does): a page
+// elsewhere cannot have a browser that holds a client certificate, or a
+// session of the console, act on the gateway for it. The console's own
+// requests are same-origin; clients other than browsers send no such
+// header.
+func crossSite(c *gin.Context) error {
+	switch site := c.GetHeader("Sec-Fetch-Site"); site {
+	case "", "same-origin", "none":
+		return nil
+	default:
+		return sdk.Errorf(sdk.CodeNotAllowed, "a request from a page of another site (Sec-Fetch-Site: %s) is refused: call the gateway from its own console or from a program", truncate(site))
 	}
 }
 

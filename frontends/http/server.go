@@ -137,6 +137,9 @@ type Options struct {
 	// console asks the routes above for everything it shows, as the
 	// browser's user. Nil: no console (http.console: false).
 	Console http.Handler
+	// Config shows the config file the gateway runs, secrets redacted
+	// (GET /v1/admin/config; config.Config.Shown). Nil: not shown.
+	Config func() (file string, shown any, redacted []string, err error)
 }
 
 // ConsolePrefix is where Options.Console is served.
@@ -327,6 +330,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.GET("/metrics", s.guarded(acl.Metrics, gw, s.serveMetrics()))
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/admin/delays", s.guarded(acl.Metrics, gw, s.delayTiers))
+	e.GET("/v1/admin/config", s.guarded(acl.Admin, gw, s.showConfig))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))
 	e.GET("/v1/push/:name", s.guarded(acl.Metrics, gw, s.pushStatus))
 	e.GET("/v1/sinks", s.guarded(acl.Metrics, gw, s.listSinks))

@@ -95,6 +95,12 @@ func (r *Rule) applies(req Request) bool {
 	if req.Group == "" && r.Groups != nil && (req.Op == Admin || req.Op == Browse) {
 		return false
 	}
+	// Nor does a rule for some topics' admin reach what names a group and
+	// no topic (deleting a group, listing its subscriptions): it is about
+	// the group's every topic.
+	if req.Topic == "" && r.Topics != nil && req.Op == Admin && !r.Deny {
+		return false
+	}
 	if req.Topic != "" && r.Topics != nil && !matchAny(r.Topics, req.Topic) {
 		return false
 	}

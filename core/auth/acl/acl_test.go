@@ -110,6 +110,21 @@ func TestDecide(t *testing.T) {
 			t.Errorf("group rule: Decide(%+v) = %v; want allowed %t", c.req, err, c.allowed)
 		}
 	}
+	// And a rule for some topics' admin does not reach what names a group
+	// and no topic (deleting the group): that is about all its topics.
+	topicOps := Rules{rule(false, "orders-admin", []Op{Admin, ReadStats}, []string{"orders"}, nil)}
+	for _, c := range []struct {
+		req     Request
+		allowed bool
+	}{
+		{Request{"orders-admin", Admin, "orders", "billing"}, true},
+		{Request{"orders-admin", Admin, "", "billing"}, false},
+		{Request{"orders-admin", ReadStats, "", "billing"}, true}, // stats of a group, as before
+	} {
+		if err := topicOps.Decide(c.req); (err == nil) != c.allowed {
+			t.Errorf("topic rule: Decide(%+v) = %v; want allowed %t", c.req, err, c.allowed)
+		}
+	}
 	if err := Rules(nil).Decide(Request{"x", Admin, "", ""}); err != nil {
 		t.Errorf("no rules refused: %v", err)
 	}

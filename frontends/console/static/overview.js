@@ -13,8 +13,9 @@ let last = null;
 function state(s) { return h('span', {class: 'state-' + s}, s); }
 
 export async function overview(view) {
-  const [plugins, push, sinks] = await Promise.all([
-    api('GET', '/v1/plugins'), api('GET', '/v1/push'), api('GET', '/v1/sinks')]);
+  const [plugins, push, sinks, config] = await Promise.all([
+    api('GET', '/v1/plugins'), api('GET', '/v1/push'), api('GET', '/v1/sinks'),
+    api('GET', '/v1/admin/config').catch(e => e)]);
   const chartEl = h('div', {class: 'chart', id: 'throughput'});
   const chartNote = h('div');
   fill(view,
@@ -37,6 +38,11 @@ export async function overview(view) {
       ['queued', s => s.queued, {num: true}], ['dead-lettered', s => s.dead_lettered, {num: true}],
       ['last error', s => s.last_error ? `${s.last_error} (${time(s.last_error_at_ms)})` : ''],
     ], sinks.sinks, {id: 'sinks', empty: 'No sinks on this gateway.'})),
+    section('Config', config instanceof Error
+      ? h('p', {class: 'muted'}, `Not shown: ${config.message} (code ${config.code}).`)
+      : h('div', null,
+        h('p', {class: 'muted'}, `${config.file}, as the gateway read it; ${config.redacted.length} secrets redacted.`),
+        h('pre', {id: 'config', class: 'value'}, JSON.stringify(config.config, null, 2)))),
   );
 
   let plot = null;

@@ -115,7 +115,8 @@ export async function topic(view, name) {
     try {
       const p = await api('GET', `${path}/search?${q}`);
       fill(found,
-        h('p', {class: 'muted'}, `${p.messages.length} found among the newest ${p.scanned} read`, p.complete ? ' (every message).' : '; older ones were not read.'),
+        h('p', {class: 'muted'}, `${p.messages.length} found among ${p.scanned} read`,
+          p.complete ? ' (every message).' : '; the search stopped at its limit or its scan: a wider scan reads more.'),
         messagesTable(p.messages, {qid: true}));
     } catch (err) { notice(found, err); }
   };

@@ -1,0 +1,58 @@
+package config
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The config shown by the admin API holds no secret written in the file,
+// wherever it is, and everything else as written.
+func TestShownRedactsSecrets(t *testing.T) {
+	t.Setenv("OTHER_PASSWORD", "swordfish")
+	c, err := Parse("plugins.yaml", []byte(`version: 1
+default_cluster: local
+plugins: {kafka: {builtin: kafka}}
+clusters:
+  local:
+    plugin: kafka
+    config:
+      brokers: ["k1:9092"]
+      sasl: {mechanism: plain, user: svc, password: &pw hunter2}
+      tls: {key_file: /etc/k.pem}
+      extra_password: *pw
+  other:
+    plugin: kafka
+    config:
+      brokers: ["k1:9092"]
+      sasl: {mechanism: plain, user: svc2, password: "${env:OTHER_PASSWORD}"}
+auth:
+  api_keys:
+    - {principal: ops, sha256: "`+strings.Repeat("ab", 32)+`"}
+http: {listen: "127.0.0.1:8080", max_batch_messages: 500, console: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, redacted, err := c.Shown()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(shown)
+	for _, secret := range []string{"hunter2", "swordfish", strings.Repeat("ab", 32)} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("shown config holds a secret: %s", out)
+		}
+	}
+	for _, kept := range []string{`"key_file":"/etc/k.pem"`, `"password":"${env:OTHER_PASSWORD}"`, `"user":"svc2"`, `"max_batch_messages":500`, `"console":false`, `"brokers":["k1:9092"]`} {
+		if !strings.Contains(string(out), kept) {
+			t.Errorf("shown config lacks %s: %s", kept, out)
+		}
+	}
+	want := []string{"auth.api_keys[0].sha256", "clusters.local.config.extra_password", "clusters.local.config.sasl.password"}
+	slices.Sort(redacted)
+	if !slices.Equal(redacted, want) {
+		t.Errorf("redacted %v, want %v", redacted, want)
+	}
+}
