@@ -24,15 +24,17 @@ const adminSide = 1000
 // (the same flags) runs twice against the gateway: alone, and with an
 // admin client beside it that makes -admin-passes passes (0: back to back
 // for the whole run, far more than a person at a console asks), each
-// browsing 1,000 messages of a topic (10 pages of 100) and redriving
-// 1,000 dead letters of a group (10 calls of 100), one request at a time,
+// browsing 1,000 messages of a topic (10 pages of 100), searching them
+// all for a value no message holds (one search reading 1,000), listing
+// the topics and groups, and redriving 1,000 dead letters of a group (10
+// calls of 100), one request at a time,
 // starting once the producer is under way. The "direct" line is the
 // producer alone; the ratio is what the admin traffic leaves of its rate
 // over its whole run. The report says how many passes ran and how long
 // one took.
 var adminLoad = scenario{
 	name:      "admin",
-	about:     "produce-http with an admin client browsing 1,000 messages and redriving 1,000 dead letters beside it, vs produce-http alone",
+	about:     "produce-http with an admin client browsing and searching 1,000 messages, listing topics and groups and redriving 1,000 dead letters beside it, vs produce-http alone",
 	kafkaOnly: true, // the dead letters are written with franz-go
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		if err := fillAdmin(ctx, e, p); err != nil {
@@ -40,7 +42,7 @@ var adminLoad = scenario{
 		}
 		e.restartMeter()
 		actx, stop := context.WithCancel(ctx)
-		var browsed, redriven atomic.Int64
+		var browsed, searched, redriven atomic.Int64
 		var passes int
 		var took time.Duration
 		done := make(chan error, 1)
@@ -48,7 +50,7 @@ var adminLoad = scenario{
 			time.Sleep(500 * time.Millisecond) // the producer is under way
 			for actx.Err() == nil && (p.adminPasses == 0 || passes < p.adminPasses) {
 				start := time.Now()
-				if err := adminPass(actx, e, &browsed, &redriven); err != nil {
+				if err := adminPass(actx, e, &browsed, &searched, &redriven); err != nil {
 					done <- err
 					return
 				}
@@ -66,9 +68,9 @@ var adminLoad = scenario{
 		}
 		pass := "no pass finished within the producer's run: make -n larger"
 		if passes > 0 {
-			pass = fmt.Sprintf("%d passes of 1,000 browsed and 1,000 redriven, %s each", passes, (took / time.Duration(passes)).Round(time.Millisecond))
+			pass = fmt.Sprintf("%d passes of 1,000 browsed, 1,000 searched, the lists and 1,000 redriven, %s each", passes, (took / time.Duration(passes)).Round(time.Millisecond))
 		}
-		r.note = fmt.Sprintf("%d messages browsed and %d dead letters redriven beside it (%s)", browsed.Load(), redriven.Load(), pass)
+		r.note = fmt.Sprintf("%d messages browsed, %d searched and %d dead letters redriven beside it (%s)", browsed.Load(), searched.Load(), redriven.Load(), pass)
 		return r, err
 	},
 	direct: func(ctx context.Context, e *env, p params) (result, error) {
@@ -109,7 +111,7 @@ func fillAdmin(ctx context.Context, e *env, p params) error {
 // adminPass browses adminSide messages and redrives adminSide dead
 // letters, one request at a time, as a person at the console would, only
 // without pausing; it stops early when ctx ends.
-func adminPass(ctx context.Context, e *env, browsed, redriven *atomic.Int64) error {
+func adminPass(ctx context.Context, e *env, browsed, searched, redriven *atomic.Int64) error {
 	base := "http://" + e.httpAddr
 	{
 		for next := int64(0); next < adminSide && ctx.Err() == nil; {
@@ -126,6 +128,19 @@ func adminPass(ctx context.Context, e *env, browsed, redriven *atomic.Int64) err
 				break
 			}
 			next = page.Next
+		}
+		var found struct {
+			Scanned int64 `json:"scanned"`
+		}
+		if err := adminCall(ctx, "GET", base+"/v1/admin/topics/bench-admin-browse/search?value_contains=no-such-text&scan=10000", "", &found); err != nil {
+			return err
+		}
+		searched.Add(found.Scanned)
+		var lists map[string]json.RawMessage
+		for _, list := range []string{"topics", "groups"} {
+			if err := adminCall(ctx, "GET", base+"/v1/admin/"+list, "", &lists); err != nil {
+				return err
+			}
 		}
 		for first := 0; first < adminSide && ctx.Err() == nil; first += 100 {
 			offs := make([]string, 100)

@@ -156,7 +156,7 @@ func main() {
 	flag.IntVar(&p.concurrency, "concurrency", 8, "requests in flight")
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
-	flag.IntVar(&p.adminPasses, "admin-passes", 1, "admin: passes of 1,000 browsed and 1,000 redriven beside the producer (0: back to back for its whole run)")
+	flag.IntVar(&p.adminPasses, "admin-passes", 1, "admin: passes (1,000 browsed, 1,000 searched, the lists, 1,000 redriven) beside the producer (0: back to back for its whole run)")
 	flag.StringVar(&p.format, "format", "json", "produce-http: the body format: json, ndjson (one message per line) or raw (one message per request, its value the body)")
 	flag.StringVar(&p.envelope, "envelope", "raw", "push: the subscription's envelope (raw, json or ddmq); the direct side posts the raw value whatever it is")
 	flag.Usage = func() {

@@ -264,6 +264,22 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 	if err != nil {
 		return err
 	}
+	// The last hour of the lag of the groups consuming here, for the
+	// console; stopped with the gateway.
+	lagHistory := admin.NewLagHistory(admin.LagHistoryOptions{
+		Groups: consumer.SessionGroups,
+		Lag: func(ctx context.Context, group string) (int64, error) {
+			stats, err := consumer.Stats(ctx, group, "")
+			var total int64
+			for _, st := range stats {
+				total += st.Lag
+			}
+			return total, err
+		},
+	})
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	go lagHistory.Run(lagCtx)
 	srv := httpapi.New(httpapi.Options{
 		Gate:                 gate,
 		Quotas:               quotas,
@@ -284,6 +300,7 @@ func runGateway(ctx context.Context, cfg *config.Config, conns connectionLimits,
 		Sinks:                sinks,
 		Subscriptions:        subscriptions,
 		Console:              consoleOf(cfg),
+		LagHistory:           lagHistory,
 		Config: func() (string, any, []string, error) {
 			shown, redacted, err := cfg.Shown()
 			return cfg.File, shown, redacted, err

@@ -467,3 +467,74 @@ func (s *Service) CreateTopic(ctx context.Context, topic string, partitions int3
 		}
 	}
 }
+
+// MaxRedriveScan bounds the dead letters one redrive by filter reads.
+const MaxRedriveScan = 10000
+
+// DeadLetterFilter picks dead letters by where they came from and why they
+// failed; an empty field matches any.
+type DeadLetterFilter struct {
+	// OriginTopic matches the topic a dead letter came from, exactly.
+	OriginTopic string
+	// ErrorContains matches text in its last error.
+	ErrorContains string
+}
+
+func (f DeadLetterFilter) matches(r *sdk.Record) bool {
+	var origin, lastErr string
+	for _, h := range r.Headers {
+		switch h.Key {
+		case consume.HeaderOriginTopic:
+			origin = string(h.Value)
+		case consume.HeaderLastError:
+			lastErr = string(h.Value)
+		}
+	}
+	return (f.OriginTopic == "" || origin == f.OriginTopic) && (f.ErrorContains == "" || strings.Contains(lastErr, f.ErrorContains))
+}
+
+// MatchDeadLetters reads dlqTopic's qid from offset from on (its start
+// when below it), at most MaxRedriveScan dead letters, and returns the
+// offsets of up to MaxRedrive that f matches, where the next read should
+// start (the qid's end once it read everything) and how many it read.
+func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, from int64, f DeadLetterFilter) (offsets []int64, next int64, scanned int, err error) {
+	page, b, err := s.lookup(ctx, dlqTopic, qid)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	end := page.Qid.End
+	next = max(from, page.Qid.Start)
+	if next > end {
+		return nil, 0, 0, sdk.Errorf(sdk.CodeIllegal, "from_offset: %d is past the end of topic %s qid %s, %d", from, dlqTopic, qid, end)
+	}
+	offsets = []int64{}
+	for next < end && scanned < MaxRedriveScan && len(offsets) < MaxRedrive {
+		res, err := b.Fetch(ctx, sdk.FetchRequest{
+			Positions:  []sdk.FetchPosition{{Topic: dlqTopic, Qid: qid, Offset: next}},
+			MaxRecords: int32(min(500, MaxRedriveScan-scanned)),
+			MaxWait:    fetchWait,
+		})
+		if err == nil && len(res) == 1 {
+			err = res[0].Err
+		}
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("reading topic %s qid %s at offset %d: %w", dlqTopic, qid, next, err)
+		}
+		if len(res) != 1 || res[0].NextOffset <= next {
+			break // the range moved on meanwhile
+		}
+		for i := range res[0].Records {
+			r := &res[0].Records[i]
+			if r.Offset >= end || len(offsets) == MaxRedrive {
+				return offsets, min(r.Offset, end), scanned, nil
+			}
+			scanned++
+			next = r.Offset + 1
+			if f.matches(r) {
+				offsets = append(offsets, r.Offset)
+			}
+		}
+		next = max(next, min(res[0].NextOffset, end))
+	}
+	return offsets, next, scanned, nil
+}

@@ -185,3 +185,19 @@ func (s *Service) EndSessions(ctx context.Context, group, topic string) (ended, 
 	}
 	return ended, readers
 }
+
+// SessionGroups lists, sorted, the groups with sessions on this gateway.
+func (s *Service) SessionGroups() []string {
+	s.mu.Lock()
+	seen := map[string]bool{}
+	for k := range s.sessions {
+		seen[k.group] = true
+	}
+	s.mu.Unlock()
+	out := make([]string, 0, len(seen))
+	for g := range seen {
+		out = append(out, g)
+	}
+	slices.Sort(out)
+	return out
+}

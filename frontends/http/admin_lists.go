@@ -128,3 +128,24 @@ func (s *Server) showConfig(c *gin.Context) {
 		Redacted []string `json:"redacted"`
 	}{file, shown, redacted})
 }
+
+// lagHistory serves GET /v1/admin/lag: the total lag of the groups that
+// consumed through this gateway in the last hour, a sample a minute, for
+// the groups the principal may read the stats of.
+func (s *Server) lagHistory(c *gin.Context) {
+	if len(c.Request.URL.RawQuery) > 0 {
+		s.abortWithError(c, illegalf("this route takes no query parameters"))
+		return
+	}
+	if s.opts.LagHistory == nil {
+		s.abortWithError(c, illegalf("this gateway keeps no lag history"))
+		return
+	}
+	p := principalOf(c)
+	c.PureJSON(http.StatusOK, struct {
+		EveryMs int64                       `json:"every_ms"`
+		Groups  map[string][]admin.LagPoint `json:"groups"`
+	}{s.opts.LagHistory.Every().Milliseconds(), s.opts.LagHistory.Groups(func(g string) bool {
+		return s.gate.Allowed(p, acl.ReadStats, "", g)
+	})})
+}

@@ -147,3 +147,16 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminLagHistory(t *testing.T) {
+	lh := admin.NewLagHistory(admin.LagHistoryOptions{
+		Groups: func() []string { return []string{"billing"} },
+		Lag:    func(context.Context, string) (int64, error) { return 42, nil },
+	})
+	lh.Sample(context.Background(), time.UnixMilli(1767225600000))
+	h := newTestServer(t, Options{LagHistory: lh, RequestTimeout: time.Second}, &fakeProducer{}, nil).Handler()
+	status, body := get(h, "/v1/admin/lag", "")
+	checkJSONStatus(t, status, body, 200, `{"every_ms": 60000, "groups": {"billing": [{"at_ms": 1767225600000, "lag": 42}]}}`)
+	status, body = get(h, "/v1/admin/lag?group=x", "")
+	checkError(t, status, body, 400, sdk.CodeIllegal, "takes no query parameters")
+}

@@ -258,22 +258,45 @@ func appendCompactJSON(b []byte, v []byte) []byte {
 type redriveBody struct {
 	qid     string
 	offsets []int64
+	// filter, instead of offsets, picks the dead letters from from on.
+	filter *admin.DeadLetterFilter
+	from   int64
 }
 
-// decodeRedriveBody decodes {"qid": Q, "offsets": [offsets]} as strictly
-// as the consume bodies: exact names, no unknown or repeated field.
+// decodeRedriveBody decodes {"qid": Q, "offsets": [offsets]} or {"qid": Q,
+// "filter": {"origin_topic": T, "error_contains": S}, "from_offset": N} as
+// strictly as the consume bodies: exact names, no unknown or repeated
+// field.
 func decodeRedriveBody(body []byte) (redriveBody, error) {
 	var out redriveBody
 	if len(bytes.TrimSpace(body)) == 0 {
-		return out, illegalf(`request body is empty; want {"qid": Q, "offsets": [offsets]}`)
+		return out, illegalf(`request body is empty; want {"qid": Q, "offsets": [offsets]} or {"qid": Q, "filter": {...}}`)
 	}
-	err := decodeObjectBody(body, []string{"qid", "offsets"}, func(d *bodyDecoder, name string, k jsontext.Kind) error {
+	fromGiven := false
+	err := decodeObjectBody(body, []string{"qid", "offsets", "filter", "from_offset"}, func(d *bodyDecoder, name string, k jsontext.Kind) error {
 		var err error
 		switch name {
 		case "qid":
 			out.qid, err = d.qid(name, k)
 		case "offsets":
 			out.offsets, err = d.offsets(name, k)
+		case "filter":
+			out.filter = &admin.DeadLetterFilter{}
+			err = d.members(name, k, []string{"origin_topic", "error_contains"}, func(field string, k jsontext.Kind) error {
+				v, err := d.text(field, k) // field is the member's path
+				if field == joinField(name, "origin_topic") {
+					out.filter.OriginTopic = v
+				} else {
+					out.filter.ErrorContains = v
+				}
+				return err
+			})
+		case "from_offset":
+			var n *int64
+			n, err = d.nonNegativeInt(name)
+			if n != nil {
+				out.from, fromGiven = *n, true
+			}
 		}
 		return err
 	})
@@ -281,8 +304,13 @@ func decodeRedriveBody(body []byte) (redriveBody, error) {
 	case err != nil:
 	case out.qid == "":
 		err = illegalf("qid: required")
+	case out.filter != nil && out.offsets != nil:
+		err = illegalf("offsets: give offsets or a filter, not both")
+	case out.filter == nil && fromGiven:
+		err = illegalf("from_offset: only with a filter")
+	case out.filter != nil:
 	case len(out.offsets) == 0:
-		err = illegalf("offsets: required: the dead letters' offsets in the dead-letter topic")
+		err = illegalf("offsets: required: the dead letters' offsets in the dead-letter topic (or a filter)")
 	case len(out.offsets) > admin.MaxRedrive:
 		err = sdk.Errorf(sdk.CodeTooLarge, "offsets: at most %d dead letters per redrive, got %d", admin.MaxRedrive, len(out.offsets))
 	}
@@ -365,15 +393,32 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 		}
 		return s.producer.Produce(ctx, topic, msgs)
 	}
-	done, err := s.opts.Admin.Redrive(ctx, dlq, req.qid, req.offsets, send)
-	if err != nil {
-		s.abortWithError(c, err)
-		return
+	var next *int64
+	var scanned *int
+	if f := req.filter; f != nil {
+		offsets, n, read, err := s.opts.Admin.MatchDeadLetters(ctx, dlq, req.qid, req.from, *f)
+		if err != nil {
+			s.abortWithError(c, err)
+			return
+		}
+		req.offsets, next, scanned = offsets, &n, &read
+	}
+	var done []admin.Redriven
+	if len(req.offsets) > 0 {
+		var err error
+		if done, err = s.opts.Admin.Redrive(ctx, dlq, req.qid, req.offsets, send); err != nil {
+			s.abortWithError(c, err)
+			return
+		}
 	}
 	out := struct {
 		Redriven int             `json:"redriven"`
 		Results  []redriveResult `json:"results"`
-	}{Results: make([]redriveResult, len(done))}
+		// With a filter: how many dead letters were read, and where
+		// the next redrive by the filter starts.
+		Scanned *int   `json:"scanned,omitempty"`
+		Next    *int64 `json:"next_offset,omitempty"`
+	}{Results: make([]redriveResult, len(done)), Scanned: scanned, Next: next}
 	for i, d := range done {
 		r := redriveResult{Offset: d.Offset, Topic: d.Topic}
 		if err := d.Result.Err; err != nil {
@@ -384,7 +429,9 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 		}
 		out.Results[i] = r
 	}
-	s.audit(c, "dead letters redriven", acl.Admin, fmt.Sprintf("group %q dead-letter topic %q qid %q offsets %v: %d redriven", c.Param("group"), dlq, req.qid, req.offsets, out.Redriven))
+	if len(done) > 0 {
+		s.audit(c, "dead letters redriven", acl.Admin, fmt.Sprintf("group %q dead-letter topic %q qid %q offsets %v: %d redriven", c.Param("group"), dlq, req.qid, req.offsets, out.Redriven))
+	}
 	c.PureJSON(http.StatusOK, out)
 }
 

@@ -212,6 +212,17 @@ func TestAdminDeadLetterRoutes(t *testing.T) {
 			t.Fatalf("produced %+v; want spent to orders with only its trace header", calls)
 		}
 
+		// By a filter: the dead letters of orders whose error says boom.
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "filter": {"origin_topic": "payments"}}`, "key-ops")
+		if status != 200 || !strings.Contains(string(body), `"redriven":0`) || !strings.Contains(string(body), `"scanned":1,"next_offset":1`) {
+			t.Fatalf("redrive by a filter matching nothing: %d %s", status, body)
+		}
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "filter": {"origin_topic": "orders", "error_contains": "boom"}}`, "key-ops")
+		if status != 200 || !strings.Contains(string(body), `"redriven":1`) || !strings.Contains(string(body), `"next_offset":1`) {
+			t.Fatalf("redrive by a filter: %d %s", status, body)
+		}
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "filter": {}, "from_offset": 5}`, "key-ops")
+		checkError(t, status, body, 400, sdk.CodeIllegal, "from_offset: 5 is past the end")
 		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "offsets": [0]}`, "key-r")
 		checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
 		status, body = get(h, "/v1/admin/groups/other/dead-letters", "key-ops")
@@ -233,6 +244,11 @@ func TestDecodeRedriveBody(t *testing.T) {
 		{`{"qid": "0", "offsets": "1"}`, sdk.CodeIllegal, "offsets"},
 		{`{"qid": "0", "offsets": [` + strings.Repeat("1,", admin.MaxRedrive) + `1]}`, sdk.CodeTooLarge, "at most 100 dead letters"},
 		{`{"qid": "0", "offsets": [1]`, sdk.CodeIllegal, ""},
+		{`{"qid": "0", "offsets": [1], "filter": {}}`, sdk.CodeIllegal, "give offsets or a filter, not both"},
+		{`{"qid": "0", "offsets": [1], "from_offset": 3}`, sdk.CodeIllegal, "from_offset: only with a filter"},
+		{`{"qid": "0", "filter": {"topic": "x"}}`, sdk.CodeIllegal, "topic"},
+		{`{"qid": "0", "filter": {"origin_topic": 1}}`, sdk.CodeIllegal, "filter.origin_topic: must be a string"},
+		{`{"qid": "0", "filter": {}, "from_offset": -1}`, sdk.CodeIllegal, "from_offset: must be >= 0"},
 	} {
 		_, err := decodeRedriveBody([]byte(tc.body))
 		if sdk.CodeOf(err) != tc.code || err == nil || !strings.Contains(err.Error(), tc.msg) {
@@ -242,6 +258,10 @@ func TestDecodeRedriveBody(t *testing.T) {
 	got, err := decodeRedriveBody([]byte(`{"qid": 3, "offsets": [4, 2]}`))
 	if err != nil || got.qid != "3" || len(got.offsets) != 2 {
 		t.Errorf("decode = %+v, %v", got, err)
+	}
+	got, err = decodeRedriveBody([]byte(`{"qid": "0", "filter": {"origin_topic": "orders", "error_contains": "boom"}, "from_offset": 7}`))
+	if err != nil || got.filter == nil || got.filter.OriginTopic != "orders" || got.filter.ErrorContains != "boom" || got.from != 7 {
+		t.Errorf("decode of a filter = %+v, %v", got, err)
 	}
 }
 
@@ -257,7 +277,7 @@ func FuzzDecodeRedriveBody(f *testing.F) {
 			}
 			return
 		}
-		if got.qid == "" || len(got.offsets) == 0 || len(got.offsets) > admin.MaxRedrive {
+		if got.qid == "" || (got.filter == nil && len(got.offsets) == 0) || (got.filter != nil && got.offsets != nil) || len(got.offsets) > admin.MaxRedrive || got.from < 0 {
 			t.Fatalf("%q: accepted %+v", body, got)
 		}
 		for _, o := range got.offsets {

@@ -140,6 +140,9 @@ type Options struct {
 	// Config shows the config file the gateway runs, secrets redacted
 	// (GET /v1/admin/config; config.Config.Shown). Nil: not shown.
 	Config func() (file string, shown any, redacted []string, err error)
+	// LagHistory keeps the last hour of the lag of the groups consuming
+	// through this gateway (GET /v1/admin/lag). Nil: not kept.
+	LagHistory *admin.LagHistory
 }
 
 // ConsolePrefix is where Options.Console is served.
@@ -331,6 +334,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 	e.GET("/v1/plugins", s.guarded(acl.Metrics, gw, s.listPlugins))
 	e.GET("/v1/admin/delays", s.guarded(acl.Metrics, gw, s.delayTiers))
 	e.GET("/v1/admin/config", s.guarded(acl.Admin, gw, s.showConfig))
+	e.GET("/v1/admin/lag", s.guarded("", gw, s.lagHistory))
 	e.GET("/v1/push", s.guarded(acl.Metrics, gw, s.listPush))
 	e.GET("/v1/push/:name", s.guarded(acl.Metrics, gw, s.pushStatus))
 	e.GET("/v1/sinks", s.guarded(acl.Metrics, gw, s.listSinks))

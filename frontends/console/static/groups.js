@@ -173,7 +173,31 @@ async function deadLetters(group) {
         if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value);
         button.disabled = picked.size === 0;
       };
-      parts.push(h('h3', null, `qid ${q.qid}`), messagesTable(p.messages, {select}), button, result);
+      // Every dead letter of the qid a filter matches, a redrive call
+      // (of at most 100) at a time.
+      const origin = h('input', {name: 'origin_topic', placeholder: 'any'});
+      const errText = h('input', {name: 'error_contains', placeholder: 'any'});
+      const all = async e => {
+        e.preventDefault();
+        let from = q.start, sent = 0, read = 0;
+        try {
+          for (let i = 0; i < 1000 && from < q.end; i++) {
+            const filter = {};
+            if (origin.value) filter.origin_topic = origin.value;
+            if (errText.value) filter.error_contains = errText.value;
+            const r = await api('POST', `${base}/redrive`, {qid: q.qid, filter, from_offset: from});
+            sent += r.redriven; read += r.scanned;
+            if (r.next_offset <= from) break;
+            from = r.next_offset;
+          }
+          notice(result, `Sent back ${sent} of the ${read} read that match.`, true);
+        } catch (err) { notice(result, err); }
+      };
+      parts.push(h('h3', null, `qid ${q.qid}`), messagesTable(p.messages, {select}), button,
+        h('form', {class: 'row', onsubmit: all},
+          h('label', null, 'from topic', origin), h('label', null, 'last error contains', errText),
+          h('button', {type: 'submit', class: 'secondary'}, 'Send back all that match')),
+        result);
     }
     fill(el, ...parts);
   };

@@ -13,9 +13,10 @@ let last = null;
 function state(s) { return h('span', {class: 'state-' + s}, s); }
 
 export async function overview(view) {
-  const [plugins, push, sinks, config] = await Promise.all([
+  const [plugins, push, sinks, config, lag] = await Promise.all([
     api('GET', '/v1/plugins'), api('GET', '/v1/push'), api('GET', '/v1/sinks'),
-    api('GET', '/v1/admin/config').catch(e => e)]);
+    api('GET', '/v1/admin/config').catch(e => e), api('GET', '/v1/admin/lag').catch(e => e)]);
+  const lagEl = h('div', {class: 'chart', id: 'lag-history'});
   const chartEl = h('div', {class: 'chart', id: 'throughput'});
   const chartNote = h('div');
   fill(view,
@@ -25,6 +26,10 @@ export async function overview(view) {
       ['pid', p => p.pid, {num: true}], ['restarts', p => p.restarts, {num: true}], ['in process', p => p.in_process ? 'yes' : ''],
     ], plugins, {id: 'plugins'})),
     section('Throughput (messages per second, this gateway)', chartNote, chartEl),
+    section('Lag of the groups consuming here, the last hour', lag instanceof Error
+      ? h('p', {class: 'muted'}, `Not shown: ${lag.message} (code ${lag.code}).`)
+      : Object.keys(lag.groups).length === 0 ? h('p', {class: 'muted'}, 'No group has consumed through this gateway in the last hour.')
+        : h('div', null, h('p', {class: 'muted'}, `A sample every ${lag.every_ms / 1000} s, kept by the gateway.`), lagEl)),
     section('Push subscriptions', table([
       ['name', p => p.name], ['topics', p => p.topics.join(', ')], ['state', p => state(p.state)],
       ['delivered', p => p.delivered, {num: true}], ['in flight', p => p.in_flight, {num: true}],
@@ -45,6 +50,7 @@ export async function overview(view) {
         h('pre', {id: 'config', class: 'value'}, JSON.stringify(config.config, null, 2)))),
   );
 
+  if (!(lag instanceof Error) && Object.keys(lag.groups).length > 0) drawLag(lagEl, lag.groups);
   let plot = null;
   const draw = () => {
     const data = [samples.t, samples.produced, samples.acked, samples.errors];
@@ -80,4 +86,18 @@ export async function overview(view) {
   await sample();
   const timer = setInterval(sample, every);
   return () => clearInterval(timer);
+}
+
+// drawLag charts the groups' lag history, the eight with the most lag now.
+function drawLag(el, groups) {
+  const names = Object.keys(groups).sort((a, b) => groups[b].at(-1).lag - groups[a].at(-1).lag).slice(0, 8);
+  const times = [...new Set(names.flatMap(g => groups[g].map(p => p.at_ms)))].sort((a, b) => a - b);
+  const data = [times.map(t => t / 1000), ...names.map(g => {
+    const at = new Map(groups[g].map(p => [p.at_ms, p.lag]));
+    return times.map(t => at.get(t) ?? null);
+  })];
+  const colors = ['#1f6feb', '#2e7d32', '#c62828', '#8e24aa', '#ef6c00', '#00838f', '#6d4c41', '#546e7a'];
+  new uPlot({width: Math.max(400, el.clientWidth || 800), height: 200,
+    series: [{}, ...names.map((g, i) => ({label: g, stroke: colors[i], points: {show: true}}))],
+    axes: [{}, {label: 'messages'}]}, data, el);
 }
