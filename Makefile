@@ -63,6 +63,7 @@ fuzz:
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzParsePendingQuery -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzParseSearchQuery -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzParseListQuery -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeDiscardBody -fuzztime $(FUZZTIME)
 	$(GO) test ./core/push -run '^$$' -fuzz FuzzReadDeliveredLog -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeKafkaSend -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzMessageMapping -fuzztime $(FUZZTIME)

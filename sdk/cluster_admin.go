@@ -44,6 +44,10 @@ type ClusterAdmin interface {
 	// refused with CodeNotAllowed while the group has members, and is
 	// CodeNotFound for a group the broker does not know.
 	DeleteGroup(ctx context.Context, group string) error
+	// DeleteRecords removes every record of each position's qid before
+	// its offset (the qid's retained range then starts there). A broker
+	// that cannot is refused with CodeIllegal, saying so.
+	DeleteRecords(ctx context.Context, before []Offset) error
 }
 
 // ErrNoClusterAdmin is what ListTopics, ListGroups and DeleteGroup answer
@@ -102,6 +106,19 @@ func DeleteGroup(ctx context.Context, plugin any, group string) error {
 	return ErrNoClusterAdmin
 }
 
+// DeleteRecords asks plugin, a Backend, to delete the records before the
+// positions given.
+func DeleteRecords(ctx context.Context, plugin any, before []Offset) error {
+	switch p := plugin.(type) {
+	case *backendClient:
+		_, err := p.c.DeleteRecords(ctx, &pb.DeleteRecordsRequest{Positions: offsetsToPB(before)})
+		return clusterAdminError(err)
+	case ClusterAdmin:
+		return p.DeleteRecords(ctx, before)
+	}
+	return ErrNoClusterAdmin
+}
+
 // clusterAdminError is fromStatus, with UNIMPLEMENTED (a plugin without
 // ClusterAdmin, or built before it) as ErrNoClusterAdmin.
 func clusterAdminError(err error) error {
@@ -151,4 +168,12 @@ func (s *backendServer) DeleteGroup(ctx context.Context, req *pb.DeleteGroupRequ
 		return nil, status.Error(codes.Unimplemented, "the plugin does not delete groups")
 	}
 	return &pb.DeleteGroupResponse{}, statusError(a.DeleteGroup(ctx, req.Group))
+}
+
+func (s *backendServer) DeleteRecords(ctx context.Context, req *pb.DeleteRecordsRequest) (*pb.DeleteRecordsResponse, error) {
+	a, ok := s.impl.(ClusterAdmin)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin does not delete records")
+	}
+	return &pb.DeleteRecordsResponse{}, statusError(a.DeleteRecords(ctx, offsetsFromPB(req.Positions)))
 }

@@ -538,3 +538,32 @@ func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, fr
 	}
 	return offsets, next, scanned, nil
 }
+
+// DiscardDeadLetters deletes the dead letters of dlqTopic's qid before
+// offset before (the broker's record deletion: Kafka's DeleteRecords), and
+// describes the qid after: code 11 for an offset outside what the qid
+// retains, or a broker that cannot delete records.
+func (s *Service) DiscardDeadLetters(ctx context.Context, dlqTopic, qid string, before int64) (Qid, int64, error) {
+	page, b, err := s.lookup(ctx, dlqTopic, qid)
+	if err != nil {
+		return Qid{}, 0, err
+	}
+	q := page.Qid
+	if before < q.Start || before > q.End {
+		return Qid{}, 0, sdk.Errorf(sdk.CodeIllegal, "before_offset: %d is outside what topic %s qid %s retains, %d to %d", before, dlqTopic, qid, q.Start, q.End)
+	}
+	a, ok := b.(sdk.ClusterAdmin)
+	if !ok {
+		return Qid{}, 0, sdk.Errorf(sdk.CodeIllegal, "topic %s: its cluster's plugin cannot delete records", dlqTopic)
+	}
+	if before > q.Start {
+		if err := a.DeleteRecords(ctx, []sdk.Offset{{Topic: dlqTopic, Qid: qid, Offset: before}}); err != nil {
+			return Qid{}, 0, fmt.Errorf("discarding the dead letters of topic %s qid %s before %d: %w", dlqTopic, qid, before, err)
+		}
+	}
+	after, _, err := s.lookup(ctx, dlqTopic, qid)
+	if err != nil {
+		return Qid{}, 0, err
+	}
+	return after.Qid, max(after.Qid.Start-q.Start, 0), nil
+}

@@ -110,3 +110,33 @@ func TestTopicAndGroupLists(t *testing.T) {
 		}
 	})
 }
+
+// Dead letters are discarded up to an offset where the broker deletes
+// records (Kafka), and refused saying so where it does not (RocketMQ).
+func TestDiscardDeadLetters(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		ctx := context.Background()
+		qid := fill(t, b, "w-dlq", 5)
+		s := service(b)
+		if _, _, err := s.DiscardDeadLetters(ctx, "w-dlq", qid, 6); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "outside what topic w-dlq qid") {
+			t.Fatalf("discard past the end = %v, want code 11", err)
+		}
+		q, n, err := s.DiscardDeadLetters(ctx, "w-dlq", qid, 3)
+		switch sdk.CodeOf(err) {
+		case sdk.CodeOK:
+			if q.Start != 3 || q.End != 5 || n != 3 {
+				t.Fatalf("after discarding before 3: %+v, %d discarded; want 3 to 5, 3 discarded", q, n)
+			}
+			page, err := s.Browse(ctx, "w-dlq", qid, 0, 10)
+			if err != nil || len(page.Records) != 2 || page.Records[0].Offset != 3 {
+				t.Fatalf("browse after the discard: %+v, %v; want offsets 3 and 4", page.Records, err)
+			}
+		case sdk.CodeIllegal:
+			if !strings.Contains(err.Error(), "RocketMQ deletes messages only as its commit log expires") {
+				t.Fatalf("discard on RocketMQ = %v", err)
+			}
+		default:
+			t.Fatalf("discard = %v", err)
+		}
+	})
+}

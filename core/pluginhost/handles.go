@@ -130,6 +130,12 @@ func (b *backendHandle) DeleteGroup(ctx context.Context, group string) error {
 	})
 }
 
+func (b *backendHandle) DeleteRecords(ctx context.Context, before []sdk.Offset) error {
+	return b.inst.call(ctx, "DeleteRecords", func(ctx context.Context, g *generation) error {
+		return sdk.DeleteRecords(ctx, g.impl, before)
+	})
+}
+
 // Close does nothing: the host owns the process and stops it in Host.Close.
 func (b *backendHandle) Close() error { return nil }
 

@@ -435,6 +435,67 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 	c.PureJSON(http.StatusOK, out)
 }
 
+// discardBody is the body of POST /v1/admin/groups/{g}/dead-letters/discard.
+type discardBody struct {
+	qid    string
+	before int64
+}
+
+// decodeDiscardBody decodes {"qid": Q, "before_offset": N}.
+func decodeDiscardBody(body []byte) (discardBody, error) {
+	var out discardBody
+	if len(bytes.TrimSpace(body)) == 0 {
+		return out, illegalf(`request body is empty; want {"qid": Q, "before_offset": N}`)
+	}
+	given := false
+	err := decodeObjectBody(body, []string{"qid", "before_offset"}, func(d *bodyDecoder, name string, k jsontext.Kind) error {
+		var err error
+		switch name {
+		case "qid":
+			out.qid, err = d.qid(name, k)
+		case "before_offset":
+			var n *int64
+			if n, err = d.nonNegativeInt(name); n != nil {
+				out.before, given = *n, true
+			}
+		}
+		return err
+	})
+	switch {
+	case err != nil:
+	case out.qid == "":
+		err = illegalf("qid: required")
+	case !given:
+		err = illegalf("before_offset: required: the dead letters before it are discarded")
+	}
+	return out, err
+}
+
+// discardDeadLetters serves POST /v1/admin/groups/{group}/dead-letters/
+// discard: the qid's dead letters before an offset are deleted.
+func (s *Server) discardDeadLetters(c *gin.Context) {
+	dlq, ok := s.deadLetterTopic(c)
+	if !ok {
+		return
+	}
+	ctx, cancel := s.adminContext(c)
+	defer cancel()
+	req, ok := decodedBody(s, ctx, c, decodeDiscardBody)
+	if !ok {
+		return
+	}
+	q, n, err := s.opts.Admin.DiscardDeadLetters(ctx, dlq, req.qid, req.before)
+	if err != nil {
+		s.abortWithError(c, err)
+		return
+	}
+	s.audit(c, "dead letters discarded", acl.Admin, fmt.Sprintf("group %q dead-letter topic %q qid %q before %d: %d discarded", c.Param("group"), dlq, req.qid, req.before, n))
+	c.PureJSON(http.StatusOK, struct {
+		admin.Qid
+		Discarded int64 `json:"discarded"`
+	}{q, n})
+}
+
 // createTopicBody is the body of POST /v1/admin/topics/{topic}.
 type createTopicBody struct {
 	partitions int32

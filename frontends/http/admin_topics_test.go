@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -380,6 +381,73 @@ func FuzzDecodeCreateTopicBody(f *testing.F) {
 			return
 		}
 		if got.partitions < 0 || got.partitions > admin.MaxPartitions || len(got.configs) > admin.MaxTopicConfigs {
+			t.Fatalf("%q: accepted %+v", body, got)
+		}
+	})
+}
+
+func TestAdminDiscardDeadLetters(t *testing.T) {
+	brokertest.Run(t, func(t *testing.T, b sdk.Backend) {
+		h, _, _ := adminServer(t, b)
+		status, body := get(h, "/v1/admin/groups/g/dead-letters", "key-ops")
+		var top admin.Topic
+		if status != 200 || json.Unmarshal(body, &top) != nil {
+			t.Fatalf("describe dead letters: %d %s", status, body)
+		}
+		qid := ""
+		for _, q := range top.Qids {
+			if q.End > q.Start {
+				qid = q.Qid
+			}
+		}
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/discard", `{"qid": "`+qid+`", "before_offset": 1}`, "key-r")
+		checkError(t, status, body, 403, sdk.CodeNotAllowed, "admin")
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/discard", `{"qid": "`+qid+`", "before_offset": 2}`, "key-ops")
+		checkError(t, status, body, 400, sdk.CodeIllegal, "before_offset: 2 is outside what topic g-dlq")
+		status, body = post(h, "/v1/admin/groups/g/dead-letters/discard", `{"qid": "`+qid+`", "before_offset": 1}`, "key-ops")
+		switch status {
+		case 200: // Kafka
+			if !strings.Contains(string(body), `"start":1,"end":1`) || !strings.Contains(string(body), `"discarded":1`) {
+				t.Fatalf("discard: %s; want the qid empty, 1 discarded", body)
+			}
+		default: // RocketMQ
+			checkError(t, status, body, 400, sdk.CodeIllegal, "RocketMQ deletes messages only as its commit log expires")
+		}
+	})
+}
+
+func TestDecodeDiscardBody(t *testing.T) {
+	for _, tc := range []struct{ body, msg string }{
+		{``, "request body is empty"},
+		{`{"qid": "0"}`, "before_offset: required"},
+		{`{"before_offset": 3}`, "qid: required"},
+		{`{"qid": "0", "before_offset": -1}`, "before_offset: must be >= 0"},
+		{`{"qid": "0", "before_offset": "3"}`, "before_offset"},
+		{`{"qid": "0", "before_offset": 3, "all": true}`, `unknown field "all"`},
+	} {
+		_, err := decodeDiscardBody([]byte(tc.body))
+		if sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(fmt.Sprint(err), tc.msg) {
+			t.Errorf("%s: %v; want code 11 naming %q", tc.body, err, tc.msg)
+		}
+	}
+	if got, err := decodeDiscardBody([]byte(`{"qid": 2, "before_offset": 0}`)); err != nil || got.qid != "2" || got.before != 0 {
+		t.Errorf("decode = %+v, %v", got, err)
+	}
+}
+
+func FuzzDecodeDiscardBody(f *testing.F) {
+	for _, s := range []string{`{"qid": "0", "before_offset": 3}`, `{"qid": 1}`, `[]`, `{"before_offset": 1e3}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		got, err := decodeDiscardBody(body)
+		if err != nil {
+			if sdk.CodeOf(err) != sdk.CodeIllegal && sdk.CodeOf(err) != sdk.CodeTooLarge {
+				t.Fatalf("%q: error %v has code %d", body, err, sdk.CodeOf(err))
+			}
+			return
+		}
+		if got.qid == "" || got.before < 0 {
 			t.Fatalf("%q: accepted %+v", body, got)
 		}
 	})

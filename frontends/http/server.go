@@ -321,6 +321,7 @@ func New(opts Options, p Producer, plugins Plugins) *Server {
 		e.GET(dlq, s.guarded(acl.Browse, dlqOf, s.describeDeadLetters))
 		e.GET(dlq+"/messages", s.guarded(acl.Browse, dlqOf, s.browseDeadLetters))
 		e.POST(dlq+"/redrive", s.guarded(acl.Admin, dlqOf, s.redriveDeadLetters))
+		e.POST(dlq+"/discard", s.guarded(acl.Admin, dlqOf, s.discardDeadLetters))
 		// Moving a group's offsets is admin, on the group and topic.
 		e.POST("/v1/admin/groups/:group/topics/:topic/offsets", s.guarded(acl.Admin, path, s.resetOffsets))
 	}

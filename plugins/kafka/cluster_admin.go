@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -102,4 +103,34 @@ func (b *Backend) DeleteGroup(ctx context.Context, group string) error {
 		return sdk.Errorf(sdk.CodeNotFound, "group %s does not exist", group)
 	}
 	return b.sdkError(err, "deleting group %s", group)
+}
+
+// DeleteRecords deletes the records before each position (Kafka's
+// DeleteRecords: the partition's log start offset moves up to it).
+func (b *Backend) DeleteRecords(ctx context.Context, before []sdk.Offset) error {
+	c, err := b.clients()
+	if err != nil {
+		return err
+	}
+	offs := make(kadm.Offsets)
+	for _, o := range before {
+		p, err := parseQid(o.Topic, o.Qid)
+		if err != nil {
+			return err
+		}
+		if o.Offset < 0 {
+			return sdk.Errorf(sdk.CodeIllegal, "offset %d of %s qid %s is negative", o.Offset, o.Topic, o.Qid)
+		}
+		offs.AddOffset(o.Topic, p, o.Offset, -1)
+	}
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
+	resps, err := c.adm.DeleteRecords(ctx, offs)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		return b.sdkError(err, "deleting records")
+	}
+	return nil
 }

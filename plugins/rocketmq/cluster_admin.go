@@ -167,3 +167,9 @@ func consumersOnline(ctx context.Context, p *pool, addr, group string) int32 {
 func (b *Backend) DeleteGroup(ctx context.Context, group string) error {
 	return sdk.Errorf(sdk.CodeIllegal, "deleting group %s: the RocketMQ plugin does not delete groups; use mqadmin deleteSubGroup on each broker", group)
 }
+
+// DeleteRecords is not done: RocketMQ deletes messages only as their
+// commit log files expire (fileReservedTime).
+func (b *Backend) DeleteRecords(ctx context.Context, before []sdk.Offset) error {
+	return sdk.Errorf(sdk.CodeIllegal, "deleting messages: RocketMQ deletes messages only as its commit log expires (the broker's fileReservedTime)")
+}

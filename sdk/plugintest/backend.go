@@ -113,6 +113,16 @@ func (s *suite) testClusterAdmin(t *testing.T) {
 	if !slices.ContainsFunc(groups, func(g sdk.GroupListing) bool { return g.Name == group && g.Members <= 0 }) {
 		t.Fatalf("ListGroups = %+v; want %s, with no members", groups, group)
 	}
+	// DeleteRecords moves the qid's start, or is refused as not done.
+	switch err := sdk.DeleteRecords(ctx, s.b, []sdk.Offset{{Topic: topic, Qid: res[0].Qid, Offset: 1}}); sdk.CodeOf(err) {
+	case sdk.CodeOK:
+		if o := s.offsetsOf(t, topic, res[0].Qid, ""); o.Start != 1 {
+			t.Errorf("after DeleteRecords before 1, the qid starts at %d", o.Start)
+		}
+	case sdk.CodeIllegal:
+	default:
+		t.Fatalf("DeleteRecords = %v; want it done, or refused with code 11", err)
+	}
 	err = sdk.DeleteGroup(ctx, s.b, group)
 	t.Logf("listed %d topics and %d groups; DeleteGroup: %v", len(topics), len(groups), err)
 	switch sdk.CodeOf(err) {

@@ -2091,6 +2091,88 @@ func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
 	return file_plugin_proto_rawDescGZIP(), []int{35}
 }
 
+// DeleteRecords removes every record before each position's offset (Kafka's
+// DeleteRecords: the qid's start moves up to it).
+type DeleteRecordsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Positions     []*Offset              `protobuf:"bytes,1,rep,name=positions,proto3" json:"positions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_plugin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteRecordsRequest) GetPositions() []*Offset {
+	if x != nil {
+		return x.Positions
+	}
+	return nil
+}
+
+type DeleteRecordsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsResponse) Reset() {
+	*x = DeleteRecordsResponse{}
+	mi := &file_plugin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsResponse) ProtoMessage() {}
+
+func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{37}
+}
+
 type WriteRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
@@ -2100,7 +2182,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2112,7 +2194,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2125,7 +2207,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{36}
+	return file_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WriteRequest) GetRecords() []*Record {
@@ -2145,7 +2227,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2239,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2252,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{37}
+	return file_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WriteResponse) GetErrors() []*Error {
@@ -2189,7 +2271,7 @@ type ConsumeRequest_Credit struct {
 
 func (x *ConsumeRequest_Credit) Reset() {
 	*x = ConsumeRequest_Credit{}
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2201,7 +2283,7 @@ func (x *ConsumeRequest_Credit) String() string {
 func (*ConsumeRequest_Credit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2236,7 +2318,7 @@ type ConsumeRequest_Commit struct {
 
 func (x *ConsumeRequest_Commit) Reset() {
 	*x = ConsumeRequest_Commit{}
-	mi := &file_plugin_proto_msgTypes[40]
+	mi := &file_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2248,7 +2330,7 @@ func (x *ConsumeRequest_Commit) String() string {
 func (*ConsumeRequest_Commit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[40]
+	mi := &file_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2376,7 @@ type ConsumeResponse_Batch struct {
 
 func (x *ConsumeResponse_Batch) Reset() {
 	*x = ConsumeResponse_Batch{}
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2388,7 @@ func (x *ConsumeResponse_Batch) String() string {
 func (*ConsumeResponse_Batch) ProtoMessage() {}
 
 func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2339,7 +2421,7 @@ type ConsumeResponse_Assignment struct {
 
 func (x *ConsumeResponse_Assignment) Reset() {
 	*x = ConsumeResponse_Assignment{}
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2433,7 @@ func (x *ConsumeResponse_Assignment) String() string {
 func (*ConsumeResponse_Assignment) ProtoMessage() {}
 
 func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2473,7 @@ type ConsumeResponse_CommitResult struct {
 
 func (x *ConsumeResponse_CommitResult) Reset() {
 	*x = ConsumeResponse_CommitResult{}
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2485,7 @@ func (x *ConsumeResponse_CommitResult) String() string {
 func (*ConsumeResponse_CommitResult) ProtoMessage() {}
 
 func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2587,11 +2669,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x06groups\x18\x01 \x03(\v2\x1e.mqgate.plugin.v1.GroupListingR\x06groups\"*\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
-	"\x13DeleteGroupResponse\"B\n" +
+	"\x13DeleteGroupResponse\"N\n" +
+	"\x14DeleteRecordsRequest\x126\n" +
+	"\tpositions\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.OffsetR\tpositions\"\x17\n" +
+	"\x15DeleteRecordsResponse\"B\n" +
 	"\fWriteRequest\x122\n" +
 	"\arecords\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\"@\n" +
 	"\rWriteResponse\x12/\n" +
-	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xeb\b\n" +
+	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xcd\t\n" +
 	"\aBackend\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
 	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
@@ -2607,7 +2692,8 @@ const file_plugin_proto_rawDesc = "" +
 	"ListTopics\x12#.mqgate.plugin.v1.ListTopicsRequest\x1a$.mqgate.plugin.v1.ListTopicsResponse\x12W\n" +
 	"\n" +
 	"ListGroups\x12#.mqgate.plugin.v1.ListGroupsRequest\x1a$.mqgate.plugin.v1.ListGroupsResponse\x12Z\n" +
-	"\vDeleteGroup\x12$.mqgate.plugin.v1.DeleteGroupRequest\x1a%.mqgate.plugin.v1.DeleteGroupResponse2\xd3\x02\n" +
+	"\vDeleteGroup\x12$.mqgate.plugin.v1.DeleteGroupRequest\x1a%.mqgate.plugin.v1.DeleteGroupResponse\x12`\n" +
+	"\rDeleteRecords\x12&.mqgate.plugin.v1.DeleteRecordsRequest\x1a'.mqgate.plugin.v1.DeleteRecordsResponse2\xd3\x02\n" +
 	"\x04Sink\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
 	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
@@ -2626,7 +2712,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_plugin_proto_goTypes = []any{
 	(*Error)(nil),                        // 0: mqgate.plugin.v1.Error
 	(*Header)(nil),                       // 1: mqgate.plugin.v1.Header
@@ -2664,20 +2750,22 @@ var file_plugin_proto_goTypes = []any{
 	(*ListGroupsResponse)(nil),           // 33: mqgate.plugin.v1.ListGroupsResponse
 	(*DeleteGroupRequest)(nil),           // 34: mqgate.plugin.v1.DeleteGroupRequest
 	(*DeleteGroupResponse)(nil),          // 35: mqgate.plugin.v1.DeleteGroupResponse
-	(*WriteRequest)(nil),                 // 36: mqgate.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),                // 37: mqgate.plugin.v1.WriteResponse
-	nil,                                  // 38: mqgate.plugin.v1.TopicSpec.ConfigsEntry
-	(*ConsumeRequest_Credit)(nil),        // 39: mqgate.plugin.v1.ConsumeRequest.Credit
-	(*ConsumeRequest_Commit)(nil),        // 40: mqgate.plugin.v1.ConsumeRequest.Commit
-	(*ConsumeResponse_Batch)(nil),        // 41: mqgate.plugin.v1.ConsumeResponse.Batch
-	(*ConsumeResponse_Assignment)(nil),   // 42: mqgate.plugin.v1.ConsumeResponse.Assignment
-	(*ConsumeResponse_CommitResult)(nil), // 43: mqgate.plugin.v1.ConsumeResponse.CommitResult
+	(*DeleteRecordsRequest)(nil),         // 36: mqgate.plugin.v1.DeleteRecordsRequest
+	(*DeleteRecordsResponse)(nil),        // 37: mqgate.plugin.v1.DeleteRecordsResponse
+	(*WriteRequest)(nil),                 // 38: mqgate.plugin.v1.WriteRequest
+	(*WriteResponse)(nil),                // 39: mqgate.plugin.v1.WriteResponse
+	nil,                                  // 40: mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	(*ConsumeRequest_Credit)(nil),        // 41: mqgate.plugin.v1.ConsumeRequest.Credit
+	(*ConsumeRequest_Commit)(nil),        // 42: mqgate.plugin.v1.ConsumeRequest.Commit
+	(*ConsumeResponse_Batch)(nil),        // 43: mqgate.plugin.v1.ConsumeResponse.Batch
+	(*ConsumeResponse_Assignment)(nil),   // 44: mqgate.plugin.v1.ConsumeResponse.Assignment
+	(*ConsumeResponse_CommitResult)(nil), // 45: mqgate.plugin.v1.ConsumeResponse.CommitResult
 }
 var file_plugin_proto_depIdxs = []int32{
 	1,  // 0: mqgate.plugin.v1.Record.headers:type_name -> mqgate.plugin.v1.Header
 	0,  // 1: mqgate.plugin.v1.ValidateConfigResponse.errors:type_name -> mqgate.plugin.v1.Error
 	0,  // 2: mqgate.plugin.v1.HealthResponse.error:type_name -> mqgate.plugin.v1.Error
-	38, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	40, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
 	8,  // 4: mqgate.plugin.v1.EnsureTopicsRequest.topics:type_name -> mqgate.plugin.v1.TopicSpec
 	2,  // 5: mqgate.plugin.v1.ProduceRequest.records:type_name -> mqgate.plugin.v1.Record
 	0,  // 6: mqgate.plugin.v1.ProduceResult.error:type_name -> mqgate.plugin.v1.Error
@@ -2686,11 +2774,11 @@ var file_plugin_proto_depIdxs = []int32{
 	12, // 9: mqgate.plugin.v1.ProduceBatchResult.results:type_name -> mqgate.plugin.v1.ProduceResult
 	0,  // 10: mqgate.plugin.v1.ProduceBatchResult.error:type_name -> mqgate.plugin.v1.Error
 	17, // 11: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
-	39, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
-	40, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
-	41, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
-	42, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
-	43, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
+	41, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
+	42, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
+	43, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
+	44, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
+	45, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
 	0,  // 17: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
 	16, // 18: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
 	16, // 19: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
@@ -2700,52 +2788,55 @@ var file_plugin_proto_depIdxs = []int32{
 	26, // 23: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
 	29, // 24: mqgate.plugin.v1.ListTopicsResponse.topics:type_name -> mqgate.plugin.v1.TopicListing
 	32, // 25: mqgate.plugin.v1.ListGroupsResponse.groups:type_name -> mqgate.plugin.v1.GroupListing
-	2,  // 26: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 27: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
-	16, // 28: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
-	2,  // 29: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
-	16, // 30: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
-	16, // 31: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
-	0,  // 32: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
-	3,  // 33: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 34: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 35: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	9,  // 36: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
-	11, // 37: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
-	14, // 38: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
-	18, // 39: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
-	20, // 40: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
-	22, // 41: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
-	25, // 42: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
-	28, // 43: mqgate.plugin.v1.Backend.ListTopics:input_type -> mqgate.plugin.v1.ListTopicsRequest
-	31, // 44: mqgate.plugin.v1.Backend.ListGroups:input_type -> mqgate.plugin.v1.ListGroupsRequest
-	34, // 45: mqgate.plugin.v1.Backend.DeleteGroup:input_type -> mqgate.plugin.v1.DeleteGroupRequest
-	3,  // 46: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 47: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 48: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	36, // 49: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
-	4,  // 50: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 51: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 52: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	10, // 53: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
-	13, // 54: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
-	15, // 55: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
-	19, // 56: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
-	21, // 57: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
-	24, // 58: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
-	27, // 59: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
-	30, // 60: mqgate.plugin.v1.Backend.ListTopics:output_type -> mqgate.plugin.v1.ListTopicsResponse
-	33, // 61: mqgate.plugin.v1.Backend.ListGroups:output_type -> mqgate.plugin.v1.ListGroupsResponse
-	35, // 62: mqgate.plugin.v1.Backend.DeleteGroup:output_type -> mqgate.plugin.v1.DeleteGroupResponse
-	4,  // 63: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 64: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 65: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	37, // 66: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
-	50, // [50:67] is the sub-list for method output_type
-	33, // [33:50] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	16, // 26: mqgate.plugin.v1.DeleteRecordsRequest.positions:type_name -> mqgate.plugin.v1.Offset
+	2,  // 27: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 28: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
+	16, // 29: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
+	2,  // 30: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
+	16, // 31: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
+	16, // 32: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
+	0,  // 33: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
+	3,  // 34: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 35: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 36: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	9,  // 37: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
+	11, // 38: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
+	14, // 39: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
+	18, // 40: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
+	20, // 41: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
+	22, // 42: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
+	25, // 43: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
+	28, // 44: mqgate.plugin.v1.Backend.ListTopics:input_type -> mqgate.plugin.v1.ListTopicsRequest
+	31, // 45: mqgate.plugin.v1.Backend.ListGroups:input_type -> mqgate.plugin.v1.ListGroupsRequest
+	34, // 46: mqgate.plugin.v1.Backend.DeleteGroup:input_type -> mqgate.plugin.v1.DeleteGroupRequest
+	36, // 47: mqgate.plugin.v1.Backend.DeleteRecords:input_type -> mqgate.plugin.v1.DeleteRecordsRequest
+	3,  // 48: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 49: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 50: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	38, // 51: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
+	4,  // 52: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 53: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 54: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	10, // 55: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
+	13, // 56: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
+	15, // 57: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
+	19, // 58: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
+	21, // 59: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
+	24, // 60: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
+	27, // 61: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
+	30, // 62: mqgate.plugin.v1.Backend.ListTopics:output_type -> mqgate.plugin.v1.ListTopicsResponse
+	33, // 63: mqgate.plugin.v1.Backend.ListGroups:output_type -> mqgate.plugin.v1.ListGroupsResponse
+	35, // 64: mqgate.plugin.v1.Backend.DeleteGroup:output_type -> mqgate.plugin.v1.DeleteGroupResponse
+	37, // 65: mqgate.plugin.v1.Backend.DeleteRecords:output_type -> mqgate.plugin.v1.DeleteRecordsResponse
+	4,  // 66: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 67: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 68: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	39, // 69: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
+	52, // [52:70] is the sub-list for method output_type
+	34, // [34:52] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2770,7 +2861,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -42,6 +42,7 @@ const (
 	Backend_ListTopics_FullMethodName     = "/mqgate.plugin.v1.Backend/ListTopics"
 	Backend_ListGroups_FullMethodName     = "/mqgate.plugin.v1.Backend/ListGroups"
 	Backend_DeleteGroup_FullMethodName    = "/mqgate.plugin.v1.Backend/DeleteGroup"
+	Backend_DeleteRecords_FullMethodName  = "/mqgate.plugin.v1.Backend/DeleteRecords"
 )
 
 // BackendClient is the client API for Backend service.
@@ -76,6 +77,9 @@ type BackendClient interface {
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
 	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
+	// DeleteRecords serves the admin API's discard of dead letters; a plugin
+	// whose broker cannot delete records answers UNIMPLEMENTED.
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error)
 }
 
 type backendClient struct {
@@ -222,6 +226,16 @@ func (c *backendClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest,
 	return out, nil
 }
 
+func (c *backendClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*DeleteRecordsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecordsResponse)
+	err := c.cc.Invoke(ctx, Backend_DeleteRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BackendServer is the server API for Backend service.
 // All implementations must embed UnimplementedBackendServer
 // for forward compatibility.
@@ -254,6 +268,9 @@ type BackendServer interface {
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
 	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
+	// DeleteRecords serves the admin API's discard of dead letters; a plugin
+	// whose broker cannot delete records answers UNIMPLEMENTED.
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error)
 	mustEmbedUnimplementedBackendServer()
 }
 
@@ -302,6 +319,9 @@ func (UnimplementedBackendServer) ListGroups(context.Context, *ListGroupsRequest
 }
 func (UnimplementedBackendServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
+}
+func (UnimplementedBackendServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*DeleteRecordsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
 }
 func (UnimplementedBackendServer) mustEmbedUnimplementedBackendServer() {}
 func (UnimplementedBackendServer) testEmbeddedByValue()                 {}
@@ -536,6 +556,24 @@ func _Backend_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Backend_ServiceDesc is the grpc.ServiceDesc for Backend service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -586,6 +624,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteGroup",
 			Handler:    _Backend_DeleteGroup_Handler,
+		},
+		{
+			MethodName: "DeleteRecords",
+			Handler:    _Backend_DeleteRecords_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -169,9 +169,19 @@ async function deadLetters(group) {
         } catch (e) { notice(result, e); }
       };
       const button = h('button', {id: 'redrive', disabled: true, onclick: redrive}, 'Send back to their topics');
+      // Discarding deletes from the topic's start: everything up to the
+      // newest picked.
+      const discard = h('button', {class: 'secondary', disabled: true, onclick: async () => {
+        const before = Math.max(...[...picked].map(Number)) + 1;
+        if (!confirm(`Delete every dead letter of qid ${q.qid} before offset ${before}, for good?`)) return;
+        try {
+          const r = await api('POST', `${base}/discard`, {qid: q.qid, before_offset: before});
+          notice(result, `Discarded ${r.discarded}; qid ${r.qid} now holds ${r.start} to ${r.end}.`, true);
+        } catch (e) { notice(result, e); }
+      }}, 'Discard up to the newest picked');
       const select = e => {
         if (e.target.checked) picked.add(e.target.value); else picked.delete(e.target.value);
-        button.disabled = picked.size === 0;
+        button.disabled = discard.disabled = picked.size === 0;
       };
       // Every dead letter of the qid a filter matches, a redrive call
       // (of at most 100) at a time.
@@ -193,7 +203,7 @@ async function deadLetters(group) {
           notice(result, `Sent back ${sent} of the ${read} read that match.`, true);
         } catch (err) { notice(result, err); }
       };
-      parts.push(h('h3', null, `qid ${q.qid}`), messagesTable(p.messages, {select}), button,
+      parts.push(h('h3', null, `qid ${q.qid}`), messagesTable(p.messages, {select}), button, ' ', discard,
         h('form', {class: 'row', onsubmit: all},
           h('label', null, 'from topic', origin), h('label', null, 'last error contains', errText),
           h('button', {type: 'submit', class: 'secondary'}, 'Send back all that match')),

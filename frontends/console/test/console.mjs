@@ -138,6 +138,12 @@ try {
   await page.locator('#total-lag', {hasText: /^4$/}).waitFor();
   await shot('reset.png');
 
+  step('discard the dead letter, confirmed in a dialog');
+  await page.locator('#dead-letters tbody tr input[type=checkbox]').first().check();
+  page.once('dialog', d => d.accept());
+  await page.getByRole('button', {name: 'Discard up to the newest picked'}).click();
+  await page.locator('#dead-letters', {hasText: 'Discarded 1;'}).waitFor();
+
   step('cancel a pending delay from the list: it does not fire, and one not cancelled does');
   await call('POST', `/v1/topics/${topic}/delayed`, {key: 'd', value: 'never sent', delay_ms: 25000, id: 'console-cancel-me'});
   await call('POST', `/v1/topics/${topic}/delayed`, {key: 'd', value: 'sent later', delay_ms: 1000, id: 'console-kept'});
