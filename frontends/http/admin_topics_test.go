@@ -138,6 +138,18 @@ func TestAdminTopicRoutes(t *testing.T) {
 		checkError(t, status, body, 403, sdk.CodeNotAllowed, "browse")
 		status, body = get(h, "/v1/admin/topics/orders", "nokey")
 		checkError(t, status, body, 401, 18, "")
+		// The other admin routes, each refused to a principal without
+		// its operation.
+		for _, tc := range []struct{ target, key, op string }{
+			{"/v1/admin/topics/orders/delayed", "key-r", "browse"},
+			{"/v1/admin/topics/orders/search?key=k0", "key-r", "browse"},
+			{"/v1/admin/delays", "key-ops", "metrics"},
+			{"/v1/admin/config", "key-ops", "admin"},
+			{"/v1/admin/config", "key-r", "admin"},
+		} {
+			status, body := get(h, tc.target, tc.key)
+			checkError(t, status, body, 403, sdk.CodeNotAllowed, tc.op)
+		}
 	})
 }
 
