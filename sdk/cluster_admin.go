@@ -30,6 +30,22 @@ type GroupListing struct {
 	Members int32
 }
 
+// GroupMember is one member of a consumer group, as the broker knows it.
+type GroupMember struct {
+	MemberID string
+	ClientID string
+	// Host is where it connects from, as the broker saw it.
+	Host string
+	// Assigned are the qids it owns (Topic and Qid set).
+	Assigned []Offset
+}
+
+// GroupDescription is a consumer group as the broker knows it.
+type GroupDescription struct {
+	State   string
+	Members []GroupMember
+}
+
 // ClusterAdmin is implemented by a Backend that can list its cluster's
 // topics and consumer groups and delete a group, for the gateway's admin
 // API. A Backend that does not implement it is not listed; the admin API
@@ -40,6 +56,9 @@ type ClusterAdmin interface {
 	ListTopics(ctx context.Context) ([]TopicListing, error)
 	// ListGroups lists the cluster's consumer groups.
 	ListGroups(ctx context.Context) ([]GroupListing, error)
+	// DescribeGroup tells the group's state and members: CodeNotFound
+	// for a group the broker does not know.
+	DescribeGroup(ctx context.Context, group string) (GroupDescription, error)
 	// DeleteGroup removes a group and its committed offsets. It is
 	// refused with CodeNotAllowed while the group has members, and is
 	// CodeNotFound for a group the broker does not know.
@@ -92,6 +111,25 @@ func ListGroups(ctx context.Context, plugin any) ([]GroupListing, error) {
 		return p.ListGroups(ctx)
 	}
 	return nil, ErrNoClusterAdmin
+}
+
+// DescribeGroup asks plugin, a Backend, for group's state and members.
+func DescribeGroup(ctx context.Context, plugin any, group string) (GroupDescription, error) {
+	switch p := plugin.(type) {
+	case *backendClient:
+		resp, err := p.c.DescribeGroup(ctx, &pb.DescribeGroupRequest{Group: group})
+		if err != nil {
+			return GroupDescription{}, clusterAdminError(err)
+		}
+		d := GroupDescription{State: resp.State, Members: make([]GroupMember, len(resp.Members))}
+		for i, m := range resp.Members {
+			d.Members[i] = GroupMember{MemberID: m.MemberId, ClientID: m.ClientId, Host: m.Host, Assigned: offsetsFromPB(m.Assigned)}
+		}
+		return d, nil
+	case ClusterAdmin:
+		return p.DescribeGroup(ctx, group)
+	}
+	return GroupDescription{}, ErrNoClusterAdmin
 }
 
 // DeleteGroup asks plugin, a Backend, to delete group.
@@ -176,4 +214,20 @@ func (s *backendServer) DeleteRecords(ctx context.Context, req *pb.DeleteRecords
 		return nil, status.Error(codes.Unimplemented, "the plugin does not delete records")
 	}
 	return &pb.DeleteRecordsResponse{}, statusError(a.DeleteRecords(ctx, offsetsFromPB(req.Positions)))
+}
+
+func (s *backendServer) DescribeGroup(ctx context.Context, req *pb.DescribeGroupRequest) (*pb.DescribeGroupResponse, error) {
+	a, ok := s.impl.(ClusterAdmin)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "the plugin does not describe groups")
+	}
+	d, err := a.DescribeGroup(ctx, req.Group)
+	if err != nil {
+		return nil, statusError(err)
+	}
+	resp := &pb.DescribeGroupResponse{State: d.State, Members: make([]*pb.GroupMember, len(d.Members))}
+	for i, m := range d.Members {
+		resp.Members[i] = &pb.GroupMember{MemberId: m.MemberID, ClientId: m.ClientID, Host: m.Host, Assigned: offsetsToPB(m.Assigned)}
+	}
+	return resp, nil
 }

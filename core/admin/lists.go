@@ -223,3 +223,46 @@ func (s *Service) DeleteGroup(ctx context.Context, group, cluster string) (delet
 	}
 	return holders[0], nil
 }
+
+// MemberEntry is one member of a group on one cluster, as its broker
+// knows it.
+type MemberEntry struct {
+	Cluster  string `json:"cluster"`
+	MemberID string `json:"member_id"`
+	ClientID string `json:"client_id"`
+	Host     string `json:"host"`
+	// Assigned are the qids the broker gave it.
+	Assigned []AssignedQid `json:"assigned"`
+}
+
+// AssignedQid is a qid a member owns.
+type AssignedQid struct {
+	Topic string `json:"topic"`
+	Qid   string `json:"qid"`
+}
+
+// Members lists group's members on every cluster whose broker knows the
+// group (on any gateway, or clients of the broker itself), by cluster and
+// member. Clusters that cannot describe groups, or do not know this one,
+// add none.
+func (s *Service) Members(ctx context.Context, group string) []MemberEntry {
+	out := []MemberEntry{}
+	for _, name := range slices.Sorted(maps.Keys(s.opts.Clusters)) {
+		a, ok := s.opts.Clusters[name].(sdk.ClusterAdmin)
+		if !ok {
+			continue
+		}
+		d, err := a.DescribeGroup(ctx, group)
+		if err != nil {
+			continue
+		}
+		for _, m := range d.Members {
+			e := MemberEntry{Cluster: name, MemberID: m.MemberID, ClientID: m.ClientID, Host: m.Host, Assigned: make([]AssignedQid, len(m.Assigned))}
+			for i, q := range m.Assigned {
+				e.Assigned[i] = AssignedQid{Topic: q.Topic, Qid: q.Qid}
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}

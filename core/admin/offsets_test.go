@@ -124,8 +124,9 @@ func TestResetOffsetsRefusedWhileConsuming(t *testing.T) {
 		qid := fill(t, b, "busy", 3)
 		sessions, readers := 1, 0
 		s := New(Options{
-			Cluster: func(string) (string, sdk.Backend, error) { return "local", b, nil },
-			Active:  func(group, topic string) int { return sessions },
+			Cluster:  func(string) (string, sdk.Backend, error) { return "local", b, nil },
+			Clusters: map[string]sdk.Backend{"local": b},
+			Active:   func(group, topic string) int { return sessions },
 			End: func(ctx context.Context, group, topic string) int {
 				if readers == 0 {
 					sessions = 0
@@ -168,6 +169,13 @@ func TestResetOffsetsRefusedWhileConsuming(t *testing.T) {
 				t.Fatalf("the member never joined: %v", err)
 			}
 			joined = len(ev.Assigned) > 0 || len(ev.Records) > 0
+		}
+		// The broker tells who the member is.
+		if m := s.Members(ctx, "g"); len(m) != 1 || m[0].Cluster != "local" || m[0].MemberID == "" {
+			t.Errorf("Members = %+v; want the one member on local", m)
+		}
+		if m := s.Members(ctx, "nobody"); len(m) != 0 {
+			t.Errorf("Members of a group nobody has = %+v", m)
 		}
 		_, err = s.ResetOffsets(ctx, "g", "busy", ResetTarget{To: ToEarliest}, false, true)
 		if sdk.CodeOf(err) != sdk.CodeNotAllowed || !strings.Contains(err.Error(), "members") {

@@ -124,6 +124,14 @@ func (b *backendHandle) ListGroups(ctx context.Context) (res []sdk.GroupListing,
 	return res, err
 }
 
+func (b *backendHandle) DescribeGroup(ctx context.Context, group string) (res sdk.GroupDescription, err error) {
+	err = b.inst.call(ctx, "DescribeGroup", func(ctx context.Context, g *generation) error {
+		res, err = sdk.DescribeGroup(ctx, g.impl, group)
+		return err
+	})
+	return res, err
+}
+
 func (b *backendHandle) DeleteGroup(ctx context.Context, group string) error {
 	return b.inst.call(ctx, "DeleteGroup", func(ctx context.Context, g *generation) error {
 		return sdk.DeleteGroup(ctx, g.impl, group)

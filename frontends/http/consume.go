@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mqgate/mqgate/core/admin"
 	"github.com/mqgate/mqgate/core/auth/acl"
 	"github.com/mqgate/mqgate/core/consume"
 	"github.com/mqgate/mqgate/core/topicname"
@@ -244,8 +245,11 @@ func statsOf(stats []consume.Stats) []statsJSON {
 
 // groupResponse is the body of GET /v1/admin/groups/{group}.
 type groupResponse struct {
-	Group    string                `json:"group"`
-	Stats    []statsJSON           `json:"stats"`
+	Group string      `json:"group"`
+	Stats []statsJSON `json:"stats"`
+	// Members are the group's members as the brokers know them, on
+	// every gateway and client.
+	Members  []admin.MemberEntry   `json:"members"`
 	Sessions []consume.SessionView `json:"sessions"`
 }
 
@@ -281,7 +285,19 @@ func (s *Server) describeGroup(c *gin.Context) {
 			sessions[i].Qids = slices.DeleteFunc(sessions[i].Qids, func(q consume.QidView) bool { return q.Topic != topic })
 		}
 	}
-	c.PureJSON(http.StatusOK, groupResponse{Group: group, Stats: statsOf(stats), Sessions: sessions})
+	members := []admin.MemberEntry{}
+	if s.opts.Admin != nil {
+		ctx, cancel := s.adminContext(c)
+		members = s.opts.Admin.Members(ctx, group)
+		cancel()
+		if topic != "" {
+			// Only the qids of the topic the principal was allowed.
+			for i := range members {
+				members[i].Assigned = slices.DeleteFunc(members[i].Assigned, func(q admin.AssignedQid) bool { return q.Topic != topic })
+			}
+		}
+	}
+	c.PureJSON(http.StatusOK, groupResponse{Group: group, Stats: statsOf(stats), Sessions: sessions, Members: members})
 }
 
 func nonNilOffsets(m map[string]int64) map[string]int64 {

@@ -461,7 +461,8 @@ func TestDescribeGroup(t *testing.T) {
 		"sessions": [{"cluster": "local", "topics": ["a"], "reader": false, "idle_ms": 12, "qids": [
 			{"topic": "a", "qid": "0", "committed": 5, "commit_point": 6, "buffered": 2, "delivered": 1, "retrying": 1, "dead_lettering": 0,
 			 "flights": [{"offset": 6, "state": "retrying", "attempt": 2, "redo_at_ms": 1767225600000, "last_error": "failed by the client"},
-			             {"offset": 7, "state": "delivered", "attempt": 1, "deadline_ms": 1767225630000}]}]}]}`)
+			             {"offset": 7, "state": "delivered", "attempt": 1, "deadline_ms": 1767225630000}]}]}],
+		"members": []}`)
 	status, _, body = do(t, h, "GET", "/v1/admin/groups/g", "")
 	if status != 200 || !strings.Contains(string(body), `"topics":["b"],"reader":true`) {
 		t.Errorf("without a topic: %d %s; want both sessions", status, body)

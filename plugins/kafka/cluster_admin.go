@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -133,4 +134,39 @@ func (b *Backend) DeleteRecords(ctx context.Context, before []sdk.Offset) error 
 		return b.sdkError(err, "deleting records")
 	}
 	return nil
+}
+
+// DescribeGroup tells group's state and members, with the partitions each
+// was assigned.
+func (b *Backend) DescribeGroup(ctx context.Context, group string) (sdk.GroupDescription, error) {
+	c, err := b.clients()
+	if err != nil {
+		return sdk.GroupDescription{}, err
+	}
+	ctx, cancel := b.auth.guard(ctx)
+	defer cancel()
+	described, err := c.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return sdk.GroupDescription{}, b.sdkError(err, "describing group %s", group)
+	}
+	d, ok := described[group]
+	switch {
+	case !ok || errors.Is(d.Err, kerr.GroupIDNotFound) || d.State == "Dead":
+		return sdk.GroupDescription{}, sdk.Errorf(sdk.CodeNotFound, "group %s does not exist", group)
+	case d.Err != nil:
+		return sdk.GroupDescription{}, b.sdkError(d.Err, "describing group %s", group)
+	}
+	out := sdk.GroupDescription{State: d.State, Members: make([]sdk.GroupMember, 0, len(d.Members))}
+	for _, m := range d.Members {
+		gm := sdk.GroupMember{MemberID: m.MemberID, ClientID: m.ClientID, Host: m.ClientHost, Assigned: []sdk.Offset{}}
+		if a, ok := m.Assigned.AsConsumer(); ok {
+			for _, t := range a.Topics {
+				for _, p := range t.Partitions {
+					gm.Assigned = append(gm.Assigned, sdk.Offset{Topic: t.Topic, Qid: strconv.Itoa(int(p))})
+				}
+			}
+		}
+		out.Members = append(out.Members, gm)
+	}
+	return out, nil
 }

@@ -173,3 +173,55 @@ func (b *Backend) DeleteGroup(ctx context.Context, group string) error {
 func (b *Backend) DeleteRecords(ctx context.Context, before []sdk.Offset) error {
 	return sdk.Errorf(sdk.CodeIllegal, "deleting messages: RocketMQ deletes messages only as its commit log expires (the broker's fileReservedTime)")
 }
+
+// DescribeGroup tells the consumers of group online at any broker (their
+// client ids, which RocketMQ clients make of their address and process);
+// RocketMQ groups have no state, and its brokers do not say which queues
+// each consumer took: Assigned is empty.
+func (b *Backend) DescribeGroup(ctx context.Context, group string) (sdk.GroupDescription, error) {
+	cfg, p, _, err := b.state()
+	if err != nil {
+		return sdk.GroupDescription{}, err
+	}
+	brokers, err := p.brokers(ctx)
+	if err != nil {
+		return sdk.GroupDescription{}, err
+	}
+	wrapped := cfg.wrap(group)
+	ids := map[string]bool{}
+	known := false
+	for _, name := range slices.Sorted(maps.Keys(brokers)) {
+		resp, err := p.invoke(ctx, brokers[name], remoting.NewRequest(remoting.GetAllSubscriptionGroupConf, nil, nil))
+		if err == nil && resp.Code == remoting.Success {
+			var table struct {
+				SubscriptionGroupTable map[string]json.RawMessage `json:"subscriptionGroupTable"`
+			}
+			if json.Unmarshal(resp.Body, &table) == nil {
+				if _, ok := table.SubscriptionGroupTable[wrapped]; ok {
+					known = true
+				}
+			}
+		}
+		resp, err = p.invoke(ctx, brokers[name], remoting.NewRequest(remoting.GetConsumerListByGroup, map[string]string{"consumerGroup": wrapped}, nil))
+		if err != nil || resp.Code != remoting.Success {
+			continue
+		}
+		var list struct {
+			ConsumerIDList []string `json:"consumerIdList"`
+		}
+		if json.Unmarshal(resp.Body, &list) == nil {
+			for _, id := range list.ConsumerIDList {
+				ids[id] = true
+			}
+		}
+	}
+	if !known && len(ids) == 0 {
+		return sdk.GroupDescription{}, sdk.Errorf(sdk.CodeNotFound, "group %s does not exist", group)
+	}
+	out := sdk.GroupDescription{Members: []sdk.GroupMember{}}
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		host, _, _ := strings.Cut(id, "@")
+		out.Members = append(out.Members, sdk.GroupMember{MemberID: id, ClientID: id, Host: host, Assigned: []sdk.Offset{}})
+	}
+	return out, nil
+}

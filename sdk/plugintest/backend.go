@@ -113,6 +113,13 @@ func (s *suite) testClusterAdmin(t *testing.T) {
 	if !slices.ContainsFunc(groups, func(g sdk.GroupListing) bool { return g.Name == group && g.Members <= 0 }) {
 		t.Fatalf("ListGroups = %+v; want %s, with no members", groups, group)
 	}
+	d, err := sdk.DescribeGroup(ctx, s.b, group)
+	if err != nil || len(d.Members) != 0 {
+		t.Errorf("DescribeGroup of a group with no member = %+v, %v; want no members", d, err)
+	}
+	if _, err := sdk.DescribeGroup(ctx, s.b, s.name(t, "nobody")); sdk.CodeOf(err) != sdk.CodeNotFound {
+		t.Errorf("DescribeGroup of a group the broker does not know = %v; want code 19", err)
+	}
 	// DeleteRecords moves the qid's start, or is refused as not done.
 	switch err := sdk.DeleteRecords(ctx, s.b, []sdk.Offset{{Topic: topic, Qid: res[0].Qid, Offset: 1}}); sdk.CodeOf(err) {
 	case sdk.CodeOK:

@@ -2011,6 +2011,172 @@ func (x *ListGroupsResponse) GetGroups() []*GroupListing {
 	return nil
 }
 
+type DescribeGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupRequest) Reset() {
+	*x = DescribeGroupRequest{}
+	mi := &file_plugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupRequest) ProtoMessage() {}
+
+func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
+func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DescribeGroupRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type GroupMember struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	MemberId string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	ClientId string                 `protobuf:"bytes,2,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Where the member connects from, as the broker saw it.
+	Host string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	// The qids the broker assigned it (topic and qid; offset unused).
+	Assigned      []*Offset `protobuf:"bytes,4,rep,name=assigned,proto3" json:"assigned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupMember) Reset() {
+	*x = GroupMember{}
+	mi := &file_plugin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupMember) ProtoMessage() {}
+
+func (x *GroupMember) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
+func (*GroupMember) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GroupMember) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *GroupMember) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *GroupMember) GetAssigned() []*Offset {
+	if x != nil {
+		return x.Assigned
+	}
+	return nil
+}
+
+type DescribeGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Members       []*GroupMember         `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeGroupResponse) Reset() {
+	*x = DescribeGroupResponse{}
+	mi := &file_plugin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeGroupResponse) ProtoMessage() {}
+
+func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DescribeGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeGroupResponse) GetMembers() []*GroupMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 type DeleteGroupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
@@ -2020,7 +2186,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2198,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[34]
+	mi := &file_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2211,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{34}
+	return file_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -2063,7 +2229,7 @@ type DeleteGroupResponse struct {
 
 func (x *DeleteGroupResponse) Reset() {
 	*x = DeleteGroupResponse{}
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2241,7 @@ func (x *DeleteGroupResponse) String() string {
 func (*DeleteGroupResponse) ProtoMessage() {}
 
 func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[35]
+	mi := &file_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2254,7 @@ func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
 func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{35}
+	return file_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 // DeleteRecords removes every record before each position's offset (Kafka's
@@ -2102,7 +2268,7 @@ type DeleteRecordsRequest struct {
 
 func (x *DeleteRecordsRequest) Reset() {
 	*x = DeleteRecordsRequest{}
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2280,7 @@ func (x *DeleteRecordsRequest) String() string {
 func (*DeleteRecordsRequest) ProtoMessage() {}
 
 func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[36]
+	mi := &file_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2293,7 @@ func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{36}
+	return file_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteRecordsRequest) GetPositions() []*Offset {
@@ -2145,7 +2311,7 @@ type DeleteRecordsResponse struct {
 
 func (x *DeleteRecordsResponse) Reset() {
 	*x = DeleteRecordsResponse{}
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2323,7 @@ func (x *DeleteRecordsResponse) String() string {
 func (*DeleteRecordsResponse) ProtoMessage() {}
 
 func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[37]
+	mi := &file_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2336,7 @@ func (x *DeleteRecordsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRecordsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRecordsResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{37}
+	return file_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 type WriteRequest struct {
@@ -2182,7 +2348,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_plugin_proto_msgTypes[38]
+	mi := &file_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2194,7 +2360,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[38]
+	mi := &file_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2207,7 +2373,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{38}
+	return file_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *WriteRequest) GetRecords() []*Record {
@@ -2227,7 +2393,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2239,7 +2405,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[39]
+	mi := &file_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2252,7 +2418,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{39}
+	return file_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *WriteResponse) GetErrors() []*Error {
@@ -2271,7 +2437,7 @@ type ConsumeRequest_Credit struct {
 
 func (x *ConsumeRequest_Credit) Reset() {
 	*x = ConsumeRequest_Credit{}
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2449,7 @@ func (x *ConsumeRequest_Credit) String() string {
 func (*ConsumeRequest_Credit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Credit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[41]
+	mi := &file_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2484,7 @@ type ConsumeRequest_Commit struct {
 
 func (x *ConsumeRequest_Commit) Reset() {
 	*x = ConsumeRequest_Commit{}
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2496,7 @@ func (x *ConsumeRequest_Commit) String() string {
 func (*ConsumeRequest_Commit) ProtoMessage() {}
 
 func (x *ConsumeRequest_Commit) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[42]
+	mi := &file_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2542,7 @@ type ConsumeResponse_Batch struct {
 
 func (x *ConsumeResponse_Batch) Reset() {
 	*x = ConsumeResponse_Batch{}
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2388,7 +2554,7 @@ func (x *ConsumeResponse_Batch) String() string {
 func (*ConsumeResponse_Batch) ProtoMessage() {}
 
 func (x *ConsumeResponse_Batch) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[43]
+	mi := &file_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2587,7 @@ type ConsumeResponse_Assignment struct {
 
 func (x *ConsumeResponse_Assignment) Reset() {
 	*x = ConsumeResponse_Assignment{}
-	mi := &file_plugin_proto_msgTypes[44]
+	mi := &file_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2599,7 @@ func (x *ConsumeResponse_Assignment) String() string {
 func (*ConsumeResponse_Assignment) ProtoMessage() {}
 
 func (x *ConsumeResponse_Assignment) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[44]
+	mi := &file_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2473,7 +2639,7 @@ type ConsumeResponse_CommitResult struct {
 
 func (x *ConsumeResponse_CommitResult) Reset() {
 	*x = ConsumeResponse_CommitResult{}
-	mi := &file_plugin_proto_msgTypes[45]
+	mi := &file_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2651,7 @@ func (x *ConsumeResponse_CommitResult) String() string {
 func (*ConsumeResponse_CommitResult) ProtoMessage() {}
 
 func (x *ConsumeResponse_CommitResult) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[45]
+	mi := &file_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2832,17 @@ const file_plugin_proto_rawDesc = "" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x18\n" +
 	"\amembers\x18\x03 \x01(\x05R\amembers\"L\n" +
 	"\x12ListGroupsResponse\x126\n" +
-	"\x06groups\x18\x01 \x03(\v2\x1e.mqgate.plugin.v1.GroupListingR\x06groups\"*\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1e.mqgate.plugin.v1.GroupListingR\x06groups\",\n" +
+	"\x14DescribeGroupRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x91\x01\n" +
+	"\vGroupMember\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1b\n" +
+	"\tclient_id\x18\x02 \x01(\tR\bclientId\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x124\n" +
+	"\bassigned\x18\x04 \x03(\v2\x18.mqgate.plugin.v1.OffsetR\bassigned\"f\n" +
+	"\x15DescribeGroupResponse\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x127\n" +
+	"\amembers\x18\x02 \x03(\v2\x1d.mqgate.plugin.v1.GroupMemberR\amembers\"*\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\x15\n" +
 	"\x13DeleteGroupResponse\"N\n" +
@@ -2676,7 +2852,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\fWriteRequest\x122\n" +
 	"\arecords\x18\x01 \x03(\v2\x18.mqgate.plugin.v1.RecordR\arecords\"@\n" +
 	"\rWriteResponse\x12/\n" +
-	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xcd\t\n" +
+	"\x06errors\x18\x01 \x03(\v2\x17.mqgate.plugin.v1.ErrorR\x06errors2\xaf\n" +
+	"\n" +
 	"\aBackend\x12T\n" +
 	"\tConfigure\x12\".mqgate.plugin.v1.ConfigureRequest\x1a#.mqgate.plugin.v1.ConfigureResponse\x12^\n" +
 	"\x0eValidateConfig\x12\".mqgate.plugin.v1.ConfigureRequest\x1a(.mqgate.plugin.v1.ValidateConfigResponse\x12K\n" +
@@ -2691,7 +2868,8 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"ListTopics\x12#.mqgate.plugin.v1.ListTopicsRequest\x1a$.mqgate.plugin.v1.ListTopicsResponse\x12W\n" +
 	"\n" +
-	"ListGroups\x12#.mqgate.plugin.v1.ListGroupsRequest\x1a$.mqgate.plugin.v1.ListGroupsResponse\x12Z\n" +
+	"ListGroups\x12#.mqgate.plugin.v1.ListGroupsRequest\x1a$.mqgate.plugin.v1.ListGroupsResponse\x12`\n" +
+	"\rDescribeGroup\x12&.mqgate.plugin.v1.DescribeGroupRequest\x1a'.mqgate.plugin.v1.DescribeGroupResponse\x12Z\n" +
 	"\vDeleteGroup\x12$.mqgate.plugin.v1.DeleteGroupRequest\x1a%.mqgate.plugin.v1.DeleteGroupResponse\x12`\n" +
 	"\rDeleteRecords\x12&.mqgate.plugin.v1.DeleteRecordsRequest\x1a'.mqgate.plugin.v1.DeleteRecordsResponse2\xd3\x02\n" +
 	"\x04Sink\x12T\n" +
@@ -2712,7 +2890,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_plugin_proto_goTypes = []any{
 	(*Error)(nil),                        // 0: mqgate.plugin.v1.Error
 	(*Header)(nil),                       // 1: mqgate.plugin.v1.Header
@@ -2748,24 +2926,27 @@ var file_plugin_proto_goTypes = []any{
 	(*ListGroupsRequest)(nil),            // 31: mqgate.plugin.v1.ListGroupsRequest
 	(*GroupListing)(nil),                 // 32: mqgate.plugin.v1.GroupListing
 	(*ListGroupsResponse)(nil),           // 33: mqgate.plugin.v1.ListGroupsResponse
-	(*DeleteGroupRequest)(nil),           // 34: mqgate.plugin.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),          // 35: mqgate.plugin.v1.DeleteGroupResponse
-	(*DeleteRecordsRequest)(nil),         // 36: mqgate.plugin.v1.DeleteRecordsRequest
-	(*DeleteRecordsResponse)(nil),        // 37: mqgate.plugin.v1.DeleteRecordsResponse
-	(*WriteRequest)(nil),                 // 38: mqgate.plugin.v1.WriteRequest
-	(*WriteResponse)(nil),                // 39: mqgate.plugin.v1.WriteResponse
-	nil,                                  // 40: mqgate.plugin.v1.TopicSpec.ConfigsEntry
-	(*ConsumeRequest_Credit)(nil),        // 41: mqgate.plugin.v1.ConsumeRequest.Credit
-	(*ConsumeRequest_Commit)(nil),        // 42: mqgate.plugin.v1.ConsumeRequest.Commit
-	(*ConsumeResponse_Batch)(nil),        // 43: mqgate.plugin.v1.ConsumeResponse.Batch
-	(*ConsumeResponse_Assignment)(nil),   // 44: mqgate.plugin.v1.ConsumeResponse.Assignment
-	(*ConsumeResponse_CommitResult)(nil), // 45: mqgate.plugin.v1.ConsumeResponse.CommitResult
+	(*DescribeGroupRequest)(nil),         // 34: mqgate.plugin.v1.DescribeGroupRequest
+	(*GroupMember)(nil),                  // 35: mqgate.plugin.v1.GroupMember
+	(*DescribeGroupResponse)(nil),        // 36: mqgate.plugin.v1.DescribeGroupResponse
+	(*DeleteGroupRequest)(nil),           // 37: mqgate.plugin.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),          // 38: mqgate.plugin.v1.DeleteGroupResponse
+	(*DeleteRecordsRequest)(nil),         // 39: mqgate.plugin.v1.DeleteRecordsRequest
+	(*DeleteRecordsResponse)(nil),        // 40: mqgate.plugin.v1.DeleteRecordsResponse
+	(*WriteRequest)(nil),                 // 41: mqgate.plugin.v1.WriteRequest
+	(*WriteResponse)(nil),                // 42: mqgate.plugin.v1.WriteResponse
+	nil,                                  // 43: mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	(*ConsumeRequest_Credit)(nil),        // 44: mqgate.plugin.v1.ConsumeRequest.Credit
+	(*ConsumeRequest_Commit)(nil),        // 45: mqgate.plugin.v1.ConsumeRequest.Commit
+	(*ConsumeResponse_Batch)(nil),        // 46: mqgate.plugin.v1.ConsumeResponse.Batch
+	(*ConsumeResponse_Assignment)(nil),   // 47: mqgate.plugin.v1.ConsumeResponse.Assignment
+	(*ConsumeResponse_CommitResult)(nil), // 48: mqgate.plugin.v1.ConsumeResponse.CommitResult
 }
 var file_plugin_proto_depIdxs = []int32{
 	1,  // 0: mqgate.plugin.v1.Record.headers:type_name -> mqgate.plugin.v1.Header
 	0,  // 1: mqgate.plugin.v1.ValidateConfigResponse.errors:type_name -> mqgate.plugin.v1.Error
 	0,  // 2: mqgate.plugin.v1.HealthResponse.error:type_name -> mqgate.plugin.v1.Error
-	40, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
+	43, // 3: mqgate.plugin.v1.TopicSpec.configs:type_name -> mqgate.plugin.v1.TopicSpec.ConfigsEntry
 	8,  // 4: mqgate.plugin.v1.EnsureTopicsRequest.topics:type_name -> mqgate.plugin.v1.TopicSpec
 	2,  // 5: mqgate.plugin.v1.ProduceRequest.records:type_name -> mqgate.plugin.v1.Record
 	0,  // 6: mqgate.plugin.v1.ProduceResult.error:type_name -> mqgate.plugin.v1.Error
@@ -2774,11 +2955,11 @@ var file_plugin_proto_depIdxs = []int32{
 	12, // 9: mqgate.plugin.v1.ProduceBatchResult.results:type_name -> mqgate.plugin.v1.ProduceResult
 	0,  // 10: mqgate.plugin.v1.ProduceBatchResult.error:type_name -> mqgate.plugin.v1.Error
 	17, // 11: mqgate.plugin.v1.ConsumeRequest.subscribe:type_name -> mqgate.plugin.v1.Subscription
-	41, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
-	42, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
-	43, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
-	44, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
-	45, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
+	44, // 12: mqgate.plugin.v1.ConsumeRequest.credit:type_name -> mqgate.plugin.v1.ConsumeRequest.Credit
+	45, // 13: mqgate.plugin.v1.ConsumeRequest.commit:type_name -> mqgate.plugin.v1.ConsumeRequest.Commit
+	46, // 14: mqgate.plugin.v1.ConsumeResponse.batch:type_name -> mqgate.plugin.v1.ConsumeResponse.Batch
+	47, // 15: mqgate.plugin.v1.ConsumeResponse.assignment:type_name -> mqgate.plugin.v1.ConsumeResponse.Assignment
+	48, // 16: mqgate.plugin.v1.ConsumeResponse.commit_result:type_name -> mqgate.plugin.v1.ConsumeResponse.CommitResult
 	0,  // 17: mqgate.plugin.v1.ConsumeResponse.poll_error:type_name -> mqgate.plugin.v1.Error
 	16, // 18: mqgate.plugin.v1.CommitRequest.offsets:type_name -> mqgate.plugin.v1.Offset
 	16, // 19: mqgate.plugin.v1.FetchRequest.positions:type_name -> mqgate.plugin.v1.Offset
@@ -2788,55 +2969,59 @@ var file_plugin_proto_depIdxs = []int32{
 	26, // 23: mqgate.plugin.v1.ListOffsetsResponse.offsets:type_name -> mqgate.plugin.v1.QidOffsets
 	29, // 24: mqgate.plugin.v1.ListTopicsResponse.topics:type_name -> mqgate.plugin.v1.TopicListing
 	32, // 25: mqgate.plugin.v1.ListGroupsResponse.groups:type_name -> mqgate.plugin.v1.GroupListing
-	16, // 26: mqgate.plugin.v1.DeleteRecordsRequest.positions:type_name -> mqgate.plugin.v1.Offset
-	2,  // 27: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
-	0,  // 28: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
-	16, // 29: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
-	2,  // 30: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
-	16, // 31: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
-	16, // 32: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
-	0,  // 33: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
-	3,  // 34: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 35: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 36: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	9,  // 37: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
-	11, // 38: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
-	14, // 39: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
-	18, // 40: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
-	20, // 41: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
-	22, // 42: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
-	25, // 43: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
-	28, // 44: mqgate.plugin.v1.Backend.ListTopics:input_type -> mqgate.plugin.v1.ListTopicsRequest
-	31, // 45: mqgate.plugin.v1.Backend.ListGroups:input_type -> mqgate.plugin.v1.ListGroupsRequest
-	34, // 46: mqgate.plugin.v1.Backend.DeleteGroup:input_type -> mqgate.plugin.v1.DeleteGroupRequest
-	36, // 47: mqgate.plugin.v1.Backend.DeleteRecords:input_type -> mqgate.plugin.v1.DeleteRecordsRequest
-	3,  // 48: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
-	3,  // 49: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
-	6,  // 50: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
-	38, // 51: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
-	4,  // 52: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 53: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 54: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	10, // 55: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
-	13, // 56: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
-	15, // 57: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
-	19, // 58: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
-	21, // 59: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
-	24, // 60: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
-	27, // 61: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
-	30, // 62: mqgate.plugin.v1.Backend.ListTopics:output_type -> mqgate.plugin.v1.ListTopicsResponse
-	33, // 63: mqgate.plugin.v1.Backend.ListGroups:output_type -> mqgate.plugin.v1.ListGroupsResponse
-	35, // 64: mqgate.plugin.v1.Backend.DeleteGroup:output_type -> mqgate.plugin.v1.DeleteGroupResponse
-	37, // 65: mqgate.plugin.v1.Backend.DeleteRecords:output_type -> mqgate.plugin.v1.DeleteRecordsResponse
-	4,  // 66: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
-	5,  // 67: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
-	7,  // 68: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
-	39, // 69: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
-	52, // [52:70] is the sub-list for method output_type
-	34, // [34:52] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	16, // 26: mqgate.plugin.v1.GroupMember.assigned:type_name -> mqgate.plugin.v1.Offset
+	35, // 27: mqgate.plugin.v1.DescribeGroupResponse.members:type_name -> mqgate.plugin.v1.GroupMember
+	16, // 28: mqgate.plugin.v1.DeleteRecordsRequest.positions:type_name -> mqgate.plugin.v1.Offset
+	2,  // 29: mqgate.plugin.v1.WriteRequest.records:type_name -> mqgate.plugin.v1.Record
+	0,  // 30: mqgate.plugin.v1.WriteResponse.errors:type_name -> mqgate.plugin.v1.Error
+	16, // 31: mqgate.plugin.v1.ConsumeRequest.Commit.offsets:type_name -> mqgate.plugin.v1.Offset
+	2,  // 32: mqgate.plugin.v1.ConsumeResponse.Batch.records:type_name -> mqgate.plugin.v1.Record
+	16, // 33: mqgate.plugin.v1.ConsumeResponse.Assignment.assigned:type_name -> mqgate.plugin.v1.Offset
+	16, // 34: mqgate.plugin.v1.ConsumeResponse.Assignment.revoked:type_name -> mqgate.plugin.v1.Offset
+	0,  // 35: mqgate.plugin.v1.ConsumeResponse.CommitResult.error:type_name -> mqgate.plugin.v1.Error
+	3,  // 36: mqgate.plugin.v1.Backend.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 37: mqgate.plugin.v1.Backend.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 38: mqgate.plugin.v1.Backend.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	9,  // 39: mqgate.plugin.v1.Backend.EnsureTopics:input_type -> mqgate.plugin.v1.EnsureTopicsRequest
+	11, // 40: mqgate.plugin.v1.Backend.Produce:input_type -> mqgate.plugin.v1.ProduceRequest
+	14, // 41: mqgate.plugin.v1.Backend.ProduceStream:input_type -> mqgate.plugin.v1.ProduceBatch
+	18, // 42: mqgate.plugin.v1.Backend.Consume:input_type -> mqgate.plugin.v1.ConsumeRequest
+	20, // 43: mqgate.plugin.v1.Backend.Commit:input_type -> mqgate.plugin.v1.CommitRequest
+	22, // 44: mqgate.plugin.v1.Backend.Fetch:input_type -> mqgate.plugin.v1.FetchRequest
+	25, // 45: mqgate.plugin.v1.Backend.ListOffsets:input_type -> mqgate.plugin.v1.ListOffsetsRequest
+	28, // 46: mqgate.plugin.v1.Backend.ListTopics:input_type -> mqgate.plugin.v1.ListTopicsRequest
+	31, // 47: mqgate.plugin.v1.Backend.ListGroups:input_type -> mqgate.plugin.v1.ListGroupsRequest
+	34, // 48: mqgate.plugin.v1.Backend.DescribeGroup:input_type -> mqgate.plugin.v1.DescribeGroupRequest
+	37, // 49: mqgate.plugin.v1.Backend.DeleteGroup:input_type -> mqgate.plugin.v1.DeleteGroupRequest
+	39, // 50: mqgate.plugin.v1.Backend.DeleteRecords:input_type -> mqgate.plugin.v1.DeleteRecordsRequest
+	3,  // 51: mqgate.plugin.v1.Sink.Configure:input_type -> mqgate.plugin.v1.ConfigureRequest
+	3,  // 52: mqgate.plugin.v1.Sink.ValidateConfig:input_type -> mqgate.plugin.v1.ConfigureRequest
+	6,  // 53: mqgate.plugin.v1.Sink.Health:input_type -> mqgate.plugin.v1.HealthRequest
+	41, // 54: mqgate.plugin.v1.Sink.Write:input_type -> mqgate.plugin.v1.WriteRequest
+	4,  // 55: mqgate.plugin.v1.Backend.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 56: mqgate.plugin.v1.Backend.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 57: mqgate.plugin.v1.Backend.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	10, // 58: mqgate.plugin.v1.Backend.EnsureTopics:output_type -> mqgate.plugin.v1.EnsureTopicsResponse
+	13, // 59: mqgate.plugin.v1.Backend.Produce:output_type -> mqgate.plugin.v1.ProduceResponse
+	15, // 60: mqgate.plugin.v1.Backend.ProduceStream:output_type -> mqgate.plugin.v1.ProduceBatchResult
+	19, // 61: mqgate.plugin.v1.Backend.Consume:output_type -> mqgate.plugin.v1.ConsumeResponse
+	21, // 62: mqgate.plugin.v1.Backend.Commit:output_type -> mqgate.plugin.v1.CommitResponse
+	24, // 63: mqgate.plugin.v1.Backend.Fetch:output_type -> mqgate.plugin.v1.FetchResponse
+	27, // 64: mqgate.plugin.v1.Backend.ListOffsets:output_type -> mqgate.plugin.v1.ListOffsetsResponse
+	30, // 65: mqgate.plugin.v1.Backend.ListTopics:output_type -> mqgate.plugin.v1.ListTopicsResponse
+	33, // 66: mqgate.plugin.v1.Backend.ListGroups:output_type -> mqgate.plugin.v1.ListGroupsResponse
+	36, // 67: mqgate.plugin.v1.Backend.DescribeGroup:output_type -> mqgate.plugin.v1.DescribeGroupResponse
+	38, // 68: mqgate.plugin.v1.Backend.DeleteGroup:output_type -> mqgate.plugin.v1.DeleteGroupResponse
+	40, // 69: mqgate.plugin.v1.Backend.DeleteRecords:output_type -> mqgate.plugin.v1.DeleteRecordsResponse
+	4,  // 70: mqgate.plugin.v1.Sink.Configure:output_type -> mqgate.plugin.v1.ConfigureResponse
+	5,  // 71: mqgate.plugin.v1.Sink.ValidateConfig:output_type -> mqgate.plugin.v1.ValidateConfigResponse
+	7,  // 72: mqgate.plugin.v1.Sink.Health:output_type -> mqgate.plugin.v1.HealthResponse
+	42, // 73: mqgate.plugin.v1.Sink.Write:output_type -> mqgate.plugin.v1.WriteResponse
+	55, // [55:74] is the sub-list for method output_type
+	36, // [36:55] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -2861,7 +3046,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   46,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

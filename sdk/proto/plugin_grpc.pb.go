@@ -41,6 +41,7 @@ const (
 	Backend_ListOffsets_FullMethodName    = "/mqgate.plugin.v1.Backend/ListOffsets"
 	Backend_ListTopics_FullMethodName     = "/mqgate.plugin.v1.Backend/ListTopics"
 	Backend_ListGroups_FullMethodName     = "/mqgate.plugin.v1.Backend/ListGroups"
+	Backend_DescribeGroup_FullMethodName  = "/mqgate.plugin.v1.Backend/DescribeGroup"
 	Backend_DeleteGroup_FullMethodName    = "/mqgate.plugin.v1.Backend/DeleteGroup"
 	Backend_DeleteRecords_FullMethodName  = "/mqgate.plugin.v1.Backend/DeleteRecords"
 )
@@ -76,6 +77,7 @@ type BackendClient interface {
 	// it is refused (code 13) while the group has members.
 	ListTopics(ctx context.Context, in *ListTopicsRequest, opts ...grpc.CallOption) (*ListTopicsResponse, error)
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error)
 	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
 	// DeleteRecords serves the admin API's discard of dead letters; a plugin
 	// whose broker cannot delete records answers UNIMPLEMENTED.
@@ -216,6 +218,16 @@ func (c *backendClient) ListGroups(ctx context.Context, in *ListGroupsRequest, o
 	return out, nil
 }
 
+func (c *backendClient) DescribeGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeGroupResponse)
+	err := c.cc.Invoke(ctx, Backend_DescribeGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *backendClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteGroupResponse)
@@ -267,6 +279,7 @@ type BackendServer interface {
 	// it is refused (code 13) while the group has members.
 	ListTopics(context.Context, *ListTopicsRequest) (*ListTopicsResponse, error)
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error)
 	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
 	// DeleteRecords serves the admin API's discard of dead letters; a plugin
 	// whose broker cannot delete records answers UNIMPLEMENTED.
@@ -316,6 +329,9 @@ func (UnimplementedBackendServer) ListTopics(context.Context, *ListTopicsRequest
 }
 func (UnimplementedBackendServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedBackendServer) DescribeGroup(context.Context, *DescribeGroupRequest) (*DescribeGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeGroup not implemented")
 }
 func (UnimplementedBackendServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
@@ -538,6 +554,24 @@ func _Backend_ListGroups_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Backend_DescribeGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BackendServer).DescribeGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Backend_DescribeGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BackendServer).DescribeGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Backend_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteGroupRequest)
 	if err := dec(in); err != nil {
@@ -620,6 +654,10 @@ var Backend_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListGroups",
 			Handler:    _Backend_ListGroups_Handler,
+		},
+		{
+			MethodName: "DescribeGroup",
+			Handler:    _Backend_DescribeGroup_Handler,
 		},
 		{
 			MethodName: "DeleteGroup",

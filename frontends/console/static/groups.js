@@ -51,6 +51,7 @@ export async function group(view, name, topicName) {
   const lag = h('div', {id: 'lag'});
   const chartEl = h('div', {class: 'chart'});
   const out = h('div', {id: 'in-flight'});
+  const members = h('div', {id: 'members'});
   const lagSeries = {t: [], lag: []};
   let plot = null;
   const draw = g => {
@@ -74,6 +75,8 @@ export async function group(view, name, topicName) {
     else if (lagSeries.t.length > 1) plot = new uPlot({width: Math.max(400, chartEl.clientWidth || 800), height: 160,
       series: [{}, {label: 'lag', stroke: '#1f6feb'}], axes: [{}, {label: 'messages'}]}, data, chartEl);
 
+    fill(members, table([['cluster', m => m.cluster], ['member', m => m.member_id], ['client', m => m.client_id], ['host', m => m.host],
+      ['qids', m => m.assigned.map(q => `${q.topic}/${q.qid}`).join(', ')]], g.members || [], {id: 'member-table', empty: 'The brokers know no member of this group now.'}));
     const flights = [];
     for (const s of g.sessions) for (const q of s.qids) for (const f of q.flights) flights.push({...f, topic: q.topic, qid: q.qid, reader: s.reader});
     const qids = g.sessions.flatMap(s => s.qids.map(q => ({...q, reader: s.reader, idle_ms: s.idle_ms})));
@@ -99,6 +102,7 @@ export async function group(view, name, topicName) {
     section('Lag (the broker: committed offsets against the ends)', lag,
       h('p', {class: 'muted'}, `Total lag every ${every / 1000} s while this page is open:`), chartEl),
     section('Sessions on this gateway', out),
+    section('Members on the brokers (every gateway and client)', members),
     section('Reset offsets', resetForm(name, topicName || current.stats[0]?.topic || '', refresh)),
     section('Dead letters', await deadLetters(name)),
   );

@@ -105,6 +105,7 @@ try {
   await page.goto(`${base}/ui/#/groups/${group}/${topic}`);
   await page.locator('#total-lag', {hasText: /^3$/}).waitFor();
   await page.locator('#flights tbody tr').nth(2).waitFor();
+  await page.locator('#member-table tbody tr').first().waitFor(); // the broker knows the session's member
   await shot('group-in-flight.png');
 
   step('the consumer acks two and fails one: lag falls to 0 and the failed one is a dead letter');
