@@ -11,10 +11,12 @@ import (
 const Redacted = "<redacted>"
 
 // secretKey reports a key whose value is a secret: a password, a token, a
-// key's hash, a private key.
+// key's hash, a private key, or a header that carries credentials (a push
+// subscription's Authorization, Cookie or API key header).
 func secretKey(key string) bool {
 	k := strings.ToLower(key)
-	for _, s := range []string{"password", "passwd", "secret", "token", "sha256", "credential", "private"} {
+	for _, s := range []string{"password", "passwd", "secret", "token", "sha256", "credential", "private",
+		"authorization", "cookie", "apikey", "api_key", "api-key"} {
 		if strings.Contains(k, s) {
 			return true
 		}

@@ -31,6 +31,11 @@ auth:
   api_keys:
     - {principal: ops, sha256: "`+strings.Repeat("ab", 32)+`"}
 http: {listen: "127.0.0.1:8080", max_batch_messages: 500, console: false}
+push:
+  - name: hook
+    topics: [orders]
+    targets: ["https://hooks.example.com/orders"]
+    headers: {Authorization: "Bearer abc123", X-Api-Key: k-999, X-Trace: keep-me}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -40,17 +45,18 @@ http: {listen: "127.0.0.1:8080", max_batch_messages: 500, console: false}
 		t.Fatal(err)
 	}
 	out, _ := json.Marshal(shown)
-	for _, secret := range []string{"hunter2", "swordfish", strings.Repeat("ab", 32)} {
+	for _, secret := range []string{"hunter2", "swordfish", strings.Repeat("ab", 32), "abc123", "k-999"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("shown config holds a secret: %s", out)
 		}
 	}
-	for _, kept := range []string{`"key_file":"/etc/k.pem"`, `"password":"${env:OTHER_PASSWORD}"`, `"user":"svc2"`, `"max_batch_messages":500`, `"console":false`, `"brokers":["k1:9092"]`} {
+	for _, kept := range []string{`"key_file":"/etc/k.pem"`, `"password":"${env:OTHER_PASSWORD}"`, `"user":"svc2"`, `"max_batch_messages":500`, `"console":false`, `"brokers":["k1:9092"]`, `"X-Trace":"keep-me"`} {
 		if !strings.Contains(string(out), kept) {
 			t.Errorf("shown config lacks %s: %s", kept, out)
 		}
 	}
-	want := []string{"auth.api_keys[0].sha256", "clusters.local.config.extra_password", "clusters.local.config.sasl.password"}
+	want := []string{"auth.api_keys[0].sha256", "clusters.local.config.extra_password", "clusters.local.config.sasl.password",
+		"push[0].headers.Authorization", "push[0].headers.X-Api-Key"}
 	slices.Sort(redacted)
 	if !slices.Equal(redacted, want) {
 		t.Errorf("redacted %v, want %v", redacted, want)
