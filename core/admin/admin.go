@@ -496,16 +496,19 @@ func (f DeadLetterFilter) matches(r *sdk.Record) bool {
 // MatchDeadLetters reads dlqTopic's qid from offset from on (its start
 // when below it), at most MaxRedriveScan dead letters, and returns the
 // offsets of up to MaxRedrive that f matches, where the next read should
-// start (the qid's end once it read everything) and how many it read.
-func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, from int64, f DeadLetterFilter) (offsets []int64, next int64, scanned int, err error) {
+// start and how many it read. It reads up to the qid's end as it was when
+// it began, returned as end: a client redriving by a filter stops when
+// next reaches the end it saw first (dead letters written since, those it
+// sent back failing again among them, are not read again).
+func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, from int64, f DeadLetterFilter) (offsets []int64, next, end int64, scanned int, err error) {
 	page, b, err := s.lookup(ctx, dlqTopic, qid)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
-	end := page.Qid.End
+	end = page.Qid.End
 	next = max(from, page.Qid.Start)
 	if next > end {
-		return nil, 0, 0, sdk.Errorf(sdk.CodeIllegal, "from_offset: %d is past the end of topic %s qid %s, %d", from, dlqTopic, qid, end)
+		return nil, 0, 0, 0, sdk.Errorf(sdk.CodeIllegal, "from_offset: %d is past the end of topic %s qid %s, %d", from, dlqTopic, qid, end)
 	}
 	offsets = []int64{}
 	for next < end && scanned < MaxRedriveScan && len(offsets) < MaxRedrive {
@@ -518,15 +521,20 @@ func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, fr
 			err = res[0].Err
 		}
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("reading topic %s qid %s at offset %d: %w", dlqTopic, qid, next, err)
+			return nil, 0, 0, 0, fmt.Errorf("reading topic %s qid %s at offset %d: %w", dlqTopic, qid, next, err)
 		}
 		if len(res) != 1 || res[0].NextOffset <= next {
-			break // the range moved on meanwhile
+			if scanned == 0 {
+				// Nothing read though the qid holds more: say so,
+				// rather than have a client send the same call again.
+				return nil, 0, 0, 0, sdk.Errorf(sdk.CodeUnavailable, "topic %s qid %s: nothing could be read at offset %d, below its end %d; try again", dlqTopic, qid, next, end)
+			}
+			break
 		}
 		for i := range res[0].Records {
 			r := &res[0].Records[i]
 			if r.Offset >= end || len(offsets) == MaxRedrive {
-				return offsets, min(r.Offset, end), scanned, nil
+				return offsets, min(r.Offset, end), end, scanned, nil
 			}
 			scanned++
 			next = r.Offset + 1
@@ -536,7 +544,7 @@ func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, fr
 		}
 		next = max(next, min(res[0].NextOffset, end))
 	}
-	return offsets, next, scanned, nil
+	return offsets, next, end, scanned, nil
 }
 
 // DiscardDeadLetters deletes the dead letters of dlqTopic's qid before

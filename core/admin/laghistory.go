@@ -90,6 +90,9 @@ func (h *LagHistory) Sample(ctx context.Context, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for g, lag := range got {
+		if _, kept := h.lag[g]; !kept && len(h.lag) >= 2*h.opts.MaxGroups {
+			continue // groups come and go: at most twice MaxGroups kept
+		}
 		h.lag[g] = append(h.lag[g], LagPoint{AtMs: now.UnixMilli(), Lag: lag})
 	}
 	for g, pts := range h.lag {

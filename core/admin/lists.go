@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/mqgate/mqgate/sdk"
 )
@@ -241,28 +243,40 @@ type AssignedQid struct {
 	Qid   string `json:"qid"`
 }
 
+// membersWait bounds how long a group's view waits for a cluster to
+// describe the group: a cluster that does not answer adds no members.
+const membersWait = 2 * time.Second
+
 // Members lists group's members on every cluster whose broker knows the
 // group (on any gateway, or clients of the broker itself), by cluster and
-// member. Clusters that cannot describe groups, or do not know this one,
-// add none.
+// member, asking the clusters at once and each for at most membersWait.
+// Clusters that cannot describe groups, do not know this one or do not
+// answer in time add none.
 func (s *Service) Members(ctx context.Context, group string) []MemberEntry {
-	out := []MemberEntry{}
-	for _, name := range slices.Sorted(maps.Keys(s.opts.Clusters)) {
+	names := slices.Sorted(maps.Keys(s.opts.Clusters))
+	found := make([][]MemberEntry, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
 		a, ok := s.opts.Clusters[name].(sdk.ClusterAdmin)
 		if !ok {
 			continue
 		}
-		d, err := a.DescribeGroup(ctx, group)
-		if err != nil {
-			continue
-		}
-		for _, m := range d.Members {
-			e := MemberEntry{Cluster: name, MemberID: m.MemberID, ClientID: m.ClientID, Host: m.Host, Assigned: make([]AssignedQid, len(m.Assigned))}
-			for i, q := range m.Assigned {
-				e.Assigned[i] = AssignedQid{Topic: q.Topic, Qid: q.Qid}
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, membersWait)
+			defer cancel()
+			d, err := a.DescribeGroup(cctx, group)
+			if err != nil {
+				return
 			}
-			out = append(out, e)
-		}
+			for _, m := range d.Members {
+				e := MemberEntry{Cluster: name, MemberID: m.MemberID, ClientID: m.ClientID, Host: m.Host, Assigned: make([]AssignedQid, len(m.Assigned))}
+				for j, q := range m.Assigned {
+					e.Assigned[j] = AssignedQid{Topic: q.Topic, Qid: q.Qid}
+				}
+				found[i] = append(found[i], e)
+			}
+		})
 	}
-	return out
+	wg.Wait()
+	return slices.Concat(append([][]MemberEntry{{}}, found...)...)
 }

@@ -21,6 +21,8 @@ clusters:
       brokers: ["k1:9092"]
       sasl: {mechanism: plain, user: svc, password: &pw hunter2}
       tls: {key_file: /etc/k.pem}
+      credentials: {user: u1, pass: lists-too}
+      tokens: [t-one, t-two]
       extra_password: *pw
   other:
     plugin: kafka
@@ -36,6 +38,9 @@ push:
     topics: [orders]
     targets: ["https://hooks.example.com/orders"]
     headers: {Authorization: "Bearer abc123", X-Api-Key: k-999, X-Trace: keep-me}
+  - name: hook2
+    topics: [orders]
+    targets: ["https://hooks.example.com/orders?access_token=qs-secret"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +50,7 @@ push:
 		t.Fatal(err)
 	}
 	out, _ := json.Marshal(shown)
-	for _, secret := range []string{"hunter2", "swordfish", strings.Repeat("ab", 32), "abc123", "k-999"} {
+	for _, secret := range []string{"hunter2", "swordfish", strings.Repeat("ab", 32), "abc123", "k-999", "lists-too", "t-one", "t-two", "u1", "qs-secret"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("shown config holds a secret: %s", out)
 		}
@@ -56,8 +61,10 @@ push:
 		}
 	}
 	want := []string{"auth.api_keys[0].sha256", "clusters.local.config.extra_password", "clusters.local.config.sasl.password",
-		"push[0].headers.Authorization", "push[0].headers.X-Api-Key"}
+		"clusters.local.config.credentials.pass", "clusters.local.config.credentials.user", "clusters.local.config.tokens[0]", "clusters.local.config.tokens[1]",
+		"push[0].headers.Authorization", "push[0].headers.X-Api-Key", "push[1].targets[0]"}
 	slices.Sort(redacted)
+	slices.Sort(want)
 	if !slices.Equal(redacted, want) {
 		t.Errorf("redacted %v, want %v", redacted, want)
 	}

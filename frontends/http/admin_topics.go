@@ -393,15 +393,15 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 		}
 		return s.producer.Produce(ctx, topic, msgs)
 	}
-	var next *int64
+	var next, end *int64
 	var scanned *int
 	if f := req.filter; f != nil {
-		offsets, n, read, err := s.opts.Admin.MatchDeadLetters(ctx, dlq, req.qid, req.from, *f)
+		offsets, n, e, read, err := s.opts.Admin.MatchDeadLetters(ctx, dlq, req.qid, req.from, *f)
 		if err != nil {
 			s.abortWithError(c, err)
 			return
 		}
-		req.offsets, next, scanned = offsets, &n, &read
+		req.offsets, next, end, scanned = offsets, &n, &e, &read
 	}
 	var done []admin.Redriven
 	if len(req.offsets) > 0 {
@@ -418,7 +418,8 @@ func (s *Server) redriveDeadLetters(c *gin.Context) {
 		// the next redrive by the filter starts.
 		Scanned *int   `json:"scanned,omitempty"`
 		Next    *int64 `json:"next_offset,omitempty"`
-	}{Results: make([]redriveResult, len(done)), Scanned: scanned, Next: next}
+		End     *int64 `json:"end,omitempty"`
+	}{Results: make([]redriveResult, len(done)), Scanned: scanned, Next: next, End: end}
 	for i, d := range done {
 		r := redriveResult{Offset: d.Offset, Topic: d.Topic}
 		if err := d.Result.Err; err != nil {

@@ -227,7 +227,7 @@ func TestAdminDeadLetterRoutes(t *testing.T) {
 
 		// By a filter: the dead letters of orders whose error says boom.
 		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "filter": {"origin_topic": "payments"}}`, "key-ops")
-		if status != 200 || !strings.Contains(string(body), `"redriven":0`) || !strings.Contains(string(body), `"scanned":1,"next_offset":1`) {
+		if status != 200 || !strings.Contains(string(body), `"redriven":0`) || !strings.Contains(string(body), `"scanned":1,"next_offset":1,"end":1`) {
 			t.Fatalf("redrive by a filter matching nothing: %d %s", status, body)
 		}
 		status, body = post(h, "/v1/admin/groups/g/dead-letters/redrive", `{"qid": "`+qid+`", "filter": {"origin_topic": "orders", "error_contains": "boom"}}`, "key-ops")

@@ -291,7 +291,11 @@ func (s *Server) describeGroup(c *gin.Context) {
 		members = s.opts.Admin.Members(ctx, group)
 		cancel()
 		if topic != "" {
-			// Only the qids of the topic the principal was allowed.
+			// Only the members known to read the topic the principal
+			// was allowed, and only its qids.
+			members = slices.DeleteFunc(members, func(m admin.MemberEntry) bool {
+				return !slices.ContainsFunc(m.Assigned, func(q admin.AssignedQid) bool { return q.Topic == topic })
+			})
 			for i := range members {
 				members[i].Assigned = slices.DeleteFunc(members[i].Assigned, func(q admin.AssignedQid) bool { return q.Topic != topic })
 			}

@@ -92,8 +92,11 @@ export async function group(view, name, topicName) {
     return g;
   };
   let current = draw(first);
+  let asking = false; // one refresh at a time: a slow answer is not piled on
   const refresh = async () => {
-    try { current = draw(await api('GET', path)); } catch (e) { notice(lag, e); }
+    if (asking) return;
+    asking = true;
+    try { current = draw(await api('GET', path)); } catch (e) { notice(lag, e); } finally { asking = false; }
   };
   const timer = setInterval(refresh, every);
 
@@ -193,18 +196,19 @@ async function deadLetters(group) {
       const errText = h('input', {name: 'error_contains', placeholder: 'any'});
       const all = async e => {
         e.preventDefault();
-        let from = q.start, sent = 0, read = 0;
+        let from = q.start, sent = 0, read = 0, end = null;
         try {
-          for (let i = 0; i < 1000 && from < q.end; i++) {
+          for (let i = 0; i < 1000 && from < (end ?? q.end); i++) {
             const filter = {};
             if (origin.value) filter.origin_topic = origin.value;
             if (errText.value) filter.error_contains = errText.value;
             const r = await api('POST', `${base}/redrive`, {qid: q.qid, filter, from_offset: from});
             sent += r.redriven; read += r.scanned;
+            end ??= r.end; // the end first seen: what was sent back and failed again is not read again
             if (r.next_offset <= from) break;
             from = r.next_offset;
           }
-          notice(result, `Sent back ${sent} of the ${read} read that match.`, true);
+          notice(result, `Sent back ${sent} dead letters that match, of ${read} read.`, true);
         } catch (err) { notice(result, err); }
       };
       parts.push(h('h3', null, `qid ${q.qid}`), messagesTable(p.messages, {select}), button, ' ', discard,
