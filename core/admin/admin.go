@@ -199,27 +199,38 @@ func (s *Service) lookup(ctx context.Context, topic, qid string) (Page, sdk.Back
 	return Page{Topic: topic, Cluster: cluster, Qid: qids[i]}, b, nil
 }
 
+// fetchAt reads up to max records of topic's qid from offset on, outside
+// any group. ok is false when the qid yields nothing past offset now (its
+// range moved on meanwhile).
+func fetchAt(ctx context.Context, b sdk.Backend, topic, qid string, offset int64, max int32) (res sdk.FetchResult, ok bool, err error) {
+	rs, err := b.Fetch(ctx, sdk.FetchRequest{
+		Positions:  []sdk.FetchPosition{{Topic: topic, Qid: qid, Offset: offset}},
+		MaxRecords: max,
+		MaxWait:    fetchWait,
+	})
+	if err == nil && len(rs) == 1 {
+		err = rs[0].Err
+	}
+	if err != nil {
+		return sdk.FetchResult{}, false, fmt.Errorf("reading topic %s qid %s at offset %d: %w", topic, qid, offset, err)
+	}
+	if len(rs) != 1 || rs[0].NextOffset <= offset {
+		return sdk.FetchResult{}, false, nil
+	}
+	return rs[0], true, nil
+}
+
 // read fills page with up to limit messages from offset on, within
 // MaxPageBytes, and sets its Next.
 func read(ctx context.Context, b sdk.Backend, page *Page, offset int64, limit int) error {
 	page.Next = offset
 	bytes := 0
 	for page.Next < page.Qid.End && len(page.Records) < limit {
-		res, err := b.Fetch(ctx, sdk.FetchRequest{
-			Positions:  []sdk.FetchPosition{{Topic: page.Topic, Qid: page.Qid.Qid, Offset: page.Next}},
-			MaxRecords: int32(limit - len(page.Records)),
-			MaxWait:    fetchWait,
-		})
-		if err == nil && len(res) == 1 {
-			err = res[0].Err
+		res, ok, err := fetchAt(ctx, b, page.Topic, page.Qid.Qid, page.Next, int32(limit-len(page.Records)))
+		if err != nil || !ok {
+			return err // !ok: nothing more to read now, the range moved
 		}
-		if err != nil {
-			return fmt.Errorf("reading topic %s qid %s at offset %d: %w", page.Topic, page.Qid.Qid, page.Next, err)
-		}
-		if len(res) != 1 || res[0].NextOffset <= page.Next {
-			return nil // nothing more to read now: the range moved
-		}
-		for _, r := range res[0].Records {
+		for _, r := range res.Records {
 			n := recordBytes(&r)
 			if len(page.Records) == limit || (len(page.Records) > 0 && bytes+n > MaxPageBytes) {
 				return nil
@@ -228,7 +239,7 @@ func read(ctx context.Context, b sdk.Backend, page *Page, offset int64, limit in
 			page.Records = append(page.Records, r)
 			page.Next = r.Offset + 1
 		}
-		page.Next = max(page.Next, res[0].NextOffset)
+		page.Next = max(page.Next, res.NextOffset)
 	}
 	return nil
 }
@@ -512,18 +523,11 @@ func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, fr
 	}
 	offsets = []int64{}
 	for next < end && scanned < MaxRedriveScan && len(offsets) < MaxRedrive {
-		res, err := b.Fetch(ctx, sdk.FetchRequest{
-			Positions:  []sdk.FetchPosition{{Topic: dlqTopic, Qid: qid, Offset: next}},
-			MaxRecords: int32(min(500, MaxRedriveScan-scanned)),
-			MaxWait:    fetchWait,
-		})
-		if err == nil && len(res) == 1 {
-			err = res[0].Err
-		}
+		res, ok, err := fetchAt(ctx, b, dlqTopic, qid, next, int32(min(500, MaxRedriveScan-scanned)))
 		if err != nil {
-			return nil, 0, 0, 0, fmt.Errorf("reading topic %s qid %s at offset %d: %w", dlqTopic, qid, next, err)
+			return nil, 0, 0, 0, err
 		}
-		if len(res) != 1 || res[0].NextOffset <= next {
+		if !ok {
 			if scanned == 0 {
 				// Nothing read though the qid holds more: say so,
 				// rather than have a client send the same call again.
@@ -531,8 +535,8 @@ func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, fr
 			}
 			break
 		}
-		for i := range res[0].Records {
-			r := &res[0].Records[i]
+		for i := range res.Records {
+			r := &res.Records[i]
 			if r.Offset >= end || len(offsets) == MaxRedrive {
 				return offsets, min(r.Offset, end), end, scanned, nil
 			}
@@ -542,7 +546,7 @@ func (s *Service) MatchDeadLetters(ctx context.Context, dlqTopic, qid string, fr
 				offsets = append(offsets, r.Offset)
 			}
 		}
-		next = max(next, min(res[0].NextOffset, end))
+		next = max(next, min(res.NextOffset, end))
 	}
 	return offsets, next, end, scanned, nil
 }

@@ -205,30 +205,20 @@ func offsetAt(ctx context.Context, b sdk.Backend, topic string, q sdk.QidOffsets
 // transaction markers), reading past empty spans a few times at most.
 func firstFrom(ctx context.Context, b sdk.Backend, topic, qid string, from, end int64) (*sdk.Record, error) {
 	for range 16 {
-		res, err := b.Fetch(ctx, sdk.FetchRequest{
-			Positions:  []sdk.FetchPosition{{Topic: topic, Qid: qid, Offset: from}},
-			MaxRecords: 1,
-			MaxWait:    fetchWait,
-		})
-		if err == nil && len(res) == 1 {
-			err = res[0].Err
+		res, ok, err := fetchAt(ctx, b, topic, qid, from, 1)
+		if err != nil || !ok {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading topic %s qid %s at offset %d: %w", topic, qid, from, err)
-		}
-		if len(res) != 1 {
-			return nil, nil
-		}
-		if len(res[0].Records) > 0 {
-			if r := &res[0].Records[0]; r.Offset < end {
+		if len(res.Records) > 0 {
+			if r := &res.Records[0]; r.Offset < end {
 				return r, nil
 			}
 			return nil, nil
 		}
-		if res[0].NextOffset <= from || res[0].NextOffset >= end {
+		if res.NextOffset >= end {
 			return nil, nil
 		}
-		from = res[0].NextOffset // a span of markers: read on
+		from = res.NextOffset // a span of markers: read on
 	}
 	return nil, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -123,22 +122,15 @@ func (s *Service) Search(ctx context.Context, topic string, q SearchQuery) (Sear
 		}
 		until := min(qd.End, from+share)
 		for next := from; next < until; {
-			res, err := b.Fetch(ctx, sdk.FetchRequest{
-				Positions:  []sdk.FetchPosition{{Topic: topic, Qid: qd.Qid, Offset: next}},
-				MaxRecords: int32(min(int64(searchFetch), until-next)),
-				MaxWait:    fetchWait,
-			})
-			if err == nil && len(res) == 1 {
-				err = res[0].Err
-			}
+			res, ok, err := fetchAt(ctx, b, topic, qd.Qid, next, int32(min(int64(searchFetch), until-next)))
 			if err != nil {
-				return SearchPage{}, fmt.Errorf("reading topic %s qid %s at offset %d: %w", topic, qd.Qid, next, err)
+				return SearchPage{}, err
 			}
-			if len(res) != 1 || res[0].NextOffset <= next {
+			if !ok {
 				break // the range moved on meanwhile
 			}
-			for i := range res[0].Records {
-				r := &res[0].Records[i]
+			for i := range res.Records {
+				r := &res.Records[i]
 				if r.Offset >= until {
 					break
 				}
@@ -154,7 +146,7 @@ func (s *Service) Search(ctx context.Context, topic string, q SearchQuery) (Sear
 				size += n
 				page.Records = append(page.Records, *r)
 			}
-			next = res[0].NextOffset
+			next = res.NextOffset
 		}
 	}
 	return page.sorted(), nil
