@@ -139,7 +139,15 @@ func (s *Service) ResetOffsets(ctx context.Context, group, topic string, target 
 			return Reset{}, sdk.Errorf(sdk.CodeNotAllowed, "group %s is consuming topic %s through this gateway (%d sessions): stop its consumers and reset once their sessions end (consume.session_idle after their last pull), or reset with force to end them now", group, topic, n)
 		}
 	}
-	if err := membersElsewhere(ctx, b, group); err != nil {
+	// Sessions a forced reset just ended leave the broker's group as
+	// their consumers close, which takes a moment: wait for that (within
+	// ctx, 10 s at most) before taking members for others'.
+	err = membersElsewhere(ctx, b, group)
+	for wait := time.Now().Add(10 * time.Second); err != nil && force && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(200 * time.Millisecond)
+		err = membersElsewhere(ctx, b, group)
+	}
+	if err != nil {
 		return Reset{}, err
 	}
 	commit := make([]sdk.Offset, len(r.Qids))
