@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test ./sdk -run '^$$' -fuzz FuzzCodec -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeNDJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeRaw -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeProtobuf -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzConsumeAnswers -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzProduceAnswer -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzParseBrowseQuery -fuzztime $(FUZZTIME)

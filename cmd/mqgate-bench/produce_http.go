@@ -18,6 +18,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/mqgate/mqgate/frontends/http/producepb"
 )
 
 // produceHTTP: N messages of S bytes, B per HTTP request, C requests in
@@ -25,22 +28,25 @@ import (
 // the same through a direct franz-go client, B records per ProduceSync, C
 // calls in flight. Both wait for the broker's acknowledgement of every
 // batch, so the comparison is like for like. -format picks the body:
-// a JSON batch, NDJSON, or raw (one message per request, its value the
+// a JSON batch, NDJSON, a protobuf ProduceRequest, or raw (one message per request, its value the
 // body and its key in X-Mqgate-Key; the direct side then produces one
 // record per call too).
 var produceHTTP = scenario{
 	repeatable: true,
 	name:       "produce-http",
-	about:      "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|raw)",
+	about:      "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|protobuf|raw)",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
 		url := "http://" + e.httpAddr + "/v1/topics/bench-http/messages"
 		var post func(call int) error
 		switch p.format {
-		case "json", "ndjson":
+		case "json", "ndjson", "protobuf":
 			bodies, ctype := jsonBodies, "application/json"
-			if p.format == "ndjson" {
+			switch p.format {
+			case "ndjson":
 				bodies, ctype = ndjsonBodies, "application/x-ndjson"
+			case "protobuf":
+				bodies, ctype = protobufBodies, "application/x-protobuf"
 			}
 			all, err := bodies(p)
 			if err != nil {
@@ -56,7 +62,7 @@ var produceHTTP = scenario{
 				return postWith(client, url, "application/octet-stream", key, value, http.StatusOK)
 			}
 		default:
-			return result{}, fmt.Errorf("-format must be json, ndjson or raw, not %q", p.format)
+			return result{}, fmt.Errorf("-format must be json, ndjson, protobuf or raw, not %q", p.format)
 		}
 		// Warm up: creates the topic and the connections.
 		if err := post(0); err != nil {
@@ -121,6 +127,24 @@ func jsonBodies(p params) ([][]byte, error) {
 			msgs[j] = msg{Key: strconv.Itoa(i*p.batch + j), Value: value}
 		}
 		b, err := json.Marshal(map[string]any{"messages": msgs})
+		if err != nil {
+			return nil, err
+		}
+		bodies[i] = b
+	}
+	return bodies, nil
+}
+
+// protobufBodies are jsonBodies as ProduceRequests of produce.proto.
+func protobufBodies(p params) ([][]byte, error) {
+	value := randomValue(p.size)
+	bodies := make([][]byte, 16)
+	for i := range bodies {
+		req := &producepb.ProduceRequest{Messages: make([]*producepb.Message, p.batch)}
+		for j := range req.Messages {
+			req.Messages[j] = &producepb.Message{Key: []byte(strconv.Itoa(i*p.batch + j)), Value: value}
+		}
+		b, err := proto.Marshal(req)
 		if err != nil {
 			return nil, err
 		}

@@ -57,7 +57,7 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	defer charge.Release()
-	msgs, err := decodeProduceBody(c.Request, body)
+	msgs, err := decodeProduceBody(c.Request, body, s.opts.MaxBatchMessages)
 	if err == nil {
 		err = s.checkLimits(msgs)
 	}
