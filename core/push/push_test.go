@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -722,4 +723,47 @@ func (l *logCapture) find(msg string) (map[string]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Credentials in a target's URL reach it as Basic authorization, unless
+// the subscription sends an Authorization header of its own; a failure
+// names the method and the URL, its password masked.
+func TestCredentialsInTargetURL(t *testing.T) {
+	e := newEnv(t, brokertest.Kinds[0].Start(t))
+	e.topic("creds", 1)
+	e.topic("creds2", 1)
+	e.produce("creds", message{value: "m"})
+	e.produce("creds2", message{value: "m"})
+	withCreds := func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.User = url.UserPassword("pusher", "s3cret")
+		return u.String()
+	}
+	ep, ep2 := newEndpoint(t, nil), newEndpoint(t, nil)
+	sub := subscription(t, "creds", "creds", withCreds(ep.URL))
+	sub2 := subscription(t, "creds2", "creds2", withCreds(ep2.URL))
+	sub2.Headers = map[string]string{"Authorization": "Bearer own"}
+	closed := newEndpoint(t, nil)
+	closedURL := withCreds(closed.URL) + "/hook"
+	closed.Close()
+	e.topic("creds3", 1)
+	e.produce("creds3", message{value: "m"})
+	sub3 := subscription(t, "creds3", "creds3", closedURL)
+	ps := e.start(sub, sub2, sub3)
+	waitFor(t, "delivery", func() bool {
+		return statusOf(ps, "creds").Delivered == 1 && statusOf(ps, "creds2").Delivered == 1 && statusOf(ps, "creds3").LastError != ""
+	})
+	if got, want := ep.requests()[0].header.Get("Authorization"), "Basic cHVzaGVyOnMzY3JldA=="; got != want {
+		t.Errorf("Authorization from the URL = %q, want %q", got, want)
+	}
+	if got := ep2.requests()[0].header.Get("Authorization"); got != "Bearer own" {
+		t.Errorf("Authorization with the subscription's own header = %q, want it kept", got)
+	}
+	last := statusOf(ps, "creds3").LastError
+	if !strings.Contains(last, `Post "http://pusher:xxxxx@`) || strings.Contains(last, "s3cret") {
+		t.Errorf("last error %q: want the method and the URL with its password masked", last)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -356,6 +357,27 @@ func replyStatus(reply []byte) (string, bool) {
 }
 
 // transportOutcome classifies an attempt that got no reply.
+// roundTrip sends req as an http.Client without redirects, cookies or a
+// timeout of its own would (the request's context bounds it), but
+// straight through t: Client.Do copies every request's headers for
+// redirects it would follow, a push never does (a 3xx is an answer, and
+// rejects), and that copy was a twentieth of a push gateway's CPU. What
+// Client.Do adds that a push needs is kept: credentials in the target's
+// URL become Basic authorization unless the request has its own, and
+// errors name the method and the URL, its password masked.
+func roundTrip(t http.RoundTripper, req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		password, _ := u.Password()
+		req.SetBasicAuth(u.Username(), password)
+	}
+	resp, err := t.RoundTrip(req)
+	if err != nil {
+		op := req.Method[:1] + strings.ToLower(req.Method[1:]) // "Post", as Client.Do says
+		return nil, &url.Error{Op: op, URL: req.URL.Redacted(), Err: err}
+	}
+	return resp, nil
+}
+
 func transportOutcome(err error, ctxErr error) outcome {
 	var op *net.OpError
 	switch {

@@ -32,7 +32,7 @@ type subscription struct {
 	logger    *slog.Logger
 	filter    *transform.Filter
 	transform *transform.Transform
-	client    *http.Client
+	transport *http.Transport // requests go straight to it: see roundTrip
 	targets   *targets
 	limiter   *rate.Limiter // nil: unlimited
 	record    *delivered    // nil in delivery 1
@@ -128,18 +128,14 @@ func newSubscription(svc *Service, cfg *config.Push) (*subscription, error) {
 		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, min(cfg.Concurrency, cfg.RateLimit)))
 	}
 	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
-	s.client = &http.Client{
-		Transport: &http.Transport{
-			Proxy:               http.ProxyFromEnvironment,
-			DialContext:         dialer.DialContext,
-			ForceAttemptHTTP2:   true,
-			MaxIdleConns:        cfg.Concurrency * len(cfg.Targets),
-			MaxIdleConnsPerHost: cfg.Concurrency,
-			IdleConnTimeout:     90 * time.Second,
-			TLSHandshakeTimeout: cfg.ConnectTimeout,
-		},
-		// A redirect is an answer, not something to follow: 3xx rejects.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	s.transport = &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         dialer.DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        cfg.Concurrency * len(cfg.Targets),
+		MaxIdleConnsPerHost: cfg.Concurrency,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: cfg.ConnectTimeout,
 	}
 	if cfg.Delivery >= 2 {
 		// state_dir is used as written, relative to the working directory
@@ -549,7 +545,7 @@ func (s *subscription) sendTo(ctx context.Context, rawURL string, own bool, it *
 	if s.slow != nil {
 		s.slow.sent(time.Now())
 	}
-	resp, err := s.client.Do(req)
+	resp, err := roundTrip(s.transport, req)
 	if err != nil {
 		return transportOutcome(err, actx.Err())
 	}
