@@ -324,10 +324,11 @@ func classify(resp *http.Response) outcome {
 			return outcome{verdict: verdictReject, why: fmt.Sprintf("HTTP %d with status DROP", code)}
 		}
 	}
+	if code >= 200 && code < 300 {
+		return outcome{verdict: verdictOK}
+	}
 	why := replyWhy(code, reply)
 	switch {
-	case code >= 200 && code < 300:
-		return outcome{verdict: verdictOK}
 	case code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout:
 		return outcome{verdict: verdictRetry, why: why, unhealthy: true}
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
@@ -356,7 +357,6 @@ func replyStatus(reply []byte) (string, bool) {
 	return "", false
 }
 
-// transportOutcome classifies an attempt that got no reply.
 // roundTrip sends req as an http.Client without redirects, cookies or a
 // timeout of its own would (the request's context bounds it), but
 // straight through t: Client.Do copies every request's headers for
@@ -378,6 +378,7 @@ func roundTrip(t http.RoundTripper, req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// transportOutcome classifies an attempt that got no reply.
 func transportOutcome(err error, ctxErr error) outcome {
 	var op *net.OpError
 	switch {
