@@ -124,9 +124,9 @@ type qtrack struct {
 	buf []sdk.Record
 	// out holds what is handed out and not acked, by offset.
 	out map[int64]*flight
-	// pending holds every offset received and not yet acked, ascending;
-	// the commit point is its first element.
-	pending []int64
+	// pending holds every offset received and not yet acked; the commit
+	// point is its first.
+	pending pendingOffsets
 	// next is the offset after the last one received.
 	next int64
 	// committed is the offset last committed; dirty says the commit point
@@ -149,15 +149,14 @@ type flight struct {
 }
 
 func (q *qtrack) commitPoint() int64 {
-	if len(q.pending) > 0 {
-		return q.pending[0]
+	if off, ok := q.pending.first(); ok {
+		return off
 	}
 	return q.next
 }
 
 func (q *qtrack) removePending(off int64) {
-	if i, ok := slices.BinarySearch(q.pending, off); ok {
-		q.pending = slices.Delete(q.pending, i, i+1)
+	if q.pending.remove(off) {
 		q.dirty = true
 	}
 }
@@ -329,7 +328,7 @@ func (s *session) apply(ev sdk.ConsumeEvent) {
 			continue // already seen (a stream that re-opened)
 		}
 		q.buf = append(q.buf, r)
-		q.pending = append(q.pending, r.Offset)
+		q.pending.add(r.Offset)
 		q.next = r.Offset + 1
 		s.buffered++
 	}
