@@ -649,14 +649,18 @@ func (s *session) ack(a Ack, now time.Time) error {
 	}
 	// An offset named twice counts once, and an offset both acked and
 	// failed is acked, as DDMQ's cproxy takes it.
+	acked := 0
 	for _, off := range a.Success {
 		if q.out[off] == nil {
 			continue // named before in this list
 		}
 		delete(q.out, off)
 		q.removePending(off)
-		s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Dec()
-		s.svc.metrics.acked.WithLabelValues(s.group, q.topic).Inc()
+		acked++
+	}
+	if acked > 0 { // the metrics once per ack, not per offset: a label lookup hashes both labels
+		s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Sub(float64(acked))
+		s.svc.metrics.acked.WithLabelValues(s.group, q.topic).Add(float64(acked))
 	}
 	for _, off := range a.Fail {
 		if f := q.out[off]; f != nil && f.redoAt.IsZero() && !f.dead {

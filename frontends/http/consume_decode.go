@@ -334,11 +334,22 @@ func (d *bodyDecoder) offsets(field string, k jsontext.Kind) ([]int64, error) {
 			_, err := d.dec.ReadToken()
 			return out, err
 		}
-		o, err := d.nonNegativeInt(field + "[" + strconv.Itoa(i) + "]")
+		raw, err := d.dec.ReadValue()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, *o)
+		// The element's name is built only for an error: an ack names
+		// up to a pull's worth of offsets.
+		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil && n >= 0 {
+			out = append(out, n)
+			continue
+		}
+		at := field + "[" + strconv.Itoa(i) + "]"
+		n, err := decodeInt(raw, 64, at)
+		if err != nil {
+			return nil, err
+		}
+		return nil, illegalf("%s: must be >= 0; got %d", at, n)
 	}
 }
 
