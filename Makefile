@@ -55,6 +55,7 @@ fuzz:
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeNDJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeRaw -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeProtobuf -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzPullProtobuf -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzConsumeAnswers -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzProduceAnswer -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzParseBrowseQuery -fuzztime $(FUZZTIME)

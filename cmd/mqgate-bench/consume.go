@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/consumer"
 )
@@ -31,7 +32,7 @@ import (
 var consumePullHTTP = scenario{
 	repeatable: true,
 	name:       "consume-pull-http",
-	about:      "HTTP pull + piggybacked ack vs a franz-go group consumer committing each batch",
+	about:      "HTTP pull + piggybacked ack vs a franz-go group consumer committing each batch (-format protobuf: answers as PullResponse)",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		topic := p.named("bench-consume-http")
 		if err := e.fill(ctx, topic, p); err != nil {
@@ -47,11 +48,22 @@ var consumePullHTTP = scenario{
 				body["ack"] = map[string]any{"qid": prev.qid, "success": prev.offsets}
 			}
 			b, _ := json.Marshal(body)
-			resp, err := client.Post(url, "application/json", bytes.NewReader(b))
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+			if err != nil {
+				return nil, 0, err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if p.format == "protobuf" {
+				req.Header.Set("Accept", "application/x-protobuf")
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				return nil, 0, err
 			}
 			defer resp.Body.Close()
+			if p.format == "protobuf" {
+				return readPullProtobuf(resp)
+			}
 			var out struct {
 				Context struct {
 					Qid string `json:"qid"`
@@ -78,6 +90,62 @@ var consumePullHTTP = scenario{
 		}), nil
 	},
 	direct: directConsume,
+}
+
+// readPullProtobuf reads a PullResponse answer with protowire, as the JSON
+// side reads its answer with goccy/go-json into the fields it acks: the
+// qid and the offsets, each message's value found (not copied) on the way.
+func readPullProtobuf(resp *http.Response) (*ackState, int, error) {
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		return nil, 0, fmt.Errorf("pull: status %d", resp.StatusCode)
+	}
+	malformed := fmt.Errorf("pull: a malformed PullResponse")
+	st := &ackState{}
+	for b := raw; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 || typ != protowire.BytesType {
+			return nil, 0, malformed
+		}
+		b = b[n:]
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil, 0, malformed
+		}
+		b = b[n:]
+		var offset int64 // proto3 leaves out a 0
+		var value []byte // what a client hands its code, without a copy
+		for len(v) > 0 {
+			fnum, ftyp, n := protowire.ConsumeTag(v)
+			if n < 0 {
+				return nil, 0, malformed
+			}
+			v = v[n:]
+			n = protowire.ConsumeFieldValue(fnum, ftyp, v)
+			if n < 0 {
+				return nil, 0, malformed
+			}
+			switch {
+			case num == 1 && fnum == 3: // context.qid
+				q, _ := protowire.ConsumeBytes(v)
+				st.qid = string(q)
+			case num == 2 && fnum == 5: // message.offset
+				o, _ := protowire.ConsumeVarint(v)
+				offset = int64(o)
+			case num == 2 && fnum == 2: // message.value
+				value, _ = protowire.ConsumeBytes(v)
+			}
+			v = v[n:]
+		}
+		if num == 2 {
+			st.offsets = append(st.offsets, offset)
+			st.valueBytes += len(value)
+		}
+	}
+	if len(st.offsets) == 0 {
+		return nil, 0, nil
+	}
+	return st, len(st.offsets), nil
 }
 
 var consumePullThrift = scenario{
@@ -171,6 +239,9 @@ type ackState struct {
 	topic   string
 	qid     string
 	offsets []int64
+	// valueBytes is what the batch's values held, where a reader finds
+	// them without decoding them into structs.
+	valueBytes int
 }
 
 // consumeLoop runs C workers, each pulling and acking its previous batch on

@@ -56,7 +56,7 @@ type params struct {
 	delivery        int
 	envelope        string
 	endpointProcess bool
-	// produce-http only: the body format, json, ndjson, protobuf or raw
+	// produce-http and consume-pull-http: the body format, json, ndjson, protobuf or raw
 	format string
 	// admin only: how many passes the admin client makes beside the
 	// producer; 0 for as many as fit in its run
@@ -157,7 +157,7 @@ func main() {
 	flag.IntVar(&p.partitions, "partitions", 4, "partitions of the benchmark topics")
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
 	flag.IntVar(&p.adminPasses, "admin-passes", 1, "admin: passes (1,000 browsed, 1,000 searched, the lists, 1,000 redriven) beside the producer (0: back to back for its whole run)")
-	flag.StringVar(&p.format, "format", "json", "produce-http: the body format: json, ndjson (one message per line), protobuf (a ProduceRequest of produce.proto) or raw (one message per request, its value the body)")
+	flag.StringVar(&p.format, "format", "json", "produce-http: the body format: json, ndjson (one message per line), protobuf (a ProduceRequest of mqgate_http.proto) or raw (one message per request, its value the body); consume-pull-http: json, or protobuf (answers as PullResponse)")
 	flag.StringVar(&p.envelope, "envelope", "raw", "push: the subscription's envelope (raw, json or ddmq); the direct side posts the raw value whatever it is")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mqgate-bench [flags]\n\nflags:\n")

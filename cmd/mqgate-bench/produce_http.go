@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/mqgate/mqgate/frontends/http/producepb"
+	"github.com/mqgate/mqgate/frontends/http/httppb"
 )
 
 // produceHTTP: N messages of S bytes, B per HTTP request, C requests in
@@ -135,14 +135,14 @@ func jsonBodies(p params) ([][]byte, error) {
 	return bodies, nil
 }
 
-// protobufBodies are jsonBodies as ProduceRequests of produce.proto.
+// protobufBodies are jsonBodies as ProduceRequests of mqgate_http.proto.
 func protobufBodies(p params) ([][]byte, error) {
 	value := randomValue(p.size)
 	bodies := make([][]byte, 16)
 	for i := range bodies {
-		req := &producepb.ProduceRequest{Messages: make([]*producepb.Message, p.batch)}
+		req := &httppb.ProduceRequest{Messages: make([]*httppb.Message, p.batch)}
 		for j := range req.Messages {
-			req.Messages[j] = &producepb.Message{Key: []byte(strconv.Itoa(i*p.batch + j)), Value: value}
+			req.Messages[j] = &httppb.Message{Key: []byte(strconv.Itoa(i*p.batch + j)), Value: value}
 		}
 		b, err := proto.Marshal(req)
 		if err != nil {

@@ -30,9 +30,14 @@ var answerBuffers = sync.Pool{New: func() any {
 // sendAppended answers 200 with the JSON body that appendBody appends to
 // the empty buffer it is given.
 func sendAppended(c *gin.Context, appendBody func(b []byte) []byte) {
+	sendAppendedAs(c, jsonContentType, appendBody)
+}
+
+// sendAppendedAs is sendAppended with the Content-Type ctype.
+func sendAppendedAs(c *gin.Context, ctype string, appendBody func(b []byte) []byte) {
 	bp := answerBuffers.Get().(*[]byte)
 	b := appendBody((*bp)[:0])
-	c.Data(http.StatusOK, jsonContentType, b)
+	c.Data(http.StatusOK, ctype, b)
 	// c.Data has written b to the connection's buffer; it is not kept.
 	if cap(b) <= maxPooledAnswer {
 		*bp = b[:0]

@@ -150,6 +150,10 @@ func (s *Server) pull(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("pulling %s for %s: %w", topic, group, err))
 		return
 	}
+	if wantsProtobuf(c.GetHeader("Accept")) {
+		sendAppendedAs(c, protobufContentType, func(out []byte) []byte { return appendPullProtobuf(out, group, topic, &b) })
+		return
+	}
 	sendAppended(c, func(out []byte) []byte { return appendPullAnswer(out, group, topic, &b) })
 }
 

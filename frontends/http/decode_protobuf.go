@@ -11,10 +11,10 @@ import (
 )
 
 // protobufContentType is the Content-Type of a produce body that is a
-// ProduceRequest of producepb/produce.proto.
+// ProduceRequest of httppb/mqgate_http.proto.
 const protobufContentType = "application/x-protobuf"
 
-// Field numbers of producepb/produce.proto.
+// Field numbers of httppb/mqgate_http.proto.
 const (
 	pbMessages = 1 // ProduceRequest.messages
 
@@ -30,7 +30,7 @@ const (
 )
 
 // decodeProtobuf decodes an application/x-protobuf produce body, a
-// ProduceRequest (producepb/produce.proto), under the rules of the wire
+// ProduceRequest (httppb/mqgate_http.proto), under the rules of the wire
 // format: a field may come in any order, and a scalar given twice keeps
 // its last value. Unlike most protobuf readers it refuses fields it does
 // not know, as the JSON decoder does, so nothing a client meant is
@@ -79,7 +79,7 @@ func countMessages(body []byte) (int, error) {
 			return 0, pbMalformed("ProduceRequest", at, protowire.ParseError(tn))
 		}
 		if num != pbMessages {
-			return 0, illegalf("ProduceRequest: unknown field %d at byte %d; it has only messages (1), see produce.proto", num, at)
+			return 0, illegalf("ProduceRequest: unknown field %d at byte %d; it has only messages (1), see mqgate_http.proto", num, at)
 		}
 		if typ != protowire.BytesType {
 			return 0, illegalf("ProduceRequest: messages (field 1) at byte %d has wire type %d; want 2 (length-delimited)", at, typ)
@@ -105,7 +105,7 @@ func decodePBMessage(b []byte, index int) (produce.Message, error) {
 		}
 		name, want := pbMessageField(num)
 		if name == "" {
-			return m, illegalf("%s: unknown field %d; a Message has key (1), value (2), headers (3), tags (4), partition (5) and hash_id (6), see produce.proto", path(), num)
+			return m, illegalf("%s: unknown field %d; a Message has key (1), value (2), headers (3), tags (4), partition (5) and hash_id (6), see mqgate_http.proto", path(), num)
 		}
 		if typ != want {
 			return m, illegalf("%s.%s: wire type %d; want %d", path(), name, typ, want)
@@ -198,7 +198,7 @@ func decodePBHeader(b []byte, message func() string, index int) (sdk.Header, err
 		case pbHeaderValue:
 			name = "value"
 		default:
-			return h, illegalf("%s: unknown field %d; a Header has key (1) and value (2), see produce.proto", path(), num)
+			return h, illegalf("%s: unknown field %d; a Header has key (1) and value (2), see mqgate_http.proto", path(), num)
 		}
 		if typ != protowire.BytesType {
 			return h, illegalf("%s.%s: wire type %d; want 2 (length-delimited)", path(), name, typ)
@@ -210,9 +210,6 @@ func decodePBHeader(b []byte, message func() string, index int) (sdk.Header, err
 		}
 		at += vn
 		if num == pbHeaderKey {
-			if !utf8.Valid(v) {
-				return h, illegalf("%s.key: not valid UTF-8", path())
-			}
 			h.Key = string(v)
 			continue
 		}

@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/mqgate/mqgate/core/consume"
+)
+
+// A pull answers a PullResponse of httppb/mqgate_http.proto instead of
+// JSON when the request's Accept names application/x-protobuf: keys,
+// values and header values go as they are, where JSON escapes them or, when
+// they are not UTF-8, base64s them. It is written straight into the
+// answer's buffer, as the JSON is, with protowire: each message's size is
+// counted first, for its length prefix.
+
+// Field numbers of mqgate_http.proto's answers.
+const (
+	pbPullContext  = 1 // PullResponse.context
+	pbPullMessages = 2 // PullResponse.messages
+
+	pbContextGroup = 1 // PullContext.group
+	pbContextTopic = 2
+	pbContextQid   = 3
+
+	pbConsumedKey       = 1 // ConsumedMessage.key
+	pbConsumedValue     = 2
+	pbConsumedHeaders   = 3
+	pbConsumedTags      = 4
+	pbConsumedOffset    = 5
+	pbConsumedQid       = 6
+	pbConsumedTimestamp = 7
+	pbConsumedAttempt   = 8
+)
+
+// wantsProtobuf reports whether an Accept header names
+// application/x-protobuf among its media ranges.
+func wantsProtobuf(accept string) bool {
+	for accept != "" {
+		var r string
+		r, accept, _ = strings.Cut(accept, ",")
+		if mediaType(r) == protobufContentType {
+			return true
+		}
+	}
+	return false
+}
+
+// appendPullProtobuf appends the 200 body of a pull as a PullResponse.
+func appendPullProtobuf(b []byte, group, topic string, batch *consume.Batch) []byte {
+	group, topic, qid := validString(group), validString(topic), validString(batch.Qid)
+	size := pbStringSize(group) + pbStringSize(topic) + pbStringSize(qid)
+	b = protowire.AppendTag(b, pbPullContext, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(size))
+	b = appendPBString(b, pbContextGroup, group)
+	b = appendPBString(b, pbContextTopic, topic)
+	b = appendPBString(b, pbContextQid, qid)
+	for i := range batch.Messages {
+		m := &batch.Messages[i]
+		tags, qid := validString(m.Tags), validString(m.Qid)
+		b = protowire.AppendTag(b, pbPullMessages, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(consumedSize(m, tags, qid)))
+		b = appendConsumedProtobuf(b, m, tags, qid)
+	}
+	return b
+}
+
+// consumedSize is the encoded size of m as a ConsumedMessage, with tags
+// and qid as they will be written.
+func consumedSize(m *consume.Message, tags, qid string) int {
+	n := 0
+	if m.Key != nil {
+		n += 1 + protowire.SizeBytes(len(m.Key))
+	}
+	n += pbBytesSize(len(m.Value))
+	for _, h := range m.Headers {
+		n += 1 + protowire.SizeBytes(headerSize(h.Key, h.Value))
+	}
+	n += pbStringSize(tags) + pbVarintSize(uint64(m.Offset)) + pbStringSize(qid)
+	n += pbVarintSize(uint64(unixMs(m.Timestamp))) + pbVarintSize(uint64(int64(m.Attempt)))
+	return n
+}
+
+func appendConsumedProtobuf(b []byte, m *consume.Message, tags, qid string) []byte {
+	if m.Key != nil { // present even when empty: an empty key is not no key
+		b = protowire.AppendTag(b, pbConsumedKey, protowire.BytesType)
+		b = protowire.AppendBytes(b, m.Key)
+	}
+	b = appendPBBytes(b, pbConsumedValue, m.Value)
+	for _, h := range m.Headers {
+		b = protowire.AppendTag(b, pbConsumedHeaders, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(headerSize(h.Key, h.Value)))
+		b = appendPBString(b, pbHeaderKey, h.Key) // bytes on the wire: any name goes as it is
+		b = appendPBBytes(b, pbHeaderValue, h.Value)
+	}
+	b = appendPBString(b, pbConsumedTags, tags)
+	b = appendPBVarint(b, pbConsumedOffset, uint64(m.Offset))
+	b = appendPBString(b, pbConsumedQid, qid)
+	b = appendPBVarint(b, pbConsumedTimestamp, uint64(unixMs(m.Timestamp)))
+	return appendPBVarint(b, pbConsumedAttempt, uint64(int64(m.Attempt)))
+}
+
+func headerSize(key string, value []byte) int {
+	return pbBytesSize(len(key)) + pbBytesSize(len(value))
+}
+
+// validString is s, or s with each invalid UTF-8 sequence replaced by
+// U+FFFD, as the JSON answer writes it: a protobuf string must be UTF-8.
+func validString(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// The sizes and appends of proto3 fields with one-byte tags (field numbers
+// below 16), which leave out a field at its default value.
+
+func pbBytesSize(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return 1 + protowire.SizeBytes(n)
+}
+
+func pbStringSize(s string) int { return pbBytesSize(len(s)) }
+
+func pbVarintSize(v uint64) int {
+	if v == 0 {
+		return 0
+	}
+	return 1 + protowire.SizeVarint(v)
+}
+
+func appendPBBytes(b []byte, num protowire.Number, v []byte) []byte {
+	if len(v) == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendBytes(b, v)
+}
+
+func appendPBString(b []byte, num protowire.Number, s string) []byte {
+	if s == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.BytesType)
+	return protowire.AppendString(b, s)
+}
+
+func appendPBVarint(b []byte, num protowire.Number, v uint64) []byte {
+	if v == 0 {
+		return b
+	}
+	b = protowire.AppendTag(b, num, protowire.VarintType)
+	return protowire.AppendVarint(b, v)
+}
