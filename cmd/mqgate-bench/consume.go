@@ -75,7 +75,8 @@ var consumePullHTTP = scenario{
 			// The answer is read with goccy/go-json, as a client that cares
 			// for its CPU would: encoding/json's decoding of 100 KiB
 			// answers cost the bench as much CPU as the gateway spent.
-			raw, err := io.ReadAll(resp.Body)
+			raw, done, err := readAnswer(resp)
+			defer done()
 			if err != nil || resp.StatusCode != 200 || gojson.Unmarshal(raw, &out) != nil {
 				return nil, 0, fmt.Errorf("pull: status %d", resp.StatusCode)
 			}
@@ -92,11 +93,34 @@ var consumePullHTTP = scenario{
 	direct: directConsume,
 }
 
+// answerBuffers hold pull answers while they are read.
+var answerBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// readAnswer reads an answer's body into a pooled buffer, sized once from
+// its Content-Length when it has one, as a client that cares for its CPU
+// would (io.ReadAll grows from 512 bytes by copying). done returns the
+// buffer; the body must not be used after it.
+func readAnswer(resp *http.Response) (body []byte, done func(), err error) {
+	bp := answerBuffers.Get().(*[]byte)
+	done = func() { answerBuffers.Put(bp) }
+	if n := resp.ContentLength; n >= 0 && n <= 64<<20 {
+		if int64(cap(*bp)) < n {
+			*bp = make([]byte, n)
+		}
+		b := (*bp)[:n]
+		_, err = io.ReadFull(resp.Body, b)
+		return b, done, err
+	}
+	b, err := io.ReadAll(resp.Body)
+	return b, done, err
+}
+
 // readPullProtobuf reads a PullResponse answer with protowire, as the JSON
 // side reads its answer with goccy/go-json into the fields it acks: the
 // qid and the offsets, each message's value found (not copied) on the way.
 func readPullProtobuf(resp *http.Response) (*ackState, int, error) {
-	raw, err := io.ReadAll(resp.Body)
+	raw, done, err := readAnswer(resp)
+	defer done()
 	if err != nil || resp.StatusCode != 200 {
 		return nil, 0, fmt.Errorf("pull: status %d", resp.StatusCode)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -194,7 +193,8 @@ func postWith(client *http.Client, url, ctype string, hdr http.Header, body []by
 		return err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, done, _ := readAnswer(resp)
+	defer done()
 	if resp.StatusCode != want {
 		return fmt.Errorf("%d: %s", resp.StatusCode, b)
 	}
