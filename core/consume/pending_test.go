@@ -44,5 +44,33 @@ func TestPendingOffsetsIsASortedList(t *testing.T) {
 		if ok != (len(model) > 0) || ok && got != model[0] {
 			t.Fatalf("step %d: first() = %d, %v; want %v", step, got, ok, model)
 		}
+		if p.len() > 4*len(model)+200 {
+			t.Fatalf("step %d: the list holds %d offsets for %d pending", step, p.len(), len(model))
+		}
+	}
+}
+
+// An offset that is never acked does not make the list keep every later
+// one: a held pull or a dead letter not yet written leaves the commit
+// point where it is while the qid flows on.
+func TestPendingOffsetsStuckFront(t *testing.T) {
+	var p pendingOffsets
+	for off := range int64(100000) {
+		p.add(off)
+		if off > 0 && !p.remove(off) {
+			t.Fatalf("remove(%d) reported false", off)
+		}
+		if got, _ := p.first(); got != 0 {
+			t.Fatalf("commit point %d, want 0 (never acked)", got)
+		}
+	}
+	if p.len() > 200 {
+		t.Fatalf("the list holds %d offsets for 1 not acked", p.len())
+	}
+	if !p.remove(0) {
+		t.Fatal("remove(0) reported false")
+	}
+	if _, ok := p.first(); ok || p.len() != 0 {
+		t.Fatalf("after acking everything: first ok %v, len %d", ok, p.len())
 	}
 }

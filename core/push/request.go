@@ -364,7 +364,8 @@ func replyStatus(reply []byte) (string, bool) {
 // rejects), and that copy was a twentieth of a push gateway's CPU. What
 // Client.Do adds that a push needs is kept: credentials in the target's
 // URL become Basic authorization unless the request has its own, and
-// errors name the method and the URL, its password masked.
+// errors name the method and the URL, its password masked as Client.Do
+// masks it.
 func roundTrip(t http.RoundTripper, req *http.Request) (*http.Response, error) {
 	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
 		password, _ := u.Password()
@@ -373,9 +374,18 @@ func roundTrip(t http.RoundTripper, req *http.Request) (*http.Response, error) {
 	resp, err := t.RoundTrip(req)
 	if err != nil {
 		op := req.Method[:1] + strings.ToLower(req.Method[1:]) // "Post", as Client.Do says
-		return nil, &url.Error{Op: op, URL: req.URL.Redacted(), Err: err}
+		return nil, &url.Error{Op: op, URL: maskPassword(req.URL), Err: err}
 	}
 	return resp, nil
+}
+
+// maskPassword is u with its password, if any, written as ***, as
+// Client.Do writes it in errors.
+func maskPassword(u *url.URL) string {
+	if _, ok := u.User.Password(); ok {
+		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return u.String()
 }
 
 // transportOutcome classifies an attempt that got no reply.

@@ -150,6 +150,7 @@ func (s *Server) pull(c *gin.Context) {
 		s.abortWithError(c, fmt.Errorf("pulling %s for %s: %w", topic, group, err))
 		return
 	}
+	c.Header("Vary", "Accept") // the answer's format follows it
 	if wantsProtobuf(c.GetHeader("Accept")) {
 		sendAppendedAs(c, protobufContentType, func(out []byte) []byte { return appendPullProtobuf(out, group, topic, &b) })
 		return

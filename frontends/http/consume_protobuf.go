@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -36,14 +37,27 @@ const (
 )
 
 // wantsProtobuf reports whether an Accept header names
-// application/x-protobuf among its media ranges.
+// application/x-protobuf among its media ranges, with a weight above 0
+// (q=0 says "not acceptable").
 func wantsProtobuf(accept string) bool {
 	for accept != "" {
 		var r string
 		r, accept, _ = strings.Cut(accept, ",")
-		if mediaType(r) == protobufContentType {
-			return true
+		if mediaType(r) != protobufContentType {
+			continue
 		}
+		_, params, _ := strings.Cut(r, ";")
+		for params != "" {
+			var param string
+			param, params, _ = strings.Cut(params, ";")
+			name, value, _ := strings.Cut(param, "=")
+			if strings.EqualFold(strings.TrimSpace(name), "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && q <= 0 {
+					return false
+				}
+			}
+		}
+		return true
 	}
 	return false
 }

@@ -47,6 +47,9 @@ func TestPullProtobuf(t *testing.T) {
 	if status != http.StatusOK || hdr.Get("Content-Type") != "application/x-protobuf" {
 		t.Fatalf("status %d, Content-Type %q: %q", status, hdr.Get("Content-Type"), body)
 	}
+	if hdr.Get("Vary") != "Accept" {
+		t.Errorf("Vary %q: caches must know the answer follows Accept", hdr.Get("Vary"))
+	}
 	var got httppb.PullResponse
 	if err := proto.Unmarshal(body, &got); err != nil {
 		t.Fatalf("the answer is not a PullResponse: %v", err)
@@ -77,6 +80,19 @@ func TestPullProtobuf(t *testing.T) {
 		t.Errorf("error answered as %q", hdr.Get("Content-Type"))
 	}
 	checkError(t, status, body, http.StatusBadRequest, sdk.CodeIllegal, "max_messages")
+
+	for accept, want := range map[string]bool{
+		"application/x-protobuf":                         true,
+		"application/json, application/x-protobuf;q=0.1": true,
+		"application/x-protobuf;q=0":                     false,
+		"application/x-protobuf; Q=0.000, text/plain":    false,
+		"application/json":                               false,
+		"":                                               false,
+	} {
+		if got := wantsProtobuf(accept); got != want {
+			t.Errorf("wantsProtobuf(%q) = %v, want %v", accept, got, want)
+		}
+	}
 
 	// Without the media type in Accept, JSON as before.
 	_, hdr, _ = doAccept(t, h, "POST", "/v1/groups/cg.pay/topics/orders/pull", "application/json, */*", `{}`)

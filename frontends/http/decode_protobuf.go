@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -29,29 +30,59 @@ const (
 	pbHeaderValue = 2 // Header.value
 )
 
+// protobufLimits bound what a protobuf produce body may decode into.
+type protobufLimits struct {
+	// maxMessages is http.max_batch_messages.
+	maxMessages int
+	// maxDecoded is http.max_body_bytes: the most the decoded headers may
+	// take, beyond the body they alias.
+	maxDecoded int64
+	// reserve, when set, charges what the decoded headers take to the
+	// bodies' budget before they are allocated.
+	reserve func(n int64) error
+}
+
+// headerBytes is what one decoded header takes besides its bytes.
+const headerBytes = int64(unsafe.Sizeof(sdk.Header{}))
+
 // decodeProtobuf decodes an application/x-protobuf produce body, a
 // ProduceRequest (httppb/mqgate_http.proto), under the rules of the wire
-// format: a field may come in any order, and a scalar given twice keeps
-// its last value. Unlike most protobuf readers it refuses fields it does
-// not know, as the JSON decoder does, so nothing a client meant is
-// silently dropped. Keys and values alias body, as JSON strings without
-// escapes do. A body of more than maxMessages messages is refused before
-// any is decoded, so a small body cannot expand into many of them.
+// format: a field may come in any order, a scalar given twice keeps its
+// last value, and an int32 is the low 32 bits of what was sent. Unlike most
+// protobuf readers it refuses fields it does not know, as the JSON decoder
+// does, so nothing a client meant is silently dropped. Keys and values
+// alias body, as JSON strings without escapes do.
+//
+// What the body would decode into is counted before anything is
+// allocated: more than lim.maxMessages messages are refused, and so are
+// headers whose decoded form would take more than lim.maxDecoded (an empty
+// header is 2 bytes on the wire and 40 in memory); what they take is
+// charged through lim.reserve.
 //
 // Every error is an *sdk.Error naming the message and field:
-// CodeIllegal for what is malformed, CodeTooLarge for too many messages.
-func decodeProtobuf(body []byte, maxMessages int) ([]produce.Message, error) {
-	n, err := countMessages(body)
+// CodeIllegal for what is malformed, CodeTooLarge for a limit, or
+// reserve's.
+func decodeProtobuf(body []byte, lim protobufLimits) ([]produce.Message, error) {
+	n, headers, err := countMessages(body)
 	if err != nil {
 		return nil, err
 	}
 	if n == 0 {
 		return nil, illegalf("request body holds no message; want a ProduceRequest with at least one of messages (%s)", protobufContentType)
 	}
-	if n > maxMessages {
-		return nil, sdk.Errorf(sdk.CodeTooLarge, "%d messages exceed http.max_batch_messages (%d)", n, maxMessages)
+	if n > lim.maxMessages {
+		return nil, sdk.Errorf(sdk.CodeTooLarge, "%d messages exceed http.max_batch_messages (%d)", n, lim.maxMessages)
+	}
+	if size := int64(headers) * headerBytes; size > lim.maxDecoded {
+		return nil, sdk.Errorf(sdk.CodeTooLarge, "the messages hold %d headers in all, %d bytes once decoded, over http.max_body_bytes (%d)",
+			headers, size, lim.maxDecoded)
+	} else if lim.reserve != nil && size > 0 {
+		if err := lim.reserve(size); err != nil {
+			return nil, err
+		}
 	}
 	msgs := make([]produce.Message, 0, n)
+	all := make([]sdk.Header, 0, headers) // every message's headers, one allocation
 	for b := body; len(b) > 0; {
 		num, typ, tn := protowire.ConsumeTag(b)
 		b = b[tn:] // countMessages has checked the tags and lengths
@@ -60,7 +91,7 @@ func decodeProtobuf(body []byte, maxMessages int) ([]produce.Message, error) {
 		if num != pbMessages || typ != protowire.BytesType {
 			continue // unreachable: countMessages refused it
 		}
-		m, err := decodePBMessage(v, len(msgs))
+		m, err := decodePBMessage(v, len(msgs), &all)
 		if err != nil {
 			return nil, err
 		}
@@ -70,32 +101,47 @@ func decodeProtobuf(body []byte, maxMessages int) ([]produce.Message, error) {
 }
 
 // countMessages checks the ProduceRequest's own fields and counts its
-// messages.
-func countMessages(body []byte) (int, error) {
-	n := 0
+// messages and their headers. A message whose fields do not parse stops
+// the count of headers there; decoding it says why.
+func countMessages(body []byte) (messages, headers int, err error) {
 	for at := 0; at < len(body); {
 		num, typ, tn := protowire.ConsumeTag(body[at:])
 		if tn < 0 {
-			return 0, pbMalformed("ProduceRequest", at, protowire.ParseError(tn))
+			return 0, 0, pbMalformed("ProduceRequest", at, protowire.ParseError(tn))
 		}
 		if num != pbMessages {
-			return 0, illegalf("ProduceRequest: unknown field %d at byte %d; it has only messages (1), see mqgate_http.proto", num, at)
+			return 0, 0, illegalf("ProduceRequest: unknown field %d at byte %d; it has only messages (1), see mqgate_http.proto", num, at)
 		}
 		if typ != protowire.BytesType {
-			return 0, illegalf("ProduceRequest: messages (field 1) at byte %d has wire type %d; want 2 (length-delimited)", at, typ)
+			return 0, 0, illegalf("ProduceRequest: messages (field 1) at byte %d has wire type %d; want 2 (length-delimited)", at, typ)
 		}
-		vn := protowire.ConsumeFieldValue(num, typ, body[at+tn:])
+		v, vn := protowire.ConsumeBytes(body[at+tn:])
 		if vn < 0 {
-			return 0, pbMalformed("ProduceRequest: messages["+strconv.Itoa(n)+"]", at, protowire.ParseError(vn))
+			return 0, 0, pbMalformed("ProduceRequest: messages["+strconv.Itoa(messages)+"]", at, protowire.ParseError(vn))
 		}
 		at += tn + vn
-		n++
+		messages++
+		for len(v) > 0 {
+			fnum, ftyp, n := protowire.ConsumeTag(v)
+			if n < 0 {
+				break
+			}
+			m := protowire.ConsumeFieldValue(fnum, ftyp, v[n:])
+			if m < 0 {
+				break
+			}
+			if fnum == pbHeaders {
+				headers++
+			}
+			v = v[n+m:]
+		}
 	}
-	return n, nil
+	return messages, headers, nil
 }
 
 // decodePBMessage decodes message index of the batch.
-func decodePBMessage(b []byte, index int) (produce.Message, error) {
+// Its headers are appended to all, which has room for them.
+func decodePBMessage(b []byte, index int, all *[]sdk.Header) (produce.Message, error) {
 	path := func() string { return "messages[" + strconv.Itoa(index) + "]" } // for errors only
 	m := produce.Message{Value: []byte{}, Partition: sdk.PartitionHash}
 	for at := 0; at < len(b); {
@@ -122,12 +168,10 @@ func decodePBMessage(b []byte, index int) (produce.Message, error) {
 				m.HashID = &h
 				continue
 			}
-			// An int32 travels sign-extended to 64 bits; anything else
-			// is out of range.
-			p := int64(v)
-			if p != int64(int32(p)) {
-				return m, illegalf("%s.partition: %d is out of range for a 32-bit integer", path(), p)
-			}
+			// An int32 travels sign-extended to 64 bits; a reader keeps
+			// the low 32 (as proto.Unmarshal does, so an encoder that
+			// writes -1 in 5 bytes means -1).
+			p := int64(int32(v))
 			if p < int64(sdk.PartitionRandom) {
 				return m, illegalf("%s.partition: must be -1 (by hash), -2 (random) or a partition >= 0; got %d", path(), p)
 			}
@@ -155,7 +199,9 @@ func decodePBMessage(b []byte, index int) (produce.Message, error) {
 			if err != nil {
 				return m, err
 			}
-			m.Headers = append(m.Headers, h)
+			start := len(*all) - len(m.Headers)
+			*all = append(*all, h)
+			m.Headers = (*all)[start:len(*all):len(*all)]
 		}
 	}
 	return m, nil

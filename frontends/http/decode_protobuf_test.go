@@ -16,6 +16,9 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 )
 
+// testLimits are the limits the decoder gets in tests of its own.
+var testLimits = protobufLimits{maxMessages: 1000, maxDecoded: 64 << 20}
+
 // encodeProtobuf is msgs as a ProduceRequest, encoded by the protobuf
 // module's generated code: what a Go client built from mqgate_http.proto
 // sends.
@@ -75,7 +78,7 @@ func TestDecodeProtobufWireRules(t *testing.T) {
 	m = protowire.AppendBytes(m, []byte("last"))
 	body := protowire.AppendTag(nil, pbMessages, protowire.BytesType)
 	body = protowire.AppendBytes(body, m)
-	got, err := decodeProtobuf(body, 10)
+	got, err := decodeProtobuf(body, testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,14 +126,20 @@ func TestProduceProtobufRefuses(t *testing.T) {
 		{name: "key as a varint", body: msg(varintField(pbKey, 1)), status: 400, code: 11, msg: "messages[0].key: wire type 0; want 2"},
 		{name: "partition below -2", body: msg(varintField(pbPartition, uint64(0xfffffffffffffffd))), status: 400, code: 11,
 			msg: "messages[0].partition: must be -1 (by hash), -2 (random) or a partition >= 0; got -3"},
-		{name: "partition out of range", body: msg(varintField(pbPartition, 1<<31)), status: 400, code: 11,
-			msg: "messages[0].partition: 2147483648 is out of range for a 32-bit integer"},
+		{name: "partition whose low 32 bits are below -2", body: msg(varintField(pbPartition, 1<<31)), status: 400, code: 11,
+			msg: "messages[0].partition: must be -1 (by hash), -2 (random) or a partition >= 0; got -2147483648"},
+		{name: "headers that would take more than a body", opts: Options{MaxBodyBytes: 4000},
+			body: msg(bytes.Repeat(bytesField(pbHeaders, ""), 101)), status: 413, code: 16,
+			msg: "the messages hold 101 headers in all, 4040 bytes once decoded, over http.max_body_bytes (4000)"},
 		{name: "tags not UTF-8", body: msg(bytesField(pbTags, "\xff")), status: 400, code: 11, msg: "messages[0].tags: not valid UTF-8"},
 		{name: "unknown header field", body: msg(bytesField(pbHeaders, string(bytesField(3, "x")))), status: 400, code: 11,
 			msg: "messages[0].headers[0]: unknown field 3; a Header has key (1) and value (2)"},
 		{name: "too many messages, counted before decoding", opts: Options{MaxBatchMessages: 2},
 			body: bytes.Join([][]byte{ok, ok, msg(bytesField(9, "bad"))}, nil), status: 413, code: 16,
 			msg: "3 messages exceed http.max_batch_messages (2)"},
+		{name: "headers that find no room among the bodies in memory", opts: Options{MaxBodyBytes: 4100, MaxBodyBytesInFlight: 4100},
+			body: msg(bytes.Repeat(bytesField(pbHeaders, ""), 101)), status: 503, code: 17,
+			msg: "http.max_body_bytes_in_flight (4100 bytes)"},
 		{name: "message too large", opts: Options{MaxMessageBytes: 3}, body: msg(bytesField(pbValue, "abcd")), status: 413, code: 16,
 			msg: "message 0 is 4 bytes, over http.max_message_bytes (3)"},
 	} {
@@ -159,7 +168,7 @@ func FuzzDecodeProtobuf(f *testing.F) {
 	f.Add([]byte(`{"value": "v"}`))
 	f.Add([]byte{0x0a, 0x02, 0x28, 0x7d})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		msgs, err := decodeProtobuf(body, 1000)
+		msgs, err := decodeProtobuf(body, testLimits)
 		if err != nil {
 			var e *sdk.Error
 			if !errors.As(err, &e) || (e.Code != sdk.CodeIllegal && e.Code != sdk.CodeTooLarge) || e.Msg == "" {
@@ -203,7 +212,7 @@ func BenchmarkDecodeProtobuf(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := decodeProtobuf(body, 1000); err != nil {
+		if _, err := decodeProtobuf(body, testLimits); err != nil {
 			b.Fatal(err)
 		}
 	}

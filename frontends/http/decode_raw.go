@@ -178,17 +178,16 @@ func decodeEncodedProp(field string) (sdk.Header, error) {
 // decodeProduceBody decodes a produce body by its Content-Type:
 // application/octet-stream is a raw produce (decodeRaw),
 // application/x-ndjson one message object per line (decodeNDJSON),
-// application/x-protobuf a ProduceRequest (decodeProtobuf, which refuses
-// more than maxMessages before decoding them), and anything else, or none,
-// JSON (decodeMessages).
-func decodeProduceBody(r *http.Request, body []byte, maxMessages int) ([]produce.Message, error) {
+// application/x-protobuf a ProduceRequest (decodeProtobuf, within pb),
+// and anything else, or none, JSON (decodeMessages).
+func decodeProduceBody(r *http.Request, body []byte, pb protobufLimits) ([]produce.Message, error) {
 	switch mediaType(r.Header.Get("Content-Type")) {
 	case rawContentType:
 		return decodeRaw(r.Header, r.URL.Query(), body)
 	case ndjsonContentType:
 		return decodeNDJSON(body)
 	case protobufContentType:
-		return decodeProtobuf(body, maxMessages)
+		return decodeProtobuf(body, pb)
 	}
 	return decodeMessages(body)
 }

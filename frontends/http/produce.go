@@ -57,7 +57,16 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	defer charge.Release()
-	msgs, err := decodeProduceBody(c.Request, body, s.opts.MaxBatchMessages)
+	msgs, err := decodeProduceBody(c.Request, body, protobufLimits{
+		maxMessages: s.opts.MaxBatchMessages,
+		maxDecoded:  s.opts.MaxBodyBytes,
+		reserve: func(n int64) error {
+			if err := charge.Grow(ctx, n); err != nil {
+				return s.chargeError(err)
+			}
+			return nil
+		},
+	})
 	if err == nil {
 		err = s.checkLimits(msgs)
 	}
