@@ -194,16 +194,23 @@ func FuzzConsumeAnswers(f *testing.F) {
 	f.Add([]byte("k"), []byte("v"), "h", []byte("hv"), "tags", "0", int64(3), int64(1700000000000), 1, true)
 	f.Add([]byte{0xff}, []byte("<\u2028\x01>"), "\xff<", []byte{0xfe}, "", "q\"", int64(-1), int64(0), 0, false)
 	f.Fuzz(func(t *testing.T, key, value []byte, hkey string, hvalue []byte, tags, qid string, offset, tsMs int64, attempt int, hasKey bool) {
-		m := consume.Message{Qid: qid, Offset: offset, Value: value, Tags: tags, Attempt: attempt,
-			Headers: []sdk.Header{{Key: hkey, Value: hvalue}, {Key: tags, Value: value}}}
-		if hasKey {
-			m.Key = key
-		}
-		if tsMs != 0 {
-			m.Timestamp = time.UnixMilli(tsMs)
-		}
+		m := fuzzedMessage(key, value, hkey, hvalue, tags, qid, offset, tsMs, attempt, hasKey)
 		checkSameAnswers(t, []consume.Message{m, {Qid: qid, Value: key}})
 	})
+}
+
+// fuzzedMessage is the consumed message the answer fuzz targets encode:
+// two headers, the key only when hasKey, no timestamp for 0.
+func fuzzedMessage(key, value []byte, hkey string, hvalue []byte, tags, qid string, offset, tsMs int64, attempt int, hasKey bool) consume.Message {
+	m := consume.Message{Qid: qid, Offset: offset, Value: value, Tags: tags, Attempt: attempt,
+		Headers: []sdk.Header{{Key: hkey, Value: hvalue}, {Key: tags, Value: value}}}
+	if hasKey {
+		m.Key = key
+	}
+	if tsMs != 0 {
+		m.Timestamp = time.UnixMilli(tsMs)
+	}
+	return m
 }
 
 // benchBatch is a pull of 100 messages of 1 KiB, as in consume-pull-http.

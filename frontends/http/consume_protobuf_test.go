@@ -108,14 +108,7 @@ func FuzzPullProtobuf(f *testing.F) {
 	f.Add([]byte{0xff}, []byte{}, "\xff<", []byte{0xfe}, "", "q\xff", int64(-1), int64(-5), 0, false)
 	f.Fuzz(func(t *testing.T, key, value []byte, hkey string, hvalue []byte, tags, qid string, offset, tsMs int64, attempt int, hasKey bool) {
 		attempt = int(int32(attempt))
-		m := consume.Message{Qid: qid, Offset: offset, Value: value, Tags: tags, Attempt: attempt,
-			Headers: []sdk.Header{{Key: hkey, Value: hvalue}, {Key: tags, Value: value}}}
-		if hasKey {
-			m.Key = key
-		}
-		if tsMs != 0 {
-			m.Timestamp = time.UnixMilli(tsMs)
-		}
+		m := fuzzedMessage(key, value, hkey, hvalue, tags, qid, offset, tsMs, attempt, hasKey)
 		batch := &consume.Batch{Qid: qid, Messages: []consume.Message{m, {Qid: qid, Value: key}}}
 		var got httppb.PullResponse
 		if err := proto.Unmarshal(appendPullProtobuf(nil, "g", "t", batch), &got); err != nil {
