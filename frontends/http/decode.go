@@ -46,15 +46,58 @@ var knownNames = slices.Concat(messageFields, delayFields, []string{"messages"})
 // It reads the body once, token by token: the bulk of a request is message
 // values, and each is validated and unquoted in a single pass.
 func decodeMessages(body []byte) ([]produce.Message, error) {
+	return decodeMessagesWithin(body, bodyLimits{})
+}
+
+// decodeMessagesWithin is decodeMessages within lim: past
+// lim.maxMessages messages it keeps reading, to check the rest and count
+// them, without keeping them, and answers code 16 with the count; headers
+// whose decoded form would take more than lim.maxDecoded end it with code
+// 16 at once; what the headers take is charged through lim.reserve.
+func decodeMessagesWithin(body []byte, lim bodyLimits) ([]produce.Message, error) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, illegalf("request body is empty; want a message object or {\"messages\": [...]}")
 	}
 	d := newBodyDecoder(body)
+	d.lim = lim
 	msgs, err := d.top()
 	if err != nil {
 		return nil, d.explain(err)
 	}
-	return msgs, nil
+	return msgs, d.withinLimits()
+}
+
+// add appends m, message index of a batch, to msgs, unless the batch holds
+// more than lim.maxMessages: then it is only counted.
+func (d *bodyDecoder) add(msgs []produce.Message, m produce.Message) []produce.Message {
+	d.messages++
+	if d.lim.maxMessages > 0 && d.messages > d.lim.maxMessages {
+		return msgs
+	}
+	return append(msgs, m)
+}
+
+// withinLimits is the error for a batch of more messages than allowed, and
+// charges what the decoded headers take.
+func (d *bodyDecoder) withinLimits() error {
+	if d.lim.maxMessages > 0 && d.messages > d.lim.maxMessages {
+		return sdk.Errorf(sdk.CodeTooLarge, "%d messages exceed http.max_batch_messages (%d)", d.messages, d.lim.maxMessages)
+	}
+	if d.lim.reserve != nil && d.headers > 0 {
+		return d.lim.reserve(int64(d.headers) * headerBytes)
+	}
+	return nil
+}
+
+// addHeader counts a decoded header, and refuses it when the headers
+// decoded so far take more than lim.maxDecoded.
+func (d *bodyDecoder) addHeader() error {
+	d.headers++
+	if size := int64(d.headers) * headerBytes; d.lim.maxDecoded > 0 && size > d.lim.maxDecoded {
+		return sdk.Errorf(sdk.CodeTooLarge, "the messages hold more than %d headers in all: %d bytes once decoded, over http.max_body_bytes (%d)",
+			d.headers-1, size, d.lim.maxDecoded)
+	}
+	return nil
 }
 
 // bodyDecoder walks one request body.
@@ -69,6 +112,11 @@ type bodyDecoder struct {
 	// lines is set for an NDJSON body, whose message objects are named by
 	// line ("line 3: key") rather than by index ("messages[2].key").
 	lines bool
+	// lim bounds what the body decodes into; messages and headers count
+	// what was decoded against it.
+	lim      bodyLimits
+	messages int
+	headers  int
 }
 
 func newBodyDecoder(body []byte) *bodyDecoder {
@@ -272,7 +320,7 @@ func (d *bodyDecoder) batch() ([]produce.Message, error) {
 		if err != nil {
 			return nil, err
 		}
-		msgs = append(msgs, m)
+		msgs = d.add(msgs, m)
 	}
 	if len(msgs) == 0 {
 		return nil, illegalf("messages: must not be empty")
@@ -518,6 +566,9 @@ func (b *messageBuilder) headers(k jsontext.Kind) ([]sdk.Header, error) {
 		}
 		v, err := b.str(k, "")
 		if err != nil {
+			return nil, err
+		}
+		if err := b.d.addHeader(); err != nil {
 			return nil, err
 		}
 		headers = append(headers, sdk.Header{Key: key, Value: v})

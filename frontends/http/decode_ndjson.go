@@ -19,13 +19,19 @@ const ndjsonContentType = "application/x-ndjson"
 // naming the line (counted from 1) and the field, or the line and column
 // of a JSON syntax error.
 func decodeNDJSON(body []byte) ([]produce.Message, error) {
+	return decodeNDJSONWithin(body, bodyLimits{})
+}
+
+// decodeNDJSONWithin is decodeNDJSON within lim, as decodeMessagesWithin
+// keeps to it.
+func decodeNDJSONWithin(body []byte, lim bodyLimits) ([]produce.Message, error) {
 	d := newBodyDecoder(body)
-	d.lines, d.isBatch = true, true
+	d.lines, d.isBatch, d.lim = true, true, lim
 	msgs, err := d.ndjson()
 	if err != nil {
 		return nil, d.explain(err)
 	}
-	return msgs, nil
+	return msgs, d.withinLimits()
 }
 
 func (d *bodyDecoder) ndjson() ([]produce.Message, error) {
@@ -56,7 +62,7 @@ func (d *bodyDecoder) ndjson() ([]produce.Message, error) {
 		if bytes.IndexByte(d.body[start:d.dec.InputOffset()], '\n') >= 0 {
 			return nil, illegalf("line %d: the message object continues on the next line; want one message object per line", line)
 		}
-		msgs = append(msgs, m)
+		msgs = d.add(msgs, m)
 	}
 	if len(msgs) == 0 {
 		return nil, illegalf("request body holds no message; want one JSON message object per line (%s)", ndjsonContentType)

@@ -30,15 +30,17 @@ const (
 	pbHeaderValue = 2 // Header.value
 )
 
-// protobufLimits bound what a protobuf produce body may decode into.
-type protobufLimits struct {
+// bodyLimits bound what a produce body may decode into, whatever its
+// format.
+type bodyLimits struct {
 	// maxMessages is http.max_batch_messages.
 	maxMessages int
 	// maxDecoded is http.max_body_bytes: the most the decoded headers may
 	// take, beyond the body they alias.
 	maxDecoded int64
 	// reserve, when set, charges what the decoded headers take to the
-	// bodies' budget before they are allocated.
+	// bodies' budget (a protobuf body before they are allocated, a JSON
+	// one, which is read once, after).
 	reserve func(n int64) error
 }
 
@@ -62,7 +64,7 @@ const headerBytes = int64(unsafe.Sizeof(sdk.Header{}))
 // Every error is an *sdk.Error naming the message and field:
 // CodeIllegal for what is malformed, CodeTooLarge for a limit, or
 // reserve's.
-func decodeProtobuf(body []byte, lim protobufLimits) ([]produce.Message, error) {
+func decodeProtobuf(body []byte, lim bodyLimits) ([]produce.Message, error) {
 	n, headers, err := countMessages(body)
 	if err != nil {
 		return nil, err

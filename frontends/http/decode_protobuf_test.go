@@ -17,7 +17,7 @@ import (
 )
 
 // testLimits are the limits the decoder gets in tests of its own.
-var testLimits = protobufLimits{maxMessages: 1000, maxDecoded: 64 << 20}
+var testLimits = bodyLimits{maxMessages: 1000, maxDecoded: 64 << 20}
 
 // encodeProtobuf is msgs as a ProduceRequest, encoded by the protobuf
 // module's generated code: what a Go client built from mqgate_http.proto

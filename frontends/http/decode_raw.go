@@ -178,18 +178,18 @@ func decodeEncodedProp(field string) (sdk.Header, error) {
 // decodeProduceBody decodes a produce body by its Content-Type:
 // application/octet-stream is a raw produce (decodeRaw),
 // application/x-ndjson one message object per line (decodeNDJSON),
-// application/x-protobuf a ProduceRequest (decodeProtobuf, within pb),
-// and anything else, or none, JSON (decodeMessages).
-func decodeProduceBody(r *http.Request, body []byte, pb protobufLimits) ([]produce.Message, error) {
+// application/x-protobuf a ProduceRequest (decodeProtobuf), and anything
+// else, or none, JSON (decodeMessages); every format within lim.
+func decodeProduceBody(r *http.Request, body []byte, lim bodyLimits) ([]produce.Message, error) {
 	switch mediaType(r.Header.Get("Content-Type")) {
 	case rawContentType:
 		return decodeRaw(r.Header, r.URL.Query(), body)
 	case ndjsonContentType:
-		return decodeNDJSON(body)
+		return decodeNDJSONWithin(body, lim)
 	case protobufContentType:
-		return decodeProtobuf(body, pb)
+		return decodeProtobuf(body, lim)
 	}
-	return decodeMessages(body)
+	return decodeMessagesWithin(body, lim)
 }
 
 // mediaType is the media type of a Content-Type, in lower case, without

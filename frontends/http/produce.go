@@ -57,7 +57,7 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	defer charge.Release()
-	msgs, err := decodeProduceBody(c.Request, body, protobufLimits{
+	msgs, err := decodeProduceBody(c.Request, body, bodyLimits{
 		maxMessages: s.opts.MaxBatchMessages,
 		maxDecoded:  s.opts.MaxBodyBytes,
 		reserve: func(n int64) error {
