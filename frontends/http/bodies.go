@@ -105,12 +105,7 @@ func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, bytebudg
 		}
 	}
 	body, err := readBounded(http.MaxBytesReader(c.Writer, r.Body, s.opts.MaxBodyBytes), r.ContentLength, s.opts.MaxBodyBytes,
-		func(n int64) error {
-			if err := charge.Grow(ctx, n); err != nil {
-				return s.chargeError(err)
-			}
-			return nil
-		})
+		s.growCharge(ctx, &charge))
 	if err == nil {
 		return body, charge, nil
 	}
@@ -127,6 +122,17 @@ func (s *Server) readBody(ctx context.Context, c *gin.Context) ([]byte, bytebudg
 		return nil, charge, sdk.Errorf(sdk.CodeTimeout, "reading the request body timed out after %s (http.request_timeout)", s.opts.RequestTimeout)
 	default:
 		return nil, charge, sdk.Errorf(sdk.CodeIllegal, "reading the request body: %v", err)
+	}
+}
+
+// growCharge is a function that adds n bytes to charge, within ctx,
+// answering the client's error when there is no room.
+func (s *Server) growCharge(ctx context.Context, charge *bytebudget.Charge) func(n int64) error {
+	return func(n int64) error {
+		if err := charge.Grow(ctx, n); err != nil {
+			return s.chargeError(err)
+		}
+		return nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"mime"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -43,21 +44,12 @@ func wantsProtobuf(accept string) bool {
 	for accept != "" {
 		var r string
 		r, accept, _ = strings.Cut(accept, ",")
-		if mediaType(r) != protobufContentType {
+		t, params, err := mime.ParseMediaType(r)
+		if err != nil || t != protobufContentType {
 			continue
 		}
-		_, params, _ := strings.Cut(r, ";")
-		for params != "" {
-			var param string
-			param, params, _ = strings.Cut(params, ";")
-			name, value, _ := strings.Cut(param, "=")
-			if strings.EqualFold(strings.TrimSpace(name), "q") {
-				if q, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && q <= 0 {
-					return false
-				}
-			}
-		}
-		return true
+		q, err := strconv.ParseFloat(params["q"], 64)
+		return params["q"] == "" || err != nil || q > 0
 	}
 	return false
 }

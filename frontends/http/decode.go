@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 
@@ -99,6 +100,23 @@ func (d *bodyDecoder) addHeader() error {
 	}
 	return nil
 }
+
+// bodyLimits bound what a produce body may decode into, whatever its
+// format.
+type bodyLimits struct {
+	// maxMessages is http.max_batch_messages.
+	maxMessages int
+	// maxDecoded is http.max_body_bytes: the most the decoded headers may
+	// take, beyond the body they alias.
+	maxDecoded int64
+	// reserve, when set, charges what the decoded headers take to the
+	// bodies' budget (a protobuf body before they are allocated, a JSON
+	// one, which is read once, after).
+	reserve func(n int64) error
+}
+
+// headerBytes is what one decoded header takes besides its bytes.
+const headerBytes = int64(unsafe.Sizeof(sdk.Header{}))
 
 // bodyDecoder walks one request body.
 type bodyDecoder struct {

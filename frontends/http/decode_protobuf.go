@@ -3,7 +3,6 @@ package httpapi
 import (
 	"strconv"
 	"unicode/utf8"
-	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -29,23 +28,6 @@ const (
 	pbHeaderKey   = 1 // Header.key
 	pbHeaderValue = 2 // Header.value
 )
-
-// bodyLimits bound what a produce body may decode into, whatever its
-// format.
-type bodyLimits struct {
-	// maxMessages is http.max_batch_messages.
-	maxMessages int
-	// maxDecoded is http.max_body_bytes: the most the decoded headers may
-	// take, beyond the body they alias.
-	maxDecoded int64
-	// reserve, when set, charges what the decoded headers take to the
-	// bodies' budget (a protobuf body before they are allocated, a JSON
-	// one, which is read once, after).
-	reserve func(n int64) error
-}
-
-// headerBytes is what one decoded header takes besides its bytes.
-const headerBytes = int64(unsafe.Sizeof(sdk.Header{}))
 
 // decodeProtobuf decodes an application/x-protobuf produce body, a
 // ProduceRequest (httppb/mqgate_http.proto), under the rules of the wire

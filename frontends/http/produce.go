@@ -60,12 +60,7 @@ func (s *Server) produce(c *gin.Context) {
 	msgs, err := decodeProduceBody(c.Request, body, bodyLimits{
 		maxMessages: s.opts.MaxBatchMessages,
 		maxDecoded:  s.opts.MaxBodyBytes,
-		reserve: func(n int64) error {
-			if err := charge.Grow(ctx, n); err != nil {
-				return s.chargeError(err)
-			}
-			return nil
-		},
+		reserve:     s.growCharge(ctx, &charge),
 	})
 	if err == nil {
 		err = s.checkLimits(msgs)
