@@ -1,6 +1,11 @@
 package sdk
 
-import pb "github.com/mqgate/mqgate/sdk/proto"
+import (
+	"context"
+	"net"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
 
 // SetMaxBatchMessageBytes lowers the batch split size for a test and returns
 // the function that restores it.
@@ -13,3 +18,9 @@ func SetMaxBatchMessageBytes(n int) (restore func()) {
 // NewBackendServer is the plugin side of the Backend service over impl,
 // for tests that wrap it.
 func NewBackendServer(impl Backend) pb.BackendServer { return &backendServer{impl: impl} }
+
+// ServeProduceConn serves a plugin's end of a produce connection over
+// impl until conn fails or ctx ends.
+func ServeProduceConn(ctx context.Context, conn net.Conn, impl Backend) error {
+	return serveProduceConn(ctx, conn, &backendServer{impl: impl})
+}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	pb "github.com/mqgate/mqgate/sdk/proto"
@@ -22,9 +24,36 @@ func NewBackendClient(c pb.BackendClient) Backend {
 type backendClient struct {
 	c      pb.BackendClient
 	stream *produceStream
+	conn   atomic.Pointer[produceConn] // nil unless the host gave the plugin one
+}
+
+// AttachProduceConn gives b, a Backend NewBackendClient returned, the
+// gateway's end of its plugin's produce connection (see EnvProduceConnFD):
+// once the plugin says it serves it, produce calls go over it. b closes
+// conn when the plugin closes its end. It reports whether b takes it; if
+// not, the caller still owns conn.
+func AttachProduceConn(b Backend, conn net.Conn) bool {
+	c, ok := b.(*backendClient)
+	if !ok || c.conn.Load() != nil {
+		return false
+	}
+	c.conn.Store(newProduceConn(conn))
+	return true
 }
 
 var _ Backend = (*backendClient)(nil)
+
+// ProducesOverConn reports whether b, a Backend NewBackendClient returned,
+// sends its produce calls over a produce connection: one was attached and
+// the plugin serves it.
+func ProducesOverConn(b Backend) bool {
+	c, ok := b.(*backendClient)
+	if !ok {
+		return false
+	}
+	conn := c.conn.Load()
+	return conn != nil && conn.isServing()
+}
 
 func (b *backendClient) Configure(ctx context.Context, config []byte) error {
 	_, err := b.c.Configure(ctx, &pb.ConfigureRequest{ConfigJson: config})
@@ -42,7 +71,17 @@ func (b *backendClient) EnsureTopics(ctx context.Context, topics []TopicSpec) er
 
 func (b *backendClient) Produce(ctx context.Context, records []Record) ([]ProduceResult, error) {
 	pbRecords := recordsToPB(records)
-	results, ok, err := b.stream.produce(ctx, pbRecords)
+	var (
+		results []*pb.ProduceResult
+		ok      bool
+		err     error
+	)
+	if conn := b.conn.Load(); conn != nil {
+		results, ok, err = conn.produce(ctx, pbRecords)
+	}
+	if !ok {
+		results, ok, err = b.stream.produce(ctx, pbRecords)
+	}
 	if !ok {
 		var resp *pb.ProduceResponse
 		if resp, err = b.c.Produce(ctx, &pb.ProduceRequest{Records: pbRecords}); err == nil {

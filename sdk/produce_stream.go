@@ -29,13 +29,10 @@ const defaultCallTimeout = 30 * time.Second
 // any order; the stream's context bounds them all.
 func (s *backendServer) ProduceStream(stream pb.Backend_ProduceStreamServer) error {
 	ctx := stream.Context()
-	var (
-		sendMu sync.Mutex
-		wg     sync.WaitGroup
-		slots  = make(chan struct{}, maxStreamBatches)
-	)
+	var sendMu sync.Mutex
+	batches := newBatchRunner(s)
 	// gRPC forbids Send once the handler has returned.
-	defer wg.Wait()
+	defer batches.wait()
 	for {
 		batch, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -44,29 +41,56 @@ func (s *backendServer) ProduceStream(stream pb.Backend_ProduceStreamServer) err
 		if err != nil {
 			return err
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-slots }()
-			timeout := time.Duration(batch.TimeoutMs) * time.Millisecond
-			if timeout <= 0 {
-				timeout = defaultCallTimeout
-			}
-			bctx, cancel := context.WithTimeout(ctx, timeout)
-			results, err := s.produce(bctx, batch.Records)
-			cancel()
-			res := &pb.ProduceBatchResult{Id: batch.Id, Results: results, Error: errorToPB(err)}
+		err = batches.run(ctx, batch, func(res *pb.ProduceBatchResult) {
 			sendMu.Lock()
 			defer sendMu.Unlock()
 			_ = stream.Send(res) // a failed Send means the stream is gone, which Recv reports
-		}()
+		})
+		if err != nil {
+			return err
+		}
 	}
 }
+
+// batchRunner produces the batches of one stream or produce connection,
+// each in a goroutine of its own, at most maxStreamBatches at once.
+type batchRunner struct {
+	s     *backendServer
+	wg    sync.WaitGroup
+	slots chan struct{}
+}
+
+func newBatchRunner(s *backendServer) *batchRunner {
+	return &batchRunner{s: s, slots: make(chan struct{}, maxStreamBatches)}
+}
+
+// run produces batch in a goroutine of its own once there is room, within
+// its time limit and ctx, and hands its result to answer. It fails only if
+// ctx ends first.
+func (r *batchRunner) run(ctx context.Context, batch *pb.ProduceBatch, answer func(*pb.ProduceBatchResult)) error {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() { <-r.slots }()
+		timeout := time.Duration(batch.TimeoutMs) * time.Millisecond
+		if timeout <= 0 {
+			timeout = defaultCallTimeout
+		}
+		bctx, cancel := context.WithTimeout(ctx, timeout)
+		results, err := r.s.produce(bctx, batch.Records)
+		cancel()
+		answer(&pb.ProduceBatchResult{Id: batch.Id, Results: results, Error: errorToPB(err)})
+	}()
+	return nil
+}
+
+// wait waits for every batch run to be answered.
+func (r *batchRunner) wait() { r.wg.Wait() }
 
 // produceStream is the gateway's end of a plugin's ProduceStream: one
 // stream, opened on the first Produce and again after it ends, carrying
@@ -103,6 +127,17 @@ type streamAnswer struct {
 	err error
 }
 
+// results is the batch's results, or the error that took their place.
+func (a streamAnswer) results() ([]*pb.ProduceResult, error) {
+	if a.err != nil {
+		return nil, a.err
+	}
+	if e := errorFromPB(a.res.Error); e != nil {
+		return nil, e
+	}
+	return a.res.Results, nil
+}
+
 // errUseUnary tells a waiting call that the plugin does not serve
 // ProduceStream, so it must go as a unary call.
 var errUseUnary = errors.New("ProduceStream not served")
@@ -133,13 +168,8 @@ func (p *produceStream) produce(ctx context.Context, records []*pb.Record) (resu
 		if errors.Is(a.err, errUseUnary) {
 			return nil, false, nil
 		}
-		if a.err != nil {
-			return nil, true, a.err
-		}
-		if e := errorFromPB(a.res.Error); e != nil {
-			return nil, true, e
-		}
-		return a.res.Results, true, nil
+		results, err := a.results()
+		return results, true, err
 	case <-ctx.Done():
 		p.forget(batch.Id)
 		return nil, true, ctxError(ctx)

@@ -21,11 +21,13 @@ import (
 // caller can tell its results from another's.
 type echoBackend struct {
 	memBackend
-	hold chan struct{} // when set, Produce of topic "slow" waits for it
+	hold    chan struct{} // when set, Produce of topic "slow" waits for it
+	holding atomic.Int32  // batches of topic "slow" that began waiting
 }
 
 func (e *echoBackend) Produce(ctx context.Context, rs []sdk.Record) ([]sdk.ProduceResult, error) {
 	if len(rs) > 0 && rs[0].Topic == "slow" {
+		e.holding.Add(1)
 		select {
 		case <-e.hold:
 		case <-ctx.Done():
@@ -90,10 +92,10 @@ func produceKeys(b sdk.Backend, ctx context.Context, topic string, keys ...strin
 	return b.Produce(ctx, rs)
 }
 
-// Concurrent calls share one stream and each gets its own results.
-func TestProduceStreamAnswersEachCaller(t *testing.T) {
-	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{})}
-	b := dialStreamPlugin(t, plugin)
+// produceConcurrently makes 640 calls of two records from 32 callers at
+// once, and checks that each caller gets its own results.
+func produceConcurrently(t *testing.T, b sdk.Backend) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for c := range 32 {
 		wg.Add(1)
@@ -114,6 +116,13 @@ func TestProduceStreamAnswersEachCaller(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// Concurrent calls share one stream and each gets its own results.
+func TestProduceStreamAnswersEachCaller(t *testing.T) {
+	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{})}
+	b := dialStreamPlugin(t, plugin)
+	produceConcurrently(t, b)
 	if n := plugin.streams.Load(); n != 1 {
 		t.Errorf("%d streams opened for 640 calls, want 1", n)
 	}
@@ -192,11 +201,30 @@ func TestProduceStreamCallerGivesUp(t *testing.T) {
 func TestProduceStreamStalledPluginFreesCallers(t *testing.T) {
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{}), neverRead: true}
 	b := dialStreamPlugin(t, plugin)
-	big := make([]byte, 5<<20) // past the stream's 8 MiB window in two batches
+	produceIntoStall(t, b)
+	// The window is full: the next small batch blocks in Send too, if
+	// the stream was not given up already, and gives it up when its
+	// caller does. Either way a later call opens a new stream.
+	for i := 0; i < 5 && plugin.streams.Load() < 2; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		_, _ = produceKeys(b, ctx, "t", "after")
+		cancel()
+	}
+	if n := plugin.streams.Load(); n < 2 {
+		t.Errorf("%d streams opened, want a new one after the stalled one was given up", n)
+	}
+}
+
+// produceIntoStall makes three calls of 5 MiB at once to a plugin that
+// reads nothing (past a stream's 8 MiB window in two batches, and past any
+// socket buffer), each with a deadline long enough for its batch to reach
+// the write on a loaded machine: a caller that gave up before sending
+// would leave no write blocked, and nothing to give up for. Each caller
+// must get a timeout or code 17, soon after its deadline.
+func produceIntoStall(t *testing.T, b sdk.Backend) {
+	t.Helper()
+	big := make([]byte, 5<<20) // past any socket buffer
 	errs := make(chan error, 3)
-	// Deadlines long enough for the batches to reach Send on a loaded
-	// machine: a caller that gave up before sending would leave no Send
-	// blocked, and nothing to give the stream up for.
 	const deadline = 2 * time.Second
 	for range 3 {
 		go func() {
@@ -215,17 +243,6 @@ func TestProduceStreamStalledPluginFreesCallers(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("caller %d is still blocked long after its %s deadline", i, deadline)
 		}
-	}
-	// The window is full: the next small batch blocks in Send too, if
-	// the stream was not given up already, and gives it up when its
-	// caller does. Either way a later call opens a new stream.
-	for i := 0; i < 5 && plugin.streams.Load() < 2; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		_, _ = produceKeys(b, ctx, "t", "after")
-		cancel()
-	}
-	if n := plugin.streams.Load(); n < 2 {
-		t.Errorf("%d streams opened, want a new one after the stalled one was given up", n)
 	}
 }
 

@@ -58,7 +58,9 @@ type BackendPlugin struct {
 
 // GRPCServer registers the Backend service in the plugin.
 func (p *BackendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pb.RegisterBackendServer(s, &backendServer{impl: p.Impl})
+	srv := &backendServer{impl: p.Impl}
+	pb.RegisterBackendServer(s, srv)
+	serveProduceConnFromEnv(srv)
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -425,6 +426,47 @@ func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, *exec.Cmd
 	}), cmd, logger, nil
 }
 
+// giveProduceConn gives the backend plugin cmd will start the plugin's end
+// of a produce connection (sdk.EnvProduceConnFD), a socket pair that only
+// the two processes hold, and returns the gateway's end.
+func giveProduceConn(cmd *exec.Cmd) (*os.File, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("creating a produce connection: %w", err)
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(fds[1]), "produce-conn-plugin"))
+	// The child's descriptors 0-2 are its standard streams, then ExtraFiles.
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", sdk.EnvProduceConnFD, 2+len(cmd.ExtraFiles)))
+	return os.NewFile(uintptr(fds[0]), "produce-conn"), nil
+}
+
+// closeExtraFiles closes the gateway's copies of what cmd's process was
+// given.
+func closeExtraFiles(cmd *exec.Cmd) {
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+}
+
+// attachProduceConn gives impl, a backend plugin just connected, hop, the
+// gateway's end of its produce connection. A plugin whose SDK does not
+// serve it produces over gRPC alone.
+func attachProduceConn(impl any, hop *os.File, log *slog.Logger) {
+	defer hop.Close()
+	b, ok := impl.(sdk.Backend)
+	if !ok {
+		return
+	}
+	conn, err := net.FileConn(hop) // a duplicate
+	if err != nil {
+		log.Warn("producing over gRPC alone", "error", err)
+		return
+	}
+	if !sdk.AttachProduceConn(b, conn) {
+		conn.Close()
+	}
+}
+
 // dispense starts client's process and returns the plugin of kind it
 // serves: an sdk.Backend or sdk.Sink over gRPC.
 func dispense(client *plugin.Client, spec Spec) (any, *plugin.GRPCClient, error) {
@@ -478,10 +520,23 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 	if err != nil {
 		return nil, err
 	}
+	var hop *os.File
+	if i.spec.Kind == sdk.KindBackend {
+		if hop, err = giveProduceConn(cmd); err != nil {
+			return nil, err
+		}
+	}
 	gen, err := i.connect(ctx, client)
+	closeExtraFiles(cmd) // the plugin has its own, or is gone
 	if err != nil {
+		if hop != nil {
+			hop.Close()
+		}
 		discard(client, logger, err)
 		return nil, err
+	}
+	if hop != nil {
+		attachProduceConn(gen.impl, hop, i.log)
 	}
 	gen.cmd, gen.log = cmd, logger
 	gen.exited = watchExit(gen.pid, client.Exited)

@@ -284,6 +284,39 @@ func TestKilledPluginIsRestartedAndCallsFailRetriably(t *testing.T) {
 	}
 }
 
+// A backend plugin process produces over the produce connection its host
+// gives it rather than gRPC, and a restarted process over a new one.
+func TestBackendProducesOverItsConnection(t *testing.T) {
+	h, _ := newTestHost(t)
+	b := startChild(t, h)
+	overConn := func() bool {
+		h.mu.Lock()
+		i := h.instances[0]
+		h.mu.Unlock()
+		gen, err := i.current()
+		return err == nil && sdk.ProducesOverConn(gen.impl.(sdk.Backend))
+	}
+	for restarts := range 2 {
+		waitFor(t, "the plugin to serve its produce connection", overConn)
+		if err := produceOne(b, "t", 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if !overConn() {
+			t.Fatal("the produce connection failed on a produce call")
+		}
+		if restarts == 0 {
+			st := h.Statuses()[0]
+			if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the restart", func() bool {
+				s := h.Statuses()[0]
+				return s.State == StateUp && s.Restarts == 1
+			})
+		}
+	}
+}
+
 func TestWedgedPluginFailsInFlightCallsAndIsReplaced(t *testing.T) {
 	// A short health timeout: the wedged plugin is found out soon.
 	h, _ := newTestHostTimeout(t, 300*time.Millisecond)
