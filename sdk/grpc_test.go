@@ -141,9 +141,22 @@ func serveInMemory(t *testing.T, register func(*grpc.Server) error) *grpc.Client
 	return conn
 }
 
+// Records reach the plugin as they were sent, over gRPC and over the
+// produce connection; what a plugin keeps of a batch stays as it was
+// after later batches.
 func TestProduceCrossesTheWireIntact(t *testing.T) {
-	mem := &memBackend{}
-	b := dial(t, mem)
+	t.Run("grpc", func(t *testing.T) {
+		mem := &memBackend{}
+		testProduceCrossesTheWireIntact(t, mem, dial(t, mem))
+	})
+	t.Run("conn", func(t *testing.T) {
+		mem := &memBackend{}
+		b, _ := servedConn(t, &streamPlugin{BackendServer: sdk.NewBackendServer(mem)}, mem)
+		testProduceCrossesTheWireIntact(t, mem, b)
+	})
+}
+
+func testProduceCrossesTheWireIntact(t *testing.T, mem *memBackend, b sdk.Backend) {
 	binary := make([]byte, 256)
 	for i := range binary {
 		binary[i] = byte(i)
@@ -159,6 +172,10 @@ func TestProduceCrossesTheWireIntact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another batch, of other bytes, before looking at what the first left.
+	if _, err := b.Produce(context.Background(), []sdk.Record{{Topic: "u", Value: bytes.Repeat([]byte{0xff}, 512)}}); err != nil {
+		t.Fatal(err)
+	}
 	if len(res) != 4 || res[0].Err != nil || res[2].Offset != 2 {
 		t.Fatalf("results = %+v", res)
 	}
@@ -166,7 +183,7 @@ func TestProduceCrossesTheWireIntact(t *testing.T) {
 		t.Fatalf("result 3 error = %v, want code 11 naming the partition", res[3].Err)
 	}
 	got := mem.produced
-	if !bytes.Equal(got[0].Value, binary) || string(got[0].Key) != "k" || got[0].Tags != "tagA" || got[0].Hash != 77 || got[0].Partition != sdk.PartitionHash {
+	if !bytes.Equal(got[0].Value, binary) || string(got[0].Key) != "k" || got[0].Topic != "t" || got[0].Tags != "tagA" || got[0].Hash != 77 || got[0].Partition != sdk.PartitionHash {
 		t.Fatalf("record 0 arrived as %+v", got[0])
 	}
 	if len(got[0].Headers) != 3 || got[0].Headers[0].Key != "b" || got[0].Headers[1].Key != "a" || string(got[0].Headers[1].Value) != "1" {

@@ -31,26 +31,30 @@ func (*discardBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Produc
 
 // BenchmarkProduceHop is the gateway-to-plugin produce call over a real
 // Unix socket, as go-plugin connects them: batches of 100 records of 1 KiB
-// with a key and a header, 8 callers. It reports the CPU both ends spend
+// with a key and a header, 8 callers, as unary calls, on ProduceStream and
+// on the produce connection. It reports the CPU both ends spend
 // per record (both run in this process).
 //
 //	go test ./sdk -run '^$' -bench ProduceHop -benchtime 2000x
 func BenchmarkProduceHop(b *testing.B) {
 	for _, batch := range []int{1, 100} {
-		for _, unary := range []bool{true, false} {
-			name := fmt.Sprintf("batch=%d/stream", batch)
-			if unary {
-				name = fmt.Sprintf("batch=%d/unary", batch)
-			}
-			b.Run(name, func(b *testing.B) { benchmarkProduceHop(b, batch, unary) })
+		for _, way := range []string{"unary", "stream", "conn"} {
+			b.Run(fmt.Sprintf("batch=%d/%s", batch, way), func(b *testing.B) { benchmarkProduceHop(b, batch, way) })
 		}
 	}
 }
 
-func benchmarkProduceHop(b *testing.B, batch int, unary bool) {
+func benchmarkProduceHop(b *testing.B, batch int, way string) {
 	{
 		{
-			be := serveUnix(b, &streamPlugin{BackendServer: sdk.NewBackendServer(&discardBackend{}), noStream: unary})
+			impl := &discardBackend{}
+			be := serveUnix(b, &streamPlugin{BackendServer: sdk.NewBackendServer(impl), noStream: way == "unary"})
+			if way == "conn" {
+				gw, pl := socketPair(b)
+				go func() { _ = sdk.ServeProduceConn(context.Background(), pl, impl) }()
+				sdk.AttachProduceConn(be, gw)
+				waitFor(b, "the produce connection", func() bool { return sdk.ProducesOverConn(be) })
+			}
 			records := make([]sdk.Record, batch)
 			for i := range records {
 				records[i] = sdk.Record{

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,11 +87,11 @@ func serveProduceConn(ctx context.Context, conn net.Conn, s *backendServer) erro
 	}
 	r := bufio.NewReaderSize(conn, 64<<10)
 	for {
-		batch := &pb.ProduceBatch{}
-		if err := readFrame(r, batch); err != nil {
+		batch, err := readBatch(r)
+		if err != nil {
 			return err
 		}
-		err := batches.run(ctx, batch, func(res *pb.ProduceBatchResult) {
+		err = batches.run(ctx, batch, func(res *pb.ProduceBatchResult) {
 			if err := w.write(res); err != nil {
 				cancel() // the gateway is gone, or the connection broken
 			}
@@ -138,15 +139,56 @@ func marshalFrame(m vtMessage) (*[]byte, error) {
 	return buf, nil
 }
 
-// readFrame reads one length-prefixed message from r into m.
-func readFrame(r *bufio.Reader, m vtMessage) error {
+// readFrameSize reads the length of the next message from r.
+func readFrameSize(r *bufio.Reader) (int, error) {
 	var head [4]byte
 	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return err
+		return 0, err
 	}
 	size := int(binary.BigEndian.Uint32(head[:]))
 	if size > MaxMessageBytes {
-		return fmt.Errorf("produce connection: a message of %d bytes, more than the plugin protocol's %d", size, MaxMessageBytes)
+		return 0, fmt.Errorf("produce connection: a message of %d bytes, more than the plugin protocol's %d", size, MaxMessageBytes)
+	}
+	return size, nil
+}
+
+// readBatch reads the next ProduceBatch from r. Its records' keys, values
+// and header values are not copied out of the message: they share one
+// buffer, allocated for this batch alone, so nothing else ever writes it.
+// Their strings are copies, since a plugin may keep a topic name (in a
+// map, say) far longer than the batch, and would keep all of it.
+func readBatch(r *bufio.Reader) (*pb.ProduceBatch, error) {
+	size, err := readFrameSize(r)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	batch := &pb.ProduceBatch{}
+	if err := batch.UnmarshalVTUnsafe(buf); err != nil {
+		return nil, err
+	}
+	var topic, own string
+	for _, rec := range batch.Records {
+		if rec.Topic != topic { // a batch is mostly of one topic
+			topic, own = rec.Topic, strings.Clone(rec.Topic)
+		}
+		rec.Topic = own
+		rec.Qid, rec.Tags = strings.Clone(rec.Qid), strings.Clone(rec.Tags)
+		for _, h := range rec.Headers {
+			h.Key = strings.Clone(h.Key)
+		}
+	}
+	return batch, nil
+}
+
+// readFrame reads one length-prefixed message from r into m.
+func readFrame(r *bufio.Reader, m vtMessage) error {
+	size, err := readFrameSize(r)
+	if err != nil {
+		return err
 	}
 	buf := pool.Get(size)
 	defer pool.Put(buf)

@@ -17,7 +17,7 @@ import (
 
 // socketPair is a connected pair of Unix sockets, as the plugin host
 // creates for a produce connection.
-func socketPair(t *testing.T) (gateway, plugin net.Conn) {
+func socketPair(t testing.TB) (gateway, plugin net.Conn) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -56,7 +56,7 @@ func servedConn(t *testing.T, plugin *streamPlugin, impl sdk.Backend) (sdk.Backe
 }
 
 // waitFor waits, within a generous bound, for cond.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
