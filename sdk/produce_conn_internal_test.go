@@ -1,0 +1,56 @@
+package sdk
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
+
+// FuzzReadBatch holds a plugin's reading of a produce batch from its
+// connection (a message whose bytes alias one buffer) to what copying
+// every field out of it reads: the same batch, or an error for both.
+func FuzzReadBatch(f *testing.F) {
+	// Small seeds: the fuzzer minimizes every input it finds interesting,
+	// which for kilobytes of values takes it minutes.
+	for _, m := range []proto.Message{
+		&pb.ProduceBatch{Id: 7, TimeoutMs: 1000, Records: []*pb.Record{
+			{Topic: "orders", Partition: -1, Hash: 3, HasKey: true, Key: []byte("k"), Value: []byte("v"), Headers: []*pb.Header{{Key: "trace", Value: []byte("0a")}}},
+			{Topic: "orders", Qid: "2", Value: []byte("w"), TimestampMs: 1},
+		}},
+		&pb.ProduceBatch{Id: 1, Records: []*pb.Record{{Topic: "t", HasKey: true, Key: []byte{}, Value: nil, Tags: "a"}}},
+	} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		framed := binary.BigEndian.AppendUint32(nil, uint32(len(in)))
+		framed = append(framed, in...)
+		got, errGot := readBatch(bufio.NewReader(bytes.NewReader(framed)))
+		want := &pb.ProduceBatch{}
+		errWant := want.UnmarshalVT(in)
+		if (errGot == nil) != (errWant == nil) {
+			t.Fatalf("reading the batch: %v; copying it out: %v", errGot, errWant)
+		}
+		if errGot != nil {
+			return
+		}
+		if !proto.Equal(got, want) {
+			t.Fatalf("read %v, want %v", got, want)
+		}
+		// What was read shares no bytes with the caller's input.
+		for i := range in {
+			in[i] ^= 0xff
+		}
+		if !proto.Equal(got, want) {
+			t.Fatal("the batch changed when the input it was read from did")
+		}
+	})
+}
