@@ -509,6 +509,7 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 			return nil, err
 		}
 		st := Stats{Group: group, Topic: t, ConsumeOffsets: map[string]int64{}, ProduceOffsets: map[string]int64{}}
+		lags := make(map[string]int64, len(offs))
 		for _, o := range offs {
 			c := o.Committed
 			if c < 0 {
@@ -526,8 +527,9 @@ func (s *Service) Stats(ctx context.Context, group, topic string) ([]Stats, erro
 			} else {
 				st.Lag += lag
 			}
-			s.metrics.lag.WithLabelValues(group, t, o.Qid).Set(float64(lag))
+			lags[o.Qid] = lag
 		}
+		s.metrics.lagSeries.set(group, t, lags)
 		out = append(out, st)
 	}
 	return out, nil
@@ -549,6 +551,7 @@ type consumeMetrics struct {
 	owned, inFlight                                        *prometheus.GaugeVec
 	delivered, acked, redeliveries, timeouts, deadLettered *prometheus.CounterVec
 	lag                                                    *prometheus.GaugeVec
+	lagSeries                                              *lagGauges // sets lag, within bounds
 }
 
 func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
@@ -579,5 +582,6 @@ func newConsumeMetrics(reg prometheus.Registerer) *consumeMetrics {
 		m.deadLettered = metrics.Register(reg, m.deadLettered)
 		m.lag = metrics.Register(reg, m.lag)
 	}
+	m.lagSeries = newLagGauges(m.lag)
 	return m
 }
