@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -69,9 +70,14 @@ type ClusterAdmin interface {
 	DeleteRecords(ctx context.Context, before []Offset) error
 }
 
-// ErrNoClusterAdmin is what ListTopics, ListGroups and DeleteGroup answer
-// for a plugin that does not implement ClusterAdmin (code 11).
-var ErrNoClusterAdmin = &Error{Code: CodeIllegal, Msg: "the cluster's plugin cannot list topics or groups, or delete a group (it does not implement them)"}
+// ErrNoClusterAdmin is what the calls of ClusterAdmin wrap for a plugin
+// that does not implement the call (code 11); errors.Is finds it.
+var ErrNoClusterAdmin = &Error{Code: CodeIllegal, Msg: "it is not an sdk.ClusterAdmin, or was built before the call existed"}
+
+// noClusterAdmin is ErrNoClusterAdmin for call, which it names.
+func noClusterAdmin(call string) error {
+	return fmt.Errorf("the cluster's plugin does not implement %s: %w", call, ErrNoClusterAdmin)
+}
 
 // ListTopics asks plugin, a Backend, for its cluster's topics: over gRPC
 // for the gateway's end of a plugin process, directly for an
@@ -81,7 +87,7 @@ func ListTopics(ctx context.Context, plugin any) ([]TopicListing, error) {
 	case *backendClient:
 		resp, err := p.c.ListTopics(ctx, &pb.ListTopicsRequest{})
 		if err != nil {
-			return nil, clusterAdminError(err)
+			return nil, clusterAdminError("ListTopics", err)
 		}
 		out := make([]TopicListing, len(resp.Topics))
 		for i, t := range resp.Topics {
@@ -91,7 +97,7 @@ func ListTopics(ctx context.Context, plugin any) ([]TopicListing, error) {
 	case ClusterAdmin:
 		return p.ListTopics(ctx)
 	}
-	return nil, ErrNoClusterAdmin
+	return nil, noClusterAdmin("ListTopics")
 }
 
 // ListGroups asks plugin, a Backend, for its cluster's consumer groups.
@@ -100,7 +106,7 @@ func ListGroups(ctx context.Context, plugin any) ([]GroupListing, error) {
 	case *backendClient:
 		resp, err := p.c.ListGroups(ctx, &pb.ListGroupsRequest{})
 		if err != nil {
-			return nil, clusterAdminError(err)
+			return nil, clusterAdminError("ListGroups", err)
 		}
 		out := make([]GroupListing, len(resp.Groups))
 		for i, g := range resp.Groups {
@@ -110,7 +116,7 @@ func ListGroups(ctx context.Context, plugin any) ([]GroupListing, error) {
 	case ClusterAdmin:
 		return p.ListGroups(ctx)
 	}
-	return nil, ErrNoClusterAdmin
+	return nil, noClusterAdmin("ListGroups")
 }
 
 // DescribeGroup asks plugin, a Backend, for group's state and members.
@@ -119,7 +125,7 @@ func DescribeGroup(ctx context.Context, plugin any, group string) (GroupDescript
 	case *backendClient:
 		resp, err := p.c.DescribeGroup(ctx, &pb.DescribeGroupRequest{Group: group})
 		if err != nil {
-			return GroupDescription{}, clusterAdminError(err)
+			return GroupDescription{}, clusterAdminError("DescribeGroup", err)
 		}
 		d := GroupDescription{State: resp.State, Members: make([]GroupMember, len(resp.Members))}
 		for i, m := range resp.Members {
@@ -129,7 +135,7 @@ func DescribeGroup(ctx context.Context, plugin any, group string) (GroupDescript
 	case ClusterAdmin:
 		return p.DescribeGroup(ctx, group)
 	}
-	return GroupDescription{}, ErrNoClusterAdmin
+	return GroupDescription{}, noClusterAdmin("DescribeGroup")
 }
 
 // DeleteGroup asks plugin, a Backend, to delete group.
@@ -137,11 +143,11 @@ func DeleteGroup(ctx context.Context, plugin any, group string) error {
 	switch p := plugin.(type) {
 	case *backendClient:
 		_, err := p.c.DeleteGroup(ctx, &pb.DeleteGroupRequest{Group: group})
-		return clusterAdminError(err)
+		return clusterAdminError("DeleteGroup", err)
 	case ClusterAdmin:
 		return p.DeleteGroup(ctx, group)
 	}
-	return ErrNoClusterAdmin
+	return noClusterAdmin("DeleteGroup")
 }
 
 // DeleteRecords asks plugin, a Backend, to delete the records before the
@@ -150,18 +156,18 @@ func DeleteRecords(ctx context.Context, plugin any, before []Offset) error {
 	switch p := plugin.(type) {
 	case *backendClient:
 		_, err := p.c.DeleteRecords(ctx, &pb.DeleteRecordsRequest{Positions: offsetsToPB(before)})
-		return clusterAdminError(err)
+		return clusterAdminError("DeleteRecords", err)
 	case ClusterAdmin:
 		return p.DeleteRecords(ctx, before)
 	}
-	return ErrNoClusterAdmin
+	return noClusterAdmin("DeleteRecords")
 }
 
 // clusterAdminError is fromStatus, with UNIMPLEMENTED (a plugin without
-// ClusterAdmin, or built before it) as ErrNoClusterAdmin.
-func clusterAdminError(err error) error {
+// ClusterAdmin, or built before it) as ErrNoClusterAdmin naming call.
+func clusterAdminError(call string, err error) error {
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Unimplemented {
-		return ErrNoClusterAdmin
+		return noClusterAdmin(call)
 	}
 	return fromStatus(err)
 }

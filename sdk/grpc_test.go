@@ -438,3 +438,23 @@ func TestLargePollIsSplitAcrossMessages(t *testing.T) {
 		t.Fatalf("got %d records, want 40", len(got))
 	}
 }
+
+// A plugin that is not an sdk.ClusterAdmin answers each of its calls with
+// code 11 naming the call, over gRPC and in the gateway's process alike.
+func TestNoClusterAdminNamesTheCall(t *testing.T) {
+	mem := &memBackend{}
+	for name, plugin := range map[string]any{"grpc": dial(t, mem), "in process": mem} {
+		ctx := context.Background()
+		calls := map[string]error{}
+		_, calls["ListTopics"] = sdk.ListTopics(ctx, plugin)
+		_, calls["ListGroups"] = sdk.ListGroups(ctx, plugin)
+		_, calls["DescribeGroup"] = sdk.DescribeGroup(ctx, plugin, "g")
+		calls["DeleteGroup"] = sdk.DeleteGroup(ctx, plugin, "g")
+		calls["DeleteRecords"] = sdk.DeleteRecords(ctx, plugin, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 1}})
+		for call, err := range calls {
+			if sdk.CodeOf(err) != sdk.CodeIllegal || !errors.Is(err, sdk.ErrNoClusterAdmin) || !strings.Contains(err.Error(), "does not implement "+call) {
+				t.Errorf("%s: %s answered %v (code %d), want code 11 naming %s", name, call, err, sdk.CodeOf(err), call)
+			}
+		}
+	}
+}
