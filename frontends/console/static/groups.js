@@ -154,15 +154,18 @@ function resetForm(group, topic, refresh) {
 async function deadLetters(group) {
   const base = `/v1/admin/groups/${encodeURIComponent(group)}/dead-letters`;
   const el = h('div', {id: 'dead-letters'});
-  const load = async () => {
+  // load shows the topic as it is now, under done (what was just done), if
+  // given.
+  const load = async (done) => {
     let t;
     try { t = await api('GET', base); } catch (e) { notice(el, e); return; }
+    const head = done ? [h('div', {class: 'notice ok', role: 'status', id: 'discard-result'}, done)] : [];
     const qids = t.qids.filter(q => q.end > q.start);
     if (qids.length === 0) {
-      fill(el, h('p', {class: 'muted'}, `Nothing in ${t.topic}.`));
+      fill(el, ...head, h('p', {class: 'muted'}, `Nothing in ${t.topic}.`));
       return;
     }
-    const parts = [h('p', {class: 'muted'}, `${t.messages} in ${t.topic}; the last 100 of each qid are shown.`)];
+    const parts = [...head, h('p', {class: 'muted'}, `${t.messages} in ${t.topic}; the last 100 of each qid are shown.`)];
     for (const q of qids) {
       const p = await api('GET', `${base}/messages?` + new URLSearchParams({qid: q.qid, offset: Math.max(q.start, q.end - 100), limit: 100}));
       const picked = new Set();
@@ -183,7 +186,8 @@ async function deadLetters(group) {
         if (!confirm(`Delete every dead letter of qid ${q.qid} before offset ${before}, for good?`)) return;
         try {
           const r = await api('POST', `${base}/discard`, {qid: q.qid, before_offset: before});
-          notice(result, `Discarded ${r.discarded}; qid ${r.qid} now holds ${r.start} to ${r.end}.`, true);
+          // The table shows what is left.
+          await load(`Discarded ${r.discarded}; qid ${r.qid} now holds ${r.start} to ${r.end}.`);
         } catch (e) { notice(result, e); }
       }}, 'Discard up to the newest picked');
       const select = e => {

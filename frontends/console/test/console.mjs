@@ -139,11 +139,16 @@ try {
   await page.locator('#total-lag', {hasText: /^4$/}).waitFor();
   await shot('reset.png');
 
-  step('discard the dead letter, confirmed in a dialog');
-  await page.locator('#dead-letters tbody tr input[type=checkbox]').first().check();
+  step('discard the oldest dead letter, confirmed in a dialog: the table then shows what is left');
+  const deadRows = page.locator('#dead-letters tbody tr');
+  const before = await deadRows.count();
+  const oldest = await deadRows.first().locator('td').nth(1).innerText();
+  await deadRows.first().locator('input[type=checkbox]').check();
   page.once('dialog', d => d.accept());
   await page.getByRole('button', {name: 'Discard up to the newest picked'}).click();
-  await page.locator('#dead-letters', {hasText: 'Discarded 1;'}).waitFor();
+  await page.locator('#discard-result', {hasText: 'Discarded 1;'}).waitFor();
+  if (await deadRows.count() !== before - 1) throw new Error(`after discarding 1 of ${before} dead letters the table shows ${await deadRows.count()}`);
+  if (before > 1 && await deadRows.first().locator('td').nth(1).innerText() === oldest) throw new Error(`the discarded dead letter (${oldest}) is still shown`);
 
   step('cancel a pending delay from the list: it does not fire, and one not cancelled does');
   await call('POST', `/v1/topics/${topic}/delayed`, {key: 'd', value: 'never sent', delay_ms: 25000, id: 'console-cancel-me'});
