@@ -19,8 +19,8 @@ func SetMaxBatchMessageBytes(n int) (restore func()) {
 // for tests that wrap it.
 func NewBackendServer(impl Backend) pb.BackendServer { return &backendServer{impl: impl} }
 
-// ServeProduceConn serves a plugin's end of a produce connection over
-// impl until conn fails or ctx ends.
-func ServeProduceConn(ctx context.Context, conn net.Conn, impl Backend) error {
-	return serveProduceConn(ctx, conn, &backendServer{impl: impl})
+// ServePluginConn serves a plugin's end of a plugin connection over impl
+// until conn fails or ctx ends.
+func ServePluginConn(ctx context.Context, conn net.Conn, impl Backend) error {
+	return servePluginConn(ctx, conn, &backendServer{impl: impl})
 }

@@ -24,29 +24,29 @@ func NewBackendClient(c pb.BackendClient) Backend {
 type backendClient struct {
 	c      pb.BackendClient
 	stream *produceStream
-	conn   atomic.Pointer[produceConn] // nil unless the host gave the plugin one
+	conn   atomic.Pointer[pluginConn] // nil unless the host gave the plugin one
 }
 
-// AttachProduceConn gives b, a Backend NewBackendClient returned, the
-// gateway's end of its plugin's produce connection (see EnvProduceConnFD):
-// once the plugin says it serves it, produce calls go over it. b closes
-// conn when the plugin closes its end. It reports whether b takes it; if
-// not, the caller still owns conn.
-func AttachProduceConn(b Backend, conn net.Conn) bool {
+// AttachPluginConn gives b, a Backend NewBackendClient returned, the
+// gateway's end of its plugin's connection (see EnvPluginConnFD): once the
+// plugin says it serves it, produce calls and consume streams go over it.
+// b closes conn when the plugin closes its end. It reports whether b takes
+// it; if not, the caller still owns conn.
+func AttachPluginConn(b Backend, conn net.Conn) bool {
 	c, ok := b.(*backendClient)
 	if !ok || c.conn.Load() != nil {
 		return false
 	}
-	c.conn.Store(newProduceConn(conn))
+	c.conn.Store(newPluginConn(conn))
 	return true
 }
 
 var _ Backend = (*backendClient)(nil)
 
-// ProducesOverConn reports whether b, a Backend NewBackendClient returned,
-// sends its produce calls over a produce connection: one was attached and
-// the plugin serves it.
-func ProducesOverConn(b Backend) bool {
+// UsesPluginConn reports whether b, a Backend NewBackendClient returned,
+// sends its produce calls and opens its consume streams over a plugin
+// connection: one was attached and the plugin serves it.
+func UsesPluginConn(b Backend) bool {
 	c, ok := b.(*backendClient)
 	if !ok {
 		return false
@@ -143,7 +143,17 @@ func (b *backendClient) Close() error { return nil }
 // Poll's worth of records.
 func (b *backendClient) Consume(ctx context.Context, sub Subscription) (Consumer, error) {
 	sctx, cancel := context.WithCancel(ctx)
-	stream, err := b.c.Consume(sctx)
+	var (
+		stream pb.Backend_ConsumeClient
+		ok     bool
+		err    error
+	)
+	if conn := b.conn.Load(); conn != nil {
+		stream, ok, err = conn.openConsume(sctx)
+	}
+	if !ok {
+		stream, err = b.c.Consume(sctx)
+	}
 	if err != nil {
 		cancel()
 		return nil, fromStatus(err)

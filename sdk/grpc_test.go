@@ -141,8 +141,21 @@ func serveInMemory(t *testing.T, register func(*grpc.Server) error) *grpc.Client
 	return conn
 }
 
+// overBothWays runs test with dial serving the plugin over gRPC alone, and
+// with a plugin connection attached.
+func overBothWays(t *testing.T, test func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend)) {
+	t.Run("grpc", func(t *testing.T) { test(t, dial) })
+	t.Run("conn", func(t *testing.T) { test(t, dialConn) })
+}
+
+// dialConn is dial with a plugin connection attached and served.
+func dialConn(t *testing.T, impl sdk.Backend) sdk.Backend {
+	b, _ := servedConn(t, &streamPlugin{BackendServer: sdk.NewBackendServer(impl)}, impl)
+	return b
+}
+
 // Records reach the plugin as they were sent, over gRPC and over the
-// produce connection; what a plugin keeps of a batch stays as it was
+// plugin connection; what a plugin keeps of a batch stays as it was
 // after later batches.
 func TestProduceCrossesTheWireIntact(t *testing.T) {
 	t.Run("grpc", func(t *testing.T) {
@@ -198,118 +211,128 @@ func testProduceCrossesTheWireIntact(t *testing.T, mem *memBackend, b sdk.Backen
 }
 
 func TestErrorsKeepTheirCodes(t *testing.T) {
-	mem := &memBackend{failWith: sdk.Errorf(sdk.CodeTopicNotExist, "topic gone does not exist")}
-	b := dial(t, mem)
-	_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "gone"}})
-	if sdk.CodeOf(err) != sdk.CodeTopicNotExist || err.Error() != "topic gone does not exist" {
-		t.Fatalf("Produce error = %v (code %d), want code 14 with the plugin's message", err, sdk.CodeOf(err))
-	}
-	err = b.Configure(context.Background(), []byte(`{"bogus": 1}`))
-	var ce *sdk.ConfigError
-	if !errors.As(err, &ce) || ce.Key != "bogus" {
-		t.Fatalf("Configure error = %#v, want a ConfigError naming bogus", err)
-	}
-	if _, err := b.ListOffsets(context.Background(), []string{"nope"}, ""); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
-		t.Fatalf("ListOffsets error = %v, want code 14", err)
-	}
-	if _, err := b.Consume(context.Background(), sdk.Subscription{}); err != nil {
-		// Consume errors arrive on the first Poll, as the stream opens lazily.
-		t.Fatalf("Consume: %v", err)
-	}
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		mem := &memBackend{failWith: sdk.Errorf(sdk.CodeTopicNotExist, "topic gone does not exist")}
+		b := dial(t, mem)
+		_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "gone"}})
+		if sdk.CodeOf(err) != sdk.CodeTopicNotExist || err.Error() != "topic gone does not exist" {
+			t.Fatalf("Produce error = %v (code %d), want code 14 with the plugin's message", err, sdk.CodeOf(err))
+		}
+		err = b.Configure(context.Background(), []byte(`{"bogus": 1}`))
+		var ce *sdk.ConfigError
+		if !errors.As(err, &ce) || ce.Key != "bogus" {
+			t.Fatalf("Configure error = %#v, want a ConfigError naming bogus", err)
+		}
+		if _, err := b.ListOffsets(context.Background(), []string{"nope"}, ""); sdk.CodeOf(err) != sdk.CodeTopicNotExist {
+			t.Fatalf("ListOffsets error = %v, want code 14", err)
+		}
+		if _, err := b.Consume(context.Background(), sdk.Subscription{}); err != nil {
+			// Consume errors arrive on the first Poll, as the stream opens lazily.
+			t.Fatalf("Consume: %v", err)
+		}
+	})
 }
 
 // A plugin's lasting outage stays lasting across the wire, so the gateway
 // answers it rather than retrying it into the request's deadline.
 func TestLastingErrorsStayLasting(t *testing.T) {
-	for _, lasting := range []bool{false, true} {
-		var fail error = sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed")
-		if lasting {
-			fail = sdk.Lasting(sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed"))
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		for _, lasting := range []bool{false, true} {
+			var fail error = sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed")
+			if lasting {
+				fail = sdk.Lasting(sdk.Errorf(sdk.CodeUnavailable, "kafka SASL authentication failed"))
+			}
+			b := dial(t, &memBackend{failWith: fail})
+			_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "t"}})
+			if sdk.CodeOf(err) != sdk.CodeUnavailable || err.Error() != "kafka SASL authentication failed" {
+				t.Fatalf("Produce error = %v (code %d), want code 17 with the plugin's message", err, sdk.CodeOf(err))
+			}
+			if errors.Is(err, sdk.ErrLasting) != lasting {
+				t.Errorf("lasting %v became lasting %v on the wire", lasting, !lasting)
+			}
 		}
-		b := dial(t, &memBackend{failWith: fail})
-		_, err := b.Produce(context.Background(), []sdk.Record{{Topic: "t"}})
-		if sdk.CodeOf(err) != sdk.CodeUnavailable || err.Error() != "kafka SASL authentication failed" {
-			t.Fatalf("Produce error = %v (code %d), want code 17 with the plugin's message", err, sdk.CodeOf(err))
-		}
-		if errors.Is(err, sdk.ErrLasting) != lasting {
-			t.Errorf("lasting %v became lasting %v on the wire", lasting, !lasting)
-		}
-	}
+	})
 }
 
 func TestBatchOverFourMiB(t *testing.T) {
-	mem := &memBackend{}
-	b := dial(t, mem)
-	var in []sdk.Record
-	for range 6 {
-		in = append(in, sdk.Record{Topic: "big", Value: bytes.Repeat([]byte("x"), 900<<10)})
-	}
-	res, err := b.Produce(context.Background(), in)
-	if err != nil {
-		t.Fatalf("a 5.3 MiB batch must pass: %v", err)
-	}
-	if len(res) != 6 || len(mem.produced) != 6 || len(mem.produced[5].Value) != 900<<10 {
-		t.Fatalf("got %d results, %d records", len(res), len(mem.produced))
-	}
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		mem := &memBackend{}
+		b := dial(t, mem)
+		var in []sdk.Record
+		for range 6 {
+			in = append(in, sdk.Record{Topic: "big", Value: bytes.Repeat([]byte("x"), 900<<10)})
+		}
+		res, err := b.Produce(context.Background(), in)
+		if err != nil {
+			t.Fatalf("a 5.3 MiB batch must pass: %v", err)
+		}
+		if len(res) != 6 || len(mem.produced) != 6 || len(mem.produced[5].Value) != 900<<10 {
+			t.Fatalf("got %d results, %d records", len(res), len(mem.produced))
+		}
+	})
 }
 
 func TestConsumeStreamRespectsCreditsAndCommits(t *testing.T) {
-	mem := &memBackend{feed: make(chan sdk.Record, 100)}
-	for i := range 10 {
-		mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: []byte{byte(i)}}
-	}
-	b := dial(t, mem)
-	ctx, c := subscribe(t, b)
-	var seen []int64
-	for len(seen) < 10 {
-		ev, err := c.Poll(ctx, 3)
-		if err != nil {
-			t.Fatalf("Poll: %v", err)
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		mem := &memBackend{feed: make(chan sdk.Record, 100)}
+		for i := range 10 {
+			mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: []byte{byte(i)}}
 		}
-		if len(ev.Records) > 3 {
-			t.Fatalf("Poll(3) returned %d records", len(ev.Records))
+		b := dial(t, mem)
+		ctx, c := subscribe(t, b)
+		var seen []int64
+		for len(seen) < 10 {
+			ev, err := c.Poll(ctx, 3)
+			if err != nil {
+				t.Fatalf("Poll: %v", err)
+			}
+			if len(ev.Records) > 3 {
+				t.Fatalf("Poll(3) returned %d records", len(ev.Records))
+			}
+			for _, r := range ev.Records {
+				seen = append(seen, r.Offset)
+			}
 		}
-		for _, r := range ev.Records {
-			seen = append(seen, r.Offset)
+		for i, o := range seen {
+			if o != int64(i) {
+				t.Fatalf("offsets out of order: %v", seen)
+			}
 		}
-	}
-	for i, o := range seen {
-		if o != int64(i) {
-			t.Fatalf("offsets out of order: %v", seen)
+		mem.mu.Lock()
+		for _, n := range mem.polled {
+			if n > 3 {
+				t.Errorf("the plugin was allowed to poll %d records with only 3 credits granted", n)
+			}
 		}
-	}
-	mem.mu.Lock()
-	for _, n := range mem.polled {
-		if n > 3 {
-			t.Errorf("the plugin was allowed to poll %d records with only 3 credits granted", n)
+		mem.mu.Unlock()
+		if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 10}}); err != nil {
+			t.Fatalf("Commit: %v", err)
 		}
-	}
-	mem.mu.Unlock()
-	if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 10}}); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-	if err := c.Commit(ctx, nil); sdk.CodeOf(err) != sdk.CodeIllegal {
-		t.Fatalf("an empty commit must come back as the plugin's code 11, got %v", err)
-	}
-	mem.mu.Lock()
-	defer mem.mu.Unlock()
-	if len(mem.commits) != 1 || mem.commits[0][0].Offset != 10 {
-		t.Fatalf("commits = %+v", mem.commits)
-	}
+		if err := c.Commit(ctx, nil); sdk.CodeOf(err) != sdk.CodeIllegal {
+			t.Fatalf("an empty commit must come back as the plugin's code 11, got %v", err)
+		}
+		mem.mu.Lock()
+		defer mem.mu.Unlock()
+		if len(mem.commits) != 1 || mem.commits[0][0].Offset != 10 {
+			t.Fatalf("commits = %+v", mem.commits)
+		}
+	})
 }
 
 func TestConsumeErrorsReachPoll(t *testing.T) {
-	b := dial(t, &memBackend{})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := b.Consume(ctx, sdk.Subscription{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Poll(ctx, 1); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "group") {
-		t.Fatalf("Poll error = %v, want code 11 naming group", err)
-	}
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		b := dial(t, &memBackend{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, err := b.Consume(ctx, sdk.Subscription{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Poll(ctx, 1); sdk.CodeOf(err) != sdk.CodeIllegal || !strings.Contains(err.Error(), "group") {
+			t.Fatalf("Poll error = %v, want code 11 naming group", err)
+		}
+	})
 }
 
 // sdk is what third parties import: it must not drag in the gateway, the
@@ -365,36 +388,40 @@ func (b *chattyBackend) pollCount() int {
 
 // A commit's answer must not wait behind events nobody is polling for.
 func TestCommitIsNotStuckBehindUnpolledEvents(t *testing.T) {
-	mem := &chattyBackend{}
-	b := dial(t, mem)
-	ctx, c := subscribe(t, b)
-	if _, err := c.Poll(ctx, 1); err != nil { // grants credit; the plugin starts polling
-		t.Fatal(err)
-	}
-	for mem.pollCount() < 50 { // far more events than any buffer
-		if ctx.Err() != nil {
-			t.Fatal("the plugin stopped polling")
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		mem := &chattyBackend{}
+		b := dial(t, mem)
+		ctx, c := subscribe(t, b)
+		if _, err := c.Poll(ctx, 1); err != nil { // grants credit; the plugin starts polling
+			t.Fatal(err)
 		}
-		time.Sleep(time.Millisecond)
-	}
-	if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 1}}); err != nil {
-		t.Fatalf("Commit while events queue up: %v", err)
-	}
+		for mem.pollCount() < 50 { // far more events than any buffer
+			if ctx.Err() != nil {
+				t.Fatal("the plugin stopped polling")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 1}}); err != nil {
+			t.Fatalf("Commit while events queue up: %v", err)
+		}
+	})
 }
 
 // A failed Poll in the plugin reaches the gateway as that Poll's error and
 // the subscription goes on: no new stream, no rebalance.
 func TestPollErrorLeavesStreamUsable(t *testing.T) {
-	mem := &chattyBackend{failNext: true}
-	b := dial(t, mem)
-	ctx, c := subscribe(t, b)
-	_, err := c.Poll(ctx, 1)
-	if sdk.CodeOf(err) != sdk.CodeTopicNotExist || errors.Is(err, sdk.ErrStreamEnded) {
-		t.Fatalf("first Poll = %v, want the plugin's code 14 on a live stream", err)
-	}
-	if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Assigned) != 1 {
-		t.Fatalf("Poll after a poll error = %+v, %v; want the stream to go on", ev, err)
-	}
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		mem := &chattyBackend{failNext: true}
+		b := dial(t, mem)
+		ctx, c := subscribe(t, b)
+		_, err := c.Poll(ctx, 1)
+		if sdk.CodeOf(err) != sdk.CodeTopicNotExist || errors.Is(err, sdk.ErrStreamEnded) {
+			t.Fatalf("first Poll = %v, want the plugin's code 14 on a live stream", err)
+		}
+		if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Assigned) != 1 {
+			t.Fatalf("Poll after a poll error = %+v, %v; want the stream to go on", ev, err)
+		}
+	})
 }
 
 // subscribe opens a consumer of topic t for group g, closed when the test
@@ -414,29 +441,31 @@ func subscribe(t *testing.T, b sdk.Backend) (context.Context, sdk.Consumer) {
 // A Poll whose records outweigh one stream message travels as several,
 // and arrives whole and in order.
 func TestLargePollIsSplitAcrossMessages(t *testing.T) {
-	defer sdk.SetMaxBatchMessageBytes(10 << 10)()
-	mem := &memBackend{feed: make(chan sdk.Record, 100)}
-	for i := range 40 {
-		mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: bytes.Repeat([]byte{byte(i)}, 1<<10)}
-	}
-	b := dial(t, mem)
-	ctx, c := subscribe(t, b)
-	var got []sdk.Record
-	for len(got) < 40 {
-		ev, err := c.Poll(ctx, 40)
-		if err != nil {
-			t.Fatal(err)
+	overBothWays(t, func(t *testing.T, dial func(*testing.T, sdk.Backend) sdk.Backend) {
+		defer sdk.SetMaxBatchMessageBytes(10 << 10)()
+		mem := &memBackend{feed: make(chan sdk.Record, 100)}
+		for i := range 40 {
+			mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: bytes.Repeat([]byte{byte(i)}, 1<<10)}
 		}
-		got = append(got, ev.Records...)
-	}
-	for i, r := range got {
-		if r.Offset != int64(i) || len(r.Value) != 1<<10 || r.Value[0] != byte(i) {
-			t.Fatalf("record %d arrived as offset %d with %d bytes", i, r.Offset, len(r.Value))
+		b := dial(t, mem)
+		ctx, c := subscribe(t, b)
+		var got []sdk.Record
+		for len(got) < 40 {
+			ev, err := c.Poll(ctx, 40)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ev.Records...)
 		}
-	}
-	if len(got) != 40 {
-		t.Fatalf("got %d records, want 40", len(got))
-	}
+		for i, r := range got {
+			if r.Offset != int64(i) || len(r.Value) != 1<<10 || r.Value[0] != byte(i) {
+				t.Fatalf("record %d arrived as offset %d with %d bytes", i, r.Offset, len(r.Value))
+			}
+		}
+		if len(got) != 40 {
+			t.Fatalf("got %d records, want 40", len(got))
+		}
+	})
 }
 
 // A plugin that is not an sdk.ClusterAdmin answers each of its calls with

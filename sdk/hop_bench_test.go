@@ -32,7 +32,7 @@ func (*discardBackend) Produce(_ context.Context, rs []sdk.Record) ([]sdk.Produc
 // BenchmarkProduceHop is the gateway-to-plugin produce call over a real
 // Unix socket, as go-plugin connects them: batches of 100 records of 1 KiB
 // with a key and a header, 8 callers, as unary calls, on ProduceStream and
-// on the produce connection. It reports the CPU both ends spend
+// on the plugin connection. It reports the CPU both ends spend
 // per record (both run in this process).
 //
 //	go test ./sdk -run '^$' -bench ProduceHop -benchtime 2000x
@@ -51,9 +51,9 @@ func benchmarkProduceHop(b *testing.B, batch int, way string) {
 			be := serveUnix(b, &streamPlugin{BackendServer: sdk.NewBackendServer(impl), noStream: way == "unary"})
 			if way == "conn" {
 				gw, pl := socketPair(b)
-				go func() { _ = sdk.ServeProduceConn(context.Background(), pl, impl) }()
-				sdk.AttachProduceConn(be, gw)
-				waitFor(b, "the produce connection", func() bool { return sdk.ProducesOverConn(be) })
+				go func() { _ = sdk.ServePluginConn(context.Background(), pl, impl) }()
+				sdk.AttachPluginConn(be, gw)
+				waitFor(b, "the plugin connection", func() bool { return sdk.UsesPluginConn(be) })
 			}
 			records := make([]sdk.Record, batch)
 			for i := range records {

@@ -52,7 +52,7 @@ func (s *backendServer) ProduceStream(stream pb.Backend_ProduceStreamServer) err
 	}
 }
 
-// batchRunner produces the batches of one stream or produce connection,
+// batchRunner produces the batches of one stream or plugin connection,
 // each in a goroutine of its own, at most maxStreamBatches at once.
 type batchRunner struct {
 	s     *backendServer

@@ -52,6 +52,12 @@ type streamPlugin struct {
 	neverRead  bool // its streams read nothing: a hung plugin
 	streams    atomic.Int32
 	unaryCalls atomic.Int32
+	consumes   atomic.Int32 // Consume streams over gRPC
+}
+
+func (s *streamPlugin) Consume(stream pb.Backend_ConsumeServer) error {
+	s.consumes.Add(1)
+	return s.BackendServer.Consume(stream)
 }
 
 func (s *streamPlugin) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {

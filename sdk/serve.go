@@ -60,7 +60,7 @@ type BackendPlugin struct {
 func (p *BackendPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	srv := &backendServer{impl: p.Impl}
 	pb.RegisterBackendServer(s, srv)
-	serveProduceConnFromEnv(srv)
+	servePluginConnFromEnv(srv)
 	return nil
 }
 

@@ -426,18 +426,18 @@ func (h *Host) newClient(spec Spec, log *slog.Logger) (*plugin.Client, *exec.Cmd
 	}), cmd, logger, nil
 }
 
-// giveProduceConn gives the backend plugin cmd will start the plugin's end
-// of a produce connection (sdk.EnvProduceConnFD), a socket pair that only
+// givePluginConn gives the backend plugin cmd will start the plugin's end
+// of a plugin connection (sdk.EnvPluginConnFD), a socket pair that only
 // the two processes hold, and returns the gateway's end.
-func giveProduceConn(cmd *exec.Cmd) (*os.File, error) {
+func givePluginConn(cmd *exec.Cmd) (*os.File, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("creating a produce connection: %w", err)
+		return nil, fmt.Errorf("creating a plugin connection: %w", err)
 	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(fds[1]), "produce-conn-plugin"))
+	cmd.ExtraFiles = append(cmd.ExtraFiles, os.NewFile(uintptr(fds[1]), "plugin-conn-plugin"))
 	// The child's descriptors 0-2 are its standard streams, then ExtraFiles.
-	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", sdk.EnvProduceConnFD, 2+len(cmd.ExtraFiles)))
-	return os.NewFile(uintptr(fds[0]), "produce-conn"), nil
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", sdk.EnvPluginConnFD, 2+len(cmd.ExtraFiles)))
+	return os.NewFile(uintptr(fds[0]), "plugin-conn"), nil
 }
 
 // closeExtraFiles closes the gateway's copies of what cmd's process was
@@ -448,10 +448,10 @@ func closeExtraFiles(cmd *exec.Cmd) {
 	}
 }
 
-// attachProduceConn gives impl, a backend plugin just connected, hop, the
-// gateway's end of its produce connection. A plugin whose SDK does not
+// attachPluginConn gives impl, a backend plugin just connected, hop, the
+// gateway's end of its plugin connection. A plugin whose SDK does not
 // serve it produces over gRPC alone.
-func attachProduceConn(impl any, hop *os.File, log *slog.Logger) {
+func attachPluginConn(impl any, hop *os.File, log *slog.Logger) {
 	defer hop.Close()
 	b, ok := impl.(sdk.Backend)
 	if !ok {
@@ -462,7 +462,7 @@ func attachProduceConn(impl any, hop *os.File, log *slog.Logger) {
 		log.Warn("producing over gRPC alone", "error", err)
 		return
 	}
-	if !sdk.AttachProduceConn(b, conn) {
+	if !sdk.AttachPluginConn(b, conn) {
 		conn.Close()
 	}
 }
@@ -522,7 +522,7 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 	}
 	var hop *os.File
 	if i.spec.Kind == sdk.KindBackend {
-		if hop, err = giveProduceConn(cmd); err != nil {
+		if hop, err = givePluginConn(cmd); err != nil {
 			return nil, err
 		}
 	}
@@ -536,7 +536,7 @@ func (i *instance) launch(ctx context.Context) (*generation, error) {
 		return nil, err
 	}
 	if hop != nil {
-		attachProduceConn(gen.impl, hop, i.log)
+		attachPluginConn(gen.impl, hop, i.log)
 	}
 	gen.cmd, gen.log = cmd, logger
 	gen.exited = watchExit(gen.pid, client.Exited)

@@ -284,7 +284,7 @@ func TestKilledPluginIsRestartedAndCallsFailRetriably(t *testing.T) {
 	}
 }
 
-// A backend plugin process produces over the produce connection its host
+// A backend plugin process produces over the plugin connection its host
 // gives it rather than gRPC, and a restarted process over a new one.
 func TestBackendProducesOverItsConnection(t *testing.T) {
 	h, _ := newTestHost(t)
@@ -294,15 +294,15 @@ func TestBackendProducesOverItsConnection(t *testing.T) {
 		i := h.instances[0]
 		h.mu.Unlock()
 		gen, err := i.current()
-		return err == nil && sdk.ProducesOverConn(gen.impl.(sdk.Backend))
+		return err == nil && sdk.UsesPluginConn(gen.impl.(sdk.Backend))
 	}
 	for restarts := range 2 {
-		waitFor(t, "the plugin to serve its produce connection", overConn)
+		waitFor(t, "the plugin to serve its plugin connection", overConn)
 		if err := produceOne(b, "t", 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		if !overConn() {
-			t.Fatal("the produce connection failed on a produce call")
+			t.Fatal("the plugin connection failed on a produce call")
 		}
 		if restarts == 0 {
 			st := h.Statuses()[0]

@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +17,7 @@ import (
 )
 
 // socketPair is a connected pair of Unix sockets, as the plugin host
-// creates for a produce connection.
+// creates for a plugin connection.
 func socketPair(t testing.TB) (gateway, plugin net.Conn) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -46,12 +47,12 @@ func servedConn(t *testing.T, plugin *streamPlugin, impl sdk.Backend) (sdk.Backe
 	gw, pl := socketPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = sdk.ServeProduceConn(ctx, pl, impl) }()
+	go func() { defer close(done); _ = sdk.ServePluginConn(ctx, pl, impl) }()
 	t.Cleanup(func() { cancel(); <-done })
-	if !sdk.AttachProduceConn(b, gw) {
-		t.Fatal("the gateway's Backend did not take the produce connection")
+	if !sdk.AttachPluginConn(b, gw) {
+		t.Fatal("the gateway's Backend did not take the plugin connection")
 	}
-	waitFor(t, "the plugin to serve its produce connection", func() bool { return sdk.ProducesOverConn(b) })
+	waitFor(t, "the plugin to serve its plugin connection", func() bool { return sdk.UsesPluginConn(b) })
 	return b, pl
 }
 
@@ -67,19 +68,19 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // Concurrent calls share the connection, each gets its own results, and
 // none goes over gRPC.
-func TestProduceConnAnswersEachCaller(t *testing.T) {
+func TestPluginConnAnswersEachCaller(t *testing.T) {
 	be := &echoBackend{}
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(be)}
 	b, _ := servedConn(t, plugin, be)
 	produceConcurrently(t, b)
 	if s, u := plugin.streams.Load(), plugin.unaryCalls.Load(); s != 0 || u != 0 {
-		t.Errorf("%d streams and %d unary calls for 640 calls, want none: every call goes on the produce connection", s, u)
+		t.Errorf("%d streams and %d unary calls for 640 calls, want none: every call goes on the plugin connection", s, u)
 	}
 }
 
 // Errors keep their codes across the connection, and a batch's error
 // reaches its caller alone.
-func TestProduceConnKeepsErrorCodes(t *testing.T) {
+func TestPluginConnKeepsErrorCodes(t *testing.T) {
 	be := &memBackend{failWith: sdk.Errorf(sdk.CodeTopicNotExist, "topic gone does not exist")}
 	b, _ := servedConn(t, &streamPlugin{BackendServer: sdk.NewBackendServer(be)}, be)
 	_, err := produceKeys(b, context.Background(), "gone", "k")
@@ -90,12 +91,12 @@ func TestProduceConnKeepsErrorCodes(t *testing.T) {
 
 // A plugin built with an SDK that does not know the connection never
 // says it serves it: its calls take the gRPC stream.
-func TestProduceConnNotServedTakesTheStream(t *testing.T) {
+func TestPluginConnNotServedTakesTheStream(t *testing.T) {
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{})}
 	b := dialStreamPlugin(t, plugin)
 	gw, _ := socketPair(t) // the plugin's end is never read or written
-	if !sdk.AttachProduceConn(b, gw) {
-		t.Fatal("the gateway's Backend did not take the produce connection")
+	if !sdk.AttachPluginConn(b, gw) {
+		t.Fatal("the gateway's Backend did not take the plugin connection")
 	}
 	res, err := produceKeys(b, context.Background(), "t", "k")
 	if err != nil || res[0].Qid != "k" {
@@ -108,7 +109,7 @@ func TestProduceConnNotServedTakesTheStream(t *testing.T) {
 
 // A plugin that closes its end (it died) fails the batches pending on it
 // with code 17, which a caller may retry; later calls take the gRPC stream.
-func TestProduceConnClosedByPluginFailsPendingAndFallsBack(t *testing.T) {
+func TestPluginConnClosedByPluginFailsPendingAndFallsBack(t *testing.T) {
 	be := &echoBackend{hold: make(chan struct{})}
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(be)}
 	b, pl := servedConn(t, plugin, be)
@@ -137,17 +138,17 @@ func TestProduceConnClosedByPluginFailsPendingAndFallsBack(t *testing.T) {
 // blocks. No caller waits past its own deadline for that: each gets a
 // timeout or code 17, the connection is given up, and later calls take
 // the gRPC stream.
-func TestProduceConnStalledPluginFreesCallers(t *testing.T) {
+func TestPluginConnStalledPluginFreesCallers(t *testing.T) {
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{})}
 	b := dialStreamPlugin(t, plugin)
 	gw, pl := socketPair(t)
-	if _, err := io.WriteString(pl, sdk.ProduceConnHello); err != nil { // and reads nothing
+	if _, err := io.WriteString(pl, sdk.PluginConnHello); err != nil { // and reads nothing
 		t.Fatal(err)
 	}
-	sdk.AttachProduceConn(b, gw)
-	waitFor(t, "the plugin to serve its produce connection", func() bool { return sdk.ProducesOverConn(b) })
+	sdk.AttachPluginConn(b, gw)
+	waitFor(t, "the plugin to serve its plugin connection", func() bool { return sdk.UsesPluginConn(b) })
 	produceIntoStall(t, b)
-	waitFor(t, "the stalled connection to be given up", func() bool { return !sdk.ProducesOverConn(b) })
+	waitFor(t, "the stalled connection to be given up", func() bool { return !sdk.UsesPluginConn(b) })
 	res, err := produceKeys(b, context.Background(), "t", "after")
 	if err != nil || res[0].Qid != "after" {
 		t.Fatalf("the call after the stall got %+v, %v", res, err)
@@ -159,16 +160,17 @@ func TestProduceConnStalledPluginFreesCallers(t *testing.T) {
 
 // A plugin refuses a message longer than the protocol's bound before
 // allocating for it, and ends the connection.
-func TestProduceConnRefusesOversizedMessage(t *testing.T) {
+func TestPluginConnRefusesOversizedMessage(t *testing.T) {
 	gw, pl := socketPair(t)
 	errc := make(chan error, 1)
-	go func() { errc <- sdk.ServeProduceConn(context.Background(), pl, &echoBackend{}) }()
-	hello := make([]byte, len(sdk.ProduceConnHello))
-	if _, err := io.ReadFull(gw, hello); err != nil || string(hello) != sdk.ProduceConnHello {
+	go func() { errc <- sdk.ServePluginConn(context.Background(), pl, &echoBackend{}) }()
+	hello := make([]byte, len(sdk.PluginConnHello))
+	if _, err := io.ReadFull(gw, hello); err != nil || string(hello) != sdk.PluginConnHello {
 		t.Fatalf("the plugin said %q, %v; want its hello", hello, err)
 	}
-	var head [4]byte
+	var head [13]byte // length, kind (a produce batch), stream id
 	binary.BigEndian.PutUint32(head[:], sdk.MaxMessageBytes+1)
+	head[4] = 1
 	if _, err := gw.Write(head[:]); err != nil {
 		t.Fatal(err)
 	}
@@ -178,5 +180,75 @@ func TestProduceConnRefusesOversizedMessage(t *testing.T) {
 	}
 	if _, err := gw.Read(head[:]); err != io.EOF {
 		t.Errorf("reading the gateway's end after the refusal: %v, want EOF", err)
+	}
+}
+
+// A consume stream over the connection hands out records for the credits
+// granted and commits, and none of it goes over gRPC.
+func TestPluginConnCarriesConsumeStreams(t *testing.T) {
+	mem := &memBackend{feed: make(chan sdk.Record, 10)}
+	for i := range 5 {
+		mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: int64(i), Value: []byte{byte(i)}}
+	}
+	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(mem)}
+	b, _ := servedConn(t, plugin, mem)
+	ctx, c := subscribe(t, b)
+	var seen []int64
+	for len(seen) < 5 {
+		ev, err := c.Poll(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ev.Records {
+			if len(r.Value) != 1 || r.Value[0] != byte(r.Offset) {
+				t.Fatalf("record %d arrived with value %v", r.Offset, r.Value)
+			}
+			seen = append(seen, r.Offset)
+		}
+	}
+	if err := c.Commit(ctx, []sdk.Offset{{Topic: "t", Qid: "0", Offset: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seen) != "[0 1 2 3 4]" {
+		t.Fatalf("polled offsets %v", seen)
+	}
+	mem.mu.Lock()
+	commits := fmt.Sprint(mem.commits)
+	mem.mu.Unlock()
+	if commits != "[[{t 0 5 false}]]" {
+		t.Fatalf("the plugin saw commits %s", commits)
+	}
+	if n := plugin.consumes.Load(); n != 0 {
+		t.Errorf("%d Consume streams over gRPC, want none", n)
+	}
+}
+
+// A plugin that closes its end of the connection ends the consume streams
+// on it with code 17, as a plugin that is gone ends a gRPC stream; the
+// next stream opens over gRPC.
+func TestPluginConnClosedEndsConsumeStreams(t *testing.T) {
+	mem := &memBackend{feed: make(chan sdk.Record, 10)}
+	mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: 0}
+	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(mem)}
+	b, pl := servedConn(t, plugin, mem)
+	ctx, c := subscribe(t, b)
+	if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Records) != 1 {
+		t.Fatalf("first Poll = %+v, %v; want a record", ev, err)
+	}
+	pl.Close()
+	_, err := c.Poll(ctx, 1)
+	if sdk.CodeOf(err) != sdk.CodeUnavailable || !errors.Is(err, sdk.ErrStreamEnded) {
+		t.Fatalf("Poll after the connection closed = %v (code %d), want the stream ended with code 17", err, sdk.CodeOf(err))
+	}
+	// The first stream's poll in the plugin may take one of these before
+	// it learns the connection is gone.
+	mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: 1}
+	mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: 2}
+	_, c2 := subscribe(t, b)
+	if ev, err := c2.Poll(ctx, 1); err != nil || len(ev.Records) != 1 {
+		t.Fatalf("Poll of a new stream = %+v, %v", ev, err)
+	}
+	if n := plugin.consumes.Load(); n != 1 {
+		t.Errorf("%d Consume streams over gRPC, want the new one", n)
 	}
 }

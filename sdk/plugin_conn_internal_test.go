@@ -3,7 +3,6 @@ package sdk
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -31,9 +30,7 @@ func FuzzReadBatch(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		framed := binary.BigEndian.AppendUint32(nil, uint32(len(in)))
-		framed = append(framed, in...)
-		got, errGot := readBatch(bufio.NewReader(bytes.NewReader(framed)))
+		got, errGot := readBatch(bufio.NewReader(bytes.NewReader(in)), len(in))
 		want := &pb.ProduceBatch{}
 		errWant := want.UnmarshalVT(in)
 		if (errGot == nil) != (errWant == nil) {

@@ -1,0 +1,523 @@
+package sdk
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	pb "github.com/mqgate/mqgate/sdk/proto"
+)
+
+// The plugin connection is a second way for produce calls and consume
+// streams to reach a backend plugin, beside its gRPC service: a connected
+// Unix socket the gateway creates with socketpair(2) and hands to the
+// plugin process as an inherited descriptor, so no one else can reach it
+// and nothing listens. Over gRPC every message went through HTTP/2
+// framing, TLS and two goroutine handoffs on each end (gRPC's writer and
+// reader); here the sender writes its message and one reader per end hands
+// messages out.
+//
+// It carries frames: the payload's length (4 bytes, big-endian), a kind
+// (1 byte) and a stream id (8 bytes), then the payload, a protobuf message
+// of plugin.proto:
+//
+//	kind                 from     id         payload
+//	frameProduce         gateway  0          ProduceBatch
+//	frameProduceResult   plugin   0          ProduceBatchResult
+//	frameConsumeOpen     gateway  stream     none: a Consume stream opens
+//	frameConsumeData     both     stream     ConsumeRequest / ConsumeResponse
+//	frameConsumeClose    gateway  stream     none: the gateway sends no more
+//	frameConsumeCancel   gateway  stream     none: the gateway gave up the stream
+//	frameConsumeEnd      plugin   stream     google.rpc.Status: how it ended
+//
+// A produce batch and its result are ProduceStream's messages; a consume
+// stream's messages are those of the Consume call, in the same order.
+//
+// The plugin writes PluginConnHello first, once it serves the connection.
+// Until then, and for a plugin built with an SDK that does not know the
+// connection (which never writes it), produce calls and consume streams
+// take gRPC; after the connection fails, they do again.
+
+// EnvPluginConnFD names the environment variable that gives a backend
+// plugin the descriptor of its plugin connection.
+const EnvPluginConnFD = "MQGATE_PLUGIN_CONN_FD"
+
+// PluginConnHello is what a plugin writes first on its plugin connection,
+// to say it serves it.
+const PluginConnHello = "mqgate plugin conn 1\n"
+
+// Frame kinds of the plugin connection.
+const (
+	frameProduce byte = iota + 1
+	frameProduceResult
+	frameConsumeOpen
+	frameConsumeData
+	frameConsumeClose
+	frameConsumeCancel
+	frameConsumeEnd
+)
+
+// frameHeader is the length of a frame's header.
+const frameHeader = 4 + 1 + 8
+
+// servePluginConnFromEnv serves the plugin connection the gateway gave
+// this process, if it gave one, until it closes.
+func servePluginConnFromEnv(s *backendServer) {
+	v := os.Getenv(EnvPluginConnFD)
+	if v == "" {
+		return
+	}
+	os.Unsetenv(EnvPluginConnFD) // not for the plugin's own children
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		Logger().Error("ignoring the plugin connection", "error", fmt.Sprintf("%s=%q is not a descriptor", EnvPluginConnFD, v))
+		return
+	}
+	f := os.NewFile(uintptr(fd), "plugin-conn")
+	conn, err := net.FileConn(f) // a duplicate, close-on-exec
+	f.Close()
+	if err != nil {
+		Logger().Error("ignoring the plugin connection", "error", err)
+		return
+	}
+	go func() {
+		if err := servePluginConn(context.Background(), conn, s); err != nil {
+			Logger().Debug("plugin connection ended", "error", err)
+		}
+	}()
+}
+
+// servePluginConn serves conn until it fails or ctx ends: produce
+// batches as ProduceStream serves them (each in a goroutine of its own, at
+// most maxStreamBatches at once, answered when done in any order), and
+// consume streams as Consume serves them.
+func servePluginConn(ctx context.Context, conn net.Conn, s *backendServer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	batches := newBatchRunner(s)
+	w := &frameWriter{conn: conn}
+	streams := map[uint64]*connServerStream{}
+	var (
+		streamsMu sync.Mutex
+		handlers  sync.WaitGroup
+	)
+	defer func() {
+		cancel()
+		conn.Close()
+		batches.wait()
+		handlers.Wait()
+	}()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if _, err := io.WriteString(conn, PluginConnHello); err != nil {
+		return err
+	}
+	stream := func(id uint64) *connServerStream {
+		streamsMu.Lock()
+		defer streamsMu.Unlock()
+		return streams[id]
+	}
+	r := bufio.NewReaderSize(conn, 64<<10)
+	for {
+		kind, id, size, err := readFrameHeader(r)
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case frameProduce:
+			batch, err := readBatch(r, size)
+			if err != nil {
+				return err
+			}
+			err = batches.run(ctx, batch, func(res *pb.ProduceBatchResult) {
+				if err := w.write(frameProduceResult, 0, res); err != nil {
+					cancel() // the gateway is gone, or the connection broken
+				}
+			})
+			if err != nil {
+				return err
+			}
+		case frameConsumeOpen:
+			st := newConnServerStream(ctx, id, w)
+			streamsMu.Lock()
+			streams[id] = st
+			streamsMu.Unlock()
+			handlers.Add(1)
+			go func() {
+				defer handlers.Done()
+				err := s.Consume(st)
+				st.cancel()
+				streamsMu.Lock()
+				delete(streams, id)
+				streamsMu.Unlock()
+				if err := w.write(frameConsumeEnd, id, statusMessage(err)); err != nil {
+					cancel()
+				}
+			}()
+		case frameConsumeData:
+			m := &pb.ConsumeRequest{}
+			if err := readPayload(r, size, m); err != nil {
+				return err
+			}
+			if st := stream(id); st != nil {
+				st.push(m)
+			}
+		case frameConsumeClose, frameConsumeCancel:
+			if err := readPayload(r, size, nil); err != nil {
+				return err
+			}
+			if st := stream(id); st != nil {
+				if kind == frameConsumeClose {
+					st.closeSend()
+				} else {
+					st.cancel()
+				}
+			}
+		default:
+			return fmt.Errorf("plugin connection: a frame of unknown kind %d", kind)
+		}
+	}
+}
+
+// frameWriter writes frames to conn, one at a time.
+type frameWriter struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (w *frameWriter) write(kind byte, id uint64, m vtMessage) error {
+	buf, err := marshalFrame(kind, id, m)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	_, err = w.conn.Write(*buf)
+	w.mu.Unlock()
+	pool.Put(buf)
+	return err
+}
+
+// marshalFrame marshals m, which may be nil for no payload, into a frame,
+// in a buffer from pool.
+func marshalFrame(kind byte, id uint64, m vtMessage) (*[]byte, error) {
+	size := 0
+	if m != nil {
+		size = m.SizeVT()
+	}
+	if size > MaxMessageBytes {
+		return nil, Errorf(CodeTooLarge, "message of %d bytes, more than the plugin protocol's %d", size, MaxMessageBytes)
+	}
+	buf := pool.Get(frameHeader + size)
+	binary.BigEndian.PutUint32(*buf, uint32(size))
+	(*buf)[4] = kind
+	binary.BigEndian.PutUint64((*buf)[5:], id)
+	if m == nil {
+		return buf, nil
+	}
+	n, err := m.MarshalToSizedBufferVT((*buf)[frameHeader:])
+	if err == nil && n != size {
+		err = fmt.Errorf("proto: message of %d bytes marshalled to %d (changed concurrently?)", size, n)
+	}
+	if err != nil {
+		pool.Put(buf)
+		return nil, err
+	}
+	return buf, nil
+}
+
+// readFrameHeader reads the header of the next frame from r.
+func readFrameHeader(r *bufio.Reader) (kind byte, id uint64, size int, err error) {
+	var head [frameHeader]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return 0, 0, 0, err
+	}
+	size = int(binary.BigEndian.Uint32(head[:]))
+	if size > MaxMessageBytes {
+		return 0, 0, 0, fmt.Errorf("plugin connection: a message of %d bytes, more than the plugin protocol's %d", size, MaxMessageBytes)
+	}
+	return head[4], binary.BigEndian.Uint64(head[5:]), size, nil
+}
+
+// readPayload reads a frame's payload of size bytes from r into m, or
+// skips it if m is nil.
+func readPayload(r *bufio.Reader, size int, m vtMessage) error {
+	if m == nil {
+		_, err := r.Discard(size)
+		return err
+	}
+	buf := pool.Get(size)
+	defer pool.Put(buf)
+	if _, err := io.ReadFull(r, *buf); err != nil {
+		return err
+	}
+	return m.UnmarshalVT(*buf) // copies bytes and strings out of buf
+}
+
+// readBatch reads a ProduceBatch of size bytes from r. Its records' keys,
+// values and header values are not copied out of the message: they share
+// one buffer, allocated for this batch alone, so nothing else ever writes
+// it. Their strings are copies, since a plugin may keep a topic name (in a
+// map, say) far longer than the batch, and would keep all of it.
+func readBatch(r *bufio.Reader, size int) (*pb.ProduceBatch, error) {
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	batch := &pb.ProduceBatch{}
+	if err := batch.UnmarshalVTUnsafe(buf); err != nil {
+		return nil, err
+	}
+	var topic, own string
+	for _, rec := range batch.Records {
+		if rec.Topic != topic { // a batch is mostly of one topic
+			topic, own = rec.Topic, strings.Clone(rec.Topic)
+		}
+		rec.Topic = own
+		rec.Qid, rec.Tags = strings.Clone(rec.Qid), strings.Clone(rec.Tags)
+		for _, h := range rec.Headers {
+			h.Key = strings.Clone(h.Key)
+		}
+	}
+	return batch, nil
+}
+
+// pluginConn is the gateway's end of a plugin's connection.
+type pluginConn struct {
+	conn net.Conn
+
+	// sendSlot, of capacity 1, is the right to write: a caller waits for
+	// it as long as its context lasts, never longer.
+	sendSlot chan struct{}
+
+	mu      sync.Mutex
+	serving bool // the plugin said hello and the connection has not failed
+	nextID  uint64
+	pending map[uint64]chan streamAnswer // produce batches by id
+	streams map[uint64]*connClientStream // consume streams by id
+	// stalled is set when a write outlasted its caller's context: the
+	// plugin stopped reading, and the connection was closed for it.
+	stalled bool
+}
+
+// newPluginConn starts reading conn, the gateway's end of a plugin's
+// connection, and returns it. It closes conn once the plugin closes its
+// end or the connection fails.
+func newPluginConn(conn net.Conn) *pluginConn {
+	p := &pluginConn{
+		conn:     conn,
+		sendSlot: make(chan struct{}, 1),
+		pending:  map[uint64]chan streamAnswer{},
+		streams:  map[uint64]*connClientStream{},
+	}
+	go p.receive()
+	return p
+}
+
+func (p *pluginConn) isServing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.serving
+}
+
+// produce sends records as one batch on the connection and waits for its
+// result; ok is false when the connection is not served (yet, or any
+// more), and the call must take another way.
+func (p *pluginConn) produce(ctx context.Context, records []*pb.Record) (results []*pb.ProduceResult, ok bool, err error) {
+	p.mu.Lock()
+	if !p.serving {
+		p.mu.Unlock()
+		return nil, false, nil
+	}
+	p.nextID++
+	batch := &pb.ProduceBatch{Records: records, Id: p.nextID, TimeoutMs: math.MaxInt64}
+	ch := make(chan streamAnswer, 1)
+	p.pending[batch.Id] = ch
+	p.mu.Unlock()
+	if batch.SizeVT() > MaxMessageBytes { // sized with the largest time limit
+		// Too large for one message: a unary call refuses it with the
+		// code of a batch too large.
+		p.forget(batch.Id)
+		return nil, false, nil
+	}
+	batch.TimeoutMs = 0
+	if d, has := ctx.Deadline(); has {
+		batch.TimeoutMs = max(1, time.Until(d).Milliseconds())
+	}
+	if err := p.write(ctx, frameProduce, 0, batch); err != nil && !errors.Is(err, errConnBroken) {
+		p.forget(batch.Id)
+		return nil, true, err
+	}
+	// A broken connection answers every pending batch, this one included.
+	select {
+	case a := <-ch:
+		results, err := a.results()
+		return results, true, err
+	case <-ctx.Done():
+		p.forget(batch.Id)
+		return nil, true, ctxError(ctx)
+	}
+}
+
+// errConnBroken is a write that failed: the connection is closed, and its
+// receiving goroutine answers what waits on it.
+var errConnBroken = errors.New("plugin connection broken")
+
+// write writes a frame once it may, with the time ctx leaves. A caller
+// whose context ends first does not write it (ctxError). If the plugin
+// stops reading, the write blocks once the socket's buffer is full; when
+// ctx ends the connection is closed (a frame written in part cannot be
+// taken back), which fails what waits on it with code 17, and later calls
+// take gRPC (errConnBroken).
+func (p *pluginConn) write(ctx context.Context, kind byte, id uint64, m vtMessage) error {
+	select {
+	case p.sendSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctxError(ctx)
+	}
+	defer func() { <-p.sendSlot }()
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	buf, err := marshalFrame(kind, id, m)
+	if err != nil {
+		return err
+	}
+	defer pool.Put(buf)
+	// Once ctx ends, a write under way is made to fail at once (the
+	// deadline is set, not the connection closed, so a write that got
+	// through just then leaves the connection as it was).
+	var (
+		mu       sync.Mutex
+		writing  = true
+		deadline bool
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if writing {
+			deadline = true
+			p.conn.SetWriteDeadline(time.Unix(1, 0))
+		}
+	})
+	_, err = p.conn.Write(*buf)
+	stop()
+	mu.Lock()
+	writing = false
+	mu.Unlock()
+	switch {
+	case err != nil:
+		p.mu.Lock()
+		p.stalled = deadline
+		p.mu.Unlock()
+		p.conn.Close()
+		return errConnBroken
+	case deadline:
+		p.conn.SetWriteDeadline(time.Time{})
+	}
+	return nil
+}
+
+func (p *pluginConn) forget(id uint64) {
+	p.mu.Lock()
+	delete(p.pending, id)
+	p.mu.Unlock()
+}
+
+// receive waits for the plugin's hello, then hands each message to its
+// caller or stream until the connection fails.
+func (p *pluginConn) receive() {
+	defer p.conn.Close()
+	r := bufio.NewReaderSize(p.conn, 64<<10)
+	hello := make([]byte, len(PluginConnHello))
+	if _, err := io.ReadFull(r, hello); err != nil || string(hello) != PluginConnHello {
+		return // a plugin that does not serve it, or one that is gone
+	}
+	p.mu.Lock()
+	p.serving = true
+	p.mu.Unlock()
+	p.ended(p.receiveFrames(r))
+}
+
+func (p *pluginConn) receiveFrames(r *bufio.Reader) error {
+	for {
+		kind, id, size, err := readFrameHeader(r)
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case frameProduceResult:
+			res := &pb.ProduceBatchResult{}
+			if err := readPayload(r, size, res); err != nil {
+				return err
+			}
+			p.mu.Lock()
+			ch := p.pending[res.Id]
+			delete(p.pending, res.Id)
+			p.mu.Unlock()
+			if ch != nil {
+				ch <- streamAnswer{res: res}
+			}
+		case frameConsumeData:
+			m := &pb.ConsumeResponse{}
+			if err := readPayload(r, size, m); err != nil {
+				return err
+			}
+			if st := p.stream(id, false); st != nil {
+				st.push(m)
+			}
+		case frameConsumeEnd:
+			buf := make([]byte, size)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return err
+			}
+			if st := p.stream(id, true); st != nil {
+				st.end(statusFromMessage(buf))
+			}
+		default:
+			return fmt.Errorf("plugin connection: a frame of unknown kind %d", kind)
+		}
+	}
+}
+
+// stream is the consume stream id, forgotten if forget.
+func (p *pluginConn) stream(id uint64, forget bool) *connClientStream {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.streams[id]
+	if forget {
+		delete(p.streams, id)
+	}
+	return st
+}
+
+// ended stops the connection's use and answers every batch and stream
+// waiting on it with what gRPC gives for a plugin that is gone: code 17.
+func (p *pluginConn) ended(err error) {
+	p.mu.Lock()
+	pending, streams := p.pending, p.streams
+	p.serving, p.pending, p.streams = false, nil, nil
+	switch {
+	case p.stalled:
+		err = Errorf(CodeUnavailable, "backend unavailable: the plugin stopped reading its connection")
+	case errors.Is(err, io.EOF):
+		err = Errorf(CodeUnavailable, "backend unavailable: connection closed by the plugin")
+	default:
+		err = Errorf(CodeUnavailable, "backend unavailable: plugin connection: %v", err)
+	}
+	p.mu.Unlock()
+	for _, ch := range pending {
+		ch <- streamAnswer{err: err}
+	}
+	for _, st := range streams {
+		st.end(statusError(err))
+	}
+}
