@@ -313,6 +313,30 @@ type generation struct {
 	waited  chan struct{}
 }
 
+// exitGrace is how long dying waits for a process to exit.
+const exitGrace = 200 * time.Millisecond
+
+// dying reports whether gen's process has exited, or does within
+// exitGrace, or was declared down. A consume stream can end a moment
+// before its process's exit shows (the process closes its connections
+// first): one that ended so is re-opened on the next process, not on the
+// dying one.
+func (g *generation) dying() bool {
+	if g.exited == nil {
+		return false // in the gateway's process
+	}
+	t := time.NewTimer(exitGrace)
+	defer t.Stop()
+	select {
+	case <-g.exited:
+		return true
+	case <-g.ctx.Done():
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // answered records that the process answered.
 func (g *generation) answered() { g.heard.Store(time.Now().UnixNano()) }
 
