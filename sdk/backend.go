@@ -21,9 +21,9 @@ type Backend interface {
 	// Produce writes a batch. It returns one result per record, in order;
 	// the error is for failures of the whole call. The records' keys,
 	// values and header values may share one buffer with the rest of the
-	// batch: nothing else writes it, but a plugin that keeps one of them
-	// after Produce returns keeps the whole buffer, so it should copy what
-	// it keeps.
+	// batch: nothing else writes it, and an append to one copies it, but
+	// a plugin that keeps one of them after Produce returns keeps the
+	// whole buffer, so it should copy what it keeps.
 	Produce(ctx context.Context, records []Record) ([]ProduceResult, error)
 	// Consume joins sub.Group and starts consuming. The Consumer lives until
 	// Close or until ctx ends.

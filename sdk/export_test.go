@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"net"
+	"time"
 
 	pb "github.com/mqgate/mqgate/sdk/proto"
 )
@@ -23,4 +24,12 @@ func NewBackendServer(impl Backend) pb.BackendServer { return &backendServer{imp
 // until conn fails or ctx ends.
 func ServePluginConn(ctx context.Context, conn net.Conn, impl Backend) error {
 	return servePluginConn(ctx, conn, &backendServer{impl: impl})
+}
+
+// SetConnStallTimeout shortens how long a plugin connection waits for the
+// rest of an abandoned frame, and returns the function that restores it.
+func SetConnStallTimeout(d time.Duration) (restore func()) {
+	old := connStallTimeout
+	connStallTimeout = d
+	return func() { connStallTimeout = old }
 }

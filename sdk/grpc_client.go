@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"sync"
@@ -30,14 +31,15 @@ type backendClient struct {
 // AttachPluginConn gives b, a Backend NewBackendClient returned, the
 // gateway's end of its plugin's connection (see EnvPluginConnFD): once the
 // plugin says it serves it, produce calls and consume streams go over it.
-// b closes conn when the plugin closes its end. It reports whether b takes
-// it; if not, the caller still owns conn.
-func AttachPluginConn(b Backend, conn net.Conn) bool {
+// b closes conn when the plugin closes its end, and logs to log if it
+// gives the connection up. It reports whether b takes it; if not, the
+// caller still owns conn.
+func AttachPluginConn(b Backend, conn net.Conn, log *slog.Logger) bool {
 	c, ok := b.(*backendClient)
 	if !ok || c.conn.Load() != nil {
 		return false
 	}
-	c.conn.Store(newPluginConn(conn))
+	c.conn.Store(newPluginConn(conn, log))
 	return true
 }
 

@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
@@ -52,7 +53,7 @@ func benchmarkProduceHop(b *testing.B, batch int, way string) {
 			if way == "conn" {
 				gw, pl := socketPair(b)
 				go func() { _ = sdk.ServePluginConn(context.Background(), pl, impl) }()
-				sdk.AttachPluginConn(be, gw)
+				sdk.AttachPluginConn(be, gw, slog.New(slog.DiscardHandler))
 				waitFor(b, "the plugin connection", func() bool { return sdk.UsesPluginConn(be) })
 			}
 			records := make([]sdk.Record, batch)

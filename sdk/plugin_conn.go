@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -147,6 +148,9 @@ func servePluginConn(ctx context.Context, conn net.Conn, s *backendServer) error
 				return err
 			}
 		case frameConsumeOpen:
+			if err := readPayload(r, size, nil); err != nil {
+				return err
+			}
 			st := newConnServerStream(ctx, id, w)
 			streamsMu.Lock()
 			streams[id] = st
@@ -283,12 +287,18 @@ func readBatch(r *bufio.Reader, size int) (*pb.ProduceBatch, error) {
 		}
 		rec.Topic = own
 		rec.Qid, rec.Tags = strings.Clone(rec.Qid), strings.Clone(rec.Tags)
+		// No room past its end: an append to one must not write over the
+		// next.
+		rec.Key, rec.Value = clip(rec.Key), clip(rec.Value)
 		for _, h := range rec.Headers {
-			h.Key = strings.Clone(h.Key)
+			h.Key, h.Value = strings.Clone(h.Key), clip(h.Value)
 		}
 	}
 	return batch, nil
 }
+
+// clip is b without capacity past its length.
+func clip(b []byte) []byte { return b[:len(b):len(b)] }
 
 // pluginConn is the gateway's end of a plugin's connection.
 type pluginConn struct {
@@ -301,6 +311,7 @@ type pluginConn struct {
 	mu      sync.Mutex
 	serving bool // the plugin said hello and the connection has not failed
 	nextID  uint64
+	log     *slog.Logger
 	pending map[uint64]chan streamAnswer // produce batches by id
 	streams map[uint64]*connClientStream // consume streams by id
 	// stalled is set when a write outlasted its caller's context: the
@@ -311,9 +322,10 @@ type pluginConn struct {
 // newPluginConn starts reading conn, the gateway's end of a plugin's
 // connection, and returns it. It closes conn once the plugin closes its
 // end or the connection fails.
-func newPluginConn(conn net.Conn) *pluginConn {
+func newPluginConn(conn net.Conn, log *slog.Logger) *pluginConn {
 	p := &pluginConn{
 		conn:     conn,
+		log:      log,
 		sendSlot: make(chan struct{}, 1),
 		pending:  map[uint64]chan streamAnswer{},
 		streams:  map[uint64]*connClientStream{},
@@ -334,6 +346,12 @@ func (p *pluginConn) isServing() bool {
 func (p *pluginConn) produce(ctx context.Context, records []*pb.Record) (results []*pb.ProduceResult, ok bool, err error) {
 	p.mu.Lock()
 	if !p.serving {
+		p.mu.Unlock()
+		return nil, false, nil
+	}
+	if len(p.pending) >= maxStreamBatches {
+		// The plugin's reader would wait for a slot, holding up every
+		// stream on the connection: this one takes ProduceStream.
 		p.mu.Unlock()
 		return nil, false, nil
 	}
@@ -371,28 +389,36 @@ func (p *pluginConn) produce(ctx context.Context, records []*pb.Record) (results
 // receiving goroutine answers what waits on it.
 var errConnBroken = errors.New("plugin connection broken")
 
+// connStallTimeout is how long the rest of a frame may take to write
+// once its caller has given up on it: past it, the plugin has stopped
+// reading its connection.
+var connStallTimeout = 10 * time.Second
+
 // write writes a frame once it may, with the time ctx leaves. A caller
 // whose context ends first does not write it (ctxError). If the plugin
-// stops reading, the write blocks once the socket's buffer is full; when
-// ctx ends the connection is closed (a frame written in part cannot be
-// taken back), which fails what waits on it with code 17, and later calls
-// take gRPC (errConnBroken).
+// reads slowly, the write blocks once the socket's buffer is full; a
+// caller whose context ends then gets ctxError at once, and a frame
+// written in part is finished in the background (it cannot be taken back),
+// holding up other writes. Only if that takes connStallTimeout has the
+// plugin stopped reading: the connection is closed, which fails what waits
+// on it with code 17, and later calls take gRPC. A write that fails
+// otherwise has closed the connection too (errConnBroken).
 func (p *pluginConn) write(ctx context.Context, kind byte, id uint64, m vtMessage) error {
 	select {
 	case p.sendSlot <- struct{}{}:
 	case <-ctx.Done():
 		return ctxError(ctx)
 	}
-	defer func() { <-p.sendSlot }()
 	if ctx.Err() != nil {
+		<-p.sendSlot
 		return ctxError(ctx)
 	}
 	buf, err := marshalFrame(kind, id, m)
 	if err != nil {
+		<-p.sendSlot
 		return err
 	}
-	defer pool.Put(buf)
-	// Once ctx ends, a write under way is made to fail at once (the
+	// Once ctx ends, a write under way is made to return at once (the
 	// deadline is set, not the connection closed, so a write that got
 	// through just then leaves the connection as it was).
 	var (
@@ -408,22 +434,47 @@ func (p *pluginConn) write(ctx context.Context, kind byte, id uint64, m vtMessag
 			p.conn.SetWriteDeadline(time.Unix(1, 0))
 		}
 	})
-	_, err = p.conn.Write(*buf)
+	n, err := p.conn.Write(*buf)
 	stop()
 	mu.Lock()
 	writing = false
 	mu.Unlock()
 	switch {
+	case err != nil && deadline && n < len(*buf):
+		// The caller gave up. The rest of a frame begun is written in the
+		// background, still holding the right to write.
+		go p.finish(buf, n)
+		return ctxError(ctx)
 	case err != nil:
-		p.mu.Lock()
-		p.stalled = deadline
-		p.mu.Unlock()
 		p.conn.Close()
+		pool.Put(buf)
+		<-p.sendSlot
 		return errConnBroken
 	case deadline:
 		p.conn.SetWriteDeadline(time.Time{})
 	}
+	pool.Put(buf)
+	<-p.sendSlot
 	return nil
+}
+
+// finish writes what is left of a frame from its byte n, within
+// connStallTimeout, then gives up the right to write that write held.
+// Nothing of it written (n == 0) leaves nothing to finish.
+func (p *pluginConn) finish(buf *[]byte, n int) {
+	defer func() { <-p.sendSlot }()
+	defer pool.Put(buf)
+	if n > 0 {
+		p.conn.SetWriteDeadline(time.Now().Add(connStallTimeout))
+		if _, err := p.conn.Write((*buf)[n:]); err != nil {
+			p.mu.Lock()
+			p.stalled = true
+			p.mu.Unlock()
+			p.conn.Close()
+			return
+		}
+	}
+	p.conn.SetWriteDeadline(time.Time{})
 }
 
 func (p *pluginConn) forget(id uint64) {
@@ -508,6 +559,7 @@ func (p *pluginConn) ended(err error) {
 	switch {
 	case p.stalled:
 		err = Errorf(CodeUnavailable, "backend unavailable: the plugin stopped reading its connection")
+		p.log.Warn("the plugin stopped reading its connection; produce calls and consume streams go over gRPC from now on", "stalled_for", connStallTimeout)
 	case errors.Is(err, io.EOF):
 		err = Errorf(CodeUnavailable, "backend unavailable: connection closed by the plugin")
 	default:

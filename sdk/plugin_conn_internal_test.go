@@ -51,3 +51,26 @@ func FuzzReadBatch(f *testing.F) {
 		}
 	})
 }
+
+// A plugin that appends to a record's key or value, as Go code does, must
+// not write over the next record, which shares the batch's buffer.
+func TestReadBatchValuesHaveNoRoomPastTheirEnd(t *testing.T) {
+	in, err := proto.Marshal(&pb.ProduceBatch{Records: []*pb.Record{
+		{Topic: "t", HasKey: true, Key: []byte("k0"), Value: []byte("AAAA"), Headers: []*pb.Header{{Key: "h", Value: []byte("x")}}},
+		{Topic: "t", HasKey: true, Key: []byte("k1"), Value: []byte("BBBB")},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := readBatch(bufio.NewReader(bytes.NewReader(in)), len(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r0 := batch.Records[0]
+	_ = append(r0.Value, "XXXXXXXXXXXX"...)
+	_ = append(r0.Key, "XXXXXXXXXXXX"...)
+	_ = append(r0.Headers[0].Value, "XXXXXXXXXXXX"...)
+	if r1 := batch.Records[1]; string(r1.Key) != "k1" || string(r1.Value) != "BBBB" {
+		t.Fatalf("after appends to record 0, record 1 is key %q value %q", r1.Key, r1.Value)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -49,7 +50,7 @@ func servedConn(t *testing.T, plugin *streamPlugin, impl sdk.Backend) (sdk.Backe
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sdk.ServePluginConn(ctx, pl, impl) }()
 	t.Cleanup(func() { cancel(); <-done })
-	if !sdk.AttachPluginConn(b, gw) {
+	if !sdk.AttachPluginConn(b, gw, slog.New(slog.DiscardHandler)) {
 		t.Fatal("the gateway's Backend did not take the plugin connection")
 	}
 	waitFor(t, "the plugin to serve its plugin connection", func() bool { return sdk.UsesPluginConn(b) })
@@ -95,7 +96,7 @@ func TestPluginConnNotServedTakesTheStream(t *testing.T) {
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{})}
 	b := dialStreamPlugin(t, plugin)
 	gw, _ := socketPair(t) // the plugin's end is never read or written
-	if !sdk.AttachPluginConn(b, gw) {
+	if !sdk.AttachPluginConn(b, gw, slog.New(slog.DiscardHandler)) {
 		t.Fatal("the gateway's Backend did not take the plugin connection")
 	}
 	res, err := produceKeys(b, context.Background(), "t", "k")
@@ -136,16 +137,17 @@ func TestPluginConnClosedByPluginFailsPendingAndFallsBack(t *testing.T) {
 
 // A plugin that stops reading fills the socket's buffer, and a write then
 // blocks. No caller waits past its own deadline for that: each gets a
-// timeout or code 17, the connection is given up, and later calls take
-// the gRPC stream.
+// timeout or code 17; once a frame begun cannot be finished either, the
+// connection is given up, and later calls take the gRPC stream.
 func TestPluginConnStalledPluginFreesCallers(t *testing.T) {
+	defer sdk.SetConnStallTimeout(500 * time.Millisecond)()
 	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(&echoBackend{})}
 	b := dialStreamPlugin(t, plugin)
 	gw, pl := socketPair(t)
 	if _, err := io.WriteString(pl, sdk.PluginConnHello); err != nil { // and reads nothing
 		t.Fatal(err)
 	}
-	sdk.AttachPluginConn(b, gw)
+	sdk.AttachPluginConn(b, gw, slog.New(slog.DiscardHandler))
 	waitFor(t, "the plugin to serve its plugin connection", func() bool { return sdk.UsesPluginConn(b) })
 	produceIntoStall(t, b)
 	waitFor(t, "the stalled connection to be given up", func() bool { return !sdk.UsesPluginConn(b) })
@@ -250,5 +252,37 @@ func TestPluginConnClosedEndsConsumeStreams(t *testing.T) {
 	}
 	if n := plugin.consumes.Load(); n != 1 {
 		t.Errorf("%d Consume streams over gRPC, want the new one", n)
+	}
+}
+
+// A caller that gives up while its large batch is being written gets a
+// timeout, but the connection goes on: the batch's frame is finished
+// behind it, and consume streams and later calls on the connection carry
+// on, where closing it would have ended every stream on the plugin.
+func TestPluginConnCallerGivingUpMidWriteKeepsTheConnection(t *testing.T) {
+	mem := &memBackend{feed: make(chan sdk.Record, 10)}
+	mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: 0}
+	mem.feed <- sdk.Record{Topic: "t", Qid: "0", Offset: 1}
+	plugin := &streamPlugin{BackendServer: sdk.NewBackendServer(mem)}
+	b, _ := servedConn(t, plugin, mem)
+	ctx, c := subscribe(t, b)
+	if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Records) != 1 {
+		t.Fatalf("first Poll = %+v, %v", ev, err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	_, err := b.Produce(short, []sdk.Record{{Topic: "t", Value: make([]byte, 64<<20)}})
+	if c := sdk.CodeOf(err); err != nil && c != sdk.CodeTimeout {
+		t.Fatalf("a batch whose caller gave up got %v (code %d), want a timeout", err, c)
+	}
+	if ev, err := c.Poll(ctx, 1); err != nil || len(ev.Records) != 1 {
+		t.Fatalf("Poll after a caller gave up mid-write = %+v, %v; want the stream to go on", ev, err)
+	}
+	if _, err := produceKeys(b, ctx, "t", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if !sdk.UsesPluginConn(b) || plugin.consumes.Load() != 0 || plugin.streams.Load() != 0 {
+		t.Fatalf("connection in use %v, %d gRPC consume streams, %d produce streams; want it all on the connection",
+			sdk.UsesPluginConn(b), plugin.consumes.Load(), plugin.streams.Load())
 	}
 }

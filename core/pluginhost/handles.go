@@ -284,7 +284,7 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		if inner == nil {
 			// Wait for the plugin, within this Poll's own deadline.
 			gen, err := c.inst.waitUp(ctx)
-			if err == nil && c.ended != nil && c.ended.gen == gen && gen.dying() {
+			if err == nil && c.ended != nil && c.ended.gen == gen && gen.dying(ctx) {
 				// The stream ended as its process died, which the host
 				// has not taken in yet: it re-opens on the next process.
 				err = &sdk.Error{Code: sdk.CodeUnavailable, Msg: "plugin process exited"}

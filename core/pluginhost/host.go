@@ -317,11 +317,11 @@ type generation struct {
 const exitGrace = 200 * time.Millisecond
 
 // dying reports whether gen's process has exited, or does within
-// exitGrace, or was declared down. A consume stream can end a moment
+// exitGrace (or ctx's end), or was declared down. A consume stream can end a moment
 // before its process's exit shows (the process closes its connections
 // first): one that ended so is re-opened on the next process, not on the
 // dying one.
-func (g *generation) dying() bool {
+func (g *generation) dying(ctx context.Context) bool {
 	if g.exited == nil {
 		return false // in the gateway's process
 	}
@@ -333,6 +333,8 @@ func (g *generation) dying() bool {
 	case <-g.ctx.Done():
 		return true
 	case <-t.C:
+		return false
+	case <-ctx.Done():
 		return false
 	}
 }
@@ -486,7 +488,7 @@ func attachPluginConn(impl any, hop *os.File, log *slog.Logger) {
 		log.Warn("producing over gRPC alone", "error", err)
 		return
 	}
-	if !sdk.AttachPluginConn(b, conn) {
+	if !sdk.AttachPluginConn(b, conn, log) {
 		conn.Close()
 	}
 }
