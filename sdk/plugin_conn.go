@@ -468,7 +468,7 @@ func (p *pluginConn) finish(buf *[]byte, n int) {
 		p.conn.SetWriteDeadline(time.Now().Add(connStallTimeout))
 		if _, err := p.conn.Write((*buf)[n:]); err != nil {
 			p.mu.Lock()
-			p.stalled = true
+			p.stalled = errors.Is(err, os.ErrDeadlineExceeded) // else the plugin is gone
 			p.mu.Unlock()
 			p.conn.Close()
 			return
