@@ -317,10 +317,10 @@ type generation struct {
 const exitGrace = 200 * time.Millisecond
 
 // dying reports whether gen's process has exited, or does within
-// exitGrace (or ctx's end), or was declared down. A consume stream can end a moment
-// before its process's exit shows (the process closes its connections
-// first): one that ended so is re-opened on the next process, not on the
-// dying one.
+// exitGrace (or before ctx ends), or was declared down. A consume stream
+// can end a moment before its process's exit shows (the process closes its
+// connections first): one that ended so is re-opened on the next process,
+// not on the dying one.
 func (g *generation) dying(ctx context.Context) bool {
 	if g.exited == nil {
 		return false // in the gateway's process
@@ -476,7 +476,7 @@ func closeExtraFiles(cmd *exec.Cmd) {
 
 // attachPluginConn gives impl, a backend plugin just connected, hop, the
 // gateway's end of its plugin connection. A plugin whose SDK does not
-// serve it produces over gRPC alone.
+// serve it produces and consumes over gRPC alone.
 func attachPluginConn(impl any, hop *os.File, log *slog.Logger) {
 	defer hop.Close()
 	b, ok := impl.(sdk.Backend)
@@ -485,7 +485,7 @@ func attachPluginConn(impl any, hop *os.File, log *slog.Logger) {
 	}
 	conn, err := net.FileConn(hop) // a duplicate
 	if err != nil {
-		log.Warn("producing over gRPC alone", "error", err)
+		log.Warn("producing and consuming over gRPC alone", "error", err)
 		return
 	}
 	if !sdk.AttachPluginConn(b, conn, log) {
