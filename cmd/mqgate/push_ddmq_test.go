@@ -109,6 +109,17 @@ func TestPushDDMQReceiver(t *testing.T) {
 		if code, body := g.do("POST", "/v1/topics/orders/messages", `{"messages":[`+strings.Join(msgs, ",")+`]}`, nil); code != 200 {
 			t.Fatalf("produce: %d %s", code, body)
 		}
+		// Should the wait fail, what the gateway holds says where it stuck.
+		defer func() {
+			if t.Failed() {
+				_, push := g.do("GET", "/v1/push", "", nil)
+				_, group := g.do("GET", "/v1/admin/groups/mqgate-push-cproxy", "", nil)
+				t.Logf("GET /v1/push: %s\nGET /v1/admin/groups/mqgate-push-cproxy: %s", push, group)
+				for id := range script {
+					t.Logf("receiver: %s got %d requests", id, len(rc.requests(id)))
+				}
+			}
+		}()
 		var st pushStatus
 		waitFor(t, "every message settled", func() bool {
 			st = g.push()[0]
