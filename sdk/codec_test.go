@@ -14,11 +14,14 @@ import (
 	pb "github.com/mqgate/mqgate/sdk/proto"
 )
 
-func sampleProduce(n int) *pb.ProduceRequest {
+func sampleProduce(n int) *pb.ProduceRequest { return sampleProduceOf(n, 1024) }
+
+// sampleProduceOf is n records with values of size bytes.
+func sampleProduceOf(n, size int) *pb.ProduceRequest {
 	rs := make([]Record, n)
 	for i := range rs {
 		rs[i] = Record{Topic: "orders", Partition: -1, Hash: uint64(i), Key: []byte(fmt.Sprintf("key-%d", i)),
-			Value: bytes.Repeat([]byte{'v'}, 1024), Headers: []Header{{Key: "trace", Value: []byte("0af7651916cd43dd")}}}
+			Value: bytes.Repeat([]byte{'v'}, size), Headers: []Header{{Key: "trace", Value: []byte("0af7651916cd43dd")}}}
 	}
 	return &pb.ProduceRequest{Records: recordsToPB(rs)}
 }
@@ -119,7 +122,9 @@ func memOf(b []byte) mem.BufferSlice { return mem.BufferSlice{mem.SliceBuffer(b)
 // range) are skipped by the codec where proto refuses the message, as long
 // as what the codec read is a valid message.
 func FuzzCodec(f *testing.F) {
-	for _, m := range []proto.Message{sampleProduce(2), &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_PollError{PollError: &pb.Error{Code: 17}}}} {
+	// Small seeds: with 1 KiB values the fuzzer spends its time
+	// minimizing them.
+	for _, m := range []proto.Message{sampleProduceOf(2, 8), &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_PollError{PollError: &pb.Error{Code: 17}}}} {
 		b, err := proto.Marshal(m)
 		if err != nil {
 			f.Fatal(err)

@@ -510,13 +510,7 @@ func (p *pluginConn) receiveFrames(r *bufio.Reader) error {
 			if err := readPayload(r, size, res); err != nil {
 				return err
 			}
-			p.mu.Lock()
-			ch := p.pending[res.Id]
-			delete(p.pending, res.Id)
-			p.mu.Unlock()
-			if ch != nil {
-				ch <- streamAnswer{res: res}
-			}
+			answer(&p.mu, &p.pending, res)
 		case frameConsumeData:
 			m := &pb.ConsumeResponse{}
 			if err := readPayload(r, size, m); err != nil {

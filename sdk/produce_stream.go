@@ -306,13 +306,20 @@ func (p *produceStream) receive(stream pb.Backend_ProduceStreamClient) {
 			p.ended(stream, err)
 			return
 		}
-		p.mu.Lock()
-		ch := p.pending[res.Id]
-		delete(p.pending, res.Id)
-		p.mu.Unlock()
-		if ch != nil {
-			ch <- streamAnswer{res: res}
-		}
+		answer(&p.mu, &p.pending, res)
+	}
+}
+
+// answer hands res to the caller waiting for its batch in *pending, which
+// mu guards (the map too: it is replaced when its stream ends); a batch
+// whose caller is gone is dropped.
+func answer(mu *sync.Mutex, pending *map[uint64]chan streamAnswer, res *pb.ProduceBatchResult) {
+	mu.Lock()
+	ch := (*pending)[res.Id]
+	delete(*pending, res.Id)
+	mu.Unlock()
+	if ch != nil {
+		ch <- streamAnswer{res: res}
 	}
 }
 
