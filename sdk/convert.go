@@ -11,18 +11,17 @@ import (
 	pb "github.com/mqgate/mqgate/sdk/proto"
 )
 
-func recordToPB(r *Record) *pb.Record {
-	p := &pb.Record{
-		Topic:     r.Topic,
-		Qid:       r.Qid,
-		Partition: r.Partition,
-		Hash:      r.Hash,
-		Offset:    r.Offset,
-		HasKey:    r.Key != nil,
-		Key:       r.Key,
-		Value:     r.Value,
-		Tags:      r.Tags,
-	}
+// fillPB sets the fields of p, a zero pb.Record, from r.
+func fillPB(p *pb.Record, r *Record) {
+	p.Topic = r.Topic
+	p.Qid = r.Qid
+	p.Partition = r.Partition
+	p.Hash = r.Hash
+	p.Offset = r.Offset
+	p.HasKey = r.Key != nil
+	p.Key = r.Key
+	p.Value = r.Value
+	p.Tags = r.Tags
 	if !r.Timestamp.IsZero() {
 		p.TimestampMs = r.Timestamp.UnixMilli()
 	}
@@ -32,7 +31,6 @@ func recordToPB(r *Record) *pb.Record {
 			p.Headers[i] = &pb.Header{Key: h.Key, Value: h.Value}
 		}
 	}
-	return p
 }
 
 func recordFromPB(p *pb.Record) Record {
@@ -66,10 +64,15 @@ func recordFromPB(p *pb.Record) Record {
 	return r
 }
 
+// recordsToPB converts rs in two allocations, not one per record: the
+// messages are made together. They live as long as the call or frame
+// that carries them.
 func recordsToPB(rs []Record) []*pb.Record {
 	out := make([]*pb.Record, len(rs))
+	ps := make([]pb.Record, len(rs))
 	for i := range rs {
-		out[i] = recordToPB(&rs[i])
+		fillPB(&ps[i], &rs[i])
+		out[i] = &ps[i]
 	}
 	return out
 }

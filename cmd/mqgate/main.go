@@ -34,10 +34,6 @@ func main() {
 // runs as often as it must, whatever the GC target.
 const defaultGCPercent = 400
 
-// pluginGCPercent is the GC target of a bundled plugin process unless GOGC
-// is set (servePlugin says why it differs).
-const pluginGCPercent = 100
-
 // command is one subcommand of mqgate.
 type command struct {
 	name, args, about string

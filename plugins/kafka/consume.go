@@ -247,7 +247,7 @@ func (c *consumer) Poll(ctx context.Context, maxRecords int) (sdk.ConsumeEvent, 
 		c.mu.Unlock()
 		cancel()
 
-		var recs []sdk.Record
+		recs := make([]sdk.Record, 0, fetches.NumRecords())
 		fetches.EachRecord(func(kr *kgo.Record) {
 			recs = append(recs, fromKgoRecord(kr))
 		})

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+)
+
+// A bundled plugin's GC target follows its heap, between these bounds,
+// so that one cycle lets its heap grow by at most pluginGCHeadroom past
+// what the last cycle found in use.
+//
+// With a small heap, a plugin's usual state (a broker client's buffers
+// and sessions: under 32 MiB), the target is pluginGCPercentMax:
+// collecting at Go's default of 100 cost the Kafka plugin a third of its
+// CPU under load (docs/BENCHMARKS.md). As its heap grows (many consumer
+// sessions, the embedded broker's data) the target falls, to Go's default
+// once what it holds reaches the headroom, so a big heap is never
+// collected later than Go's default would: 1,000 consumer sessions peak
+// at about 430 MiB, where a fixed 400 took them to 800 MiB and 100 to
+// 380-410 MiB.
+const (
+	pluginGCPercentMin = 100
+	pluginGCPercentMax = 400
+	pluginGCHeadroom   = 128 << 20
+)
+
+// gcPercentFor is the GC target that lets a heap whose collector found
+// scannable bytes in use (live heap, goroutine stacks and globals: what
+// Go's target multiplies) grow by at most headroom, within [min, max].
+func gcPercentFor(scannable, headroom uint64, lo, hi int) int {
+	if scannable == 0 {
+		return hi
+	}
+	p := headroom * 100 / scannable
+	switch {
+	case p < uint64(lo):
+		return lo
+	case p > uint64(hi):
+		return hi
+	}
+	return int(p)
+}
+
+// gcTuner sets the GC target after each collection from what it found in
+// use. It runs on the finalizer goroutine, once per cycle, and so costs
+// nothing while the process is idle.
+type gcTuner struct {
+	headroom uint64
+	lo, hi   int
+	set      func(int) int // debug.SetGCPercent
+	samples  []metrics.Sample
+	current  int
+}
+
+// tunePluginGC starts the tuner of a bundled plugin process and sets its
+// first target.
+func tunePluginGC() {
+	t := newGCTuner(pluginGCHeadroom, pluginGCPercentMin, pluginGCPercentMax, debug.SetGCPercent)
+	t.tune()
+	t.arm()
+}
+
+func newGCTuner(headroom uint64, lo, hi int, set func(int) int) *gcTuner {
+	return &gcTuner{
+		headroom: headroom, lo: lo, hi: hi, set: set,
+		samples: []metrics.Sample{
+			{Name: "/gc/heap/live:bytes"},
+			{Name: "/gc/scan/stack:bytes"},
+			{Name: "/gc/scan/globals:bytes"},
+		},
+	}
+}
+
+// tune reads what the last collection found in use and sets the target
+// for it, when it moved by a tenth or more (or to a bound).
+func (t *gcTuner) tune() {
+	metrics.Read(t.samples)
+	var scannable uint64
+	for _, s := range t.samples {
+		if s.Value.Kind() == metrics.KindUint64 {
+			scannable += s.Value.Uint64()
+		}
+	}
+	p := gcPercentFor(scannable, t.headroom, t.lo, t.hi)
+	if t.current == 0 || p == t.lo || p == t.hi || p*10 < t.current*9 || p*10 > t.current*11 {
+		if p != t.current {
+			t.set(p)
+			t.current = p
+		}
+	}
+}
+
+// gcSentinel is garbage the moment it is made: its cleanup runs after
+// the next collection and makes the next sentinel. It holds a pointer so
+// that it is never a tiny allocation, whose cleanup may never run.
+type gcSentinel struct{ _ *byte }
+
+func (t *gcTuner) arm() {
+	runtime.AddCleanup(new(gcSentinel), func(t *gcTuner) {
+		t.tune()
+		t.arm()
+	}, t)
+}
