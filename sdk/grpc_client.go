@@ -168,6 +168,7 @@ func (b *backendClient) Consume(ctx context.Context, sub Subscription) (Consumer
 	}
 	c := &streamConsumer{
 		stream:  stream,
+		recv:    recvOf(stream),
 		cancel:  cancel,
 		notify:  make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -185,6 +186,7 @@ func (b *backendClient) Consume(ctx context.Context, sub Subscription) (Consumer
 // result is never stuck behind records nobody is polling.
 type streamConsumer struct {
 	stream pb.Backend_ConsumeClient
+	recv   func() (consumeMsg, error) // the stream's next message
 	cancel context.CancelFunc
 	notify chan struct{} // a token when the queue grows
 	done   chan struct{} // closed when receive ends, after err is set
@@ -192,7 +194,7 @@ type streamConsumer struct {
 	sendMu sync.Mutex // serializes stream.Send
 
 	mu      sync.Mutex
-	queue   []*pb.ConsumeResponse // batches, assignments, poll errors
+	queue   []consumeMsg // batches, assignments, poll errors
 	nextID  uint64
 	pending map[uint64]chan error
 	err     error // why the stream ended; set once, under mu
@@ -215,16 +217,28 @@ func (c *streamConsumer) send(m *pb.ConsumeRequest) error {
 	return c.streamErr()
 }
 
+// recvOf is how a consumer takes stream's messages: over the plugin
+// connection a batch comes as records, decoded straight from its frame.
+func recvOf(stream pb.Backend_ConsumeClient) func() (consumeMsg, error) {
+	if cs, ok := stream.(*connClientStream); ok {
+		return cs.recvMsg
+	}
+	return func() (consumeMsg, error) {
+		m, err := stream.Recv()
+		return consumeMsg{m: m}, err
+	}
+}
+
 func (c *streamConsumer) receive() {
 	var err error
 	for {
-		var m *pb.ConsumeResponse
-		m, err = c.stream.Recv()
+		var m consumeMsg
+		m, err = c.recv()
 		if err != nil {
 			break
 		}
 		c.mu.Lock()
-		if cr := m.GetCommitResult(); cr != nil {
+		if cr := m.m.GetCommitResult(); cr != nil {
 			ch := c.pending[cr.Id]
 			delete(c.pending, cr.Id)
 			c.mu.Unlock()
@@ -270,14 +284,14 @@ func (c *streamConsumer) queued() bool {
 }
 
 // pop takes the oldest queued event; ok is false when there is none.
-func (c *streamConsumer) pop() (*pb.ConsumeResponse, bool) {
+func (c *streamConsumer) pop() (consumeMsg, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 {
-		return nil, false
+		return consumeMsg{}, false
 	}
 	m := c.queue[0]
-	c.queue[0] = nil
+	c.queue[0] = consumeMsg{}
 	c.queue = c.queue[1:]
 	return m, true
 }
@@ -296,7 +310,12 @@ func (c *streamConsumer) Poll(ctx context.Context, maxRecords int) (ConsumeEvent
 	for {
 		// Events received before the stream ended are delivered first.
 		if m, ok := c.pop(); ok {
-			switch k := m.Kind.(type) {
+			if m.batch {
+				c.granted -= len(m.records)
+				c.leftover = m.records
+				return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
+			}
+			switch k := m.m.Kind.(type) {
 			case *pb.ConsumeResponse_Batch_:
 				c.granted -= len(k.Batch.Records)
 				c.leftover = recordsFromPB(k.Batch.Records)

@@ -266,6 +266,22 @@ func readPayload(r *bufio.Reader, size int, m vtMessage) error {
 	return m.UnmarshalVT(*buf) // copies bytes and strings out of buf
 }
 
+// readConsumeMsg reads a ConsumeResponse of size bytes from r: a batch
+// straight into Records (decodeBatch), anything else as a message.
+func readConsumeMsg(r *bufio.Reader, size int) (consumeMsg, error) {
+	buf := pool.Get(size)
+	defer pool.Put(buf)
+	if _, err := io.ReadFull(r, *buf); err != nil {
+		return consumeMsg{}, err
+	}
+	if b, ok := batchOf(*buf); ok {
+		recs, err := decodeBatch(b) // copies bytes and strings out of buf
+		return consumeMsg{records: recs, batch: true}, err
+	}
+	m := &pb.ConsumeResponse{}
+	return consumeMsg{m: m}, m.UnmarshalVT(*buf)
+}
+
 // readBatch reads a ProduceBatch of size bytes from r. Its records' keys,
 // values and header values are not copied out of the message: they share
 // one buffer, allocated for this batch alone, so nothing else ever writes
@@ -512,8 +528,8 @@ func (p *pluginConn) receiveFrames(r *bufio.Reader) error {
 			}
 			answer(&p.mu, &p.pending, res)
 		case frameConsumeData:
-			m := &pb.ConsumeResponse{}
-			if err := readPayload(r, size, m); err != nil {
+			m, err := readConsumeMsg(r, size)
+			if err != nil {
 				return err
 			}
 			if st := p.stream(id, false); st != nil {

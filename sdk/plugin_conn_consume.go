@@ -92,7 +92,7 @@ type connClientStream struct {
 	p                 *pluginConn
 	id                uint64
 	ctx               context.Context
-	msgQueue[*pb.ConsumeResponse]
+	msgQueue[consumeMsg]
 }
 
 var _ pb.Backend_ConsumeClient = (*connClientStream)(nil)
@@ -106,7 +106,7 @@ func (p *pluginConn) openConsume(ctx context.Context) (stream pb.Backend_Consume
 		return nil, false, nil
 	}
 	p.nextID++
-	st := &connClientStream{p: p, id: p.nextID, ctx: ctx, msgQueue: newMsgQueue[*pb.ConsumeResponse]()}
+	st := &connClientStream{p: p, id: p.nextID, ctx: ctx, msgQueue: newMsgQueue[consumeMsg]()}
 	p.streams[st.id] = st
 	p.mu.Unlock()
 	if err := p.write(ctx, frameConsumeOpen, st.id, nil); err != nil {
@@ -139,7 +139,18 @@ func (s *connClientStream) Send(m *pb.ConsumeRequest) error {
 	return nil
 }
 
-func (s *connClientStream) Recv() (*pb.ConsumeResponse, error) { return s.take() }
+// Recv is the next message as gRPC would give it; the sdk's own consumer
+// takes batches as records instead (recvMsg).
+func (s *connClientStream) Recv() (*pb.ConsumeResponse, error) {
+	m, err := s.take()
+	if err != nil || !m.batch {
+		return m.m, err
+	}
+	return &pb.ConsumeResponse{Kind: &pb.ConsumeResponse_Batch_{Batch: &pb.ConsumeResponse_Batch{Records: recordsToPB(m.records)}}}, nil
+}
+
+// recvMsg is the next message, a batch as records.
+func (s *connClientStream) recvMsg() (consumeMsg, error) { return s.take() }
 
 func (s *connClientStream) CloseSend() error {
 	if s.ctx.Err() == nil && !s.ended() {
