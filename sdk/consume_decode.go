@@ -226,7 +226,7 @@ func decodeRecord(b []byte, r, prev *Record) error {
 		case fieldRecordOffset:
 			r.Offset = int64(x)
 		case fieldRecordHasKey:
-			hasKey = x != 0
+			hasKey = int(x) != 0 // as the generated code, whose int may be 32 bits
 		case fieldRecordTimestampMs:
 			r.Timestamp = time.Time{}
 			if x != 0 {

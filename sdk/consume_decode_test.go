@@ -58,9 +58,6 @@ func TestDecodeBatchRefusesMalformedInput(t *testing.T) {
 		// A cut between two records is a shorter batch; any other is an
 		// error: as the generated code reads it, either way.
 		checkDecodeBatch(t, wrap(bytes.Clone(batch[:cut])))
-		if recs, err := decodeBatch(batch[:cut]); err == nil && len(recs) == 3 {
-			t.Fatalf("cut at %d of %d: three whole records", cut, len(batch))
-		}
 	}
 	rec := func(fields ...[]byte) []byte {
 		r := bytes.Join(fields, nil)

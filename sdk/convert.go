@@ -64,9 +64,9 @@ func recordFromPB(p *pb.Record) Record {
 	return r
 }
 
-// recordsToPB converts rs in two allocations, not one per record: the
-// messages are made together. They live as long as the call or frame
-// that carries them.
+// recordsToPB makes the messages of rs together, in one allocation, not
+// one each (a record's headers take more of their own). They live as long
+// as the call or frame that carries them.
 func recordsToPB(rs []Record) []*pb.Record {
 	out := make([]*pb.Record, len(rs))
 	ps := make([]pb.Record, len(rs))

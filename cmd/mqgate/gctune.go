@@ -8,7 +8,8 @@ import (
 
 // A bundled plugin's GC target follows its heap, between these bounds,
 // so that one cycle lets its heap grow by at most pluginGCHeadroom past
-// what the last cycle found in use.
+// what the last cycle found in use, or by as much as Go's default would,
+// if that is more.
 //
 // With a small heap, a plugin's usual state (a broker client's buffers
 // and sessions: under 32 MiB), the target is pluginGCPercentMax:
@@ -43,51 +44,61 @@ func gcPercentFor(scannable, headroom uint64, lo, hi int) int {
 }
 
 // gcTuner sets the GC target after each collection from what it found in
-// use. It runs on the finalizer goroutine, once per cycle, and so costs
-// nothing while the process is idle.
+// use. It runs in a cleanup of the runtime, once per cycle, and so costs
+// nothing while the process is idle. Cleanups may run concurrently; the
+// tuner's never do, since it has one sentinel armed at a time (arm).
 type gcTuner struct {
 	headroom uint64
 	lo, hi   int
 	set      func(int) int // debug.SetGCPercent
-	samples  []metrics.Sample
+	read     func() uint64 // scannableInUse
+	stopped  func() bool   // for tests: no more re-arming once true
 	current  int
 }
 
 // tunePluginGC starts the tuner of a bundled plugin process and sets its
 // first target.
 func tunePluginGC() {
-	t := newGCTuner(pluginGCHeadroom, pluginGCPercentMin, pluginGCPercentMax, debug.SetGCPercent)
+	t := newGCTuner(pluginGCHeadroom, pluginGCPercentMin, pluginGCPercentMax, debug.SetGCPercent, scannableInUse())
 	t.tune()
 	t.arm()
 }
 
-func newGCTuner(headroom uint64, lo, hi int, set func(int) int) *gcTuner {
-	return &gcTuner{
-		headroom: headroom, lo: lo, hi: hi, set: set,
-		samples: []metrics.Sample{
-			{Name: "/gc/heap/live:bytes"},
-			{Name: "/gc/scan/stack:bytes"},
-			{Name: "/gc/scan/globals:bytes"},
-		},
+func newGCTuner(headroom uint64, lo, hi int, set func(int) int, read func() uint64) *gcTuner {
+	return &gcTuner{headroom: headroom, lo: lo, hi: hi, set: set, read: read, stopped: func() bool { return false }}
+}
+
+// scannableInUse returns a function that reads what the last collection
+// found in use that Go's GC target multiplies: live heap, goroutine stacks
+// and globals.
+func scannableInUse() func() uint64 {
+	samples := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/scan/stack:bytes"},
+		{Name: "/gc/scan/globals:bytes"},
+	}
+	return func() uint64 {
+		metrics.Read(samples)
+		var n uint64
+		for _, s := range samples {
+			if s.Value.Kind() == metrics.KindUint64 {
+				n += s.Value.Uint64()
+			}
+		}
+		return n
 	}
 }
 
-// tune reads what the last collection found in use and sets the target
-// for it, when it moved by a tenth or more (or to a bound).
+// tune sets the target for what the last collection found in use, when
+// it moved by a tenth or more (or to a bound).
 func (t *gcTuner) tune() {
-	metrics.Read(t.samples)
-	var scannable uint64
-	for _, s := range t.samples {
-		if s.Value.Kind() == metrics.KindUint64 {
-			scannable += s.Value.Uint64()
-		}
+	p := gcPercentFor(t.read(), t.headroom, t.lo, t.hi)
+	if p == t.current {
+		return
 	}
-	p := gcPercentFor(scannable, t.headroom, t.lo, t.hi)
 	if t.current == 0 || p == t.lo || p == t.hi || p*10 < t.current*9 || p*10 > t.current*11 {
-		if p != t.current {
-			t.set(p)
-			t.current = p
-		}
+		t.set(p)
+		t.current = p
 	}
 }
 
@@ -98,6 +109,9 @@ type gcSentinel struct{ _ *byte }
 
 func (t *gcTuner) arm() {
 	runtime.AddCleanup(new(gcSentinel), func(t *gcTuner) {
+		if t.stopped() {
+			return
+		}
 		t.tune()
 		t.arm()
 	}, t)

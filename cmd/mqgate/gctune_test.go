@@ -2,6 +2,8 @@ package main
 
 import (
 	"runtime"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -26,37 +28,50 @@ func TestGCPercentFollowsTheHeap(t *testing.T) {
 	}
 }
 
-// TestGCTunerSetsTheTargetAfterEachCollection: the tuner hears of every
-// collection, and sets the target the heap it found calls for: the
-// maximum for a small heap, less as it grows, the minimum past a quarter
-// of the headroom.
-func TestGCTunerSetsTheTargetAfterEachCollection(t *testing.T) {
+// TestGCTunerSetsTheTargetTheHeapCallsFor: the maximum for a small heap,
+// less as it grows, the minimum from the headroom on; a move of under a
+// tenth sets nothing.
+func TestGCTunerSetsTheTargetTheHeapCallsFor(t *testing.T) {
 	const mib = 1 << 20
-	set := make(chan int, 100)
-	tuner := newGCTuner(64*mib, 100, 400, func(p int) int { set <- p; return 0 })
-	tuner.arm()
-	var live [][]byte
-	next := func(what string) int {
-		t.Helper()
-		runtime.GC()
-		select {
-		case p := <-set:
-			return p
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: no target set 10 s after a collection", what)
-			return 0
+	var inUse uint64
+	var set []int
+	tuner := newGCTuner(64*mib, 100, 400, func(p int) int { set = append(set, p); return 0 }, func() uint64 { return inUse })
+	for _, step := range []struct {
+		inUse uint64
+		want  []int
+	}{
+		{2 * mib, []int{400}},
+		{8 * mib, []int{400}},            // still the maximum: nothing to set
+		{32 * mib, []int{400, 200}},      // the heap may grow by 64 MiB
+		{34 * mib, []int{400, 200}},      // 188: under a tenth from 200
+		{40 * mib, []int{400, 200, 160}}, // a tenth and more
+		{100 * mib, []int{400, 200, 160, 100}},
+		{1000 * mib, []int{400, 200, 160, 100}},
+	} {
+		inUse = step.inUse
+		tuner.tune()
+		if !slices.Equal(set, step.want) {
+			t.Fatalf("after %d MiB in use: targets set %v, want %v", step.inUse/mib, set, step.want)
 		}
 	}
-	if p := next("a small heap"); p != 400 {
-		t.Fatalf("a small heap: target %d, want 400", p)
+}
+
+// TestGCTunerRunsAfterACollection: armed, the tuner reads the heap after
+// a collection, and again after the next (it re-arms itself).
+func TestGCTunerRunsAfterACollection(t *testing.T) {
+	var reads, stop atomic.Int32
+	tuner := newGCTuner(64<<20, 100, 400, func(int) int { return 0 }, func() uint64 { reads.Add(1); return 0 })
+	tuner.stopped = func() bool { return stop.Load() != 0 }
+	defer stop.Store(1)
+	tuner.arm()
+	for want := int32(1); want <= 2; want++ {
+		deadline := time.Now().Add(10 * time.Second)
+		for reads.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d reads of the heap 10 s after collection %d; want %d", reads.Load(), want, want)
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
-	live = append(live, make([]byte, 32*mib))
-	if p := next("32 MiB more"); p <= 100 || p >= 200 {
-		t.Fatalf("about 34 MiB in use, 64 MiB of headroom: target %d, want about 190", p)
-	}
-	live = append(live, make([]byte, 64*mib))
-	if p := next("64 MiB more"); p != 100 {
-		t.Fatalf("about 100 MiB in use, 64 MiB of headroom: target %d, want 100", p)
-	}
-	runtime.KeepAlive(live)
 }
