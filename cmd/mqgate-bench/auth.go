@@ -33,6 +33,7 @@ var produceHTTPAuth = scenario{
 	name:      "produce-http-auth",
 	about:     "sync HTTP produce with an API key, a JWT and no credential on a gateway with auth on, vs the same on a gateway without auth",
 	kafkaOnly: true,
+	ownCPU:    true,
 	adjust: func(p params) params {
 		// One message per request: authentication is per request, so
 		// its cost shows where requests are many and small.

@@ -117,6 +117,10 @@ type scenario struct {
 	// repeatable scenarios may run several rounds (-rounds): they name
 	// their topics and groups with params.named, or reuse them safely.
 	repeatable bool
+	// ownCPU scenarios run gateways of their own and report those
+	// processes' CPU themselves; the main gateway's, which the generic
+	// lines would report, is not what they measure.
+	ownCPU bool
 }
 
 var scenarios = []scenario{produceHTTP, produceHTTPAuth, produceThriftBatch, produceThriftSync, produceAsync, delayAccuracy, delayScale, consumePullHTTP, consumePullThrift, consumePullThriftGroup, pushHTTP, sinkRedis, sinkHDFS, adminLoad}
@@ -278,7 +282,9 @@ func runRound(ctx context.Context, e *env, pr *peer, s scenario, p params) round
 			row.r.pct(0.5).Round(10*time.Microsecond), row.r.pct(0.99).Round(10*time.Microsecond), row.r.failures)
 	}
 	fmt.Printf("\n%s (n=%d size=%d batch=%d concurrency=%d): gateway/direct = %.2f\n", s.name, p.n, p.size, p.batch, p.concurrency, g.rate()/d.rate())
-	reportCPU(s.name, g, d)
+	if !s.ownCPU {
+		reportCPU(s.name, g, d)
+	}
 	if err := runPeer(ctx, e, pr, s, p, g); err != nil {
 		fmt.Printf("%s: the peer side failed: %v\n", s.name, err)
 	}

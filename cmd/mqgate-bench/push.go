@@ -51,6 +51,7 @@ var pushHTTP = scenario{
 	name:      "push",
 	about:     "HTTP push to a local endpoint (concurrency 16, order key) vs a franz-go consumer posting the same way",
 	kafkaOnly: true,
+	ownCPU:    true,
 	adjust: func(p params) params {
 		// The defaults of -size, -concurrency and -partitions are the
 		// produce scenarios'; the push scenario has its own.

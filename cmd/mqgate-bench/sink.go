@@ -43,6 +43,7 @@ var sinkRedis = scenario{
 	name:      "sink-redis",
 	about:     "a sink into Redis hashes (HSET per message, batches of 500) vs a franz-go consumer sending the same HSETs in go-redis pipelines",
 	kafkaOnly: true,
+	ownCPU:    true,
 	adjust:    sinkParams,
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		rd, err := startBenchRedis(e, "gateway")
@@ -287,6 +288,7 @@ var sinkHDFS = scenario{
 	name:      "sink-hdfs",
 	about:     "a sink into HDFS text files through WebHDFS (a fake in the bench process) vs a franz-go consumer calling the same sink code in-process",
 	kafkaOnly: true,
+	ownCPU:    true,
 	adjust:    sinkParams,
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
 		fake, err := webhdfsfake.New(webhdfsfake.Options{MaxBody: 256 << 20})
