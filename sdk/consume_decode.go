@@ -11,8 +11,7 @@ import (
 )
 
 // consumeMsg is one message of a Consume stream as the gateway's end takes
-// it: a batch's records, decoded by the plugin connection straight into
-// Records, or any message as gRPC gives it.
+// it (recvOf): a batch as its records, any other message as it came.
 type consumeMsg struct {
 	m       *pb.ConsumeResponse // when batch is false
 	records []Record            // a batch's

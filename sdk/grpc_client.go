@@ -217,14 +217,18 @@ func (c *streamConsumer) send(m *pb.ConsumeRequest) error {
 	return c.streamErr()
 }
 
-// recvOf is how a consumer takes stream's messages: over the plugin
-// connection a batch comes as records, decoded straight from its frame.
+// recvOf is how a consumer takes stream's messages, a batch as records:
+// over the plugin connection decoded straight from its frame, over gRPC
+// converted from the message.
 func recvOf(stream pb.Backend_ConsumeClient) func() (consumeMsg, error) {
 	if cs, ok := stream.(*connClientStream); ok {
 		return cs.recvMsg
 	}
 	return func() (consumeMsg, error) {
 		m, err := stream.Recv()
+		if b := m.GetBatch(); b != nil {
+			return consumeMsg{records: recordsFromPB(b.Records), batch: true}, nil
+		}
 		return consumeMsg{m: m}, err
 	}
 }
@@ -316,10 +320,6 @@ func (c *streamConsumer) Poll(ctx context.Context, maxRecords int) (ConsumeEvent
 				return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
 			}
 			switch k := m.m.Kind.(type) {
-			case *pb.ConsumeResponse_Batch_:
-				c.granted -= len(k.Batch.Records)
-				c.leftover = recordsFromPB(k.Batch.Records)
-				return ConsumeEvent{Records: c.takeLeftover(maxRecords)}, nil
 			case *pb.ConsumeResponse_Assignment_:
 				return ConsumeEvent{Assigned: offsetsFromPB(k.Assignment.Assigned), Revoked: offsetsFromPB(k.Assignment.Revoked)}, nil
 			case *pb.ConsumeResponse_PollError:
