@@ -33,6 +33,22 @@ type batchRequest struct {
 	ctx     context.Context
 	records []sdk.Record
 	done    chan batchResult // buffered: the flusher never blocks on it
+
+	// Guarded by the batcher's mu: the call that carries the records,
+	// once it has started with more than one request, and whether the
+	// caller gave up before that.
+	call   *sharedCall
+	gaveUp bool
+}
+
+// sharedCall is a plugin call made for more than one request. It lasts
+// until the latest of their deadlines, and ends early only once every
+// caller has given up: the callers say so (giveUp), which costs nothing
+// while they wait, where a context.AfterFunc on each caller's context
+// cost four allocations a request.
+type sharedCall struct {
+	waiting int // callers still waiting; guarded by the batcher's mu
+	cancel  context.CancelFunc
 }
 
 type batchResult struct {
@@ -79,7 +95,26 @@ func (b *batcher) send(ctx context.Context, records []sdk.Record) ([]sdk.Produce
 	case r := <-req.done:
 		return r.results, r.err
 	case <-ctx.Done():
+		b.giveUp(req)
 		return nil, ctx.Err()
+	}
+}
+
+// giveUp records that req's caller stopped waiting: a request not yet in
+// a call will not be sent, and a shared call whose callers have all gone
+// is cancelled.
+func (b *batcher) giveUp(req *batchRequest) {
+	b.mu.Lock()
+	c := req.call
+	req.gaveUp = true
+	last := false
+	if c != nil {
+		c.waiting--
+		last = c.waiting == 0
+	}
+	b.mu.Unlock()
+	if last {
+		c.cancel()
 	}
 }
 
@@ -114,13 +149,9 @@ func (b *batcher) call(reqs []*batchRequest) {
 		}
 		b.mu.Unlock()
 	}()
-	// Drop requests whose callers gave up before the call started.
-	live := reqs[:0]
-	for _, r := range reqs {
-		if r.ctx.Err() == nil {
-			live = append(live, r)
-		}
-	}
+	// Requests whose callers gave up before the call started are dropped.
+	ctx, cancel, live := b.callContext(reqs)
+	defer cancel()
 	if len(live) == 0 {
 		return
 	}
@@ -135,8 +166,6 @@ func (b *batcher) call(reqs []*batchRequest) {
 			records = append(records, r.records...)
 		}
 	}
-	ctx, cancel := callContext(live)
-	defer cancel()
 	b.observe(len(records))
 	results, err := b.backend.Produce(ctx, records)
 	if err == nil && len(results) != len(records) {
@@ -165,14 +194,28 @@ func (b *batcher) call(reqs []*batchRequest) {
 	}
 }
 
-// callContext is the context of a shared call: it lasts until the latest
-// of its callers' deadlines, and ends early only if every caller gives up.
-func callContext(reqs []*batchRequest) (context.Context, context.CancelFunc) {
-	if len(reqs) == 1 {
-		return context.WithCancel(reqs[0].ctx)
+// callContext picks the requests of reqs whose callers still wait, live,
+// and makes the context of their call: a lone request's own, or for a
+// shared call one that lasts until the latest of their deadlines and ends
+// early once every caller has given up (giveUp).
+func (b *batcher) callContext(reqs []*batchRequest) (ctx context.Context, cancel context.CancelFunc, live []*batchRequest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	live = reqs[:0]
+	for _, r := range reqs {
+		if !r.gaveUp && r.ctx.Err() == nil {
+			live = append(live, r)
+		}
+	}
+	switch len(live) {
+	case 0:
+		return nil, func() {}, nil
+	case 1:
+		live[0].call = nil // sent again alone after a shared call was refused
+		return live[0].ctx, func() {}, live
 	}
 	var latest time.Time
-	for _, r := range reqs {
+	for _, r := range live {
 		d, ok := r.ctx.Deadline()
 		if !ok {
 			latest = time.Time{}
@@ -182,31 +225,16 @@ func callContext(reqs []*batchRequest) (context.Context, context.CancelFunc) {
 			latest = d
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if !latest.IsZero() {
-		cancel()
+	if latest.IsZero() {
+		ctx, cancel = context.WithCancel(context.Background())
+	} else {
 		ctx, cancel = context.WithDeadline(context.Background(), latest)
 	}
-	var mu sync.Mutex
-	remaining := len(reqs)
-	stops := make([]func() bool, len(reqs))
-	for i, r := range reqs {
-		stops[i] = context.AfterFunc(r.ctx, func() {
-			mu.Lock()
-			remaining--
-			last := remaining == 0
-			mu.Unlock()
-			if last {
-				cancel()
-			}
-		})
+	c := &sharedCall{waiting: len(live), cancel: cancel}
+	for _, r := range live {
+		r.call = c
 	}
-	return ctx, func() {
-		for _, stop := range stops {
-			stop()
-		}
-		cancel()
-	}
+	return ctx, cancel, live
 }
 
 // recordsBytes is the payload size of records, as batch limits count it.

@@ -170,6 +170,77 @@ func TestConcurrentSendsShareACall(t *testing.T) {
 	}
 }
 
+// heldBackend holds each Produce call until its context ends, and hands
+// the test that context.
+type heldBackend struct {
+	sdk.Backend // only Produce is called
+	calls       chan context.Context
+}
+
+func (b *heldBackend) Produce(ctx context.Context, rs []sdk.Record) ([]sdk.ProduceResult, error) {
+	b.calls <- ctx
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A call shared by several callers lasts until the latest of their
+// deadlines, goes on when one of them gives up, and ends once all have.
+func TestSharedCallEndsWhenEveryCallerGivesUp(t *testing.T) {
+	b := &heldBackend{calls: make(chan context.Context, 10)}
+	bt := newBatcher(b, time.Hour, 100, 1<<20, func(int) {})
+	rec := []sdk.Record{{Topic: "t", Value: []byte("v")}}
+
+	firstCtx, endFirst := context.WithCancel(ctxT(t))
+	first := make(chan error, 1)
+	go func() { _, err := bt.send(firstCtx, rec); first <- err }()
+	<-b.calls // in flight: what comes next waits for it
+
+	now := time.Now()
+	deadlines := []time.Time{now.Add(time.Hour), now.Add(2 * time.Hour)}
+	cancels := make([]context.CancelFunc, len(deadlines))
+	errs := make([]chan error, len(deadlines))
+	for i, d := range deadlines {
+		ctx, cancel := context.WithDeadline(context.Background(), d)
+		t.Cleanup(cancel)
+		cancels[i], errs[i] = cancel, make(chan error, 1)
+		go func() { _, err := bt.send(ctx, rec); errs[i] <- err }()
+	}
+	for {
+		bt.mu.Lock()
+		pending := len(bt.pending)
+		bt.mu.Unlock()
+		if pending == len(deadlines) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	endFirst() // the cluster is idle: the two go in one call
+	if err := <-first; err == nil {
+		t.Fatal("the first call answered though its caller gave up")
+	}
+	shared := <-b.calls
+	if d, ok := shared.Deadline(); !ok || !d.Equal(deadlines[1]) {
+		t.Fatalf("the shared call's deadline is %v (%v); want the latest caller's, %v", d, ok, deadlines[1])
+	}
+
+	cancels[0]()
+	if err := <-errs[0]; err != context.Canceled {
+		t.Fatalf("the caller who gave up got %v; want %v", err, context.Canceled)
+	}
+	if err := shared.Err(); err != nil {
+		t.Fatalf("the shared call ended (%v) though one of its callers still waits", err)
+	}
+	cancels[1]()
+	if err := <-errs[1]; err != context.Canceled {
+		t.Fatalf("the second caller got %v; want %v", err, context.Canceled)
+	}
+	select {
+	case <-shared.Done():
+	case <-ctxT(t).Done():
+		t.Fatal("the shared call goes on after every caller gave up")
+	}
+}
+
 // A batch that reaches max_batch_messages goes without waiting for the
 // linger or the call in flight.
 func TestFullBatchGoesAtOnce(t *testing.T) {
