@@ -33,12 +33,39 @@ func sendAppended(c *gin.Context, appendBody func(b []byte) []byte) {
 	sendAppendedAs(c, jsonContentType, appendBody)
 }
 
+// The header values of the answers' content types, made once. A header
+// map shares them: net/http copies a map's values when it clones it, and
+// Header.Add and Set make new ones.
+var (
+	jsonContentTypeValue     = []string{jsonContentType}
+	protobufContentTypeValue = []string{protobufContentType}
+)
+
+func contentTypeValue(ctype string) []string {
+	switch ctype {
+	case jsonContentType:
+		return jsonContentTypeValue
+	case protobufContentType:
+		return protobufContentTypeValue
+	}
+	return []string{ctype}
+}
+
 // sendAppendedAs is sendAppended with the Content-Type ctype.
 func sendAppendedAs(c *gin.Context, ctype string, appendBody func(b []byte) []byte) {
 	bp := answerBuffers.Get().(*[]byte)
 	b := appendBody((*bp)[:0])
-	c.Data(http.StatusOK, ctype, b)
-	// c.Data has written b to the connection's buffer; it is not kept.
+	// What gin's c.Data does, without making the header's value for each
+	// answer.
+	if h := c.Writer.Header(); h["Content-Type"] == nil {
+		h["Content-Type"] = contentTypeValue(ctype)
+	}
+	c.Status(http.StatusOK)
+	if _, err := c.Writer.Write(b); err != nil {
+		_ = c.Error(err)
+		c.Abort()
+	}
+	// b has been written to the connection's buffer; it is not kept.
 	if cap(b) <= maxPooledAnswer {
 		*bp = b[:0]
 		answerBuffers.Put(bp)
