@@ -815,43 +815,64 @@ func TestMaxConnections(t *testing.T) {
 	}
 }
 
+// BenchmarkSendSync measures the server's cost of a call, client
+// included, against a producer that does nothing: sendSync of one 1 KiB
+// message, and sendBatchSync of 100.
 func BenchmarkSendSync(b *testing.B) {
-	for _, w := range wireSetups {
-		b.Run(w.transport+"+"+w.protocol, func(b *testing.B) {
-			s := NewProducerServer(Options{Transport: w.transport, Protocol: w.protocol, Logger: discardLogger()}, &nopProducer{})
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			go s.Serve(l)
-			defer s.Stop()
-			b.RunParallel(func(pb *testing.PB) {
-				cfg := &thrift.TConfiguration{}
-				var trans thrift.TTransport = thrift.NewTSocketConf(l.Addr().String(), cfg)
-				var pf thrift.TProtocolFactory = thrift.NewTCompactProtocolFactoryConf(cfg)
-				if w.transport == TransportFramed {
-					trans = thrift.NewTFramedTransportConf(trans, cfg)
-				} else {
-					trans = thrift.NewTBufferedTransport(trans, 8192)
-					pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
-				}
-				if err := trans.Open(); err != nil {
-					b.Error(err)
+	for _, batch := range []int{1, 100} {
+		for _, w := range wireSetups {
+			b.Run(fmt.Sprintf("batch=%d/%s+%s", batch, w.transport, w.protocol), func(b *testing.B) {
+				benchmarkSend(b, w, batch)
+			})
+		}
+	}
+}
+
+func benchmarkSend(b *testing.B, w struct{ transport, protocol string }, batch int) {
+	s := NewProducerServer(Options{Transport: w.transport, Protocol: w.protocol, Logger: discardLogger()}, &nopProducer{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Stop()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		cfg := &thrift.TConfiguration{}
+		var trans thrift.TTransport = thrift.NewTSocketConf(l.Addr().String(), cfg)
+		var pf thrift.TProtocolFactory = thrift.NewTCompactProtocolFactoryConf(cfg)
+		if w.transport == TransportFramed {
+			trans = thrift.NewTFramedTransportConf(trans, cfg)
+		} else {
+			trans = thrift.NewTBufferedTransport(trans, 8192)
+			pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
+		}
+		if err := trans.Open(); err != nil {
+			b.Error(err)
+			return
+		}
+		defer trans.Close()
+		client := producer.NewProducerServiceClientFactory(trans, pf)
+		m := newMessage("bench", "k", "")
+		m.Body = make([]byte, 1024)
+		msgs := make([]*producer.Message, batch)
+		for i := range msgs {
+			msgs[i] = m
+		}
+		for pb.Next() {
+			if batch == 1 {
+				if res, err := client.SendSync(context.Background(), m, 5000); err != nil || res.Code != 0 {
+					b.Errorf("SendSync = %v, %v", res, err)
 					return
 				}
-				defer trans.Close()
-				client := producer.NewProducerServiceClientFactory(trans, pf)
-				m := newMessage("bench", "k", "")
-				m.Body = make([]byte, 1024)
-				for pb.Next() {
-					if res, err := client.SendSync(context.Background(), m, 5000); err != nil || res.Code != 0 {
-						b.Errorf("SendSync = %v, %v", res, err)
-						return
-					}
-				}
-			})
-		})
-	}
+				continue
+			}
+			if res, err := client.SendBatchSync(context.Background(), msgs); err != nil || res.Code != 0 {
+				b.Errorf("SendBatchSync = %v, %v", res, err)
+				return
+			}
+		}
+	})
 }
 
 // nopProducer acknowledges everything without recording it.
