@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sync"
 	"strconv"
 	"strings"
 	"time"
@@ -59,7 +60,8 @@ func decodeMessagesWithin(body []byte, lim bodyLimits) ([]produce.Message, error
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, illegalf("request body is empty; want a message object or {\"messages\": [...]}")
 	}
-	d := newBodyDecoder(body)
+	d := borrowBodyDecoder(body)
+	defer d.giveBack()
 	d.lim = lim
 	msgs, err := d.top()
 	if err != nil {
@@ -141,6 +143,33 @@ func newBodyDecoder(body []byte) *bodyDecoder {
 	// Over a *bytes.Buffer the tokenizer reads body in place, so the values
 	// it returns alias body rather than an internal buffer.
 	return &bodyDecoder{body: body, dec: jsontext.NewDecoder(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))}
+}
+
+// bodyDecoders holds the decoders of produce bodies between requests: a
+// tokenizer's state takes five allocations to make afresh.
+var bodyDecoders = sync.Pool{New: func() any { return new(bodyDecoder) }}
+
+// borrowBodyDecoder is newBodyDecoder from bodyDecoders; giveBack returns
+// it. Nothing decoded refers to a decoder: values alias the body or are
+// new memory, and names are strings of their own.
+func borrowBodyDecoder(body []byte) *bodyDecoder {
+	d := bodyDecoders.Get().(*bodyDecoder)
+	if d.dec == nil {
+		return newBodyDecoder(body)
+	}
+	d.dec.Reset(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))
+	*d = bodyDecoder{body: body, dec: d.dec}
+	return d
+}
+
+// noBody is what a decoder in bodyDecoders reads: nothing, and no body.
+var noBody = new(bytes.Buffer)
+
+// giveBack returns a decoder to bodyDecoders, holding no body.
+func (d *bodyDecoder) giveBack() {
+	d.dec.Reset(noBody)
+	*d = bodyDecoder{dec: d.dec}
+	bodyDecoders.Put(d)
 }
 
 // isField reports whether name is a field of a message object in this body.

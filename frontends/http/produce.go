@@ -154,6 +154,9 @@ type asyncResponse struct {
 
 // asyncMode reads the mode query parameter: sync (the default) or async.
 func asyncMode(c *gin.Context) (bool, error) {
+	if c.Request.URL.RawQuery == "" {
+		return false, nil // without parsing an empty query into a map
+	}
 	switch mode := c.Query("mode"); mode {
 	case "", "sync":
 		return false, nil
