@@ -58,6 +58,9 @@ type params struct {
 	endpointProcess bool
 	// produce-http and consume-pull-http: the body format, json, ndjson, protobuf or raw
 	format string
+	// produce-http and the peer's produce: the load's HTTP client,
+	// net/http or raw (rawHTTP)
+	httpClient string
 	// admin only: how many passes the admin client makes beside the
 	// producer; 0 for as many as fit in its run
 	adminPasses int
@@ -162,6 +165,7 @@ func main() {
 	flag.IntVar(&p.delivery, "delivery", 2, "push: the subscription's delivery guarantee (1, 2 or 3)")
 	flag.IntVar(&p.adminPasses, "admin-passes", 1, "admin: passes (1,000 browsed, 1,000 searched, the lists, 1,000 redriven) beside the producer (0: back to back for its whole run)")
 	flag.StringVar(&p.format, "format", "json", "produce-http: the body format: json, ndjson (one message per line), protobuf (a ProduceRequest of mqgate_http.proto) or raw (one message per request, its value the body); consume-pull-http: json, or protobuf (answers as PullResponse)")
+	flag.StringVar(&p.httpClient, "http-client", "net/http", "produce-http (and the peer's produce): the load's HTTP client: net/http, or raw (one keep-alive connection per request in flight, each request one write, as wrk drives a server: on shared cores net/http's client takes about as much CPU as the server it measures)")
 	flag.StringVar(&p.envelope, "envelope", "raw", "push: the subscription's envelope (raw, json or ddmq); the direct side posts the raw value whatever it is")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: mqgate-bench [flags]\n\nflags:\n")

@@ -107,11 +107,15 @@ func peerProduce(ctx context.Context, e *env, pr *peer, p params) (result, error
 		return result{}, err
 	}
 	e.restartMeter()
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+	post, done, err := poster(p, pr.addr)
+	if err != nil {
+		return result{}, err
+	}
+	defer done()
 	value := randomValue(p.size)
-	base := "http://" + pr.addr + "/topics/" + topic + "/messages?sync&key="
-	return runCalls(p, func(_, call int) error {
-		return postStatus(client, base+strconv.Itoa(call), value, http.StatusOK)
+	base := "/topics/" + topic + "/messages?sync&key="
+	return runCalls(p, func(worker, call int) error {
+		return post(worker, base+strconv.Itoa(call), "application/json", nil, value)
 	}), nil
 }
 

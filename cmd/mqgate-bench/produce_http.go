@@ -35,9 +35,13 @@ var produceHTTP = scenario{
 	name:       "produce-http",
 	about:      "sync HTTP produce vs direct franz-go ProduceSync, same batch and concurrency (-format json|ndjson|protobuf|raw)",
 	gateway: func(ctx context.Context, e *env, p params) (result, error) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
-		url := "http://" + e.httpAddr + "/v1/topics/bench-http/messages"
-		var post func(call int) error
+		path := "/v1/topics/bench-http/messages"
+		postAs, done, err := poster(p, e.httpAddr)
+		if err != nil {
+			return result{}, err
+		}
+		defer done()
+		var post func(worker, call int) error
 		switch p.format {
 		case "json", "ndjson", "protobuf":
 			bodies, ctype := jsonBodies, "application/json"
@@ -51,23 +55,23 @@ var produceHTTP = scenario{
 			if err != nil {
 				return result{}, err
 			}
-			post = func(call int) error {
-				return postWith(client, url, ctype, nil, all[call%len(all)], http.StatusOK)
+			post = func(worker, call int) error {
+				return postAs(worker, path, ctype, nil, all[call%len(all)])
 			}
 		case "raw":
 			value := randomValue(p.size)
-			post = func(call int) error {
+			post = func(worker, call int) error {
 				key := http.Header{"X-Mqgate-Key": {strconv.Itoa(call)}}
-				return postWith(client, url, "application/octet-stream", key, value, http.StatusOK)
+				return postAs(worker, path, "application/octet-stream", key, value)
 			}
 		default:
 			return result{}, fmt.Errorf("-format must be json, ndjson, protobuf or raw, not %q", p.format)
 		}
 		// Warm up: creates the topic and the connections.
-		if err := post(0); err != nil {
+		if err := post(0, 0); err != nil {
 			return result{}, fmt.Errorf("warm-up: %w", err)
 		}
-		return runCalls(p, func(_, call int) error { return post(call) }), nil
+		return runCalls(p, post), nil
 	},
 	direct: directProduce,
 	adjust: func(p params) params {
@@ -171,6 +175,30 @@ func ndjsonBodies(p params) ([][]byte, error) {
 		bodies[i] = buf.Bytes()
 	}
 	return bodies, nil
+}
+
+// poster returns the function the load of produce-http posts with, on
+// the HTTP client -http-client names, to the server at addr: worker posts
+// body to path as ctype with the headers hdr, and fails unless the answer
+// is 200. done closes the client's connections.
+func poster(p params, addr string) (post func(worker int, path, ctype string, hdr http.Header, body []byte) error, done func(), err error) {
+	switch p.httpClient {
+	case "net/http", "":
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: p.concurrency * 2}}
+		return func(_ int, path, ctype string, hdr http.Header, body []byte) error {
+			return postWith(client, "http://"+addr+path, ctype, hdr, body, http.StatusOK)
+		}, client.CloseIdleConnections, nil
+	case "raw":
+		client := newRawHTTP(addr, p.concurrency)
+		return func(worker int, path, ctype string, hdr http.Header, body []byte) error {
+			status, answer, err := client.post(worker, path, ctype, hdr, body)
+			if err == nil && status != http.StatusOK {
+				err = fmt.Errorf("%d: %s", status, answer)
+			}
+			return err
+		}, client.close, nil
+	}
+	return nil, nil, fmt.Errorf("-http-client must be net/http or raw, not %q", p.httpClient)
 }
 
 // postStatus posts body as JSON and fails unless the answer has the
