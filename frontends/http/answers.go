@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/base64"
 	"net/http"
+	"strconv"
 	"sync"
 	"unicode/utf8"
 
@@ -16,6 +17,11 @@ import (
 // jsonContentType is the Content-Type of every JSON answer, as gin's
 // PureJSON sets it.
 const jsonContentType = "application/json; charset=utf-8"
+
+// chunkingAnswerBytes is the largest answer to which net/http adds a
+// Content-Length itself: it buffers that much of an answer before it
+// starts sending it, in chunks unless the handler set the length.
+const chunkingAnswerBytes = 2048
 
 // maxPooledAnswer is the largest buffer put back into answerBuffers: a rare
 // huge answer is left to the collector rather than kept for every request.
@@ -57,8 +63,14 @@ func sendAppendedAs(c *gin.Context, ctype string, appendBody func(b []byte) []by
 	b := appendBody((*bp)[:0])
 	// What gin's c.Data does, without making the header's value for each
 	// answer.
-	if h := c.Writer.Header(); h["Content-Type"] == nil {
+	h := c.Writer.Header()
+	if h["Content-Type"] == nil {
 		h["Content-Type"] = contentTypeValue(ctype)
+	}
+	if len(b) > chunkingAnswerBytes {
+		// Said, or net/http sends the answer in chunks, which every
+		// client then reassembles into a buffer grown as it goes.
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	}
 	c.Status(http.StatusOK)
 	if _, err := c.Writer.Write(b); err != nil {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -137,4 +138,39 @@ func BenchmarkEncodePullProtobuf(b *testing.B) {
 		buf = appendPullProtobuf(buf[:0], "g", "bench", batch)
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// A pull answer larger than net/http holds before sending says its
+// length, JSON or protobuf, rather than coming in chunks: a client can
+// read it into a buffer of its size.
+func TestLargeAnswersSayTheirLength(t *testing.T) {
+	msgs := make([]consume.Message, 50)
+	for i := range msgs {
+		msgs[i] = consume.Message{Topic: "orders", Qid: "1", Offset: int64(i), Value: []byte(strings.Repeat("v", 1024)), Attempt: 1}
+	}
+	fake := &fakeConsumer{pull: func(_ context.Context, group, topic string, max int, wait time.Duration) (consume.Batch, error) {
+		return consume.Batch{Group: group, Topic: topic, Qid: "1", Messages: msgs}, nil
+	}}
+	srv := httptest.NewServer(consumeServer(t, Options{}, fake))
+	defer srv.Close()
+	for _, accept := range []string{"application/json", "application/x-protobuf"} {
+		req, err := http.NewRequest("POST", srv.URL+"/v1/groups/cg/topics/orders/pull", strings.NewReader(`{"max_messages": 50}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d, %v", accept, resp.StatusCode, err)
+		}
+		if len(body) < 50*1024 || resp.ContentLength != int64(len(body)) || len(resp.TransferEncoding) != 0 {
+			t.Errorf("%s: an answer of %d bytes came with Content-Length %d and Transfer-Encoding %q",
+				accept, len(body), resp.ContentLength, resp.TransferEncoding)
+		}
+	}
 }
