@@ -35,6 +35,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -155,6 +156,7 @@ func main() {
 		only    = flag.String("probe", "", "abuse: run only the probes whose name contains this")
 		rounds  = flag.Int("rounds", 1, "run each repeatable scenario this many times, gateway and direct alternating, and print the medians")
 		inProc  = flag.Bool("in-process", false, "run the bundled Kafka backend in the gateways' process (plugins.kafka.in_process: true) instead of a plugin process; kafka only")
+		cpuProf = flag.String("cpuprofile", "", "write a CPU profile of the bench's own process (the load and the direct clients) to this file")
 		peerCmd = flag.String("peer-cmd", "", "produce-http and consume-pull-http: also run this HTTP gateway speaking kafka-pixy's API against the same broker ({kafka} and {addr} are replaced; see peer.go)")
 	)
 	flag.IntVar(&p.n, "n", 200000, "messages per side")
@@ -177,6 +179,16 @@ func main() {
 		log.Fatalf("-endpoint must be inprocess or process, not %q", *endpt)
 	}
 	p.endpointProcess = *endpt == "process"
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if p.envelope != "raw" && p.envelope != "json" && p.envelope != "ddmq" {
 		log.Fatalf("-envelope must be raw, json or ddmq, not %q", p.envelope)
 	}
