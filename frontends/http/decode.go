@@ -7,9 +7,9 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sync"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
