@@ -179,7 +179,7 @@ func decodeBatch(b []byte) ([]Record, error) {
 		}
 		recs = append(recs, Record{})
 		r := &recs[len(recs)-1]
-		if err := decodeRecord(v, r, prev); err != nil {
+		if err := decodeRecord(v, r, prev, false); err != nil {
 			return true, err
 		}
 		prev = r
@@ -192,8 +192,9 @@ func decodeBatch(b []byte) ([]Record, error) {
 }
 
 // decodeRecord decodes a Record message into r, reusing prev's topic and
-// qid strings when they are the same.
-func decodeRecord(b []byte, r, prev *Record) error {
+// qid strings when they are the same. Its key, value and header values
+// are copies, or with share slices of b with no room past their ends.
+func decodeRecord(b []byte, r, prev *Record, share bool) error {
 	var (
 		hasKey, keySet, valueSet bool
 		key, value               []byte
@@ -212,7 +213,7 @@ func decodeRecord(b []byte, r, prev *Record) error {
 			value, valueSet = v, true
 		case fieldRecordHeaders:
 			if typ == protowire.BytesType {
-				h, err := decodeHeader(v)
+				h, err := decodeHeader(v, share)
 				if err != nil {
 					return true, err
 				}
@@ -239,19 +240,25 @@ func decodeRecord(b []byte, r, prev *Record) error {
 	if err != nil {
 		return err
 	}
-	// Bytes are copied once, at their last value (the last of a field
+	// Bytes are taken once, at their last value (the last of a field
 	// named twice wins, as in the generated code).
 	if hasKey {
-		r.Key = []byte{}
-		if keySet {
-			r.Key = append(r.Key, key...)
-		}
+		r.Key = bytesOf(key, keySet, share)
 	}
-	r.Value = []byte{}
-	if valueSet {
-		r.Value = append(r.Value, value...)
-	}
+	r.Value = bytesOf(value, valueSet, share)
 	return nil
+}
+
+// bytesOf is a field's bytes v, never nil: empty when not set, else a
+// copy, or with share v itself without room past its end.
+func bytesOf(v []byte, set, share bool) []byte {
+	switch {
+	case !set:
+		return []byte{}
+	case share:
+		return v[:len(v):len(v)]
+	}
+	return append([]byte{}, v...)
 }
 
 // recordFieldType is the wire type of a field of Record.
@@ -263,14 +270,14 @@ func recordFieldType(num protowire.Number) protowire.Type {
 	return protowire.BytesType
 }
 
-func decodeHeader(b []byte) (Header, error) {
+func decodeHeader(b []byte, share bool) (Header, error) {
 	var h Header
 	err := fields(b, func(num protowire.Number, typ protowire.Type, _ uint64, v []byte) (bool, error) {
 		switch num {
 		case fieldHeaderKey:
 			h.Key = string(v)
 		case fieldHeaderValue:
-			h.Value = append([]byte{}, v...)
+			h.Value = bytesOf(v, true, share)
 		default:
 			return false, nil
 		}

@@ -68,7 +68,7 @@ func (s *backendServer) EnsureTopics(ctx context.Context, req *pb.EnsureTopicsRe
 }
 
 func (s *backendServer) Produce(ctx context.Context, req *pb.ProduceRequest) (*pb.ProduceResponse, error) {
-	results, err := s.produce(ctx, req.Records)
+	results, err := s.produce(ctx, recordsFromPB(req.Records))
 	if err != nil {
 		return nil, statusError(err)
 	}
@@ -76,8 +76,8 @@ func (s *backendServer) Produce(ctx context.Context, req *pb.ProduceRequest) (*p
 }
 
 // produce is Produce and each batch of ProduceStream.
-func (s *backendServer) produce(ctx context.Context, records []*pb.Record) ([]*pb.ProduceResult, error) {
-	results, err := s.impl.Produce(ctx, recordsFromPB(records))
+func (s *backendServer) produce(ctx context.Context, records []Record) ([]*pb.ProduceResult, error) {
+	results, err := s.impl.Produce(ctx, records)
 	if err != nil {
 		return nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -282,39 +281,16 @@ func readConsumeMsg(r *bufio.Reader, size int) (consumeMsg, error) {
 	return consumeMsg{m: m}, m.UnmarshalVT(*buf)
 }
 
-// readBatch reads a ProduceBatch of size bytes from r. Its records' keys,
-// values and header values are not copied out of the message: they share
-// one buffer, allocated for this batch alone, so nothing else ever writes
-// it. Their strings are copies, since a plugin may keep a topic name (in a
-// map, say) far longer than the batch, and would keep all of it.
-func readBatch(r *bufio.Reader, size int) (*pb.ProduceBatch, error) {
+// readBatch reads a ProduceBatch of size bytes from r, straight into
+// records whose bytes share one buffer, allocated for this batch alone
+// (decodeProduceBatch).
+func readBatch(r *bufio.Reader, size int) (*produceBatch, error) {
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
-	batch := &pb.ProduceBatch{}
-	if err := batch.UnmarshalVTUnsafe(buf); err != nil {
-		return nil, err
-	}
-	var topic, own string
-	for _, rec := range batch.Records {
-		if rec.Topic != topic { // a batch is mostly of one topic
-			topic, own = rec.Topic, strings.Clone(rec.Topic)
-		}
-		rec.Topic = own
-		rec.Qid, rec.Tags = strings.Clone(rec.Qid), strings.Clone(rec.Tags)
-		// No room past its end: an append to one must not write over the
-		// next.
-		rec.Key, rec.Value = clip(rec.Key), clip(rec.Value)
-		for _, h := range rec.Headers {
-			h.Key, h.Value = strings.Clone(h.Key), clip(h.Value)
-		}
-	}
-	return batch, nil
+	return decodeProduceBatch(buf)
 }
-
-// clip is b without capacity past its length.
-func clip(b []byte) []byte { return b[:len(b):len(b)] }
 
 // pluginConn is the gateway's end of a plugin's connection.
 type pluginConn struct {

@@ -41,7 +41,7 @@ func (s *backendServer) ProduceStream(stream pb.Backend_ProduceStreamServer) err
 		if err != nil {
 			return err
 		}
-		err = batches.run(ctx, batch, func(res *pb.ProduceBatchResult) {
+		err = batches.run(ctx, produceBatchFromPB(batch), func(res *pb.ProduceBatchResult) {
 			sendMu.Lock()
 			defer sendMu.Unlock()
 			_ = stream.Send(res) // a failed Send means the stream is gone, which Recv reports
@@ -67,7 +67,7 @@ func newBatchRunner(s *backendServer) *batchRunner {
 // run produces batch in a goroutine of its own once there is room, within
 // its time limit and ctx, and hands its result to answer. It fails only if
 // ctx ends first.
-func (r *batchRunner) run(ctx context.Context, batch *pb.ProduceBatch, answer func(*pb.ProduceBatchResult)) error {
+func (r *batchRunner) run(ctx context.Context, batch *produceBatch, answer func(*pb.ProduceBatchResult)) error {
 	select {
 	case r.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -77,14 +77,14 @@ func (r *batchRunner) run(ctx context.Context, batch *pb.ProduceBatch, answer fu
 	go func() {
 		defer r.wg.Done()
 		defer func() { <-r.slots }()
-		timeout := time.Duration(batch.TimeoutMs) * time.Millisecond
+		timeout := time.Duration(batch.timeoutMs) * time.Millisecond
 		if timeout <= 0 {
 			timeout = defaultCallTimeout
 		}
 		bctx, cancel := context.WithTimeout(ctx, timeout)
-		results, err := r.s.produce(bctx, batch.Records)
+		results, err := r.s.produce(bctx, batch.records)
 		cancel()
-		answer(&pb.ProduceBatchResult{Id: batch.Id, Results: results, Error: errorToPB(err)})
+		answer(&pb.ProduceBatchResult{Id: batch.id, Results: results, Error: errorToPB(err)})
 	}()
 	return nil
 }
