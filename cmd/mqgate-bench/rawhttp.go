@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // rawHTTP is a lean HTTP/1.1 client for the load of one-message requests,
@@ -24,6 +25,9 @@ type rawHTTP struct {
 	addr  string // host:port
 	conns []*rawConn
 }
+
+// rawCallTimeout bounds one request and its answer.
+const rawCallTimeout = time.Minute
 
 type rawConn struct {
 	c   net.Conn
@@ -79,6 +83,11 @@ func (h *rawHTTP) post(worker int, path, ctype string, hdr http.Header, body []b
 // roundTrip writes req and reads the answer: its status, its body, and
 // whether the server closes the connection after it.
 func (rc *rawConn) roundTrip(req []byte) (status int, body []byte, closing bool, err error) {
+	// A server that stops answering fails the call rather than hanging
+	// its worker.
+	if err := rc.c.SetDeadline(time.Now().Add(rawCallTimeout)); err != nil {
+		return 0, nil, true, err
+	}
 	if _, err := rc.c.Write(req); err != nil {
 		return 0, nil, true, err
 	}
@@ -94,6 +103,8 @@ func (rc *rawConn) roundTrip(req []byte) (status int, body []byte, closing bool,
 	if err != nil {
 		return 0, nil, true, fmt.Errorf("status line %q: %w", line, err)
 	}
+	// HTTP/1.0 closes after each answer unless it says keep-alive.
+	closing = line[7] == '0'
 	length := -1
 	for {
 		line, err := rc.r.ReadSlice('\n')
@@ -114,11 +125,24 @@ func (rc *rawConn) roundTrip(req []byte) (status int, body []byte, closing bool,
 			if length, err = strconv.Atoi(string(value)); err != nil || length < 0 {
 				return status, nil, true, fmt.Errorf("Content-Length %q", value)
 			}
-		case bytes.EqualFold(name, []byte("Connection")) && bytes.EqualFold(value, []byte("close")):
-			closing = true
+		case bytes.EqualFold(name, []byte("Connection")):
+			for _, opt := range bytes.Split(value, []byte(",")) {
+				switch opt = bytes.TrimSpace(opt); {
+				case bytes.EqualFold(opt, []byte("close")):
+					closing = true
+				case bytes.EqualFold(opt, []byte("keep-alive")):
+					closing = false
+				}
+			}
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			return status, nil, true, errors.New("a chunked answer: -http-client raw reads only answers with a Content-Length")
 		}
+	}
+	switch {
+	case status < 200:
+		return status, nil, true, fmt.Errorf("an interim answer %d: the raw client sends no Expect", status)
+	case status == http.StatusNoContent || status == http.StatusNotModified:
+		length = 0 // no body, whatever the headers say
 	}
 	if length < 0 {
 		return status, nil, true, errors.New("an answer without a Content-Length")

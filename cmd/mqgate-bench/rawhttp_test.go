@@ -25,6 +25,9 @@ func TestRawHTTP(t *testing.T) {
 			return
 		case "/close":
 			w.Header().Set("Connection", "close")
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+			return
 		case "/missing":
 			http.Error(w, "no such route", http.StatusNotFound)
 			return
@@ -52,6 +55,9 @@ func TestRawHTTP(t *testing.T) {
 	}
 	if status, body, err := c.post(0, "/missing", "text/plain", nil, nil); err != nil || status != 404 || !strings.Contains(string(body), "no such route") {
 		t.Fatalf("a 404: %d %q %v", status, body, err)
+	}
+	if status, body, err := c.post(0, "/empty", "text/plain", nil, nil); err != nil || status != 204 || len(body) != 0 {
+		t.Fatalf("a 204: %d %q %v", status, body, err)
 	}
 	if status, _, err := c.post(0, "/close", "text/plain", nil, []byte("x")); err != nil || status != 200 {
 		t.Fatalf("an answer closing the connection: %d %v", status, err)

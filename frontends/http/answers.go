@@ -64,7 +64,7 @@ func sendAppendedAs(c *gin.Context, ctype string, appendBody func(b []byte) []by
 	// What gin's c.Data does, without making the header's value for each
 	// answer.
 	h := c.Writer.Header()
-	if h["Content-Type"] == nil {
+	if len(h["Content-Type"]) == 0 {
 		h["Content-Type"] = contentTypeValue(ctype)
 	}
 	if len(b) > chunkingAnswerBytes {

@@ -147,16 +147,15 @@ func newBodyDecoder(body []byte) *bodyDecoder {
 
 // bodyDecoders holds the decoders of produce bodies between requests: a
 // tokenizer's state takes five allocations to make afresh.
-var bodyDecoders = sync.Pool{New: func() any { return new(bodyDecoder) }}
+var bodyDecoders = sync.Pool{New: func() any {
+	return &bodyDecoder{dec: jsontext.NewDecoder(noBody, jsontext.AllowDuplicateNames(true))}
+}}
 
 // borrowBodyDecoder is newBodyDecoder from bodyDecoders; giveBack returns
 // it. Nothing decoded refers to a decoder: values alias the body or are
 // new memory, and names are strings of their own.
 func borrowBodyDecoder(body []byte) *bodyDecoder {
 	d := bodyDecoders.Get().(*bodyDecoder)
-	if d.dec == nil {
-		return newBodyDecoder(body)
-	}
 	d.dec.Reset(bytes.NewBuffer(body), jsontext.AllowDuplicateNames(true))
 	*d = bodyDecoder{body: body, dec: d.dec}
 	return d
