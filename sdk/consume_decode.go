@@ -171,15 +171,22 @@ func decodeBatch(b []byte) ([]Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeRecords(b, fieldBatchRecords, n, false)
+}
+
+// decodeRecords decodes the n Record messages of field in message b, its
+// fields' wire types checked already, into one allocation (decodeRecord
+// says what share does).
+func decodeRecords(b []byte, field protowire.Number, n int, share bool) ([]Record, error) {
 	recs := make([]Record, 0, n)
 	var prev *Record
-	err = fields(b, func(num protowire.Number, _ protowire.Type, _ uint64, v []byte) (bool, error) {
-		if num != fieldBatchRecords {
+	err := fields(b, func(num protowire.Number, _ protowire.Type, _ uint64, v []byte) (bool, error) {
+		if num != field {
 			return false, nil
 		}
 		recs = append(recs, Record{})
 		r := &recs[len(recs)-1]
-		if err := decodeRecord(v, r, prev, false); err != nil {
+		if err := decodeRecord(v, r, prev, share); err != nil {
 			return true, err
 		}
 		prev = r

@@ -55,21 +55,7 @@ func decodeProduceBatch(b []byte) (*produceBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	batch.records = make([]Record, 0, n)
-	var prev *Record
-	err = fields(b, func(num protowire.Number, _ protowire.Type, _ uint64, v []byte) (bool, error) {
-		if num != fieldProduceBatchRecords {
-			return false, nil
-		}
-		batch.records = append(batch.records, Record{})
-		r := &batch.records[len(batch.records)-1]
-		if err := decodeRecord(v, r, prev, true); err != nil {
-			return true, err
-		}
-		prev = r
-		return true, nil
-	})
-	if err != nil {
+	if batch.records, err = decodeRecords(b, fieldProduceBatchRecords, n, true); err != nil {
 		return nil, err
 	}
 	return batch, nil
