@@ -19,8 +19,8 @@ import (
 // separate `mqgate plugin kafka` process behind the plugin host, so every
 // record crosses gRPC and the process boundary.
 func TestKafkaPluginProcessConformance(t *testing.T) {
+	cfg := kafkaConformanceConfig(t)
 	host := startHost(t)
-	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, anyPort, filepath.Join(t.TempDir(), "data"))
 	b, err := host.StartBackend(context.Background(), pluginhost.Spec{Name: "local", Plugin: "kafka", Builtin: "kafka", Config: []byte(cfg)})
 	if err != nil {
 		t.Fatal(err)
@@ -32,8 +32,8 @@ func TestKafkaPluginProcessConformance(t *testing.T) {
 // (in_process: true): calls go through the plugin host's handles straight
 // to the backend, without gRPC.
 func TestKafkaPluginInProcessConformance(t *testing.T) {
+	cfg := kafkaConformanceConfig(t)
 	host := startHost(t)
-	cfg := fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, anyPort, filepath.Join(t.TempDir(), "data"))
 	p := &config.Plugin{Name: "kafka", Builtin: "kafka", InProcess: true}
 	b, err := host.StartBackend(context.Background(), pluginSpec(p, "local", []byte(cfg)))
 	if err != nil {
@@ -43,6 +43,16 @@ func TestKafkaPluginInProcessConformance(t *testing.T) {
 		t.Fatalf("Statuses = %+v, want the backend in process", st)
 	}
 	plugintest.RunBackend(t, func(*testing.T) sdk.Backend { return b })
+}
+
+// kafkaConformanceConfig is the Kafka plugin's config for a conformance
+// run: an embedded broker whose data lives in a temporary directory. Call it
+// before startHost: cleanups run last first, so the directory is removed
+// after the host has stopped the broker, which writes its snapshots as it
+// stops. The other way round, the broker wrote them into the removed
+// directory, and left it behind in $TMPDIR on every run.
+func kafkaConformanceConfig(t *testing.T) string {
+	return fmt.Sprintf(`{"brokers":"embedded","listen":%q,"data_dir":%q}`, anyPort, filepath.Join(t.TempDir(), "data"))
 }
 
 // The same suite against the RocketMQ plugin as the gateway runs it, on the
