@@ -3,9 +3,8 @@ package sdk
 import (
 	"cmp"
 	"fmt"
-	"math/bits"
-	"sync"
 
+	"github.com/mqgate/mqgate/internal/bufpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/experimental"
@@ -85,45 +84,7 @@ func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
 // all of it, a fifth of the plugin hop's CPU. This one has a class per
 // power of two and does not zero, since every user of a buffer (the
 // codec above, gRPC's reads into it) writes all the bytes it then reads.
-var pool = &dirtyPool{}
-
-// dirtyPool is a mem.BufferPool with one sync.Pool per power of two up to
-// 64 MiB; larger buffers are not kept.
-type dirtyPool struct {
-	classes [27]sync.Pool // class i holds buffers of capacity 1<<i
-}
-
-func (p *dirtyPool) Get(length int) *[]byte {
-	i := class(length)
-	if i >= len(p.classes) {
-		b := make([]byte, length)
-		return &b
-	}
-	if b, ok := p.classes[i].Get().(*[]byte); ok {
-		*b = (*b)[:length]
-		return b
-	}
-	b := make([]byte, length, 1<<i)
-	return &b
-}
-
-func (p *dirtyPool) Put(b *[]byte) {
-	c := cap(*b)
-	if c == 0 || c&(c-1) != 0 { // not one of ours
-		return
-	}
-	if i := bits.TrailingZeros(uint(c)); i < len(p.classes) {
-		p.classes[i].Put(b)
-	}
-}
-
-// class is the smallest i with 1<<i >= n.
-func class(n int) int {
-	if n <= 1 {
-		return 0
-	}
-	return bits.Len(uint(n - 1))
-}
+var pool = &bufpool.Pool{}
 
 // theCodec is codec over gRPC's own proto codec and pool.
 var theCodec = codec{fallback: encoding.GetCodecV2("proto"), pool: pool}

@@ -75,19 +75,6 @@ func TestCodecRefusesMalformedInput(t *testing.T) {
 	}
 }
 
-func TestDirtyPoolClasses(t *testing.T) {
-	for _, n := range []int{0, 1, 2, 3, 255, 256, 257, 100 << 10, 1 << 26, 1<<26 + 1} {
-		b := pool.Get(n)
-		if len(*b) != n {
-			t.Fatalf("Get(%d) has length %d", n, len(*b))
-		}
-		if n <= 1<<26 && cap(*b) >= 2*n && n > 1 {
-			t.Errorf("Get(%d) has capacity %d, more than twice what was asked", n, cap(*b))
-		}
-		pool.Put(b)
-	}
-}
-
 // BenchmarkCodec is one ProduceRequest of 100 records of 1 KiB through
 // Marshal and Unmarshal, by the codec and by gRPC's proto codec.
 func BenchmarkCodec(b *testing.B) {
