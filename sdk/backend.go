@@ -23,7 +23,10 @@ type Backend interface {
 	// values and header values may share one buffer with the rest of the
 	// batch: nothing else writes it, and an append to one copies it, but
 	// a plugin that keeps one of them after Produce returns keeps the
-	// whole buffer, so it should copy what it keeps.
+	// whole buffer, so it should copy what it keeps. A bundled plugin run
+	// in the gateway's process (in_process) gets the gateway's request
+	// buffers, which are reused once Produce has returned without an
+	// error: there it must not read them after that.
 	Produce(ctx context.Context, records []Record) ([]ProduceResult, error)
 	// Consume joins sub.Group and starts consuming. The Consumer lives until
 	// Close or until ctx ends.

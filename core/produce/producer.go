@@ -83,11 +83,22 @@ func (p *Producer) AttachSpool(s Spooler) { p.spool = s }
 // The error is for the whole request: refused by the rate limiter (15), or
 // the last error of the retries.
 func (p *Producer) Send(ctx context.Context, cluster, topic string, msgs []Message) ([]sdk.ProduceResult, error) {
+	results, _, err := p.SendReleasing(ctx, cluster, topic, msgs)
+	return results, err
+}
+
+// SendReleasing is Send, also reporting whether nothing holds msgs' bytes
+// any more (released), so that the caller may reuse the memory they are
+// in. That is so when every plugin call that carried them returned
+// without failing whole: a call that failed whole (its deadline passed,
+// say) may have left them in a backend in the gateway's process
+// (in_process), still on their way to the broker, whatever a retry got.
+func (p *Producer) SendReleasing(ctx context.Context, cluster, topic string, msgs []Message) (results []sdk.ProduceResult, released bool, err error) {
 	if err := p.limits.allow(topic, len(msgs)); err != nil {
 		p.metrics.rateLimited.WithLabelValues(topic).Add(float64(len(msgs)))
-		return nil, err
+		return nil, true, err
 	}
-	return p.SendRecords(ctx, cluster, Records(topic, msgs))
+	return p.sendRecords(ctx, cluster, Records(topic, msgs))
 }
 
 // SendAsync accepts msgs once they are durable in the spool; the spool's
@@ -116,11 +127,19 @@ func (p *Producer) SendAsync(ctx context.Context, cluster, topic string, msgs []
 // result, a failed retry's error included; a retry that the end of ctx cuts
 // short leaves the result of the attempt before it.
 func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sdk.Record) ([]sdk.ProduceResult, error) {
+	results, _, err := p.sendRecords(ctx, cluster, records)
+	return results, err
+}
+
+// sendRecords is SendRecords, also saying whether the records were
+// released (see SendReleasing).
+func (p *Producer) sendRecords(ctx context.Context, cluster string, records []sdk.Record) (results []sdk.ProduceResult, released bool, err error) {
 	b, ok := p.batchers[cluster]
 	if !ok {
-		return nil, sdk.Errorf(sdk.CodeNotAllowed, "no cluster %q", cluster)
+		return nil, true, sdk.Errorf(sdk.CodeNotAllowed, "no cluster %q", cluster)
 	}
-	results := make([]sdk.ProduceResult, len(records))
+	results = make([]sdk.ProduceResult, len(records))
+	released = true
 	todo := make([]int, len(records)) // indexes still to send
 	for i := range todo {
 		todo[i] = i
@@ -135,14 +154,17 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 			}
 		}
 		res, err := b.send(ctx, batch)
+		if err != nil {
+			released = false
+		}
 		if err != nil && attempt == 1 && !p.retriable(ctx, err, backoff) {
-			return nil, err // the whole request failed at once: nothing of it was produced
+			return nil, released, err // the whole request failed at once: nothing of it was produced
 		}
 		if err != nil && attempt > 1 && ctx.Err() != nil {
 			// The caller's deadline cut a retry short. Each record keeps
 			// what its last whole attempt got (a broker that cannot be
 			// reached, say), which tells the client more than a timeout.
-			return results, nil
+			return results, released, nil
 		}
 		// From here results stand per record: what an earlier attempt got
 		// acknowledged stays acknowledged even if a retry fails whole.
@@ -160,14 +182,14 @@ func (p *Producer) SendRecords(ctx context.Context, cluster string, records []sd
 			}
 		}
 		if len(retry) == 0 {
-			return results, nil
+			return results, released, nil
 		}
 		p.metrics.retries.WithLabelValues(cluster, strconv.Itoa(int(sdk.CodeOf(lastErr)))).Add(float64(len(retry)))
 		p.opts.Logger.Debug("retrying produce", "cluster", cluster, "records", len(retry), "attempt", attempt, "error", lastErr, "backoff", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-ctx.Done():
-			return results, nil // unreachable in practice: retriable checked there was time
+			return results, released, nil // unreachable in practice: retriable checked there was time
 		}
 		backoff = min(2*backoff, p.opts.RetryBackoffMax)
 		todo = retry

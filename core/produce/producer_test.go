@@ -433,3 +433,73 @@ func TestWholeCallRefusalIsNotSharedWithNeighbours(t *testing.T) {
 		t.Fatalf("the poisoned request got %+v, %v; want code 11", x.res, x.err)
 	}
 }
+
+// SendReleasing says the messages' bytes are free to reuse only when every
+// call that carried them returned without failing whole: a backend in the
+// gateway's process may still hold them after a call that failed whole,
+// even when a retry then got every record through.
+func TestSendReleasingSaysWhenNothingHoldsTheMessages(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		backend  func() sdk.Backend
+		released bool
+	}{
+		{"produced", func() sdk.Backend { return newScripted() }, true},
+		{"a record refused", func() sdk.Backend {
+			b := newScripted()
+			b.fail = func(sdk.Record, int) error { return sdk.Errorf(sdk.CodeIllegal, "no") }
+			return b
+		}, true},
+		{"a record retried", func() sdk.Backend {
+			b := newScripted()
+			b.fail = func(_ sdk.Record, attempt int) error {
+				if attempt == 1 {
+					return sdk.Errorf(sdk.CodeUnavailable, "leader moved")
+				}
+				return nil
+			}
+			return b
+		}, true},
+		{"a whole call failed, then a retry got through", func() sdk.Backend {
+			b := newScripted()
+			b.callErr = func(call int) error {
+				if call == 1 {
+					return sdk.Errorf(sdk.CodeUnavailable, "plugin restarting")
+				}
+				return nil
+			}
+			return b
+		}, false},
+		{"the whole call refused", func() sdk.Backend {
+			b := newScripted()
+			b.callErr = func(int) error { return sdk.Errorf(sdk.CodeIllegal, "no") }
+			return b
+		}, false},
+		{"the deadline cut a retry short", func() sdk.Backend { return &cutShort{} }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestProducer(tc.backend(), Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, released, _ := p.SendReleasing(ctx, "c", "t", msg("x"))
+			if released != tc.released {
+				t.Errorf("released %t; want %t", released, tc.released)
+			}
+		})
+	}
+}
+
+// A caller that gives up while its call is under way leaves its messages
+// with the backend: they are not released.
+func TestSendReleasingNotWhenTheCallerGaveUp(t *testing.T) {
+	b := &heldBackend{calls: make(chan context.Context, 1)}
+	p := newTestProducer(b, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-b.calls
+		cancel()
+	}()
+	if _, released, err := p.SendReleasing(ctx, "c", "t", msg("x")); err == nil || released {
+		t.Fatalf("SendReleasing = released %t, %v; want an error and the messages held", released, err)
+	}
+}

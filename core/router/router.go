@@ -74,15 +74,23 @@ func (r *Router) ProduceAsync(ctx context.Context, topic string, msgs []produce.
 // order. The error is for failures of the whole request (an invalid topic,
 // the backend down); per-message failures are in the results.
 func (r *Router) Produce(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
+	results, _, err := r.ProduceReleasing(ctx, topic, msgs)
+	return results, err
+}
+
+// ProduceReleasing is Produce, also reporting whether nothing holds
+// msgs' bytes any more, so that the caller may reuse their memory (see
+// produce.Producer.SendReleasing).
+func (r *Router) ProduceReleasing(ctx context.Context, topic string, msgs []produce.Message) (results []sdk.ProduceResult, released bool, err error) {
 	name, err := r.clientCluster(topic, msgs)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	results, err := r.producer.Send(ctx, name, topic, msgs)
+	results, released, err = r.producer.SendReleasing(ctx, name, topic, msgs)
 	if err != nil {
-		return nil, fmt.Errorf("producing to %s: %w", topic, err)
+		return nil, released, fmt.Errorf("producing to %s: %w", topic, err)
 	}
-	return results, nil
+	return results, released, nil
 }
 
 // Permit refuses, with code 13, a topic clients may not produce to: one

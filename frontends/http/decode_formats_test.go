@@ -326,3 +326,30 @@ func BenchmarkProduceRequest(b *testing.B) {
 		})
 	}
 }
+
+// A body's buffer has room past the body, which a later request's body
+// may be read into (bodyPool): a decoded message's value and key end
+// where they end, so that an append to one copies it rather than writing
+// into that room, and nothing read past them finds another body's bytes.
+func TestDecodedBytesEndWithThem(t *testing.T) {
+	inRoom := func(body []byte) []byte {
+		buf := make([]byte, len(body), 4*len(body)+16)
+		copy(buf, body)
+		return buf
+	}
+	raw, err := decodeRaw(http.Header{}, nil, inRoom([]byte("the value")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := decodeProtobuf(inRoom(encodeProtobuf(t, []produce.Message{{Key: []byte("k"), Value: []byte("v1")}, {Key: []byte("k2"), Value: []byte("v2")}})), testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range append(raw, pb...) {
+		for _, b := range [][]byte{m.Key, m.Value} {
+			if cap(b) != len(b) {
+				t.Errorf("%q has room for %d more bytes past it", b, cap(b)-len(b))
+			}
+		}
+	}
+}

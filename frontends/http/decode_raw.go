@@ -52,7 +52,9 @@ var rawHeaders = []string{push.HeaderKey, push.HeaderKeyBase64, push.HeaderTags,
 // is an error. Every error is an *sdk.Error with CodeIllegal naming the
 // header.
 func decodeRaw(h http.Header, query url.Values, body []byte) ([]produce.Message, error) {
-	m := produce.Message{Value: nonNil(body), Partition: sdk.PartitionHash}
+	// Clipped: an append to the value must not write into the body's
+	// buffer, whose room past the body is another request's to use.
+	m := produce.Message{Value: nonNil(slices.Clip(body)), Partition: sdk.PartitionHash}
 	var props []sdk.Header
 	var encoded []string
 	// In sorted order, so the headers come out sorted by name (a name's

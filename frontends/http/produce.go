@@ -81,7 +81,11 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 
-	results, err := s.producer.Produce(ctx, topic, msgs)
+	results, released, err := s.produceReleasing(ctx, topic, msgs)
+	if released {
+		// msgs share body's bytes; nothing holds them now.
+		defer recycleBody(body)
+	}
 	if err != nil {
 		s.abortWithError(c, fmt.Errorf("producing to %s: %w", topic, err))
 		return
@@ -113,6 +117,23 @@ func (s *Server) produce(c *gin.Context) {
 		return
 	}
 	sendAppended(c, func(b []byte) []byte { return appendProduceAnswer(b, out) })
+}
+
+// releasingProducer is a Producer that also says whether nothing holds a
+// produce's messages any more once it returns (*router.Router is one):
+// only then is the request body's buffer, which they share, reused.
+type releasingProducer interface {
+	ProduceReleasing(ctx context.Context, topic string, msgs []produce.Message) (results []sdk.ProduceResult, released bool, err error)
+}
+
+// produceReleasing produces msgs, saying whether their bytes are free to
+// reuse: never with a producer that does not say.
+func (s *Server) produceReleasing(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, bool, error) {
+	if p, ok := s.producer.(releasingProducer); ok {
+		return p.ProduceReleasing(ctx, topic, msgs)
+	}
+	results, err := s.producer.Produce(ctx, topic, msgs)
+	return results, false, err
 }
 
 // appendProduceAnswer appends the 200 body of a produce, the bytes
