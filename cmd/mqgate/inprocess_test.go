@@ -163,7 +163,7 @@ func TestInProcessConcurrentBatchesKeepTheirBytes(t *testing.T) {
 		wg.Go(func() {
 			for b := range batches {
 				// Protobuf: the messages' keys and values are the body's
-				// own bytes, not copies as JSON's unescaped strings are.
+				// own bytes, as JSON strings without escapes are too.
 				req := &httppb.ProduceRequest{}
 				for i := range per {
 					id := fmt.Sprintf("%d-%d-%d", s, b, i)

@@ -39,6 +39,11 @@ type batchRequest struct {
 	// caller gave up before that.
 	call   *sharedCall
 	gaveUp bool
+
+	// held is set, before the records go again alone, when a shared call
+	// that carried them was refused whole: its backend may still hold
+	// them.
+	held bool
 }
 
 // sharedCall is a plugin call made for more than one request. It lasts
@@ -54,6 +59,10 @@ type sharedCall struct {
 type batchResult struct {
 	results []sdk.ProduceResult
 	err     error
+	// held is set when a call that carried the records failed whole
+	// before the one these results come from: that call's backend may
+	// still hold them (see Producer.SendReleasing).
+	held bool
 }
 
 func newBatcher(b sdk.Backend, linger time.Duration, maxMessages, maxBytes int, observe func(int)) *batcher {
@@ -62,10 +71,12 @@ func newBatcher(b sdk.Backend, linger time.Duration, maxMessages, maxBytes int, 
 
 // send produces records, sharing a plugin call with concurrent senders.
 // It returns when the call that carried them answers or ctx ends; in the
-// latter case the records may still be produced. A call made in the
+// latter case the records may still be produced. released says that every
+// call that carried them returned without failing whole (see
+// Producer.SendReleasing). A call made in the
 // caller's own goroutine (a lone or big request) relies on the backend to
 // honour ctx, as the plugin host and the plugin client do.
-func (b *batcher) send(ctx context.Context, records []sdk.Record) ([]sdk.ProduceResult, error) {
+func (b *batcher) send(ctx context.Context, records []sdk.Record) (results []sdk.ProduceResult, released bool, err error) {
 	size := recordsBytes(records)
 	req := &batchRequest{ctx: ctx, records: records, done: make(chan batchResult, 1)}
 
@@ -93,10 +104,10 @@ func (b *batcher) send(ctx context.Context, records []sdk.Record) ([]sdk.Produce
 
 	select {
 	case r := <-req.done:
-		return r.results, r.err
+		return r.results, r.err == nil && !r.held, r.err
 	case <-ctx.Done():
 		b.giveUp(req)
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 }
 
@@ -179,6 +190,7 @@ func (b *batcher) call(reqs []*batchRequest) {
 		b.inflight += len(live)
 		b.mu.Unlock()
 		for _, r := range live {
+			r.held = true
 			go b.call([]*batchRequest{r})
 		}
 		return
@@ -189,7 +201,7 @@ func (b *batcher) call(reqs []*batchRequest) {
 			r.done <- batchResult{err: err}
 			continue
 		}
-		r.done <- batchResult{results: results[at : at+len(r.records) : at+len(r.records)]}
+		r.done <- batchResult{results: results[at : at+len(r.records) : at+len(r.records)], held: r.held}
 		at += len(r.records)
 	}
 }

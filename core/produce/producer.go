@@ -153,10 +153,8 @@ func (p *Producer) sendRecords(ctx context.Context, cluster string, records []sd
 				batch[j] = records[i]
 			}
 		}
-		res, err := b.send(ctx, batch)
-		if err != nil {
-			released = false
-		}
+		res, sent, err := b.send(ctx, batch)
+		released = released && sent
 		if err != nil && attempt == 1 && !p.retriable(ctx, err, backoff) {
 			return nil, released, err // the whole request failed at once: nothing of it was produced
 		}

@@ -192,7 +192,7 @@ func TestSharedCallEndsWhenEveryCallerGivesUp(t *testing.T) {
 
 	firstCtx, endFirst := context.WithCancel(ctxT(t))
 	first := make(chan error, 1)
-	go func() { _, err := bt.send(firstCtx, rec); first <- err }()
+	go func() { _, _, err := bt.send(firstCtx, rec); first <- err }()
 	<-b.calls // in flight: what comes next waits for it
 
 	now := time.Now()
@@ -203,7 +203,7 @@ func TestSharedCallEndsWhenEveryCallerGivesUp(t *testing.T) {
 		ctx, cancel := context.WithDeadline(context.Background(), d)
 		t.Cleanup(cancel)
 		cancels[i], errs[i] = cancel, make(chan error, 1)
-		go func() { _, err := bt.send(ctx, rec); errs[i] <- err }()
+		go func() { _, _, err := bt.send(ctx, rec); errs[i] <- err }()
 	}
 	for {
 		bt.mu.Lock()
@@ -413,7 +413,12 @@ func TestWholeCallRefusalIsNotSharedWithNeighbours(t *testing.T) {
 		err error
 	}
 	good, bad := make(chan out, 1), make(chan out, 1)
-	go func() { r, err := p.Send(ctx, "c", "t", msg("fine")); good <- out{r, err} }()
+	released := make(chan bool, 1)
+	go func() {
+		r, rel, err := p.SendReleasing(ctx, "c", "t", msg("fine"))
+		released <- rel
+		good <- out{r, err}
+	}()
 	go func() { r, err := p.Send(ctx, "c", "t", msg("poison")); bad <- out{r, err} }()
 	for {
 		p.batchers["c"].mu.Lock()
@@ -431,6 +436,11 @@ func TestWholeCallRefusalIsNotSharedWithNeighbours(t *testing.T) {
 	}
 	if sdk.CodeOf(x.err) != sdk.CodeIllegal {
 		t.Fatalf("the poisoned request got %+v, %v; want code 11", x.res, x.err)
+	}
+	// The call refused whole may have left the good request's records
+	// with a backend in the gateway's process: they are not released.
+	if <-released {
+		t.Error("the good request's messages were released after a call that carried them was refused whole")
 	}
 }
 

@@ -219,10 +219,14 @@ var bodyPool bufpool.Pool
 
 // recycleBody gives body's buffer back for another request's body. Only
 // a handler that knows nothing holds body's bytes any more may call it: a
-// produce whose messages the backend said it let go of, for one. A buffer
-// not of the pool's sizes (one grown while it was read) is left to the
-// collector.
+// produce whose messages the backend said it let go of, for one. Only
+// buffers of the sizes readBounded takes from the pool go back (a power
+// of two up to initialBodyBytes); others, grown while the body was read,
+// are left to the collector rather than kept idle out of the budget.
 func recycleBody(body []byte) {
+	if cap(body) > initialBodyBytes {
+		return
+	}
 	b := body[:0]
 	bodyPool.Put(&b)
 }

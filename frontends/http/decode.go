@@ -562,8 +562,9 @@ func otherValue(field string) string {
 }
 
 // str reads a JSON string value (never nil). A string without escapes is
-// returned in place, aliasing the request body, which is read once per
-// request and never reused; others are unquoted into new memory.
+// returned in place, aliasing the request body, clipped so that an
+// append copies it (the body's buffer is reused once the produce has let
+// go of its messages: recycleBody); others are unquoted into new memory.
 func (b *messageBuilder) str(k jsontext.Kind, field string) ([]byte, error) {
 	if k != '"' {
 		return nil, b.d.wrongType("%s: must be a string", b.name(field))

@@ -328,8 +328,8 @@ func BenchmarkProduceRequest(b *testing.B) {
 }
 
 // A body's buffer has room past the body, which a later request's body
-// may be read into (bodyPool): a decoded message's value and key end
-// where they end, so that an append to one copies it rather than writing
+// may be read into (bodyPool): a decoded message's key, value and header
+// values, raw, protobuf or JSON, end where they end, so that an append to one copies it rather than writing
 // into that room, and nothing read past them finds another body's bytes.
 func TestDecodedBytesEndWithThem(t *testing.T) {
 	inRoom := func(body []byte) []byte {
@@ -341,12 +341,25 @@ func TestDecodedBytesEndWithThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := decodeProtobuf(inRoom(encodeProtobuf(t, []produce.Message{{Key: []byte("k"), Value: []byte("v1")}, {Key: []byte("k2"), Value: []byte("v2")}})), testLimits)
+	pb, err := decodeProtobuf(inRoom(encodeProtobuf(t, []produce.Message{
+		{Key: []byte("k"), Value: []byte("v1"), Headers: []sdk.Header{{Key: "h", Value: []byte("hv")}}},
+		{Key: []byte("k2"), Value: []byte("v2")},
+	})), testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range append(raw, pb...) {
-		for _, b := range [][]byte{m.Key, m.Value} {
+	req := httptest.NewRequest(http.MethodPost, "/v1/topics/orders/messages", nil)
+	req.Header.Set("Content-Type", "application/json")
+	js, err := decodeProduceBody(req, inRoom([]byte(`{"messages":[{"key":"k","value":"v","headers":{"h":"hv"}},{"value":"v2"}]}`)), testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range append(append(raw, pb...), js...) {
+		all := [][]byte{m.Key, m.Value}
+		for _, h := range m.Headers {
+			all = append(all, h.Value)
+		}
+		for _, b := range all {
 			if cap(b) != len(b) {
 				t.Errorf("%q has room for %d more bytes past it", b, cap(b)-len(b))
 			}
