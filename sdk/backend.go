@@ -2,6 +2,20 @@ package sdk
 
 import "context"
 
+// ProduceReleaser is implemented by a Backend that never reads a record's
+// bytes once its Produce has returned without an error: not from a
+// goroutine that outlives the call, not from records it kept. A plugin
+// process then reads later produce batches into the memory of earlier
+// ones, rather than allocating each afresh (for a batch of 100 KiB,
+// clearing the new memory costs about as much as reading it). A backend
+// that does not say so gets a buffer of its own for every batch, which
+// it may keep.
+type ProduceReleaser interface {
+	// ReleasesProducedRecords reports whether the Backend keeps the
+	// promise above.
+	ReleasesProducedRecords() bool
+}
+
 // Backend is a message broker behind mqgate. Implementations must be safe
 // for concurrent use. Every method takes batches; callers never send one
 // record per call.

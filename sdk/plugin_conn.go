@@ -134,7 +134,7 @@ func servePluginConn(ctx context.Context, conn net.Conn, s *backendServer) error
 		}
 		switch kind {
 		case frameProduce:
-			batch, err := readBatch(r, size)
+			batch, err := readBatch(r, size, batches.release)
 			if err != nil {
 				return err
 			}
@@ -282,14 +282,28 @@ func readConsumeMsg(r *bufio.Reader, size int) (consumeMsg, error) {
 }
 
 // readBatch reads a ProduceBatch of size bytes from r, straight into
-// records whose bytes share one buffer, allocated for this batch alone
-// (decodeProduceBatch).
-func readBatch(r *bufio.Reader, size int) (*produceBatch, error) {
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
+// records whose bytes share one buffer (decodeProduceBatch): from the
+// pool when the backend gives it back (pooled, see ProduceReleaser),
+// else allocated for this batch alone.
+func readBatch(r *bufio.Reader, size int, pooled bool) (*produceBatch, error) {
+	var p *[]byte
+	if pooled {
+		p = pool.Get(size)
+	} else {
+		buf := make([]byte, size)
+		p = &buf
+	}
+	if _, err := io.ReadFull(r, *p); err != nil {
 		return nil, err
 	}
-	return decodeProduceBatch(buf)
+	batch, err := decodeProduceBatch(*p)
+	if err != nil {
+		return nil, err
+	}
+	if pooled {
+		batch.buf = p
+	}
+	return batch, nil
 }
 
 // pluginConn is the gateway's end of a plugin's connection.

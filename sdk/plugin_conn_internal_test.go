@@ -32,7 +32,9 @@ func FuzzReadBatch(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		got, errGot := readBatch(bufio.NewReader(bytes.NewReader(in)), len(in))
+		// Into the pool's buffers (for a ProduceReleaser) or one of its
+		// own: alternately, by the input's length.
+		got, errGot := readBatch(bufio.NewReader(bytes.NewReader(in)), len(in), len(in)%2 == 0)
 		want := &pb.ProduceBatch{}
 		errWant := want.UnmarshalVT(in)
 		if (errGot == nil) != (errWant == nil) {
@@ -93,15 +95,22 @@ func TestReadBatchValuesHaveNoRoomPastTheirEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := readBatch(bufio.NewReader(bytes.NewReader(in)), len(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r0 := batch.records[0]
-	_ = append(r0.Value, "XXXXXXXXXXXX"...)
-	_ = append(r0.Key, "XXXXXXXXXXXX"...)
-	_ = append(r0.Headers[0].Value, "XXXXXXXXXXXX"...)
-	if r1 := batch.records[1]; string(r1.Key) != "k1" || string(r1.Value) != "BBBB" {
-		t.Fatalf("after appends to record 0, record 1 is key %q value %q", r1.Key, r1.Value)
+	for _, pooled := range []bool{false, true} {
+		batch, err := readBatch(bufio.NewReader(bytes.NewReader(in)), len(in), pooled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r0, r1 := batch.records[0], batch.records[1]
+		_ = append(r0.Value, "XXXXXXXXXXXX"...)
+		_ = append(r0.Key, "XXXXXXXXXXXX"...)
+		_ = append(r0.Headers[0].Value, "XXXXXXXXXXXX"...)
+		if string(r1.Key) != "k1" || string(r1.Value) != "BBBB" {
+			t.Fatalf("pooled %t: after appends to record 0, record 1 is key %q value %q", pooled, r1.Key, r1.Value)
+		}
+		// The last record's value ends where the batch does, not at the
+		// end of a pooled buffer's room.
+		if cap(r1.Value) != len(r1.Value) {
+			t.Fatalf("pooled %t: the last value has room past its end (%d of %d)", pooled, len(r1.Value), cap(r1.Value))
+		}
 	}
 }

@@ -21,6 +21,10 @@ type produceBatch struct {
 	id        uint64
 	timeoutMs int64
 	records   []Record
+	// buf, when set, is the pool's buffer the records' bytes are in: it
+	// goes back to the pool once a ProduceReleaser's Produce has
+	// returned without an error.
+	buf *[]byte
 }
 
 func produceBatchFromPB(b *pb.ProduceBatch) *produceBatch {

@@ -58,10 +58,14 @@ type batchRunner struct {
 	s     *backendServer
 	wg    sync.WaitGroup
 	slots chan struct{}
+	// release says the backend is a ProduceReleaser: batches are read into
+	// the pool's buffers, given back once produced.
+	release bool
 }
 
 func newBatchRunner(s *backendServer) *batchRunner {
-	return &batchRunner{s: s, slots: make(chan struct{}, maxStreamBatches)}
+	r, ok := s.impl.(ProduceReleaser)
+	return &batchRunner{s: s, slots: make(chan struct{}, maxStreamBatches), release: ok && r.ReleasesProducedRecords()}
 }
 
 // run produces batch in a goroutine of its own once there is room, within
@@ -84,6 +88,10 @@ func (r *batchRunner) run(ctx context.Context, batch *produceBatch, answer func(
 		bctx, cancel := context.WithTimeout(ctx, timeout)
 		results, err := r.s.produce(bctx, batch.records)
 		cancel()
+		if err == nil && batch.buf != nil {
+			// The backend let go of the records (ProduceReleaser).
+			pool.Put(batch.buf)
+		}
 		answer(&pb.ProduceBatchResult{Id: batch.id, Results: results, Error: errorToPB(err)})
 	}()
 	return nil

@@ -112,6 +112,8 @@ type options struct {
 	requestTimeout string
 	// httpExtra adds keys to the http: map.
 	httpExtra string
+	// producer adds keys to the producer: map ("linger: 0s").
+	producer string
 	// delay runs the delay service, with one level of tiers. Off by
 	// default: a gateway's tier consumer groups cost seconds of CPU to
 	// join, which tests that do not delay messages need not pay.
@@ -137,6 +139,10 @@ func writeConfig(t *testing.T, dir string, b *testBroker, o options) *setup {
 	if o.thrift != "" {
 		thrift += ", " + o.thrift
 	}
+	producer := ""
+	if o.producer != "" {
+		producer = ", " + o.producer
+	}
 	more := ""
 	for _, p := range o.morePlugins {
 		more += "  " + p + "\n"
@@ -152,8 +158,8 @@ default_cluster: local
 http: {listen: %q, request_timeout: %s%s}
 thrift: {%s}
 plugin_host: {health_interval: 200ms, restart_backoff_max: 500ms}
-producer: {spool_dir: %q}
-%s`, b.plugin, o.plugin, more, b.plugin, b.config, anyPort, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), o.extra)
+producer: {spool_dir: %q%s}
+%s`, b.plugin, o.plugin, more, b.plugin, b.config, anyPort, o.requestTimeout, httpExtra, thrift, filepath.Join(dir, "spool"), producer, o.extra)
 	if o.delay {
 		// Tiers of 1 to 9 s: 9 groups to join rather than 36; the tests'
 		// delays are all shorter, and longer ones would cycle the 9 s tier.

@@ -1,21 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mqgate/mqgate/frontends/http/httppb"
-	"google.golang.org/protobuf/proto"
 )
 
 // inProcessKafka is the plugins: entry of a Kafka backend in the gateway's
@@ -145,66 +139,3 @@ func children(t *testing.T, pid int) []string {
 	}
 	return out
 }
-
-// A produce body is read into a buffer the gateway reuses for a later
-// body once the backend has let go of its messages. Concurrent batches to
-// a backend in the gateway's process, where the messages go to the
-// broker's client straight from that buffer (protobuf bodies), each come back from the
-// broker as they were sent: no body was overwritten by another while its
-// messages were on their way.
-func TestInProcessConcurrentBatchesKeepTheirBytes(t *testing.T) {
-	dir := t.TempDir()
-	g := startGateway(t, writeConfig(t, dir, embeddedKafka(t, dir), options{plugin: inProcessKafka}))
-	const senders, batches, per = 4, 10, 25
-	client, url := g.httpURL("/v1/topics/bodies/messages")
-	errs := make(chan error, senders*batches)
-	var wg sync.WaitGroup
-	for s := range senders {
-		wg.Go(func() {
-			for b := range batches {
-				// Protobuf: the messages' keys and values are the body's
-				// own bytes, as JSON strings without escapes are too.
-				req := &httppb.ProduceRequest{}
-				for i := range per {
-					id := fmt.Sprintf("%d-%d-%d", s, b, i)
-					req.Messages = append(req.Messages, &httppb.Message{Key: []byte(id), Value: []byte(bodyValue(id))})
-				}
-				body, err := proto.Marshal(req)
-				if err != nil {
-					errs <- err
-					return
-				}
-				resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
-				if err != nil {
-					errs <- err
-					return
-				}
-				out, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || strings.Contains(string(out), `"code":1`) { // all 0 (ok)
-					errs <- fmt.Errorf("batch %d of sender %d: %d %s", b, s, resp.StatusCode, out)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	// Another body written over a batch's would bring back some
-	// messages twice, others never, or a key with another's value.
-	seen := map[string]bool{}
-	for _, r := range g.read("bodies", senders*batches*per) {
-		if r.Value != bodyValue(r.Key) {
-			t.Fatalf("message %s came back as %.60q...; want %.60q...", r.Key, r.Value, bodyValue(r.Key))
-		}
-		if seen[r.Key] {
-			t.Fatalf("message %s came back twice", r.Key)
-		}
-		seen[r.Key] = true
-	}
-}
-
-// bodyValue is a value of about 1 KiB that names its message.
-func bodyValue(id string) string { return strings.Repeat(id+";", 1024/(len(id)+1)) }

@@ -85,6 +85,14 @@ func placementOf(r *kgo.Record) *placement {
 	return p
 }
 
+// ReleasesProducedRecords says Produce reads nothing of its records once
+// it has returned without an error (sdk.ProduceReleaser): it returns so
+// only after every record's promise, after which franz-go reads nothing
+// of the record either. Records it returns early on (its context ended)
+// are franz-go's until their promises, which is why that return is an
+// error.
+func (b *Backend) ReleasesProducedRecords() bool { return true }
+
 // Produce writes records and returns one result per record, in order. The
 // records are produced together and the call waits for all of them. If ctx
 // ends first, Produce returns ctx's error: records already sent may still
