@@ -4,15 +4,16 @@ import "context"
 
 // ProduceReleaser is implemented by a Backend that never reads a record's
 // bytes once its Produce has returned without an error: not from a
-// goroutine that outlives the call, not from records it kept. A plugin
-// process then reads later produce batches into the memory of earlier
-// ones, rather than allocating each afresh (for a batch of 100 KiB,
-// clearing the new memory costs about as much as reading it). A backend
-// that does not say so gets a buffer of its own for every batch, which
-// it may keep.
+// goroutine that outlives the call, not from records it kept, not through
+// results or errors that point into them. A plugin process then reuses a
+// batch's memory for later messages once its answer is written, rather
+// than allocating each batch afresh (for a batch of 100 KiB, clearing the
+// new memory costs about as much as reading it). A backend that does not
+// say so gets a buffer of its own for every batch, which it may keep.
 type ProduceReleaser interface {
 	// ReleasesProducedRecords reports whether the Backend keeps the
-	// promise above.
+	// promise above. It is asked once per connection from the gateway;
+	// its answer must not change.
 	ReleasesProducedRecords() bool
 }
 

@@ -48,6 +48,19 @@ func FuzzReadBatch(f *testing.F) {
 			(len(wantRecs) > 0 && !reflect.DeepEqual(got.records, wantRecs)) {
 			t.Fatalf("read %+v, want %v", got, want)
 		}
+		for i, r := range got.records {
+			// Not even into a pooled buffer's room past the batch.
+			for _, b := range append([][]byte{r.Key, r.Value}, headerValues(r)...) {
+				if cap(b) != len(b) {
+					t.Fatalf("record %d: bytes with room past their end (%d of %d)", i, len(b), cap(b))
+				}
+			}
+		}
+		if got.buf != nil {
+			// Back to the pool, for later inputs to be read into a
+			// buffer that held an earlier one, as a plugin's are.
+			pool.Put(got.buf)
+		}
 
 		// Decoded from a buffer of its own, as readBatch does: the bytes
 		// are the buffer's, with no room past their ends; the strings are
@@ -113,4 +126,13 @@ func TestReadBatchValuesHaveNoRoomPastTheirEnd(t *testing.T) {
 			t.Fatalf("pooled %t: the last value has room past its end (%d of %d)", pooled, len(r1.Value), cap(r1.Value))
 		}
 	}
+}
+
+// headerValues are r's header values.
+func headerValues(r Record) [][]byte {
+	var vs [][]byte
+	for _, h := range r.Headers {
+		vs = append(vs, h.Value)
+	}
+	return vs
 }

@@ -88,11 +88,12 @@ func (r *batchRunner) run(ctx context.Context, batch *produceBatch, answer func(
 		bctx, cancel := context.WithTimeout(ctx, timeout)
 		results, err := r.s.produce(bctx, batch.records)
 		cancel()
+		answer(&pb.ProduceBatchResult{Id: batch.id, Results: results, Error: errorToPB(err)})
 		if err == nil && batch.buf != nil {
-			// The backend let go of the records (ProduceReleaser).
+			// The backend let go of the records (ProduceReleaser), and
+			// the answer is written.
 			pool.Put(batch.buf)
 		}
-		answer(&pb.ProduceBatchResult{Id: batch.id, Results: results, Error: errorToPB(err)})
 	}()
 	return nil
 }
