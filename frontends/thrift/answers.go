@@ -55,7 +55,7 @@ var reservedProperties = map[string]bool{
 // or value that is empty once trimmed as Java's String.trim trims. It
 // names the first such property in name order, so that the answer does
 // not depend on the map's order.
-func checkProperties(path string, props map[string]string) error {
+func checkProperties(path msgPath, props map[string]string) error {
 	bad, why := "", ""
 	for k, v := range props {
 		var w string
@@ -112,8 +112,9 @@ func placeAsDDMQ(out *produce.Message, m *producer.Message) {
 		h := int64(p)
 		out.Partition, out.HashID = sdk.PartitionHash, &h
 	case p == sdk.PartitionHash:
-		h := m.HashId
-		out.Partition, out.HashID = sdk.PartitionHash, &h
+		// m's own field: m lives as long as the call, and nothing
+		// writes it; a copy was an allocation a message.
+		out.Partition, out.HashID = sdk.PartitionHash, &m.HashId
 	default:
 		out.Partition = sdk.PartitionRandom
 	}

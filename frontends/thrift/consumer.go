@@ -353,11 +353,7 @@ func (h *consumerService) serve(ctx context.Context, method string, body func() 
 		}
 		elapsed := time.Since(start)
 		h.metrics.observe(method, code, elapsed)
-		level := slog.LevelDebug
-		if code == sdk.CodeInternal {
-			level = slog.LevelWarn
-		}
-		h.log.Log(ctx, level, "thrift call", "method", method, "code", int(code), "msg", msg, "duration", elapsed)
+		logCall(ctx, h.log, method, code, msg, elapsed)
 	}()
 	if err := body(); err != nil {
 		code, msg = clientError(ctx, h.log, err, fmt.Sprintf("timed out after %s", h.opts.DefaultTimeout))

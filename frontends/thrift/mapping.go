@@ -20,12 +20,12 @@ import (
 //
 // Every error is an *sdk.Error naming the offending field: code 11 for an
 // illegal message, 16 for one whose Size exceeds maxBytes.
-func decodeMessage(m *producer.Message, path string, maxBytes int, strict bool) (string, produce.Message, error) {
+func decodeMessage(m *producer.Message, path msgPath, maxBytes int, strict bool) (string, produce.Message, error) {
 	if m == nil {
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal, "%s: required", path)
 	}
 	if err := topicname.Validate(m.Topic); err != nil {
-		return "", produce.Message{}, prefixed(path, err)
+		return "", produce.Message{}, prefixed(path.String(), err)
 	}
 	out := produce.Message{Tags: m.Tags}
 	if m.Key != "" {
@@ -56,8 +56,7 @@ func decodeMessage(m *producer.Message, path string, maxBytes int, strict bool) 
 		// DDMQ clients that never set hashId send 0: placing all of them
 		// on one partition would be a surprise, so 0 means "not set".
 		if m.HashId != 0 {
-			h := m.HashId
-			out.HashID = &h
+			out.HashID = &m.HashId // see placeAsDDMQ
 		}
 	default:
 		return "", produce.Message{}, sdk.Errorf(sdk.CodeIllegal,

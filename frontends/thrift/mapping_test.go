@@ -21,7 +21,7 @@ import (
 
 func TestDecodeMessage(t *testing.T) {
 	t.Run("nil message", func(t *testing.T) {
-		_, _, err := decodeMessage(nil, "message", 100, true)
+		_, _, err := decodeMessage(nil, oneMessage, 100, true)
 		if sdk.CodeOf(err) != sdk.CodeIllegal || err.Error() != "message: required" {
 			t.Fatalf("err = %v, want code 11 message: required", err)
 		}
@@ -30,10 +30,10 @@ func TestDecodeMessage(t *testing.T) {
 		m := newMessage("t", "kk", "vvv")
 		m.Tags = "t"
 		m.Properties = map[string]string{"h": "x"}
-		if _, _, err := decodeMessage(m, "message", 8, true); err != nil {
+		if _, _, err := decodeMessage(m, oneMessage, 8, true); err != nil {
 			t.Fatalf("8 bytes at a limit of 8: %v", err)
 		}
-		_, _, err := decodeMessage(m, "message", 7, true)
+		_, _, err := decodeMessage(m, oneMessage, 7, true)
 		if sdk.CodeOf(err) != sdk.CodeTooLarge || !strings.Contains(err.Error(), "message is 8 bytes") {
 			t.Fatalf("8 bytes at a limit of 7: %v", err)
 		}
@@ -93,7 +93,7 @@ func FuzzMessageMapping(f *testing.F) {
 				m.Properties[string(parts[i])] = string(parts[i+1])
 			}
 		}
-		gotTopic, got, err := decodeMessage(m, "message", maxBytes, strict)
+		gotTopic, got, err := decodeMessage(m, oneMessage, maxBytes, strict)
 		if err != nil {
 			var e *sdk.Error
 			if !errors.As(err, &e) || e.Code != sdk.CodeIllegal && e.Code != sdk.CodeTooLarge {
