@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeKafkaSend -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzMessageMapping -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzServeConn -fuzztime $(FUZZTIME)
+	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzDecodeBatchArgs -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz FuzzCallToken -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/thrift -run '^$$' -fuzz '^FuzzDelayMessageMapping$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./core/delay -run '^$$' -fuzz '^FuzzParseChronosID$$' -fuzztime $(FUZZTIME)

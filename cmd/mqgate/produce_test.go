@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,12 +11,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mqgate/mqgate/frontends/http/httppb"
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
 	"github.com/mqgate/mqgate/internal/testport"
 )
 
@@ -148,13 +152,14 @@ func TestDueDelayToMissingTopicIs404(t *testing.T) {
 }
 
 // Produce bodies are read into buffers the gateway reuses for later
-// bodies once the backend has let go of their messages, and a plugin
-// process reads the batches the gateway sends it into buffers it reuses
-// the same way. Concurrent protobuf batches, whose messages are their
-// buffer's own bytes on each side until the broker's client has sent
-// them, each come back from the broker as they were sent, with the Kafka
-// backend in a plugin process and in the gateway's: no buffer was written
-// over while its messages were on their way.
+// bodies once the backend has let go of their messages, Thrift
+// sendBatchSync frames too, and a plugin process reads the batches the
+// gateway sends it into buffers it reuses the same way. Concurrent
+// protobuf and Thrift batches, whose messages are their buffer's own
+// bytes on each side until the broker's client has sent them, each come
+// back from the broker as they were sent, with the Kafka backend in a
+// plugin process and in the gateway's: no buffer was written over while
+// its messages were on their way.
 func TestConcurrentBatchesKeepTheirBytes(t *testing.T) {
 	// With max_batch_messages under a request's 25, each request makes a
 	// plugin call of its own, and the calls overlap; with the default,
@@ -165,46 +170,41 @@ func TestConcurrentBatchesKeepTheirBytes(t *testing.T) {
 		{"in process", inProcessKafka, alone},
 		{"in process, shared calls", inProcessKafka, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			g := startGateway(t, writeConfig(t, dir, embeddedKafka(t, dir), options{plugin: tc.plugin, producer: tc.producer}))
-			sendBatchesAndReadThemBack(t, g)
-		})
+		for _, front := range []string{"http", "thrift"} {
+			t.Run(tc.name+", "+front, func(t *testing.T) {
+				dir := t.TempDir()
+				g := startGateway(t, writeConfig(t, dir, embeddedKafka(t, dir), options{plugin: tc.plugin, producer: tc.producer}))
+				send := sendProtobufBatches(g)
+				if front == "thrift" {
+					send = sendThriftBatches(t, g)
+				}
+				sendBatchesAndReadThemBack(t, g, send)
+			})
+		}
 	}
 }
 
-// sendBatchesAndReadThemBack sends concurrent protobuf batches through g
-// and reads every message back from the broker, checking each came back
-// once and whole.
-func sendBatchesAndReadThemBack(t *testing.T, g *gateway) {
+// batchSender sends the messages ids (keys; their values are bodyValue)
+// in one request, as sender s.
+type batchSender func(s int, ids []string) error
+
+// sendBatchesAndReadThemBack sends concurrent batches through g with
+// send and reads every message back from the broker, checking each came
+// back once and whole.
+func sendBatchesAndReadThemBack(t *testing.T, g *gateway, send batchSender) {
 	const senders, batches, per = 6, 10, 25
-	client, url := g.httpURL("/v1/topics/bodies/messages")
 	errs := make(chan error, senders*batches)
 	var wg sync.WaitGroup
 	for s := range senders {
 		wg.Go(func() {
 			for b := range batches {
-				// Protobuf: the messages' keys and values are the body's
-				// own bytes, as JSON strings without escapes are too.
-				req := &httppb.ProduceRequest{}
+				var ids []string
 				for i := range per {
-					id := fmt.Sprintf("%d-%d-%d", s, b, i)
-					req.Messages = append(req.Messages, &httppb.Message{Key: []byte(id), Value: []byte(bodyValue(id))})
+					ids = append(ids, fmt.Sprintf("%d-%d-%d", s, b, i))
 				}
-				body, err := proto.Marshal(req)
-				if err != nil {
-					errs <- err
+				if err := send(s, ids); err != nil {
+					errs <- fmt.Errorf("batch %d of sender %d: %w", b, s, err)
 					return
-				}
-				resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
-				if err != nil {
-					errs <- err
-					return
-				}
-				out, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || strings.Contains(string(out), `"code":1`) { // all 0 (ok)
-					errs <- fmt.Errorf("batch %d of sender %d: %d %s", b, s, resp.StatusCode, out)
 				}
 			}
 		})
@@ -225,6 +225,64 @@ func sendBatchesAndReadThemBack(t *testing.T, g *gateway) {
 			t.Fatalf("message %s came back twice", r.Key)
 		}
 		seen[r.Key] = true
+	}
+}
+
+// sendProtobufBatches sends batches as protobuf bodies: the messages'
+// keys and values are the body's own bytes, as JSON strings without
+// escapes are too.
+func sendProtobufBatches(g *gateway) batchSender {
+	client, url := g.httpURL("/v1/topics/bodies/messages")
+	return func(_ int, ids []string) error {
+		req := &httppb.ProduceRequest{}
+		for _, id := range ids {
+			req.Messages = append(req.Messages, &httppb.Message{Key: []byte(id), Value: []byte(bodyValue(id))})
+		}
+		body, err := proto.Marshal(req)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Post(url, "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.Contains(string(out), `"code":1`) { // all 0 (ok)
+			return fmt.Errorf("%d %s", resp.StatusCode, out)
+		}
+		return nil
+	}
+}
+
+// sendThriftBatches sends batches as DDMQ's sendBatchSync calls, one
+// connection per sender: the messages' bodies are the call's frame's own
+// bytes.
+func sendThriftBatches(t *testing.T, g *gateway) batchSender {
+	var clients []*producer.ProducerServiceClient
+	for range 6 {
+		conf := &thrift.TConfiguration{}
+		trans := thrift.NewTFramedTransportConf(thrift.NewTSocketConf(g.thriftAddr, conf), conf)
+		if err := trans.Open(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = trans.Close() })
+		clients = append(clients, producer.NewProducerServiceClientFactory(trans, thrift.NewTCompactProtocolFactoryConf(conf)))
+	}
+	return func(s int, ids []string) error {
+		var ms []*producer.Message
+		for _, id := range ids {
+			m := producer.NewMessage()
+			m.Topic, m.Key, m.Body = "bodies", id, []byte(bodyValue(id))
+			ms = append(ms, m)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := clients[s].SendBatchSync(ctx, ms)
+		if err == nil && r.Code != 0 {
+			err = fmt.Errorf("code %d: %s", r.Code, r.Msg)
+		}
+		return err
 	}
 }
 

@@ -41,7 +41,10 @@ type Producer interface {
 }
 
 // The router is the Producer mqgate serves with.
-var _ Producer = (*router.Router)(nil)
+var (
+	_ Producer          = (*router.Router)(nil)
+	_ releasingProducer = (*router.Router)(nil)
+)
 
 // Transports and protocols of Options.
 const (
@@ -271,12 +274,16 @@ func NewProducerServer(opts Options, p Producer) *ProducerServer {
 		opts.Listen = DefaultListen
 	}
 	s := newServer("producer", "thrift.producer_listen", opts)
-	s.processor = producer.NewProducerServiceProcessor(&producerService{
+	svc := &producerService{
 		opts:     s.opts,
 		producer: p,
 		log:      s.log,
 		metrics:  s.metrics,
-	})
+	}
+	proc := producer.NewProducerServiceProcessor(svc)
+	gen, _ := proc.GetProcessorFunction(methodSendBatchSync)
+	proc.AddToProcessorMap(methodSendBatchSync, &batchProcessor{gen: gen, h: svc})
+	s.processor = proc
 	return &ProducerServer{s}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -63,9 +64,20 @@ func (h *producerService) SendSync(ctx context.Context, message *producer.Messag
 // code 0 when every one was acknowledged; otherwise the code of the first
 // failure and a msg naming every failed index.
 func (h *producerService) SendBatchSync(ctx context.Context, messages []*producer.Message) (*producer.Result_, error) {
-	return h.call(methodSendBatchSync, func() *producer.Result_ {
-		return h.sendBatchSync(ctx, messages)
-	}), nil
+	res, _ := h.sendBatchSyncReleasing(ctx, messages)
+	return res, nil
+}
+
+// sendBatchSyncReleasing is SendBatchSync, saying whether nothing holds
+// the messages' bytes any more (see releasingProducer): never after a
+// panic.
+func (h *producerService) sendBatchSyncReleasing(ctx context.Context, messages []*producer.Message) (res *producer.Result_, released bool) {
+	res = h.call(methodSendBatchSync, func() *producer.Result_ {
+		var r *producer.Result_
+		r, released = h.sendBatchSync(ctx, messages)
+		return r
+	})
+	return res, released
 }
 
 // SendAsync answers code 0 once the message is durable in the local
@@ -342,21 +354,24 @@ type topicBatch struct {
 	indexes []int
 }
 
-func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Message) *producer.Result_ {
+// sendBatchSync answers a sendBatchSync call, and says whether nothing
+// holds its messages' bytes any more: when it refused the call before
+// producing, or when every produce said so.
+func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Message) (*producer.Result_, bool) {
 	switch {
 	case len(ms) == 0 && h.opts.strict():
 		// DDMQ's pproxy answers an empty batch OK
 		// (ProducerAsyncServerImpl.sendBatchSync).
-		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}, true
 	case len(ms) == 0:
-		return h.failure(ctx, sdk.Errorf(sdk.CodeIllegal, "messages: must not be empty"), "")
+		return h.failure(ctx, sdk.Errorf(sdk.CodeIllegal, "messages: must not be empty"), ""), true
 	case len(ms) > h.opts.MaxBatchMessages:
 		return h.failure(ctx, sdk.Errorf(sdk.CodeTooLarge, "messages: %d messages, over the limit of %d per call (http.max_batch_messages)",
-			len(ms), h.opts.MaxBatchMessages), "")
+			len(ms), h.opts.MaxBatchMessages), ""), true
 	}
 	ctx, err := h.authenticateMessages(ctx, ms, true)
 	if err != nil {
-		return h.failure(ctx, err, "")
+		return h.failure(ctx, err, ""), true
 	}
 	var batches []*topicBatch
 	byTopic := make(map[string]*topicBatch)
@@ -367,14 +382,19 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 			err = authorize(ctx, acl.Produce, topic, "")
 		}
 		if err != nil {
-			return h.failure(ctx, err, "")
+			return h.failure(ctx, err, ""), true
 		}
 		b := byTopic[topic]
 		if b == nil {
 			if err := h.permit(i, topic); err != nil {
-				return h.failure(ctx, err, "")
+				return h.failure(ctx, err, ""), true
 			}
 			b = &topicBatch{topic: topic}
+			if len(batches) == 0 {
+				// Room for all: most batches have one topic, and
+				// growing from nothing was a twentieth of their CPU.
+				b.msgs, b.indexes = make([]produce.Message, 0, len(ms)), make([]int, 0, len(ms))
+			}
 			byTopic[topic] = b
 			batches = append(batches, b)
 		}
@@ -384,20 +404,26 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 	}
 	// The whole call or none of it: a quota refusal fails every message.
 	if err := h.opts.Quotas.Produce(ctx, len(ms), size); err != nil {
-		return h.failure(ctx, err, "")
+		return h.failure(ctx, err, ""), true
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, h.opts.DefaultTimeout)
 	defer cancel()
 	timeoutMsg := fmt.Sprintf("timed out after %s", h.opts.DefaultTimeout)
 	errs := make([]error, len(ms)) // nil: acknowledged
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		held atomic.Bool // some produce did not say it let go of its messages
+	)
 	sem := make(chan struct{}, maxBatchTopicsInFlight)
 	for _, b := range batches {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			results, err := h.produceRecovering(ctx, b.topic, b.msgs)
+			results, let, err := h.produceRecovering(ctx, b.topic, b.msgs)
+			if !let {
+				held.Store(true)
+			}
 			if err == nil && len(results) != len(b.msgs) {
 				err = fmt.Errorf("producing to %s: %d results for %d messages", b.topic, len(results), len(b.msgs))
 			}
@@ -411,6 +437,7 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 		})
 	}
 	wg.Wait()
+	released := !held.Load()
 
 	var failures []failure
 	for i, err := range errs {
@@ -420,9 +447,9 @@ func (h *producerService) sendBatchSync(ctx context.Context, ms []*producer.Mess
 		}
 	}
 	if len(failures) == 0 {
-		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}
+		return &producer.Result_{Code: int32(sdk.CodeOK), Msg: msgOK}, released
 	}
-	return &producer.Result_{Code: int32(failures[0].code), Msg: summarize(failures, len(ms))}
+	return &producer.Result_{Code: int32(failures[0].code), Msg: summarize(failures, len(ms))}, released
 }
 
 // topicPermitter is a Producer that says whether clients may produce to a
@@ -450,15 +477,28 @@ func (h *producerService) permit(i int, topic string) error {
 }
 
 // produceRecovering calls Produce, turning a panic into an error: it runs
-// on a goroutine of its own, out of reach of call's recover.
-func (h *producerService) produceRecovering(ctx context.Context, topic string, msgs []produce.Message) (results []sdk.ProduceResult, err error) {
+// on a goroutine of its own, out of reach of call's recover. It says
+// whether nothing holds msgs' bytes any more: only when the producer
+// says so (releasingProducer), and never after a panic.
+func (h *producerService) produceRecovering(ctx context.Context, topic string, msgs []produce.Message) (results []sdk.ProduceResult, released bool, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			h.log.Error("panic producing a thrift batch", "topic", topic, "panic", r, "stack", string(debug.Stack()))
-			results, err = nil, fmt.Errorf("producing to %s: panic: %v", topic, r)
+			results, released, err = nil, false, fmt.Errorf("producing to %s: panic: %v", topic, r)
 		}
 	}()
-	return h.producer.Produce(ctx, topic, msgs)
+	if p, ok := h.producer.(releasingProducer); ok {
+		return p.ProduceReleasing(ctx, topic, msgs)
+	}
+	results, err = h.producer.Produce(ctx, topic, msgs)
+	return results, false, err
+}
+
+// releasingProducer is a Producer that also says whether nothing holds a
+// produce's messages any more once it returns (*router.Router is one):
+// only then is the frame their bodies are in reused.
+type releasingProducer interface {
+	ProduceReleasing(ctx context.Context, topic string, msgs []produce.Message) (results []sdk.ProduceResult, released bool, err error)
 }
 
 // failure is one failed message of a batch.

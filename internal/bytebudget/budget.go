@@ -62,6 +62,18 @@ func (c *Charge) Grow(ctx context.Context, n int64) error {
 	return nil
 }
 
+// TryGrow charges n more bytes if there is room for them now, without
+// waiting, and reports whether it did. A refusal is not counted: it is
+// for bytes a request can do without (a buffer's spare capacity, say).
+func (c *Charge) TryGrow(n int64) bool {
+	if !c.Budget.sem.TryAcquire(n) {
+		return false
+	}
+	c.n += n
+	c.Budget.held.Add(float64(n))
+	return true
+}
+
 // Release gives back everything c holds.
 func (c *Charge) Release() {
 	if c.n == 0 {

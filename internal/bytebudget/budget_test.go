@@ -46,3 +46,31 @@ func TestBudget(t *testing.T) {
 		t.Errorf("held after every release = %v; want 0", n)
 	}
 }
+
+// TryGrow charges what fits now, refuses the rest without waiting or
+// counting a refusal, and what it charged is released with the rest.
+func TestTryGrow(t *testing.T) {
+	held := prometheus.NewGauge(prometheus.GaugeOpts{Name: "held"})
+	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "refused"})
+	b := New(100, time.Hour, held, refused)
+	c := Charge{Budget: b}
+	if !c.TryGrow(70) {
+		t.Fatal("TryGrow(70) of 100 refused")
+	}
+	if c.TryGrow(40) {
+		t.Fatal("TryGrow(40) with 30 left charged")
+	}
+	if n := testutil.ToFloat64(refused); n != 0 {
+		t.Errorf("refused = %v; want 0: TryGrow's refusal is not a request refused", n)
+	}
+	if n := testutil.ToFloat64(held); n != 70 {
+		t.Errorf("held = %v; want 70", n)
+	}
+	c.Release()
+	if n := testutil.ToFloat64(held); n != 0 {
+		t.Errorf("held after Release = %v; want 0", n)
+	}
+	if !c.TryGrow(100) {
+		t.Error("TryGrow(100) after Release refused")
+	}
+}

@@ -1,0 +1,94 @@
+package thriftapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mqgate/mqgate/core/produce"
+	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
+	"github.com/mqgate/mqgate/sdk"
+)
+
+// holdingProducer is a releasingProducer that says it still holds every
+// produce's messages.
+type holdingProducer struct{ fakeProducer }
+
+func (h *holdingProducer) ProduceReleasing(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, bool, error) {
+	results, err := h.Produce(ctx, topic, msgs)
+	return results, false, err
+}
+
+// A sendBatchSync's messages are its frame's bytes: a frame whose
+// messages the producer did not let go of is never reused, so the bodies
+// of a first call are as they were after later calls on the connection,
+// with a producer that says it holds them and with one that says
+// nothing.
+func TestBatchFrameKeptWhileHeld(t *testing.T) {
+	for name, p := range map[string]interface {
+		Producer
+		Calls() []produceCall
+	}{
+		"a producer holding them": &holdingProducer{},
+		"a producer not saying":   &fakeProducer{},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := startServer(t, Options{}, p)
+			client := dial(t, srv.addr, TransportFramed, ProtocolCompact)
+			batch := func(fill byte) []*producer.Message {
+				return batchOf(10, func(i int, m *producer.Message) {
+					m.Topic, m.Key, m.Body = "t", fmt.Sprint(i), bytes.Repeat([]byte{fill}, 1000)
+				})
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, fill := range []byte{'a', 'b', 'c'} {
+				if r, err := client.SendBatchSync(ctx, batch(fill)); err != nil || r.Code != 0 {
+					t.Fatalf("sendBatchSync = %+v, %v", r, err)
+				}
+			}
+			first := p.Calls()[0].msgs
+			for i, m := range first {
+				if !bytes.Equal(m.Value, bytes.Repeat([]byte{'a'}, 1000)) {
+					t.Fatalf("message %d of the first call is now %.20q...: its frame was reused while held", i, m.Value)
+				}
+			}
+		})
+	}
+}
+
+// Arguments the fast decoder leaves to the generated code (here, a field
+// the IDL does not have) are answered as before.
+func TestBatchWithUnknownFieldAnswered(t *testing.T) {
+	p := &fakeProducer{}
+	srv := startServer(t, Options{}, p)
+	trans, pf := openTransport(t, srv.addr, TransportFramed, ProtocolCompact, nil)
+	prot := pf.GetProtocol(trans)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// sendBatchSync(messages) with a field 2 (i32 7) after the list.
+	args := encodeBatchArgs(t, true, []*producer.Message{newMessage("t", "k", "v")})
+	args = append(args[:len(args)-1], 0x15, 0x0e, 0x00)
+	if err := prot.WriteMessageBegin(ctx, methodSendBatchSync, 1, 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trans.Write(args); err != nil {
+		t.Fatal(err)
+	}
+	if err := prot.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, seq, err := prot.ReadMessageBegin(ctx); err != nil || seq != 7 {
+		t.Fatalf("answer header: seq %d, %v", seq, err)
+	}
+	res := &producer.ProducerServiceSendBatchSyncResult{}
+	if err := res.Read(ctx, prot); err != nil || res.Success == nil || res.Success.Code != 0 {
+		t.Fatalf("answer = %+v, %v; want code 0", res.Success, err)
+	}
+	calls := p.Calls()
+	if len(calls) != 1 || len(calls[0].msgs) != 1 || string(calls[0].msgs[0].Value) != "v" {
+		t.Fatalf("produced %+v; want the one message", calls)
+	}
+}
