@@ -52,6 +52,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeMessages -fuzztime $(FUZZTIME)
 	$(GO) test ./sdk -run '^$$' -fuzz FuzzCodec -fuzztime $(FUZZTIME)
+	$(GO) test ./sdk -run '^$$' -fuzz FuzzRecordBatch -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeNDJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeRaw -fuzztime $(FUZZTIME)
 	$(GO) test ./frontends/http -run '^$$' -fuzz FuzzDecodeProtobuf -fuzztime $(FUZZTIME)

@@ -72,16 +72,17 @@ func (b *backendClient) EnsureTopics(ctx context.Context, topics []TopicSpec) er
 }
 
 func (b *backendClient) Produce(ctx context.Context, records []Record) ([]ProduceResult, error) {
-	pbRecords := recordsToPB(records)
 	var (
 		results []*pb.ProduceResult
 		ok      bool
 		err     error
 	)
 	if conn := b.conn.Load(); conn != nil {
-		results, ok, err = conn.produce(ctx, pbRecords)
+		results, ok, err = conn.produce(ctx, records)
 	}
+	var pbRecords []*pb.Record
 	if !ok {
+		pbRecords = recordsToPB(records)
 		results, ok, err = b.stream.produce(ctx, pbRecords)
 	}
 	if !ok {

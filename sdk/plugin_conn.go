@@ -197,7 +197,7 @@ type frameWriter struct {
 	conn net.Conn
 }
 
-func (w *frameWriter) write(kind byte, id uint64, m vtMessage) error {
+func (w *frameWriter) write(kind byte, id uint64, m frameMessage) error {
 	buf, err := marshalFrame(kind, id, m)
 	if err != nil {
 		return err
@@ -209,9 +209,16 @@ func (w *frameWriter) write(kind byte, id uint64, m vtMessage) error {
 	return err
 }
 
+// frameMessage is what a frame carries: a message of plugin.proto, or a
+// recordBatch.
+type frameMessage interface {
+	SizeVT() int
+	MarshalToSizedBufferVT([]byte) (int, error)
+}
+
 // marshalFrame marshals m, which may be nil for no payload, into a frame,
 // in a buffer from pool.
-func marshalFrame(kind byte, id uint64, m vtMessage) (*[]byte, error) {
+func marshalFrame(kind byte, id uint64, m frameMessage) (*[]byte, error) {
 	size := 0
 	if m != nil {
 		size = m.SizeVT()
@@ -349,7 +356,7 @@ func (p *pluginConn) isServing() bool {
 // produce sends records as one batch on the connection and waits for its
 // result; ok is false when the connection is not served (yet, or any
 // more), and the call must take another way.
-func (p *pluginConn) produce(ctx context.Context, records []*pb.Record) (results []*pb.ProduceResult, ok bool, err error) {
+func (p *pluginConn) produce(ctx context.Context, records []Record) (results []*pb.ProduceResult, ok bool, err error) {
 	p.mu.Lock()
 	if !p.serving {
 		p.mu.Unlock()
@@ -362,22 +369,22 @@ func (p *pluginConn) produce(ctx context.Context, records []*pb.Record) (results
 		return nil, false, nil
 	}
 	p.nextID++
-	batch := &pb.ProduceBatch{Records: records, Id: p.nextID, TimeoutMs: math.MaxInt64}
+	batch := &recordBatch{records: records, id: p.nextID, timeoutMs: math.MaxInt64}
 	ch := make(chan streamAnswer, 1)
-	p.pending[batch.Id] = ch
+	p.pending[batch.id] = ch
 	p.mu.Unlock()
 	if batch.SizeVT() > MaxMessageBytes { // sized with the largest time limit
 		// Too large for one message: a unary call refuses it with the
 		// code of a batch too large.
-		p.forget(batch.Id)
+		p.forget(batch.id)
 		return nil, false, nil
 	}
-	batch.TimeoutMs = 0
+	batch.timeoutMs = 0
 	if d, has := ctx.Deadline(); has {
-		batch.TimeoutMs = max(1, time.Until(d).Milliseconds())
+		batch.timeoutMs = max(1, time.Until(d).Milliseconds())
 	}
 	if err := p.write(ctx, frameProduce, 0, batch); err != nil && !errors.Is(err, errConnBroken) {
-		p.forget(batch.Id)
+		p.forget(batch.id)
 		return nil, true, err
 	}
 	// A broken connection answers every pending batch, this one included.
@@ -386,7 +393,7 @@ func (p *pluginConn) produce(ctx context.Context, records []*pb.Record) (results
 		results, err := a.results()
 		return results, true, err
 	case <-ctx.Done():
-		p.forget(batch.Id)
+		p.forget(batch.id)
 		return nil, true, ctxError(ctx)
 	}
 }
@@ -409,7 +416,7 @@ var connStallTimeout = 10 * time.Second
 // plugin stopped reading: the connection is closed, which fails what waits
 // on it with code 17, and later calls take gRPC. A write that fails
 // otherwise has closed the connection too (errConnBroken).
-func (p *pluginConn) write(ctx context.Context, kind byte, id uint64, m vtMessage) error {
+func (p *pluginConn) write(ctx context.Context, kind byte, id uint64, m frameMessage) error {
 	select {
 	case p.sendSlot <- struct{}{}:
 	case <-ctx.Done():
