@@ -16,7 +16,8 @@ type recordBatch struct {
 	id        uint64
 	records   []Record
 	timeoutMs int64
-	// sizes holds each record's encoded size once SizeVT has run.
+	// sizes holds each record's encoded size once SizeVT has run: the
+	// records must not change after.
 	sizes []int
 }
 
@@ -44,8 +45,10 @@ func (b *recordBatch) SizeVT() int {
 	return n
 }
 
-// MarshalToSizedBufferVT writes the batch to buf, of SizeVT's length, as
-// vtprotobuf's MarshalToSizedBufferVT does.
+// MarshalToSizedBufferVT writes the batch to buf, which must be of
+// SizeVT's length exactly, as vtprotobuf's MarshalToSizedBufferVT does
+// (that one writes from the end of a longer buffer too; marshalFrame, the
+// one caller, gives the exact length).
 func (b *recordBatch) MarshalToSizedBufferVT(buf []byte) (int, error) {
 	size := b.SizeVT()
 	if len(buf) != size {

@@ -228,11 +228,19 @@ func (r *wireReader) messages() ([]*producer.Message, bool) {
 	if elem != thrift.STRUCT || !r.count(n) {
 		return nil, false
 	}
-	structs := make([]producer.Message, n)
 	msgs := make([]*producer.Message, n)
-	var prev *producer.Message
-	for i := range structs {
-		m := &structs[i]
+	var (
+		prev  *producer.Message
+		chunk []producer.Message
+	)
+	for i := range msgs {
+		if len(chunk) == 0 {
+			// Made a chunk at a time, so that a count a frame declares
+			// but does not hold costs no more than the generated code's.
+			chunk = make([]producer.Message, min(n-i, messagesPerChunk))
+		}
+		m := &chunk[0]
+		chunk = chunk[1:]
 		m.PartitionId = -1 // the IDL's default
 		if !r.message(m, prev) {
 			return nil, false
@@ -241,6 +249,10 @@ func (r *wireReader) messages() ([]*producer.Message, bool) {
 	}
 	return msgs, true
 }
+
+// messagesPerChunk is how many messages messages makes at once: a batch of
+// up to this many in one allocation.
+const messagesPerChunk = 256
 
 // message reads a Message into m. A topic or tags equal to prev's share
 // its string.

@@ -75,7 +75,7 @@ func (p *batchProcessor) Process(ctx context.Context, seqID int32, iprot, oprot 
 func (p *batchProcessor) frameBuffer(g *guardedProtocol, n int) (buf *[]byte, pooled bool) {
 	if n <= maxPooledFrame {
 		buf := framePool.Get(n)
-		if g.rc.charge.TryGrow(int64(cap(*buf) - n)) {
+		if spare := cap(*buf) - n; spare == 0 || g.rc.charge.TryGrow(int64(spare)) {
 			return buf, true
 		}
 		framePool.Put(buf)

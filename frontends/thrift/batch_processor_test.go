@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mqgate/mqgate/core/produce"
 	"github.com/mqgate/mqgate/frontends/thrift/gen-go/producer"
@@ -90,5 +91,31 @@ func TestBatchWithUnknownFieldAnswered(t *testing.T) {
 	calls := p.Calls()
 	if len(calls) != 1 || len(calls[0].msgs) != 1 || string(calls[0].msgs[0].Value) != "v" {
 		t.Fatalf("produced %+v; want the one message", calls)
+	}
+}
+
+// A framed sendBatchSync's bodies reach the producer as the frame's own
+// bytes, at the distances apart they are on the wire, not as copies: the
+// server reads it with batchProcessor, not the generated code.
+func TestBatchBodiesAreTheFramesBytes(t *testing.T) {
+	p := &holdingProducer{}
+	srv := startServer(t, Options{}, p)
+	client := dial(t, srv.addr, TransportFramed, ProtocolCompact)
+	msgs := batchOf(3, func(i int, m *producer.Message) {
+		m.Topic, m.Key, m.Body = "t", fmt.Sprint(i), bytes.Repeat([]byte{'x' + byte(i)}, 1000)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if r, err := client.SendBatchSync(ctx, msgs); err != nil || r.Code != 0 {
+		t.Fatalf("sendBatchSync = %+v, %v", r, err)
+	}
+	wire := encodeBatchArgs(t, true, msgs)
+	got := p.Calls()[0].msgs
+	for i := 1; i < len(msgs); i++ {
+		onWire := bytes.Index(wire, msgs[i].Body) - bytes.Index(wire, msgs[i-1].Body)
+		apart := int(uintptr(unsafe.Pointer(unsafe.SliceData(got[i].Value))) - uintptr(unsafe.Pointer(unsafe.SliceData(got[i-1].Value))))
+		if apart != onWire {
+			t.Fatalf("bodies %d and %d are %d bytes apart in memory, %d on the wire: copies, not the frame's bytes", i-1, i, apart, onWire)
+		}
 	}
 }
