@@ -28,6 +28,27 @@ func TestGCPercentFollowsTheHeap(t *testing.T) {
 	}
 }
 
+// The gateway's target lets a small heap grow by 64 MiB between
+// collections, and never falls below the fixed 400 it had before: a large
+// heap collects as it did.
+func TestGatewayGCTarget(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		scannable uint64
+		want      int
+	}{
+		{1 * mib, 6400}, // capped
+		{4 * mib, 1600}, // a gateway under load: a few MiB live, and its stacks and globals
+		{8 * mib, 800},
+		{16 * mib, 400},
+		{4096 * mib, 400},
+	} {
+		if got := gcPercentFor(tc.scannable, gatewayGCHeadroom, defaultGCPercent, gatewayGCPercentMax); got != tc.want {
+			t.Errorf("gcPercentFor(%d MiB) = %d, want %d", tc.scannable/mib, got, tc.want)
+		}
+	}
+}
+
 // TestGCTunerSetsTheTargetTheHeapCallsFor: the maximum for a small heap,
 // less as it grows, the minimum from the headroom on; a move of under a
 // tenth sets nothing.

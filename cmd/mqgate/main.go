@@ -26,10 +26,11 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// defaultGCPercent is the GC target used unless GOGC is set. A gateway's
-// live heap is small (buffers in flight) while it allocates a request's
-// bytes for every request; GOGC=400 trades a few MB of heap for far less GC
-// work (docs/BENCHMARKS.md: +45% produce throughput). It is safe with the
+// defaultGCPercent is the GC target used unless GOGC is set, and the
+// least the gateway's tuner sets (tuneGatewayGC). A gateway's live heap is
+// small (buffers in flight) while it allocates a request's bytes for every
+// request; GOGC=400 trades a few MB of heap for far less GC work
+// (docs/BENCHMARKS.md: +45% produce throughput). It is safe with the
 // memory limit serve sets (setMemoryLimit): near the limit the collector
 // runs as often as it must, whatever the GC target.
 const defaultGCPercent = 400

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"math"
@@ -28,12 +29,12 @@ const cgroupMemoryShare = 0.75
 // none. It logs the limit in force and where it came from.
 //
 // With a limit, the collector works harder as the heap nears it, which
-// keeps the high GC target of defaultGCPercent from growing the heap into
-// the container's OOM kill under a burst of large requests.
+// keeps the high GC target (tuneGatewayGC) from growing the heap into the
+// container's OOM kill under a burst of large requests.
 func setMemoryLimit(rc config.Runtime, root fs.FS, log *slog.Logger) {
 	gogc := os.Getenv("GOGC")
 	if gogc == "" {
-		gogc = strconv.Itoa(defaultGCPercent)
+		gogc = fmt.Sprintf("%d-%d, following the heap", defaultGCPercent, gatewayGCPercentMax)
 	}
 	if env := os.Getenv("GOMEMLIMIT"); env != "" {
 		log.Info("memory limit", "limit", limitText(debug.SetMemoryLimit(-1)), "from", "GOMEMLIMIT", "gogc", gogc)

@@ -48,6 +48,9 @@ func serve(file string, log *slog.Logger) int {
 		}
 		return 1
 	}
+	if os.Getenv("GOGC") == "" {
+		tuneGatewayGC()
+	}
 	setMemoryLimit(cfg.Runtime, os.DirFS("/"), log)
 	before, limit, err := nofile.Raise()
 	if err != nil {
