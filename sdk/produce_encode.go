@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/mqgate/mqgate/internal/pbwire"
 )
 
 // recordBatch is a ProduceBatch of plugin.proto marshalled straight from
@@ -84,92 +86,42 @@ func timestampMs(r *Record) int64 {
 
 // recordSize is the encoded size of r as a Record of plugin.proto.
 func recordSize(r *Record) int {
-	n := 0
-	str := func(l int) {
-		if l > 0 {
-			n += 1 + protowire.SizeBytes(l)
-		}
-	}
-	varint := func(v uint64) {
-		if v != 0 {
-			n += 1 + protowire.SizeVarint(v)
-		}
-	}
-	str(len(r.Topic))
-	str(len(r.Qid))
-	varint(uint64(r.Partition))
-	varint(r.Hash)
-	varint(uint64(r.Offset))
+	n := pbwire.BytesSize(len(r.Topic)) + pbwire.BytesSize(len(r.Qid)) +
+		pbwire.VarintSize(uint64(r.Partition)) + pbwire.VarintSize(r.Hash) + pbwire.VarintSize(uint64(r.Offset))
 	if r.Key != nil {
 		n += 2 // has_key
 	}
-	str(len(r.Key))
-	str(len(r.Value))
+	n += pbwire.BytesSize(len(r.Key)) + pbwire.BytesSize(len(r.Value))
 	for _, h := range r.Headers {
 		n += 1 + protowire.SizeBytes(headerSize(h))
 	}
-	str(len(r.Tags))
-	if ms := timestampMs(r); ms != 0 {
-		n += 1 + protowire.SizeVarint(uint64(ms))
-	}
-	return n
+	return n + pbwire.BytesSize(len(r.Tags)) + pbwire.VarintSize(uint64(timestampMs(r)))
 }
 
 func headerSize(h Header) int {
-	n := 0
-	if len(h.Key) > 0 {
-		n += 1 + protowire.SizeBytes(len(h.Key))
-	}
-	if len(h.Value) > 0 {
-		n += 1 + protowire.SizeBytes(len(h.Value))
-	}
-	return n
+	return pbwire.BytesSize(len(h.Key)) + pbwire.BytesSize(len(h.Value))
 }
 
 // appendRecord appends r as a Record of plugin.proto, its fields in
 // number order, those of zero value left out, as proto3 and vtprotobuf
 // write them.
 func appendRecord(b []byte, r *Record) []byte {
-	b = appendString(b, fieldRecordTopic, r.Topic)
-	b = appendString(b, fieldRecordQid, r.Qid)
-	b = appendVarint(b, fieldRecordPartition, uint64(r.Partition))
-	b = appendVarint(b, fieldRecordHash, r.Hash)
-	b = appendVarint(b, fieldRecordOffset, uint64(r.Offset))
+	b = pbwire.AppendString(b, fieldRecordTopic, r.Topic)
+	b = pbwire.AppendString(b, fieldRecordQid, r.Qid)
+	b = pbwire.AppendVarint(b, fieldRecordPartition, uint64(r.Partition))
+	b = pbwire.AppendVarint(b, fieldRecordHash, r.Hash)
+	b = pbwire.AppendVarint(b, fieldRecordOffset, uint64(r.Offset))
 	if r.Key != nil {
-		b = appendVarint(b, fieldRecordHasKey, 1)
+		b = pbwire.AppendVarint(b, fieldRecordHasKey, 1)
 	}
-	b = appendBytes(b, fieldRecordKey, r.Key)
-	b = appendBytes(b, fieldRecordValue, r.Value)
+	b = pbwire.AppendBytes(b, fieldRecordKey, r.Key)
+	b = pbwire.AppendBytes(b, fieldRecordValue, r.Value)
 	for _, h := range r.Headers {
 		b = protowire.AppendTag(b, fieldRecordHeaders, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(headerSize(h)))
-		b = appendString(b, fieldHeaderKey, h.Key)
-		b = appendBytes(b, fieldHeaderValue, h.Value)
+		b = pbwire.AppendString(b, fieldHeaderKey, h.Key)
+		b = pbwire.AppendBytes(b, fieldHeaderValue, h.Value)
 	}
-	b = appendString(b, fieldRecordTags, r.Tags)
-	return appendVarint(b, fieldRecordTimestampMs, uint64(timestampMs(r)))
-}
-
-func appendVarint(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
-}
-
-func appendString(b []byte, num protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
+	b = pbwire.AppendString(b, fieldRecordTags, r.Tags)
+	return pbwire.AppendVarint(b, fieldRecordTimestampMs, uint64(timestampMs(r)))
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/mqgate/mqgate/core/consume"
+	"github.com/mqgate/mqgate/internal/pbwire"
 )
 
 // A pull answers a PullResponse of httppb/mqgate_http.proto instead of
@@ -57,12 +58,12 @@ func wantsProtobuf(accept string) bool {
 // appendPullProtobuf appends the 200 body of a pull as a PullResponse.
 func appendPullProtobuf(b []byte, group, topic string, batch *consume.Batch) []byte {
 	group, topic, qid := validString(group), validString(topic), validString(batch.Qid)
-	size := pbStringSize(group) + pbStringSize(topic) + pbStringSize(qid)
+	size := pbwire.BytesSize(len(group)) + pbwire.BytesSize(len(topic)) + pbwire.BytesSize(len(qid))
 	b = protowire.AppendTag(b, pbPullContext, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
-	b = appendPBString(b, pbContextGroup, group)
-	b = appendPBString(b, pbContextTopic, topic)
-	b = appendPBString(b, pbContextQid, qid)
+	b = pbwire.AppendString(b, pbContextGroup, group)
+	b = pbwire.AppendString(b, pbContextTopic, topic)
+	b = pbwire.AppendString(b, pbContextQid, qid)
 	for i := range batch.Messages {
 		m := &batch.Messages[i]
 		tags, qid := validString(m.Tags), validString(m.Qid)
@@ -80,12 +81,12 @@ func consumedSize(m *consume.Message, tags, qid string) int {
 	if m.Key != nil {
 		n += 1 + protowire.SizeBytes(len(m.Key))
 	}
-	n += pbBytesSize(len(m.Value))
+	n += pbwire.BytesSize(len(m.Value))
 	for _, h := range m.Headers {
 		n += 1 + protowire.SizeBytes(headerSize(h.Key, h.Value))
 	}
-	n += pbStringSize(tags) + pbVarintSize(uint64(m.Offset)) + pbStringSize(qid)
-	n += pbVarintSize(uint64(unixMs(m.Timestamp))) + pbVarintSize(uint64(int64(m.Attempt)))
+	n += pbwire.BytesSize(len(tags)) + pbwire.VarintSize(uint64(m.Offset)) + pbwire.BytesSize(len(qid))
+	n += pbwire.VarintSize(uint64(unixMs(m.Timestamp))) + pbwire.VarintSize(uint64(int64(m.Attempt)))
 	return n
 }
 
@@ -94,22 +95,22 @@ func appendConsumedProtobuf(b []byte, m *consume.Message, tags, qid string) []by
 		b = protowire.AppendTag(b, pbConsumedKey, protowire.BytesType)
 		b = protowire.AppendBytes(b, m.Key)
 	}
-	b = appendPBBytes(b, pbConsumedValue, m.Value)
+	b = pbwire.AppendBytes(b, pbConsumedValue, m.Value)
 	for _, h := range m.Headers {
 		b = protowire.AppendTag(b, pbConsumedHeaders, protowire.BytesType)
 		b = protowire.AppendVarint(b, uint64(headerSize(h.Key, h.Value)))
-		b = appendPBString(b, pbHeaderKey, h.Key) // bytes on the wire: any name goes as it is
-		b = appendPBBytes(b, pbHeaderValue, h.Value)
+		b = pbwire.AppendString(b, pbHeaderKey, h.Key) // bytes on the wire: any name goes as it is
+		b = pbwire.AppendBytes(b, pbHeaderValue, h.Value)
 	}
-	b = appendPBString(b, pbConsumedTags, tags)
-	b = appendPBVarint(b, pbConsumedOffset, uint64(m.Offset))
-	b = appendPBString(b, pbConsumedQid, qid)
-	b = appendPBVarint(b, pbConsumedTimestamp, uint64(unixMs(m.Timestamp)))
-	return appendPBVarint(b, pbConsumedAttempt, uint64(int64(m.Attempt)))
+	b = pbwire.AppendString(b, pbConsumedTags, tags)
+	b = pbwire.AppendVarint(b, pbConsumedOffset, uint64(m.Offset))
+	b = pbwire.AppendString(b, pbConsumedQid, qid)
+	b = pbwire.AppendVarint(b, pbConsumedTimestamp, uint64(unixMs(m.Timestamp)))
+	return pbwire.AppendVarint(b, pbConsumedAttempt, uint64(int64(m.Attempt)))
 }
 
 func headerSize(key string, value []byte) int {
-	return pbBytesSize(len(key)) + pbBytesSize(len(value))
+	return pbwire.BytesSize(len(key)) + pbwire.BytesSize(len(value))
 }
 
 // validString is s, or s with each invalid UTF-8 sequence replaced by
@@ -119,47 +120,4 @@ func validString(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
-}
-
-// The sizes and appends of proto3 fields with one-byte tags (field numbers
-// below 16), which leave out a field at its default value.
-
-func pbBytesSize(n int) int {
-	if n == 0 {
-		return 0
-	}
-	return 1 + protowire.SizeBytes(n)
-}
-
-func pbStringSize(s string) int { return pbBytesSize(len(s)) }
-
-func pbVarintSize(v uint64) int {
-	if v == 0 {
-		return 0
-	}
-	return 1 + protowire.SizeVarint(v)
-}
-
-func appendPBBytes(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
-}
-
-func appendPBString(b []byte, num protowire.Number, s string) []byte {
-	if s == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
-}
-
-func appendPBVarint(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
 }
