@@ -55,7 +55,7 @@ func (c *serverConn) serve() {
 	}
 	rc := &requestConn{Conn: c.conn, timeout: s.opts.ReadTimeout, idle: s.opts.IdleTimeout, charge: bytebudget.Charge{Budget: s.budget}}
 	defer rc.charge.Release()
-	sock := thrift.NewTSocketFromConnConf(rc, s.cfg)
+	sock := thrift.NewTSocketFromConnConf(checkable(rc), s.cfg)
 	// One transport reads and writes: its read and write buffers are
 	// separate, and calls on a connection never overlap.
 	trans, err := s.transport.GetTransport(sock)
@@ -480,6 +480,33 @@ type requestConn struct {
 	// charge holds the bytes read since the last answer, in the server's
 	// request budget.
 	charge bytebudget.Charge
+}
+
+// socketRequestConn is a requestConn over a socket, which thrift's
+// connectivity check peeks at through SyscallConn: the generated
+// processors poll it (TSocket.IsOpen) while a call's handler runs, and
+// cancel the call's context once the client has gone. Without it the
+// check found every connection open, and a call whose client had gone
+// ran on: a pull waited out its time, then took messages for no one, to
+// be redelivered only after their ack timeout.
+type socketRequestConn struct {
+	*requestConn
+	socket syscall.Conn
+}
+
+func (c socketRequestConn) SyscallConn() (syscall.RawConn, error) { return c.socket.SyscallConn() }
+
+// checkable is rc as the connectivity check can see it: with its socket
+// (under TLS, the socket under it) when it has one.
+func checkable(rc *requestConn) net.Conn {
+	conn := rc.Conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	if sc, ok := conn.(syscall.Conn); ok {
+		return socketRequestConn{rc, sc}
+	}
+	return rc
 }
 
 // errIdle ends a connection that sent nothing for its idle timeout.

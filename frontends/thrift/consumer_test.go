@@ -818,3 +818,37 @@ func TestFailedFetchIsHeldForItsLinger(t *testing.T) {
 		t.Fatalf("a failed fetch answered after %s, before its linger of 200ms", held)
 	}
 }
+
+// A call whose client has gone is cancelled: the connectivity check the
+// generated processors poll while a handler runs sees the socket closed,
+// so a pull stops waiting rather than take messages for no one. (Through
+// the request clock's wrapper the check had seen every connection open.)
+func TestCallOfAGoneClientIsCancelled(t *testing.T) {
+	ended := make(chan error, 1)
+	fake := &fakeConsumer{pull: func(ctx context.Context, group, topic string, max int, wait time.Duration) (consume.Batch, error) {
+		<-ctx.Done()
+		ended <- context.Cause(ctx)
+		return consume.Batch{}, ctx.Err()
+	}}
+	// Nothing but the client's going ends the pull while the test runs.
+	srv := startConsumerServer(t, Options{DefaultTimeout: time.Hour}, fake)
+	trans, pf := openTransport(t, srv.addr, TransportFramed, ProtocolCompact, nil)
+	client := consumer.NewConsumerServiceClientFactory(trans, pf)
+	topic := "orders"
+	go client.Pull(context.Background(), &consumer.PullRequest{GroupId: "billing", Topic: &topic}) //nolint:errcheck // its connection is closed under it
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if len(fake.pullCalls()) == 0 {
+			return errors.New("no pull yet")
+		}
+		return nil
+	})
+	trans.Close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the pull ended with %v; want it cancelled", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pull of a client that closed its connection still waits")
+	}
+}
