@@ -93,7 +93,7 @@ func (p *batchProcessor) recycle(buf *[]byte, pooled bool) {
 // over returns a protocol like g reading frame, the rest of a frame read
 // from g's transport, for the generated code.
 func (g *guardedProtocol) over(frame []byte) *guardedProtocol {
-	mem := &thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(frame)}
+	mem := frameTransport{&thrift.TMemoryBuffer{Buffer: bytes.NewBuffer(frame)}, g.Transport()}
 	return &guardedProtocol{
 		TProtocol: g.c.s.protocol.GetProtocol(mem),
 		c:         g.c,
@@ -103,6 +103,16 @@ func (g *guardedProtocol) over(frame []byte) *guardedProtocol {
 		maxBytes:  g.maxBytes,
 	}
 }
+
+// frameTransport is a frame read from conn: the generated processor's
+// connectivity check, polling IsOpen while the handler runs, looks at
+// conn.
+type frameTransport struct {
+	*thrift.TMemoryBuffer
+	conn thrift.TTransport
+}
+
+func (f frameTransport) IsOpen() bool { return f.conn.IsOpen() }
 
 // watchConnection cancels the returned context once trans closes, polled
 // every thrift.ServerConnectivityCheckInterval, as the generated

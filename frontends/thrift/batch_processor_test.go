@@ -119,3 +119,52 @@ func TestBatchBodiesAreTheFramesBytes(t *testing.T) {
 		}
 	}
 }
+
+// A sendBatchSync whose client has gone is cancelled, whether the fast
+// decoder read it or left it to the generated code (a field the IDL does
+// not have).
+func TestBatchOfAGoneClientIsCancelled(t *testing.T) {
+	for name, unknownField := range map[string]bool{"decoded": false, "left to the generated code": true} {
+		t.Run(name, func(t *testing.T) {
+			ended := make(chan error, 1)
+			p := &fakeProducer{produce: func(ctx context.Context, topic string, msgs []produce.Message) ([]sdk.ProduceResult, error) {
+				<-ctx.Done()
+				ended <- ctx.Err()
+				return nil, ctx.Err()
+			}}
+			// Nothing but the client's going ends the call while the test runs.
+			srv := startServer(t, Options{DefaultTimeout: time.Hour}, p)
+			trans, pf := openTransport(t, srv.addr, TransportFramed, ProtocolCompact, nil)
+			args := encodeBatchArgs(t, true, []*producer.Message{newMessage("t", "k", "v")})
+			if unknownField {
+				args = append(args[:len(args)-1], 0x15, 0x0e, 0x00) // field 2, i32 7
+			}
+			prot := pf.GetProtocol(trans)
+			ctx := context.Background()
+			if err := prot.WriteMessageBegin(ctx, methodSendBatchSync, 1, 7); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := trans.Write(args); err != nil {
+				t.Fatal(err)
+			}
+			if err := prot.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+				if len(p.Calls()) == 0 {
+					return fmt.Errorf("no produce yet")
+				}
+				return nil
+			})
+			trans.Close()
+			select {
+			case err := <-ended:
+				if err != context.Canceled {
+					t.Fatalf("the produce ended with %v; want it cancelled", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the produce of a client that closed its connection still waits")
+			}
+		})
+	}
+}
