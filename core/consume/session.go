@@ -1,6 +1,7 @@
 package consume
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -501,7 +502,12 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 			s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Add(float64(fresh))
 		}
 		if len(msgs) > 0 {
-			slices.SortFunc(msgs, func(a, b Message) int { return int(a.Offset - b.Offset) })
+			// Mostly in offset order already (redeliveries can be
+			// out of it): sorting a pull of 100 in order anyway was
+			// 1.5% of a pulling gateway.
+			if byOffset := func(a, b Message) int { return cmp.Compare(a.Offset, b.Offset) }; !slices.IsSortedFunc(msgs, byOffset) {
+				slices.SortFunc(msgs, byOffset)
+			}
 			s.rr = (s.rr + i + 1) % n
 			b.Topic, b.Qid, b.Messages = q.topic, q.qid, msgs
 			s.notifyLocked() // the pump may have buffer room again
