@@ -502,9 +502,9 @@ func (s *session) takeLocked(max int, hold bool, now time.Time) Batch {
 			s.svc.metrics.inFlight.WithLabelValues(s.group, q.topic).Add(float64(fresh))
 		}
 		if len(msgs) > 0 {
-			// Mostly in offset order already (redeliveries can be
-			// out of it): sorting a pull of 100 in order anyway was
-			// 1.5% of a pulling gateway.
+			// In offset order already, as a rule (redeliveries are
+			// older than what is buffered): sorting a pull of 100 in
+			// order anyway was 1.5% of a pulling gateway.
 			if byOffset := func(a, b Message) int { return cmp.Compare(a.Offset, b.Offset) }; !slices.IsSortedFunc(msgs, byOffset) {
 				slices.SortFunc(msgs, byOffset)
 			}
