@@ -380,7 +380,15 @@ type kgoLogger struct {
 	repeats *repeats
 }
 
-func (kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+// Level passes the client's warnings and errors on, and with the logger at
+// debug its info too (group joins and assignments, metadata changes), as
+// debug lines: what a consumer that never got its records was waiting for.
+func (k kgoLogger) Level() kgo.LogLevel {
+	if k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	log, left := k.repeats.admit(fmt.Sprint(level, msg, keyvals), time.Now())
@@ -395,8 +403,6 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		k.l.Error(msg, keyvals...)
 	case kgo.LogLevelWarn:
 		k.l.Warn(msg, keyvals...)
-	case kgo.LogLevelInfo:
-		k.l.Info(msg, keyvals...)
 	default:
 		k.l.Debug(msg, keyvals...)
 	}
