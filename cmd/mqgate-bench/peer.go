@@ -33,10 +33,10 @@ import (
 // -peer-cmd gives its command line, in which {kafka} becomes the broker's
 // address and {addr} the host:port it must serve HTTP on, e.g.
 //
-//	-peer-cmd 'kafka-pixy --kafkaPeers {kafka} --tcpAddr {addr}'
+//	-peer-cmd 'kafka-pixy --config cmd/mqgate-bench/peers/kafka-pixy.yaml --kafkaPeers {kafka} --tcpAddr {addr} --grpcAddr 127.0.0.1:0'
 //
-// (check your kafka-pixy's flags: they changed between versions; a config
-// file works too, written by a wrapper script given as the command).
+// (peers/ holds the configs kafka-pixy needs against the embedded broker;
+// check your kafka-pixy's flags: they changed between versions).
 type peer struct {
 	cmdline string
 	addr    string
