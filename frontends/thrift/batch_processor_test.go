@@ -132,21 +132,7 @@ func TestBatchOfAGoneClientIsCancelled(t *testing.T) {
 				args = withUnknownField(args)
 			}
 			sendBatchCall(t, trans, pf.GetProtocol(trans), args, 7)
-			checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-				if len(p.Calls()) == 0 {
-					return fmt.Errorf("no produce yet")
-				}
-				return nil
-			})
-			trans.Close()
-			select {
-			case err := <-ended:
-				if err != context.Canceled {
-					t.Fatalf("the produce ended with %v; want it cancelled", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatal("the produce of a client that closed its connection still waits")
-			}
+			leaveAndExpectCancelled(t, "produce", trans, func() bool { return len(p.Calls()) > 0 }, ended)
 		})
 	}
 }

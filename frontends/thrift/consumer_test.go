@@ -836,19 +836,5 @@ func TestCallOfAGoneClientIsCancelled(t *testing.T) {
 	client := consumer.NewConsumerServiceClientFactory(trans, pf)
 	topic := "orders"
 	go client.Pull(context.Background(), &consumer.PullRequest{GroupId: "billing", Topic: &topic}) //nolint:errcheck // its connection is closed under it
-	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if len(fake.pullCalls()) == 0 {
-			return errors.New("no pull yet")
-		}
-		return nil
-	})
-	trans.Close()
-	select {
-	case err := <-ended:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("the pull ended with %v; want it cancelled", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the pull of a client that closed its connection still waits")
-	}
+	leaveAndExpectCancelled(t, "pull", trans, func() bool { return len(fake.pullCalls()) > 0 }, ended)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -197,3 +198,25 @@ func checkFor(t *testing.T, total, interval time.Duration, fn func() error) {
 var errBoom = errors.New("boom")
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// leaveAndExpectCancelled waits until the handler has the call (started),
+// closes the client's connection, and fails unless the handler's context
+// then ends cancelled, as ended reports.
+func leaveAndExpectCancelled(t *testing.T, call string, trans thrift.TTransport, started func() bool, ended <-chan error) {
+	t.Helper()
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !started() {
+			return fmt.Errorf("no %s yet", call)
+		}
+		return nil
+	})
+	trans.Close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the %s ended with %v; want it cancelled", call, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the %s of a client that closed its connection still waits", call)
+	}
+}
