@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -194,9 +195,12 @@ func startGateway(t *testing.T, s *setup) *gateway {
 func startGatewayUnready(t *testing.T, s *setup) *gateway {
 	t.Helper()
 	g := &gateway{t: t, setup: s, log: newProcessLog(), exited: make(chan error, 1), gone: make(chan struct{})}
-	g.cmd = exec.Command(mqgateBin, "serve", "-c", s.cfgPath)
+	// The log printed when a test fails; debug adds the Kafka client's
+	// group joins and assignments (CONTRIBUTING.md, Tests).
+	level := cmp.Or(os.Getenv("MQGATE_TEST_LOG_LEVEL"), "info")
+	g.cmd = exec.Command(mqgateBin, "serve", "-c", s.cfgPath, "-log-level", level)
 	if s.nofile > 0 {
-		g.cmd = exec.Command("/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" serve -c "$1"`, s.nofile), mqgateBin, s.cfgPath)
+		g.cmd = exec.Command("/bin/sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" serve -c "$1" -log-level "$2"`, s.nofile), mqgateBin, s.cfgPath, level)
 	}
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {

@@ -74,10 +74,8 @@ func (b *Backend) Consume(ctx context.Context, sub sdk.Subscription) (sdk.Consum
 
 	c := &consumer{b: b, group: sub.Group, polls: make(map[*context.CancelFunc]struct{}), done: make(chan struct{})}
 	opts := b.clientOpts(shared.cfg, b.Addrs())
-	if shared.cfg.embedded {
-		opts = append(opts, kgo.FetchMaxWait(embeddedFetchWait))
-	}
 	opts = append(opts,
+		kgo.FetchMaxWait(consumerFetchWait),
 		// A group's client buffers one fetch per broker until the
 		// gateway has polled all of it, and the embedded broker keeps
 		// a write buffer as large as the largest response it sent on

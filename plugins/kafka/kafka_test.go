@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/mqgate/mqgate/sdk"
 	"github.com/mqgate/mqgate/sdk/plugintest"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // newEmbedded returns a configured backend running an embedded broker on a
@@ -331,6 +334,104 @@ func TestPollWakesOnRevoke(t *testing.T) {
 	ev, err = second.Poll(ctx, 10)
 	if err != nil || len(ev.Records) == 0 || ev.Records[0].Offset != 1 || string(ev.Records[0].Value) != "1" {
 		t.Fatalf("the next owner's first records: %+v, %v; want offset 1, the first member's commit", ev.Records, err)
+	}
+}
+
+// TestPartitionFetchableLateGetsItsRecords: a member's partition that
+// becomes fetchable after the member's first fetch went out gets its
+// records once that fetch's wait ends. franz-go keeps one fetch in flight
+// per broker and does not widen it, so the fetch wait bounds how late the
+// records of a newly assigned partition can come; it was a minute with the
+// embedded broker, past this test's deadline. Here partition 0 has a
+// commit, so it is fetchable at once, and partition 1 has none: the broker
+// holds the listing of its start offset until the fetch of partition 0 is
+// out, which is the order a loaded machine sometimes gives them.
+func TestPartitionFetchableLateGetsItsRecords(t *testing.T) {
+	b := newEmbedded(t, t.TempDir(), "")
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const topic, group = "late", "g"
+	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := sdk.Subscription{Group: group, Topics: []string{topic}}
+	first, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := first.Poll(ctx, 10); err != nil || len(ev.Assigned) != 2 {
+		t.Fatalf("first member's first event: %+v, %v; want both partitions assigned", ev, err)
+	}
+	if err := first.Commit(ctx, []sdk.Offset{{Topic: topic, Qid: "0", Offset: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The second member's is the only fetch from now on; it names topics
+	// by ID, a listing by name.
+	fetchedWithout1 := make(chan struct{})
+	var fetchOnce, listOnce sync.Once
+	b.cluster.ControlKey(int16(kmsg.Fetch), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		b.cluster.KeepControl()
+		var ps []int32
+		for _, rt := range r.(*kmsg.FetchRequest).Topics {
+			for _, rp := range rt.Partitions {
+				ps = append(ps, rp.Partition)
+			}
+		}
+		if slices.Contains(ps, 0) && !slices.Contains(ps, 1) {
+			fetchOnce.Do(func() { close(fetchedWithout1) })
+		}
+		return nil, nil, false
+	})
+	b.cluster.ControlKey(int16(kmsg.ListOffsets), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		b.cluster.KeepControl()
+		lists1 := false
+		for _, rt := range r.(*kmsg.ListOffsetsRequest).Topics {
+			for _, rp := range rt.Partitions {
+				lists1 = lists1 || rt.Topic == topic && rp.Partition == 1
+			}
+		}
+		if lists1 {
+			listOnce.Do(func() {
+				b.cluster.SleepControl(func() {
+					select {
+					case <-fetchedWithout1:
+					case <-ctx.Done():
+					}
+				})
+			})
+		}
+		return nil, nil, false
+	})
+
+	second, err := b.Consume(ctx, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	select {
+	case <-fetchedWithout1:
+	case <-ctx.Done():
+		t.Fatal("the member never fetched partition 0 alone")
+	}
+	if _, err := b.Produce(ctx, []sdk.Record{{Topic: topic, Partition: 1, Value: []byte("late")}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev, err := second.Poll(ctx, 10)
+		if err != nil {
+			t.Fatalf("waiting for partition 1's record: %v", err)
+		}
+		if len(ev.Records) > 0 {
+			if r := ev.Records[0]; r.Qid != "1" || string(r.Value) != "late" {
+				t.Fatalf("records %+v; want partition 1's", ev.Records)
+			}
+			return
+		}
 	}
 }
 
