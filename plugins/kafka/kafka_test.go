@@ -284,34 +284,41 @@ func TestDefaultPartitions(t *testing.T) {
 	}
 }
 
-// TestPollWakesOnRevoke: a member waiting in Poll learns that a new member
-// took some of its partitions.
-func TestPollWakesOnRevoke(t *testing.T) {
+// firstOfTwoPartitions starts an embedded broker with topic, of two
+// partitions, and a first member of group g on it, which has taken its
+// assignment of both. The context ends after 30 s.
+func firstOfTwoPartitions(t *testing.T, topic string) (*Backend, context.Context, sdk.Subscription, sdk.Consumer) {
+	t.Helper()
 	b := newEmbedded(t, t.TempDir(), "")
-	defer b.Close()
+	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const topic, group = "rebalanced", "g"
+	t.Cleanup(cancel)
 	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
 		t.Fatal(err)
 	}
-	sub := sdk.Subscription{Group: group, Topics: []string{topic}}
+	sub := sdk.Subscription{Group: "g", Topics: []string{topic}}
 	first, err := b.Consume(ctx, sub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer first.Close()
-	ev, err := first.Poll(ctx, 10)
-	if err != nil || len(ev.Assigned) != 2 {
+	t.Cleanup(func() { _ = first.Close() })
+	if ev, err := first.Poll(ctx, 10); err != nil || len(ev.Assigned) != 2 {
 		t.Fatalf("first member's first event: %+v, %v; want both partitions assigned", ev, err)
 	}
+	return b, ctx, sub, first
+}
 
+// TestPollWakesOnRevoke: a member waiting in Poll learns that a new member
+// took some of its partitions.
+func TestPollWakesOnRevoke(t *testing.T) {
+	const topic = "rebalanced"
+	b, ctx, sub, first := firstOfTwoPartitions(t, topic)
 	second, err := b.Consume(ctx, sub)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer second.Close()
-	ev, err = first.Poll(ctx, 10) // waits in kgo until the revoke wakes it
+	ev, err := first.Poll(ctx, 10) // waits in kgo until the revoke wakes it
 	if err != nil || len(ev.Revoked) != 1 {
 		t.Fatalf("first member's next event: %+v, %v; want one partition revoked", ev, err)
 	}
@@ -347,22 +354,8 @@ func TestPollWakesOnRevoke(t *testing.T) {
 // holds the listing of its start offset until the fetch of partition 0 is
 // out, which is the order a loaded machine sometimes gives them.
 func TestPartitionFetchableLateGetsItsRecords(t *testing.T) {
-	b := newEmbedded(t, t.TempDir(), "")
-	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const topic, group = "late", "g"
-	if err := b.EnsureTopics(ctx, []sdk.TopicSpec{{Name: topic, Partitions: 2}}); err != nil {
-		t.Fatal(err)
-	}
-	sub := sdk.Subscription{Group: group, Topics: []string{topic}}
-	first, err := b.Consume(ctx, sub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ev, err := first.Poll(ctx, 10); err != nil || len(ev.Assigned) != 2 {
-		t.Fatalf("first member's first event: %+v, %v; want both partitions assigned", ev, err)
-	}
+	const topic = "late"
+	b, ctx, sub, first := firstOfTwoPartitions(t, topic)
 	if err := first.Commit(ctx, []sdk.Offset{{Topic: topic, Qid: "0", Offset: 0}}); err != nil {
 		t.Fatal(err)
 	}
